@@ -1,0 +1,185 @@
+#include "committer.h"
+
+#include <time.h>
+
+#include <algorithm>
+#include <climits>
+
+#include "errors.h"
+#include "partition.h"
+#include "segment.h"
+
+namespace tidelog {
+
+namespace {
+constexpr int64_t housekeeping_interval_ns = 1'000'000'000;
+}
+
+int64_t committer::monotonic_ns() {
+    struct timespec ts;
+    ::clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1'000'000'000LL + ts.tv_nsec;
+}
+
+committer::committer() : _next_housekeeping_ns(monotonic_ns() + housekeeping_interval_ns) {
+    _thread = std::thread([this] { run(); });
+}
+
+committer::~committer() { stop(); }
+
+void committer::stop() {
+    {
+        std::lock_guard<std::mutex> g(_mu);
+        if (_stop) {
+            if (!_thread.joinable()) return;
+        }
+        _stop = true;
+    }
+    _flusher_cv.notify_all();
+    if (_thread.joinable()) _thread.join();
+}
+
+void committer::register_partition(partition* p) {
+    std::lock_guard<std::mutex> g(_mu);
+    _partitions.insert(p);
+}
+
+void committer::unregister_partition(partition* p) {
+    std::unique_lock<std::mutex> lk(_mu);
+    _waiters_cv.wait(lk, [&] { return !_busy; });
+    _partitions.erase(p);
+    _pending.erase(p);
+}
+
+uint64_t committer::note_written(partition* p, std::shared_ptr<segment> seg, const recovery_point& point,
+                                 int64_t deadline_ns) {
+    std::lock_guard<std::mutex> g(_mu);
+    if (!_failure.empty()) throw error(errc::io_error, "log unusable after a failed fdatasync: " + _failure);
+    auto [it, fresh] = _pending.try_emplace(p);
+    pending_flush& e = it->second;
+    if (e.segments.empty() || e.segments.back() != seg) e.segments.push_back(std::move(seg));
+    e.point = point;
+    e.deadline_ns = fresh ? deadline_ns : std::min(e.deadline_ns, deadline_ns);
+    uint64_t ticket = ++_written;
+    if (fresh && !_busy) _flusher_cv.notify_one();
+    return ticket;
+}
+
+void committer::wait_durable(uint64_t ticket) {
+    std::unique_lock<std::mutex> lk(_mu);
+    _durable_waits.fetch_add(1, std::memory_order_relaxed);
+    if (_durable >= ticket) return;
+    ++_sync_waiters;
+    _flusher_cv.notify_one();
+    _waiters_cv.wait(lk, [&] { return _durable >= ticket || !_failure.empty(); });
+    --_sync_waiters;
+    if (_durable < ticket) throw error(errc::io_error, "fdatasync failed; the append is not durable: " + _failure);
+}
+
+void committer::flush_all() {
+    std::unique_lock<std::mutex> lk(_mu);
+    uint64_t ticket = _written;
+    _requested = std::max(_requested, ticket);
+    _flusher_cv.notify_one();
+    _waiters_cv.wait(lk, [&] { return (_durable >= ticket && !_busy) || !_failure.empty() || _stop; });
+    if (!_failure.empty()) throw error(errc::io_error, "fdatasync failed: " + _failure);
+}
+
+void committer::count_append(uint64_t frames, uint64_t bytes) {
+    _appends.fetch_add(1, std::memory_order_relaxed);
+    _frames.fetch_add(frames, std::memory_order_relaxed);
+    _bytes.fetch_add(bytes, std::memory_order_relaxed);
+}
+
+void committer::count_segment_deleted() { _segments_deleted.fetch_add(1, std::memory_order_relaxed); }
+
+committer_stats committer::stats() const {
+    committer_stats s;
+    s.appends = _appends.load();
+    s.frames = _frames.load();
+    s.bytes = _bytes.load();
+    s.fdatasyncs = _fdatasyncs.load();
+    s.flushes = _flushes.load();
+    s.durable_waits = _durable_waits.load();
+    s.checkpoints = _checkpoints.load();
+    s.segments_deleted = _segments_deleted.load();
+    return s;
+}
+
+void committer::run() {
+    std::unique_lock<std::mutex> lk(_mu);
+    while (true) {
+        int64_t now = monotonic_ns();
+        int64_t next_deadline = INT64_MAX;
+        for (auto& [p, e] : _pending) next_deadline = std::min(next_deadline, e.deadline_ns);
+        bool urgent = _sync_waiters > 0 || _requested > _durable || _stop;
+        if (!_pending.empty() && _failure.empty() && (urgent || next_deadline <= now)) {
+            flush_locked(lk);
+            continue;
+        }
+        if (_requested > _durable && _pending.empty()) _durable = std::max(_durable, _written);
+        if (_stop) break;
+        if (now >= _next_housekeeping_ns) {
+            housekeeping_locked(lk);
+            continue;
+        }
+        int64_t wake = std::min(next_deadline, _next_housekeeping_ns);
+        _waiters_cv.notify_all();
+        _flusher_cv.wait_for(lk, std::chrono::nanoseconds(std::max<int64_t>(wake - now, 0)));
+    }
+    _waiters_cv.notify_all();
+}
+
+void committer::flush_locked(std::unique_lock<std::mutex>& lk) {
+    uint64_t target = _written;
+    auto batch = std::move(_pending);
+    _pending.clear();
+    _busy = true;
+    lk.unlock();
+    std::string failure;
+    uint64_t syncs = 0;
+    for (auto& [p, e] : batch) {
+        try {
+            for (auto& seg : e.segments) {
+                seg->datasync();
+                ++syncs;
+            }
+        } catch (const std::exception& ex) {
+            // Never retry a failed fsync: the kernel may have dropped the dirty
+            // pages already (the PostgreSQL "fsyncgate" lesson).
+            failure = ex.what();
+            break;
+        }
+    }
+    if (failure.empty())
+        for (auto& [p, e] : batch) p->on_durable(e.point);
+    _fdatasyncs.fetch_add(syncs, std::memory_order_relaxed);
+    _flushes.fetch_add(1, std::memory_order_relaxed);
+    lk.lock();
+    _busy = false;
+    if (failure.empty())
+        _durable = std::max(_durable, target);
+    else
+        _failure = failure;
+    _waiters_cv.notify_all();
+}
+
+void committer::housekeeping_locked(std::unique_lock<std::mutex>& lk) {
+    std::vector<partition*> parts(_partitions.begin(), _partitions.end());
+    _busy = true;
+    lk.unlock();
+    for (partition* p : parts) {
+        try {
+            if (p->write_checkpoint()) _checkpoints.fetch_add(1, std::memory_order_relaxed);
+            p->enforce_retention();
+        } catch (const std::exception&) {
+            // Housekeeping is retried next round; appends report real I/O errors.
+        }
+    }
+    lk.lock();
+    _busy = false;
+    _next_housekeeping_ns = monotonic_ns() + housekeeping_interval_ns;
+    _waiters_cv.notify_all();
+}
+
+}  // namespace tidelog

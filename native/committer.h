@@ -1,0 +1,104 @@
+#pragma once
+// Group commit: one committer per log, one flusher thread.
+//
+// Appenders write frames into the page cache, then call note_written(), which
+// records the dirty segment and returns a ticket. Whoever needs durability calls
+// wait_durable(ticket) and sleeps (the caller has released the GIL). The flusher
+// takes everything written so far, fdatasyncs each dirty segment through the
+// descriptor that wrote it, tells each partition how far it is now durable,
+// advances the durable ticket and wakes every waiter it covered: concurrent
+// appenders share one fdatasync per segment (PostgreSQL's XLogFlush and
+// Redpanda's flush debouncing work the same way).
+//
+// The flusher also runs housekeeping about once a second: recovery checkpoints
+// and retention for every registered partition.
+//
+// Concurrency: all public methods are thread-safe. Lock order: a partition's
+// mutex may be held while calling note_written; the flusher never holds the
+// committer mutex while calling into a partition.
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "recovery_checkpoint.h"
+
+namespace tidelog {
+
+class partition;
+class segment;
+
+struct committer_stats {
+    uint64_t appends = 0;
+    uint64_t frames = 0;
+    uint64_t bytes = 0;
+    uint64_t fdatasyncs = 0;
+    uint64_t flushes = 0;
+    uint64_t durable_waits = 0;
+    uint64_t checkpoints = 0;
+    uint64_t segments_deleted = 0;
+};
+
+class committer {
+public:
+    committer();
+    ~committer();
+    committer(const committer&) = delete;
+    committer& operator=(const committer&) = delete;
+
+    void register_partition(partition* p);
+    /// Returns once no flush or housekeeping is using p.
+    void unregister_partition(partition* p);
+
+    /// Records that `seg` of `p` holds data up to `point`, to be flushed by
+    /// deadline_ns (CLOCK_MONOTONIC). Returns the ticket to wait for.
+    uint64_t note_written(partition* p, std::shared_ptr<segment> seg, const recovery_point& point,
+                          int64_t deadline_ns);
+    /// Blocks until everything up to ticket is durable; throws if a flush failed.
+    void wait_durable(uint64_t ticket);
+    /// Flushes everything written so far and waits for it.
+    void flush_all();
+    void stop();
+
+    void count_append(uint64_t frames, uint64_t bytes);
+    void count_segment_deleted();
+    committer_stats stats() const;
+
+    static int64_t monotonic_ns();
+
+private:
+    struct pending_flush {
+        std::vector<std::shared_ptr<segment>> segments;
+        recovery_point point{};
+        int64_t deadline_ns = 0;
+    };
+    void run();
+    void flush_locked(std::unique_lock<std::mutex>& lk);
+    void housekeeping_locked(std::unique_lock<std::mutex>& lk);
+
+    mutable std::mutex _mu;
+    std::condition_variable _flusher_cv;  // wakes the flusher
+    std::condition_variable _waiters_cv;  // wakes appenders and unregister
+    std::unordered_map<partition*, pending_flush> _pending;
+    std::unordered_set<partition*> _partitions;
+    uint64_t _written = 0;
+    uint64_t _durable = 0;
+    uint64_t _requested = 0;  // flush_all() asks for at least this ticket
+    int _sync_waiters = 0;
+    bool _busy = false;
+    bool _stop = false;
+    std::string _failure;  // set once an fdatasync failed: the log is then unusable
+    int64_t _next_housekeeping_ns = 0;
+
+    std::atomic<uint64_t> _appends{0}, _frames{0}, _bytes{0}, _fdatasyncs{0}, _flushes{0}, _durable_waits{0},
+        _checkpoints{0}, _segments_deleted{0};
+    std::thread _thread;
+};
+
+}  // namespace tidelog

@@ -1,0 +1,54 @@
+#include "frame.h"
+
+#include "crc32c.h"
+
+namespace tidelog {
+
+const char* describe(frame_check c) {
+    switch (c) {
+        case frame_check::ok: return "ok";
+        case frame_check::end_of_data: return "end of data";
+        case frame_check::truncated: return "frame extends past the end of the file";
+        case frame_check::bad_magic: return "bad magic";
+        case frame_check::bad_header: return "inconsistent header";
+        case frame_check::bad_crc: return "CRC32C mismatch";
+    }
+    return "?";
+}
+
+uint32_t frame_crc_with_payload_crc(const frame_header& h, uint32_t payload_crc) {
+    const uint8_t* raw = reinterpret_cast<const uint8_t*>(&h);
+    return crc32c_extend(payload_crc, raw + 8, frame_header_bytes - 8);
+}
+
+uint32_t frame_crc(const frame_header& h, const uint8_t* payload) {
+    return frame_crc_with_payload_crc(h, crc32c(payload, h.payload_length));
+}
+
+frame_check check_header(const uint8_t* p, uint64_t available) {
+    if (available < frame_header_bytes) {
+        for (uint64_t i = 0; i < available; ++i)
+            if (p[i]) return frame_check::truncated;
+        return frame_check::end_of_data;
+    }
+    frame_header h = load_header(p);
+    if (h.magic != frame_magic) {
+        static const uint8_t zeros[frame_header_bytes] = {};
+        return std::memcmp(p, zeros, frame_header_bytes) == 0 ? frame_check::end_of_data : frame_check::bad_magic;
+    }
+    if (h.version != frame_version || h.header_length != frame_header_bytes || h.payload_offset < frame_header_bytes ||
+        h.payload_offset % frame_alignment != 0 || h.payload_length > max_frame_bytes || h.base_offset < 0 ||
+        h.codec > static_cast<uint16_t>(frame_codec::zstd) || h.min_timestamp > h.max_timestamp)
+        return frame_check::bad_header;
+    if (h.frame_length() > available) return frame_check::truncated;
+    return frame_check::ok;
+}
+
+frame_check check_frame(const uint8_t* p, uint64_t available) {
+    frame_check c = check_header(p, available);
+    if (c != frame_check::ok) return c;
+    frame_header h = load_header(p);
+    return frame_crc(h, p + h.payload_offset) == h.crc ? frame_check::ok : frame_check::bad_crc;
+}
+
+}  // namespace tidelog

@@ -1,0 +1,74 @@
+#pragma once
+// The frame: the unit of storage. One appended batch is one frame, starting at
+// an 8-byte-aligned segment position. Layout (little-endian), see docs/FORMAT.md:
+//
+//   0  u32 magic           "TLF1"
+//   4  u32 crc32c          over the payload, then bytes [8, 64) of the header
+//   8  u16 version         1
+//  10  u16 header_length   64
+//  12  u16 codec           0 none, 1 zstd
+//  14  u16 flags           bit 0: payload is a whole Arrow IPC stream
+//  16  i64 base_offset
+//  24  u32 record_count
+//  28  u32 schema_id
+//  32  i64 min_timestamp   ns since the epoch
+//  40  i64 max_timestamp
+//  48  u64 payload_length  stored (possibly compressed) bytes
+//  56  u32 payload_offset  from the frame start; >= 64, a multiple of 8
+//  60  u32 reserved        0
+//  [padding to payload_offset, zeros][payload][padding to 8, zeros]
+#include <cstdint>
+#include <cstring>
+
+#include "units.h"
+
+namespace tidelog {
+
+constexpr uint32_t frame_magic = 0x31464C54u;  // bytes "TLF1"
+constexpr uint16_t frame_version = 1;
+constexpr uint32_t frame_header_bytes = 64;
+
+enum class frame_codec : uint16_t { none = 0, zstd = 1 };
+constexpr uint16_t frame_flag_ipc_stream = 1;
+
+struct frame_header {
+    uint32_t magic;
+    uint32_t crc;
+    uint16_t version;
+    uint16_t header_length;
+    uint16_t codec;
+    uint16_t flags;
+    int64_t base_offset;
+    uint32_t record_count;
+    uint32_t schema_id;
+    int64_t min_timestamp;
+    int64_t max_timestamp;
+    uint64_t payload_length;
+    uint32_t payload_offset;
+    uint32_t reserved;
+
+    uint64_t frame_length() const { return align_up(uint64_t{payload_offset} + payload_length, frame_alignment); }
+    int64_t next_offset() const { return base_offset + record_count; }
+};
+static_assert(sizeof(frame_header) == frame_header_bytes, "frame header is 64 bytes");
+
+/// Why a frame was rejected; end_of_data is the normal end of a preallocated segment.
+enum class frame_check : uint8_t { ok, end_of_data, truncated, bad_magic, bad_header, bad_crc };
+const char* describe(frame_check c);
+
+inline frame_header load_header(const uint8_t* p) {
+    frame_header h;
+    std::memcpy(&h, p, sizeof h);
+    return h;
+}
+
+/// CRC over the payload, then header bytes [8, 64). Payload first so appenders
+/// can checksum their payload before they know its offset and position.
+uint32_t frame_crc(const frame_header& h, const uint8_t* payload);
+uint32_t frame_crc_with_payload_crc(const frame_header& h, uint32_t payload_crc);
+/// Structural checks only (magic, version, lengths fit in `available` bytes).
+frame_check check_header(const uint8_t* p, uint64_t available);
+/// Structural checks plus CRC.
+frame_check check_frame(const uint8_t* p, uint64_t available);
+
+}  // namespace tidelog

@@ -1,0 +1,49 @@
+#pragma once
+// The log folder as a whole: the writer lock, the clean-shutdown marker and
+// the committer shared by every partition.
+//
+//   <log>/LOCK            flock(LOCK_EX) by the single writer process; holds its pid
+//   <log>/clean-shutdown  present only while no writer has the log open, after
+//                         a clean close; its absence at open means "recover"
+//
+// Concurrency: open_partition and stats are thread-safe; close() is called once.
+#include <memory>
+#include <string>
+
+#include "committer.h"
+#include "file_handle.h"
+#include "partition.h"
+
+namespace tidelog {
+
+class log_core {
+public:
+    log_core(const std::string& path, bool read_only);
+    ~log_core();
+    log_core(const log_core&) = delete;
+    log_core& operator=(const log_core&) = delete;
+
+    bool read_only() const { return _read_only; }
+    /// Whether the previous writer closed the log cleanly (always true for readers).
+    bool was_clean() const { return _was_clean; }
+    const std::string& path() const { return _path; }
+    std::unique_ptr<partition> open_partition(const std::string& dir, const partition_config& config);
+    committer_stats stats() const { return _committer ? _committer->stats() : committer_stats{}; }
+    void flush_all();
+    /// Blocks until the committer's durable ticket reaches ticket (see committer).
+    void wait_durable(uint64_t ticket) {
+        if (ticket) _committer->wait_durable(ticket);
+    }
+    /// After every partition is closed: stop the flusher, mark the shutdown clean.
+    void close();
+
+private:
+    std::string _path;
+    bool _read_only;
+    bool _was_clean = true;
+    bool _closed = false;
+    file_handle _lock;
+    std::unique_ptr<committer> _committer;
+};
+
+}  // namespace tidelog

@@ -1,0 +1,511 @@
+#include "partition.h"
+
+#include <dirent.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <chrono>
+#include <climits>
+#include <cstdlib>
+
+#include "crc32c.h"
+#include "errors.h"
+#include "units.h"
+
+namespace tidelog {
+
+namespace {
+
+int64_t wall_ns() {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+std::vector<int64_t> list_segment_bases(const std::string& dir) {
+    std::vector<int64_t> bases;
+    DIR* d = ::opendir(dir.c_str());
+    if (!d) {
+        if (errno == ENOENT) return bases;
+        throw_errno("opendir " + dir);
+    }
+    while (struct dirent* e = ::readdir(d)) {
+        std::string name = e->d_name;
+        if (name.size() != 24 || name.compare(20, 4, ".log") != 0) continue;
+        if (name.find_first_not_of("0123456789") != 20) continue;
+        bases.push_back(std::strtoll(name.substr(0, 20).c_str(), nullptr, 10));
+    }
+    ::closedir(d);
+    std::sort(bases.begin(), bases.end());
+    return bases;
+}
+
+}  // namespace
+
+partition::partition(committer* c, const std::string& dir, const partition_config& config, bool read_only,
+                     bool clean_shutdown)
+    : _committer(c),
+      _dir(dir),
+      _config(config),
+      _read_only(read_only),
+      _checkpoint((read_only ? (make_directories(dir), dir) : (make_directories(dir), dir)) + "/recovery-checkpoint",
+                  read_only),
+      _shared(dir + "/state", !read_only) {
+    if (config.segment_bytes == 0 || config.segment_bytes > max_segment_bytes)
+        throw error(errc::invalid_argument, "segment_bytes must be in [1, 2 GiB)");
+    if (read_only) {
+        open_reader();
+    } else {
+        open_writer(clean_shutdown);
+        _committer->register_partition(this);
+    }
+}
+
+partition::~partition() {
+    if (!_read_only && !_closed) {
+        try {
+            close();
+        } catch (...) {
+        }
+    }
+}
+
+void partition::open_reader() {
+    std::lock_guard<std::mutex> g(_mu);
+    refresh_segments_locked();
+}
+
+bool partition::refresh_segments_locked() {
+    // Reader processes: pick up segments the writer rolled to, drop deleted ones.
+    // The directory's mtime changes whenever a segment is created or unlinked.
+    struct stat st;
+    if (::stat(_dir.c_str(), &st) == 0 && !_segments.empty() && st.st_mtim.tv_sec == _dir_mtime.tv_sec &&
+        st.st_mtim.tv_nsec == _dir_mtime.tv_nsec)
+        return false;
+    _dir_mtime = st.st_mtim;
+    std::vector<int64_t> bases = list_segment_bases(_dir);
+    std::vector<std::shared_ptr<segment>> next;
+    bool changed = bases.size() != _segments.size();
+    for (int64_t b : bases) {
+        auto it = std::find_if(_segments.begin(), _segments.end(),
+                               [&](const std::shared_ptr<segment>& s) { return s->base_offset() == b; });
+        if (it != _segments.end()) {
+            next.push_back(*it);
+            continue;
+        }
+        changed = true;
+        try {
+            next.push_back(segment::open(_dir, b, true));
+        } catch (const error& e) {
+            if (e.code() != errc::not_found) throw;  // deleted between listing and opening
+        }
+    }
+    _segments = std::move(next);
+    _shared.retry_open();
+    return changed;
+}
+
+void partition::open_writer(bool clean_shutdown) {
+    std::vector<int64_t> bases = list_segment_bases(_dir);
+    std::optional<recovery_point> cp = _checkpoint.load();
+    if (bases.empty()) {
+        _segments.push_back(segment::create(_dir, cp ? cp->next_offset : 0));
+        fsync_directory(_dir);
+    } else {
+        for (int64_t b : bases) _segments.push_back(segment::open(_dir, b, false));
+    }
+    // Sealed segments end where the next begins; they were flushed and trimmed
+    // before the checkpoint moved past them.
+    for (size_t i = 0; i + 1 < _segments.size(); ++i) {
+        auto& s = _segments[i];
+        s->set_end(s->log_file().size(), _segments[i + 1]->base_offset(), s->index().max_timestamp());
+    }
+
+    if (clean_shutdown) {
+        // Trust the log; walk only the frames behind the last index entry.
+        auto& last = _segments.back();
+        uint64_t file_bytes = last->log_file().size();
+        if (!last->index().consistent_with(file_bytes)) last->index().reset();
+        offset_index_entry e = last->index().entry_for_offset(UINT32_MAX);
+        scan_result r = last->scan(e.position, last->base_offset() + e.relative_offset, UINT64_MAX, false);
+        if (r.stop != frame_check::end_of_data) {
+            // A clean marker over a bad tail: validate the segment properly.
+            recover(_segments.size() - 1, 0);
+        } else {
+            last->set_end(r.valid_bytes, r.next_offset, r.max_timestamp);
+        }
+    } else {
+        size_t first = 0;
+        uint64_t verify_from = 0;
+        if (cp) {
+            auto it = std::find_if(_segments.begin(), _segments.end(),
+                                   [&](const std::shared_ptr<segment>& s) { return s->base_offset() == cp->segment_base; });
+            if (it != _segments.end()) {
+                first = static_cast<size_t>(it - _segments.begin());
+                verify_from = cp->position;
+            }
+        }
+        recover(first, verify_from);
+    }
+    int64_t end = _segments.back()->next_offset();
+    _visible_end.store(end, std::memory_order_release);
+    _durable = recovery_point{_segments.back()->base_offset(), _segments.back()->size(), end};
+    _shared.publish(end, _segments.front()->base_offset());
+}
+
+void partition::recover(size_t first, uint64_t verify_from) {
+    // Frames of the first segment before verify_from were durable at the last
+    // checkpoint: walk their headers only (to rebuild the index). Every frame
+    // after that is CRC-checked, and the first bad one ends the log.
+    for (size_t i = first; i < _segments.size(); ++i) {
+        auto& s = _segments[i];
+        s->index().reset();
+        scan_result r = s->scan(0, s->base_offset(), i == first ? verify_from : 0, true);
+        if (i == first && verify_from > 0 && r.stop != frame_check::end_of_data && r.valid_bytes < verify_from) {
+            // The checkpoint disagrees with the log (it is derived data too): check it all.
+            s->index().reset();
+            r = s->scan(0, s->base_offset(), 0, true);
+        }
+        s->set_end(r.valid_bytes, r.next_offset, r.max_timestamp);
+        bool torn = r.stop != frame_check::end_of_data;
+        if (torn)
+            _events.push_back({s->log_path(), r.valid_bytes, r.file_bytes - r.valid_bytes, r.next_offset,
+                               describe(r.stop)});
+        if (r.valid_bytes < r.file_bytes) s->truncate_to(r.valid_bytes);
+        bool gap = !torn && i + 1 < _segments.size() && r.next_offset != _segments[i + 1]->base_offset();
+        if (torn || gap) {
+            // Everything after a bad frame is unreachable: drop later segments (Kafka does the same).
+            for (size_t j = i + 1; j < _segments.size(); ++j) {
+                auto& later = _segments[j];
+                _events.push_back({later->log_path(), 0, later->log_file().size(), later->base_offset(),
+                                   torn ? "segment after a truncated one" : "segment does not continue the previous one"});
+                later->remove_files();
+            }
+            _segments.resize(i + 1);
+            fsync_directory(_dir);
+            break;
+        }
+    }
+    for (auto& s : _segments) s->index().sync();
+}
+
+void partition::publish_locked(int64_t visible_end) {
+    int64_t prev = _visible_end.load(std::memory_order_relaxed);
+    if (visible_end <= prev) return;
+    _visible_end.store(visible_end, std::memory_order_release);
+    _shared.publish(visible_end, _segments.front()->base_offset());
+}
+
+append_result partition::append(const append_request& req) {
+    if (_read_only) throw error(errc::read_only, "partition opened read-only: " + _dir);
+    uint64_t payload_length = 0;
+    uint32_t payload_crc = 0;
+    for (int i = 0; i < req.piece_count; ++i) {
+        payload_crc = crc32c_extend(payload_crc, req.pieces[i].iov_base, req.pieces[i].iov_len);
+        payload_length += req.pieces[i].iov_len;
+    }
+    if (payload_length + frame_header_bytes + body_alignment > max_frame_bytes)
+        throw error(errc::too_large, "batch of " + std::to_string(payload_length) + " bytes is over the 2 GiB frame limit");
+    if (req.min_timestamp > req.max_timestamp) throw error(errc::invalid_argument, "min_timestamp > max_timestamp");
+
+    std::lock_guard<std::mutex> g(_mu);
+    if (_closed) throw error(errc::closed, "partition is closed: " + _dir);
+    auto seg = _segments.back();
+    uint64_t upper = align_up(frame_header_bytes + body_alignment + payload_length, frame_alignment);
+    bool too_big = seg->size() > 0 && seg->size() + upper > _config.segment_bytes;
+    bool too_old = _config.segment_ms >= 0 && seg->size() > 0 &&
+                   wall_ns() - seg->created_ns() >= _config.segment_ms * ns_per_ms;
+    if (too_big || too_old) {
+        roll_locked();
+        seg = _segments.back();
+    }
+    uint64_t position = seg->size();
+    frame_header h{};
+    h.magic = frame_magic;
+    h.version = frame_version;
+    h.header_length = frame_header_bytes;
+    h.codec = req.codec;
+    h.flags = req.flags;
+    h.base_offset = seg->next_offset();
+    h.record_count = req.record_count;
+    h.schema_id = req.schema_id;
+    h.min_timestamp = req.min_timestamp;
+    h.max_timestamp = req.max_timestamp;
+    h.payload_length = payload_length;
+    h.payload_offset = frame_header_bytes;
+    if (req.body_offset >= 0 && req.body_offset % frame_alignment == 0) {
+        uint64_t body = position + frame_header_bytes + static_cast<uint64_t>(req.body_offset);
+        h.payload_offset += static_cast<uint32_t>((body_alignment - body % body_alignment) % body_alignment);
+    }
+    h.crc = frame_crc_with_payload_crc(h, payload_crc);
+    seg->append(h, req.pieces, req.piece_count);
+    _committer->count_append(1, h.frame_length());
+
+    int64_t end = h.next_offset();
+    recovery_point point{seg->base_offset(), seg->size(), end};
+    uint64_t ticket = 0;
+    int64_t now = committer::monotonic_ns();
+    switch (_config.durability) {
+        case durability_mode::fsync:
+            ticket = _committer->note_written(this, seg, point, now);
+            break;
+        case durability_mode::interval:
+            publish_locked(end);
+            ticket = _committer->note_written(this, seg, point, now + _config.flush_interval_ms * ns_per_ms);
+            break;
+        case durability_mode::none:
+            publish_locked(end);
+            break;
+    }
+    return {h.base_offset, ticket};
+}
+
+void partition::roll_locked() {
+    auto old = _segments.back();
+    old->seal();
+    // Even in "none" mode a sealed segment is flushed soon (as Kafka flushes on
+    // roll), so the recovery checkpoint can move past it.
+    _committer->note_written(this, old, {old->base_offset(), old->size(), old->next_offset()},
+                             committer::monotonic_ns());
+    auto next = segment::create(_dir, old->next_offset());
+    fsync_directory(_dir);
+    _segments.push_back(std::move(next));
+}
+
+void partition::on_durable(const recovery_point& point) {
+    {
+        std::lock_guard<std::mutex> g(_durable_mu);
+        if (point.next_offset >= _durable.next_offset) _durable = point;
+    }
+    if (_config.durability == durability_mode::fsync) {
+        std::lock_guard<std::mutex> g(_mu);
+        publish_locked(point.next_offset);
+    }
+}
+
+bool partition::write_checkpoint() {
+    recovery_point point;
+    {
+        std::lock_guard<std::mutex> g(_durable_mu);
+        point = _durable;
+    }
+    if (point.next_offset == _checkpointed.next_offset && point.position == _checkpointed.position) return false;
+    // Index entries below the checkpoint are trusted at recovery: make them durable first.
+    std::vector<std::shared_ptr<segment>> segs;
+    {
+        std::lock_guard<std::mutex> g(_mu);
+        segs = _segments;
+    }
+    for (auto& s : segs)
+        if (s->base_offset() >= _checkpointed.segment_base && s->base_offset() <= point.segment_base)
+            s->index().sync();
+    _checkpoint.store(point);
+    _checkpointed = point;
+    return true;
+}
+
+void partition::enforce_retention() {
+    if (_read_only || (_config.retention_bytes < 0 && _config.retention_ms < 0)) return;
+    std::vector<std::shared_ptr<segment>> doomed;
+    {
+        std::lock_guard<std::mutex> g(_mu);
+        if (_closed) return;
+        uint64_t total = 0;
+        for (auto& s : _segments) total += s->size();
+        int64_t now = wall_ns();
+        while (_segments.size() > 1) {
+            auto& front = _segments.front();
+            bool expired = _config.retention_ms >= 0 && front->max_timestamp() != INT64_MIN &&
+                           front->max_timestamp() < now - _config.retention_ms * ns_per_ms;
+            bool oversize = _config.retention_bytes >= 0 &&
+                            total - front->size() >= static_cast<uint64_t>(_config.retention_bytes);
+            if (!expired && !oversize) break;
+            total -= front->size();
+            doomed.push_back(front);
+            _segments.erase(_segments.begin());
+        }
+        if (doomed.empty()) return;
+        _shared.publish(_visible_end.load(), _segments.front()->base_offset());
+    }
+    // Readers holding a mapping keep the inode alive; unlink is safe.
+    for (auto& s : doomed) {
+        s->remove_files();
+        _committer->count_segment_deleted();
+    }
+    fsync_directory(_dir);
+}
+
+std::vector<std::shared_ptr<segment>> partition::snapshot(int64_t* visible_end) {
+    std::lock_guard<std::mutex> g(_mu);
+    if (_read_only) {
+        _shared.retry_open();
+        *visible_end = _shared.visible_end();
+        refresh_segments_locked();
+    } else {
+        *visible_end = _visible_end.load(std::memory_order_acquire);
+    }
+    return _segments;
+}
+
+int64_t partition::start_offset() {
+    std::lock_guard<std::mutex> g(_mu);
+    if (_read_only) {
+        refresh_segments_locked();
+    }
+    return _segments.empty() ? 0 : _segments.front()->base_offset();
+}
+
+int64_t partition::end_offset() {
+    if (_read_only) {
+        _shared.retry_open();
+        return _shared.visible_end();
+    }
+    return _visible_end.load(std::memory_order_acquire);
+}
+
+uint64_t partition::size_bytes() {
+    int64_t visible;
+    auto segs = snapshot(&visible);
+    uint64_t total = 0;
+    for (auto& s : segs) total += _read_only ? s->log_file().size() : s->size();
+    return total;
+}
+
+size_t partition::segment_count() {
+    int64_t visible;
+    return snapshot(&visible).size();
+}
+
+bool partition::wait_for_data(int64_t known_end, int64_t timeout_ns) {
+    int64_t deadline = timeout_ns < 0 ? INT64_MAX : committer::monotonic_ns() + timeout_ns;
+    while (true) {
+        uint32_t seq = _shared.sequence();
+        if (end_offset() > known_end) return true;
+        int64_t left = timeout_ns < 0 ? -1 : deadline - committer::monotonic_ns();
+        if (timeout_ns >= 0 && left <= 0) return false;
+        if (!_shared.available()) {
+            // No writer has created the state file yet: poll it at a coarse interval.
+            struct timespec ts{0, 10'000'000};
+            ::nanosleep(&ts, nullptr);
+            _shared.retry_open();
+            continue;
+        }
+        _shared.wait_change(seq, left);
+    }
+}
+
+std::vector<frame_ref> partition::frames(int64_t start_offset, int64_t end_offset, int64_t min_timestamp,
+                                         int64_t max_timestamp, size_t max_frames) {
+    std::vector<frame_ref> out;
+    int64_t visible;
+    auto segs = snapshot(&visible);
+    end_offset = std::min(end_offset, visible);
+    if (segs.empty() || start_offset >= end_offset || max_frames == 0) return out;
+    start_offset = std::max(start_offset, segs.front()->base_offset());
+
+    // First segment: the one holding start_offset, or later if time says so.
+    size_t i = 0;
+    while (i + 1 < segs.size() && segs[i + 1]->base_offset() <= start_offset) ++i;
+    if (min_timestamp > INT64_MIN)
+        while (i + 1 < segs.size() && segs[i]->index().max_timestamp() < min_timestamp &&
+               segs[i]->max_timestamp() < min_timestamp)
+            ++i;
+
+    for (; i < segs.size() && out.size() < max_frames; ++i) {
+        auto& s = segs[i];
+        if (_read_only) s->index().refresh();
+        int64_t limit = std::min(end_offset, i + 1 < segs.size() ? segs[i + 1]->base_offset() : INT64_MAX);
+        offset_index_entry e{0, 0};
+        if (start_offset > s->base_offset())
+            e = s->index().entry_for_offset(static_cast<uint32_t>(start_offset - s->base_offset()));
+        if (min_timestamp > INT64_MIN) {
+            offset_index_entry t = s->index().entry_for_time(min_timestamp);
+            if (t.position > e.position) e = t;
+        }
+        uint64_t pos = e.position;
+        int64_t offset = s->base_offset() + e.relative_offset;
+        std::shared_ptr<mapped_region> region;
+        while (offset < limit && out.size() < max_frames) {
+            // Only read a header we know was written: its offset is below the
+            // published end and below the next segment's base.
+            if (!region || region->length() < pos + frame_header_bytes) {
+                try {
+                    region = s->mapping(pos + frame_header_bytes);
+                } catch (const error& err) {
+                    if (_read_only && err.code() == errc::corrupt) break;  // rolled and trimmed: next segment
+                    throw;
+                }
+            }
+            const uint8_t* p = region->data() + pos;
+            frame_check c = check_header(p, region->length() - pos);
+            if (c == frame_check::truncated) {
+                region = s->mapping(pos + load_header(p).frame_length());
+                p = region->data() + pos;
+                c = check_header(p, region->length() - pos);
+            }
+            if (c == frame_check::end_of_data && _read_only) break;
+            if (c != frame_check::ok)
+                throw error(errc::corrupt, std::string("bad frame in ") + s->log_path() + " at position " +
+                                               std::to_string(pos) + ": " + describe(c));
+            frame_header h = load_header(p);
+            if (h.base_offset != offset)
+                throw error(errc::corrupt, "frame at position " + std::to_string(pos) + " of " + s->log_path() +
+                                               " has offset " + std::to_string(h.base_offset) + ", expected " +
+                                               std::to_string(offset));
+            if (h.next_offset() > start_offset && h.max_timestamp >= min_timestamp && h.min_timestamp < max_timestamp)
+                out.push_back(frame_ref{region, pos, h});
+            offset = h.next_offset();
+            pos += h.frame_length();
+        }
+        if (offset >= end_offset) break;
+    }
+    return out;
+}
+
+int64_t partition::offset_for_time(int64_t timestamp) {
+    // Walk (by header) the frames the time index points at until one reaches timestamp.
+    int64_t visible;
+    auto segs = snapshot(&visible);
+    int64_t start = segs.empty() ? 0 : segs.front()->base_offset();
+    while (true) {
+        auto batch = frames(start, visible, timestamp, INT64_MAX, 64);
+        if (batch.empty()) return visible;
+        for (auto& f : batch)
+            if (f.header.max_timestamp >= timestamp) return std::max(start, f.header.base_offset);
+        start = batch.back().header.next_offset();
+    }
+}
+
+void partition::flush() {
+    if (_read_only) return;
+    _committer->flush_all();
+}
+
+void partition::close() {
+    if (_read_only || _closed) return;
+    {
+        std::lock_guard<std::mutex> g(_mu);
+        _closed = true;
+    }
+    _committer->flush_all();
+    _committer->unregister_partition(this);
+    std::lock_guard<std::mutex> g(_mu);
+    auto& last = _segments.back();
+    last->seal();
+    for (auto& s : _segments) {
+        s->datasync();
+        s->index().sync();
+    }
+    recovery_point point{last->base_offset(), last->size(), last->next_offset()};
+    _checkpoint.store(point);
+    _checkpoint.close();
+    for (auto& s : _segments) s->close();
+}
+
+void partition::remove_files() {
+    std::lock_guard<std::mutex> g(_mu);
+    for (auto& s : _segments) s->remove_files();
+    remove_file(_dir + "/state");
+    remove_file(_dir + "/recovery-checkpoint");
+}
+
+}  // namespace tidelog

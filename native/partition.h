@@ -1,0 +1,124 @@
+#pragma once
+// A partition: an ordered list of segments with dense offsets from 0.
+//
+// Concurrency: append() is thread-safe (serialized by the partition mutex; the
+// payload CRC is computed before taking it). frames(), start_offset(),
+// end_offset() and wait_for_data() may run concurrently with appends from any
+// thread; they see only published (in "fsync" mode: durable) frames. close()
+// must not race with appends.
+#include <sys/uio.h>
+#include <time.h>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "committer.h"
+#include "recovery_checkpoint.h"
+#include "segment.h"
+#include "shared_state.h"
+
+namespace tidelog {
+
+enum class durability_mode : uint8_t { none = 0, interval = 1, fsync = 2 };
+
+struct partition_config {
+    uint64_t segment_bytes = 256ull << 20;
+    int64_t segment_ms = -1;       // roll by age; <0: never
+    int64_t retention_bytes = -1;  // <0: unlimited
+    int64_t retention_ms = -1;     // <0: unlimited; judged by a segment's max timestamp
+    durability_mode durability = durability_mode::fsync;
+    int64_t flush_interval_ms = 100;  // "interval" mode
+};
+
+struct append_request {
+    const struct iovec* pieces = nullptr;
+    int piece_count = 0;
+    uint32_t record_count = 0;
+    int64_t min_timestamp = 0;
+    int64_t max_timestamp = 0;
+    uint16_t codec = 0;
+    uint16_t flags = 0;
+    uint32_t schema_id = 0;
+    /// Bytes from the payload start to the first Arrow body buffer, which the
+    /// frame layout places on a 64-byte boundary; <0 when it does not apply.
+    int64_t body_offset = -1;
+};
+
+struct append_result {
+    int64_t base_offset;
+    uint64_t ticket;  // 0 when nothing needs waiting for
+};
+
+/// Something recovery cut off or rebuilt, for the log's recovery report.
+struct recovery_event {
+    std::string file;
+    uint64_t position;
+    uint64_t bytes_dropped;
+    int64_t first_offset_dropped;
+    std::string reason;
+};
+
+class partition {
+public:
+    partition(committer* c, const std::string& dir, const partition_config& config, bool read_only,
+              bool clean_shutdown);
+    ~partition();
+    partition(const partition&) = delete;
+    partition& operator=(const partition&) = delete;
+
+    append_result append(const append_request& request);
+    /// Frames holding offsets in [start_offset, end_offset) whose time span meets
+    /// [min_timestamp, max_timestamp); at most max_frames of them.
+    std::vector<frame_ref> frames(int64_t start_offset, int64_t end_offset, int64_t min_timestamp,
+                                  int64_t max_timestamp, size_t max_frames);
+    /// The first offset whose frame's max timestamp is >= timestamp (end_offset() if none).
+    int64_t offset_for_time(int64_t timestamp);
+    int64_t start_offset();
+    int64_t end_offset();  // visible end
+    uint64_t size_bytes();
+    size_t segment_count();
+    /// Blocks until end_offset() > known_end or timeout (ns, <0 forever). GIL-free.
+    bool wait_for_data(int64_t known_end, int64_t timeout_ns);
+
+    void on_durable(const recovery_point& point);
+    bool write_checkpoint();
+    void enforce_retention();
+    void flush();
+    /// Clean close: trims the active segment, syncs everything, writes the checkpoint.
+    void close();
+    /// Removes every file of the partition (after close).
+    void remove_files();
+    const std::vector<recovery_event>& recovery_events() const { return _events; }
+    const std::string& dir() const { return _dir; }
+
+private:
+    void open_writer(bool clean_shutdown);
+    void open_reader();
+    bool refresh_segments_locked();
+    void roll_locked();
+    void publish_locked(int64_t visible_end);
+    std::vector<std::shared_ptr<segment>> snapshot(int64_t* visible_end);
+    void recover(size_t first_segment, uint64_t verify_from);
+
+    committer* _committer;
+    const std::string _dir;
+    const partition_config _config;
+    const bool _read_only;
+    std::mutex _mu;  // appends, segment list changes
+    std::vector<std::shared_ptr<segment>> _segments;
+    std::atomic<int64_t> _visible_end{0};
+    std::mutex _durable_mu;
+    recovery_point _durable{0, 0, 0};
+    recovery_point _checkpointed{-1, 0, -1};
+    recovery_checkpoint _checkpoint;
+    shared_state _shared;
+    std::vector<recovery_event> _events;
+    bool _closed = false;
+    struct timespec _dir_mtime {};
+};
+
+}  // namespace tidelog

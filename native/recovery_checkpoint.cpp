@@ -1,0 +1,63 @@
+#include "recovery_checkpoint.h"
+
+#include <fcntl.h>
+
+#include <cstring>
+
+#include "crc32c.h"
+#include "errors.h"
+
+namespace tidelog {
+
+namespace {
+constexpr uint32_t checkpoint_magic = 0x50434C54u;  // "TLCP"
+constexpr uint64_t slot_bytes = 64;
+
+struct slot {
+    uint32_t magic;
+    uint32_t crc;  // over bytes [8, 64)
+    uint64_t sequence;
+    int64_t segment_base;
+    uint64_t position;
+    int64_t next_offset;
+    uint8_t reserved[24];
+};
+static_assert(sizeof(slot) == slot_bytes, "checkpoint slot");
+
+uint32_t slot_crc(const slot& s) { return crc32c(reinterpret_cast<const uint8_t*>(&s) + 8, slot_bytes - 8); }
+}  // namespace
+
+recovery_checkpoint::recovery_checkpoint(const std::string& path, bool read_only) {
+    if (read_only) return;
+    _file = file_handle::open(path, O_RDWR | O_CREAT);
+    if (auto p = load(); p) {
+        slot s[2] = {};
+        _file.pread_some(s, sizeof s, 0);
+        _sequence = std::max(s[0].sequence, s[1].sequence);
+    }
+}
+
+std::optional<recovery_point> recovery_checkpoint::load() const {
+    if (!_file.is_open()) return std::nullopt;
+    slot s[2] = {};
+    _file.pread_some(s, sizeof s, 0);
+    const slot* best = nullptr;
+    for (const slot& c : s)
+        if (c.magic == checkpoint_magic && slot_crc(c) == c.crc && (!best || c.sequence > best->sequence)) best = &c;
+    if (!best) return std::nullopt;
+    return recovery_point{best->segment_base, best->position, best->next_offset};
+}
+
+void recovery_checkpoint::store(const recovery_point& point) {
+    slot s = {};
+    s.magic = checkpoint_magic;
+    s.sequence = ++_sequence;
+    s.segment_base = point.segment_base;
+    s.position = point.position;
+    s.next_offset = point.next_offset;
+    s.crc = slot_crc(s);
+    _file.pwrite_all(&s, sizeof s, (s.sequence % 2) * slot_bytes);
+    _file.datasync();
+}
+
+}  // namespace tidelog

@@ -1,0 +1,34 @@
+#pragma once
+// The per-partition recovery checkpoint: the last point known durable (segment,
+// position, next offset), so that recovery after a crash only validates what
+// came after it. Two 64-byte slots written alternately, each with its own
+// CRC32C and a sequence number; a torn slot is ignored and the other one used.
+// Concurrency: one writer thread (the committer's flusher, or close()).
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "file_handle.h"
+
+namespace tidelog {
+
+struct recovery_point {
+    int64_t segment_base;
+    uint64_t position;
+    int64_t next_offset;
+};
+
+class recovery_checkpoint {
+public:
+    recovery_checkpoint(const std::string& path, bool read_only);
+    std::optional<recovery_point> load() const;
+    /// Writes and fdatasyncs the next slot.
+    void store(const recovery_point& point);
+    void close() { _file.close(); }
+
+private:
+    file_handle _file;
+    uint64_t _sequence = 0;
+};
+
+}  // namespace tidelog

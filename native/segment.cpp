@@ -1,0 +1,173 @@
+#include "segment.h"
+
+#include <fcntl.h>
+
+#include <chrono>
+#include <cstdio>
+
+#include "errors.h"
+#include "units.h"
+
+namespace tidelog {
+
+namespace {
+int64_t now_ns() {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+const uint8_t zero_padding[body_alignment] = {};
+}  // namespace
+
+std::string segment_file_stem(int64_t base_offset) {
+    char name[32];
+    std::snprintf(name, sizeof name, "%020lld", static_cast<long long>(base_offset));
+    return name;
+}
+
+segment::segment(const std::string& dir, int64_t base_offset, bool read_only)
+    : _base_offset(base_offset),
+      _read_only(read_only),
+      _log_path(dir + "/" + segment_file_stem(base_offset) + ".log"),
+      _created_ns(now_ns()),
+      _log(file_handle::open(_log_path, read_only ? O_RDONLY : O_RDWR | O_CREAT)),
+      _index(dir + "/" + segment_file_stem(base_offset), read_only),
+      _next_offset(base_offset) {
+    _allocated = _log.size();
+}
+
+segment::~segment() = default;
+
+std::shared_ptr<segment> segment::create(const std::string& dir, int64_t base_offset) {
+    std::string path = dir + "/" + segment_file_stem(base_offset) + ".log";
+    if (path_exists(path)) throw error(errc::already_exists, "segment already exists: " + path);
+    auto s = std::shared_ptr<segment>(new segment(dir, base_offset, false));
+    s->ensure_allocated(1);
+    return s;
+}
+
+std::shared_ptr<segment> segment::open(const std::string& dir, int64_t base_offset, bool read_only) {
+    return std::shared_ptr<segment>(new segment(dir, base_offset, read_only));
+}
+
+void segment::ensure_allocated(uint64_t end) {
+    if (end <= _allocated) return;
+    uint64_t target = align_up(end, preallocation_step);
+    _log.allocate(_allocated, target - _allocated);
+    _allocated = target;
+}
+
+void segment::append(const frame_header& header, const struct iovec* payload, int pieces) {
+    if (_read_only) throw error(errc::read_only, "segment opened read-only: " + _log_path);
+    uint64_t position = size();
+    uint64_t frame_length = header.frame_length();
+    ensure_allocated(position + frame_length);
+
+    struct iovec stack_iov[64];
+    std::unique_ptr<struct iovec[]> heap_iov;
+    int needed = pieces + 3;
+    struct iovec* iov = stack_iov;
+    if (needed > 64) {
+        heap_iov.reset(new struct iovec[needed]);
+        iov = heap_iov.get();
+    }
+    int n = 0;
+    iov[n++] = {const_cast<frame_header*>(&header), frame_header_bytes};
+    if (header.payload_offset > frame_header_bytes)
+        iov[n++] = {const_cast<uint8_t*>(zero_padding), header.payload_offset - frame_header_bytes};
+    for (int i = 0; i < pieces; ++i)
+        if (payload[i].iov_len) iov[n++] = payload[i];
+    uint64_t tail = frame_length - header.payload_offset - header.payload_length;
+    if (tail) iov[n++] = {const_cast<uint8_t*>(zero_padding), tail};
+    _log.pwritev_all(iov, n, position);
+
+    _index.on_frame(static_cast<uint32_t>(header.base_offset - _base_offset), static_cast<uint32_t>(position),
+                    static_cast<uint32_t>(frame_length), header.max_timestamp);
+    _last_frame_position = static_cast<uint32_t>(position);
+    if (header.max_timestamp > _max_timestamp.load(std::memory_order_relaxed))
+        _max_timestamp.store(header.max_timestamp, std::memory_order_release);
+    _next_offset.store(header.next_offset(), std::memory_order_release);
+    _size.store(position + frame_length, std::memory_order_release);
+}
+
+scan_result segment::scan(uint64_t position, int64_t offset, uint64_t verify_from, bool rebuild_index) {
+    scan_result r;
+    r.file_bytes = _log.size();
+    r.valid_bytes = position;
+    r.next_offset = offset;
+    auto region = mapping(r.file_bytes);
+    uint64_t since_entry = 0;
+    while (true) {
+        uint64_t available = r.file_bytes - r.valid_bytes;
+        const uint8_t* p = region->data() ? region->data() + r.valid_bytes : nullptr;
+        frame_check c = available == 0 ? frame_check::end_of_data
+                        : r.valid_bytes >= verify_from ? check_frame(p, available)
+                                        : check_header(p, available);
+        if (c == frame_check::ok && load_header(p).base_offset != r.next_offset) c = frame_check::bad_header;
+        if (c != frame_check::ok) {
+            r.stop = c;
+            break;
+        }
+        frame_header h = load_header(p);
+        if (rebuild_index)
+            _index.on_frame(static_cast<uint32_t>(h.base_offset - _base_offset), static_cast<uint32_t>(r.valid_bytes),
+                            static_cast<uint32_t>(h.frame_length()), h.max_timestamp);
+        else
+            since_entry += h.frame_length();
+        _last_frame_position = static_cast<uint32_t>(r.valid_bytes);
+        r.valid_bytes += h.frame_length();
+        r.next_offset = h.next_offset();
+        if (h.max_timestamp > r.max_timestamp) r.max_timestamp = h.max_timestamp;
+        ++r.frames;
+    }
+    if (!rebuild_index) _index.resume(since_entry, r.max_timestamp);
+    return r;
+}
+
+void segment::set_end(uint64_t valid_bytes, int64_t next_offset, int64_t max_timestamp) {
+    int64_t ts = std::max(max_timestamp, _index.max_timestamp());
+    _max_timestamp.store(ts, std::memory_order_release);
+    _next_offset.store(next_offset, std::memory_order_release);
+    _size.store(valid_bytes, std::memory_order_release);
+}
+
+void segment::truncate_to(uint64_t valid_bytes) {
+    _index.truncate_from(static_cast<uint32_t>(std::min<uint64_t>(valid_bytes, UINT32_MAX)));
+    // Zero the torn tail by cutting the file; appends re-allocate zeroed space.
+    _log.truncate(valid_bytes);
+    _allocated = valid_bytes;
+    _size.store(valid_bytes, std::memory_order_release);
+}
+
+void segment::seal() {
+    if (_read_only) return;
+    uint64_t end = size();
+    if (end > 0)
+        _index.seal(static_cast<uint32_t>(load_header(mapping(end)->data() + _last_frame_position).base_offset -
+                                          _base_offset),
+                    _last_frame_position, max_timestamp());
+    if (_log.size() != end) _log.truncate(end);
+    _allocated = end;
+}
+
+std::shared_ptr<mapped_region> segment::mapping(uint64_t end) {
+    std::lock_guard<std::mutex> g(_map_mu);
+    if (_mapping && _mapping->length() >= end) return _mapping;
+    uint64_t file_bytes = _log.size();
+    if (file_bytes < end)
+        throw error(errc::corrupt, "segment " + _log_path + " is shorter (" + std::to_string(file_bytes) +
+                                       " bytes) than its frames need (" + std::to_string(end) + ")");
+    _mapping = mapped_region::map(_log.fd(), file_bytes, _log_path);
+    return _mapping;
+}
+
+void segment::remove_files() {
+    remove_file(_log_path);
+    _index.remove_files();
+}
+
+void segment::close() {
+    _log.close();
+    _index.close();
+}
+
+}  // namespace tidelog

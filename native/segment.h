@@ -1,0 +1,100 @@
+#pragma once
+// One segment: <base>.log holding frames, plus its sparse indexes.
+//
+// Concurrency: append, truncate_to, seal and allocate are called only by the
+// partition's single appender (under the partition mutex). size(), next_offset(),
+// mapping() and index lookups may be called from any thread at any time.
+#include <sys/uio.h>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "file_handle.h"
+#include "frame.h"
+#include "mapped_region.h"
+#include "segment_index.h"
+
+namespace tidelog {
+
+/// 20-digit zero-padded base offset, as Kafka names segments.
+std::string segment_file_stem(int64_t base_offset);
+
+/// A frame as seen by readers: the mapping that holds it and where.
+struct frame_ref {
+    std::shared_ptr<mapped_region> region;
+    uint64_t position;
+    frame_header header;
+    const uint8_t* payload() const { return region->data() + position + header.payload_offset; }
+};
+
+/// What a walk over a segment's frames found.
+struct scan_result {
+    uint64_t valid_bytes = 0;      // end of the last good frame
+    int64_t next_offset = 0;       // offset after the last good frame
+    int64_t max_timestamp = INT64_MIN;
+    uint64_t frames = 0;
+    frame_check stop = frame_check::end_of_data;  // why the walk stopped
+    uint64_t file_bytes = 0;       // file size when walked
+};
+
+class segment {
+public:
+    static std::shared_ptr<segment> create(const std::string& dir, int64_t base_offset);
+    static std::shared_ptr<segment> open(const std::string& dir, int64_t base_offset, bool read_only);
+    segment(const segment&) = delete;
+    segment& operator=(const segment&) = delete;
+    ~segment();
+
+    int64_t base_offset() const { return _base_offset; }
+    uint64_t size() const { return _size.load(std::memory_order_acquire); }
+    int64_t next_offset() const { return _next_offset.load(std::memory_order_acquire); }
+    int64_t max_timestamp() const { return _max_timestamp.load(std::memory_order_acquire); }
+    int64_t created_ns() const { return _created_ns; }
+    const std::string& log_path() const { return _log_path; }
+    segment_index& index() { return _index; }
+    file_handle& log_file() { return _log; }
+
+    /// Writes one frame (header, alignment padding, payload pieces, tail padding)
+    /// with a single pwritev at the current end. The header's payload_offset,
+    /// crc and base_offset must be set by the caller.
+    void append(const frame_header& header, const struct iovec* payload, int pieces);
+    /// Walks frames from `position` (whose frame holds offset `offset`), checking
+    /// the CRC of frames at or after verify_from and optionally re-adding index
+    /// entries; stops at the first bad frame.
+    scan_result scan(uint64_t position, int64_t offset, uint64_t verify_from, bool rebuild_index);
+    /// After a scan: adopt its result as the segment's end.
+    void set_end(uint64_t valid_bytes, int64_t next_offset, int64_t max_timestamp);
+    /// Cuts the file at valid_bytes (dropping a torn tail) and the index with it.
+    void truncate_to(uint64_t valid_bytes);
+    /// The segment takes no more appends: final time index entry, file trimmed
+    /// to its frames (dropping the preallocated tail).
+    void seal();
+    /// A mapping that covers at least [0, end), remapping if the file grew.
+    std::shared_ptr<mapped_region> mapping(uint64_t end);
+    void datasync() { _log.datasync(); }
+    void remove_files();
+    void close();
+
+private:
+    segment(const std::string& dir, int64_t base_offset, bool read_only);
+    void ensure_allocated(uint64_t end);
+
+    const int64_t _base_offset;
+    const bool _read_only;
+    const std::string _log_path;
+    const int64_t _created_ns;
+    file_handle _log;
+    segment_index _index;
+    std::atomic<uint64_t> _size{0};
+    std::atomic<int64_t> _next_offset;
+    std::atomic<int64_t> _max_timestamp{INT64_MIN};
+    uint64_t _allocated = 0;
+    uint32_t _last_frame_position = 0;
+    std::mutex _map_mu;
+    std::shared_ptr<mapped_region> _mapping;
+};
+
+}  // namespace tidelog

@@ -1,0 +1,170 @@
+#include "segment_index.h"
+
+#include <fcntl.h>
+
+#include <algorithm>
+#include <climits>
+
+#include "errors.h"
+#include "units.h"
+
+namespace tidelog {
+
+segment_index::segment_index(const std::string& base_path, bool read_only)
+    : _offset_path(base_path + ".index"), _time_path(base_path + ".timeindex"), _read_only(read_only),
+      _max_timestamp(INT64_MIN) {
+    if (read_only) {
+        try {
+            _offset_file = file_handle::open(_offset_path, O_RDONLY);
+            _time_file = file_handle::open(_time_path, O_RDONLY);
+        } catch (const error& e) {
+            if (e.code() != errc::not_found) throw;
+            return;  // a reader before the writer created them: walk the log instead
+        }
+    } else {
+        _offset_file = file_handle::open(_offset_path, O_RDWR | O_CREAT);
+        _time_file = file_handle::open(_time_path, O_RDWR | O_CREAT);
+    }
+    load();
+}
+
+template <typename Entry>
+static void read_entries(const file_handle& f, std::vector<Entry>& out, size_t from) {
+    if (!f.is_open()) return;
+    uint64_t bytes = f.size() / sizeof(Entry) * sizeof(Entry);
+    uint64_t have = from * sizeof(Entry);
+    if (bytes <= have) return;
+    out.resize(bytes / sizeof(Entry));
+    uint64_t got = f.pread_some(out.data() + from, bytes - have, have);
+    out.resize(from + got / sizeof(Entry));
+}
+
+void segment_index::load() {
+    std::lock_guard<std::mutex> g(_mu);
+    _offsets.clear();
+    _times.clear();
+    read_entries(_offset_file, _offsets, 0);
+    read_entries(_time_file, _times, 0);
+    _max_timestamp = _times.empty() ? INT64_MIN : _times.back().timestamp;
+}
+
+void segment_index::refresh() {
+    std::lock_guard<std::mutex> g(_mu);
+    read_entries(_offset_file, _offsets, _offsets.size());
+    read_entries(_time_file, _times, _times.size());
+    if (!_times.empty()) _max_timestamp = std::max(_max_timestamp, _times.back().timestamp);
+}
+
+void segment_index::on_frame(uint32_t relative_offset, uint32_t position, uint32_t frame_length,
+                             int64_t max_timestamp) {
+    std::lock_guard<std::mutex> g(_mu);
+    bool first = _offsets.empty() && position == 0;
+    if (first || _bytes_since_entry >= index_interval_bytes) {
+        offset_index_entry e{relative_offset, position};
+        _offset_file.pwrite_all(&e, sizeof e, _offsets.size() * sizeof e);
+        _offsets.push_back(e);
+        int64_t ts = std::max(max_timestamp, _max_timestamp);
+        if (_times.empty() || ts > _times.back().timestamp) {
+            time_index_entry t{ts, relative_offset, position};
+            _time_file.pwrite_all(&t, sizeof t, _times.size() * sizeof t);
+            _times.push_back(t);
+        }
+        _bytes_since_entry = 0;
+    }
+    _bytes_since_entry += frame_length;
+    _max_timestamp = std::max(_max_timestamp, max_timestamp);
+}
+
+void segment_index::resume(uint64_t bytes_since_entry, int64_t max_timestamp) {
+    std::lock_guard<std::mutex> g(_mu);
+    _bytes_since_entry = _offsets.empty() ? index_interval_bytes : bytes_since_entry;
+    _max_timestamp = std::max(_max_timestamp, max_timestamp);
+}
+
+offset_index_entry segment_index::entry_for_offset(uint32_t relative_offset) const {
+    std::lock_guard<std::mutex> g(_mu);
+    auto it = std::upper_bound(_offsets.begin(), _offsets.end(), relative_offset,
+                               [](uint32_t v, const offset_index_entry& e) { return v < e.relative_offset; });
+    return it == _offsets.begin() ? offset_index_entry{0, 0} : *std::prev(it);
+}
+
+offset_index_entry segment_index::entry_for_time(int64_t timestamp) const {
+    std::lock_guard<std::mutex> g(_mu);
+    // Entries hold the running max timestamp, so they are sorted. Every frame up to
+    // the entry before the first entry >= timestamp has a smaller max: start there.
+    auto it = std::lower_bound(_times.begin(), _times.end(), timestamp,
+                               [](const time_index_entry& e, int64_t v) { return e.timestamp < v; });
+    if (it == _times.begin()) return {0, 0};
+    --it;
+    return {it->relative_offset, it->position};
+}
+
+void segment_index::seal(uint32_t last_relative_offset, uint32_t last_position, int64_t max_timestamp) {
+    std::lock_guard<std::mutex> g(_mu);
+    if (_read_only) return;
+    if (max_timestamp > INT64_MIN && (_times.empty() || max_timestamp > _times.back().timestamp) &&
+        (_times.empty() || last_position > _times.back().position)) {
+        time_index_entry t{max_timestamp, last_relative_offset, last_position};
+        _time_file.pwrite_all(&t, sizeof t, _times.size() * sizeof t);
+        _times.push_back(t);
+    }
+    _max_timestamp = std::max(_max_timestamp, max_timestamp);
+}
+
+int64_t segment_index::max_timestamp() const {
+    std::lock_guard<std::mutex> g(_mu);
+    return _max_timestamp;
+}
+
+uint32_t segment_index::last_position() const {
+    std::lock_guard<std::mutex> g(_mu);
+    return _offsets.empty() ? 0 : _offsets.back().position;
+}
+
+void segment_index::truncate_from(uint32_t position) {
+    std::lock_guard<std::mutex> g(_mu);
+    while (!_offsets.empty() && _offsets.back().position >= position) _offsets.pop_back();
+    while (!_times.empty() && _times.back().position >= position) _times.pop_back();
+    _max_timestamp = _times.empty() ? INT64_MIN : _times.back().timestamp;
+    _bytes_since_entry = index_interval_bytes;  // the next frame gets an entry
+    if (!_read_only) {
+        _offset_file.truncate(_offsets.size() * sizeof(offset_index_entry));
+        _time_file.truncate(_times.size() * sizeof(time_index_entry));
+    }
+}
+
+void segment_index::reset() { truncate_from(0); }
+
+bool segment_index::consistent_with(uint64_t valid_bytes) const {
+    std::lock_guard<std::mutex> g(_mu);
+    for (size_t i = 0; i < _offsets.size(); ++i) {
+        if (_offsets[i].position >= valid_bytes && !(valid_bytes == 0 && _offsets[i].position == 0)) return false;
+        if (i && (_offsets[i].position <= _offsets[i - 1].position ||
+                  _offsets[i].relative_offset <= _offsets[i - 1].relative_offset))
+            return false;
+    }
+    for (size_t i = 0; i < _times.size(); ++i) {
+        if (_times[i].position >= valid_bytes && !(valid_bytes == 0 && _times[i].position == 0)) return false;
+        if (i && (_times[i].timestamp <= _times[i - 1].timestamp || _times[i].position <= _times[i - 1].position))
+            return false;
+    }
+    return true;
+}
+
+void segment_index::sync() {
+    if (_read_only) return;
+    _offset_file.datasync();
+    _time_file.datasync();
+}
+
+void segment_index::remove_files() {
+    remove_file(_offset_path);
+    remove_file(_time_path);
+}
+
+void segment_index::close() {
+    _offset_file.close();
+    _time_file.close();
+}
+
+}  // namespace tidelog

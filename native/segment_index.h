@@ -1,0 +1,78 @@
+#pragma once
+// The sparse offset and time indexes of one segment: derived data, never
+// checksummed, rebuilt from the log whenever in doubt (Kafka does the same).
+//
+//   <base>.index      entries {u32 relative_offset, u32 position}            8 bytes
+//   <base>.timeindex  entries {i64 max_timestamp_so_far, u32 relative_offset,
+//                              u32 position}                                 16 bytes
+//
+// Concurrency: add/truncate/sync are called by the single appender of the
+// partition (under its mutex); lookups may run concurrently from any thread.
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "file_handle.h"
+
+namespace tidelog {
+
+struct offset_index_entry {
+    uint32_t relative_offset;
+    uint32_t position;
+};
+struct time_index_entry {
+    int64_t timestamp;
+    uint32_t relative_offset;
+    uint32_t position;
+};
+static_assert(sizeof(offset_index_entry) == 8 && sizeof(time_index_entry) == 16, "index entry sizes");
+
+class segment_index {
+public:
+    segment_index(const std::string& base_path, bool read_only);
+    segment_index(const segment_index&) = delete;
+    segment_index& operator=(const segment_index&) = delete;
+
+    /// Called for every appended frame; writes an entry each index_interval_bytes.
+    void on_frame(uint32_t relative_offset, uint32_t position, uint32_t frame_length, int64_t max_timestamp);
+    /// The last indexed frame at or before relative_offset ({0, 0} if none).
+    offset_index_entry entry_for_offset(uint32_t relative_offset) const;
+    /// A frame from which walking finds the first frame whose max timestamp >= ts.
+    offset_index_entry entry_for_time(int64_t timestamp) const;
+    /// Called when the segment stops taking appends: records the segment's true
+    /// max timestamp, so that time retention and time lookups see all of it.
+    void seal(uint32_t last_relative_offset, uint32_t last_position, int64_t max_timestamp);
+    /// The largest timestamp indexed so far (INT64_MIN if none).
+    int64_t max_timestamp() const;
+    /// The last indexed frame position (0 if none).
+    uint32_t last_position() const;
+    /// After a walk of the frames behind the last entry: how far they reach, so the
+    /// next entry lands index_interval_bytes after the previous one.
+    void resume(uint64_t bytes_since_entry, int64_t max_timestamp);
+    /// Drops entries at or after position, in memory and on disk.
+    void truncate_from(uint32_t position);
+    /// Drops everything; the caller re-adds entries by rescanning the log.
+    void reset();
+    /// Re-reads entries another process appended (read-only handles).
+    void refresh();
+    /// False if entries are not monotone or point at or past valid_bytes.
+    bool consistent_with(uint64_t valid_bytes) const;
+    void sync();
+    void remove_files();
+    void close();
+
+private:
+    void load();
+
+    std::string _offset_path, _time_path;
+    bool _read_only;
+    mutable std::mutex _mu;
+    file_handle _offset_file, _time_file;
+    std::vector<offset_index_entry> _offsets;
+    std::vector<time_index_entry> _times;
+    uint64_t _bytes_since_entry = 0;
+    int64_t _max_timestamp;
+};
+
+}  // namespace tidelog

@@ -1,0 +1,106 @@
+#include "shared_state.h"
+
+#include <fcntl.h>
+#include <linux/futex.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <ctime>
+
+#include "errors.h"
+#include "file_handle.h"
+
+namespace tidelog {
+
+namespace {
+constexpr uint32_t state_magic = 0x53464C54u;  // "TLFS"
+constexpr uint32_t state_version = 1;
+constexpr uint64_t state_file_bytes = 4096;
+}  // namespace
+
+shared_state::shared_state(const std::string& path, bool writer) : _path(path) {
+    if (!writer) {
+        open_reader();
+        return;
+    }
+    file_handle f = file_handle::open(path, O_RDWR | O_CREAT);
+    if (f.size() < state_file_bytes) f.truncate(state_file_bytes);
+    void* p = ::mmap(nullptr, state_file_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, f.fd(), 0);
+    if (p == MAP_FAILED) throw_errno("mmap " + path);
+    _state = static_cast<shared_state_layout*>(p);
+    _state->magic = state_magic;
+    _state->version = state_version;
+    _state->writer_pid = static_cast<int32_t>(::getpid());
+}
+
+void shared_state::open_reader() {
+    try {
+        file_handle f = file_handle::open(_path, O_RDWR);
+        if (f.size() < state_file_bytes) return;
+        void* p = ::mmap(nullptr, state_file_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, f.fd(), 0);
+        if (p == MAP_FAILED) throw_errno("mmap " + _path);
+        _state = static_cast<shared_state_layout*>(p);
+    } catch (const error& e) {
+        if (e.code() != errc::not_found) throw;
+    }
+}
+
+void shared_state::retry_open() {
+    if (!_state) open_reader();
+}
+
+shared_state::~shared_state() {
+    if (_state) ::munmap(_state, state_file_bytes);
+}
+
+int64_t shared_state::visible_end() const {
+    return _state ? __atomic_load_n(&_state->visible_end, __ATOMIC_ACQUIRE) : 0;
+}
+int64_t shared_state::start_offset() const {
+    return _state ? __atomic_load_n(&_state->start_offset, __ATOMIC_ACQUIRE) : 0;
+}
+uint32_t shared_state::sequence() const { return _state ? __atomic_load_n(&_state->sequence, __ATOMIC_ACQUIRE) : 0; }
+
+void shared_state::publish(int64_t visible_end, int64_t start_offset) {
+    __atomic_store_n(&_state->start_offset, start_offset, __ATOMIC_RELEASE);
+    __atomic_store_n(&_state->visible_end, visible_end, __ATOMIC_RELEASE);
+    __atomic_add_fetch(&_state->sequence, 1, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&_state->waiters, __ATOMIC_SEQ_CST) != 0)
+        ::syscall(SYS_futex, &_state->sequence, FUTEX_WAKE, INT32_MAX, nullptr, nullptr, 0);
+}
+
+bool shared_state::wait_change(uint32_t seen, int64_t timeout_ns) const {
+    if (!_state) return false;
+    struct timespec deadline_ts, rel;
+    struct timespec* timeout = nullptr;
+    if (timeout_ns >= 0) {
+        ::clock_gettime(CLOCK_MONOTONIC, &deadline_ts);
+        int64_t end = deadline_ts.tv_sec * 1'000'000'000LL + deadline_ts.tv_nsec + timeout_ns;
+        deadline_ts.tv_sec = end / 1'000'000'000LL;
+        deadline_ts.tv_nsec = end % 1'000'000'000LL;
+    }
+    __atomic_add_fetch(&_state->waiters, 1, __ATOMIC_SEQ_CST);
+    bool changed = true;
+    while (__atomic_load_n(&_state->sequence, __ATOMIC_SEQ_CST) == seen) {
+        if (timeout_ns >= 0) {
+            struct timespec now;
+            ::clock_gettime(CLOCK_MONOTONIC, &now);
+            int64_t left = (deadline_ts.tv_sec - now.tv_sec) * 1'000'000'000LL + (deadline_ts.tv_nsec - now.tv_nsec);
+            if (left <= 0) {
+                changed = false;
+                break;
+            }
+            rel.tv_sec = left / 1'000'000'000LL;
+            rel.tv_nsec = left % 1'000'000'000LL;
+            timeout = &rel;
+        }
+        long rc = ::syscall(SYS_futex, &_state->sequence, FUTEX_WAIT, seen, timeout, nullptr, 0);
+        if (rc != 0 && errno != EAGAIN && errno != EINTR && errno != ETIMEDOUT) break;
+    }
+    __atomic_sub_fetch(&_state->waiters, 1, __ATOMIC_SEQ_CST);
+    return changed;
+}
+
+}  // namespace tidelog

@@ -1,0 +1,53 @@
+#pragma once
+// The live state of a partition, shared with reader processes through a small
+// MAP_SHARED file (<partition>/state). Not durable and never fsynced: the writer
+// rewrites it from the recovered log at open.
+//
+// The writer publishes the visible end (in "fsync" mode, the durable end), then
+// bumps `sequence` and futex-wakes it if anyone waits. Readers in any process
+// read the end with acquire loads and sleep in FUTEX_WAIT on `sequence`: no
+// polling, no CPU while caught up. Concurrency: one publishing thread at a time
+// (the partition serializes publish); any number of readers.
+#include <cstdint>
+#include <string>
+
+namespace tidelog {
+
+struct shared_state_layout {
+    uint32_t magic;
+    uint32_t version;
+    int64_t visible_end;     // offsets below this are readable
+    int64_t start_offset;    // first offset retention kept
+    uint32_t sequence;       // futex word: bumped on every publish
+    uint32_t waiters;        // readers sleeping on sequence
+    int32_t writer_pid;
+    uint32_t reserved[9];
+};
+static_assert(sizeof(shared_state_layout) == 72, "shared state layout");
+
+class shared_state {
+public:
+    /// The writer creates (or resets) the file; readers map an existing one.
+    shared_state(const std::string& path, bool writer);
+    ~shared_state();
+    shared_state(const shared_state&) = delete;
+    shared_state& operator=(const shared_state&) = delete;
+
+    bool available() const { return _state != nullptr; }
+    int64_t visible_end() const;
+    int64_t start_offset() const;
+    uint32_t sequence() const;
+    void publish(int64_t visible_end, int64_t start_offset);
+    /// Sleeps until sequence differs from `seen` or timeout_ns passes (<0: forever).
+    /// Returns false on timeout.
+    bool wait_change(uint32_t seen, int64_t timeout_ns) const;
+    /// For readers that opened before any writer: try to map the file again.
+    void retry_open();
+
+private:
+    void open_reader();
+    std::string _path;
+    shared_state_layout* _state = nullptr;
+};
+
+}  // namespace tidelog

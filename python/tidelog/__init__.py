@@ -1,0 +1,24 @@
+"""tidelog: an embedded, durable, Arrow-native event-streaming log."""
+from .errors import (
+    CorruptionError,
+    InvalidTopicNameError,
+    LogClosedError,
+    LogLockedError,
+    ReadOnlyError,
+    RecordTooLargeError,
+    SchemaMismatchError,
+    TidelogError,
+    TidelogIOError,
+    TopicExistsError,
+    UnknownTopicError,
+)
+from ._log import Log, open
+from ._topic import RECORD_SCHEMA, AppendResult, Scan, Topic, TopicConfig
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AppendResult", "CorruptionError", "InvalidTopicNameError", "Log", "LogClosedError", "LogLockedError",
+    "RECORD_SCHEMA", "ReadOnlyError", "RecordTooLargeError", "Scan", "SchemaMismatchError", "TidelogError",
+    "TidelogIOError", "Topic", "TopicConfig", "TopicExistsError", "UnknownTopicError", "open",
+]

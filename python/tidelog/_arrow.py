@@ -1,0 +1,188 @@
+"""Arrow <-> frame payloads, without copies where Arrow allows it.
+
+Write path: a long-lived ``RecordBatchStreamWriter`` per thread writes into a
+sink that keeps the pieces it is given. pyarrow hands body buffers to the sink
+as ``pa.Buffer`` objects pointing at the caller's memory, so the pieces go to
+one native ``pwritev`` and the payload is copied once, into the page cache.
+
+Read path: a frame's payload is wrapped with ``pa.foreign_buffer`` over the
+segment mapping and decoded with ``ipc.read_record_batch``: the arrays point
+into the mapping (uncompressed frames only; zstd frames are decompressed).
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import threading
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.ipc as ipc
+
+from . import _core
+from .errors import SchemaMismatchError
+
+FLAG_IPC_STREAM = _core.FLAG_IPC_STREAM
+CODEC_NONE = _core.CODEC_NONE
+CODEC_ZSTD = _core.CODEC_ZSTD
+
+_UNIT_NS = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
+
+
+class _PieceSink:
+    """A write-only file for pyarrow's IPC writer that keeps what it is given."""
+
+    __slots__ = ("pieces", "closed")
+
+    def __init__(self) -> None:
+        self.pieces: list = []
+        self.closed = False
+
+    def write(self, data) -> int:
+        self.pieces.append(data)
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closed = True
+
+    def writable(self) -> bool:
+        return True
+
+
+def has_dictionary(schema: pa.Schema) -> bool:
+    def walk(t: pa.DataType) -> bool:
+        if pa.types.is_dictionary(t):
+            return True
+        return any(walk(t.field(i).type) for i in range(t.num_fields)) if t.num_fields else False
+
+    return any(walk(f.type) for f in schema)
+
+
+class BatchEncoder:
+    """Turns record batches of one schema into frame payload pieces.
+
+    Thread-safe: each thread gets its own writer and sink.
+    """
+
+    def __init__(self, schema: pa.Schema):
+        self.schema = schema
+        self.stream_frames = has_dictionary(schema)
+        self._local = threading.local()
+
+    def _writer(self):
+        local = self._local
+        writer = getattr(local, "writer", None)
+        if writer is None:
+            sink = _PieceSink()
+            writer = ipc.new_stream(sink, self.schema)
+            # The schema message goes out with the first batch: send it now.
+            writer.write_batch(pa.RecordBatch.from_pylist([], schema=self.schema))
+            local.writer, local.sink = writer, sink
+        return writer, local.sink
+
+    def encode(self, batch: pa.RecordBatch) -> tuple[list, int, int]:
+        """Returns (pieces, body_offset, flags) for one frame payload."""
+        if self.stream_frames:
+            # Dictionaries travel in the same frame: store a whole IPC stream.
+            sink = _PieceSink()
+            with ipc.new_stream(sink, self.schema) as w:
+                w.write_batch(batch)
+            return sink.pieces, -1, FLAG_IPC_STREAM
+        writer, sink = self._writer()
+        sink.pieces = []
+        writer.write_batch(batch)
+        pieces = sink.pieces
+        # An IPC message starts with 0xFFFFFFFF, an int32 metadata length
+        # (padded to 8), the metadata, then the body.
+        metadata_length = int.from_bytes(bytes(pieces[1]), "little", signed=True)
+        return pieces, 8 + metadata_length, 0
+
+
+def decode_payload(frame: tuple, schema: pa.Schema, decompress) -> list[pa.RecordBatch]:
+    """The record batches stored in one frame (zero-copy when uncompressed)."""
+    mapping, address, length, _base, _count, _mn, _mx, codec, flags, _sid = frame
+    if codec == CODEC_NONE:
+        buf = pa.foreign_buffer(address, length, base=mapping)
+    else:
+        start = address - mapping.address
+        buf = pa.py_buffer(decompress(memoryview(mapping)[start : start + length]))
+    if flags & FLAG_IPC_STREAM:
+        return ipc.open_stream(buf).read_all().to_batches() or [pa.RecordBatch.from_pylist([], schema=schema)]
+    return [ipc.read_record_batch(buf, schema)]
+
+
+def to_ns(value: Any, name: str = "timestamp") -> int:
+    """Nanoseconds since the epoch from an int (ns), datetime (naive = UTC),
+    numpy.datetime64, pandas.Timestamp or Arrow timestamp scalar."""
+    if value is None:
+        raise TypeError(f"{name} is None")
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a time, not a bool")
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, _dt.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=_dt.timezone.utc)
+        delta = value - _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
+        return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
+    if isinstance(value, np.datetime64):
+        return int(value.astype("datetime64[ns]").astype(np.int64))
+    if isinstance(value, pa.TimestampScalar):
+        return int(value.value) * _UNIT_NS[value.type.unit]
+    if hasattr(value, "value") and hasattr(value, "tz_localize"):  # pandas.Timestamp
+        return int(value.value)
+    raise TypeError(f"{name} must be int nanoseconds, datetime, numpy.datetime64 or pandas.Timestamp, not {type(value).__name__}")
+
+
+def timestamp_unit_ns(t: pa.DataType) -> int:
+    if pa.types.is_timestamp(t):
+        return _UNIT_NS[t.unit]
+    if pa.types.is_int64(t):
+        return 1
+    raise SchemaMismatchError(f"a timestamp column must be timestamp or int64 (nanoseconds), not {t}")
+
+
+def column_ns_range(column: pa.Array, unit_ns: int) -> tuple[int, int] | None:
+    """(min, max) of a timestamp column in ns, or None when every value is null."""
+    values = column.view(pa.int64()) if pa.types.is_timestamp(column.type) else column
+    if values.null_count == len(values):
+        return None
+    mm = pc.min_max(values)
+    return mm["min"].as_py() * unit_ns, mm["max"].as_py() * unit_ns
+
+
+def key_partitions(column: pa.Array, partitions: int) -> np.ndarray:
+    """Kafka's default partition (murmur2 of the serialized key) for every row;
+    null keys are marked -1. Ints serialize big-endian (int8/int16 widened to
+    int32, as a 4-byte IntegerSerializer), strings as UTF-8, binary as is."""
+    n = len(column)
+    out = np.empty(n, dtype=np.int32)
+    t = column.type
+    if pa.types.is_dictionary(t):
+        column = column.cast(t.value_type)
+        t = column.type
+    if pa.types.is_integer(t) and t.bit_width < 32:
+        column = column.cast(pa.int32() if pa.types.is_signed_integer(t) else pa.uint32())
+        t = column.type
+    if pa.types.is_integer(t) or pa.types.is_timestamp(t) or pa.types.is_date(t):
+        width = t.bit_width // 8
+        data = column.buffers()[1]
+        start = column.offset * width
+        view = memoryview(data)[start : start + n * width] if data is not None else b""
+        _core.partition_fixed_width_keys(view, n, width, partitions, out)
+    elif pa.types.is_string(t) or pa.types.is_binary(t) or pa.types.is_large_string(t) or pa.types.is_large_binary(t):
+        large = pa.types.is_large_string(t) or pa.types.is_large_binary(t)
+        osize = 8 if large else 4
+        offsets = column.buffers()[1]
+        data = column.buffers()[2]
+        view = memoryview(offsets)[column.offset * osize : (column.offset + n + 1) * osize]
+        _core.partition_binary_keys(view, data if data is not None else b"", n, large, partitions, out)
+    else:
+        raise SchemaMismatchError(f"cannot partition by a key column of type {t}")
+    if column.null_count:
+        out[~np.asarray(column.is_valid())] = -1
+    return out

@@ -1,0 +1,267 @@
+"""Opening a log folder, and its topics."""
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import re
+import shutil
+import uuid
+import weakref
+from typing import Any
+
+import pyarrow as pa
+
+from . import _core
+from ._topic import RECORD_SCHEMA, TOPIC_FORMAT_VERSION, Topic, TopicConfig, _schema_from_text, _schema_to_text
+from .errors import (
+    InvalidTopicNameError,
+    LogClosedError,
+    ReadOnlyError,
+    TidelogError,
+    TopicExistsError,
+    UnknownTopicError,
+)
+
+logger = logging.getLogger("tidelog")
+
+_TOPIC_NAME = re.compile(r"[A-Za-z0-9._-]{1,249}")
+_META = "topic.json"
+
+
+def validate_topic_name(name: Any) -> str:
+    """Kafka's rule: 1-249 characters of [A-Za-z0-9._-], not "." or ".."."""
+    if not isinstance(name, str) or not _TOPIC_NAME.fullmatch(name) or name in (".", ".."):
+        raise InvalidTopicNameError(
+            f"invalid topic name {name!r}: use 1-249 characters of [A-Za-z0-9._-], not '.' or '..'"
+        )
+    return name
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_atomically(path: str, data: bytes) -> None:
+    """temp file, fsync, rename, fsync the directory."""
+    tmp = f"{path}.tmp-{uuid.uuid4().hex}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    _fsync_dir(os.path.dirname(path))
+
+
+def _close_all(topics: dict, native) -> None:
+    for t in list(topics.values()):
+        t._close()
+    native.close()
+
+
+class Log:
+    """A log folder: topics of partitioned, durable record batches.
+
+    One process may open a folder for writing (an exclusive lock); any number
+    may open it with ``read_only=True`` and see new appends without reopening.
+    """
+
+    def __init__(self, path: str | os.PathLike, read_only: bool = False):
+        self.path = os.path.abspath(os.fspath(path))
+        self.read_only = bool(read_only)
+        self._native = _core.NativeLog(self.path, self.read_only)
+        self._topics: dict[str, Topic] = {}
+        self._closed = False
+        self.recovery_report: list[dict] = []
+        self._topics_dir = os.path.join(self.path, "topics")
+        self._finalizer = weakref.finalize(self, _close_all, self._topics, self._native)
+        try:
+            if os.path.isdir(self._topics_dir):
+                for name in sorted(os.listdir(self._topics_dir)):
+                    if os.path.exists(os.path.join(self._topics_dir, name, _META)):
+                        self._load_topic(name)
+        except BaseException:
+            self._finalizer()
+            raise
+        for event in self.recovery_report:
+            logger.warning(
+                "tidelog recovery: %s partition %d: dropped %d bytes at position %d of %s (from offset %d): %s",
+                event["topic"], event["partition"], event["bytes_dropped"], event["position"], event["file"],
+                event["first_offset_dropped"], event["reason"],
+            )
+
+    # --------------------------------------------------------------- lifecycle
+    @property
+    def clean_shutdown(self) -> bool:
+        """Whether the previous writer closed this log cleanly (no recovery scan was needed)."""
+        return self._native.was_clean
+
+    def close(self) -> None:
+        """Flushes, trims and closes every partition and marks the shutdown clean."""
+        if self._closed:
+            return
+        self._closed = True
+        self._finalizer()
+
+    def __enter__(self) -> "Log":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise LogClosedError(f"log {self.path!r} is closed")
+
+    def _check_writable(self) -> None:
+        self._check_open()
+        if self.read_only:
+            raise ReadOnlyError(f"log {self.path!r} is open read-only")
+
+    def __repr__(self) -> str:
+        mode = "read-only" if self.read_only else "writer"
+        return f"<tidelog.Log {self.path!r} {mode} topics={sorted(self._topics)}>"
+
+    # ------------------------------------------------------------------ topics
+    def _load_topic(self, name: str) -> Topic:
+        directory = os.path.join(self._topics_dir, name)
+        with io.open(os.path.join(directory, _META), "rb") as f:
+            meta = json.loads(f.read())
+        if meta.get("format_version") != TOPIC_FORMAT_VERSION:
+            raise TidelogError(f"topic {name!r} has metadata format {meta.get('format_version')}, "
+                               f"this tidelog reads {TOPIC_FORMAT_VERSION}")
+        fields = {f for f in TopicConfig.__dataclass_fields__}
+        config = TopicConfig(**{k: v for k, v in meta["config"].items() if k in fields})
+        schema = _schema_from_text(meta["schema"])
+        topic = Topic(self, config, schema, directory)
+        topic._open_partitions(self._native)
+        for i, p in enumerate(topic._partitions):
+            for event in p.recovery_events():
+                self.recovery_report.append({"topic": name, "partition": i, **event})
+        self._topics[name] = topic
+        return topic
+
+    def create_topic(
+        self,
+        name: str,
+        schema: pa.Schema | None = None,
+        partitions: int = 1,
+        *,
+        key: str | None = None,
+        timestamp: str | None = None,
+        durability: str = "fsync",
+        compression: str = "none",
+        compression_level: int = 3,
+        retention_ms: int | None = None,
+        retention_bytes: int | None = None,
+        segment_bytes: int = 256 * 2**20,
+        segment_ms: int | None = None,
+        flush_interval_ms: int = 100,
+    ) -> Topic:
+        """Creates a topic. Without a schema it holds byte records (timestamp,
+        key, value, headers) partitioned by key, as Kafka's."""
+        self._check_writable()
+        validate_topic_name(name)
+        records = schema is None
+        if records:
+            schema = RECORD_SCHEMA
+            key = "key" if key is None else key
+            timestamp = "timestamp" if timestamp is None else timestamp
+        elif not isinstance(schema, pa.Schema):
+            raise TypeError(f"schema must be a pyarrow.Schema, not {type(schema).__name__}")
+        if len(set(schema.names)) != len(schema.names):
+            raise ValueError(f"schema has duplicate column names: {schema.names}")
+        config = TopicConfig(
+            name=name, partitions=partitions, key=key, timestamp=timestamp, durability=durability,
+            flush_interval_ms=flush_interval_ms, compression=compression, compression_level=compression_level,
+            retention_ms=retention_ms, retention_bytes=retention_bytes, segment_bytes=segment_bytes,
+            segment_ms=segment_ms, records=records,
+        )
+        config.validate(schema)
+        directory = os.path.join(self._topics_dir, name)
+        if name in self._topics or os.path.exists(os.path.join(directory, _META)):
+            raise TopicExistsError(f"topic {name!r} already exists")
+        if os.path.exists(directory):
+            shutil.rmtree(directory)  # a create that crashed before its metadata landed
+        os.makedirs(directory)
+        _fsync_dir(self._topics_dir)
+        meta = {
+            "format_version": TOPIC_FORMAT_VERSION,
+            "config": {k: getattr(config, k) for k in TopicConfig.__dataclass_fields__},
+            "schema": _schema_to_text(schema),
+            "schema_text": str(schema),
+        }
+        _write_atomically(os.path.join(directory, _META), json.dumps(meta, indent=1).encode())
+        topic = Topic(self, config, schema, directory)
+        topic._open_partitions(self._native)
+        self._topics[name] = topic
+        return topic
+
+    def topic(self, name: str) -> Topic:
+        """An existing topic. Read-only logs also find topics created after they opened."""
+        self._check_open()
+        t = self._topics.get(name)
+        if t is not None:
+            return t
+        validate_topic_name(name)
+        if self.read_only and os.path.exists(os.path.join(self._topics_dir, name, _META)):
+            return self._load_topic(name)
+        raise UnknownTopicError(f"no topic {name!r} in {self.path}")
+
+    def __getitem__(self, name: str) -> Topic:
+        return self.topic(name)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.topics()
+
+    def topics(self) -> list[str]:
+        """Names of the topics, sorted."""
+        self._check_open()
+        if self.read_only and os.path.isdir(self._topics_dir):
+            for name in os.listdir(self._topics_dir):
+                if name not in self._topics and os.path.exists(os.path.join(self._topics_dir, name, _META)):
+                    self._load_topic(name)
+        return sorted(self._topics)
+
+    def delete_topic(self, name: str) -> None:
+        """Deletes a topic and its files. Arrow data already read from it stays valid."""
+        self._check_writable()
+        topic = self.topic(name)
+        topic._close()
+        for p in topic._partitions:
+            p.release()
+        del self._topics[name]
+        trash = os.path.join(self.path, "trash")
+        os.makedirs(trash, exist_ok=True)
+        doomed = os.path.join(trash, f"{name}.{uuid.uuid4().hex}")
+        os.rename(topic.directory, doomed)
+        _fsync_dir(self._topics_dir)
+        shutil.rmtree(doomed, ignore_errors=True)
+        _fsync_dir(trash)
+
+    # ------------------------------------------------------------------- misc
+    def flush(self) -> None:
+        """Makes every append so far durable (all topics, all modes)."""
+        self._check_writable()
+        self._native.flush()
+
+    def stats(self) -> dict:
+        """Counters since open: appends, frames, bytes, fdatasyncs, flushes, ..."""
+        self._check_open()
+        return self._native.stats()
+
+
+def open(path: str | os.PathLike, read_only: bool = False) -> Log:  # noqa: A001 - the API's name
+    """Opens (creating if missing) the log folder at ``path``.
+
+    ``read_only=True`` opens an existing log without taking the writer lock;
+    it sees the writer's appends as they become visible.
+    """
+    return Log(path, read_only=read_only)

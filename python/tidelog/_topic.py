@@ -1,0 +1,510 @@
+"""Topics: configuration, appends of columnar batches, reads and scans as Arrow."""
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+import math
+import os
+import threading
+import time
+from typing import Any, Iterable, Iterator, Mapping
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from . import _arrow
+from .errors import LogClosedError, ReadOnlyError, SchemaMismatchError, TidelogError
+
+DURABILITY_MODES = ("fsync", "interval", "none")
+COMPRESSIONS = ("none", "zstd")
+TOPIC_FORMAT_VERSION = 1
+MiB = 1 << 20
+
+#: The fixed schema of topics created without one (byte records, as Kafka's).
+RECORD_SCHEMA = pa.schema(
+    [
+        pa.field("timestamp", pa.int64(), nullable=False),
+        pa.field("key", pa.binary()),
+        pa.field("value", pa.binary()),
+        pa.field(
+            "headers",
+            pa.list_(pa.struct([pa.field("key", pa.string(), nullable=False), pa.field("value", pa.binary())])),
+        ),
+    ]
+)
+
+
+def _schema_to_text(schema: pa.Schema) -> str:
+    return base64.b64encode(schema.serialize().to_pybytes()).decode("ascii")
+
+
+def _schema_from_text(text: str) -> pa.Schema:
+    return pa.ipc.read_schema(pa.py_buffer(base64.b64decode(text)))
+
+
+@dataclasses.dataclass(frozen=True)
+class TopicConfig:
+    """Everything stored in a topic's metadata file besides its schema."""
+
+    name: str
+    partitions: int
+    key: str | None = None
+    timestamp: str | None = None
+    durability: str = "fsync"
+    flush_interval_ms: int = 100
+    compression: str = "none"
+    compression_level: int = 3
+    retention_ms: int | None = None
+    retention_bytes: int | None = None
+    segment_bytes: int = 256 * MiB
+    segment_ms: int | None = None
+    records: bool = False  # created without a schema: byte records
+
+    def validate(self, schema: pa.Schema) -> None:
+        if not isinstance(self.partitions, int) or not 1 <= self.partitions <= 100_000:
+            raise ValueError(f"partitions must be an int in [1, 100000], not {self.partitions!r}")
+        if self.durability not in DURABILITY_MODES:
+            raise ValueError(f"durability must be one of {DURABILITY_MODES}, not {self.durability!r}")
+        if self.compression not in COMPRESSIONS:
+            raise ValueError(f"compression must be one of {COMPRESSIONS}, not {self.compression!r}")
+        if not 1 <= self.compression_level <= 22:
+            raise ValueError("compression_level must be in [1, 22]")
+        if not 4096 <= self.segment_bytes < 2**31:
+            raise ValueError("segment_bytes must be in [4 KiB, 2 GiB)")
+        for name in ("retention_ms", "retention_bytes", "segment_ms"):
+            v = getattr(self, name)
+            if v is not None and (not isinstance(v, int) or v < 0):
+                raise ValueError(f"{name} must be a non-negative int or None")
+        if self.flush_interval_ms < 1:
+            raise ValueError("flush_interval_ms must be >= 1")
+        if self.key is not None:
+            if self.key not in schema.names:
+                raise SchemaMismatchError(f"key column {self.key!r} is not in the schema")
+            t = schema.field(self.key).type
+            if pa.types.is_dictionary(t):
+                t = t.value_type
+            if not (pa.types.is_integer(t) or pa.types.is_string(t) or pa.types.is_binary(t)
+                    or pa.types.is_large_string(t) or pa.types.is_large_binary(t) or pa.types.is_timestamp(t)):
+                raise SchemaMismatchError(f"key column {self.key!r} must be an integer, string or binary, not {t}")
+        if self.timestamp is not None:
+            if self.timestamp not in schema.names:
+                raise SchemaMismatchError(f"timestamp column {self.timestamp!r} is not in the schema")
+            _arrow.timestamp_unit_ns(schema.field(self.timestamp).type)
+
+
+class AppendResult:
+    """What ``Topic.append`` returns: ``offsets`` maps each partition written to
+    its (first_offset, last_offset), both inclusive."""
+
+    __slots__ = ("offsets", "rows")
+
+    def __init__(self, offsets: dict[int, tuple[int, int]], rows: int):
+        self.offsets = offsets
+        self.rows = rows
+
+    def __repr__(self) -> str:
+        return f"AppendResult(rows={self.rows}, offsets={self.offsets})"
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, AppendResult):
+            return self.offsets == other.offsets
+        if isinstance(other, dict):
+            return self.offsets == other
+        return NotImplemented
+
+
+class Topic:
+    """A named, partitioned stream of record batches with one Arrow schema.
+
+    Thread-safe: any number of threads may append and read at once.
+    """
+
+    def __init__(self, log, config: TopicConfig, schema: pa.Schema, directory: str):
+        self._log = log
+        self.config = config
+        self.schema = schema
+        self.directory = directory
+        self.name = config.name
+        self._encoder = _arrow.BatchEncoder(schema)
+        self._key_index = schema.get_field_index(config.key) if config.key else -1
+        self._ts_index = schema.get_field_index(config.timestamp) if config.timestamp else -1
+        self._ts_unit_ns = _arrow.timestamp_unit_ns(schema.field(config.timestamp).type) if config.timestamp else 1
+        self._sticky = 0
+        self._sticky_lock = threading.Lock()
+        self._partitions = []
+        self._closed = False
+        self._compressor = None
+        self._decompressor = None
+        if config.compression == "zstd":
+            import zstandard
+
+            self._zstd = zstandard
+        # Frames stay below this so one append never builds a frame near the 2 GiB limit.
+        self._max_frame_bytes = max(1 * MiB, min(config.segment_bytes // 2, 256 * MiB))
+
+    # ------------------------------------------------------------------ opening
+    def _open_partitions(self, native_log) -> None:
+        c = self.config
+        for p in range(c.partitions):
+            self._partitions.append(
+                native_log.open_partition(
+                    os.path.join(self.directory, str(p)),
+                    segment_bytes=c.segment_bytes,
+                    segment_ms=-1 if c.segment_ms is None else c.segment_ms,
+                    retention_bytes=-1 if c.retention_bytes is None else c.retention_bytes,
+                    retention_ms=-1 if c.retention_ms is None else c.retention_ms,
+                    durability=c.durability,
+                    flush_interval_ms=c.flush_interval_ms,
+                )
+            )
+
+    def _close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for p in self._partitions:
+            p.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise LogClosedError(f"topic {self.name!r} is closed (its log was closed or the topic deleted)")
+
+    @property
+    def partitions(self) -> int:
+        return self.config.partitions
+
+    def __repr__(self) -> str:
+        return f"<tidelog.Topic {self.name!r} partitions={self.partitions} schema={self.schema.names}>"
+
+    # ------------------------------------------------------------------ writing
+    def _to_batches(self, data: Any) -> list[pa.RecordBatch]:
+        schema = self.schema
+        if isinstance(data, pa.RecordBatch):
+            batches = [data]
+            given = data.schema
+        elif isinstance(data, pa.Table):
+            batches = data.to_batches()
+            given = data.schema
+        elif isinstance(data, Mapping):
+            missing = [n for n in schema.names if n not in data]
+            extra = [n for n in data if n not in schema.names]
+            if missing or extra:
+                raise SchemaMismatchError(
+                    f"columns do not match topic {self.name!r}: missing {missing}, unexpected {extra}"
+                )
+            try:
+                arrays = [
+                    pa.array(data[f.name], type=f.type) if not isinstance(data[f.name], (pa.Array, pa.ChunkedArray))
+                    else data[f.name]
+                    for f in schema
+                ]
+                batch = pa.RecordBatch.from_arrays(
+                    [a.combine_chunks() if isinstance(a, pa.ChunkedArray) else a for a in arrays], schema=schema
+                )
+            except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError) as e:
+                raise SchemaMismatchError(f"cannot convert data to the schema of topic {self.name!r}: {e}") from e
+            return [batch]
+        else:
+            raise TypeError(f"append takes a pyarrow RecordBatch or Table, or a dict of columns, not {type(data).__name__}")
+        if not given.equals(schema, check_metadata=False):
+            if given.names == schema.names:
+                diffs = [
+                    f"{f.name}: {g.type}{'' if g.nullable else ' not null'} != {f.type}{'' if f.nullable else ' not null'}"
+                    for f, g in zip(schema, given)
+                    if not g.equals(f)
+                ]
+                detail = "; ".join(diffs)
+            else:
+                detail = f"columns {given.names} != {schema.names}"
+            raise SchemaMismatchError(f"data does not match the schema of topic {self.name!r}: {detail}")
+        if given.metadata != schema.metadata:
+            batches = [pa.RecordBatch.from_arrays(b.columns, schema=schema) for b in batches]
+        for f in schema:
+            if not f.nullable:
+                for b in batches:
+                    if b.column(f.name).null_count:
+                        raise SchemaMismatchError(f"column {f.name!r} is not nullable but has nulls")
+        return batches
+
+    def _next_sticky(self) -> int:
+        with self._sticky_lock:
+            p = self._sticky
+            self._sticky = (p + 1) % self.config.partitions
+            return p
+
+    def _split(self, batch: pa.RecordBatch) -> list[tuple[int, pa.RecordBatch]]:
+        """Rows grouped by partition: by murmur2 of the key column, else the whole
+        batch to the next partition in turn (null keys go there too)."""
+        n_parts = self.config.partitions
+        if n_parts == 1:
+            return [(0, batch)]
+        if self._key_index < 0:
+            return [(self._next_sticky(), batch)]
+        ids = _arrow.key_partitions(batch.column(self._key_index), n_parts)
+        if (ids < 0).any():
+            ids[ids < 0] = self._next_sticky()
+        counts = np.bincount(ids, minlength=n_parts)
+        nonzero = np.flatnonzero(counts)
+        if len(nonzero) == 1:
+            return [(int(nonzero[0]), batch)]
+        order = np.argsort(ids, kind="stable")
+        grouped = batch.take(pa.array(order))
+        out = []
+        start = 0
+        for p in nonzero:
+            c = int(counts[p])
+            out.append((int(p), grouped.slice(start, c)))
+            start += c
+        return out
+
+    def _frames_of(self, batch: pa.RecordBatch) -> Iterator[pa.RecordBatch]:
+        nbytes = batch.nbytes
+        if nbytes <= self._max_frame_bytes or batch.num_rows <= 1:
+            yield batch
+            return
+        step = max(1, int(batch.num_rows * self._max_frame_bytes / nbytes))
+        for start in range(0, batch.num_rows, step):
+            yield batch.slice(start, step)
+
+    def _time_range(self, batch: pa.RecordBatch, now_ns: int) -> tuple[int, int]:
+        if self._ts_index < 0:
+            return now_ns, now_ns
+        r = _arrow.column_ns_range(batch.column(self._ts_index), self._ts_unit_ns)
+        return r if r is not None else (now_ns, now_ns)
+
+    def _append_frame(self, partition: int, batch: pa.RecordBatch, now_ns: int) -> tuple[int, int]:
+        pieces, body_offset, flags = self._encoder.encode(batch)
+        codec = _arrow.CODEC_NONE
+        if self.config.compression == "zstd":
+            pieces = [self._compress(pieces)]
+            body_offset = -1
+            codec = _arrow.CODEC_ZSTD
+        lo, hi = self._time_range(batch, now_ns)
+        return self._partitions[partition].append(pieces, batch.num_rows, lo, hi, codec, flags, 0, body_offset)
+
+    def _compress(self, pieces: list) -> bytes:
+        cctx = self._zstd.ZstdCompressor(level=self.config.compression_level)
+        total = sum(len(p) for p in pieces)
+        chunker = cctx.compressobj(size=total)
+        out = [chunker.compress(p) for p in pieces]
+        out.append(chunker.flush())
+        return b"".join(out)
+
+    def _decompress(self, data) -> bytes:
+        return self._zstd.ZstdDecompressor().decompress(data)
+
+    def append(self, data: Any) -> AppendResult:
+        """Appends a ``pa.RecordBatch``, ``pa.Table`` or dict of columns.
+
+        The data is validated against the topic schema first (nothing is written
+        on a mismatch), split across partitions, written as one frame per
+        partition, and - under ``durability="fsync"`` - acknowledged once the
+        group commit has made it durable. Returns an ``AppendResult`` whose
+        ``offsets`` maps partition -> (first_offset, last_offset).
+        """
+        self._check_open()
+        if self._log.read_only:
+            raise ReadOnlyError(f"log {self._log.path!r} is open read-only")
+        batches = self._to_batches(data)
+        now_ns = time.time_ns()
+        offsets: dict[int, tuple[int, int]] = {}
+        ticket = 0
+        rows = 0
+        for batch in batches:
+            if batch.num_rows == 0:
+                continue
+            for partition, part in self._split(batch):
+                for frame_batch in self._frames_of(part):
+                    base, t = self._append_frame(partition, frame_batch, now_ns)
+                    ticket = max(ticket, t)
+                    last = base + frame_batch.num_rows - 1
+                    prev = offsets.get(partition)
+                    offsets[partition] = (base if prev is None else prev[0], last)
+                    rows += frame_batch.num_rows
+        if self.config.durability == "fsync":
+            self._log._native.wait_durable(ticket)
+        return AppendResult(offsets, rows)
+
+    def flush(self) -> None:
+        """Makes every append so far durable, whatever the durability mode."""
+        self._check_open()
+        if not self._log.read_only:
+            self._log._native.flush()
+
+    # ------------------------------------------------------------------ reading
+    def _partition_list(self, partitions) -> list[int]:
+        if partitions is None:
+            return list(range(self.config.partitions))
+        if isinstance(partitions, int):
+            partitions = [partitions]
+        out = []
+        for p in partitions:
+            if not isinstance(p, (int, np.integer)) or not 0 <= p < self.config.partitions:
+                raise ValueError(f"topic {self.name!r} has partitions 0..{self.config.partitions - 1}, not {p!r}")
+            out.append(int(p))
+        return out
+
+    def scan(
+        self,
+        start_offset: int | None = None,
+        end_offset: int | None = None,
+        *,
+        start_time: Any = None,
+        end_time: Any = None,
+        partitions: int | Iterable[int] | None = None,
+        columns: list[str] | None = None,
+    ) -> "Scan":
+        """A streaming read: batches one frame at a time, bounded memory.
+
+        Offsets are per partition, ``start_offset`` inclusive and ``end_offset``
+        exclusive; times are inclusive/exclusive too (int ns, datetime, ...).
+        The end of each partition is fixed when the scan starts.
+        """
+        self._check_open()
+        return Scan(self, start_offset, end_offset, start_time, end_time, partitions, columns)
+
+    def read(self, start_offset=None, end_offset=None, *, start_time=None, end_time=None, partitions=None,
+             columns=None) -> pa.Table:
+        """Like ``scan(...).to_table()``: a ``pa.Table``, zero-copy when uncompressed.
+        Rows come partition by partition, in offset order within each."""
+        return self.scan(start_offset, end_offset, start_time=start_time, end_time=end_time,
+                         partitions=partitions, columns=columns).to_table()
+
+    def end_offsets(self) -> dict[int, int]:
+        self._check_open()
+        return {i: p.end_offset for i, p in enumerate(self._partitions)}
+
+    def start_offsets(self) -> dict[int, int]:
+        self._check_open()
+        return {i: p.start_offset for i, p in enumerate(self._partitions)}
+
+    def offset_for_time(self, partition: int, timestamp: Any) -> int:
+        """The first offset of ``partition`` whose batch reaches ``timestamp``
+        (through the time index), as Kafka's offsetsForTimes."""
+        self._check_open()
+        (p,) = self._partition_list([partition])
+        return self._partitions[p].offset_for_time(_arrow.to_ns(timestamp))
+
+    def describe(self) -> dict:
+        """Partitions (start/end offsets, bytes, segments), configuration and schema."""
+        self._check_open()
+        parts = []
+        for i, p in enumerate(self._partitions):
+            parts.append(
+                {
+                    "partition": i,
+                    "start_offset": p.start_offset,
+                    "end_offset": p.end_offset,
+                    "bytes": p.size_bytes,
+                    "segments": p.segment_count,
+                }
+            )
+        return {
+            "name": self.name,
+            "partitions": parts,
+            "records": sum(p["end_offset"] - p["start_offset"] for p in parts),
+            "bytes": sum(p["bytes"] for p in parts),
+            "config": dataclasses.asdict(self.config),
+            "schema": str(self.schema),
+        }
+
+    def enforce_retention(self) -> None:
+        """Applies retention now (it also runs about once a second in the background)."""
+        self._check_open()
+        for p in self._partitions:
+            p.enforce_retention()
+
+
+class Scan:
+    """A streaming read of a topic. Iterate for ``pa.RecordBatch`` objects, or hand
+    it to anything that takes the Arrow PyCapsule stream interface
+    (``pa.table(scan)``, ``duckdb.sql("... from scan")``, ``polars.DataFrame(scan)``).
+    Each iteration or export starts the scan anew."""
+
+    _FRAMES_PER_CALL = 256
+
+    def __init__(self, topic: Topic, start_offset, end_offset, start_time, end_time, partitions, columns):
+        self.topic = topic
+        self._partitions = topic._partition_list(partitions)
+        self._start = 0 if start_offset is None else int(start_offset)
+        if self._start < 0:
+            raise ValueError("start_offset must be >= 0")
+        self._end_given = None if end_offset is None else int(end_offset)
+        self._t0 = None if start_time is None else _arrow.to_ns(start_time, "start_time")
+        self._t1 = None if end_time is None else _arrow.to_ns(end_time, "end_time")
+        schema = topic.schema
+        if columns is not None:
+            columns = list(columns)
+            unknown = [c for c in columns if c not in schema.names]
+            if unknown:
+                raise ValueError(f"unknown columns {unknown}; topic {topic.name!r} has {schema.names}")
+            self._column_indices = [schema.get_field_index(c) for c in columns]
+            self.schema = pa.schema([schema.field(i) for i in self._column_indices], metadata=schema.metadata)
+        else:
+            self._column_indices = None
+            self.schema = schema
+        # The end is fixed at creation, so a scan is a consistent, finite read.
+        self._ends = {p: topic._partitions[p].end_offset for p in self._partitions}
+        if self._end_given is not None:
+            self._ends = {p: min(e, self._end_given) for p, e in self._ends.items()}
+
+    def _row_filter(self, batch: pa.RecordBatch, frame) -> pa.RecordBatch:
+        topic = self.topic
+        base, count, fmin, fmax = frame[3], frame[4], frame[5], frame[6]
+        lo = max(self._start - base, 0)
+        hi = min(self._ends_current - base, count)
+        if lo > 0 or hi < count:
+            batch = batch.slice(lo, hi - lo)
+        if (self._t0 is not None or self._t1 is not None) and topic._ts_index >= 0:
+            t0 = self._t0 if self._t0 is not None else -(2**63)
+            t1 = self._t1 if self._t1 is not None else 2**63 - 1
+            if not (fmin >= t0 and fmax < t1):
+                unit = topic._ts_unit_ns
+                col = batch.column(topic._ts_index)
+                values = col.view(pa.int64()) if pa.types.is_timestamp(col.type) else col
+                mask = pc.and_(
+                    pc.greater_equal(values, pa.scalar(-(-t0 // unit), pa.int64())),
+                    pc.less(values, pa.scalar(-(-t1 // unit) if t1 < 2**63 - 1 else 2**63 - 1, pa.int64())),
+                )
+                batch = batch.filter(mask)
+        if self._column_indices is not None:
+            batch = batch.select(self._column_indices)
+        return batch
+
+    def __iter__(self) -> Iterator[pa.RecordBatch]:
+        topic = self.topic
+        t0 = self._t0 if self._t0 is not None else -(2**63)
+        t1 = self._t1 if self._t1 is not None else 2**63 - 1
+        for p in self._partitions:
+            topic._check_open()
+            native = topic._partitions[p]
+            end = self._ends[p]
+            self._ends_current = end
+            cursor = self._start
+            while cursor < end:
+                frames = native.frames(cursor, end, t0, t1, self._FRAMES_PER_CALL)
+                if not frames:
+                    break
+                for frame in frames:
+                    for batch in _arrow.decode_payload(frame, topic.schema, topic._decompress):
+                        batch = self._row_filter(batch, frame)
+                        if batch.num_rows:
+                            yield batch
+                cursor = frames[-1][3] + frames[-1][4]
+
+    def to_reader(self) -> pa.RecordBatchReader:
+        return pa.RecordBatchReader.from_batches(self.schema, iter(self))
+
+    def to_table(self) -> pa.Table:
+        batches = list(self)
+        if not batches:
+            return self.schema.empty_table()
+        return pa.Table.from_batches(batches, schema=self.schema)
+
+    def __arrow_c_stream__(self, requested_schema=None):
+        return self.to_reader().__arrow_c_stream__(requested_schema)
+
+    def __repr__(self) -> str:
+        return f"<tidelog.Scan of {self.topic.name!r} partitions={self._partitions}>"

@@ -1,0 +1,86 @@
+"""The exception hierarchy: everything tidelog raises derives from TidelogError.
+
+Classes also derive from the matching builtin (as pyarrow's do), so code that
+catches ``OSError`` or ``ValueError`` keeps working.
+"""
+from __future__ import annotations
+
+
+class TidelogError(Exception):
+    """Base class of every tidelog error."""
+
+
+class LogLockedError(TidelogError, BlockingIOError):
+    """Another process holds the writer lock of this log folder."""
+
+    def __init__(self, message: str, pid: int | None = None):
+        super().__init__(message)
+        self.pid = pid
+
+
+class TopicExistsError(TidelogError, FileExistsError):
+    """create_topic() with a name that is taken."""
+
+
+class UnknownTopicError(TidelogError, KeyError):
+    """A topic that does not exist."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else ""
+
+
+class InvalidTopicNameError(TidelogError, ValueError):
+    """A topic name outside Kafka's rule: 1-249 of [A-Za-z0-9._-], not '.' or '..'."""
+
+
+class SchemaMismatchError(TidelogError, TypeError):
+    """Appended data does not match the topic's schema; nothing was written."""
+
+
+class CorruptionError(TidelogError, OSError):
+    """Bytes on disk failed validation (CRC, lengths, magic)."""
+
+
+class ReadOnlyError(TidelogError, PermissionError):
+    """A write through a log opened with read_only=True."""
+
+
+class LogClosedError(TidelogError, ValueError):
+    """Use of a log, topic or partition after close()."""
+
+
+class RecordTooLargeError(TidelogError, ValueError):
+    """A batch or record over a size limit."""
+
+
+class TidelogIOError(TidelogError, OSError):
+    """A system call failed (for example fdatasync); the message says which."""
+
+
+def _from_native(code: int, message: str) -> TidelogError:
+    """Called by the native error bridge (src/error_bridge.h) for every native error."""
+    if code == 5:
+        pid = None
+        text = message.strip()
+        if text.isdigit():
+            pid = int(text)
+        return LogLockedError(
+            f"the log is locked by another writer (pid {pid if pid is not None else 'unknown'})", pid
+        )
+    cls = {
+        1: TidelogIOError,
+        2: CorruptionError,
+        3: TidelogIOError,
+        4: TopicExistsError,
+        6: ReadOnlyError,
+        7: ValueError,
+        8: LogClosedError,
+        9: RecordTooLargeError,
+    }.get(code, TidelogError)
+    if cls is ValueError:
+        return _InvalidArgument(message)
+    return cls(message)
+
+
+class _InvalidArgument(TidelogError, ValueError):
+    """An argument the native core rejected."""

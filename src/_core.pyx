@@ -1,0 +1,370 @@
+# cython: language_level=3, boundscheck=False, wraparound=False
+# distutils: language = c++
+"""Bindings to tidelog's native core (native/).
+
+Buffers come in through the buffer protocol without copies; every call that may
+block or do I/O releases the GIL; native errors reach Python through one path,
+``raise_native_error`` (src/error_bridge.h), which asks
+``tidelog.errors._from_native`` for the exception to raise.
+"""
+from cpython.buffer cimport PyBUF_ANY_CONTIGUOUS, PyBUF_SIMPLE, PyBUF_WRITABLE, PyBUF_READ, PyBuffer_Release, PyObject_GetBuffer
+from cpython.bytes cimport PyBytes_FromStringAndSize
+from libc.stdint cimport int64_t, uint32_t, uint64_t, uintptr_t, INT64_MAX, INT64_MIN
+from libc.string cimport memcpy
+from libcpp.memory cimport shared_ptr, unique_ptr
+from libcpp.string cimport string
+from libcpp.vector cimport vector
+
+from tidelog_native cimport *
+
+from tidelog.errors import _from_native
+
+set_error_factory(_from_native)
+
+DURABILITY_MODES = {"none": 0, "interval": 1, "fsync": 2}
+FLAG_IPC_STREAM = 1
+CODEC_NONE = 0
+CODEC_ZSTD = 1
+
+
+def crc32c(data, unsigned int value=0):
+    """CRC-32C of ``data`` (any buffer), continuing from ``value``."""
+    cdef Py_buffer view
+    cdef uint32_t out
+    PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+    try:
+        with nogil:
+            out = crc32c_extend(value, view.buf, <size_t>view.len)
+    finally:
+        PyBuffer_Release(&view)
+    return out
+
+
+def crc32c_portable(data, unsigned int value=0):
+    """The portable (table-driven) CRC-32C, for testing the hardware path against."""
+    cdef Py_buffer view
+    cdef uint32_t out
+    PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+    try:
+        out = crc32c_extend_portable(value, view.buf, <size_t>view.len)
+    finally:
+        PyBuffer_Release(&view)
+    return out
+
+
+def crc32c_hardware():
+    """Whether the SSE4.2 path is in use."""
+    return crc32c_hardware_available()
+
+
+def kafka_murmur2(data):
+    """Kafka's ``Utils.murmur2`` of ``data`` (a signed 32-bit int, as Java returns it)."""
+    cdef Py_buffer view
+    PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+    try:
+        return murmur2(view.buf, <size_t>view.len)
+    finally:
+        PyBuffer_Release(&view)
+
+
+def partition_fixed_width_keys(values, Py_ssize_t count, int width, int partitions, out):
+    """Kafka partition per key for ``count`` little-endian ints of ``width`` bytes
+    (serialized big-endian, as Kafka's Integer/LongSerializer do) into ``out`` (int32)."""
+    cdef Py_buffer v, o
+    if width != 4 and width != 8:
+        raise ValueError("width must be 4 or 8")
+    if partitions <= 0:
+        raise ValueError("partitions must be positive")
+    PyObject_GetBuffer(values, &v, PyBUF_SIMPLE)
+    try:
+        PyObject_GetBuffer(out, &o, PyBUF_SIMPLE | PyBUF_WRITABLE)
+        try:
+            if v.len < count * width or o.len < count * 4:
+                raise ValueError("buffer too small for count")
+            with nogil:
+                partition_fixed_width(<const unsigned char*>v.buf, count, width, partitions, <int*>o.buf)
+        finally:
+            PyBuffer_Release(&o)
+    finally:
+        PyBuffer_Release(&v)
+
+
+def partition_binary_keys(offsets, data, Py_ssize_t count, bint large, int partitions, out):
+    """Kafka partition per key for Arrow binary/string keys given their offsets
+    buffer (already shifted to the array's offset) and data buffer."""
+    cdef Py_buffer ob, db, o
+    if partitions <= 0:
+        raise ValueError("partitions must be positive")
+    PyObject_GetBuffer(offsets, &ob, PyBUF_SIMPLE)
+    try:
+        PyObject_GetBuffer(data, &db, PyBUF_SIMPLE)
+        try:
+            PyObject_GetBuffer(out, &o, PyBUF_SIMPLE | PyBUF_WRITABLE)
+            try:
+                if ob.len < (count + 1) * (8 if large else 4) or o.len < count * 4:
+                    raise ValueError("buffer too small for count")
+                with nogil:
+                    if large:
+                        partition_binary64(<const int64_t*>ob.buf, <const unsigned char*>db.buf, count, partitions, <int*>o.buf)
+                    else:
+                        partition_binary32(<const int*>ob.buf, <const unsigned char*>db.buf, count, partitions, <int*>o.buf)
+            finally:
+                PyBuffer_Release(&o)
+        finally:
+            PyBuffer_Release(&db)
+    finally:
+        PyBuffer_Release(&ob)
+
+
+cdef class Mapping:
+    """A read-only mapping of a segment file. Arrow buffers built over it keep
+    it alive, so it stays valid after retention unlinks the file."""
+    cdef shared_ptr[CMappedRegion] region
+    cdef Py_ssize_t shape[1]
+    cdef Py_ssize_t strides[1]
+
+    @property
+    def address(self):
+        return <uintptr_t>self.region.get().data()
+
+    @property
+    def size(self):
+        return self.region.get().length()
+
+    @property
+    def path(self):
+        return self.region.get().path().decode("utf-8", "surrogateescape")
+
+    def __getbuffer__(self, Py_buffer* buffer, int flags):
+        if flags & PyBUF_WRITABLE:
+            raise BufferError("segment mappings are read-only")
+        self.shape[0] = <Py_ssize_t>self.region.get().length()
+        self.strides[0] = 1
+        buffer.buf = <void*>self.region.get().data()
+        buffer.obj = self
+        buffer.len = self.shape[0]
+        buffer.readonly = 1
+        buffer.itemsize = 1
+        buffer.format = "B"
+        buffer.ndim = 1
+        buffer.shape = self.shape
+        buffer.strides = self.strides
+        buffer.suboffsets = NULL
+        buffer.internal = NULL
+
+    def __releasebuffer__(self, Py_buffer* buffer):
+        pass
+
+    def __repr__(self):
+        return f"<tidelog Mapping {self.path!r} {self.size} bytes>"
+
+
+cdef class NativeLog:
+    """The log folder: writer lock, clean-shutdown marker, group committer."""
+    cdef unique_ptr[CLogCore] core
+    cdef readonly str path
+
+    def __cinit__(self, str path, bint read_only=False):
+        cdef string p = path.encode("utf-8", "surrogateescape")
+        self.path = path
+        with nogil:
+            self.core.reset(new CLogCore(p, read_only))
+
+    @property
+    def read_only(self):
+        return self.core.get().read_only()
+
+    @property
+    def was_clean(self):
+        return self.core.get().was_clean()
+
+    def open_partition(self, str directory, *, uint64_t segment_bytes, int64_t segment_ms=-1,
+                       int64_t retention_bytes=-1, int64_t retention_ms=-1, str durability="fsync",
+                       int64_t flush_interval_ms=100):
+        cdef CPartitionConfig config
+        cdef string d = directory.encode("utf-8", "surrogateescape")
+        if durability not in DURABILITY_MODES:
+            raise ValueError(f"durability must be one of {sorted(DURABILITY_MODES)}, not {durability!r}")
+        config.segment_bytes = segment_bytes
+        config.segment_ms = segment_ms
+        config.retention_bytes = retention_bytes
+        config.retention_ms = retention_ms
+        config.durability = <CDurability><unsigned char>DURABILITY_MODES[durability]
+        config.flush_interval_ms = flush_interval_ms
+        cdef NativePartition part = NativePartition.__new__(NativePartition)
+        part.log = self
+        with nogil:
+            part.p = self.core.get().open_partition(d, config)
+        return part
+
+    def wait_durable(self, uint64_t ticket):
+        """Blocks (GIL released) until the append that got ``ticket`` is durable."""
+        if ticket == 0:
+            return
+        with nogil:
+            self.core.get().wait_durable(ticket)
+
+    def flush(self):
+        with nogil:
+            self.core.get().flush_all()
+
+    def stats(self):
+        cdef CCommitterStats s = self.core.get().stats()
+        return {
+            "appends": s.appends,
+            "frames": s.frames,
+            "bytes": s.bytes,
+            "fdatasyncs": s.fdatasyncs,
+            "flushes": s.flushes,
+            "durable_waits": s.durable_waits,
+            "checkpoints": s.checkpoints,
+            "segments_deleted": s.segments_deleted,
+        }
+
+    def close(self):
+        with nogil:
+            self.core.get().close()
+
+
+cdef class NativePartition:
+    """One partition of a topic. Appends are thread-safe; reads see published frames."""
+    cdef unique_ptr[CPartition] p
+    cdef NativeLog log
+    cdef CMappedRegion* last_region
+    cdef Mapping last_mapping
+
+    def append(self, pieces, uint32_t record_count, int64_t min_timestamp, int64_t max_timestamp,
+               int codec=0, int flags=0, uint32_t schema_id=0, int64_t body_offset=-1):
+        """Writes one frame whose payload is the concatenation of ``pieces`` (buffers,
+        not copied: handed to one pwritev). Returns (base_offset, ticket)."""
+        cdef Py_ssize_t n = len(pieces), i, got = 0
+        cdef vector[Py_buffer] views
+        cdef vector[iovec] iov
+        cdef CAppendRequest req
+        cdef CAppendResult res
+        views.resize(n)
+        iov.resize(n)
+        try:
+            for i in range(n):
+                PyObject_GetBuffer(pieces[i], &views[i], PyBUF_SIMPLE)
+                got += 1
+                iov[i].iov_base = views[i].buf
+                iov[i].iov_len = <size_t>views[i].len
+            req.pieces = iov.data()
+            req.piece_count = <int>n
+            req.record_count = record_count
+            req.min_timestamp = min_timestamp
+            req.max_timestamp = max_timestamp
+            req.codec = codec
+            req.flags = flags
+            req.schema_id = schema_id
+            req.body_offset = body_offset
+            with nogil:
+                res = self.p.get().append(req)
+        finally:
+            for i in range(got):
+                PyBuffer_Release(&views[i])
+        return res.base_offset, res.ticket
+
+    cdef Mapping _mapping_for(self, shared_ptr[CMappedRegion]& region):
+        if region.get() == self.last_region and self.last_mapping is not None:
+            return self.last_mapping
+        cdef Mapping m = Mapping.__new__(Mapping)
+        m.region = region
+        self.last_region = region.get()
+        self.last_mapping = m
+        return m
+
+    def frames(self, int64_t start_offset=0, int64_t end_offset=INT64_MAX, int64_t min_timestamp=INT64_MIN,
+               int64_t max_timestamp=INT64_MAX, size_t max_frames=1024):
+        """Published frames holding offsets in [start_offset, end_offset) whose time
+        span meets [min_timestamp, max_timestamp). Each is a tuple
+        (mapping, payload_address, payload_length, base_offset, record_count,
+        min_timestamp, max_timestamp, codec, flags, schema_id)."""
+        cdef vector[CFrameRef] refs
+        with nogil:
+            refs = self.p.get().frames(start_offset, end_offset, min_timestamp, max_timestamp, max_frames)
+        out = []
+        cdef size_t i
+        cdef CFrameRef* f
+        for i in range(refs.size()):
+            f = &refs[i]
+            out.append((self._mapping_for(f.region), <uintptr_t>f.payload(), f.header.payload_length,
+                        f.header.base_offset, f.header.record_count, f.header.min_timestamp,
+                        f.header.max_timestamp, f.header.codec, f.header.flags, f.header.schema_id))
+        return out
+
+    def offset_for_time(self, int64_t timestamp):
+        cdef int64_t out
+        with nogil:
+            out = self.p.get().offset_for_time(timestamp)
+        return out
+
+    @property
+    def start_offset(self):
+        cdef int64_t out
+        with nogil:
+            out = self.p.get().start_offset()
+        return out
+
+    @property
+    def end_offset(self):
+        return self.p.get().end_offset()
+
+    @property
+    def size_bytes(self):
+        cdef uint64_t out
+        with nogil:
+            out = self.p.get().size_bytes()
+        return out
+
+    @property
+    def segment_count(self):
+        cdef size_t out
+        with nogil:
+            out = self.p.get().segment_count()
+        return out
+
+    def wait_for_data(self, int64_t known_end, timeout=None):
+        """Sleeps (GIL released, futex on the shared state) until the visible end
+        passes ``known_end``; returns False on timeout (seconds; None waits forever)."""
+        cdef int64_t t = -1 if timeout is None else <int64_t>(max(float(timeout), 0.0) * 1e9)
+        cdef bint ok
+        with nogil:
+            ok = self.p.get().wait_for_data(known_end, t)
+        return ok
+
+    def enforce_retention(self):
+        with nogil:
+            self.p.get().enforce_retention()
+
+    def recovery_events(self):
+        cdef const vector[CRecoveryEvent]* ev = &self.p.get().recovery_events()
+        return [
+            {
+                "file": ev.at(i).file.decode("utf-8", "surrogateescape"),
+                "position": ev.at(i).position,
+                "bytes_dropped": ev.at(i).bytes_dropped,
+                "first_offset_dropped": ev.at(i).first_offset_dropped,
+                "reason": ev.at(i).reason.decode(),
+            }
+            for i in range(ev.size())
+        ]
+
+    def close(self):
+        self.last_mapping = None
+        self.last_region = NULL
+        if self.p:
+            with nogil:
+                self.p.get().close()
+
+    def remove_files(self):
+        with nogil:
+            self.p.get().remove_files()
+
+    def release(self):
+        """Drops the native partition (after close)."""
+        self.last_mapping = None
+        self.last_region = NULL
+        with nogil:
+            self.p.reset()

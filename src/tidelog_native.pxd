@@ -1,0 +1,131 @@
+# C++ declarations of the native core (native/). C-prefixed names keep them
+# apart from the Python classes in _core.pyx, as pyarrow's libarrow.pxd does.
+from libc.stdint cimport int64_t, uint16_t, uint32_t, uint64_t
+from libcpp cimport bool as cbool
+from libcpp.memory cimport shared_ptr, unique_ptr
+from libcpp.string cimport string
+from libcpp.vector cimport vector
+
+cdef extern from "<sys/uio.h>":
+    cdef struct iovec:
+        void* iov_base
+        size_t iov_len
+
+cdef extern from "error_bridge.h" namespace "tidelog":
+    void raise_native_error()
+    void set_error_factory(object factory)
+
+cdef extern from "crc32c.h" namespace "tidelog" nogil:
+    uint32_t crc32c_extend(uint32_t crc, const void* data, size_t length)
+    uint32_t crc32c_extend_portable(uint32_t crc, const void* data, size_t length)
+    cbool crc32c_hardware_available()
+
+cdef extern from "murmur2.h" namespace "tidelog" nogil:
+    int murmur2(const void* data, size_t length)
+    void partition_fixed_width(const unsigned char* values, size_t count, size_t width, int partitions, int* out)
+    void partition_binary32(const int* offsets, const unsigned char* data, size_t count, int partitions, int* out)
+    void partition_binary64(const int64_t* offsets, const unsigned char* data, size_t count, int partitions, int* out)
+
+cdef extern from "mapped_region.h" namespace "tidelog" nogil:
+    cdef cppclass CMappedRegion "tidelog::mapped_region":
+        const unsigned char* data()
+        uint64_t length()
+        const string& path()
+
+cdef extern from "frame.h" namespace "tidelog" nogil:
+    cdef struct CFrameHeader "tidelog::frame_header":
+        uint32_t magic
+        uint32_t crc
+        uint16_t version
+        uint16_t header_length
+        uint16_t codec
+        uint16_t flags
+        int64_t base_offset
+        uint32_t record_count
+        uint32_t schema_id
+        int64_t min_timestamp
+        int64_t max_timestamp
+        uint64_t payload_length
+        uint32_t payload_offset
+    int check_frame(const unsigned char* p, uint64_t available)
+
+cdef extern from "segment.h" namespace "tidelog" nogil:
+    cdef cppclass CFrameRef "tidelog::frame_ref":
+        shared_ptr[CMappedRegion] region
+        uint64_t position
+        CFrameHeader header
+        const unsigned char* payload()
+
+cdef extern from "committer.h" namespace "tidelog" nogil:
+    cdef cppclass CCommitterStats "tidelog::committer_stats":
+        uint64_t appends
+        uint64_t frames
+        uint64_t bytes
+        uint64_t fdatasyncs
+        uint64_t flushes
+        uint64_t durable_waits
+        uint64_t checkpoints
+        uint64_t segments_deleted
+
+cdef extern from "partition.h" namespace "tidelog" nogil:
+    cdef enum class CDurability "tidelog::durability_mode"(unsigned char):
+        none "tidelog::durability_mode::none"
+        interval "tidelog::durability_mode::interval"
+        fsync "tidelog::durability_mode::fsync"
+
+    cdef cppclass CPartitionConfig "tidelog::partition_config":
+        uint64_t segment_bytes
+        int64_t segment_ms
+        int64_t retention_bytes
+        int64_t retention_ms
+        CDurability durability
+        int64_t flush_interval_ms
+
+    cdef cppclass CAppendRequest "tidelog::append_request":
+        const iovec* pieces
+        int piece_count
+        uint32_t record_count
+        int64_t min_timestamp
+        int64_t max_timestamp
+        uint16_t codec
+        uint16_t flags
+        uint32_t schema_id
+        int64_t body_offset
+
+    cdef cppclass CAppendResult "tidelog::append_result":
+        int64_t base_offset
+        uint64_t ticket
+
+    cdef cppclass CRecoveryEvent "tidelog::recovery_event":
+        string file
+        uint64_t position
+        uint64_t bytes_dropped
+        int64_t first_offset_dropped
+        string reason
+
+    cdef cppclass CPartition "tidelog::partition":
+        CAppendResult append(const CAppendRequest& request) except +raise_native_error
+        vector[CFrameRef] frames(int64_t start_offset, int64_t end_offset, int64_t min_timestamp,
+                                 int64_t max_timestamp, size_t max_frames) except +raise_native_error
+        int64_t offset_for_time(int64_t timestamp) except +raise_native_error
+        int64_t start_offset() except +raise_native_error
+        int64_t end_offset() except +raise_native_error
+        uint64_t size_bytes() except +raise_native_error
+        size_t segment_count() except +raise_native_error
+        cbool wait_for_data(int64_t known_end, int64_t timeout_ns) except +raise_native_error
+        void enforce_retention() except +raise_native_error
+        void flush() except +raise_native_error
+        void close() except +raise_native_error
+        void remove_files() except +raise_native_error
+        const vector[CRecoveryEvent]& recovery_events()
+
+cdef extern from "log_core.h" namespace "tidelog" nogil:
+    cdef cppclass CLogCore "tidelog::log_core":
+        CLogCore(const string& path, cbool read_only) except +raise_native_error
+        cbool read_only()
+        cbool was_clean()
+        unique_ptr[CPartition] open_partition(const string& dir, const CPartitionConfig& config) except +raise_native_error
+        CCommitterStats stats()
+        void flush_all() except +raise_native_error
+        void wait_durable(uint64_t ticket) except +raise_native_error
+        void close() except +raise_native_error
