@@ -13,6 +13,10 @@ namespace tidelog {
 
 namespace {
 constexpr int64_t housekeeping_interval_ns = 1'000'000'000;
+/// Upper bound on how long a flush waits to gather more appenders.
+constexpr int64_t max_gather_ns = 2'000'000;
+/// At most this many fdatasyncs run at once in one flush.
+constexpr size_t max_parallel_syncs = 8;
 }
 
 int64_t committer::monotonic_ns() {
@@ -55,13 +59,14 @@ uint64_t committer::note_written(partition* p, std::shared_ptr<segment> seg, con
                                  int64_t deadline_ns) {
     std::lock_guard<std::mutex> g(_mu);
     if (!_failure.empty()) throw error(errc::io_error, "log unusable after a failed fdatasync: " + _failure);
+    if (_pending.empty()) _oldest_pending_ns = monotonic_ns();
     auto [it, fresh] = _pending.try_emplace(p);
     pending_flush& e = it->second;
     if (e.segments.empty() || e.segments.back() != seg) e.segments.push_back(std::move(seg));
     e.point = point;
     e.deadline_ns = fresh ? deadline_ns : std::min(e.deadline_ns, deadline_ns);
     uint64_t ticket = ++_written;
-    if (fresh && !_busy) _flusher_cv.notify_one();
+    if (!_busy) _flusher_cv.notify_one();
     return ticket;
 }
 
@@ -70,6 +75,7 @@ void committer::wait_durable(uint64_t ticket) {
     _durable_waits.fetch_add(1, std::memory_order_relaxed);
     if (_durable >= ticket) return;
     ++_sync_waiters;
+    _peak_waiters = std::max(_peak_waiters, _sync_waiters);
     _flusher_cv.notify_one();
     _waiters_cv.wait(lk, [&] { return _durable >= ticket || !_failure.empty(); });
     --_sync_waiters;
@@ -114,7 +120,14 @@ void committer::run() {
         for (auto& [p, e] : _pending) next_deadline = std::min(next_deadline, e.deadline_ns);
         bool urgent = _sync_waiters > 0 || _requested > _durable || _stop;
         if (!_pending.empty() && _failure.empty() && (urgent || next_deadline <= now)) {
-            flush_locked(lk);
+            int64_t gather_until = _oldest_pending_ns + std::min<int64_t>(_last_sync_ns, max_gather_ns);
+            bool gathering = _last_group > 1 && _sync_waiters < _last_group && now < gather_until &&
+                             !_stop && _requested <= _durable;
+            if (!gathering) {
+                flush_locked(lk);
+                continue;
+            }
+            _flusher_cv.wait_for(lk, std::chrono::nanoseconds(gather_until - now));
             continue;
         }
         if (_requested > _durable && _pending.empty()) _durable = std::max(_durable, _written);
@@ -132,31 +145,55 @@ void committer::run() {
 
 void committer::flush_locked(std::unique_lock<std::mutex>& lk) {
     uint64_t target = _written;
+    int group = _peak_waiters;
+    _peak_waiters = _sync_waiters;
     auto batch = std::move(_pending);
     _pending.clear();
     _busy = true;
     lk.unlock();
     std::string failure;
     uint64_t syncs = 0;
-    for (auto& [p, e] : batch) {
+    int64_t started = monotonic_ns();
+    std::vector<segment*> dirty;
+    for (auto& [p, e] : batch)
+        for (auto& seg : e.segments) dirty.push_back(seg.get());
+    // Several files: fdatasync them concurrently, so the file system can commit
+    // them in one journal transaction (Iggy measured ~2x from doing this).
+    std::vector<std::string> errors(dirty.size());
+    auto sync_one = [&](size_t i) {
         try {
-            for (auto& seg : e.segments) {
-                seg->datasync();
-                ++syncs;
-            }
+            dirty[i]->datasync();
         } catch (const std::exception& ex) {
+            errors[i] = ex.what();
+        }
+    };
+    std::vector<std::thread> helpers;
+    for (size_t i = 1; i < dirty.size(); ++i) {
+        if (helpers.size() + 1 >= max_parallel_syncs) {
+            sync_one(i);
+            continue;
+        }
+        helpers.emplace_back(sync_one, i);
+    }
+    if (!dirty.empty()) sync_one(0);
+    for (auto& t : helpers) t.join();
+    syncs = dirty.size();
+    for (auto& err : errors)
+        if (!err.empty()) {
             // Never retry a failed fsync: the kernel may have dropped the dirty
             // pages already (the PostgreSQL "fsyncgate" lesson).
-            failure = ex.what();
+            failure = err;
             break;
         }
-    }
     if (failure.empty())
         for (auto& [p, e] : batch) p->on_durable(e.point);
     _fdatasyncs.fetch_add(syncs, std::memory_order_relaxed);
     _flushes.fetch_add(1, std::memory_order_relaxed);
+    int64_t took = monotonic_ns() - started;
     lk.lock();
     _busy = false;
+    _last_group = group;
+    _last_sync_ns = took;
     if (failure.empty())
         _durable = std::max(_durable, target);
     else

@@ -95,6 +95,13 @@ private:
     bool _stop = false;
     std::string _failure;  // set once an fdatasync failed: the log is then unusable
     int64_t _next_housekeeping_ns = 0;
+    // Group gathering (PostgreSQL's commit_delay/commit_siblings, made adaptive):
+    // when the last flush served several waiters, hold the next one until as many
+    // are waiting again or a window of about one fdatasync has passed.
+    int _last_group = 0;
+    int _peak_waiters = 0;  // most appenders waiting at once since the last flush began
+    int64_t _last_sync_ns = 0;
+    int64_t _oldest_pending_ns = 0;
 
     std::atomic<uint64_t> _appends{0}, _frames{0}, _bytes{0}, _fdatasyncs{0}, _flushes{0}, _durable_waits{0},
         _checkpoints{0}, _segments_deleted{0};

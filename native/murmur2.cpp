@@ -1,6 +1,7 @@
 #include "murmur2.h"
 
 #include <cstring>
+#include <vector>
 
 namespace tidelog {
 
@@ -57,6 +58,22 @@ void partition_binary32(const int32_t* offsets, const uint8_t* data, size_t coun
 }
 void partition_binary64(const int64_t* offsets, const uint8_t* data, size_t count, int32_t partitions, int32_t* out) {
     partition_binary(offsets, data, count, partitions, out);
+}
+
+bool group_rows_by_partition(const int32_t* ids, size_t count, int32_t partitions, int64_t* order, int64_t* counts) {
+    for (int32_t p = 0; p < partitions; ++p) counts[p] = 0;
+    for (size_t i = 0; i < count; ++i) {
+        if (ids[i] < 0 || ids[i] >= partitions) return false;
+        ++counts[ids[i]];
+    }
+    std::vector<int64_t> next(static_cast<size_t>(partitions));
+    int64_t start = 0;
+    for (int32_t p = 0; p < partitions; ++p) {
+        next[p] = start;
+        start += counts[p];
+    }
+    for (size_t i = 0; i < count; ++i) order[next[ids[i]]++] = static_cast<int64_t>(i);
+    return true;
 }
 
 }  // namespace tidelog

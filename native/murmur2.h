@@ -23,4 +23,10 @@ void partition_binary32(const int32_t* offsets, const uint8_t* data, size_t coun
 void partition_binary64(const int64_t* offsets, const uint8_t* data, size_t count, int32_t partitions,
                         int32_t* out);
 
+/// Stable counting sort of row indices by partition: order receives the row
+/// numbers grouped by partition (rows keep their order within a partition),
+/// counts[p] the number of rows of partition p. Returns false (and leaves order
+/// unspecified) if an id is outside [0, partitions).
+bool group_rows_by_partition(const int32_t* ids, size_t count, int32_t partitions, int64_t* order, int64_t* counts);
+
 }  // namespace tidelog

@@ -23,6 +23,7 @@ set_error_factory(_from_native)
 
 DURABILITY_MODES = {"none": 0, "interval": 1, "fsync": 2}
 FLAG_IPC_STREAM = 1
+cdef Py_ssize_t SMALL_APPEND_BYTES = 64 * 1024
 CODEC_NONE = 0
 CODEC_ZSTD = 1
 
@@ -114,6 +115,32 @@ def partition_binary_keys(offsets, data, Py_ssize_t count, bint large, int parti
             PyBuffer_Release(&db)
     finally:
         PyBuffer_Release(&ob)
+
+
+def group_by_partition(ids, Py_ssize_t count, int partitions, order, counts):
+    """Stable counting sort: ``order`` (int64[count]) gets row numbers grouped by
+    partition, ``counts`` (int64[partitions]) the rows per partition. ``ids`` is
+    int32[count] with values in [0, partitions)."""
+    cdef Py_buffer ib, ob, cb
+    cdef bint ok
+    PyObject_GetBuffer(ids, &ib, PyBUF_SIMPLE)
+    try:
+        PyObject_GetBuffer(order, &ob, PyBUF_SIMPLE | PyBUF_WRITABLE)
+        try:
+            PyObject_GetBuffer(counts, &cb, PyBUF_SIMPLE | PyBUF_WRITABLE)
+            try:
+                if ib.len < count * 4 or ob.len < count * 8 or cb.len < partitions * 8:
+                    raise ValueError("buffer too small")
+                with nogil:
+                    ok = group_rows_by_partition(<const int*>ib.buf, count, partitions, <int64_t*>ob.buf, <int64_t*>cb.buf)
+                if not ok:
+                    raise ValueError(f"a partition id is outside [0, {partitions})")
+            finally:
+                PyBuffer_Release(&cb)
+        finally:
+            PyBuffer_Release(&ob)
+    finally:
+        PyBuffer_Release(&ib)
 
 
 cdef class Mapping:
@@ -237,7 +264,7 @@ cdef class NativePartition:
                int codec=0, int flags=0, uint32_t schema_id=0, int64_t body_offset=-1):
         """Writes one frame whose payload is the concatenation of ``pieces`` (buffers,
         not copied: handed to one pwritev). Returns (base_offset, ticket)."""
-        cdef Py_ssize_t n = len(pieces), i, got = 0
+        cdef Py_ssize_t n = len(pieces), i, got = 0, total = 0
         cdef vector[Py_buffer] views
         cdef vector[iovec] iov
         cdef CAppendRequest req
@@ -250,6 +277,7 @@ cdef class NativePartition:
                 got += 1
                 iov[i].iov_base = views[i].buf
                 iov[i].iov_len = <size_t>views[i].len
+                total += views[i].len
             req.pieces = iov.data()
             req.piece_count = <int>n
             req.record_count = record_count
@@ -259,8 +287,13 @@ cdef class NativePartition:
             req.flags = flags
             req.schema_id = schema_id
             req.body_offset = body_offset
-            with nogil:
+            if total < SMALL_APPEND_BYTES:
+                # A small pwritev into the page cache takes a few microseconds; giving
+                # up and re-taking a contended GIL costs more than that.
                 res = self.p.get().append(req)
+            else:
+                with nogil:
+                    res = self.p.get().append(req)
         finally:
             for i in range(got):
                 PyBuffer_Release(&views[i])

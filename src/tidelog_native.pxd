@@ -25,6 +25,7 @@ cdef extern from "murmur2.h" namespace "tidelog" nogil:
     void partition_fixed_width(const unsigned char* values, size_t count, size_t width, int partitions, int* out)
     void partition_binary32(const int* offsets, const unsigned char* data, size_t count, int partitions, int* out)
     void partition_binary64(const int64_t* offsets, const unsigned char* data, size_t count, int partitions, int* out)
+    cbool group_rows_by_partition(const int* ids, size_t count, int partitions, int64_t* order, int64_t* counts)
 
 cdef extern from "mapped_region.h" namespace "tidelog" nogil:
     cdef cppclass CMappedRegion "tidelog::mapped_region":

@@ -30,6 +30,12 @@ CODEC_ZSTD = _core.CODEC_ZSTD
 _UNIT_NS = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
 
 
+#: Batches below this many bytes of buffers are serialized into one buffer
+#: (4-5 us) instead of handing each Arrow buffer to pwritev (15-20 us of Python
+#: calls); above it the zero-copy path wins.
+SMALL_BATCH_BYTES = 64 * 1024
+
+
 class _PieceSink:
     """A write-only file for pyarrow's IPC writer that keeps what it is given."""
 
@@ -86,6 +92,11 @@ class BatchEncoder:
 
     def encode(self, batch: pa.RecordBatch) -> tuple[list, int, int]:
         """Returns (pieces, body_offset, flags) for one frame payload."""
+        if batch.get_total_buffer_size() < SMALL_BATCH_BYTES and not self.stream_frames:
+            # One serialize() is cheaper than the sink's per-buffer Python calls
+            # for small batches; the extra copy is a few KiB at most.
+            message = batch.serialize()
+            return [message], 8 + int.from_bytes(message[4:8], "little", signed=True), 0
         if self.stream_frames:
             # Dictionaries travel in the same frame: store a whole IPC stream.
             sink = _PieceSink()

@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import _arrow
+from . import _arrow, _core
 from .errors import LogClosedError, ReadOnlyError, SchemaMismatchError, TidelogError
 
 DURABILITY_MODES = ("fsync", "interval", "none")
@@ -131,6 +131,8 @@ class Topic:
         self._key_index = schema.get_field_index(config.key) if config.key else -1
         self._ts_index = schema.get_field_index(config.timestamp) if config.timestamp else -1
         self._ts_unit_ns = _arrow.timestamp_unit_ns(schema.field(config.timestamp).type) if config.timestamp else 1
+        self._required_columns = [i for i, f in enumerate(schema) if not f.nullable]
+        self._fsync = config.durability == "fsync"
         self._sticky = 0
         self._sticky_lock = threading.Lock()
         self._partitions = []
@@ -221,11 +223,10 @@ class Topic:
             raise SchemaMismatchError(f"data does not match the schema of topic {self.name!r}: {detail}")
         if given.metadata != schema.metadata:
             batches = [pa.RecordBatch.from_arrays(b.columns, schema=schema) for b in batches]
-        for f in schema:
-            if not f.nullable:
-                for b in batches:
-                    if b.column(f.name).null_count:
-                        raise SchemaMismatchError(f"column {f.name!r} is not nullable but has nulls")
+        for i in self._required_columns:
+            for b in batches:
+                if b.column(i).null_count:
+                    raise SchemaMismatchError(f"column {schema.field(i).name!r} is not nullable but has nulls")
         return batches
 
     def _next_sticky(self) -> int:
@@ -245,11 +246,12 @@ class Topic:
         ids = _arrow.key_partitions(batch.column(self._key_index), n_parts)
         if (ids < 0).any():
             ids[ids < 0] = self._next_sticky()
-        counts = np.bincount(ids, minlength=n_parts)
+        order = np.empty(len(ids), dtype=np.int64)
+        counts = np.empty(n_parts, dtype=np.int64)
+        _core.group_by_partition(ids, len(ids), n_parts, order, counts)
         nonzero = np.flatnonzero(counts)
         if len(nonzero) == 1:
             return [(int(nonzero[0]), batch)]
-        order = np.argsort(ids, kind="stable")
         grouped = batch.take(pa.array(order))
         out = []
         start = 0
@@ -259,14 +261,12 @@ class Topic:
             start += c
         return out
 
-    def _frames_of(self, batch: pa.RecordBatch) -> Iterator[pa.RecordBatch]:
-        nbytes = batch.nbytes
+    def _frames_of(self, batch: pa.RecordBatch) -> list[pa.RecordBatch]:
+        nbytes = batch.get_total_buffer_size()
         if nbytes <= self._max_frame_bytes or batch.num_rows <= 1:
-            yield batch
-            return
+            return [batch]
         step = max(1, int(batch.num_rows * self._max_frame_bytes / nbytes))
-        for start in range(0, batch.num_rows, step):
-            yield batch.slice(start, step)
+        return [batch.slice(start, step) for start in range(0, batch.num_rows, step)]
 
     def _time_range(self, batch: pa.RecordBatch, now_ns: int) -> tuple[int, int]:
         if self._ts_index < 0:
@@ -323,7 +323,7 @@ class Topic:
                     prev = offsets.get(partition)
                     offsets[partition] = (base if prev is None else prev[0], last)
                     rows += frame_batch.num_rows
-        if self.config.durability == "fsync":
+        if self._fsync:
             self._log._native.wait_durable(ticket)
         return AppendResult(offsets, rows)
 
