@@ -47,8 +47,7 @@ partition::partition(committer* c, const std::string& dir, const partition_confi
       _dir(dir),
       _config(config),
       _read_only(read_only),
-      _checkpoint((read_only ? (make_directories(dir), dir) : (make_directories(dir), dir)) + "/recovery-checkpoint",
-                  read_only),
+      _checkpoint((read_only ? dir : (make_directories(dir), dir)) + "/recovery-checkpoint", read_only),
       _shared(dir + "/state", !read_only) {
     if (config.segment_bytes == 0 || config.segment_bytes > max_segment_bytes)
         throw error(errc::invalid_argument, "segment_bytes must be in [1, 2 GiB)");

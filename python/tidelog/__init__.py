@@ -4,6 +4,7 @@ from .errors import (
     InvalidTopicNameError,
     LogClosedError,
     LogLockedError,
+    LogNotFoundError,
     ReadOnlyError,
     RecordTooLargeError,
     SchemaMismatchError,
@@ -18,7 +19,7 @@ from ._topic import RECORD_SCHEMA, AppendResult, Scan, Topic, TopicConfig
 __version__ = "0.1.0"
 
 __all__ = [
-    "AppendResult", "CorruptionError", "InvalidTopicNameError", "Log", "LogClosedError", "LogLockedError",
+    "AppendResult", "CorruptionError", "InvalidTopicNameError", "Log", "LogClosedError", "LogLockedError", "LogNotFoundError",
     "RECORD_SCHEMA", "ReadOnlyError", "RecordTooLargeError", "Scan", "SchemaMismatchError", "TidelogError",
     "TidelogIOError", "Topic", "TopicConfig", "TopicExistsError", "UnknownTopicError", "open",
 ]

@@ -450,11 +450,11 @@ class Scan:
         if self._end_given is not None:
             self._ends = {p: min(e, self._end_given) for p, e in self._ends.items()}
 
-    def _row_filter(self, batch: pa.RecordBatch, frame) -> pa.RecordBatch:
+    def _row_filter(self, batch: pa.RecordBatch, frame, end: int) -> pa.RecordBatch:
         topic = self.topic
         base, count, fmin, fmax = frame[3], frame[4], frame[5], frame[6]
         lo = max(self._start - base, 0)
-        hi = min(self._ends_current - base, count)
+        hi = min(end - base, count)
         if lo > 0 or hi < count:
             batch = batch.slice(lo, hi - lo)
         if (self._t0 is not None or self._t1 is not None) and topic._ts_index >= 0:
@@ -481,7 +481,6 @@ class Scan:
             topic._check_open()
             native = topic._partitions[p]
             end = self._ends[p]
-            self._ends_current = end
             cursor = self._start
             while cursor < end:
                 frames = native.frames(cursor, end, t0, t1, self._FRAMES_PER_CALL)
@@ -489,7 +488,7 @@ class Scan:
                     break
                 for frame in frames:
                     for batch in _arrow.decode_payload(frame, topic.schema, topic._decompress):
-                        batch = self._row_filter(batch, frame)
+                        batch = self._row_filter(batch, frame, end)
                         if batch.num_rows:
                             yield batch
                 cursor = frames[-1][3] + frames[-1][4]

@@ -53,6 +53,10 @@ class RecordTooLargeError(TidelogError, ValueError):
     """A batch or record over a size limit."""
 
 
+class LogNotFoundError(TidelogError, FileNotFoundError):
+    """read_only=True on a folder that holds no log, or a file the log needs is missing."""
+
+
 class TidelogIOError(TidelogError, OSError):
     """A system call failed (for example fdatasync); the message says which."""
 
@@ -70,7 +74,7 @@ def _from_native(code: int, message: str) -> TidelogError:
     cls = {
         1: TidelogIOError,
         2: CorruptionError,
-        3: TidelogIOError,
+        3: LogNotFoundError,
         4: TopicExistsError,
         6: ReadOnlyError,
         7: ValueError,
