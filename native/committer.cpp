@@ -84,10 +84,11 @@ void committer::wait_durable(uint64_t ticket) {
 
 void committer::flush_all() {
     std::unique_lock<std::mutex> lk(_mu);
-    uint64_t ticket = _written;
-    _requested = std::max(_requested, ticket);
+    if (_stop) return;
+    uint64_t want = _full_started + 1;
+    _full_wanted = std::max(_full_wanted, want);
     _flusher_cv.notify_one();
-    _waiters_cv.wait(lk, [&] { return (_durable >= ticket && !_busy) || !_failure.empty() || _stop; });
+    _waiters_cv.wait(lk, [&] { return _full_done >= want || !_failure.empty() || _stop; });
     if (!_failure.empty()) throw error(errc::io_error, "fdatasync failed: " + _failure);
 }
 
@@ -116,39 +117,51 @@ void committer::run() {
     std::unique_lock<std::mutex> lk(_mu);
     while (true) {
         int64_t now = monotonic_ns();
+        if (_failure.empty() && (_full_wanted > _full_started || (_stop && !_pending.empty()))) {
+            flush_locked(lk, true, now);
+            continue;
+        }
         int64_t next_deadline = INT64_MAX;
         for (auto& [p, e] : _pending) next_deadline = std::min(next_deadline, e.deadline_ns);
-        bool urgent = _sync_waiters > 0 || _requested > _durable || _stop;
-        if (!_pending.empty() && _failure.empty() && (urgent || next_deadline <= now)) {
+        if (_failure.empty() && next_deadline != INT64_MAX && (_sync_waiters > 0 || next_deadline <= now)) {
             int64_t gather_until = _oldest_pending_ns + std::min<int64_t>(_last_sync_ns, max_gather_ns);
-            bool gathering = _last_group > 1 && _sync_waiters < _last_group && now < gather_until &&
-                             !_stop && _requested <= _durable;
+            bool gathering = _last_group > 1 && _sync_waiters < _last_group && now < gather_until && !_stop;
             if (!gathering) {
-                flush_locked(lk);
+                flush_locked(lk, false, now);
                 continue;
             }
             _flusher_cv.wait_for(lk, std::chrono::nanoseconds(gather_until - now));
             continue;
         }
-        if (_requested > _durable && _pending.empty()) _durable = std::max(_durable, _written);
         if (_stop) break;
         if (now >= _next_housekeeping_ns) {
             housekeeping_locked(lk);
             continue;
         }
         int64_t wake = std::min(next_deadline, _next_housekeeping_ns);
-        _waiters_cv.notify_all();
         _flusher_cv.wait_for(lk, std::chrono::nanoseconds(std::max<int64_t>(wake - now, 0)));
     }
     _waiters_cv.notify_all();
 }
 
-void committer::flush_locked(std::unique_lock<std::mutex>& lk) {
+void committer::flush_locked(std::unique_lock<std::mutex>& lk, bool everything, int64_t now) {
+    // A full flush takes every pending partition; otherwise those without a
+    // deadline ("none" mode) stay pending.
     uint64_t target = _written;
+    uint64_t full = 0;
+    if (everything) full = ++_full_started;
     int group = _peak_waiters;
     _peak_waiters = _sync_waiters;
-    auto batch = std::move(_pending);
-    _pending.clear();
+    std::unordered_map<partition*, pending_flush> batch;
+    for (auto it = _pending.begin(); it != _pending.end();) {
+        if (everything || it->second.deadline_ns != no_deadline) {
+            batch.emplace(it->first, std::move(it->second));
+            it = _pending.erase(it);
+        } else {
+            ++it;
+        }
+    }
+    if (!_pending.empty()) _oldest_pending_ns = now;
     _busy = true;
     lk.unlock();
     std::string failure;
@@ -194,10 +207,14 @@ void committer::flush_locked(std::unique_lock<std::mutex>& lk) {
     _busy = false;
     _last_group = group;
     _last_sync_ns = took;
-    if (failure.empty())
+    if (failure.empty()) {
+        // Tickets of "none"-mode appends left pending are never waited on
+        // (appenders of that mode do not wait), so the watermark may pass them.
         _durable = std::max(_durable, target);
-    else
+        if (full) _full_done = std::max(_full_done, full);
+    } else {
         _failure = failure;
+    }
     _waiters_cv.notify_all();
 }
 

@@ -17,6 +17,7 @@
 // mutex may be held while calling note_written; the flusher never holds the
 // committer mutex while calling into a partition.
 #include <atomic>
+#include <climits>
 #include <condition_variable>
 #include <cstdint>
 #include <memory>
@@ -57,13 +58,15 @@ public:
     void unregister_partition(partition* p);
 
     /// Records that `seg` of `p` holds data up to `point`, to be flushed by
-    /// deadline_ns (CLOCK_MONOTONIC). Returns the ticket to wait for.
+    /// deadline_ns (CLOCK_MONOTONIC; no_deadline: only by flush_all or a roll).
+    /// Returns the ticket to wait for.
     uint64_t note_written(partition* p, std::shared_ptr<segment> seg, const recovery_point& point,
                           int64_t deadline_ns);
     /// Blocks until everything up to ticket is durable; throws if a flush failed.
     void wait_durable(uint64_t ticket);
-    /// Flushes everything written so far and waits for it.
+    /// Flushes everything written so far (every mode) and waits for it.
     void flush_all();
+    static constexpr int64_t no_deadline = INT64_MAX;
     void stop();
 
     void count_append(uint64_t frames, uint64_t bytes);
@@ -79,7 +82,7 @@ private:
         int64_t deadline_ns = 0;
     };
     void run();
-    void flush_locked(std::unique_lock<std::mutex>& lk);
+    void flush_locked(std::unique_lock<std::mutex>& lk, bool everything, int64_t now);
     void housekeeping_locked(std::unique_lock<std::mutex>& lk);
 
     mutable std::mutex _mu;
@@ -89,7 +92,8 @@ private:
     std::unordered_set<partition*> _partitions;
     uint64_t _written = 0;
     uint64_t _durable = 0;
-    uint64_t _requested = 0;  // flush_all() asks for at least this ticket
+    // flush_all() waits for a full flush that began after it was called.
+    uint64_t _full_wanted = 0, _full_started = 0, _full_done = 0;
     int _sync_waiters = 0;
     bool _busy = false;
     bool _stop = false;

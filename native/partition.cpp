@@ -75,12 +75,6 @@ void partition::open_reader() {
 
 bool partition::refresh_segments_locked() {
     // Reader processes: pick up segments the writer rolled to, drop deleted ones.
-    // The directory's mtime changes whenever a segment is created or unlinked.
-    struct stat st;
-    if (::stat(_dir.c_str(), &st) == 0 && !_segments.empty() && st.st_mtim.tv_sec == _dir_mtime.tv_sec &&
-        st.st_mtim.tv_nsec == _dir_mtime.tv_nsec)
-        return false;
-    _dir_mtime = st.st_mtim;
     std::vector<int64_t> bases = list_segment_bases(_dir);
     std::vector<std::shared_ptr<segment>> next;
     bool changed = bases.size() != _segments.size();
@@ -109,67 +103,96 @@ void partition::open_writer(bool clean_shutdown) {
     if (bases.empty()) {
         _segments.push_back(segment::create(_dir, cp ? cp->next_offset : 0));
         fsync_directory(_dir);
+        std::string parent = _dir.substr(0, _dir.find_last_of('/'));
+        if (!parent.empty()) fsync_directory(parent);
     } else {
         for (int64_t b : bases) _segments.push_back(segment::open(_dir, b, false));
     }
     // Sealed segments end where the next begins; they were flushed and trimmed
-    // before the checkpoint moved past them.
+    // before the checkpoint moved past them. Their indexes are derived data:
+    // rebuilt (by a header walk) when they fail a sanity check.
     for (size_t i = 0; i + 1 < _segments.size(); ++i) {
         auto& s = _segments[i];
-        s->set_end(s->log_file().size(), _segments[i + 1]->base_offset(), s->index().max_timestamp());
+        uint64_t bytes = s->log_file().size();
+        int64_t next_base = _segments[i + 1]->base_offset();
+        // Walk (headers only) the frames behind the last index entry: they must
+        // end exactly where the next segment begins, and their timestamps
+        // complete the segment's max timestamp if the time index lost its tail.
+        scan_result tail;
+        bool sane = s->index_matches_log(bytes);
+        if (sane) {
+            offset_index_entry e = s->index().last_offset_entry();
+            tail = s->scan(e.position, s->base_offset() + e.relative_offset, UINT64_MAX, false);
+            sane = tail.valid_bytes == bytes && tail.next_offset == next_base;
+        }
+        if (!sane) {
+            s->index().reset();
+            tail = s->scan(0, s->base_offset(), UINT64_MAX, true);
+            _events.push_back({s->log_path(), 0, 0, -1, "index rebuilt"});
+        }
+        s->set_end(bytes, next_base, tail.max_timestamp);
     }
 
-    if (clean_shutdown) {
-        // Trust the log; walk only the frames behind the last index entry.
-        auto& last = _segments.back();
-        uint64_t file_bytes = last->log_file().size();
-        if (!last->index().consistent_with(file_bytes)) last->index().reset();
-        offset_index_entry e = last->index().entry_for_offset(UINT32_MAX);
-        scan_result r = last->scan(e.position, last->base_offset() + e.relative_offset, UINT64_MAX, false);
-        if (r.stop != frame_check::end_of_data) {
-            // A clean marker over a bad tail: validate the segment properly.
-            recover(_segments.size() - 1, 0);
-        } else {
-            last->set_end(r.valid_bytes, r.next_offset, r.max_timestamp);
-        }
-    } else {
-        size_t first = 0;
-        uint64_t verify_from = 0;
+    // Where validation starts: a clean close or the recovery checkpoint vouch for
+    // what precedes them, but the frames from the last index entry before that
+    // point are CRC-checked on every open, so a torn or garbled last frame is
+    // always cut off. Everything after the point is CRC-checked too.
+    size_t first = _segments.size() - 1;
+    uint64_t trusted_end = UINT64_MAX;  // last segment: trusted up to its end after a clean close
+    if (!clean_shutdown) {
+        first = 0;
+        trusted_end = 0;
         if (cp) {
             auto it = std::find_if(_segments.begin(), _segments.end(),
                                    [&](const std::shared_ptr<segment>& s) { return s->base_offset() == cp->segment_base; });
             if (it != _segments.end()) {
                 first = static_cast<size_t>(it - _segments.begin());
-                verify_from = cp->position;
+                trusted_end = cp->position;
             }
         }
-        recover(first, verify_from);
     }
+    recover(first, trusted_end);
     int64_t end = _segments.back()->next_offset();
+    if (cp && end < cp->next_offset)
+        // Acknowledged records are gone (lost blocks, a file restored from an old
+        // copy): say so; the offsets will be given out again.
+        _events.push_back({_segments.back()->log_path(), _segments.back()->size(),
+                           static_cast<uint64_t>(0), end,
+                           "the log ends at offset " + std::to_string(end) + ", before its recovery checkpoint (" +
+                               std::to_string(cp->next_offset) + "): offsets " + std::to_string(end) + ".." +
+                               std::to_string(cp->next_offset - 1) + " were lost"});
     _visible_end.store(end, std::memory_order_release);
     _durable = recovery_point{_segments.back()->base_offset(), _segments.back()->size(), end};
-    _shared.publish(end, _segments.front()->base_offset());
+    _sealed_bytes = 0;
+    for (size_t i = 0; i + 1 < _segments.size(); ++i) _sealed_bytes += _segments[i]->size();
+    _shared.publish(end, _segments.front()->base_offset(), _sealed_bytes + _segments.back()->size());
 }
 
-void partition::recover(size_t first, uint64_t verify_from) {
-    // Frames of the first segment before verify_from were durable at the last
-    // checkpoint: walk their headers only (to rebuild the index). Every frame
-    // after that is CRC-checked, and the first bad one ends the log.
+void partition::recover(size_t first, uint64_t trusted_end) {
     for (size_t i = first; i < _segments.size(); ++i) {
         auto& s = _segments[i];
-        s->index().reset();
-        scan_result r = s->scan(0, s->base_offset(), i == first ? verify_from : 0, true);
-        if (i == first && verify_from > 0 && r.stop != frame_check::end_of_data && r.valid_bytes < verify_from) {
-            // The checkpoint disagrees with the log (it is derived data too): check it all.
-            s->index().reset();
-            r = s->scan(0, s->base_offset(), 0, true);
+        uint64_t file_bytes = s->log_file().size();
+        uint64_t start = 0;
+        int64_t start_offset = s->base_offset();
+        if (i == first && trusted_end > 0) {
+            // Resume from the last index entry before the trusted point; entries
+            // after it are rebuilt anyway. An index failing its check is dropped.
+            uint64_t limit = std::min(trusted_end, file_bytes);
+            s->index().truncate_from(static_cast<uint32_t>(std::min<uint64_t>(limit, UINT32_MAX)));
+            if (s->index_matches_log(limit)) {
+                offset_index_entry e = s->index().last_offset_entry();
+                start = e.position;
+                start_offset = s->base_offset() + e.relative_offset;
+            }
         }
+        s->index().truncate_from(static_cast<uint32_t>(std::min<uint64_t>(start, UINT32_MAX)));
+        scan_result r = s->scan(start, start_offset, start, true);
         s->set_end(r.valid_bytes, r.next_offset, r.max_timestamp);
         bool torn = r.stop != frame_check::end_of_data;
         if (torn)
             _events.push_back({s->log_path(), r.valid_bytes, r.file_bytes - r.valid_bytes, r.next_offset,
                                describe(r.stop)});
-        if (r.valid_bytes < r.file_bytes) s->truncate_to(r.valid_bytes);
+        if (r.valid_bytes < r.file_bytes && (torn || i + 1 < _segments.size())) s->truncate_to(r.valid_bytes);
         bool gap = !torn && i + 1 < _segments.size() && r.next_offset != _segments[i + 1]->base_offset();
         if (torn || gap) {
             // Everything after a bad frame is unreachable: drop later segments (Kafka does the same).
@@ -184,62 +207,83 @@ void partition::recover(size_t first, uint64_t verify_from) {
             break;
         }
     }
-    for (auto& s : _segments) s->index().sync();
+    // Recovered frames become visible (in "fsync" mode: count as durable) only
+    // once they are on disk: they may have been in the page cache only.
+    for (size_t i = first; i < _segments.size(); ++i) {
+        _segments[i]->datasync();
+        _segments[i]->index().sync();
+    }
 }
 
 void partition::publish_locked(int64_t visible_end) {
     int64_t prev = _visible_end.load(std::memory_order_relaxed);
     if (visible_end <= prev) return;
     _visible_end.store(visible_end, std::memory_order_release);
-    _shared.publish(visible_end, _segments.front()->base_offset());
+    _shared.publish(visible_end, _segments.front()->base_offset(), _sealed_bytes + _segments.back()->size());
 }
 
-append_result partition::append(const append_request& req) {
+std::vector<append_result> partition::append(const append_request* requests, size_t count) {
     if (_read_only) throw error(errc::read_only, "partition opened read-only: " + _dir);
-    uint64_t payload_length = 0;
-    uint32_t payload_crc = 0;
-    for (int i = 0; i < req.piece_count; ++i) {
-        payload_crc = crc32c_extend(payload_crc, req.pieces[i].iov_base, req.pieces[i].iov_len);
-        payload_length += req.pieces[i].iov_len;
+    std::vector<uint32_t> payload_crcs(count);
+    std::vector<uint64_t> payload_lengths(count);
+    for (size_t k = 0; k < count; ++k) {
+        const append_request& req = requests[k];
+        uint32_t crc = 0;
+        uint64_t length = 0;
+        for (int i = 0; i < req.piece_count; ++i) {
+            crc = crc32c_extend(crc, req.pieces[i].iov_base, req.pieces[i].iov_len);
+            length += req.pieces[i].iov_len;
+        }
+        if (length + frame_header_bytes + body_alignment > max_frame_bytes)
+            throw error(errc::too_large, "batch of " + std::to_string(length) + " bytes is over the 2 GiB frame limit");
+        if (req.min_timestamp > req.max_timestamp) throw error(errc::invalid_argument, "min_timestamp > max_timestamp");
+        payload_crcs[k] = crc;
+        payload_lengths[k] = length;
     }
-    if (payload_length + frame_header_bytes + body_alignment > max_frame_bytes)
-        throw error(errc::too_large, "batch of " + std::to_string(payload_length) + " bytes is over the 2 GiB frame limit");
-    if (req.min_timestamp > req.max_timestamp) throw error(errc::invalid_argument, "min_timestamp > max_timestamp");
 
+    std::vector<append_result> results(count);
     std::lock_guard<std::mutex> g(_mu);
     if (_closed) throw error(errc::closed, "partition is closed: " + _dir);
-    auto seg = _segments.back();
-    uint64_t upper = align_up(frame_header_bytes + body_alignment + payload_length, frame_alignment);
-    bool too_big = seg->size() > 0 && seg->size() + upper > _config.segment_bytes;
-    bool too_old = _config.segment_ms >= 0 && seg->size() > 0 &&
-                   wall_ns() - seg->created_ns() >= _config.segment_ms * ns_per_ms;
-    if (too_big || too_old) {
-        roll_locked();
+    std::shared_ptr<segment> seg;
+    // The frames of one call get consecutive offsets: nothing else appends in between.
+    for (size_t k = 0; k < count; ++k) {
+        const append_request& req = requests[k];
         seg = _segments.back();
+        uint64_t upper = align_up(frame_header_bytes + body_alignment + payload_lengths[k], frame_alignment);
+        bool too_big = seg->size() > 0 && seg->size() + upper > _config.segment_bytes;
+        bool too_old = _config.segment_ms >= 0 && seg->size() > 0 &&
+                       wall_ns() - seg->created_ns() >= _config.segment_ms * ns_per_ms;
+        // Index entries hold offsets relative to the segment base as uint32.
+        bool offsets_full = seg->next_offset() - seg->base_offset() + int64_t{req.record_count} > int64_t{UINT32_MAX};
+        if (too_big || too_old || offsets_full) {
+            roll_locked();
+            seg = _segments.back();
+        }
+        uint64_t position = seg->size();
+        frame_header h{};
+        h.magic = frame_magic;
+        h.version = frame_version;
+        h.header_length = frame_header_bytes;
+        h.codec = req.codec;
+        h.flags = req.flags;
+        h.base_offset = seg->next_offset();
+        h.record_count = req.record_count;
+        h.schema_id = req.schema_id;
+        h.min_timestamp = req.min_timestamp;
+        h.max_timestamp = req.max_timestamp;
+        h.payload_length = payload_lengths[k];
+        h.payload_offset = frame_header_bytes;
+        if (req.body_offset >= 0 && req.body_offset % frame_alignment == 0) {
+            uint64_t body = position + frame_header_bytes + static_cast<uint64_t>(req.body_offset);
+            h.payload_offset += static_cast<uint32_t>((body_alignment - body % body_alignment) % body_alignment);
+        }
+        h.crc = frame_crc_with_payload_crc(h, payload_crcs[k]);
+        seg->append(h, req.pieces, req.piece_count);
+        _committer->count_append(1, h.frame_length());
+        results[k] = {h.base_offset, 0};
     }
-    uint64_t position = seg->size();
-    frame_header h{};
-    h.magic = frame_magic;
-    h.version = frame_version;
-    h.header_length = frame_header_bytes;
-    h.codec = req.codec;
-    h.flags = req.flags;
-    h.base_offset = seg->next_offset();
-    h.record_count = req.record_count;
-    h.schema_id = req.schema_id;
-    h.min_timestamp = req.min_timestamp;
-    h.max_timestamp = req.max_timestamp;
-    h.payload_length = payload_length;
-    h.payload_offset = frame_header_bytes;
-    if (req.body_offset >= 0 && req.body_offset % frame_alignment == 0) {
-        uint64_t body = position + frame_header_bytes + static_cast<uint64_t>(req.body_offset);
-        h.payload_offset += static_cast<uint32_t>((body_alignment - body % body_alignment) % body_alignment);
-    }
-    h.crc = frame_crc_with_payload_crc(h, payload_crc);
-    seg->append(h, req.pieces, req.piece_count);
-    _committer->count_append(1, h.frame_length());
 
-    int64_t end = h.next_offset();
+    int64_t end = seg->next_offset();
     recovery_point point{seg->base_offset(), seg->size(), end};
     uint64_t ticket = 0;
     int64_t now = committer::monotonic_ns();
@@ -253,10 +297,15 @@ append_result partition::append(const append_request& req) {
             break;
         case durability_mode::none:
             publish_locked(end);
+            // Synced only by flush_all, a roll or close.
+            ticket = _committer->note_written(this, seg, point, committer::no_deadline);
             break;
     }
-    return {h.base_offset, ticket};
+    for (auto& r : results) r.ticket = ticket;
+    return results;
 }
+
+append_result partition::append(const append_request& request) { return append(&request, 1).front(); }
 
 void partition::roll_locked() {
     auto old = _segments.back();
@@ -267,6 +316,7 @@ void partition::roll_locked() {
                              committer::monotonic_ns());
     auto next = segment::create(_dir, old->next_offset());
     fsync_directory(_dir);
+    _sealed_bytes += old->size();
     _segments.push_back(std::move(next));
 }
 
@@ -319,11 +369,13 @@ void partition::enforce_retention() {
                             total - front->size() >= static_cast<uint64_t>(_config.retention_bytes);
             if (!expired && !oversize) break;
             total -= front->size();
+            _sealed_bytes -= front->size();
             doomed.push_back(front);
             _segments.erase(_segments.begin());
         }
         if (doomed.empty()) return;
-        _shared.publish(_visible_end.load(), _segments.front()->base_offset());
+        _shared.publish(_visible_end.load(), _segments.front()->base_offset(),
+                        _sealed_bytes + _segments.back()->size());
     }
     // Readers holding a mapping keep the inode alive; unlink is safe.
     for (auto& s : doomed) {
@@ -338,7 +390,13 @@ std::vector<std::shared_ptr<segment>> partition::snapshot(int64_t* visible_end) 
     if (_read_only) {
         _shared.retry_open();
         *visible_end = _shared.visible_end();
-        refresh_segments_locked();
+        // Read the end first, then list: every segment holding offsets below that
+        // end was created before it was published, so the listing has them all.
+        if (_segments.empty() || *visible_end != _listed_at_end || _shared.start_offset() != _listed_at_start) {
+            refresh_segments_locked();
+            _listed_at_end = *visible_end;
+            _listed_at_start = _shared.start_offset();
+        }
     } else {
         *visible_end = _visible_end.load(std::memory_order_acquire);
     }
@@ -346,11 +404,10 @@ std::vector<std::shared_ptr<segment>> partition::snapshot(int64_t* visible_end) 
 }
 
 int64_t partition::start_offset() {
-    std::lock_guard<std::mutex> g(_mu);
-    if (_read_only) {
-        refresh_segments_locked();
-    }
-    return _segments.empty() ? 0 : _segments.front()->base_offset();
+    int64_t visible;
+    auto segs = snapshot(&visible);
+    if (_read_only && _shared.available()) return std::max(_shared.start_offset(), segs.empty() ? 0 : segs.front()->base_offset());
+    return segs.empty() ? 0 : segs.front()->base_offset();
 }
 
 int64_t partition::end_offset() {
@@ -362,11 +419,9 @@ int64_t partition::end_offset() {
 }
 
 uint64_t partition::size_bytes() {
-    int64_t visible;
-    auto segs = snapshot(&visible);
-    uint64_t total = 0;
-    for (auto& s : segs) total += _read_only ? s->log_file().size() : s->size();
-    return total;
+    if (_read_only) return _shared.visible_bytes();
+    std::lock_guard<std::mutex> g(_mu);
+    return _sealed_bytes + _segments.back()->size();
 }
 
 size_t partition::segment_count() {
@@ -405,9 +460,11 @@ std::vector<frame_ref> partition::frames(int64_t start_offset, int64_t end_offse
     size_t i = 0;
     while (i + 1 < segs.size() && segs[i + 1]->base_offset() <= start_offset) ++i;
     if (min_timestamp > INT64_MIN)
-        while (i + 1 < segs.size() && segs[i]->index().max_timestamp() < min_timestamp &&
-               segs[i]->max_timestamp() < min_timestamp)
+        while (i + 1 < segs.size()) {
+            if (_read_only) segs[i]->index().refresh();
+            if (segs[i]->index().max_timestamp() >= min_timestamp || segs[i]->max_timestamp() >= min_timestamp) break;
             ++i;
+        }
 
     for (; i < segs.size() && out.size() < max_frames; ++i) {
         auto& s = segs[i];
@@ -422,34 +479,48 @@ std::vector<frame_ref> partition::frames(int64_t start_offset, int64_t end_offse
         }
         uint64_t pos = e.position;
         int64_t offset = s->base_offset() + e.relative_offset;
+        bool from_index = pos > 0;
         std::shared_ptr<mapped_region> region;
         while (offset < limit && out.size() < max_frames) {
             // Only read a header we know was written: its offset is below the
             // published end and below the next segment's base.
+            frame_check c = frame_check::truncated;
+            const uint8_t* p = nullptr;
             if (!region || region->length() < pos + frame_header_bytes) {
                 try {
                     region = s->mapping(pos + frame_header_bytes);
                 } catch (const error& err) {
-                    if (_read_only && err.code() == errc::corrupt) break;  // rolled and trimmed: next segment
-                    throw;
+                    if (err.code() != errc::corrupt) throw;
+                    region.reset();
                 }
             }
-            const uint8_t* p = region->data() + pos;
-            frame_check c = check_header(p, region->length() - pos);
-            if (c == frame_check::truncated) {
-                region = s->mapping(pos + load_header(p).frame_length());
+            if (region) {
                 p = region->data() + pos;
                 c = check_header(p, region->length() - pos);
+                if (c == frame_check::truncated && load_header(p).frame_length() <= max_frame_bytes) {
+                    try {
+                        region = s->mapping(pos + load_header(p).frame_length());
+                        p = region->data() + pos;
+                        c = check_header(p, region->length() - pos);
+                    } catch (const error& err) {
+                        if (err.code() != errc::corrupt) throw;
+                    }
+                }
             }
-            if (c == frame_check::end_of_data && _read_only) break;
-            if (c != frame_check::ok)
+            bool good = c == frame_check::ok && load_header(p).base_offset == offset;
+            if (!good && from_index) {
+                // Indexes are derived data: if one misleads, walk the segment from its start.
+                from_index = false;
+                pos = 0;
+                offset = s->base_offset();
+                continue;
+            }
+            if (!good)
                 throw error(errc::corrupt, std::string("bad frame in ") + s->log_path() + " at position " +
-                                               std::to_string(pos) + ": " + describe(c));
+                                               std::to_string(pos) + " (expected offset " + std::to_string(offset) +
+                                               "): " + (c == frame_check::ok ? "offset mismatch" : describe(c)));
+            from_index = false;
             frame_header h = load_header(p);
-            if (h.base_offset != offset)
-                throw error(errc::corrupt, "frame at position " + std::to_string(pos) + " of " + s->log_path() +
-                                               " has offset " + std::to_string(h.base_offset) + ", expected " +
-                                               std::to_string(offset));
             if (h.next_offset() > start_offset && h.max_timestamp >= min_timestamp && h.min_timestamp < max_timestamp)
                 out.push_back(frame_ref{region, pos, h});
             offset = h.next_offset();

@@ -71,6 +71,8 @@ public:
     partition& operator=(const partition&) = delete;
 
     append_result append(const append_request& request);
+    /// Appends several frames with consecutive offsets (one lock, one ticket).
+    std::vector<append_result> append(const append_request* requests, size_t count);
     /// Frames holding offsets in [start_offset, end_offset) whose time span meets
     /// [min_timestamp, max_timestamp); at most max_frames of them.
     std::vector<frame_ref> frames(int64_t start_offset, int64_t end_offset, int64_t min_timestamp,
@@ -102,7 +104,7 @@ private:
     void roll_locked();
     void publish_locked(int64_t visible_end);
     std::vector<std::shared_ptr<segment>> snapshot(int64_t* visible_end);
-    void recover(size_t first_segment, uint64_t verify_from);
+    void recover(size_t first_segment, uint64_t trusted_end);
 
     committer* _committer;
     const std::string _dir;
@@ -118,7 +120,9 @@ private:
     shared_state _shared;
     std::vector<recovery_event> _events;
     bool _closed = false;
-    struct timespec _dir_mtime {};
+    uint64_t _sealed_bytes = 0;       // bytes of every segment but the active one
+    int64_t _listed_at_end = -1;      // readers: visible end when the folder was last listed
+    int64_t _listed_at_start = -1;
 };
 
 }  // namespace tidelog

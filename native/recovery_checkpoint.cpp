@@ -30,11 +30,10 @@ uint32_t slot_crc(const slot& s) { return crc32c(reinterpret_cast<const uint8_t*
 recovery_checkpoint::recovery_checkpoint(const std::string& path, bool read_only) {
     if (read_only) return;
     _file = file_handle::open(path, O_RDWR | O_CREAT);
-    if (auto p = load(); p) {
-        slot s[2] = {};
-        _file.pread_some(s, sizeof s, 0);
-        _sequence = std::max(s[0].sequence, s[1].sequence);
-    }
+    slot s[2] = {};
+    _file.pread_some(s, sizeof s, 0);
+    for (const slot& c : s)  // only a valid slot's sequence counts: never overwrite the newest good one
+        if (c.magic == checkpoint_magic && slot_crc(c) == c.crc) _sequence = std::max(_sequence, c.sequence);
 }
 
 std::optional<recovery_point> recovery_checkpoint::load() const {

@@ -123,6 +123,22 @@ scan_result segment::scan(uint64_t position, int64_t offset, uint64_t verify_fro
     return r;
 }
 
+bool segment::index_matches_log(uint64_t valid_bytes) {
+    if (!_index.files_whole() || !_index.consistent_with(valid_bytes)) return false;
+    if (valid_bytes == 0) return _index.offset_entries() == 0;
+    if (_index.offset_entries() == 0 || _index.time_entries() == 0) return false;
+    auto region = mapping(valid_bytes);
+    auto frame_at = [&](uint32_t position, uint32_t relative_offset) {
+        if (uint64_t{position} + frame_header_bytes > valid_bytes) return false;
+        const uint8_t* p = region->data() + position;
+        return check_header(p, valid_bytes - position) == frame_check::ok &&
+               load_header(p).base_offset == _base_offset + relative_offset;
+    };
+    offset_index_entry o = _index.last_offset_entry();
+    time_index_entry t = _index.last_time_entry();
+    return frame_at(o.position, o.relative_offset) && frame_at(t.position, t.relative_offset);
+}
+
 void segment::set_end(uint64_t valid_bytes, int64_t next_offset, int64_t max_timestamp) {
     int64_t ts = std::max(max_timestamp, _index.max_timestamp());
     _max_timestamp.store(ts, std::memory_order_release);

@@ -65,6 +65,10 @@ public:
     /// the CRC of frames at or after verify_from and optionally re-adding index
     /// entries; stops at the first bad frame.
     scan_result scan(uint64_t position, int64_t offset, uint64_t verify_from, bool rebuild_index);
+    /// A cheap sanity check of the indexes against the first valid_bytes of the
+    /// log: monotone, in range, present when the log is not empty, and the last
+    /// entry of each points at a frame header holding the offset it claims.
+    bool index_matches_log(uint64_t valid_bytes);
     /// After a scan: adopt its result as the segment's end.
     void set_end(uint64_t valid_bytes, int64_t next_offset, int64_t max_timestamp);
     /// Cuts the file at valid_bytes (dropping a torn tail) and the index with it.

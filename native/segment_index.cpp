@@ -111,6 +111,26 @@ void segment_index::seal(uint32_t last_relative_offset, uint32_t last_position, 
     _max_timestamp = std::max(_max_timestamp, max_timestamp);
 }
 
+offset_index_entry segment_index::last_offset_entry() const {
+    std::lock_guard<std::mutex> g(_mu);
+    return _offsets.empty() ? offset_index_entry{0, 0} : _offsets.back();
+}
+
+time_index_entry segment_index::last_time_entry() const {
+    std::lock_guard<std::mutex> g(_mu);
+    return _times.empty() ? time_index_entry{INT64_MIN, 0, 0} : _times.back();
+}
+
+size_t segment_index::offset_entries() const {
+    std::lock_guard<std::mutex> g(_mu);
+    return _offsets.size();
+}
+
+size_t segment_index::time_entries() const {
+    std::lock_guard<std::mutex> g(_mu);
+    return _times.size();
+}
+
 int64_t segment_index::max_timestamp() const {
     std::lock_guard<std::mutex> g(_mu);
     return _max_timestamp;
@@ -134,6 +154,11 @@ void segment_index::truncate_from(uint32_t position) {
 }
 
 void segment_index::reset() { truncate_from(0); }
+
+bool segment_index::files_whole() const {
+    if (!_offset_file.is_open() || !_time_file.is_open()) return true;
+    return _offset_file.size() % sizeof(offset_index_entry) == 0 && _time_file.size() % sizeof(time_index_entry) == 0;
+}
 
 bool segment_index::consistent_with(uint64_t valid_bytes) const {
     std::lock_guard<std::mutex> g(_mu);

@@ -43,6 +43,11 @@ public:
     /// Called when the segment stops taking appends: records the segment's true
     /// max timestamp, so that time retention and time lookups see all of it.
     void seal(uint32_t last_relative_offset, uint32_t last_position, int64_t max_timestamp);
+    /// The last entries ({0, 0} / {INT64_MIN, 0, 0} when empty) and entry counts.
+    offset_index_entry last_offset_entry() const;
+    time_index_entry last_time_entry() const;
+    size_t offset_entries() const;
+    size_t time_entries() const;
     /// The largest timestamp indexed so far (INT64_MIN if none).
     int64_t max_timestamp() const;
     /// The last indexed frame position (0 if none).
@@ -56,6 +61,8 @@ public:
     void reset();
     /// Re-reads entries another process appended (read-only handles).
     void refresh();
+    /// False if a file's size is not a whole number of entries (a torn write).
+    bool files_whole() const;
     /// False if entries are not monotone or point at or past valid_bytes.
     bool consistent_with(uint64_t valid_bytes) const;
     void sync();

@@ -63,8 +63,13 @@ int64_t shared_state::start_offset() const {
 }
 uint32_t shared_state::sequence() const { return _state ? __atomic_load_n(&_state->sequence, __ATOMIC_ACQUIRE) : 0; }
 
-void shared_state::publish(int64_t visible_end, int64_t start_offset) {
+uint64_t shared_state::visible_bytes() const {
+    return _state ? __atomic_load_n(&_state->visible_bytes, __ATOMIC_ACQUIRE) : 0;
+}
+
+void shared_state::publish(int64_t visible_end, int64_t start_offset, uint64_t visible_bytes) {
     __atomic_store_n(&_state->start_offset, start_offset, __ATOMIC_RELEASE);
+    __atomic_store_n(&_state->visible_bytes, visible_bytes, __ATOMIC_RELEASE);
     __atomic_store_n(&_state->visible_end, visible_end, __ATOMIC_RELEASE);
     __atomic_add_fetch(&_state->sequence, 1, __ATOMIC_SEQ_CST);
     if (__atomic_load_n(&_state->waiters, __ATOMIC_SEQ_CST) != 0)

@@ -21,7 +21,9 @@ struct shared_state_layout {
     uint32_t sequence;       // futex word: bumped on every publish
     uint32_t waiters;        // readers sleeping on sequence
     int32_t writer_pid;
-    uint32_t reserved[9];
+    uint32_t padding;
+    uint64_t visible_bytes;  // segment bytes up to the visible end (approximate)
+    uint32_t reserved[6];
 };
 static_assert(sizeof(shared_state_layout) == 72, "shared state layout");
 
@@ -37,7 +39,8 @@ public:
     int64_t visible_end() const;
     int64_t start_offset() const;
     uint32_t sequence() const;
-    void publish(int64_t visible_end, int64_t start_offset);
+    uint64_t visible_bytes() const;
+    void publish(int64_t visible_end, int64_t start_offset, uint64_t visible_bytes);
     /// Sleeps until sequence differs from `seen` or timeout_ns passes (<0: forever).
     /// Returns false on timeout.
     bool wait_change(uint32_t seen, int64_t timeout_ns) const;

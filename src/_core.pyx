@@ -17,7 +17,7 @@ from libcpp.vector cimport vector
 
 from tidelog_native cimport *
 
-from tidelog.errors import _from_native
+from tidelog.errors import LogClosedError, _from_native
 
 set_error_factory(_from_native)
 
@@ -150,19 +150,25 @@ cdef class Mapping:
     cdef Py_ssize_t shape[1]
     cdef Py_ssize_t strides[1]
 
+    cdef CMappedRegion* _get(self) except NULL:
+        if not self.region:
+            raise ValueError("an empty Mapping (mappings come from NativePartition.frames)")
+        return self.region.get()
+
     @property
     def address(self):
-        return <uintptr_t>self.region.get().data()
+        return <uintptr_t>self._get().data()
 
     @property
     def size(self):
-        return self.region.get().length()
+        return self._get().length()
 
     @property
     def path(self):
-        return self.region.get().path().decode("utf-8", "surrogateescape")
+        return self._get().path().decode("utf-8", "surrogateescape")
 
     def __getbuffer__(self, Py_buffer* buffer, int flags):
+        self._get()
         if flags & PyBUF_WRITABLE:
             raise BufferError("segment mappings are read-only")
         self.shape[0] = <Py_ssize_t>self.region.get().length()
@@ -260,44 +266,66 @@ cdef class NativePartition:
     cdef CMappedRegion* last_region
     cdef Mapping last_mapping
 
+    cdef CPartition* _get(self) except NULL:
+        if not self.p:
+            raise LogClosedError("the partition is closed (its topic was deleted or its log closed)")
+        return self.p.get()
+
     def append(self, pieces, uint32_t record_count, int64_t min_timestamp, int64_t max_timestamp,
                int codec=0, int flags=0, uint32_t schema_id=0, int64_t body_offset=-1):
         """Writes one frame whose payload is the concatenation of ``pieces`` (buffers,
         not copied: handed to one pwritev). Returns (base_offset, ticket)."""
-        cdef Py_ssize_t n = len(pieces), i, got = 0, total = 0
+        return self.append_frames([(pieces, record_count, min_timestamp, max_timestamp, codec, flags,
+                                    schema_id, body_offset)])[0]
+
+    def append_frames(self, frames):
+        """Writes several frames with consecutive offsets (nothing else lands in
+        between). Each item: (pieces, record_count, min_timestamp, max_timestamp,
+        codec, flags, schema_id, body_offset). Returns [(base_offset, ticket)]."""
+        cdef CPartition* part = self._get()
+        cdef Py_ssize_t nframes = len(frames), total_pieces = 0, k, i, got = 0, total = 0, at = 0
+        for k in range(nframes):
+            total_pieces += len(frames[k][0])
         cdef vector[Py_buffer] views
         cdef vector[iovec] iov
-        cdef CAppendRequest req
-        cdef CAppendResult res
-        views.resize(n)
-        iov.resize(n)
+        cdef vector[CAppendRequest] reqs
+        cdef vector[CAppendResult] res
+        views.resize(total_pieces)
+        iov.resize(total_pieces)
+        reqs.resize(nframes)
         try:
-            for i in range(n):
-                PyObject_GetBuffer(pieces[i], &views[i], PyBUF_SIMPLE)
-                got += 1
-                iov[i].iov_base = views[i].buf
-                iov[i].iov_len = <size_t>views[i].len
-                total += views[i].len
-            req.pieces = iov.data()
-            req.piece_count = <int>n
-            req.record_count = record_count
-            req.min_timestamp = min_timestamp
-            req.max_timestamp = max_timestamp
-            req.codec = codec
-            req.flags = flags
-            req.schema_id = schema_id
-            req.body_offset = body_offset
+            for k in range(nframes):
+                pieces, count, lo, hi, codec, flags, schema_id, body_offset = frames[k]
+                reqs[k].piece_count = <int>len(pieces)
+                reqs[k].record_count = count
+                reqs[k].min_timestamp = lo
+                reqs[k].max_timestamp = hi
+                reqs[k].codec = codec
+                reqs[k].flags = flags
+                reqs[k].schema_id = schema_id
+                reqs[k].body_offset = body_offset
+                for i in range(len(pieces)):
+                    PyObject_GetBuffer(pieces[i], &views[at + i], PyBUF_SIMPLE)
+                    got += 1
+                    iov[at + i].iov_base = views[at + i].buf
+                    iov[at + i].iov_len = <size_t>views[at + i].len
+                    total += views[at + i].len
+                at += len(pieces)
+            at = 0
+            for k in range(nframes):
+                reqs[k].pieces = iov.data() + at
+                at += reqs[k].piece_count
             if total < SMALL_APPEND_BYTES:
                 # A small pwritev into the page cache takes a few microseconds; giving
                 # up and re-taking a contended GIL costs more than that.
-                res = self.p.get().append(req)
+                res = part.append(reqs.data(), <size_t>nframes)
             else:
                 with nogil:
-                    res = self.p.get().append(req)
+                    res = part.append(reqs.data(), <size_t>nframes)
         finally:
             for i in range(got):
                 PyBuffer_Release(&views[i])
-        return res.base_offset, res.ticket
+        return [(res[k].base_offset, res[k].ticket) for k in range(nframes)]
 
     cdef Mapping _mapping_for(self, shared_ptr[CMappedRegion]& region):
         if region.get() == self.last_region and self.last_mapping is not None:
@@ -315,8 +343,9 @@ cdef class NativePartition:
         (mapping, payload_address, payload_length, base_offset, record_count,
         min_timestamp, max_timestamp, codec, flags, schema_id)."""
         cdef vector[CFrameRef] refs
+        cdef CPartition* part = self._get()
         with nogil:
-            refs = self.p.get().frames(start_offset, end_offset, min_timestamp, max_timestamp, max_frames)
+            refs = part.frames(start_offset, end_offset, min_timestamp, max_timestamp, max_frames)
         out = []
         cdef size_t i
         cdef CFrameRef* f
@@ -329,33 +358,37 @@ cdef class NativePartition:
 
     def offset_for_time(self, int64_t timestamp):
         cdef int64_t out
+        cdef CPartition* part = self._get()
         with nogil:
-            out = self.p.get().offset_for_time(timestamp)
+            out = part.offset_for_time(timestamp)
         return out
 
     @property
     def start_offset(self):
         cdef int64_t out
+        cdef CPartition* part = self._get()
         with nogil:
-            out = self.p.get().start_offset()
+            out = part.start_offset()
         return out
 
     @property
     def end_offset(self):
-        return self.p.get().end_offset()
+        return self._get().end_offset()
 
     @property
     def size_bytes(self):
         cdef uint64_t out
+        cdef CPartition* part = self._get()
         with nogil:
-            out = self.p.get().size_bytes()
+            out = part.size_bytes()
         return out
 
     @property
     def segment_count(self):
         cdef size_t out
+        cdef CPartition* part = self._get()
         with nogil:
-            out = self.p.get().segment_count()
+            out = part.segment_count()
         return out
 
     def wait_for_data(self, int64_t known_end, timeout=None):
@@ -363,16 +396,18 @@ cdef class NativePartition:
         passes ``known_end``; returns False on timeout (seconds; None waits forever)."""
         cdef int64_t t = -1 if timeout is None else <int64_t>(max(float(timeout), 0.0) * 1e9)
         cdef bint ok
+        cdef CPartition* part = self._get()
         with nogil:
-            ok = self.p.get().wait_for_data(known_end, t)
+            ok = part.wait_for_data(known_end, t)
         return ok
 
     def enforce_retention(self):
+        cdef CPartition* part = self._get()
         with nogil:
-            self.p.get().enforce_retention()
+            part.enforce_retention()
 
     def recovery_events(self):
-        cdef const vector[CRecoveryEvent]* ev = &self.p.get().recovery_events()
+        cdef const vector[CRecoveryEvent]* ev = &self._get().recovery_events()
         return [
             {
                 "file": ev.at(i).file.decode("utf-8", "surrogateescape"),
@@ -387,13 +422,15 @@ cdef class NativePartition:
     def close(self):
         self.last_mapping = None
         self.last_region = NULL
-        if self.p:
+        cdef CPartition* part = self.p.get()
+        if part != NULL:
             with nogil:
-                self.p.get().close()
+                part.close()
 
     def remove_files(self):
+        cdef CPartition* part = self._get()
         with nogil:
-            self.p.get().remove_files()
+            part.remove_files()
 
     def release(self):
         """Drops the native partition (after close)."""

@@ -106,6 +106,7 @@ cdef extern from "partition.h" namespace "tidelog" nogil:
 
     cdef cppclass CPartition "tidelog::partition":
         CAppendResult append(const CAppendRequest& request) except +raise_native_error
+        vector[CAppendResult] append(const CAppendRequest* requests, size_t count) except +raise_native_error
         vector[CFrameRef] frames(int64_t start_offset, int64_t end_offset, int64_t min_timestamp,
                                  int64_t max_timestamp, size_t max_frames) except +raise_native_error
         int64_t offset_for_time(int64_t timestamp) except +raise_native_error

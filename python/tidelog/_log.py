@@ -82,6 +82,9 @@ class Log:
         self.recovery_report: list[dict] = []
         self._topics_dir = os.path.join(self.path, "topics")
         self._finalizer = weakref.finalize(self, _close_all, self._topics, self._native)
+        if not self.read_only:
+            # Topics deleted by a process that crashed before it finished removing them.
+            shutil.rmtree(os.path.join(self.path, "trash"), ignore_errors=True)
         try:
             if os.path.isdir(self._topics_dir):
                 for name in sorted(os.listdir(self._topics_dir)):

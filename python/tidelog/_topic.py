@@ -207,7 +207,8 @@ class Topic:
                 )
             except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError) as e:
                 raise SchemaMismatchError(f"cannot convert data to the schema of topic {self.name!r}: {e}") from e
-            return [batch]
+            batches = [batch]
+            given = schema
         else:
             raise TypeError(f"append takes a pyarrow RecordBatch or Table, or a dict of columns, not {type(data).__name__}")
         if not given.equals(schema, check_metadata=False):
@@ -274,7 +275,7 @@ class Topic:
         r = _arrow.column_ns_range(batch.column(self._ts_index), self._ts_unit_ns)
         return r if r is not None else (now_ns, now_ns)
 
-    def _append_frame(self, partition: int, batch: pa.RecordBatch, now_ns: int) -> tuple[int, int]:
+    def _frame_request(self, batch: pa.RecordBatch, now_ns: int) -> tuple:
         pieces, body_offset, flags = self._encoder.encode(batch)
         codec = _arrow.CODEC_NONE
         if self.config.compression == "zstd":
@@ -282,7 +283,7 @@ class Topic:
             body_offset = -1
             codec = _arrow.CODEC_ZSTD
         lo, hi = self._time_range(batch, now_ns)
-        return self._partitions[partition].append(pieces, batch.num_rows, lo, hi, codec, flags, 0, body_offset)
+        return (pieces, batch.num_rows, lo, hi, codec, flags, 0, body_offset)
 
     def _compress(self, pieces: list) -> bytes:
         cctx = self._zstd.ZstdCompressor(level=self.config.compression_level)
@@ -309,20 +310,26 @@ class Topic:
             raise ReadOnlyError(f"log {self._log.path!r} is open read-only")
         batches = self._to_batches(data)
         now_ns = time.time_ns()
-        offsets: dict[int, tuple[int, int]] = {}
-        ticket = 0
-        rows = 0
+        # Frames per partition, appended with one native call each so that one
+        # append's rows get consecutive offsets in every partition.
+        per_partition: dict[int, list] = {}
         for batch in batches:
             if batch.num_rows == 0:
                 continue
             for partition, part in self._split(batch):
+                frames = per_partition.setdefault(partition, [])
                 for frame_batch in self._frames_of(part):
-                    base, t = self._append_frame(partition, frame_batch, now_ns)
-                    ticket = max(ticket, t)
-                    last = base + frame_batch.num_rows - 1
-                    prev = offsets.get(partition)
-                    offsets[partition] = (base if prev is None else prev[0], last)
-                    rows += frame_batch.num_rows
+                    frames.append(self._frame_request(frame_batch, now_ns))
+        offsets: dict[int, tuple[int, int]] = {}
+        ticket = 0
+        rows = 0
+        for partition, frames in per_partition.items():
+            results = self._partitions[partition].append_frames(frames)
+            first = results[0][0]
+            count = sum(f[1] for f in frames)
+            offsets[partition] = (first, first + count - 1)
+            ticket = max(ticket, results[-1][1])
+            rows += count
         if self._fsync:
             self._log._native.wait_durable(ticket)
         return AppendResult(offsets, rows)

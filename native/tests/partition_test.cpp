@@ -1,0 +1,832 @@
+// partition: append/read, rolling, clean and unclean reopen, recovery from torn
+// tails and lost or garbled indexes, retention, offset_for_time, readers.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <climits>
+#include <atomic>
+#include <memory>
+#include <ostream>
+#include <random>
+#include <thread>
+
+#include "committer.h"
+#include "partition.h"
+#include "test_util.h"
+#include "units.h"
+
+using namespace tidelog;
+using namespace tidelog_test;
+
+// Known bugs (/work/notes/bugs.md): tests that hit them GTEST_SKIP with the title.
+constexpr const char* bug_timeindex_not_rebuilt =
+    "a missing or garbled .timeindex of a sealed segment is not rebuilt: time-range reads skip the segment and "
+    "offset_for_time is wrong";
+constexpr const char* bug_sealed_index_unvalidated =
+    "sealed segments' indexes are never validated at open: a garbled .index makes reads throw corrupt, a "
+    "zero-filled .timeindex makes time retention delete fresh data";
+constexpr const char* bug_lost_checkpointed_frames =
+    "Recovery silently drops checkpointed frames when a .log ends at a frame boundary before the checkpoint (no "
+    "recovery_event, offsets reused)";
+
+namespace {
+
+// Frame with base offset `off` carries make_payload(payload_size(off), off) and
+// timestamps [ts_min(off), ts_max(off)].
+size_t payload_size(int64_t off) { return 1 + static_cast<size_t>(off * 131 % 1500); }
+int64_t ts_min(int64_t off) { return 1'000'000 + off * 10; }
+int64_t ts_max(int64_t off) { return ts_min(off) + 5; }
+
+append_result append_standard(partition& p, int64_t expected_offset) {
+    auto payload = make_payload(payload_size(expected_offset), static_cast<uint64_t>(expected_offset));
+    append_result r = append_payload(p, payload, 1, ts_min(expected_offset), ts_max(expected_offset));
+    EXPECT_EQ(r.base_offset, expected_offset);
+    return r;
+}
+
+// Appends frames for offsets [from, to) and returns the last ticket.
+uint64_t append_range(partition& p, int64_t from, int64_t to) {
+    uint64_t ticket = 0;
+    for (int64_t off = from; off < to; ++off) ticket = append_standard(p, off).ticket;
+    return ticket;
+}
+
+// Every frame from start_offset() to end_offset(): dense, and carrying its standard payload.
+void expect_standard_frames(partition& p, int64_t start, int64_t end) {
+    EXPECT_EQ(p.start_offset(), start);
+    EXPECT_EQ(p.end_offset(), end);
+    auto frames = all_frames(p);
+    ASSERT_EQ(frames.size(), static_cast<size_t>(end - start));
+    int64_t off = start;
+    for (auto& f : frames) {
+        ASSERT_EQ(f.header.base_offset, off);
+        ASSERT_EQ(f.header.record_count, 1u);
+        ASSERT_EQ(f.header.min_timestamp, ts_min(off));
+        ASSERT_EQ(f.header.max_timestamp, ts_max(off));
+        ASSERT_EQ(frame_payload(f), make_payload(payload_size(off), static_cast<uint64_t>(off))) << "offset " << off;
+        ++off;
+    }
+}
+
+// Reads starting at every offset return the frame holding it first.
+void expect_random_access(partition& p, int64_t start, int64_t end) {
+    for (int64_t off = start; off < end; ++off) {
+        auto f = p.frames(off, off + 1, INT64_MIN, INT64_MAX, 10);
+        ASSERT_EQ(f.size(), 1u) << "offset " << off;
+        ASSERT_EQ(f[0].header.base_offset, off);
+        ASSERT_EQ(frame_payload(f[0]), make_payload(payload_size(off), static_cast<uint64_t>(off)));
+    }
+}
+
+// offset_for_time and time-filtered reads against the standard timestamps.
+void expect_time_lookups(partition& p, int64_t start, int64_t end) {
+    EXPECT_EQ(p.offset_for_time(INT64_MIN), start);
+    EXPECT_EQ(p.offset_for_time(0), start);
+    EXPECT_EQ(p.offset_for_time(ts_max(end - 1) + 1), end);
+    for (int64_t off = start; off < end; off += 7) {
+        EXPECT_EQ(p.offset_for_time(ts_min(off)), off) << off;
+        EXPECT_EQ(p.offset_for_time(ts_max(off)), off) << off;
+        EXPECT_EQ(p.offset_for_time(ts_max(off) + 1), off + 1) << off;
+        auto f = p.frames(start, INT64_MAX, ts_min(off) + 1, ts_min(off) + 11, 100);
+        ASSERT_FALSE(f.empty()) << off;
+        EXPECT_EQ(f.front().header.base_offset, off) << off;
+    }
+}
+
+struct frame_pos {
+    uint64_t position;
+    frame_header header;
+};
+// Frames of one .log file, walked by header.
+std::vector<frame_pos> walk_log(const std::string& path) {
+    std::vector<frame_pos> out;
+    auto bytes = read_file_bytes(path);
+    uint64_t pos = 0;
+    while (pos < bytes.size() && check_header(bytes.data() + pos, bytes.size() - pos) == frame_check::ok) {
+        frame_header h = load_header(bytes.data() + pos);
+        out.push_back({pos, h});
+        pos += h.frame_length();
+    }
+    return out;
+}
+
+class PartitionTest : public ::testing::Test {
+protected:
+    temp_dir tmp;
+    std::string dir = tmp.sub("topics/t/0");
+
+    // Created on first use, so that tests which fork do so with no extra threads.
+    committer& com() {
+        if (!_com) _com = std::make_unique<committer>();
+        return *_com;
+    }
+    std::unique_ptr<partition> open(const partition_config& cfg, bool clean = true) {
+        return std::make_unique<partition>(&com(), dir, cfg, false, clean);
+    }
+    std::unique_ptr<partition> open_reader(const partition_config& cfg) {
+        return std::make_unique<partition>(nullptr, dir, cfg, true, true);
+    }
+    // A writer in a forked child appends [from, to) durably, then dies without closing.
+    void crash_after_appending(const partition_config& cfg, int64_t from, int64_t to, bool clean = false) {
+        ASSERT_FALSE(_com) << "fork before starting threads";
+        int rc = run_in_crashing_child([&] {
+            // Leaked on purpose: their destructors would close cleanly.
+            auto* c = new committer;
+            auto* p = new partition(c, dir, cfg, false, clean);
+            uint64_t ticket = append_range(*p, from, to);
+            if (ticket) c->wait_durable(ticket);
+            c->flush_all();
+        });
+        ASSERT_EQ(rc, 0);
+    }
+    std::string log_path(int64_t base) const { return dir + "/" + segment_file_stem(base) + ".log"; }
+
+private:
+    std::unique_ptr<committer> _com;
+};
+
+}  // namespace
+
+TEST_F(PartitionTest, AppendAndReadBack) {
+    auto p = open(small_config(1 << 20));
+    EXPECT_EQ(p->start_offset(), 0);
+    EXPECT_EQ(p->end_offset(), 0);
+    EXPECT_TRUE(all_frames(*p).empty());
+    append_range(*p, 0, 200);
+    expect_standard_frames(*p, 0, 200);
+    expect_random_access(*p, 0, 200);
+    EXPECT_EQ(p->segment_count(), 1u);
+    EXPECT_GT(p->size_bytes(), 200u * 64);
+    EXPECT_TRUE(p->recovery_events().empty());
+    EXPECT_EQ(com().stats().appends, 200u);
+    EXPECT_EQ(com().stats().frames, 200u);
+}
+
+TEST_F(PartitionTest, MultiRecordFramesAndPieces) {
+    auto p = open(small_config());
+    // Three pieces form one payload; offsets advance by record_count.
+    std::vector<uint8_t> a = make_payload(10, 1), b = make_payload(0, 2), c = make_payload(23, 3);
+    struct iovec iov[3] = {{a.data(), a.size()}, {b.data(), 0}, {c.data(), c.size()}};
+    append_request req;
+    req.pieces = iov;
+    req.piece_count = 3;
+    req.record_count = 5;
+    req.min_timestamp = 10;
+    req.max_timestamp = 20;
+    EXPECT_EQ(p->append(req).base_offset, 0);
+    req.record_count = 3;
+    EXPECT_EQ(p->append(req).base_offset, 5);
+    EXPECT_EQ(p->end_offset(), 8);
+    auto frames = all_frames(*p);
+    ASSERT_EQ(frames.size(), 2u);
+    std::vector<uint8_t> joined = a;
+    joined.insert(joined.end(), c.begin(), c.end());
+    EXPECT_EQ(frame_payload(frames[0]), joined);
+    EXPECT_EQ(frames[1].header.base_offset, 5);
+    EXPECT_EQ(frames[1].header.next_offset(), 8);
+    // A read starting inside a frame returns that frame.
+    auto mid = p->frames(6, 7, INT64_MIN, INT64_MAX, 10);
+    ASSERT_EQ(mid.size(), 1u);
+    EXPECT_EQ(mid[0].header.base_offset, 5);
+    // An empty payload is a valid frame too.
+    req.piece_count = 0;
+    req.record_count = 1;
+    EXPECT_EQ(p->append(req).base_offset, 8);
+    EXPECT_EQ(all_frames(*p).back().header.payload_length, 0u);
+}
+
+TEST_F(PartitionTest, FramesHonoursBoundsAndLimits) {
+    auto p = open(small_config());
+    append_range(*p, 0, 50);
+    EXPECT_EQ(p->frames(10, 20, INT64_MIN, INT64_MAX, 100).size(), 10u);
+    EXPECT_EQ(p->frames(10, 20, INT64_MIN, INT64_MAX, 3).size(), 3u);
+    EXPECT_EQ(p->frames(10, 20, INT64_MIN, INT64_MAX, 0).size(), 0u);
+    EXPECT_EQ(p->frames(20, 10, INT64_MIN, INT64_MAX, 100).size(), 0u);
+    EXPECT_EQ(p->frames(50, 60, INT64_MIN, INT64_MAX, 100).size(), 0u);
+    EXPECT_EQ(p->frames(-5, 2, INT64_MIN, INT64_MAX, 100).size(), 2u);
+    // Time window [ts_min(20), ts_min(30)): frames whose span meets it.
+    auto w = p->frames(0, INT64_MAX, ts_min(20), ts_min(30), 100);
+    ASSERT_EQ(w.size(), 10u);
+    EXPECT_EQ(w.front().header.base_offset, 20);
+    EXPECT_EQ(w.back().header.base_offset, 29);
+    // A window inside one frame's span.
+    w = p->frames(0, INT64_MAX, ts_min(7) + 1, ts_min(7) + 2, 100);
+    ASSERT_EQ(w.size(), 1u);
+    EXPECT_EQ(w[0].header.base_offset, 7);
+}
+
+TEST_F(PartitionTest, BodyOffsetIsAlignedTo64) {
+    auto p = open(small_config());
+    for (int i = 0; i < 20; ++i) {
+        int64_t body_offset = 8 * (i % 9);
+        auto payload = make_payload(1 + i * 13, i);
+        append_payload(*p, payload, 1, 0, 0, body_offset);
+    }
+    // A body offset that is not a multiple of 8 is ignored (no padding).
+    append_payload(*p, make_payload(30, 99), 1, 0, 0, 5);
+    auto frames = all_frames(*p);
+    ASSERT_EQ(frames.size(), 21u);
+    for (int i = 0; i < 20; ++i) {
+        uint64_t body = frames[i].position + frames[i].header.payload_offset + 8 * (i % 9);
+        EXPECT_EQ(body % body_alignment, 0u) << i;
+        EXPECT_EQ(frame_payload(frames[i]), make_payload(1 + i * 13, i));
+        EXPECT_EQ(check_frame(frames[i].region->data() + frames[i].position, frames[i].header.frame_length()),
+                  frame_check::ok);
+    }
+    EXPECT_EQ(frames[20].header.payload_offset, frame_header_bytes);
+}
+
+TEST_F(PartitionTest, FsyncModePublishesDurableFrames) {
+    auto p = open(small_config(1 << 20, durability_mode::fsync));
+    append_result r = append_standard(*p, 0);
+    EXPECT_GT(r.ticket, 0u);
+    com().wait_durable(r.ticket);
+    EXPECT_EQ(p->end_offset(), 1);
+    uint64_t t = append_range(*p, 1, 20);
+    com().wait_durable(t);
+    expect_standard_frames(*p, 0, 20);
+    EXPECT_GE(com().stats().fdatasyncs, 1u);
+}
+
+TEST_F(PartitionTest, IntervalModePublishesAtOnceAndFlushes) {
+    partition_config cfg = small_config(1 << 20, durability_mode::interval);
+    cfg.flush_interval_ms = 60'000;
+    auto p = open(cfg);
+    append_result r = append_standard(*p, 0);
+    EXPECT_GT(r.ticket, 0u);
+    EXPECT_EQ(p->end_offset(), 1);  // visible before it is durable
+    uint64_t before = com().stats().fdatasyncs;
+    p->flush();
+    EXPECT_GT(com().stats().fdatasyncs, before);
+}
+
+TEST_F(PartitionTest, AppendErrors) {
+    auto p = open(small_config());
+    auto payload = make_payload(10, 1);
+    try {
+        append_payload(*p, payload, 1, 10, 5);
+        FAIL() << "min_timestamp > max_timestamp accepted";
+    } catch (const error& e) {
+        EXPECT_EQ(e.code(), errc::invalid_argument);
+    }
+    EXPECT_EQ(p->end_offset(), 0);
+    p->close();
+    try {
+        append_payload(*p, payload);
+        FAIL() << "append after close";
+    } catch (const error& e) {
+        EXPECT_EQ(e.code(), errc::closed);
+    }
+    p.reset();
+    auto reader = open_reader(small_config());
+    try {
+        append_payload(*reader, payload);
+        FAIL() << "append through a reader";
+    } catch (const error& e) {
+        EXPECT_EQ(e.code(), errc::read_only);
+    }
+    for (uint64_t bad : {uint64_t{0}, max_segment_bytes + 1}) {
+        try {
+            open(small_config(bad));
+            FAIL() << "segment_bytes " << bad << " accepted";
+        } catch (const error& e) {
+            EXPECT_EQ(e.code(), errc::invalid_argument);
+        }
+    }
+}
+
+TEST_F(PartitionTest, RollsBySegmentBytes) {
+    const uint64_t segment_bytes = 8 * 1024;
+    auto p = open(small_config(segment_bytes));
+    append_range(*p, 0, 150);
+    EXPECT_GT(p->segment_count(), 10u);
+    auto logs = files_with_suffix(dir, ".log");
+    ASSERT_EQ(logs.size(), p->segment_count());
+    // Every segment but the active one is sealed: trimmed and within segment_bytes.
+    for (size_t i = 0; i + 1 < logs.size(); ++i) {
+        auto frames = walk_log(logs[i]);
+        ASSERT_FALSE(frames.empty()) << logs[i];
+        EXPECT_LE(file_size(logs[i]), segment_bytes) << logs[i];
+        uint64_t end = frames.back().position + frames.back().header.frame_length();
+        EXPECT_EQ(file_size(logs[i]), end) << logs[i];
+        // The file is named after its first offset.
+        EXPECT_EQ(fs::path(logs[i]).filename().string(), segment_file_stem(frames.front().header.base_offset) + ".log");
+        EXPECT_EQ(frames.back().header.next_offset(), walk_log(logs[i + 1]).front().header.base_offset);
+    }
+    expect_standard_frames(*p, 0, 150);
+    expect_random_access(*p, 0, 150);
+    expect_time_lookups(*p, 0, 150);
+}
+
+TEST_F(PartitionTest, OversizedFrameGetsASegmentOfItsOwn) {
+    auto p = open(small_config(4096));
+    append_payload(*p, make_payload(100, 0));
+    append_payload(*p, make_payload(10000, 1));  // larger than segment_bytes
+    append_payload(*p, make_payload(100, 2));
+    EXPECT_EQ(p->segment_count(), 3u);
+    auto frames = all_frames(*p);
+    ASSERT_EQ(frames.size(), 3u);
+    EXPECT_EQ(frame_payload(frames[1]), make_payload(10000, 1));
+}
+
+TEST_F(PartitionTest, RollsBySegmentAge) {
+    partition_config cfg = small_config(1 << 20);
+    cfg.segment_ms = 0;  // every segment is "old" once it holds a frame
+    auto p = open(cfg);
+    append_range(*p, 0, 5);
+    EXPECT_EQ(p->segment_count(), 5u);
+    expect_standard_frames(*p, 0, 5);
+}
+
+TEST_F(PartitionTest, CleanReopenContinues) {
+    partition_config cfg = small_config(16 * 1024);
+    int64_t end = 0;
+    for (int cycle = 0; cycle < 3; ++cycle) {
+        auto p = open(cfg, true);
+        EXPECT_TRUE(p->recovery_events().empty());
+        expect_standard_frames(*p, 0, end);
+        append_range(*p, end, end + 60);
+        end += 60;
+        expect_standard_frames(*p, 0, end);
+        p->close();
+        // After close the active segment is trimmed to its frames.
+        for (auto& log : files_with_suffix(dir, ".log")) {
+            auto frames = walk_log(log);
+            uint64_t bytes = frames.empty() ? 0 : frames.back().position + frames.back().header.frame_length();
+            EXPECT_EQ(file_size(log), bytes) << log;
+        }
+    }
+    auto p = open(cfg, true);
+    expect_standard_frames(*p, 0, end);
+    expect_random_access(*p, 0, end);
+    expect_time_lookups(*p, 0, end);
+    EXPECT_TRUE(p->recovery_events().empty());
+}
+
+TEST_F(PartitionTest, ReopenWithoutAppendsKeepsEverything) {
+    partition_config cfg = small_config(16 * 1024);
+    { auto p = open(cfg); append_range(*p, 0, 40); }  // the destructor closes
+    for (int i = 0; i < 3; ++i) {
+        auto p = open(cfg, i % 2 == 0);
+        expect_standard_frames(*p, 0, 40);
+        EXPECT_TRUE(p->recovery_events().empty());
+    }
+    auto p = open(cfg);
+    append_range(*p, 40, 45);
+    expect_standard_frames(*p, 0, 45);
+}
+
+TEST_F(PartitionTest, CrashKeepsDurableFrames) {
+    partition_config cfg = small_config(16 * 1024, durability_mode::fsync);
+    crash_after_appending(cfg, 0, 50);
+    // The dead writer left its preallocated active segment behind.
+    auto logs = files_with_suffix(dir, ".log");
+    ASSERT_GE(logs.size(), 2u);
+    EXPECT_EQ(file_size(logs.back()), preallocation_step);
+    auto p = open(cfg, false);
+    EXPECT_TRUE(p->recovery_events().empty()) << p->recovery_events().front().reason;
+    expect_standard_frames(*p, 0, 50);
+    uint64_t t = append_range(*p, 50, 60);
+    com().wait_durable(t);
+    expect_standard_frames(*p, 0, 60);
+    expect_random_access(*p, 0, 60);
+    expect_time_lookups(*p, 0, 60);
+}
+
+TEST_F(PartitionTest, UncleanReopenAfterTornTail) {
+    partition_config cfg = small_config(1 << 20);
+    crash_after_appending(cfg, 0, 30);
+    auto frames = walk_log(log_path(0));
+    ASSERT_EQ(frames.size(), 30u);
+    // Cut the last frame in half.
+    const frame_pos& last = frames.back();
+    truncate_file(log_path(0), last.position + last.header.frame_length() / 2);
+    auto p = open(cfg, false);
+    ASSERT_FALSE(p->recovery_events().empty());
+    const recovery_event& ev = p->recovery_events().front();
+    EXPECT_EQ(ev.file, log_path(0));
+    EXPECT_EQ(ev.position, last.position);
+    EXPECT_EQ(ev.first_offset_dropped, 29);
+    EXPECT_EQ(ev.bytes_dropped, last.header.frame_length() / 2);
+    EXPECT_EQ(file_size(log_path(0)), last.position);
+    expect_standard_frames(*p, 0, 29);
+    // Offsets continue densely where the good frames end.
+    append_range(*p, 29, 40);
+    expect_standard_frames(*p, 0, 40);
+    p->close();
+    p = open(cfg, true);
+    expect_standard_frames(*p, 0, 40);
+}
+
+TEST_F(PartitionTest, UncleanReopenAfterGarbledPayload) {
+    partition_config cfg = small_config(1 << 20);
+    crash_after_appending(cfg, 0, 30);
+    auto frames = walk_log(log_path(0));
+    ASSERT_EQ(frames.size(), 30u);
+    const frame_pos& f = frames[25];
+    overwrite(log_path(0), f.position + f.header.payload_offset, {0xDE, 0xAD});
+    auto p = open(cfg, false);
+    ASSERT_EQ(p->recovery_events().size(), 1u);
+    EXPECT_EQ(p->recovery_events()[0].reason, describe(frame_check::bad_crc));
+    EXPECT_EQ(p->recovery_events()[0].first_offset_dropped, 25);
+    expect_standard_frames(*p, 0, 25);
+    append_range(*p, 25, 30);
+    expect_standard_frames(*p, 0, 30);
+}
+
+TEST_F(PartitionTest, UncleanReopenAfterGarbledHeaderDropsLaterSegments) {
+    partition_config cfg = small_config(8 * 1024);
+    crash_after_appending(cfg, 0, 60);
+    auto logs = files_with_suffix(dir, ".log");
+    ASSERT_GE(logs.size(), 4u);
+    // Garble the magic of the second frame of the second segment.
+    auto frames = walk_log(logs[1]);
+    ASSERT_GE(frames.size(), 2u);
+    int64_t cut = frames[1].header.base_offset;
+    overwrite(logs[1], frames[1].position, {'X'});
+    auto p = open(cfg, false);
+    ASSERT_GE(p->recovery_events().size(), 2u);  // the torn segment and every later one
+    EXPECT_EQ(p->recovery_events()[0].reason, describe(frame_check::bad_magic));
+    EXPECT_EQ(p->recovery_events()[0].first_offset_dropped, cut);
+    EXPECT_EQ(p->segment_count(), 2u);
+    EXPECT_EQ(files_with_suffix(dir, ".log").size(), 2u);
+    expect_standard_frames(*p, 0, cut);
+    append_range(*p, cut, cut + 20);
+    expect_standard_frames(*p, 0, cut + 20);
+    expect_random_access(*p, 0, cut + 20);
+}
+
+TEST_F(PartitionTest, CleanMarkerOverATornTailIsRecovered) {
+    partition_config cfg = small_config(1 << 20);
+    { auto p = open(cfg); append_range(*p, 0, 20); p->close(); }
+    auto frames = walk_log(log_path(0));
+    ASSERT_EQ(frames.size(), 20u);
+    truncate_file(log_path(0), frames.back().position + 70);
+    auto p = open(cfg, true);
+    ASSERT_FALSE(p->recovery_events().empty());
+    EXPECT_EQ(p->recovery_events()[0].first_offset_dropped, 19);
+    expect_standard_frames(*p, 0, 19);
+    append_range(*p, 19, 25);
+    expect_standard_frames(*p, 0, 25);
+}
+
+TEST_F(PartitionTest, UncleanReopenWithoutCheckpointChecksEveryCrc) {
+    // After a clean close the checkpoint covers everything (payloads are then trusted);
+    // without it recovery must verify every frame.
+    partition_config cfg = small_config(1 << 20);
+    { auto p = open(cfg); append_range(*p, 0, 20); }
+    auto frames = walk_log(log_path(0));
+    overwrite(log_path(0), frames[12].position + frames[12].header.payload_offset, {0x00, 0x01, 0x02});
+    fs::remove(dir + "/recovery-checkpoint");
+    auto p = open(cfg, false);
+    ASSERT_EQ(p->recovery_events().size(), 1u);
+    EXPECT_EQ(p->recovery_events()[0].first_offset_dropped, 12);
+    expect_standard_frames(*p, 0, 12);
+}
+
+TEST_F(PartitionTest, LostCheckpointedFramesAreReported) {
+    // The log ends, at a frame boundary, before the durable point the checkpoint
+    // recorded: offsets that were acknowledged are gone and would be reused.
+    partition_config cfg = small_config(1 << 20);
+    { auto p = open(cfg); append_range(*p, 0, 20); p->close(); }
+    auto frames = walk_log(log_path(0));
+    truncate_file(log_path(0), frames[15].position);
+    auto p = open(cfg, false);
+    EXPECT_EQ(p->end_offset(), 15);
+    GTEST_SKIP() << bug_lost_checkpointed_frames;
+    EXPECT_FALSE(p->recovery_events().empty())
+        << "recovery silently lost offsets 15..19 that the checkpoint recorded as durable";
+}
+
+enum class index_damage { deleted, random_garbage, plausible_garbage, zeros };
+
+// What can happen to derived data: the index files deleted, overwritten with
+// random bytes, with entries that look sane (monotone, inside the file) but do
+// not point at frames, or zero-filled at their current size.
+void damage_index(const std::string& stem, index_damage how, uint64_t seed) {
+    for (const char* ext : {".index", ".timeindex"}) {
+        std::string path = stem + ext;
+        switch (how) {
+            case index_damage::deleted:
+                fs::remove(path);
+                break;
+            case index_damage::random_garbage: {
+                std::mt19937_64 rng(seed);
+                std::vector<uint8_t> junk(256);
+                for (auto& b : junk) b = static_cast<uint8_t>(rng());
+                fs::resize_file(path, 0);
+                overwrite(path, 0, junk);
+                break;
+            }
+            case index_damage::plausible_garbage: {
+                std::vector<uint8_t> junk;
+                bool time = std::string(ext) == ".timeindex";
+                for (uint32_t i = 0; i < 16; ++i) {
+                    uint32_t rel = i + 1, pos = 100 * i + 3;  // not a frame start
+                    if (time) {
+                        time_index_entry e{ts_min(0) + i, rel, pos};
+                        auto* b = reinterpret_cast<uint8_t*>(&e);
+                        junk.insert(junk.end(), b, b + sizeof e);
+                    } else {
+                        offset_index_entry e{rel, pos};
+                        auto* b = reinterpret_cast<uint8_t*>(&e);
+                        junk.insert(junk.end(), b, b + sizeof e);
+                    }
+                }
+                fs::resize_file(path, 0);
+                overwrite(path, 0, junk);
+                break;
+            }
+            case index_damage::zeros: {
+                uint64_t n = file_size(path);
+                fs::resize_file(path, 0);
+                fs::resize_file(path, n);
+                break;
+            }
+        }
+    }
+}
+
+const char* damage_name(index_damage d);
+void PrintTo(index_damage d, std::ostream* os) { *os << damage_name(d); }
+
+const char* damage_name(index_damage d) {
+    switch (d) {
+        case index_damage::deleted: return "Deleted";
+        case index_damage::random_garbage: return "RandomGarbage";
+        case index_damage::plausible_garbage: return "PlausibleGarbage";
+        case index_damage::zeros: return "Zeros";
+    }
+    return "?";
+}
+
+// (damage, in a sealed segment rather than the active one, clean reopen)
+using index_case = std::tuple<index_damage, bool, bool>;
+
+class PartitionIndexRecoveryTest : public PartitionTest, public ::testing::WithParamInterface<index_case> {};
+
+TEST_P(PartitionIndexRecoveryTest, ReadsAndTimeLookupsSurvive) {
+    auto [damage, sealed, clean] = GetParam();
+    partition_config cfg = small_config(8 * 1024);
+    const int64_t end = 80;
+    {
+        auto w = open(cfg);
+        append_range(*w, 0, end);
+        w->close();
+    }
+    auto logs = files_with_suffix(dir, ".log");
+    ASSERT_GE(logs.size(), 4u);
+    std::string victim = logs[sealed ? 1 : logs.size() - 1];
+    damage_index(victim.substr(0, victim.size() - 4), damage, 1 + sealed * 2 + clean * 4);
+    auto p = open(cfg, clean);
+    if (sealed && damage == index_damage::plausible_garbage) GTEST_SKIP() << bug_sealed_index_unvalidated;
+    expect_standard_frames(*p, 0, end);
+    expect_random_access(*p, 0, end);
+    if (!sealed) expect_time_lookups(*p, 0, end);
+    append_range(*p, end, end + 30);
+    expect_standard_frames(*p, 0, end + 30);
+    expect_random_access(*p, 0, end + 30);
+    if (!sealed) expect_time_lookups(*p, 0, end + 30);
+    p->close();
+    p = open(cfg, true);
+    expect_standard_frames(*p, 0, end + 30);
+    expect_random_access(*p, 0, end + 30);
+    if (sealed) GTEST_SKIP() << bug_timeindex_not_rebuilt;
+    expect_time_lookups(*p, 0, end + 30);
+}
+
+INSTANTIATE_TEST_SUITE_P(Damage, PartitionIndexRecoveryTest,
+                         ::testing::Combine(::testing::Values(index_damage::deleted, index_damage::random_garbage,
+                                                              index_damage::plausible_garbage, index_damage::zeros),
+                                            ::testing::Bool(), ::testing::Bool()),
+                         [](const ::testing::TestParamInfo<index_case>& info) {
+                             return std::string(damage_name(std::get<0>(info.param))) +
+                                    (std::get<1>(info.param) ? "SealedSegment" : "ActiveSegment") +
+                                    (std::get<2>(info.param) ? "CleanReopen" : "UncleanReopen");
+                         });
+
+TEST_F(PartitionTest, TimeRetentionAfterZeroedTimeIndex) {
+    // Fresh data (timestamps now) must survive a one-hour time retention even
+    // when a sealed segment's time index was zero-filled.
+    GTEST_SKIP() << bug_sealed_index_unvalidated;
+    partition_config cfg = small_config(4 * 1024);
+    const int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                            std::chrono::system_clock::now().time_since_epoch()).count();
+    {
+        auto w = open(cfg);
+        for (int i = 0; i < 20; ++i) append_payload(*w, make_payload(1500, i), 1, now + i, now + i);
+        w->close();
+    }
+    auto logs = files_with_suffix(dir, ".log");
+    ASSERT_GE(logs.size(), 3u);
+    damage_index(logs[0].substr(0, logs[0].size() - 4), index_damage::zeros, 9);
+    cfg.retention_ms = 3'600'000;
+    auto p = open(cfg);
+    p->enforce_retention();
+    EXPECT_EQ(p->start_offset(), 0) << "fresh data deleted by time retention";
+    EXPECT_EQ(p->segment_count(), logs.size());
+    EXPECT_EQ(p->offset_for_time(now + 1), 1);
+}
+
+TEST_F(PartitionTest, RetentionByBytesDeletesOldSegments) {
+    partition_config cfg = small_config(8 * 1024);
+    std::vector<frame_ref> old_frames;
+    size_t before;
+    {
+        // Written without retention first, so the committer's housekeeping cannot interfere.
+        auto w = open(cfg);
+        append_range(*w, 0, 150);
+        before = w->segment_count();
+        old_frames = w->frames(0, 5, INT64_MIN, INT64_MAX, 5);
+        ASSERT_EQ(old_frames.size(), 5u);
+    }
+    cfg.retention_bytes = 20 * 1024;
+    auto p = open(cfg);
+    p->enforce_retention();  // housekeeping may have beaten us to it: same outcome
+    size_t after = p->segment_count();
+    EXPECT_LT(after, before);
+    EXPECT_EQ(com().stats().segments_deleted, before - after);
+    EXPECT_EQ(files_with_suffix(dir, ".log").size(), after);
+    EXPECT_EQ(files_with_suffix(dir, ".index").size(), after);
+    EXPECT_EQ(files_with_suffix(dir, ".timeindex").size(), after);
+    EXPECT_FALSE(fs::exists(log_path(0)));
+    // Kafka's rule: delete the oldest while the rest still holds retention_bytes.
+    uint64_t size = p->size_bytes();
+    EXPECT_GE(size, static_cast<uint64_t>(cfg.retention_bytes));
+    EXPECT_LT(size, static_cast<uint64_t>(cfg.retention_bytes) + cfg.segment_bytes);
+    int64_t start = p->start_offset();
+    EXPECT_GT(start, 0);
+    EXPECT_EQ(files_with_suffix(dir, ".log").front(), log_path(start));
+    expect_standard_frames(*p, start, 150);
+    EXPECT_EQ(p->frames(0, INT64_MAX, INT64_MIN, INT64_MAX, 1).front().header.base_offset, start);
+    EXPECT_EQ(p->offset_for_time(0), start);
+
+    // Frames handed out before the deletion still read fine: the mapping holds the inode.
+    for (int64_t off = 0; off < 5; ++off) {
+        const frame_ref& f = old_frames[static_cast<size_t>(off)];
+        EXPECT_EQ(check_frame(f.region->data() + f.position, f.header.frame_length()), frame_check::ok);
+        EXPECT_EQ(frame_payload(f), make_payload(payload_size(off), static_cast<uint64_t>(off)));
+    }
+
+    // Retention survives a reopen; a second pass deletes nothing more.
+    p->enforce_retention();
+    EXPECT_EQ(p->segment_count(), after);
+    p->close();
+    p = open(cfg, true);
+    EXPECT_EQ(p->start_offset(), start);
+    expect_standard_frames(*p, start, 150);
+    append_range(*p, 150, 160);
+    expect_standard_frames(*p, start, 160);
+}
+
+TEST_F(PartitionTest, RetentionByTimeKeepsTheActiveSegment) {
+    partition_config cfg = small_config(8 * 1024);
+    {
+        auto w = open(cfg);
+        append_range(*w, 0, 60);
+        ASSERT_GT(w->segment_count(), 2u);
+    }
+    cfg.retention_ms = 60'000;  // the standard timestamps are in 1970: all expired
+    auto p = open(cfg);
+    p->enforce_retention();
+    EXPECT_EQ(p->segment_count(), 1u);
+    int64_t start = p->start_offset();
+    expect_standard_frames(*p, start, 60);
+    append_range(*p, 60, 61);
+    EXPECT_EQ(p->end_offset(), 61);
+}
+
+TEST_F(PartitionTest, UnlimitedRetentionDeletesNothing) {
+    auto p = open(small_config(4096));
+    append_range(*p, 0, 40);
+    size_t n = p->segment_count();
+    p->enforce_retention();
+    EXPECT_EQ(p->segment_count(), n);
+    expect_standard_frames(*p, 0, 40);
+}
+
+TEST_F(PartitionTest, OffsetForTime) {
+    auto p = open(small_config(8 * 1024));
+    EXPECT_EQ(p->offset_for_time(0), 0);  // empty: end_offset()
+    append_range(*p, 0, 120);
+    expect_time_lookups(*p, 0, 120);
+}
+
+TEST_F(PartitionTest, OffsetForTimeWithUnorderedTimestamps) {
+    auto p = open(small_config(4 * 1024));
+    // Max timestamps: 100, 50, 300, 200, 400, ...: the first frame reaching ts wins.
+    const int64_t ts[] = {100, 50, 300, 200, 400, 350, 500, 90, 600};
+    for (int64_t t : ts) append_payload(*p, make_payload(900, t), 1, t - 10, t);
+    EXPECT_EQ(p->offset_for_time(40), 0);
+    EXPECT_EQ(p->offset_for_time(100), 0);
+    EXPECT_EQ(p->offset_for_time(101), 2);
+    EXPECT_EQ(p->offset_for_time(250), 2);
+    EXPECT_EQ(p->offset_for_time(301), 4);
+    EXPECT_EQ(p->offset_for_time(450), 6);
+    EXPECT_EQ(p->offset_for_time(501), 8);
+    EXPECT_EQ(p->offset_for_time(601), 9);
+}
+
+TEST_F(PartitionTest, WaitForData) {
+    auto p = open(small_config());
+    EXPECT_FALSE(p->wait_for_data(0, 20 * ns_per_ms));
+    append_range(*p, 0, 1);
+    EXPECT_TRUE(p->wait_for_data(0, 0));
+    EXPECT_TRUE(p->wait_for_data(-1, -1));
+    EXPECT_FALSE(p->wait_for_data(1, 10 * ns_per_ms));
+}
+
+TEST_F(PartitionTest, ReaderSeesTheWriter) {
+    partition_config cfg = small_config(8 * 1024);
+    auto w = open(cfg);
+    append_range(*w, 0, 10);
+    auto r = open_reader(cfg);
+    EXPECT_EQ(r->end_offset(), 10);
+    expect_standard_frames(*r, 0, 10);
+    // Appends, rolls and retention become visible without reopening.
+    append_range(*w, 10, 100);
+    EXPECT_TRUE(r->wait_for_data(10, 0));
+    expect_standard_frames(*r, 0, 100);
+    expect_random_access(*r, 0, 100);
+    EXPECT_EQ(r->offset_for_time(ts_min(50)), 50);
+    w->close();
+    w.reset();
+    partition_config retain = cfg;
+    retain.retention_bytes = 16 * 1024;
+    w = open(retain);
+    w->enforce_retention();
+    int64_t start = w->start_offset();
+    ASSERT_GT(start, 0);
+    EXPECT_EQ(r->start_offset(), start);
+    expect_standard_frames(*r, start, 100);
+}
+
+TEST_F(PartitionTest, ConcurrentReadersDuringAppendsRollsAndRetention) {
+    partition_config cfg = small_config(8 * 1024);
+    cfg.retention_bytes = 24 * 1024;
+    auto w = open(cfg);
+    const int64_t total = 400;
+    std::atomic<bool> done{false};
+    std::atomic<int64_t> reads{0};
+    auto check_snapshot = [&](partition& p) {
+        auto frames = all_frames(p);
+        if (frames.empty()) return;
+        int64_t off = frames.front().header.base_offset;
+        for (auto& f : frames) {
+            ASSERT_EQ(f.header.base_offset, off);
+            ASSERT_EQ(frame_payload(f), make_payload(payload_size(off), static_cast<uint64_t>(off)));
+            ++off;
+        }
+        ++reads;
+    };
+    std::thread writer([&] {
+        for (int64_t off = 0; off < total; ++off) {
+            append_standard(*w, off);
+            if (off % 25 == 0) w->enforce_retention();
+        }
+        done = true;
+    });
+    std::thread in_process([&] {
+        while (!done) check_snapshot(*w);
+    });
+    std::thread other_process([&] {  // a read-only partition, as another process would use
+        auto r = open_reader(cfg);
+        while (!done) check_snapshot(*r);
+    });
+    writer.join();
+    in_process.join();
+    other_process.join();
+    EXPECT_GT(reads.load(), 0);
+    w->enforce_retention();
+    int64_t start = w->start_offset();
+    expect_standard_frames(*w, start, total);
+    auto r = open_reader(cfg);
+    expect_standard_frames(*r, start, total);
+}
+
+TEST_F(PartitionTest, ReaderKeepsUpWithFastRolls) {
+    // Every append rolls: the reader must pick up every new segment, however
+    // close together they were created.
+    partition_config cfg = small_config(1 << 20);
+    cfg.segment_ms = 0;
+    auto w = open(cfg);
+    append_range(*w, 0, 1);
+    auto r = open_reader(cfg);
+    const int64_t total = 120;
+    std::atomic<bool> done{false};
+    std::thread writer([&] {
+        append_range(*w, 1, total);
+        done = true;
+    });
+    int64_t seen_end = 0;
+    while (!done) {
+        auto frames = all_frames(*r);
+        ASSERT_FALSE(frames.empty());
+        seen_end = frames.back().header.next_offset();
+    }
+    writer.join();
+    EXPECT_GT(seen_end, 0);
+    EXPECT_EQ(r->end_offset(), total);
+    EXPECT_EQ(r->segment_count(), static_cast<size_t>(total));
+    expect_standard_frames(*r, 0, total);
+}

@@ -1,0 +1,186 @@
+#pragma once
+// Shared helpers for the native GoogleTest suite: temp directories, payloads,
+// hand-built frames, appends through partition::append, and a "crash" helper
+// that runs a writer in a forked child that exits without any clean-up.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <climits>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <functional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "committer.h"
+#include "crc32c.h"
+#include "errors.h"
+#include "frame.h"
+#include "partition.h"
+#include "segment.h"
+
+namespace tidelog_test {
+
+namespace fs = std::filesystem;
+using namespace tidelog;
+
+/// A fresh directory under /tmp, removed (recursively) on destruction.
+class temp_dir {
+public:
+    temp_dir() {
+        char tmpl[] = "/tmp/tidelog-native-test.XXXXXX";
+        char* p = ::mkdtemp(tmpl);
+        if (!p) throw std::runtime_error("mkdtemp failed");
+        _path = p;
+    }
+    ~temp_dir() {
+        std::error_code ec;
+        fs::remove_all(_path, ec);
+    }
+    temp_dir(const temp_dir&) = delete;
+    temp_dir& operator=(const temp_dir&) = delete;
+    const std::string& path() const { return _path; }
+    std::string sub(const std::string& name) const { return _path + "/" + name; }
+
+private:
+    std::string _path;
+};
+
+/// Deterministic pseudo-random bytes; byte 0..7 carry `tag` so frames are tellable apart.
+inline std::vector<uint8_t> make_payload(size_t size, uint64_t tag) {
+    std::vector<uint8_t> out(size);
+    std::mt19937_64 rng(tag * 0x9E3779B97F4A7C15ull + size);
+    for (size_t i = 0; i < size; ++i) out[i] = static_cast<uint8_t>(rng());
+    for (size_t i = 0; i < size && i < 8; ++i) out[i] = static_cast<uint8_t>(tag >> (8 * i));
+    return out;
+}
+
+/// Builds a valid frame in `out` (cleared first); returns its header.
+inline frame_header build_frame(std::vector<uint8_t>& out, const std::vector<uint8_t>& payload, int64_t base_offset,
+                                uint32_t record_count = 1, int64_t min_ts = 0, int64_t max_ts = 0,
+                                uint32_t payload_offset = frame_header_bytes) {
+    frame_header h{};
+    h.magic = frame_magic;
+    h.version = frame_version;
+    h.header_length = frame_header_bytes;
+    h.codec = 0;
+    h.flags = 0;
+    h.base_offset = base_offset;
+    h.record_count = record_count;
+    h.schema_id = 7;
+    h.min_timestamp = min_ts;
+    h.max_timestamp = max_ts;
+    h.payload_length = payload.size();
+    h.payload_offset = payload_offset;
+    h.crc = frame_crc(h, payload.data());
+    out.assign(h.frame_length(), 0);
+    std::memcpy(out.data(), &h, sizeof h);
+    if (!payload.empty()) std::memcpy(out.data() + payload_offset, payload.data(), payload.size());
+    return h;
+}
+
+/// A header for segment::append: payload_offset, crc and base_offset set.
+inline frame_header header_for(const std::vector<uint8_t>& payload, int64_t base_offset, uint32_t record_count = 1,
+                               int64_t min_ts = 0, int64_t max_ts = 0, uint32_t payload_offset = frame_header_bytes) {
+    std::vector<uint8_t> scratch;
+    return build_frame(scratch, payload, base_offset, record_count, min_ts, max_ts, payload_offset);
+}
+
+/// Appends one payload as one frame through partition::append.
+inline append_result append_payload(partition& p, const std::vector<uint8_t>& payload, uint32_t records = 1,
+                                    int64_t min_ts = 0, int64_t max_ts = 0, int64_t body_offset = -1) {
+    struct iovec iov{const_cast<uint8_t*>(payload.data()), payload.size()};
+    append_request req;
+    req.pieces = &iov;
+    req.piece_count = 1;
+    req.record_count = records;
+    req.min_timestamp = min_ts;
+    req.max_timestamp = max_ts;
+    req.schema_id = 1;
+    req.body_offset = body_offset;
+    return p.append(req);
+}
+
+inline std::vector<uint8_t> frame_payload(const frame_ref& f) {
+    return std::vector<uint8_t>(f.payload(), f.payload() + f.header.payload_length);
+}
+
+inline std::vector<frame_ref> all_frames(partition& p) {
+    return p.frames(0, INT64_MAX, INT64_MIN, INT64_MAX, SIZE_MAX);
+}
+
+inline partition_config small_config(uint64_t segment_bytes = 64 * 1024,
+                                     durability_mode mode = durability_mode::none) {
+    partition_config c;
+    c.segment_bytes = segment_bytes;
+    c.durability = mode;
+    return c;
+}
+
+/// Files in dir whose name ends with suffix, sorted.
+inline std::vector<std::string> files_with_suffix(const std::string& dir, const std::string& suffix) {
+    std::vector<std::string> out;
+    for (auto& e : fs::directory_iterator(dir)) {
+        std::string n = e.path().filename().string();
+        if (n.size() >= suffix.size() && n.compare(n.size() - suffix.size(), suffix.size(), suffix) == 0)
+            out.push_back(e.path().string());
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+}
+
+inline uint64_t file_size(const std::string& path) { return fs::file_size(path); }
+
+inline void truncate_file(const std::string& path, uint64_t size) { fs::resize_file(path, size); }
+
+inline void overwrite(const std::string& path, uint64_t position, const std::vector<uint8_t>& bytes) {
+    int fd = ::open(path.c_str(), O_WRONLY);
+    ASSERT_GE(fd, 0) << path;
+    ASSERT_EQ(::pwrite(fd, bytes.data(), bytes.size(), static_cast<off_t>(position)),
+              static_cast<ssize_t>(bytes.size()));
+    ::close(fd);
+}
+
+inline std::vector<uint8_t> read_file_bytes(const std::string& path) {
+    std::vector<uint8_t> out(file_size(path));
+    int fd = ::open(path.c_str(), O_RDONLY);
+    if (fd < 0) return {};
+    ssize_t n = ::pread(fd, out.data(), out.size(), 0);
+    ::close(fd);
+    out.resize(n < 0 ? 0 : static_cast<size_t>(n));
+    return out;
+}
+
+/// Runs `body` in a forked child that then _exit(0)s: no clean-up, no close(),
+/// no clean-shutdown marker: what a killed writer leaves behind. Objects whose
+/// destructors would clean up must be heap-allocated and leaked by `body`
+/// (locals of `body` are destroyed when it returns). Returns the child's exit
+/// status (0 when body returned normally).
+inline int run_in_crashing_child(const std::function<void()>& body) {
+    fflush(nullptr);
+    pid_t pid = ::fork();
+    if (pid < 0) return -1;
+    if (pid == 0) {
+        int rc = 0;
+        try {
+            body();
+        } catch (const std::exception& e) {
+            fprintf(stderr, "crashing child: %s\n", e.what());
+            rc = 3;
+        }
+        ::_exit(rc);
+    }
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+}  // namespace tidelog_test

@@ -1,0 +1,207 @@
+"""Type stubs for ``tidelog._core``, the Cython bindings (src/_core.pyx) to the
+native core (native/).
+
+Blocking and I/O calls release the GIL (appends of payloads under 64 KiB keep
+it: the write is shorter than a GIL hand-over). Native errors are raised
+through ``tidelog.errors._from_native`` as subclasses of
+``tidelog.TidelogError``.
+
+``Mapping`` and ``NativePartition`` objects are only obtained from
+``NativePartition.frames`` and ``NativeLog.open_partition``; instantiating them
+directly gives an object without a native counterpart.
+"""
+import sys
+from collections.abc import Sequence
+from typing import Final, TypedDict
+
+from typing_extensions import Buffer, Self, disjoint_base
+
+#: Durability mode name -> native enum value.
+DURABILITY_MODES: dict[str, int]
+#: Frame header flag bit 0: the payload is a whole Arrow IPC stream (schema,
+#: dictionary batches, one record batch) instead of one record-batch message.
+FLAG_IPC_STREAM: Final = 1
+#: Frame header codec: payload stored as is.
+CODEC_NONE: Final = 0
+#: Frame header codec: payload is one zstd frame (``zstandard`` package).
+CODEC_ZSTD: Final = 1
+
+class _RecoveryEvent(TypedDict):
+    file: str
+    position: int
+    bytes_dropped: int
+    first_offset_dropped: int
+    reason: str
+
+#: One frame as returned by ``NativePartition.frames``: (mapping,
+#: payload_address, payload_length, base_offset, record_count, min_timestamp,
+#: max_timestamp, codec, flags, schema_id).
+_Frame = tuple[Mapping, int, int, int, int, int, int, int, int, int]
+
+def crc32c(data: Buffer, value: int = 0) -> int:
+    """CRC-32C (Castagnoli) of ``data``, continuing from ``value``:
+    ``crc32c(b, crc32c(a)) == crc32c(a + b)``. SSE4.2 when available."""
+
+def crc32c_portable(data: Buffer, value: int = 0) -> int:
+    """The portable (slicing-by-8) CRC-32C, to test the hardware path against."""
+
+def crc32c_hardware() -> bool:
+    """Whether the SSE4.2 path is in use."""
+
+def kafka_murmur2(data: Buffer) -> int:
+    """Kafka's ``Utils.murmur2`` of ``data``, as a signed 32-bit int."""
+
+def partition_fixed_width_keys(values: Buffer, count: int, width: int, partitions: int, out: Buffer) -> None:
+    """Kafka partition ``(murmur2(key) & 0x7fffffff) % partitions`` for ``count``
+    little-endian integers of ``width`` (4 or 8) bytes, each serialized
+    big-endian, written as int32 into the writable buffer ``out``.
+
+    Raises ValueError for another width, ``partitions <= 0`` or short buffers."""
+
+def partition_binary_keys(
+    offsets: Buffer, data: Buffer, count: int, large: bool, partitions: int, out: Buffer
+) -> None:
+    """Kafka partition for ``count`` variable-length keys given an Arrow offsets
+    buffer (int32, or int64 when ``large``; already shifted to the array's
+    offset) and its data buffer, written as int32 into ``out``."""
+
+def group_by_partition(ids: Buffer, count: int, partitions: int, order: Buffer, counts: Buffer) -> None:
+    """Stable counting sort of rows by partition: ``order`` (int64[count]) gets
+    the row numbers grouped by partition (rows keep their order within one),
+    ``counts`` (int64[partitions]) the rows per partition. ``ids`` is
+    int32[count]; ValueError if a buffer is too small or an id is outside
+    ``[0, partitions)``."""
+
+@disjoint_base
+class Mapping:
+    """A read-only shared mapping of a segment file. Arrow buffers made over it
+    (``pa.foreign_buffer(address, size, base=mapping)``) keep it alive, so it
+    stays valid after retention or topic deletion unlinks the file.
+
+    Supports the buffer protocol (read-only, format ``"B"``)."""
+
+    @property
+    def address(self) -> int:
+        """Address of the first mapped byte."""
+    @property
+    def size(self) -> int:
+        """Mapped length in bytes (the file size when it was mapped)."""
+    @property
+    def path(self) -> str:
+        """Path of the mapped file (it may since have been unlinked)."""
+    if sys.version_info >= (3, 12):
+        def __buffer__(self, flags: int, /) -> memoryview: ...
+
+@disjoint_base
+class NativeLog:
+    """A log folder: the writer lock, the clean-shutdown marker and the group
+    committer shared by every partition.
+
+    Opening for writing creates the folder, takes ``LOCK`` (raises
+    ``LogLockedError`` naming the holder's pid) and starts the flusher thread.
+    ``read_only=True`` needs an existing folder and takes no lock."""
+
+    def __new__(cls, path: str, read_only: bool = False) -> Self: ...
+    @property
+    def path(self) -> str: ...
+    @property
+    def read_only(self) -> bool: ...
+    @property
+    def was_clean(self) -> bool:
+        """Whether the previous writer closed the log cleanly (always True for
+        readers and for a new folder). False means partitions run recovery."""
+    def open_partition(
+        self,
+        directory: str,
+        *,
+        segment_bytes: int,
+        segment_ms: int = -1,
+        retention_bytes: int = -1,
+        retention_ms: int = -1,
+        durability: str = "fsync",
+        flush_interval_ms: int = 100,
+    ) -> NativePartition:
+        """Opens (creating if needed) the partition folder ``directory``; a
+        writer recovers it first. Negative ``segment_ms``/``retention_*`` mean
+        unlimited; ``durability`` is ``"fsync"``, ``"interval"`` or ``"none"``
+        (ValueError otherwise)."""
+    def wait_durable(self, ticket: int) -> None:
+        """Blocks (GIL released) until the append that returned ``ticket`` is
+        durable; returns at once for ticket 0. Raises ``TidelogIOError`` if an
+        fdatasync failed (the log is then unusable)."""
+    def flush(self) -> None:
+        """Makes every append so far durable, whatever the durability mode."""
+    def stats(self) -> dict[str, int]:
+        """Committer counters since open: ``appends``, ``frames``, ``bytes``,
+        ``fdatasyncs``, ``flushes``, ``durable_waits``, ``checkpoints``,
+        ``segments_deleted`` (all zero for read-only logs)."""
+    def close(self) -> None:
+        """Flushes, stops the flusher and writes the clean-shutdown marker. Call
+        after every partition is closed. Idempotent."""
+
+@disjoint_base
+class NativePartition:
+    """One partition of a topic. Appends are thread-safe; reads see only
+    published frames (in ``"fsync"`` mode: durable ones)."""
+
+    def append(
+        self,
+        pieces: Sequence[Buffer],
+        record_count: int,
+        min_timestamp: int,
+        max_timestamp: int,
+        codec: int = 0,
+        flags: int = 0,
+        schema_id: int = 0,
+        body_offset: int = -1,
+    ) -> tuple[int, int]:
+        """Writes one frame whose payload is the concatenation of ``pieces``
+        (not copied: handed to one pwritev). ``body_offset`` is the payload
+        offset of the first Arrow body buffer, which the frame places on a
+        64-byte file position (-1: no alignment). Returns ``(base_offset,
+        ticket)``; pass ``ticket`` to ``NativeLog.wait_durable`` (0: nothing
+        to wait for, as in ``"none"`` mode)."""
+    def frames(
+        self,
+        start_offset: int = 0,
+        end_offset: int = 9223372036854775807,
+        min_timestamp: int = -9223372036854775808,
+        max_timestamp: int = 9223372036854775807,
+        max_frames: int = 1024,
+    ) -> list[_Frame]:
+        """Up to ``max_frames`` published frames holding offsets in
+        ``[start_offset, end_offset)`` whose time span meets
+        ``[min_timestamp, max_timestamp)``, in offset order. Headers are
+        checked, CRCs are not. Raises ``CorruptionError`` on a bad header."""
+    def offset_for_time(self, timestamp: int) -> int:
+        """The first offset whose frame's max timestamp is >= ``timestamp``
+        (the visible end if none)."""
+    @property
+    def start_offset(self) -> int:
+        """First offset retention kept."""
+    @property
+    def end_offset(self) -> int:
+        """Visible end: one past the last readable offset."""
+    @property
+    def size_bytes(self) -> int:
+        """Bytes of the segment files (for readers this counts the active
+        segment's preallocated space)."""
+    @property
+    def segment_count(self) -> int: ...
+    def wait_for_data(self, known_end: int, timeout: float | None = None) -> bool:
+        """Sleeps (GIL released; futex on the shared state file) until the
+        visible end passes ``known_end``. ``timeout`` in seconds, None waits
+        forever. Returns False on timeout."""
+    def enforce_retention(self) -> None:
+        """Deletes whole old segments over the retention limits now (the
+        flusher also does it about once a second)."""
+    def recovery_events(self) -> list[_RecoveryEvent]:
+        """What recovery cut off or dropped when this partition was opened."""
+    def close(self) -> None:
+        """Clean close (writer): flush, trim the active segment, sync the
+        indexes, write the recovery checkpoint. Must not race with appends."""
+    def remove_files(self) -> None:
+        """Unlinks every file of the partition (after close)."""
+    def release(self) -> None:
+        """Drops the native partition (after close). Any later call on this
+        object is invalid."""

@@ -1,0 +1,124 @@
+"""Helpers shared by the test modules (imported as ``_helpers``; conftest puts
+this folder on sys.path)."""
+from __future__ import annotations
+
+import glob
+import hashlib
+import os
+import struct
+import subprocess
+import sys
+
+import numpy as np
+import pyarrow as pa
+
+SENSORS_SCHEMA = pa.schema(
+    [("ts", pa.timestamp("ns")), ("sensor_id", pa.int32()), ("value", pa.float64())]
+)
+
+T0 = 1_700_000_000_000_000_000  # some fixed time, ns since the epoch
+
+
+def make_sensors(n: int, start: int = 0, seed: int = 0, sensors: int = 100, t0: int = T0) -> pa.RecordBatch:
+    """n sensor readings; row i (global index start+i) has ts = t0 + i*1000 ns,
+    value = start+i as a float (so rows are recognisable after a read) and a
+    sensor id that depends only on the global index and seed."""
+    idx = np.arange(start, start + n, dtype=np.int64)
+    # sensor ids scattered but a function of the row index, so data does not depend on batching
+    sensor_id = (((idx + seed * 1_000_003) * 2_654_435_761) >> 7) % sensors
+    return pa.RecordBatch.from_arrays(
+        [
+            pa.array(t0 + idx * 1000, pa.timestamp("ns")),
+            pa.array(sensor_id.astype(np.int32)),
+            pa.array(idx.astype(np.float64)),
+        ],
+        schema=SENSORS_SCHEMA,
+    )
+
+
+def sort_by(table: pa.Table, column: str) -> pa.Table:
+    return table.sort_by([(column, "ascending")])
+
+
+def kafka_partition(key_bytes: bytes, partitions: int) -> int:
+    from tidelog import _core
+
+    return (_core.kafka_murmur2(key_bytes) & 0x7FFFFFFF) % partitions
+
+
+def int32_key_bytes(v: int) -> bytes:
+    return struct.pack(">i", v)
+
+
+def segment_logs(log_dir, topic: str, partition: int = 0) -> list[str]:
+    """The .log files of a partition, in offset order."""
+    return sorted(glob.glob(os.path.join(os.fspath(log_dir), "topics", topic, str(partition), "*.log")))
+
+
+def partition_files(log_dir, topic: str, partition: int = 0, ext: str = "") -> list[str]:
+    return sorted(glob.glob(os.path.join(os.fspath(log_dir), "topics", topic, str(partition), f"*{ext}")))
+
+
+def iter_buffers(array):
+    """Every non-empty buffer of an Arrow array, children and dictionaries included."""
+    if isinstance(array, pa.ChunkedArray):
+        for chunk in array.chunks:
+            yield from iter_buffers(chunk)
+        return
+    if pa.types.is_dictionary(array.type):
+        for b in array.indices.buffers():
+            if b is not None and b.size:
+                yield b
+        yield from iter_buffers(array.dictionary)
+        return
+    # Array.buffers() already flattens the buffers of child arrays.
+    for b in array.buffers():
+        if b is not None and b.size:
+            yield b
+
+
+def table_digest(table: pa.Table) -> str:
+    """A digest of a table's values (independent of chunking and buffer layout)."""
+    h = hashlib.sha256()
+    for batch in table.combine_chunks().to_batches():
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, batch.schema) as w:
+            w.write_batch(batch)
+        h.update(sink.getvalue().to_pybytes())
+    return h.hexdigest()
+
+
+def run_python(code: str, *args: str, timeout: float = 60, check: bool = True) -> subprocess.CompletedProcess:
+    """Runs ``python -c code args...`` in a fresh interpreter."""
+    proc = subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=timeout
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"child failed ({proc.returncode}):\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
+    return proc
+
+
+def _norm(v):
+    if isinstance(v, float) and v != v:
+        return "NaN"
+    if isinstance(v, list):
+        return [_norm(x) for x in v]
+    if isinstance(v, tuple):
+        return tuple(_norm(x) for x in v)
+    if isinstance(v, dict):
+        return {k: _norm(x) for k, x in v.items()}
+    return v
+
+
+def assert_tables_equal(got, expected) -> None:
+    """Equal schemas and values; NaN equals NaN (Arrow's equals() says it does not)."""
+    if isinstance(got, pa.RecordBatch):
+        got = pa.Table.from_batches([got])
+    if isinstance(expected, pa.RecordBatch):
+        expected = pa.Table.from_batches([expected])
+    assert got.schema.equals(expected.schema), f"{got.schema}\n!=\n{expected.schema}"
+    assert got.num_rows == expected.num_rows
+    for name, a, b in zip(got.column_names, got.columns, expected.columns):
+        if a.equals(b):
+            continue
+        assert _norm(a.to_pylist()) == _norm(b.to_pylist()), f"column {name!r} differs"

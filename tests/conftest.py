@@ -1,0 +1,40 @@
+"""Shared fixtures for the tidelog test suite (everything through ``import tidelog``)."""
+from __future__ import annotations
+
+import os
+import sys
+
+import pyarrow as pa
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+import tidelog  # noqa: E402
+from _helpers import SENSORS_SCHEMA, make_sensors  # noqa: E402,F401
+
+
+@pytest.fixture
+def log_dir(tmp_path):
+    """A path for a log folder that does not exist yet."""
+    return tmp_path / "log"
+
+
+@pytest.fixture
+def log(log_dir):
+    """An open writer log, closed (if still open) at teardown."""
+    lg = tidelog.open(log_dir)
+    try:
+        yield lg
+    finally:
+        lg.close()
+
+
+@pytest.fixture
+def sensors_schema() -> pa.Schema:
+    return SENSORS_SCHEMA
+
+
+@pytest.fixture
+def sensors(log, sensors_schema):
+    """A 4-partition keyed sensors topic (key sensor_id, time column ts)."""
+    return log.create_topic("sensors", sensors_schema, partitions=4, key="sensor_id", timestamp="ts")

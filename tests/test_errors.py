@@ -1,0 +1,369 @@
+"""The error hierarchy and the conditions that raise each error."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+import tidelog
+from _helpers import SENSORS_SCHEMA, make_sensors
+
+
+def test_hierarchy():
+    for name in ("LogLockedError", "TopicExistsError", "UnknownTopicError", "SchemaMismatchError",
+                 "CorruptionError", "ReadOnlyError", "InvalidTopicNameError"):
+        cls = getattr(tidelog, name)
+        assert issubclass(cls, tidelog.TidelogError), name
+        assert issubclass(cls, Exception)
+    assert issubclass(tidelog.TidelogError, Exception)
+
+
+# ------------------------------------------------------------------ writer lock
+def test_second_writer_same_process(log_dir):
+    first = tidelog.open(log_dir)
+    try:
+        with pytest.raises(tidelog.LogLockedError) as info:
+            tidelog.open(log_dir)
+        assert info.value.pid == os.getpid()
+        assert str(os.getpid()) in str(info.value)
+        assert isinstance(info.value, tidelog.TidelogError)
+        # the first writer is unharmed
+        t = first.create_topic("t", SENSORS_SCHEMA)
+        t.append(make_sensors(5))
+        assert t.read().num_rows == 5
+    finally:
+        first.close()
+    # once closed, the folder can be opened for writing again
+    with tidelog.open(log_dir) as again:
+        assert again.topic("t").read().num_rows == 5
+
+
+HOLDER = r"""
+import sys, os, tidelog
+log = tidelog.open(sys.argv[1])
+print(os.getpid(), flush=True)
+sys.stdin.readline()
+log.close()
+print("closed", flush=True)
+"""
+
+
+def test_second_writer_other_process(log_dir):
+    child = subprocess.Popen([sys.executable, "-c", HOLDER, str(log_dir)], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        pid = int(child.stdout.readline())
+        assert pid == child.pid
+        with pytest.raises(tidelog.LogLockedError) as info:
+            tidelog.open(log_dir)
+        assert info.value.pid == child.pid
+        assert str(child.pid) in str(info.value)
+        # readers are welcome while the writer runs
+        with tidelog.open(log_dir, read_only=True) as ro:
+            assert ro.topics() == []
+        child.stdin.write("\n")
+        child.stdin.flush()
+        assert child.stdout.readline().strip() == "closed"
+        assert child.wait(timeout=30) == 0
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    with tidelog.open(log_dir) as lg:
+        assert lg.topics() == []
+
+
+def test_lock_released_when_writer_killed(log_dir):
+    child = subprocess.Popen([sys.executable, "-c", HOLDER, str(log_dir)], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        assert int(child.stdout.readline()) == child.pid
+        child.kill()
+        child.wait(timeout=30)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    with tidelog.open(log_dir) as lg:  # a dead holder's lock does not block
+        assert lg.topics() == []
+
+
+# ------------------------------------------------------------------ topics
+def test_topic_exists(log, log_dir, sensors_schema):
+    log.create_topic("t", sensors_schema)
+    with pytest.raises(tidelog.TopicExistsError):
+        log.create_topic("t", sensors_schema)
+    with pytest.raises(tidelog.TopicExistsError):
+        log.create_topic("t", pa.schema([("x", pa.int8())]), partitions=2)
+    log.close()
+    with tidelog.open(log_dir) as lg:
+        with pytest.raises(tidelog.TopicExistsError):
+            lg.create_topic("t", sensors_schema)
+        assert lg.topic("t").schema.equals(sensors_schema)
+
+
+def test_unknown_topic(log, sensors_schema):
+    with pytest.raises(tidelog.UnknownTopicError):
+        log.topic("nope")
+    with pytest.raises(tidelog.UnknownTopicError):
+        log.delete_topic("nope")
+    with pytest.raises(tidelog.UnknownTopicError):
+        log["nope"]
+    assert "nope" not in log
+    log.create_topic("yes", sensors_schema)
+    log.delete_topic("yes")
+    with pytest.raises(tidelog.UnknownTopicError):
+        log.topic("yes")
+    assert isinstance(tidelog.UnknownTopicError("x"), tidelog.TidelogError)
+
+
+# ------------------------------------------------------------------ schema mismatch
+@pytest.fixture
+def strict(log):
+    schema = pa.schema([
+        pa.field("ts", pa.timestamp("ns"), nullable=False),
+        pa.field("sensor_id", pa.int32(), nullable=False),
+        pa.field("value", pa.float64()),
+    ])
+    topic = log.create_topic("strict", schema, partitions=3, key="sensor_id")
+    topic.append({"ts": np.arange(30, dtype=np.int64), "sensor_id": np.arange(30, dtype=np.int32),
+                  "value": np.ones(30)})
+    return topic
+
+
+def _bad_inputs(schema: pa.Schema):
+    n = 10
+    good = {"ts": pa.array(np.arange(n, dtype=np.int64), pa.timestamp("ns")),
+            "sensor_id": pa.array(np.arange(n, dtype=np.int32)), "value": pa.array(np.ones(n))}
+    yield "wrong type (int64 id)", pa.RecordBatch.from_arrays(
+        [good["ts"], pa.array(np.arange(n, dtype=np.int64)), good["value"]], names=["ts", "sensor_id", "value"])
+    yield "wrong type (float32 value)", pa.table(
+        {"ts": good["ts"], "sensor_id": good["sensor_id"], "value": pa.array(np.ones(n, np.float32))})
+    yield "wrong ts unit", pa.table(
+        {"ts": pa.array(np.arange(n), pa.timestamp("ms")), "sensor_id": good["sensor_id"], "value": good["value"]})
+    yield "missing column (batch)", pa.RecordBatch.from_arrays([good["ts"], good["sensor_id"]], names=["ts", "sensor_id"])
+    yield "extra column (batch)", pa.RecordBatch.from_arrays(
+        [good["ts"], good["sensor_id"], good["value"], good["value"]], names=["ts", "sensor_id", "value", "extra"])
+    yield "reordered columns", pa.RecordBatch.from_arrays(
+        [good["sensor_id"], good["ts"], good["value"]], names=["sensor_id", "ts", "value"])
+    yield "renamed column", pa.RecordBatch.from_arrays(
+        [good["ts"], good["sensor_id"], good["value"]], names=["ts", "sensor", "value"])
+    yield "missing column (dict)", {"ts": good["ts"], "sensor_id": good["sensor_id"]}
+    yield "extra column (dict)", {**good, "extra": [1] * n}
+    yield "unconvertible values (dict)", {**good, "sensor_id": ["a"] * n}
+    yield "overflowing values (dict)", {**good, "sensor_id": [2**40] * n}
+    yield "nulls in non-nullable (batch)", pa.RecordBatch.from_arrays(
+        [good["ts"], pa.array([1, None] * (n // 2), pa.int32()), good["value"]], schema=schema)
+    yield "nulls in non-nullable (dict)", {**good, "ts": [None] * n}
+    yield "nulls in a later chunk (table)", pa.Table.from_batches([
+        pa.RecordBatch.from_arrays([good["ts"], good["sensor_id"], good["value"]], schema=schema),
+        pa.RecordBatch.from_arrays([good["ts"], pa.array([None] * n, pa.int32()), good["value"]], schema=schema),
+    ])
+
+
+BAD_INPUT_LABELS = [label for label, _ in _bad_inputs(pa.schema([
+    pa.field("ts", pa.timestamp("ns"), nullable=False), pa.field("sensor_id", pa.int32(), nullable=False),
+    pa.field("value", pa.float64())]))]
+BUG_DICT_NULLS = "append of a dict of columns skips the non-nullable check (nulls land in a not-null column)"
+
+
+@pytest.mark.parametrize("label", [
+    pytest.param(label, marks=pytest.mark.xfail(reason=BUG_DICT_NULLS, strict=False))
+    if label == "nulls in non-nullable (dict)" else label
+    for label in BAD_INPUT_LABELS
+])
+def test_schema_mismatch_writes_nothing(strict, label):
+    data = dict(_bad_inputs(strict.schema))[label]
+    ends = strict.end_offsets()
+    before = strict.read()
+    stats = strict._log.stats()
+    with pytest.raises(tidelog.SchemaMismatchError) as info:
+        strict.append(data)
+    assert isinstance(info.value, tidelog.TidelogError), label
+    assert str(info.value), label
+    assert strict.end_offsets() == ends, label
+    assert strict.read().equals(before), label
+    after = strict._log.stats()
+    assert after["frames"] == stats["frames"] and after["bytes"] == stats["bytes"], label
+
+
+def test_schema_mismatch_message_names_the_column(strict):
+    bad = pa.RecordBatch.from_arrays(
+        [pa.array([1], pa.timestamp("ns")), pa.array([1], pa.int64()), pa.array([1.0])],
+        names=["ts", "sensor_id", "value"])
+    with pytest.raises(tidelog.SchemaMismatchError, match="sensor_id"):
+        strict.append(bad)
+
+
+def test_append_rejects_other_objects(strict):
+    with pytest.raises(TypeError):
+        strict.append([1, 2, 3])
+    with pytest.raises(TypeError):
+        strict.append("not data")
+
+
+def test_key_or_timestamp_column_must_exist(log, sensors_schema):
+    with pytest.raises(tidelog.TidelogError):
+        log.create_topic("a", sensors_schema, key="nope")
+    with pytest.raises(tidelog.TidelogError):
+        log.create_topic("b", sensors_schema, timestamp="nope")
+    with pytest.raises(tidelog.TidelogError):
+        log.create_topic("c", sensors_schema, timestamp="value")  # float64 is no timestamp
+    assert log.topics() == []
+
+
+# ------------------------------------------------------------------ read-only
+def test_read_only_rejects_writes(log_dir, sensors_schema):
+    with tidelog.open(log_dir) as w:
+        w.create_topic("t", sensors_schema).append(make_sensors(10))
+    with tidelog.open(log_dir, read_only=True) as ro:
+        t = ro.topic("t")
+        with pytest.raises(tidelog.ReadOnlyError):
+            t.append(make_sensors(1))
+        with pytest.raises(tidelog.ReadOnlyError):
+            ro.create_topic("u", sensors_schema)
+        with pytest.raises(tidelog.ReadOnlyError):
+            ro.delete_topic("t")
+        assert isinstance(tidelog.ReadOnlyError("x"), tidelog.TidelogError)
+        assert t.read().num_rows == 10
+        assert ro.topics() == ["t"]
+    with tidelog.open(log_dir) as w:
+        assert w.topic("t").end_offsets() == {0: 10}
+        assert w.topics() == ["t"]
+
+
+def test_read_only_needs_an_existing_log(tmp_path):
+    missing = tmp_path / "missing"
+    with pytest.raises(tidelog.LogNotFoundError):
+        tidelog.open(missing, read_only=True)
+    assert issubclass(tidelog.LogNotFoundError, tidelog.TidelogError)
+    assert not missing.exists()
+
+
+# ------------------------------------------------------------------ topic names
+BAD_NAMES = ["../x", "a/b", "", "a" * 250, "é", ".", "..", "a b", "x\x00", "/abs", "..\\x", "tab\t", "a:b", "ü" * 3]
+GOOD_NAMES = ["a", "a" * 249, "sensors.v2", "my_topic-1", "...", ".hidden", "-", "_", "A.b-C_9"]
+
+
+@pytest.mark.parametrize("name", BAD_NAMES)
+def test_invalid_topic_names(log, log_dir, name):
+    before = set(os.listdir(log_dir.parent))
+    with pytest.raises(tidelog.InvalidTopicNameError):
+        log.create_topic(name, SENSORS_SCHEMA)
+    with pytest.raises(tidelog.InvalidTopicNameError):
+        log.topic(name)
+    assert log.topics() == []
+    assert set(os.listdir(log_dir.parent)) == before  # nothing escaped the log folder
+    topics_dir = log_dir / "topics"
+    assert not topics_dir.exists() or os.listdir(topics_dir) == []
+
+
+def test_invalid_topic_name_types(log):
+    for name in (None, 5, b"abc"):
+        with pytest.raises(tidelog.InvalidTopicNameError):
+            log.create_topic(name, SENSORS_SCHEMA)
+
+
+@pytest.mark.parametrize("name", GOOD_NAMES)
+def test_valid_topic_names(log, log_dir, name):
+    t = log.create_topic(name, SENSORS_SCHEMA)
+    t.append(make_sensors(2))
+    assert log.topic(name).read().num_rows == 2
+    assert name in log.topics()
+    assert os.path.isdir(log_dir / "topics" / name)
+
+
+# ------------------------------------------------------------------ config values
+BAD_CONFIGS = [
+    {"partitions": 0},
+    {"partitions": -1},
+    {"partitions": "2"},
+    {"partitions": 1.5},
+    {"durability": "sometimes"},
+    {"durability": None},
+    {"compression": "lz4"},
+    {"compression": "gzip"},
+    {"compression_level": 0},
+    {"compression_level": 23},
+    {"segment_bytes": 100},
+    {"segment_bytes": 2**31},
+    {"retention_ms": -5},
+    {"retention_bytes": -1},
+    {"retention_bytes": 1.5},
+    {"segment_ms": -1},
+    {"flush_interval_ms": 0},
+]
+
+
+@pytest.mark.parametrize("config", BAD_CONFIGS, ids=[repr(c) for c in BAD_CONFIGS])
+def test_bad_config_values(log, sensors_schema, config):
+    with pytest.raises(ValueError):
+        log.create_topic("t", sensors_schema, **config)
+    assert log.topics() == []
+    # the name is still free
+    log.create_topic("t", sensors_schema)
+
+
+def test_schema_must_be_a_schema(log):
+    with pytest.raises(TypeError):
+        log.create_topic("t", {"a": "int64"})
+    with pytest.raises(ValueError):
+        log.create_topic("t", pa.schema([("a", pa.int64()), ("a", pa.int32())]))
+    assert log.topics() == []
+
+
+def test_bad_read_arguments(log, sensors_schema):
+    t = log.create_topic("t", sensors_schema, partitions=2, timestamp="ts")
+    t.append(make_sensors(10))
+    with pytest.raises(ValueError):
+        t.read(partitions=[2])
+    with pytest.raises(ValueError):
+        t.read(columns=["nope"])
+    with pytest.raises(ValueError):
+        t.read(start_offset=-1)
+    with pytest.raises(TypeError):
+        t.read(start_time="yesterday")
+
+
+# ------------------------------------------------------------------ use after close
+def test_use_after_close(log_dir, sensors_schema):
+    lg = tidelog.open(log_dir)
+    t = lg.create_topic("t", sensors_schema)
+    t.append(make_sensors(3))
+    scan = t.scan()
+    lg.close()
+    lg.close()  # closing twice is fine
+    for call in (lambda: lg.topic("t"), lambda: lg.topics(), lambda: lg.create_topic("u", sensors_schema),
+                 lambda: lg.delete_topic("t"), lambda: lg.stats(), lambda: lg.flush(),
+                 lambda: t.append(make_sensors(1)), lambda: t.read(), lambda: t.scan(), lambda: list(scan),
+                 lambda: t.describe(), lambda: t.end_offsets(), lambda: t.start_offsets(),
+                 lambda: t.enforce_retention()):
+        with pytest.raises(tidelog.TidelogError):
+            call()
+    with tidelog.open(log_dir) as again:
+        assert again.topic("t").read().num_rows == 3
+
+
+def test_context_manager_closes(log_dir, sensors_schema):
+    with tidelog.open(log_dir) as lg:
+        t = lg.create_topic("t", sensors_schema)
+    with pytest.raises(tidelog.TidelogError):
+        t.append(make_sensors(1))
+    with pytest.raises(tidelog.TidelogError):
+        lg.topics()
+    with tidelog.open(log_dir) as lg:  # the lock was released
+        assert lg.clean_shutdown
+
+
+def test_use_of_deleted_topic(log, sensors_schema):
+    t = log.create_topic("t", sensors_schema)
+    t.append(make_sensors(3))
+    log.delete_topic("t")
+    with pytest.raises(tidelog.TidelogError):
+        t.append(make_sensors(1))
+    with pytest.raises(tidelog.TidelogError):
+        t.read()
