@@ -59,7 +59,10 @@ uint64_t committer::note_written(partition* p, std::shared_ptr<segment> seg, con
                                  int64_t deadline_ns) {
     std::lock_guard<std::mutex> g(_mu);
     if (!_failure.empty()) throw error(errc::io_error, "log unusable after a failed fdatasync: " + _failure);
-    if (_pending.empty()) _oldest_pending_ns = monotonic_ns();
+    if (deadline_ns != no_deadline && !_deadline_pending) {
+        _oldest_pending_ns = monotonic_ns();
+        _deadline_pending = true;
+    }
     auto [it, fresh] = _pending.try_emplace(p);
     pending_flush& e = it->second;
     if (e.segments.empty() || e.segments.back() != seg) e.segments.push_back(std::move(seg));
@@ -118,7 +121,7 @@ void committer::run() {
     while (true) {
         int64_t now = monotonic_ns();
         if (_failure.empty() && (_full_wanted > _full_started || (_stop && !_pending.empty()))) {
-            flush_locked(lk, true, now);
+            flush_locked(lk, true);
             continue;
         }
         int64_t next_deadline = INT64_MAX;
@@ -127,7 +130,7 @@ void committer::run() {
             int64_t gather_until = _oldest_pending_ns + std::min<int64_t>(_last_sync_ns, max_gather_ns);
             bool gathering = _last_group > 1 && _sync_waiters < _last_group && now < gather_until && !_stop;
             if (!gathering) {
-                flush_locked(lk, false, now);
+                flush_locked(lk, false);
                 continue;
             }
             _flusher_cv.wait_for(lk, std::chrono::nanoseconds(gather_until - now));
@@ -144,7 +147,7 @@ void committer::run() {
     _waiters_cv.notify_all();
 }
 
-void committer::flush_locked(std::unique_lock<std::mutex>& lk, bool everything, int64_t now) {
+void committer::flush_locked(std::unique_lock<std::mutex>& lk, bool everything) {
     // A full flush takes every pending partition; otherwise those without a
     // deadline ("none" mode) stay pending.
     uint64_t target = _written;
@@ -161,7 +164,7 @@ void committer::flush_locked(std::unique_lock<std::mutex>& lk, bool everything, 
             ++it;
         }
     }
-    if (!_pending.empty()) _oldest_pending_ns = now;
+    _deadline_pending = false;  // every entry with a deadline was taken
     _busy = true;
     lk.unlock();
     std::string failure;

@@ -82,7 +82,7 @@ private:
         int64_t deadline_ns = 0;
     };
     void run();
-    void flush_locked(std::unique_lock<std::mutex>& lk, bool everything, int64_t now);
+    void flush_locked(std::unique_lock<std::mutex>& lk, bool everything);
     void housekeeping_locked(std::unique_lock<std::mutex>& lk);
 
     mutable std::mutex _mu;
@@ -105,7 +105,8 @@ private:
     int _last_group = 0;
     int _peak_waiters = 0;  // most appenders waiting at once since the last flush began
     int64_t _last_sync_ns = 0;
-    int64_t _oldest_pending_ns = 0;
+    int64_t _oldest_pending_ns = 0;  // first note_written with a deadline since the last flush
+    bool _deadline_pending = false;
 
     std::atomic<uint64_t> _appends{0}, _frames{0}, _bytes{0}, _fdatasyncs{0}, _flushes{0}, _durable_waits{0},
         _checkpoints{0}, _segments_deleted{0};

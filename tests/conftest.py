@@ -10,7 +10,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(__file__))
 
 import tidelog  # noqa: E402
-from _helpers import SENSORS_SCHEMA, make_sensors  # noqa: E402,F401
+from _helpers import SENSORS_SCHEMA  # noqa: E402
 
 
 @pytest.fixture

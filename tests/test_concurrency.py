@@ -182,11 +182,7 @@ def test_durability_modes_work(log_dir, durability):
         assert sorted(lg.topic("d").read()["seq"].to_pylist()) == list(range(105))
 
 
-BUG_NONE_FLUSH = 'Topic.flush()/Log.flush() do not fdatasync partitions of durability="none" topics'
-
-
-@pytest.mark.parametrize("durability", [
-    "fsync", "interval", pytest.param("none", marks=pytest.mark.xfail(reason=BUG_NONE_FLUSH, strict=False))])
+@pytest.mark.parametrize("durability", ["fsync", "interval", "none"])
 @pytest.mark.parametrize("via", ["topic", "log"])
 def test_flush_syncs_in_every_mode(log, durability, via):
     """flush() is documented to make every append so far durable, whatever the mode."""
@@ -249,10 +245,6 @@ def test_group_commit_sixteen_threads(log):
     assert len(set(zip(tab["writer"].to_pylist(), tab["seq"].to_pylist()))) == 16 * per_thread
 
 
-BUG_SPLIT_RANGE = "a large append split into several frames interleaves with concurrent appends: its offset range holds other writers' rows"
-
-
-@pytest.mark.xfail(reason=BUG_SPLIT_RANGE, strict=False)
 def test_split_append_range_holds_only_its_rows(log):
     """An append bigger than one frame is cut into several frames; the (first, last)
     range it returns must still hold exactly its own rows."""

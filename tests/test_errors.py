@@ -168,14 +168,9 @@ def _bad_inputs(schema: pa.Schema):
 BAD_INPUT_LABELS = [label for label, _ in _bad_inputs(pa.schema([
     pa.field("ts", pa.timestamp("ns"), nullable=False), pa.field("sensor_id", pa.int32(), nullable=False),
     pa.field("value", pa.float64())]))]
-BUG_DICT_NULLS = "append of a dict of columns skips the non-nullable check (nulls land in a not-null column)"
 
 
-@pytest.mark.parametrize("label", [
-    pytest.param(label, marks=pytest.mark.xfail(reason=BUG_DICT_NULLS, strict=False))
-    if label == "nulls in non-nullable (dict)" else label
-    for label in BAD_INPUT_LABELS
-])
+@pytest.mark.parametrize("label", BAD_INPUT_LABELS)
 def test_schema_mismatch_writes_nothing(strict, label):
     data = dict(_bad_inputs(strict.schema))[label]
     ends = strict.end_offsets()

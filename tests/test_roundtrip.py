@@ -13,7 +13,7 @@ import pytest
 
 import tidelog
 from tidelog import _core
-from _helpers import SENSORS_SCHEMA, T0, assert_tables_equal, kafka_partition, make_sensors, sort_by
+from _helpers import T0, assert_tables_equal, kafka_partition, make_sensors, sort_by
 
 N = 257  # rows per typed batch: not a multiple of 8 or 64, so bitmaps have ragged tails
 

@@ -7,8 +7,9 @@ through ``tidelog.errors._from_native`` as subclasses of
 ``tidelog.TidelogError``.
 
 ``Mapping`` and ``NativePartition`` objects are only obtained from
-``NativePartition.frames`` and ``NativeLog.open_partition``; instantiating them
-directly gives an object without a native counterpart.
+``NativePartition.frames`` and ``NativeLog.open_partition``. One made directly
+has no native counterpart: its methods raise ``ValueError`` (``Mapping``) or
+``LogClosedError`` (``NativePartition``, also after ``release()``).
 """
 import sys
 from collections.abc import Sequence
@@ -32,6 +33,10 @@ class _RecoveryEvent(TypedDict):
     bytes_dropped: int
     first_offset_dropped: int
     reason: str
+
+#: One frame to write: (pieces, record_count, min_timestamp, max_timestamp,
+#: codec, flags, schema_id, body_offset).
+_FrameRequest = tuple[Sequence[Buffer], int, int, int, int, int, int, int]
 
 #: One frame as returned by ``NativePartition.frames``: (mapping,
 #: payload_address, payload_length, base_offset, record_count, min_timestamp,
@@ -160,7 +165,14 @@ class NativePartition:
         offset of the first Arrow body buffer, which the frame places on a
         64-byte file position (-1: no alignment). Returns ``(base_offset,
         ticket)``; pass ``ticket`` to ``NativeLog.wait_durable`` (0: nothing
-        to wait for, as in ``"none"`` mode)."""
+        to wait for)."""
+    def append_frames(self, frames: Sequence[_FrameRequest]) -> list[tuple[int, int]]:
+        """Writes several frames under one lock, so they get consecutive
+        offsets (nothing else lands in between), and registers them with the
+        committer once. Each item is ``(pieces, record_count, min_timestamp,
+        max_timestamp, codec, flags, schema_id, body_offset)`` as for
+        ``append``. Returns ``[(base_offset, ticket)]``, one per frame, all
+        with the same ticket."""
     def frames(
         self,
         start_offset: int = 0,
@@ -172,7 +184,9 @@ class NativePartition:
         """Up to ``max_frames`` published frames holding offsets in
         ``[start_offset, end_offset)`` whose time span meets
         ``[min_timestamp, max_timestamp)``, in offset order. Headers are
-        checked, CRCs are not. Raises ``CorruptionError`` on a bad header."""
+        checked, CRCs are not; a frame an index entry points at that fails the
+        check makes the walk restart at the segment start. Raises
+        ``CorruptionError`` on a bad header reached by walking."""
     def offset_for_time(self, timestamp: int) -> int:
         """The first offset whose frame's max timestamp is >= ``timestamp``
         (the visible end if none)."""
@@ -184,8 +198,8 @@ class NativePartition:
         """Visible end: one past the last readable offset."""
     @property
     def size_bytes(self) -> int:
-        """Bytes of the segment files (for readers this counts the active
-        segment's preallocated space)."""
+        """Bytes of frames in the partition's segments (readers: as last
+        published by the writer in the state file)."""
     @property
     def segment_count(self) -> int: ...
     def wait_for_data(self, known_end: int, timeout: float | None = None) -> bool:
@@ -203,5 +217,5 @@ class NativePartition:
     def remove_files(self) -> None:
         """Unlinks every file of the partition (after close)."""
     def release(self) -> None:
-        """Drops the native partition (after close). Any later call on this
-        object is invalid."""
+        """Drops the native partition (after close). Later calls raise
+        ``LogClosedError``; mappings already handed out stay valid."""
