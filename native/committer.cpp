@@ -13,8 +13,8 @@ namespace tidelog {
 
 namespace {
 constexpr int64_t housekeeping_interval_ns = 1'000'000'000;
-/// Upper bound on how long a flush waits to gather more appenders.
-constexpr int64_t max_gather_ns = 2'000'000;
+/// Upper bound on how long a flush waits for announced appenders to join it.
+constexpr int64_t max_gather_ns = 1'000'000;
 /// At most this many fdatasyncs run at once in one flush.
 constexpr size_t max_parallel_syncs = 8;
 }
@@ -73,12 +73,21 @@ uint64_t committer::note_written(partition* p, std::shared_ptr<segment> seg, con
     return ticket;
 }
 
-void committer::wait_durable(uint64_t ticket) {
+void committer::retract() {
+    _in_flight.fetch_sub(1, std::memory_order_relaxed);
+    std::lock_guard<std::mutex> g(_mu);
+    _flusher_cv.notify_one();
+}
+
+void committer::wait_durable(uint64_t ticket, bool announced) {
     std::unique_lock<std::mutex> lk(_mu);
+    if (announced) _in_flight.fetch_sub(1, std::memory_order_relaxed);
     _durable_waits.fetch_add(1, std::memory_order_relaxed);
-    if (_durable >= ticket) return;
+    if (_durable >= ticket) {
+        if (announced) _flusher_cv.notify_one();
+        return;
+    }
     ++_sync_waiters;
-    _peak_waiters = std::max(_peak_waiters, _sync_waiters);
     _flusher_cv.notify_one();
     _waiters_cv.wait(lk, [&] { return _durable >= ticket || !_failure.empty(); });
     --_sync_waiters;
@@ -127,8 +136,9 @@ void committer::run() {
         int64_t next_deadline = INT64_MAX;
         for (auto& [p, e] : _pending) next_deadline = std::min(next_deadline, e.deadline_ns);
         if (_failure.empty() && next_deadline != INT64_MAX && (_sync_waiters > 0 || next_deadline <= now)) {
-            int64_t gather_until = _oldest_pending_ns + std::min<int64_t>(_last_sync_ns, max_gather_ns);
-            bool gathering = _last_group > 1 && _sync_waiters < _last_group && now < gather_until && !_stop;
+            // Announced appenders still writing: give them a moment to join this flush.
+            int64_t gather_until = _oldest_pending_ns + max_gather_ns;
+            bool gathering = _in_flight.load(std::memory_order_relaxed) > 0 && now < gather_until && !_stop;
             if (!gathering) {
                 flush_locked(lk, false);
                 continue;
@@ -153,8 +163,6 @@ void committer::flush_locked(std::unique_lock<std::mutex>& lk, bool everything) 
     uint64_t target = _written;
     uint64_t full = 0;
     if (everything) full = ++_full_started;
-    int group = _peak_waiters;
-    _peak_waiters = _sync_waiters;
     std::unordered_map<partition*, pending_flush> batch;
     for (auto it = _pending.begin(); it != _pending.end();) {
         if (everything || it->second.deadline_ns != no_deadline) {
@@ -208,7 +216,6 @@ void committer::flush_locked(std::unique_lock<std::mutex>& lk, bool everything) 
     int64_t took = monotonic_ns() - started;
     lk.lock();
     _busy = false;
-    _last_group = group;
     _last_sync_ns = took;
     if (failure.empty()) {
         // Tickets of "none"-mode appends left pending are never waited on

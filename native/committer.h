@@ -62,8 +62,16 @@ public:
     /// Returns the ticket to wait for.
     uint64_t note_written(partition* p, std::shared_ptr<segment> seg, const recovery_point& point,
                           int64_t deadline_ns);
+    /// An appender that will wait_durable announces itself before it starts its
+    /// append: while announced appenders are still on their way, the flusher
+    /// holds the next fdatasync (up to a short window) so they share it
+    /// (PostgreSQL's commit_siblings, counted instead of guessed).
+    void announce() { _in_flight.fetch_add(1, std::memory_order_relaxed); }
+    /// An announced appender that will not wait after all (an error).
+    void retract();
     /// Blocks until everything up to ticket is durable; throws if a flush failed.
-    void wait_durable(uint64_t ticket);
+    /// `announced`: the caller called announce() before its append.
+    void wait_durable(uint64_t ticket, bool announced = false);
     /// Flushes everything written so far (every mode) and waits for it.
     void flush_all();
     static constexpr int64_t no_deadline = INT64_MAX;
@@ -99,11 +107,8 @@ private:
     bool _stop = false;
     std::string _failure;  // set once an fdatasync failed: the log is then unusable
     int64_t _next_housekeeping_ns = 0;
-    // Group gathering (PostgreSQL's commit_delay/commit_siblings, made adaptive):
-    // when the last flush served several waiters, hold the next one until as many
-    // are waiting again or a window of about one fdatasync has passed.
-    int _last_group = 0;
-    int _peak_waiters = 0;  // most appenders waiting at once since the last flush began
+    // Group gathering: see announce().
+    std::atomic<int> _in_flight{0};  // announced appenders not yet waiting
     int64_t _last_sync_ns = 0;
     int64_t _oldest_pending_ns = 0;  // first note_written with a deadline since the last flush
     bool _deadline_pending = false;

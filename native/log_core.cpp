@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <string>
+#include <ctime>
 
 #include "errors.h"
 
@@ -14,6 +15,7 @@ namespace tidelog {
 log_core::log_core(const std::string& path, bool read_only) : _path(path), _read_only(read_only) {
     if (read_only) {
         if (!path_exists(path)) throw error(errc::not_found, "no log at " + path);
+        _notifier = std::make_unique<shared_state>(path + "/notify", false);
         return;
     }
     make_directories(path);
@@ -36,7 +38,22 @@ log_core::log_core(const std::string& path, bool read_only) : _path(path), _read
     }
     make_directories(path + "/topics");
     fsync_directory(path);
+    _notifier = std::make_unique<shared_state>(path + "/notify", true);
     _committer = std::make_unique<committer>();
+}
+
+bool log_core::wait_notify(uint32_t seen, int64_t timeout_ns) {
+    if (!_notifier->available()) {
+        // A reader that opened before any writer: poll for the file at a coarse pace.
+        _notifier->retry_open();
+        if (!_notifier->available()) {
+            struct timespec ts{0, 10'000'000};
+            ::nanosleep(&ts, nullptr);
+            return false;
+        }
+        return true;
+    }
+    return _notifier->wait_change(seen, timeout_ns);
 }
 
 log_core::~log_core() {
@@ -48,7 +65,7 @@ log_core::~log_core() {
 
 std::unique_ptr<partition> log_core::open_partition(const std::string& dir, const partition_config& config) {
     if (_closed) throw error(errc::closed, "log is closed: " + _path);
-    return std::make_unique<partition>(_committer.get(), dir, config, _read_only, _was_clean);
+    return std::make_unique<partition>(_committer.get(), dir, config, _read_only, _was_clean, _notifier.get());
 }
 
 void log_core::flush_all() {

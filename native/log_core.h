@@ -13,6 +13,7 @@
 #include "committer.h"
 #include "file_handle.h"
 #include "partition.h"
+#include "shared_state.h"
 
 namespace tidelog {
 
@@ -28,12 +29,18 @@ public:
     bool was_clean() const { return _was_clean; }
     const std::string& path() const { return _path; }
     std::unique_ptr<partition> open_partition(const std::string& dir, const partition_config& config);
+    /// The log-wide publish sequence (see shared_state): read it, check for data,
+    /// then wait_notify(seen) sleeps until any partition publishes. GIL-free.
+    uint32_t notify_sequence() const { return _notifier ? _notifier->sequence() : 0; }
+    bool wait_notify(uint32_t seen, int64_t timeout_ns);
     committer_stats stats() const { return _committer ? _committer->stats() : committer_stats{}; }
     void flush_all();
     /// Blocks until the committer's durable ticket reaches ticket (see committer).
-    void wait_durable(uint64_t ticket) {
-        if (ticket) _committer->wait_durable(ticket);
+    void wait_durable(uint64_t ticket, bool announced = false) {
+        if (ticket || announced) _committer->wait_durable(ticket, announced);
     }
+    void announce() { _committer->announce(); }
+    void retract() { _committer->retract(); }
     /// After every partition is closed: stop the flusher, mark the shutdown clean.
     void close();
 
@@ -44,6 +51,7 @@ private:
     bool _closed = false;
     file_handle _lock;
     std::unique_ptr<committer> _committer;
+    std::unique_ptr<shared_state> _notifier;
 };
 
 }  // namespace tidelog

@@ -42,13 +42,14 @@ std::vector<int64_t> list_segment_bases(const std::string& dir) {
 }  // namespace
 
 partition::partition(committer* c, const std::string& dir, const partition_config& config, bool read_only,
-                     bool clean_shutdown)
+                     bool clean_shutdown, shared_state* notifier)
     : _committer(c),
       _dir(dir),
       _config(config),
       _read_only(read_only),
       _checkpoint((read_only ? dir : (make_directories(dir), dir)) + "/recovery-checkpoint", read_only),
-      _shared(dir + "/state", !read_only) {
+      _shared(dir + "/state", !read_only),
+      _notifier(notifier) {
     if (config.segment_bytes == 0 || config.segment_bytes > max_segment_bytes)
         throw error(errc::invalid_argument, "segment_bytes must be in [1, 2 GiB)");
     if (read_only) {
@@ -220,6 +221,7 @@ void partition::publish_locked(int64_t visible_end) {
     if (visible_end <= prev) return;
     _visible_end.store(visible_end, std::memory_order_release);
     _shared.publish(visible_end, _segments.front()->base_offset(), _sealed_bytes + _segments.back()->size());
+    if (_notifier) _notifier->bump();
 }
 
 std::vector<append_result> partition::append(const append_request* requests, size_t count) {
@@ -297,8 +299,8 @@ std::vector<append_result> partition::append(const append_request* requests, siz
             break;
         case durability_mode::none:
             publish_locked(end);
-            // Synced only by flush_all, a roll or close.
-            ticket = _committer->note_written(this, seg, point, committer::no_deadline);
+            // Synced only by flush_all, a roll or close: nothing to wait for.
+            _committer->note_written(this, seg, point, committer::no_deadline);
             break;
     }
     for (auto& r : results) r.ticket = ticket;

@@ -64,8 +64,10 @@ struct recovery_event {
 
 class partition {
 public:
+    /// notifier (may be null): the log-wide sequence bumped on every publish,
+    /// so one reader can sleep on many partitions at once.
     partition(committer* c, const std::string& dir, const partition_config& config, bool read_only,
-              bool clean_shutdown);
+              bool clean_shutdown, shared_state* notifier = nullptr);
     ~partition();
     partition(const partition&) = delete;
     partition& operator=(const partition&) = delete;
@@ -118,6 +120,7 @@ private:
     recovery_point _checkpointed{-1, 0, -1};
     recovery_checkpoint _checkpoint;
     shared_state _shared;
+    shared_state* _notifier;
     std::vector<recovery_event> _events;
     bool _closed = false;
     uint64_t _sealed_bytes = 0;       // bytes of every segment but the active one

@@ -76,6 +76,13 @@ void shared_state::publish(int64_t visible_end, int64_t start_offset, uint64_t v
         ::syscall(SYS_futex, &_state->sequence, FUTEX_WAKE, INT32_MAX, nullptr, nullptr, 0);
 }
 
+void shared_state::bump() {
+    if (!_state) return;
+    __atomic_add_fetch(&_state->sequence, 1, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&_state->waiters, __ATOMIC_SEQ_CST) != 0)
+        ::syscall(SYS_futex, &_state->sequence, FUTEX_WAKE, INT32_MAX, nullptr, nullptr, 0);
+}
+
 bool shared_state::wait_change(uint32_t seen, int64_t timeout_ns) const {
     if (!_state) return false;
     struct timespec deadline_ts, rel;

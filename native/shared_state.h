@@ -41,6 +41,9 @@ public:
     uint32_t sequence() const;
     uint64_t visible_bytes() const;
     void publish(int64_t visible_end, int64_t start_offset, uint64_t visible_bytes);
+    /// Bumps the sequence and wakes sleepers, without touching the offsets (the
+    /// log-wide notifier: "something was published somewhere").
+    void bump();
     /// Sleeps until sequence differs from `seen` or timeout_ns passes (<0: forever).
     /// Returns false on timeout.
     bool wait_change(uint32_t seen, int64_t timeout_ns) const;

@@ -17,7 +17,7 @@ from libcpp.vector cimport vector
 
 from tidelog_native cimport *
 
-from tidelog.errors import LogClosedError, _from_native
+from tidelog.errors import LogClosedError, RecordTooLargeError, _from_native
 
 set_error_factory(_from_native)
 
@@ -51,6 +51,40 @@ def crc32c_portable(data, unsigned int value=0):
     finally:
         PyBuffer_Release(&view)
     return out
+
+
+def int64_min_max(values):
+    """(min, max) of the valid values of an int64 or timestamp pyarrow Array, or
+    None if none is valid; without pyarrow compute's dispatch (and its GIL
+    release) so that small appends stay cheap under thread contention."""
+    cdef Py_ssize_t n = len(values), i, off = values.offset, nulls = values.null_count
+    if nulls == n:
+        return None
+    bufs = values.buffers()
+    cdef const int64_t* data = (<const int64_t*><uintptr_t>bufs[1].address) + off
+    cdef const unsigned char* valid = (<const unsigned char*><uintptr_t>bufs[0].address) if nulls and bufs[0] is not None else NULL
+    cdef int64_t lo = INT64_MAX, hi = INT64_MIN, v
+    cdef Py_ssize_t j
+    if valid == NULL:
+        if n > 4096:
+            with nogil:
+                for i in range(n):
+                    v = data[i]
+                    if v < lo: lo = v
+                    if v > hi: hi = v
+        else:
+            for i in range(n):
+                v = data[i]
+                if v < lo: lo = v
+                if v > hi: hi = v
+    else:
+        for i in range(n):
+            j = off + i
+            if (valid[j >> 3] >> (j & 7)) & 1:
+                v = data[i]
+                if v < lo: lo = v
+                if v > hi: hi = v
+    return lo, hi
 
 
 def crc32c_hardware():
@@ -230,16 +264,38 @@ cdef class NativeLog:
             part.p = self.core.get().open_partition(d, config)
         return part
 
-    def wait_durable(self, uint64_t ticket):
-        """Blocks (GIL released) until the append that got ``ticket`` is durable."""
-        if ticket == 0:
+    def wait_durable(self, uint64_t ticket, bint announced=False):
+        """Blocks (GIL released) until the append that got ``ticket`` is durable.
+        ``announced``: the caller called announce() before appending."""
+        if ticket == 0 and not announced:
             return
         with nogil:
-            self.core.get().wait_durable(ticket)
+            self.core.get().wait_durable(ticket, announced)
+
+    def announce(self):
+        """Tells the group committer an append that will wait is on its way."""
+        self.core.get().announce()
+
+    def retract(self):
+        """Withdraws an announce() whose append will not wait (it failed)."""
+        self.core.get().retract()
 
     def flush(self):
         with nogil:
             self.core.get().flush_all()
+
+    def notify_sequence(self):
+        """The log-wide publish sequence; pass it to wait_notify after checking for data."""
+        return self.core.get().notify_sequence()
+
+    def wait_notify(self, uint32_t seen, timeout=None):
+        """Sleeps (GIL released, futex) until any partition of the log publishes
+        after ``seen`` was read; False on timeout (seconds; None: forever)."""
+        cdef int64_t t = -1 if timeout is None else <int64_t>(max(float(timeout), 0.0) * 1e9)
+        cdef bint ok
+        with nogil:
+            ok = self.core.get().wait_notify(seen, t)
+        return ok
 
     def stats(self):
         cdef CCommitterStats s = self.core.get().stats()
@@ -438,3 +494,6 @@ cdef class NativePartition:
         self.last_region = NULL
         with nogil:
             self.p.reset()
+
+
+include "producer.pxi"

@@ -128,6 +128,35 @@ cdef extern from "log_core.h" namespace "tidelog" nogil:
         cbool was_clean()
         unique_ptr[CPartition] open_partition(const string& dir, const CPartitionConfig& config) except +raise_native_error
         CCommitterStats stats()
+        uint32_t notify_sequence()
+        cbool wait_notify(uint32_t seen, int64_t timeout_ns) except +raise_native_error
         void flush_all() except +raise_native_error
-        void wait_durable(uint64_t ticket) except +raise_native_error
+        void wait_durable(uint64_t ticket, cbool announced) except +raise_native_error
+        void announce()
+        void retract()
         void close() except +raise_native_error
+
+cdef extern from "record_builder.h" namespace "tidelog" nogil:
+    cdef cppclass CBinaryColumn "tidelog::binary_column":
+        size_t count()
+        size_t null_count()
+        const vector[int]& offsets()
+        const vector[unsigned char]& data()
+        const vector[unsigned char]& validity()
+
+    cdef cppclass CRecordBuilder "tidelog::record_builder":
+        CRecordBuilder()
+        void add(int64_t timestamp, const unsigned char* key, int64_t key_length, const unsigned char* value,
+                 int64_t value_length) except +raise_native_error
+        void add_header(const unsigned char* name, size_t name_length, const unsigned char* value,
+                        int64_t value_length) except +raise_native_error
+        size_t count()
+        size_t bytes()
+        int64_t min_timestamp()
+        int64_t max_timestamp()
+        const vector[int64_t]& timestamps()
+        const CBinaryColumn& keys()
+        const CBinaryColumn& values()
+        const vector[int]& header_offsets()
+        const CBinaryColumn& header_names()
+        const CBinaryColumn& header_values()

@@ -14,11 +14,15 @@ from .errors import (
     UnknownTopicError,
 )
 from ._log import Log, open
+from ._core import DeliveryFuture, Producer, Record
+from ._consumer import Consumer
+from ._producer import DeliveryError, RecordMetadata
 from ._topic import RECORD_SCHEMA, AppendResult, Scan, Topic, TopicConfig
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Consumer", "DeliveryError", "DeliveryFuture", "Producer", "Record", "RecordMetadata",
     "AppendResult", "CorruptionError", "InvalidTopicNameError", "Log", "LogClosedError", "LogLockedError", "LogNotFoundError",
     "RECORD_SCHEMA", "ReadOnlyError", "RecordTooLargeError", "Scan", "SchemaMismatchError", "TidelogError",
     "TidelogIOError", "Topic", "TopicConfig", "TopicExistsError", "UnknownTopicError", "open",

@@ -159,11 +159,8 @@ def timestamp_unit_ns(t: pa.DataType) -> int:
 
 def column_ns_range(column: pa.Array, unit_ns: int) -> tuple[int, int] | None:
     """(min, max) of a timestamp column in ns, or None when every value is null."""
-    values = column.view(pa.int64()) if pa.types.is_timestamp(column.type) else column
-    if values.null_count == len(values):
-        return None
-    mm = pc.min_max(values)
-    return mm["min"].as_py() * unit_ns, mm["max"].as_py() * unit_ns
+    r = _core.int64_min_max(column)
+    return None if r is None else (r[0] * unit_ns, r[1] * unit_ns)
 
 
 def key_partitions(column: pa.Array, partitions: int) -> np.ndarray:

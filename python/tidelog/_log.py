@@ -249,6 +249,38 @@ class Log:
         shutil.rmtree(doomed, ignore_errors=True)
         _fsync_dir(trash)
 
+    # ------------------------------------------------------ producing/consuming
+    def producer(self, linger_ms: float = 5, batch_bytes: int = 1 << 20, acks: str = "durable",
+                 max_record_bytes: int = 1 << 20):
+        """A thread-safe producer of byte records (see README, "Producing and consuming").
+
+        Records gather per partition in native buffers; a batch is appended when it
+        reaches ``batch_bytes``, after ``linger_ms`` (0: every send appends at once),
+        or on ``flush()``. ``acks="durable"`` resolves futures once the group commit
+        covers the batch, ``"written"`` once it is in the page cache.
+        """
+        from ._producer import ProducerEngine
+
+        self._check_writable()
+        if acks not in ("durable", "written"):
+            raise ValueError(f"acks must be 'durable' or 'written', not {acks!r}")
+        if linger_ms < 0:
+            raise ValueError("linger_ms must be >= 0")
+        if batch_bytes < 1:
+            raise ValueError("batch_bytes must be >= 1")
+        if not 1 <= max_record_bytes < 2**31:
+            raise ValueError("max_record_bytes must be in [1, 2 GiB)")
+        engine = ProducerEngine(self, linger_ms, batch_bytes, acks)
+        return _core.Producer(engine, float(linger_ms), int(batch_bytes), acks, int(max_record_bytes))
+
+    def consumer(self, topics=None, start: str = "earliest", group=None):
+        """A consumer of every partition of ``topics`` (or use ``assign``).
+        ``start``: "earliest" or "latest". ``group=`` is not implemented yet."""
+        from ._consumer import Consumer
+
+        self._check_open()
+        return Consumer(self, topics, start=start, group=group)
+
     # ------------------------------------------------------------------- misc
     def flush(self) -> None:
         """Makes every append so far durable (all topics, all modes)."""

@@ -275,14 +275,14 @@ class Topic:
         r = _arrow.column_ns_range(batch.column(self._ts_index), self._ts_unit_ns)
         return r if r is not None else (now_ns, now_ns)
 
-    def _frame_request(self, batch: pa.RecordBatch, now_ns: int) -> tuple:
+    def _frame_request(self, batch: pa.RecordBatch, now_ns: int, time_range: tuple[int, int] | None = None) -> tuple:
         pieces, body_offset, flags = self._encoder.encode(batch)
         codec = _arrow.CODEC_NONE
         if self.config.compression == "zstd":
             pieces = [self._compress(pieces)]
             body_offset = -1
             codec = _arrow.CODEC_ZSTD
-        lo, hi = self._time_range(batch, now_ns)
+        lo, hi = self._time_range(batch, now_ns) if time_range is None else time_range
         return (pieces, batch.num_rows, lo, hi, codec, flags, 0, body_offset)
 
     def _compress(self, pieces: list) -> bytes:
@@ -305,9 +305,33 @@ class Topic:
         group commit has made it durable. Returns an ``AppendResult`` whose
         ``offsets`` maps partition -> (first_offset, last_offset).
         """
+        return self._append(data, wait=self._fsync)
+
+    def _append(self, data: Any, wait: bool, partition: int | None = None) -> AppendResult:
+        """append() without the durability wait unless ``wait``; ``partition``
+        sends every row there instead of splitting by key."""
         self._check_open()
         if self._log.read_only:
             raise ReadOnlyError(f"log {self._log.path!r} is open read-only")
+        native_log = self._log._native
+        announced = wait and self.config.durability != "none"
+        if announced:
+            native_log.announce()  # so the group commit waits for this append
+        try:
+            result, ticket = self._write(data, partition)
+        except BaseException:
+            if announced:
+                native_log.retract()
+            raise
+        if announced:
+            native_log.wait_durable(ticket, True)
+        elif wait:
+            native_log.flush()  # "none" topics are synced only on request
+        return result
+
+    def _write(self, data: Any, partition: int | None) -> tuple[AppendResult, int]:
+        if partition is not None:
+            (partition,) = self._partition_list([partition])
         batches = self._to_batches(data)
         now_ns = time.time_ns()
         # Frames per partition, appended with one native call each so that one
@@ -316,23 +340,21 @@ class Topic:
         for batch in batches:
             if batch.num_rows == 0:
                 continue
-            for partition, part in self._split(batch):
-                frames = per_partition.setdefault(partition, [])
+            for p, part in ([(partition, batch)] if partition is not None else self._split(batch)):
+                frames = per_partition.setdefault(p, [])
                 for frame_batch in self._frames_of(part):
                     frames.append(self._frame_request(frame_batch, now_ns))
         offsets: dict[int, tuple[int, int]] = {}
         ticket = 0
         rows = 0
-        for partition, frames in per_partition.items():
-            results = self._partitions[partition].append_frames(frames)
+        for p, frames in per_partition.items():
+            results = self._partitions[p].append_frames(frames)
             first = results[0][0]
             count = sum(f[1] for f in frames)
-            offsets[partition] = (first, first + count - 1)
+            offsets[p] = (first, first + count - 1)
             ticket = max(ticket, results[-1][1])
             rows += count
-        if self._fsync:
-            self._log._native.wait_durable(ticket)
-        return AppendResult(offsets, rows)
+        return AppendResult(offsets, rows), ticket
 
     def flush(self) -> None:
         """Makes every append so far durable, whatever the durability mode."""

@@ -1,0 +1,273 @@
+"""Consumers: read records (or Arrow batches) from assigned partitions, in
+offset order per partition, blocking without CPU while caught up.
+
+Waiting uses the log-wide notifier (a futex word in ``<log>/notify``, bumped by
+every publish): a consumer reads the sequence, checks its partitions, and if
+none has data sleeps in FUTEX_WAIT with the GIL released. It works the same in
+a read-only process (see docs/ARCHITECTURE.md, "Cross-process wake-ups").
+"""
+from __future__ import annotations
+
+import time
+from typing import Any, Iterable, Iterator
+
+import numpy as np
+import pyarrow as pa
+
+from . import _arrow, _core
+from .errors import LogClosedError, UnknownTopicError
+
+GROUPS_NOT_YET = ("consumer groups (group=...) are not implemented yet; they come with the consumer-group "
+                  "issue. Until then use assign()/seek() and keep your own offsets.")
+
+
+class Consumer:
+    """Reads the partitions it is assigned. Not thread-safe: one thread per consumer."""
+
+    def __init__(self, log, topics: Iterable[str] | str | None = None, start: str = "earliest", group=None):
+        if group is not None:
+            raise NotImplementedError(GROUPS_NOT_YET)
+        if start not in ("earliest", "latest"):
+            raise ValueError(f"start must be 'earliest' or 'latest', not {start!r}")
+        self._log = log
+        self._native_log = log._native
+        self._start = start
+        self._positions: dict[tuple[str, int], int] = {}
+        self._assignment: list[tuple[str, int]] = []
+        self._buffer: list = []
+        self._buffer_at = 0
+        self._next = 0  # round-robin start among partitions
+        self._closed = False
+        if topics is not None:
+            self.subscribe([topics] if isinstance(topics, str) else list(topics))
+
+    # ------------------------------------------------------------- assignment
+    def _topic(self, name: str):
+        return self._log.topic(name)
+
+    def subscribe(self, topics: list[str]) -> None:
+        """Assigns every partition of the topics (no group: this consumer reads them all)."""
+        pairs = []
+        for name in topics:
+            pairs.extend((name, p) for p in range(self._topic(name).partitions))
+        self.assign(pairs)
+
+    def assign(self, partitions: Iterable[tuple[str, int]]) -> None:
+        """Reads exactly these (topic, partition) pairs; new ones start at ``start``."""
+        self._check_open()
+        pairs = []
+        for name, p in partitions:
+            topic = self._topic(name)
+            topic._partition_list([p])
+            pairs.append((name, int(p)))
+        positions = {}
+        for name, p in pairs:
+            if (name, p) in self._positions:
+                positions[(name, p)] = self._positions[(name, p)]
+            else:
+                native = self._topic(name)._partitions[p]
+                positions[(name, p)] = native.start_offset if self._start == "earliest" else native.end_offset
+        self._assignment = pairs
+        self._positions = positions
+        self._drop_buffer()
+
+    def assignment(self) -> list[tuple[str, int]]:
+        return list(self._assignment)
+
+    def _key(self, topic: str, partition: int) -> tuple[str, int]:
+        key = (topic, int(partition))
+        if key not in self._positions:
+            raise ValueError(f"{topic}[{partition}] is not assigned to this consumer")
+        return key
+
+    def seek(self, topic: str, partition: int, offset: int) -> None:
+        """The next record read from that partition is ``offset``."""
+        key = self._key(topic, partition)
+        if offset < 0:
+            raise ValueError("offset must be >= 0")
+        self._positions[key] = int(offset)
+        self._drop_buffer()
+
+    def seek_to_time(self, topic: str, partition: int | None, timestamp: Any) -> None:
+        """Moves to the first offset whose timestamp is >= ``timestamp`` (through the
+        time index, as Kafka's offsetsForTimes), for one partition or (None) all
+        assigned partitions of the topic."""
+        ts = _arrow.to_ns(timestamp)
+        parts = [partition] if partition is not None else [p for t, p in self._assignment if t == topic]
+        for p in parts:
+            key = self._key(topic, p)
+            self._positions[key] = self._topic(topic)._partitions[p].offset_for_time(ts)
+        self._drop_buffer()
+
+    def seek_to_beginning(self) -> None:
+        for name, p in self._assignment:
+            self._positions[(name, p)] = self._topic(name)._partitions[p].start_offset
+        self._drop_buffer()
+
+    def seek_to_end(self) -> None:
+        for name, p in self._assignment:
+            self._positions[(name, p)] = self._topic(name)._partitions[p].end_offset
+        self._drop_buffer()
+
+    def position(self, topic: str, partition: int) -> int:
+        """The offset of the next record this consumer will return from that partition."""
+        key = self._key(topic, partition)
+        if self._buffer_at < len(self._buffer):
+            r = self._buffer[self._buffer_at]
+            if (r.topic, r.partition) == key:
+                return r.offset
+        return self._positions[key]
+
+    def end_offsets(self, partitions: Iterable[tuple[str, int]] | None = None) -> dict[tuple[str, int], int]:
+        """The visible end (next offset to be written) of each partition."""
+        pairs = self._assignment if partitions is None else [(t, int(p)) for t, p in partitions]
+        return {(t, p): self._topic(t)._partitions[p].end_offset for t, p in pairs}
+
+    def commit(self, *args, **kwargs) -> None:
+        raise NotImplementedError(GROUPS_NOT_YET)
+
+    # ---------------------------------------------------------------- reading
+    def _drop_buffer(self) -> None:
+        # Positions already point past buffered records: rewind them.
+        if self._buffer_at < len(self._buffer):
+            r = self._buffer[self._buffer_at]
+            key = (r.topic, r.partition)
+            if key in self._positions and self._positions[key] == self._buffer[-1].offset + 1:
+                self._positions[key] = r.offset
+        self._buffer = []
+        self._buffer_at = 0
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise LogClosedError("the consumer is closed")
+
+    def _next_frame(self, max_records: int):
+        """The next frame with unread records, round-robin over partitions:
+        (topic, partition, batch, first_offset, start_row, stop_row) or None."""
+        n = len(self._assignment)
+        for i in range(n):
+            name, p = self._assignment[(self._next + i) % n]
+            topic = self._topic(name)
+            native = topic._partitions[p]
+            pos = self._positions[(name, p)]
+            end = native.end_offset
+            if pos >= end:
+                continue
+            start = native.start_offset
+            if pos < start:
+                pos = start  # retention removed what we had not read: continue from the oldest kept
+            frames = native.frames(pos, end, -(2**63), 2**63 - 1, 1)
+            if not frames:
+                continue
+            frame = frames[0]
+            base, count = frame[3], frame[4]
+            (batch,) = _arrow.decode_payload(frame, topic.schema, topic._decompress)
+            lo = max(pos - base, 0)
+            hi = min(count, lo + max_records)
+            self._positions[(name, p)] = base + hi
+            self._next = (self._next + i + 1) % n
+            return name, p, batch, base, lo, hi
+        return None
+
+    def _wait(self, deadline: float | None) -> bool:
+        """Sleeps until something is published or the deadline passes; False on timeout."""
+        seq = self._native_log.notify_sequence()
+        if self._has_data():
+            return True
+        left = None if deadline is None else deadline - time.monotonic()
+        if left is not None and left <= 0:
+            return False
+        self._native_log.wait_notify(seq, left)
+        return True
+
+    def _has_data(self) -> bool:
+        for name, p in self._assignment:
+            if self._positions[(name, p)] < self._topic(name)._partitions[p].end_offset:
+                return True
+        return False
+
+    def _fill(self, deadline: float | None) -> bool:
+        while True:
+            self._check_open()
+            got = self._next_frame(1 << 62)
+            if got is not None:
+                name, p, batch, base, lo, hi = got
+                if not self._topic(name).config.records:
+                    raise TypeError(f"topic {name!r} is columnar: read it with poll_batch() or topic.scan()")
+                self._buffer = _core.decode_records(batch, name, p, base, lo, hi)
+                self._buffer_at = 0
+                return True
+            if not self._wait(deadline) and not self._has_data():
+                return False
+
+    def poll(self, timeout: float | None = None):
+        """One record, or None after ``timeout`` seconds (None: wait forever)."""
+        if self._buffer_at >= len(self._buffer):
+            deadline = None if timeout is None else time.monotonic() + timeout
+            if not self._fill(deadline):
+                return None
+        r = self._buffer[self._buffer_at]
+        self._buffer_at += 1
+        return r
+
+    def __iter__(self) -> Iterator:
+        while True:
+            if self._buffer_at >= len(self._buffer):
+                self._fill(None)
+            buf, at = self._buffer, self._buffer_at
+            self._buffer_at = len(buf)
+            yield from buf[at:] if at else buf
+
+    def poll_batch(self, max_records: int = 100_000, timeout: float | None = None) -> pa.RecordBatch | None:
+        """Up to ``max_records`` records of one partition as a ``pa.RecordBatch``
+        with ``topic`` (dictionary), ``partition`` and ``offset`` columns added.
+        The payload columns are zero-copy when one frame suffices; records from
+        several frames are concatenated (copied). None after ``timeout``."""
+        if max_records <= 0:
+            raise ValueError("max_records must be positive")
+        self._drop_buffer()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            self._check_open()
+            got = self._next_frame(max_records)
+            if got is not None:
+                break
+            if not self._wait(deadline) and not self._has_data():
+                return None
+        name, p, batch, base, lo, hi = got
+        parts = [batch.slice(lo, hi - lo)]
+        first = base + lo
+        total = hi - lo
+        native = self._topic(name)._partitions[p]
+        # Fill up from the same partition's next frames while they fit.
+        while total < max_records and self._positions[(name, p)] < native.end_offset:
+            pos = self._positions[(name, p)]
+            frames = native.frames(pos, native.end_offset, -(2**63), 2**63 - 1, 1)
+            if not frames:
+                break
+            (b,) = _arrow.decode_payload(frames[0], self._topic(name).schema, self._topic(name)._decompress)
+            f_lo = pos - frames[0][3]
+            take = min(frames[0][4] - f_lo, max_records - total)
+            parts.append(b.slice(f_lo, take))
+            total += take
+            self._positions[(name, p)] = pos + take
+        data = parts[0] if len(parts) == 1 else pa.concat_batches(parts)
+        topic_col = pa.DictionaryArray.from_arrays(pa.array(np.zeros(total, dtype=np.int32)), pa.array([name]))
+        part_col = pa.array(np.full(total, p, dtype=np.int32))
+        offset_col = pa.array(np.arange(first, first + total, dtype=np.int64))
+        return pa.RecordBatch.from_arrays(
+            [topic_col, part_col, offset_col, *data.columns],
+            names=["topic", "partition", "offset", *data.schema.names])
+
+    def close(self) -> None:
+        self._closed = True
+        self._buffer = []
+
+    def __enter__(self) -> "Consumer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<tidelog.Consumer assignment={self._assignment}>"

@@ -1,0 +1,319 @@
+"""The producer's engine: sealing, encoding and appending batches, linger
+deadlines, acks, delivery callbacks. The per-record hot path is in Cython
+(src/producer.pxi, ``tidelog._core.Producer.send``)."""
+from __future__ import annotations
+
+import collections
+import threading
+import time
+from typing import Any, NamedTuple
+
+import numpy as np
+import pyarrow as pa
+
+from . import _arrow, _core
+from ._topic import RECORD_SCHEMA, AppendResult
+from .errors import TidelogError
+
+OPEN, SEALED, APPENDED, DONE, FAILED = (
+    _core.BATCH_OPEN, _core.BATCH_SEALED, _core.BATCH_APPENDED, _core.BATCH_DONE, _core.BATCH_FAILED)
+
+_HEADER_STRUCT = RECORD_SCHEMA.field("headers").type.value_type
+_HEADER_LIST = RECORD_SCHEMA.field("headers").type
+_EMPTY = pa.py_buffer(b"")
+
+
+class RecordMetadata(NamedTuple):
+    """Where a record landed: its topic, partition, offset and timestamp (ns)."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int
+
+
+class DeliveryError(TidelogError):
+    """A record could not be appended; ``__cause__`` holds why."""
+
+
+def _foreign(desc, owner):
+    if desc is None:
+        return None
+    address, length = desc
+    return pa.foreign_buffer(address, length, base=owner) if length else _EMPTY
+
+
+def _binary(col, n: int, owner, type_: pa.DataType) -> pa.Array:
+    validity, offsets, data, nulls = col
+    return pa.Array.from_buffers(
+        type_, n, [_foreign(validity, owner), _foreign(offsets, owner), _foreign(data, owner)], null_count=nulls)
+
+
+def batch_to_arrow(batch) -> pa.RecordBatch:
+    """A sealed ProducerBatch as a record-schema pa.RecordBatch over its native
+    buffers (no copy; the arrays keep the batch alive)."""
+    ts, keys, values, header_offsets, names, header_values, nheaders = batch.column_buffers()
+    n = batch.count
+    names_arr = _binary(names, nheaders, batch, pa.string())
+    values_arr = _binary(header_values, nheaders, batch, pa.binary())
+    struct = pa.StructArray.from_arrays([names_arr, values_arr], fields=list(_HEADER_STRUCT))
+    headers = pa.Array.from_buffers(_HEADER_LIST, n, [None, _foreign(header_offsets, batch)], children=[struct])
+    return pa.RecordBatch.from_arrays(
+        [pa.Array.from_buffers(pa.int64(), n, [None, _foreign(ts, batch)]),
+         _binary(keys, n, batch, pa.binary()), _binary(values, n, batch, pa.binary()), headers],
+        schema=RECORD_SCHEMA)
+
+
+class ProducerEngine:
+    """Everything of a producer but the per-record path. Thread-safe.
+
+    Delivery callbacks run on the thread that calls ``poll()`` or ``flush()``
+    (as in confluent-kafka), never on the background thread.
+    """
+
+    def __init__(self, log, linger_ms: float, batch_bytes: int, acks: str):
+        self._log = log
+        self._linger_s = linger_ms / 1000.0
+        self._acks = acks
+        self._cond = threading.Condition()
+        self._states: dict[str, Any] = {}
+        self._queues: dict[tuple[str, int], collections.deque] = {}
+        self._locks: dict[tuple[str, int], threading.Lock] = {}
+        self._open: list = []                 # batches waiting for their linger deadline
+        self._durable_wait: list = []         # appended, waiting for the group commit
+        self._deliveries: collections.deque = collections.deque()
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+        self.to_ns = _arrow.to_ns
+        self.metadata = RecordMetadata
+
+    # ----------------------------------------------------------- called by send
+    def topic_state(self, name: str):
+        topic = self._log.topic(name)
+        if not topic.config.records:
+            raise TypeError(f"topic {name!r} has a columnar schema; producers send to byte-record topics "
+                            f"(create_topic without schema) - use topic.append() for columnar data")
+        st = self._states.get(name)
+        if st is None:
+            st = self._states.setdefault(name, _core.ProducerTopic(name, topic.partitions, topic))
+            for p in range(topic.partitions):
+                self._queues.setdefault((name, p), collections.deque())
+                self._locks.setdefault((name, p), threading.Lock())
+        return st
+
+    def new_batch(self, st, partition: int):
+        fresh = _core.ProducerBatch(st.name, partition, self)
+        if _core.install_batch(st, partition, fresh) is fresh and self._linger_s > 0:
+            fresh.deadline = time.monotonic() + self._linger_s
+            with self._cond:
+                self._open.append(fresh)
+                self._ensure_thread()
+                self._cond.notify_all()
+
+    def seal(self, st, partition: int, batch) -> None:
+        key = (st.name, partition)
+        if _core.take_open_batch(st, partition, batch, self._queues[key]):
+            self._drain(st, key)
+
+    # ---------------------------------------------------------------- appending
+    def _drain(self, st, key) -> None:
+        """Appends every sealed batch of one partition, in seal order, as frames
+        with consecutive offsets."""
+        with self._locks[key]:
+            queue = self._queues[key]
+            batches = []
+            while queue:
+                batches.append(queue.popleft())
+            if not batches:
+                return
+            topic = st.topic
+            try:
+                now = time.time_ns()
+                frames = [topic._frame_request(batch_to_arrow(b), now, (b.min_timestamp, b.max_timestamp))
+                          for b in batches]
+                results = topic._partitions[key[1]].append_frames(frames)
+            except BaseException as e:  # the futures carry the failure
+                err = e if isinstance(e, TidelogError) else DeliveryError(f"append to {key[0]}[{key[1]}] failed: {e}")
+                if err is not e:
+                    err.__cause__ = e
+                for b in batches:
+                    b.error = err
+                    b.state = FAILED
+                self._complete(batches)
+                return
+            for b, (base, ticket) in zip(batches, results):
+                b.base_offset = base
+                b.ticket = ticket
+            if self._acks == "written":
+                for b in batches:
+                    b.state = DONE
+                self._complete(batches)
+            else:
+                for b in batches:
+                    b.state = APPENDED
+                with self._cond:
+                    self._durable_wait.extend(batches)
+                    self._ensure_thread()
+                    self._cond.notify_all()
+
+    def _make_durable(self, batches) -> None:
+        """Waits (GIL released) until the group commit covers every batch."""
+        native = self._log._native
+        pending = [b for b in batches if b.state == APPENDED]
+        if not pending:
+            return
+        try:
+            if any(b.engine is self and self._states[b.topic].topic.config.durability == "none" for b in pending):
+                native.flush()  # "none" topics are only synced on request
+            else:
+                native.wait_durable(max(b.ticket for b in pending))
+        except BaseException as e:
+            for b in pending:
+                if b.state == APPENDED:
+                    b.error = e
+                    b.state = FAILED
+            self._complete(pending)
+            return
+        done = [b for b in pending if b.state == APPENDED]
+        for b in done:
+            b.state = DONE
+        self._complete(done)
+
+    def _complete(self, batches) -> None:
+        for b in batches:
+            if b.callbacks:
+                for index, callback in b.callbacks:
+                    if b.state == DONE:
+                        meta = RecordMetadata(b.topic, b.partition, b.base_offset + index, b.timestamp_at(index))
+                        self._deliveries.append((callback, None, meta))
+                    else:
+                        self._deliveries.append((callback, b.error, None))
+                b.callbacks = None
+        with self._cond:
+            self._cond.notify_all()
+
+    # ------------------------------------------------------------ waiting
+    def wait_batch(self, batch, timeout) -> None:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while batch.state < DONE:
+            if batch.state == APPENDED:
+                self._make_durable([batch])
+                continue
+            with self._cond:
+                if batch.state in (OPEN, SEALED):
+                    left = None if deadline is None else deadline - time.monotonic()
+                    if left is not None and left <= 0:
+                        raise TimeoutError("the record was not delivered in time")
+                    self._ensure_thread()
+                    self._cond.wait(left if left is not None else 0.1)
+
+    # ------------------------------------------------------- background thread
+    def _ensure_thread(self) -> None:
+        if self._thread is None and not self._stopping:
+            self._thread = threading.Thread(target=self._run, name="tidelog-producer", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                if self._stopping and not self._durable_wait:
+                    return
+                now = time.monotonic()
+                due = [b for b in self._open if b.deadline <= now or b.state != OPEN]
+                if due:
+                    self._open = [b for b in self._open if b.deadline > now and b.state == OPEN]
+                durable, self._durable_wait = self._durable_wait, []
+                if not due and not durable:
+                    wait = min((b.deadline for b in self._open), default=now + 1.0) - now
+                    self._cond.wait(max(wait, 0.0005))
+                    continue
+            for b in due:
+                if b.state == OPEN:
+                    self.seal(self._states[b.topic], b.partition, b)
+            if durable:
+                self._make_durable(durable)
+
+    # ---------------------------------------------------------------- public
+    def send_many(self, st, values, keys, headers, partition) -> AppendResult:
+        topic = st.topic
+        values = _binary_column(values, "values")
+        n = len(values)
+        keys = pa.nulls(n, pa.binary()) if keys is None else _binary_column(keys, "keys")
+        if len(keys) != n:
+            raise ValueError(f"{len(keys)} keys for {n} values")
+        if headers is None:
+            hdrs = pa.ListArray.from_arrays(pa.array(np.zeros(n + 1, dtype=np.int32)),
+                                            pa.array([], type=_HEADER_STRUCT))
+        else:
+            if len(headers) != n:
+                raise ValueError(f"{len(headers)} header lists for {n} values")
+            hdrs = pa.array([list(h.items()) if isinstance(h, dict) else list(h or ()) for h in headers],
+                            type=_HEADER_LIST)
+        ts = pa.array(np.full(n, time.time_ns(), dtype=np.int64))
+        batch = pa.RecordBatch.from_arrays([ts, keys, values, hdrs], schema=RECORD_SCHEMA)
+        # Records already queued for these partitions go first.
+        for p in range(st.partitions):
+            b = st.batches[p]
+            if b is not None:
+                self.seal(st, p, b)
+        if partition is None and keys.null_count == n:
+            partition = st.sticky  # unkeyed: the whole batch to one partition, as Kafka's sticky partitioner
+            st.sticky = (st.sticky + 1) % st.partitions
+        return topic._append(batch, wait=self._acks == "durable", partition=partition)
+
+    def flush(self, timeout=None) -> int:
+        """Seals and appends every open batch, waits for acks, runs callbacks."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for st in list(self._states.values()):
+            for p in range(st.partitions):
+                b = st.batches[p]
+                if b is not None and b.state == OPEN:
+                    self.seal(st, p, b)
+        for lock in list(self._locks.values()):  # appends in progress elsewhere finish
+            lock.acquire()
+            lock.release()
+        if self._acks == "durable":
+            with self._cond:
+                durable, self._durable_wait = self._durable_wait, []
+            self._log._native.flush()
+            self._make_durable(durable)
+            with self._cond:
+                while any(b.state == APPENDED for b in self._durable_wait):
+                    left = None if deadline is None else deadline - time.monotonic()
+                    if left is not None and left <= 0:
+                        raise TimeoutError("flush did not finish in time")
+                    self._cond.wait(0.05 if left is None else min(left, 0.05))
+        return self.poll(0)
+
+    def poll(self, timeout=0) -> int:
+        if not self._deliveries and timeout:
+            with self._cond:
+                self._cond.wait_for(lambda: bool(self._deliveries), timeout)
+        ran = 0
+        while self._deliveries:
+            callback, err, meta = self._deliveries.popleft()
+            callback(err, meta)
+            ran += 1
+        return ran
+
+    def close(self) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join()
+
+
+def _binary_column(data, what: str) -> pa.Array:
+    if isinstance(data, pa.ChunkedArray):
+        data = data.combine_chunks()
+    if isinstance(data, pa.Array):
+        if pa.types.is_binary(data.type):
+            return data
+        if pa.types.is_large_binary(data.type) or pa.types.is_string(data.type) or pa.types.is_large_string(data.type):
+            return data.cast(pa.binary())
+        raise TypeError(f"{what} must be binary, not {data.type}")
+    try:
+        return pa.array(data, type=pa.binary())
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError) as e:
+        raise TypeError(f"{what} must be a list of bytes (or None) or an Arrow binary array: {e}") from e
