@@ -33,6 +33,10 @@ public:
     /// then wait_notify(seen) sleeps until any partition publishes. GIL-free.
     uint32_t notify_sequence() const { return _notifier ? _notifier->sequence() : 0; }
     bool wait_notify(uint32_t seen, int64_t timeout_ns);
+    /// Wakes every wait_notify sleeper (they re-check and, finding nothing, sleep again).
+    void wake_waiters() {
+        if (_notifier) _notifier->bump();
+    }
     committer_stats stats() const { return _committer ? _committer->stats() : committer_stats{}; }
     void flush_all();
     /// Blocks until the committer's durable ticket reaches ticket (see committer).

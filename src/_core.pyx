@@ -288,6 +288,10 @@ cdef class NativeLog:
         """The log-wide publish sequence; pass it to wait_notify after checking for data."""
         return self.core.get().notify_sequence()
 
+    def wake_waiters(self):
+        """Wakes every thread sleeping in wait_notify (used to cancel a wait)."""
+        self.core.get().wake_waiters()
+
     def wait_notify(self, uint32_t seen, timeout=None):
         """Sleeps (GIL released, futex) until any partition of the log publishes
         after ``seen`` was read; False on timeout (seconds; None: forever)."""

@@ -137,6 +137,15 @@ cdef class DeliveryFuture:
         return b.engine.metadata(b.topic, b.partition, b.base_offset + self.index,
                                  b.builder.get().timestamps()[self.index])
 
+    def add_done_callback(self, fn):
+        """Calls fn(future) once the record is delivered or failed: at once if it
+        already is, else on the thread that completes it (keep fn short and
+        thread-safe, e.g. loop.call_soon_threadsafe)."""
+        if self.batch.state >= BATCH_DONE:
+            fn(self)
+        else:
+            self.batch.engine.add_done_callback(self.batch, self, fn)
+
     def exception(self, timeout=None):
         try:
             self.result(timeout)

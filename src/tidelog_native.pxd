@@ -129,6 +129,7 @@ cdef extern from "log_core.h" namespace "tidelog" nogil:
         unique_ptr[CPartition] open_partition(const string& dir, const CPartitionConfig& config) except +raise_native_error
         CCommitterStats stats()
         uint32_t notify_sequence()
+        void wake_waiters()
         cbool wait_notify(uint32_t seen, int64_t timeout_ns) except +raise_native_error
         void flush_all() except +raise_native_error
         void wait_durable(uint64_t ticket, cbool announced) except +raise_native_error

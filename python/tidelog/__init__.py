@@ -15,6 +15,7 @@ from .errors import (
 )
 from ._log import Log, open
 from ._core import DeliveryFuture, Producer, Record
+from ._aio import AsyncConsumer, AsyncProducer
 from ._consumer import Consumer
 from ._producer import DeliveryError, RecordMetadata
 from ._topic import RECORD_SCHEMA, AppendResult, Scan, Topic, TopicConfig
@@ -22,7 +23,7 @@ from ._topic import RECORD_SCHEMA, AppendResult, Scan, Topic, TopicConfig
 __version__ = "0.1.0"
 
 __all__ = [
-    "Consumer", "DeliveryError", "DeliveryFuture", "Producer", "Record", "RecordMetadata",
+    "AsyncConsumer", "AsyncProducer", "Consumer", "DeliveryError", "DeliveryFuture", "Producer", "Record", "RecordMetadata",
     "AppendResult", "CorruptionError", "InvalidTopicNameError", "Log", "LogClosedError", "LogLockedError", "LogNotFoundError",
     "RECORD_SCHEMA", "ReadOnlyError", "RecordTooLargeError", "Scan", "SchemaMismatchError", "TidelogError",
     "TidelogIOError", "Topic", "TopicConfig", "TopicExistsError", "UnknownTopicError", "open",

@@ -281,6 +281,18 @@ class Log:
         self._check_open()
         return Consumer(self, topics, start=start, group=group)
 
+    def async_producer(self, **kwargs):
+        """An asyncio producer: ``await p.send(...)``, ``await p.flush()``. Same options as producer()."""
+        from ._aio import AsyncProducer
+
+        return AsyncProducer(self.producer(**kwargs))
+
+    def async_consumer(self, topics=None, start: str = "earliest", group=None):
+        """An asyncio consumer: ``async for rec in c``, ``await c.poll_batch(...)``."""
+        from ._aio import AsyncConsumer
+
+        return AsyncConsumer(self.consumer(topics, start=start, group=group))
+
     # ------------------------------------------------------------------- misc
     def flush(self) -> None:
         """Makes every append so far durable (all topics, all modes)."""

@@ -82,6 +82,7 @@ class ProducerEngine:
         self._open: list = []                 # batches waiting for their linger deadline
         self._durable_wait: list = []         # appended, waiting for the group commit
         self._deliveries: collections.deque = collections.deque()
+        self._done_callbacks: dict[int, list] = {}  # id(batch) -> [(future, fn)]
         self._thread: threading.Thread | None = None
         self._stopping = False
         self.to_ns = _arrow.to_ns
@@ -179,8 +180,19 @@ class ProducerEngine:
             b.state = DONE
         self._complete(done)
 
+    def add_done_callback(self, batch, future, fn) -> None:
+        with self._cond:
+            if batch.state < DONE:
+                self._done_callbacks.setdefault(id(batch), []).append((future, fn))
+                return
+        fn(future)
+
     def _complete(self, batches) -> None:
         for b in batches:
+            with self._cond:
+                waiting = self._done_callbacks.pop(id(b), ())
+            for future, fn in waiting:
+                fn(future)
             if b.callbacks:
                 for index, callback in b.callbacks:
                     if b.state == DONE:
