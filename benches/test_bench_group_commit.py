@@ -16,7 +16,6 @@ import os
 import threading
 import time
 
-import numpy as np
 import pyarrow as pa
 
 import tidelog

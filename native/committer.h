@@ -93,6 +93,12 @@ private:
     void flush_locked(std::unique_lock<std::mutex>& lk, bool everything);
     void housekeeping_locked(std::unique_lock<std::mutex>& lk);
 
+    struct durable_waiter {
+        uint64_t ticket;
+        std::condition_variable cv;
+    };
+    std::vector<durable_waiter*> _durable_waiters;  // sleeping in wait_durable, under _mu
+
     mutable std::mutex _mu;
     std::condition_variable _flusher_cv;  // wakes the flusher
     std::condition_variable _waiters_cv;  // wakes appenders and unregister
@@ -109,6 +115,7 @@ private:
     int64_t _next_housekeeping_ns = 0;
     // Group gathering: see announce().
     std::atomic<int> _in_flight{0};  // announced appenders not yet waiting
+    int _gather_target = -1;          // waiters the pending flush gathers for (-1: not decided yet)
     int64_t _last_sync_ns = 0;
     int64_t _oldest_pending_ns = 0;  // first note_written with a deadline since the last flush
     bool _deadline_pending = false;

@@ -226,6 +226,7 @@ void partition::publish_locked(int64_t visible_end) {
 
 std::vector<append_result> partition::append(const append_request* requests, size_t count) {
     if (_read_only) throw error(errc::read_only, "partition opened read-only: " + _dir);
+    if (count == 0) return {};
     std::vector<uint32_t> payload_crcs(count);
     std::vector<uint64_t> payload_lengths(count);
     for (size_t k = 0; k < count; ++k) {

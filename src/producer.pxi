@@ -12,6 +12,8 @@ from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE, PyList_New, PyList_S
 from cpython.ref cimport Py_INCREF
 from cpython.unicode cimport PyUnicode_DecodeUTF8
 from libcpp.utility cimport pair
+from libc.stdint cimport int32_t, uint16_t
+from cpython.memoryview cimport PyMemoryView_FromMemory
 
 cdef extern from "<time.h>" nogil:
     ctypedef long time_t
@@ -519,4 +521,252 @@ cdef int _fill_records(list out, Py_ssize_t n, Py_ssize_t start, str topic, int 
         r.headers = hl
         Py_INCREF(r)
         PyList_SET_ITEM(out, i, r)
+    return 0
+
+
+# ---------------------------------------------------------------------------
+# Record batches <-> Arrow IPC messages, without pyarrow on the hot paths.
+#
+# The byte-record schema is fixed, so every record-batch message has the same
+# flatbuffer shape: 7 field nodes and 17 buffers. Encoding patches a template
+# message that pyarrow serialized once (lengths, null counts, buffer offsets);
+# decoding reads the flatbuffer (Message -> RecordBatch -> nodes, buffers) with
+# bounds checks. Both fall back to pyarrow for anything else (zstd frames,
+# whole-stream frames).
+
+cdef enum:
+    RECORD_NODES = 7
+    RECORD_BUFFERS = 17
+
+cdef bytes _template = None        # the flatbuffer metadata of a 1-row record batch
+cdef Py_ssize_t _tpl_body_length = -1, _tpl_length = -1, _tpl_nodes = -1, _tpl_buffers = -1
+
+
+cdef inline uint32_t _u32(const unsigned char* p) noexcept nogil:
+    cdef uint32_t v
+    memcpy(&v, p, 4)
+    return v
+
+cdef inline int64_t _i64(const unsigned char* p) noexcept nogil:
+    cdef int64_t v
+    memcpy(&v, p, 8)
+    return v
+
+
+cdef Py_ssize_t _fb_field(const unsigned char* buf, Py_ssize_t size, Py_ssize_t table, int field) except -2:
+    """Position of field `field` of the flatbuffer table at `table`, or -1 if absent."""
+    cdef int32_t soff
+    cdef Py_ssize_t vt, vt_size, off
+    if table < 0 or table + 4 > size:
+        raise CorruptionError("flatbuffer table out of bounds")
+    memcpy(&soff, buf + table, 4)
+    vt = table - soff
+    if vt < 0 or vt + 4 > size:
+        raise CorruptionError("flatbuffer vtable out of bounds")
+    vt_size = (<const uint16_t*>(buf + vt))[0]
+    if 4 + 2 * field + 2 > vt_size:
+        return -1
+    off = (<const uint16_t*>(buf + vt))[2 + field]
+    if off == 0:
+        return -1
+    if table + off >= size:
+        raise CorruptionError("flatbuffer field out of bounds")
+    return table + off
+
+
+cdef Py_ssize_t _fb_deref(const unsigned char* buf, Py_ssize_t size, Py_ssize_t at) except -2:
+    if at < 0 or at + 4 > size:
+        raise CorruptionError("flatbuffer offset out of bounds")
+    cdef Py_ssize_t target = at + _u32(buf + at)
+    if target >= size:
+        raise CorruptionError("flatbuffer offset out of bounds")
+    return target
+
+
+cdef int _parse_record_message(const unsigned char* meta, Py_ssize_t size, Py_ssize_t* nodes, Py_ssize_t* buffers,
+                               Py_ssize_t* length_at, Py_ssize_t* body_length_at) except -1:
+    """Locates the parts of a record-batch Message flatbuffer; -1 with an error if
+    it is not an uncompressed record batch of the byte-record shape."""
+    cdef Py_ssize_t root = _fb_deref(meta, size, 0)
+    cdef Py_ssize_t f_type = _fb_field(meta, size, root, 1)
+    if f_type < 0 or meta[f_type] != 3:
+        raise NotImplementedError("not a record batch message")
+    body_length_at[0] = _fb_field(meta, size, root, 3)
+    cdef Py_ssize_t rb = _fb_deref(meta, size, _fb_field(meta, size, root, 2))
+    if _fb_field(meta, size, rb, 3) >= 0:
+        raise NotImplementedError("compressed record batch")
+    length_at[0] = _fb_field(meta, size, rb, 0)
+    cdef Py_ssize_t nv = _fb_deref(meta, size, _fb_field(meta, size, rb, 1))
+    cdef Py_ssize_t bv = _fb_deref(meta, size, _fb_field(meta, size, rb, 2))
+    if _u32(meta + nv) != RECORD_NODES or _u32(meta + bv) != RECORD_BUFFERS:
+        raise NotImplementedError("not the byte-record schema")
+    if nv + 4 + 16 * RECORD_NODES > size or bv + 4 + 16 * RECORD_BUFFERS > size:
+        raise CorruptionError("flatbuffer vector out of bounds")
+    nodes[0] = nv + 4
+    buffers[0] = bv + 4
+    return 0
+
+
+def set_record_template(message):
+    """Registers pyarrow's serialization of a 1-row byte-record batch (all
+    lengths non-zero) as the template for encode_record_batch."""
+    global _template, _tpl_body_length, _tpl_length, _tpl_nodes, _tpl_buffers
+    cdef bytes m = bytes(message)
+    cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(m)
+    cdef Py_ssize_t meta_len = <Py_ssize_t>_u32(p + 4)
+    meta = m[8:8 + meta_len]
+    cdef const unsigned char* mp = <const unsigned char*>PyBytes_AS_STRING(meta)
+    cdef Py_ssize_t nodes, buffers, length_at, body_at
+    _parse_record_message(mp, meta_len, &nodes, &buffers, &length_at, &body_at)
+    if length_at < 0 or body_at < 0:
+        raise ValueError("template needs non-zero length and body length")
+    _template = meta
+    _tpl_nodes, _tpl_buffers, _tpl_length, _tpl_body_length = nodes, buffers, length_at, body_at
+
+
+cdef unsigned char _zeros[8]
+
+
+def encode_record_batch(ProducerBatch batch):
+    """(pieces, body_offset) of the IPC record-batch message for `batch`: one
+    small metadata buffer, then the builder's own column buffers (no copy) with
+    zero padding between them."""
+    if _template is None:
+        raise RuntimeError("record template not set")
+    cdef CRecordBuilder* b = batch.builder.get()
+    cdef int64_t n = b.count(), h = b.header_names().count()
+    cdef const unsigned char* ptrs[RECORD_BUFFERS]
+    cdef int64_t lens[RECORD_BUFFERS]
+    cdef int64_t node_len[RECORD_NODES]
+    cdef int64_t node_nulls[RECORD_NODES]
+    cdef int64_t bitmap_n = (n + 7) // 8, bitmap_h = (h + 7) // 8
+    cdef const CBinaryColumn* cols[4]
+    cols[0] = &b.keys()
+    cols[1] = &b.values()
+    cols[2] = &b.header_names()
+    cols[3] = &b.header_values()
+    cdef int i
+    for i in range(RECORD_BUFFERS):
+        ptrs[i] = NULL
+        lens[i] = 0
+    ptrs[1] = <const unsigned char*>b.timestamps().data(); lens[1] = n * 8
+    # key: 2..4, value: 5..7, list: 8..9, struct: 10, names: 11..13, header values: 14..16
+    cdef int base_index[4]
+    base_index[0] = 2; base_index[1] = 5; base_index[2] = 11; base_index[3] = 14
+    cdef int64_t rows
+    for i in range(4):
+        rows = n if i < 2 else h
+        if cols[i].null_count():
+            ptrs[base_index[i]] = cols[i].validity().data()
+            lens[base_index[i]] = min(<int64_t>cols[i].validity().size(), (rows + 7) // 8)
+        ptrs[base_index[i] + 1] = <const unsigned char*>cols[i].offsets().data()
+        lens[base_index[i] + 1] = (rows + 1) * 4
+        ptrs[base_index[i] + 2] = cols[i].data().data()
+        lens[base_index[i] + 2] = cols[i].data().size()
+    ptrs[9] = <const unsigned char*>b.header_offsets().data(); lens[9] = (n + 1) * 4
+    node_len[0] = n; node_nulls[0] = 0
+    node_len[1] = n; node_nulls[1] = cols[0].null_count()
+    node_len[2] = n; node_nulls[2] = cols[1].null_count()
+    node_len[3] = n; node_nulls[3] = 0
+    node_len[4] = h; node_nulls[4] = 0
+    node_len[5] = h; node_nulls[5] = 0
+    node_len[6] = h; node_nulls[6] = cols[3].null_count()
+
+    cdef bytearray meta = bytearray(_template)
+    cdef unsigned char* mp = meta
+    cdef int64_t offset = 0, padded
+    for i in range(RECORD_NODES):
+        memcpy(mp + _tpl_nodes + 16 * i, &node_len[i], 8)
+        memcpy(mp + _tpl_nodes + 16 * i + 8, &node_nulls[i], 8)
+    pieces = [None]
+    for i in range(RECORD_BUFFERS):
+        memcpy(mp + _tpl_buffers + 16 * i, &offset, 8)
+        memcpy(mp + _tpl_buffers + 16 * i + 8, &lens[i], 8)
+        padded = (lens[i] + 7) // 8 * 8
+        if lens[i]:
+            pieces.append(PyMemoryView_FromMemory(<char*>ptrs[i], lens[i], PyBUF_READ))
+            if padded != lens[i]:
+                pieces.append(PyMemoryView_FromMemory(<char*>_zeros, padded - lens[i], PyBUF_READ))
+        offset += padded
+    memcpy(mp + _tpl_body_length, &offset, 8)
+    memcpy(mp + _tpl_length, &n, 8)
+    cdef uint32_t prefix[2]
+    prefix[0] = 0xFFFFFFFF
+    prefix[1] = <uint32_t>len(meta)
+    pieces[0] = PyBytes_FromStringAndSize(<const char*>prefix, 8) + bytes(meta)
+    return pieces, 8 + len(meta)
+
+
+def decode_record_payload(frame, str topic, int partition, Py_ssize_t start, Py_ssize_t stop):
+    """Records [start, stop) (rows of the frame) of an uncompressed byte-record
+    frame, straight from the mapping; NotImplementedError for other shapes."""
+    mapping, address, length, base_offset = frame[0], frame[1], frame[2], frame[3]
+    cdef Mapping m = <Mapping>mapping
+    cdef const unsigned char* region = m._get().data()
+    cdef uint64_t region_len = m._get().length()
+    cdef const unsigned char* p = <const unsigned char*><uintptr_t>address
+    cdef Py_ssize_t plen = length
+    if p < region or <uint64_t>(p - region) + plen > region_len or plen < 8:
+        raise CorruptionError("frame payload outside its mapping")
+    if _u32(p) != 0xFFFFFFFF:
+        raise NotImplementedError("legacy IPC framing")
+    cdef Py_ssize_t meta_len = _u32(p + 4)
+    if 8 + meta_len > plen:
+        raise CorruptionError("IPC metadata longer than the frame")
+    cdef const unsigned char* meta = p + 8
+    cdef Py_ssize_t nodes, buffers, length_at, body_at
+    _parse_record_message(meta, meta_len, &nodes, &buffers, &length_at, &body_at)
+    cdef const unsigned char* body = p + 8 + meta_len
+    cdef int64_t body_len = plen - 8 - meta_len
+    cdef const unsigned char* bp[RECORD_BUFFERS]
+    cdef int64_t bl[RECORD_BUFFERS]
+    cdef int64_t boff
+    cdef int i
+    for i in range(RECORD_BUFFERS):
+        boff = _i64(meta + buffers + 16 * i)
+        bl[i] = _i64(meta + buffers + 16 * i + 8)
+        if boff < 0 or bl[i] < 0 or boff + bl[i] > body_len:
+            raise CorruptionError("IPC buffer outside the frame")
+        bp[i] = body + boff if bl[i] else NULL
+    cdef int64_t n = _i64(meta + nodes), h = _i64(meta + nodes + 16 * 4)
+    cdef int64_t key_nulls = _i64(meta + nodes + 16 + 8), value_nulls = _i64(meta + nodes + 32 + 8)
+    cdef int64_t hv_nulls = _i64(meta + nodes + 96 + 8)
+    if start < 0 or stop > n or start > stop:
+        raise ValueError("row range outside the frame")
+    # Offsets must cover their rows and stay inside their data buffers.
+    if bl[1] < n * 8 or bl[3] < (n + 1) * 4 or bl[6] < (n + 1) * 4 or bl[9] < (n + 1) * 4 or \
+            (h and (bl[12] < (h + 1) * 4 or bl[15] < (h + 1) * 4)):
+        raise CorruptionError("IPC buffers too short for their rows")
+    if (key_nulls and bl[2] < (n + 7) // 8) or (value_nulls and bl[5] < (n + 7) // 8) or \
+            (hv_nulls and bl[14] < (h + 7) // 8):
+        raise CorruptionError("validity bitmap too short")
+    _check_offsets(<const int*>bp[3], n, bl[4])
+    _check_offsets(<const int*>bp[6], n, bl[7])
+    _check_offsets(<const int*>bp[9], n, h)
+    if h:
+        _check_offsets(<const int*>bp[12], h, bl[13])
+        _check_offsets(<const int*>bp[15], h, bl[16])
+    cdef list out = PyList_New(stop - start)
+    cdef int gc_was_enabled = PyGC_Disable()
+    try:
+        _fill_records(out, stop - start, start, topic, partition, base_offset, <const int64_t*>bp[1],
+                      bp[2] if key_nulls else NULL, 0, <const int*>bp[3], bp[4],
+                      bp[5] if value_nulls else NULL, 0, <const int*>bp[6], bp[7],
+                      <const int*>bp[9], 0, <const int*>bp[12], bp[13],
+                      bp[14] if hv_nulls else NULL, 0, <const int*>bp[15], bp[16])
+    finally:
+        if gc_was_enabled:
+            PyGC_Enable()
+    return out
+
+
+cdef int _check_offsets(const int* offsets, int64_t rows, int64_t data_len) except -1:
+    cdef int64_t i
+    if offsets[0] < 0:
+        raise CorruptionError("negative IPC offset")
+    for i in range(rows):
+        if offsets[i + 1] < offsets[i]:
+            raise CorruptionError("IPC offsets go backwards")
+    if offsets[rows] > data_len:
+        raise CorruptionError("IPC offsets past their data")
     return 0

@@ -66,7 +66,9 @@ TEST_F(CommitterTest, ConcurrentDurableAppendsAreDenseAndShareSyncs) {
     for (int t = 0; t < threads; ++t) {
         ASSERT_EQ(offsets[t].size(), static_cast<size_t>(per_thread));
         for (int i = 0; i < per_thread; ++i) {
-            if (i) EXPECT_GT(offsets[t][i], offsets[t][i - 1]);
+            if (i) {
+                EXPECT_GT(offsets[t][i], offsets[t][i - 1]);
+            }
             EXPECT_TRUE(by_offset.emplace(offsets[t][i], std::make_pair(t, i)).second) << "duplicate offset";
         }
     }
@@ -112,6 +114,17 @@ TEST_F(CommitterTest, FlushAllMakesIntervalAppendsDurable) {
     t0 = clock_type::now();
     c.flush_all();
     EXPECT_LT(seconds_since(t0), 2.0);
+    p->close();
+}
+
+TEST_F(CommitterTest, FlushSyncsNoneModePartitions) {
+    committer c;
+    auto p = std::make_unique<partition>(&c, dir, small_config(1 << 20, durability_mode::none), false, true);
+    for (int i = 0; i < 5; ++i) append_payload(*p, make_payload(100, i));
+    EXPECT_EQ(p->end_offset(), 5);
+    uint64_t syncs = c.stats().fdatasyncs;
+    p->flush();
+    EXPECT_GT(c.stats().fdatasyncs, syncs);
     p->close();
 }
 
@@ -200,6 +213,29 @@ TEST_F(CommitterTest, UnregisterAfterCloseStopsCallbacks) {
     }
     auto p = std::make_unique<partition>(&c, dir, small_config(1 << 20), false, true);
     EXPECT_EQ(p->end_offset(), 20);
+}
+
+TEST_F(CommitterTest, NoneModeTicketNeedsNoFurtherCalls) {
+    // partition.h: append_result::ticket is "0 when nothing needs waiting for"; a
+    // non-zero ticket must become durable by itself (wait_durable must return).
+    committer c;
+    auto p = std::make_unique<partition>(&c, dir, small_config(1 << 20, durability_mode::none), false, true);
+    append_result r = append_payload(*p, make_payload(10, 1));
+    bool completed = true;
+    if (r.ticket) {
+        std::atomic<bool> done{false};
+        std::thread waiter([&] {
+            c.wait_durable(r.ticket);
+            done = true;
+        });
+        auto t0 = clock_type::now();
+        while (!done && seconds_since(t0) < 2.0) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        completed = done;
+        if (!completed) c.flush_all();  // releases the waiter
+        waiter.join();
+    }
+    EXPECT_TRUE(completed) << "wait_durable(" << r.ticket << ") of a none-mode append blocked for 2 s";
+    p->close();
 }
 
 // ---- log_core ------------------------------------------------------------

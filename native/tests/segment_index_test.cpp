@@ -87,8 +87,9 @@ TEST_F(SegmentIndexTest, EntryForTimeNeverSkipsAMatchingFrame) {
         int64_t first_match = ts <= 1000 ? 0 : (ts - 1000 + 9) / 10;
         EXPECT_LE(static_cast<int64_t>(e.relative_offset), first_match) << ts;
         EXPECT_EQ(e.position, e.relative_offset * frame_bytes) << ts;
-        if (first_match >= 10 && first_match < 50)  // the entry is close: at most one interval behind
+        if (first_match >= 10 && first_match < 50) {  // the entry is close: at most one interval behind
             EXPECT_GE(static_cast<int64_t>(e.relative_offset), first_match - 10) << ts;
+        }
     }
 }
 

@@ -3,7 +3,9 @@
 // hand-built frames, appends through partition::append, and a "crash" helper
 // that runs a writer in a forked child that exits without any clean-up.
 #include <fcntl.h>
+#include <gtest/gtest-spi.h>
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
@@ -178,9 +180,46 @@ inline int run_in_crashing_child(const std::function<void()>& body) {
         }
         ::_exit(rc);
     }
+    // A child stuck in a hang must fail the test, not stall the suite.
     int status = 0;
-    ::waitpid(pid, &status, 0);
+    for (int waited_ms = 0;; waited_ms += 10) {
+        pid_t r = ::waitpid(pid, &status, WNOHANG);
+        if (r == pid) break;
+        if (r < 0) return -1;
+        if (waited_ms >= 60'000) {
+            ::kill(pid, SIGKILL);
+            ::waitpid(pid, &status, 0);
+            ADD_FAILURE() << "crashing child hung for 60 s and was killed";
+            return -2;
+        }
+        ::usleep(10'000);
+    }
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/// xfail(strict=False) for a bug filed in /work/notes/bugs.md: runs `body`; if it
+/// fails (or throws), the test is skipped with the bug's title instead of failing;
+/// if it passes, the test passes (the bug is fixed: remove the wrapper).
+template <typename Body>
+void known_bug(const char* title, Body&& body) {
+    ::testing::TestPartResultArray results;
+    std::string thrown;
+    {
+        ::testing::ScopedFakeTestPartResultReporter reporter(
+            ::testing::ScopedFakeTestPartResultReporter::INTERCEPT_ONLY_CURRENT_THREAD, &results);
+        try {
+            body();
+        } catch (const std::exception& e) {
+            thrown = e.what();
+        }
+    }
+    for (int i = 0; i < results.size(); ++i) {
+        const auto& r = results.GetTestPartResult(i);
+        if (r.failed())
+            GTEST_SKIP() << "known bug: " << title << "\n  first failure: "
+                         << (r.file_name() ? r.file_name() : "?") << ":" << r.line_number() << ": " << r.summary();
+    }
+    if (!thrown.empty()) GTEST_SKIP() << "known bug: " << title << "\n  exception: " << thrown;
 }
 
 }  // namespace tidelog_test

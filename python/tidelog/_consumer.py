@@ -21,6 +21,18 @@ GROUPS_NOT_YET = ("consumer groups (group=...) are not implemented yet; they com
                   "issue. Until then use assign()/seek() and keep your own offsets.")
 
 
+def _decode_records(frame, topic, name: str, partition: int, lo: int, hi: int) -> list:
+    """Records of one frame: natively from the mapping for plain record frames,
+    through pyarrow for compressed or whole-stream ones."""
+    if frame[7] == _arrow.CODEC_NONE and not frame[8] & _arrow.FLAG_IPC_STREAM:
+        try:
+            return _core.decode_record_payload(frame, name, partition, lo, hi)
+        except NotImplementedError:
+            pass
+    (batch,) = _arrow.decode_payload(frame, topic.schema, topic._decompress)
+    return _core.decode_records(batch, name, partition, frame[3], lo, hi)
+
+
 class Consumer:
     """Reads the partitions it is assigned. Not thread-safe: one thread per consumer."""
 
@@ -143,7 +155,7 @@ class Consumer:
 
     def _next_frame(self, max_records: int):
         """The next frame with unread records, round-robin over partitions:
-        (topic, partition, batch, first_offset, start_row, stop_row) or None."""
+        (topic_name, partition, frame, topic, start_row, stop_row) or None."""
         n = len(self._assignment)
         for i in range(n):
             name, p = self._assignment[(self._next + i) % n]
@@ -161,12 +173,11 @@ class Consumer:
                 continue
             frame = frames[0]
             base, count = frame[3], frame[4]
-            (batch,) = _arrow.decode_payload(frame, topic.schema, topic._decompress)
             lo = max(pos - base, 0)
             hi = min(count, lo + max_records)
             self._positions[(name, p)] = base + hi
             self._next = (self._next + i + 1) % n
-            return name, p, batch, base, lo, hi
+            return name, p, frame, topic, lo, hi
         return None
 
     def _wait(self, deadline: float | None) -> bool:
@@ -191,10 +202,10 @@ class Consumer:
             self._check_open()
             got = self._next_frame(1 << 62)
             if got is not None:
-                name, p, batch, base, lo, hi = got
-                if not self._topic(name).config.records:
+                name, p, frame, topic, lo, hi = got
+                if not topic.config.records:
                     raise TypeError(f"topic {name!r} is columnar: read it with poll_batch() or topic.scan()")
-                self._buffer = _core.decode_records(batch, name, p, base, lo, hi)
+                self._buffer = _decode_records(frame, topic, name, p, lo, hi)
                 self._buffer_at = 0
                 return True
             if not self._wait(deadline) and not self._has_data():
@@ -234,9 +245,10 @@ class Consumer:
                 break
             if not self._wait(deadline) and not self._has_data():
                 return None
-        name, p, batch, base, lo, hi = got
+        name, p, frame, topic, lo, hi = got
+        (batch,) = _arrow.decode_payload(frame, topic.schema, topic._decompress)
         parts = [batch.slice(lo, hi - lo)]
-        first = base + lo
+        first = frame[3] + lo
         total = hi - lo
         native = self._topic(name)._partitions[p]
         # Fill up from the same partition's next frames while they fit.

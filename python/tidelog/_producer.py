@@ -23,6 +23,17 @@ _HEADER_LIST = RECORD_SCHEMA.field("headers").type
 _EMPTY = pa.py_buffer(b"")
 
 
+def _register_record_template() -> None:
+    """Gives the native encoder pyarrow's serialization of a 1-row record batch,
+    the template whose lengths and offsets it patches for every batch."""
+    one = pa.RecordBatch.from_pydict(
+        {"timestamp": [1], "key": [b"k"], "value": [b"v"], "headers": [[("h", b"x")]]}, schema=RECORD_SCHEMA)
+    _core.set_record_template(one.serialize())
+
+
+_register_record_template()
+
+
 class RecordMetadata(NamedTuple):
     """Where a record landed: its topic, partition, offset and timestamp (ns)."""
 
@@ -129,9 +140,15 @@ class ProducerEngine:
                 return
             topic = st.topic
             try:
-                now = time.time_ns()
-                frames = [topic._frame_request(batch_to_arrow(b), now, (b.min_timestamp, b.max_timestamp))
-                          for b in batches]
+                if topic.config.compression == "none":
+                    frames = []
+                    for b in batches:
+                        pieces, body_offset = _core.encode_record_batch(b)
+                        frames.append((pieces, b.count, b.min_timestamp, b.max_timestamp, 0, 0, 0, body_offset))
+                else:
+                    now = time.time_ns()
+                    frames = [topic._frame_request(batch_to_arrow(b), now, (b.min_timestamp, b.max_timestamp))
+                              for b in batches]
                 results = topic._partitions[key[1]].append_frames(frames)
             except BaseException as e:  # the futures carry the failure
                 err = e if isinstance(e, TidelogError) else DeliveryError(f"append to {key[0]}[{key[1]}] failed: {e}")
