@@ -193,8 +193,8 @@ def take_open_batch(ProducerTopic st, int partition, ProducerBatch batch, queue)
     """Seals `batch` if it is still the open batch of its partition and appends it
     to `queue` (a deque), so queue order is seal order; True if this call sealed
     it. Atomic under the GIL (deque.append runs no Python code)."""
-    if batch.state != BATCH_OPEN:
-        return False
+    if batch.state != BATCH_OPEN or batch.builder.get().count() == 0:
+        return False  # an empty batch stays open: a send() may be about to fill it
     batch.state = BATCH_SEALED
     queue.append(batch)
     if st.batches[partition] is batch:

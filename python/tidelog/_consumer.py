@@ -108,7 +108,7 @@ class Consumer:
         parts = [partition] if partition is not None else [p for t, p in self._assignment if t == topic]
         for p in parts:
             key = self._key(topic, p)
-            self._positions[key] = self._topic(topic)._partitions[p].offset_for_time(ts)
+            self._positions[key] = self._topic(topic).offset_for_time(p, ts)
         self._drop_buffer()
 
     def seek_to_beginning(self) -> None:

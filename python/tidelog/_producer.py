@@ -91,7 +91,8 @@ class ProducerEngine:
         self._queues: dict[tuple[str, int], collections.deque] = {}
         self._locks: dict[tuple[str, int], threading.Lock] = {}
         self._open: list = []                 # batches waiting for their linger deadline
-        self._durable_wait: list = []         # appended, waiting for the group commit
+        self._durable_wait: list = []         # appended, for the background thread to make durable
+        self._appended: set = set()           # every batch appended and not yet durable
         self._deliveries: collections.deque = collections.deque()
         self._done_callbacks: dict[int, list] = {}  # id(batch) -> [(future, fn)]
         self._thread: threading.Thread | None = None
@@ -170,6 +171,7 @@ class ProducerEngine:
                 for b in batches:
                     b.state = APPENDED
                 with self._cond:
+                    self._appended.update(batches)
                     self._durable_wait.extend(batches)
                     self._ensure_thread()
                     self._cond.notify_all()
@@ -207,16 +209,18 @@ class ProducerEngine:
     def _complete(self, batches) -> None:
         for b in batches:
             with self._cond:
+                self._appended.discard(b)
                 waiting = self._done_callbacks.pop(id(b), ())
             for future, fn in waiting:
                 fn(future)
             if b.callbacks:
                 for index, callback in b.callbacks:
+                    order = (b.topic, b.partition, b.base_offset + index)
                     if b.state == DONE:
                         meta = RecordMetadata(b.topic, b.partition, b.base_offset + index, b.timestamp_at(index))
-                        self._deliveries.append((callback, None, meta))
+                        self._deliveries.append((order, callback, None, meta))
                     else:
-                        self._deliveries.append((callback, b.error, None))
+                        self._deliveries.append((order, callback, b.error, None))
                 b.callbacks = None
         with self._cond:
             self._cond.notify_all()
@@ -302,12 +306,14 @@ class ProducerEngine:
             lock.acquire()
             lock.release()
         if self._acks == "durable":
-            with self._cond:
-                durable, self._durable_wait = self._durable_wait, []
+            # Everything appended so far, whoever is waiting for it: one full flush
+            # makes it durable, then every such batch is resolved here.
             self._log._native.flush()
-            self._make_durable(durable)
             with self._cond:
-                while any(b.state == APPENDED for b in self._durable_wait):
+                appended = sorted(self._appended, key=lambda b: (b.topic, b.partition, b.base_offset))
+            self._make_durable(appended)
+            with self._cond:
+                while any(b.state == APPENDED for b in appended):
                     left = None if deadline is None else deadline - time.monotonic()
                     if left is not None and left <= 0:
                         raise TimeoutError("flush did not finish in time")
@@ -318,12 +324,15 @@ class ProducerEngine:
         if not self._deliveries and timeout:
             with self._cond:
                 self._cond.wait_for(lambda: bool(self._deliveries), timeout)
-        ran = 0
+        # Batches complete on several threads; callbacks run in send order per
+        # partition (offset order), as Kafka's do.
+        ready = []
         while self._deliveries:
-            callback, err, meta = self._deliveries.popleft()
+            ready.append(self._deliveries.popleft())
+        ready.sort(key=lambda d: d[0])
+        for _order, callback, err, meta in ready:
             callback(err, meta)
-            ran += 1
-        return ran
+        return len(ready)
 
     def close(self) -> None:
         with self._cond:

@@ -410,11 +410,32 @@ class Topic:
         return {i: p.start_offset for i, p in enumerate(self._partitions)}
 
     def offset_for_time(self, partition: int, timestamp: Any) -> int:
-        """The first offset of ``partition`` whose batch reaches ``timestamp``
-        (through the time index), as Kafka's offsetsForTimes."""
+        """The first offset of ``partition`` whose record has a timestamp >=
+        ``timestamp`` (end offset if none), as Kafka's offsetsForTimes: the time
+        index finds the first frame that reaches it, then its rows are checked."""
         self._check_open()
         (p,) = self._partition_list([partition])
-        return self._partitions[p].offset_for_time(_arrow.to_ns(timestamp))
+        ts = _arrow.to_ns(timestamp)
+        native = self._partitions[p]
+        offset = native.offset_for_time(ts)  # the first frame whose max timestamp reaches ts
+        if self._ts_index < 0:
+            return offset  # append time: every row of a frame has the frame's timestamp
+        end = native.end_offset
+        while offset < end:
+            frames = native.frames(offset, end, ts, 2**63 - 1, 16)
+            if not frames:
+                return end
+            for frame in frames:
+                (batch,) = _arrow.decode_payload(frame, self.schema, self._decompress)
+                col = batch.column(self._ts_index)
+                values = col.view(pa.int64()) if pa.types.is_timestamp(col.type) else col
+                hits = np.flatnonzero(pc.fill_null(pc.greater_equal(values, -(-ts // self._ts_unit_ns)), False))
+                first = max(offset - frame[3], 0)
+                hits = hits[hits >= first]
+                if hits.size:
+                    return frame[3] + int(hits[0])
+            offset = frames[-1][3] + frames[-1][4]
+        return end
 
     def describe(self) -> dict:
         """Partitions (start/end offsets, bytes, segments), configuration and schema."""
