@@ -67,9 +67,12 @@ uint64_t committer::note_written(partition* p, std::shared_ptr<segment> seg, con
     pending_flush& e = it->second;
     if (e.segments.empty() || e.segments.back() != seg) e.segments.push_back(std::move(seg));
     e.point = point;
-    e.deadline_ns = fresh ? deadline_ns : std::min(e.deadline_ns, deadline_ns);
+    int64_t earlier = fresh ? INT64_MAX : e.deadline_ns;
+    e.deadline_ns = std::min(earlier, deadline_ns);
     uint64_t ticket = ++_written;
-    if (!_busy) _flusher_cv.notify_one();
+    // Wake the flusher only when this moves a deadline earlier: a "none" append
+    // (no deadline) or a later interval deadline changes nothing for it.
+    if (deadline_ns < earlier && !_busy) _flusher_cv.notify_one();
     return ticket;
 }
 

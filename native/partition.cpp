@@ -393,11 +393,10 @@ std::vector<std::shared_ptr<segment>> partition::snapshot(int64_t* visible_end) 
     if (_read_only) {
         _shared.retry_open();
         *visible_end = _shared.visible_end();
-        // Read the end first, then list: every segment holding offsets below that
-        // end was created before it was published, so the listing has them all.
-        if (_segments.empty() || *visible_end != _listed_at_end || _shared.start_offset() != _listed_at_start) {
+        // The listing is redone when retention moved the start, or when a walk
+        // runs off the end of the last known segment (see frames()): not per read.
+        if (_segments.empty() || _shared.start_offset() != _listed_at_start) {
             refresh_segments_locked();
-            _listed_at_end = *visible_end;
             _listed_at_start = _shared.start_offset();
         }
     } else {
@@ -407,9 +406,9 @@ std::vector<std::shared_ptr<segment>> partition::snapshot(int64_t* visible_end) 
 }
 
 int64_t partition::start_offset() {
+    if (_read_only && _shared.available()) return _shared.start_offset();
     int64_t visible;
     auto segs = snapshot(&visible);
-    if (_read_only && _shared.available()) return std::max(_shared.start_offset(), segs.empty() ? 0 : segs.front()->base_offset());
     return segs.empty() ? 0 : segs.front()->base_offset();
 }
 
@@ -470,7 +469,7 @@ std::vector<frame_ref> partition::frames(int64_t start_offset, int64_t end_offse
         }
 
     for (; i < segs.size() && out.size() < max_frames; ++i) {
-        auto& s = segs[i];
+        auto s = segs[i];  // a copy: a reader may replace segs while walking
         if (_read_only) s->index().refresh();
         int64_t limit = std::min(end_offset, i + 1 < segs.size() ? segs[i + 1]->base_offset() : INT64_MAX);
         offset_index_entry e{0, 0};
@@ -487,6 +486,22 @@ std::vector<frame_ref> partition::frames(int64_t start_offset, int64_t end_offse
         while (offset < limit && out.size() < max_frames) {
             // Only read a header we know was written: its offset is below the
             // published end and below the next segment's base.
+            if (_read_only && i + 1 == segs.size() && pos + frame_header_bytes > s->log_file().size()) {
+                // A reader's walk ran off its last known segment while the published
+                // end is further: the writer rolled (it trimmed this file before it
+                // published anything in the next one, which is why the size check
+                // is safe). List the folder again and continue in the next segment.
+                {
+                    std::lock_guard<std::mutex> g(_mu);
+                    refresh_segments_locked();
+                    segs = _segments;
+                }
+                auto next = std::find_if(segs.begin(), segs.end(),
+                                         [&](const std::shared_ptr<segment>& x) { return x->base_offset() == offset; });
+                if (next == segs.end()) return out;  // not there (a stale end from a crashed writer)
+                i = static_cast<size_t>(next - segs.begin()) - 1;  // the for loop moves to it
+                break;
+            }
             frame_check c = frame_check::truncated;
             const uint8_t* p = nullptr;
             if (!region || region->length() < pos + frame_header_bytes) {

@@ -124,7 +124,6 @@ private:
     std::vector<recovery_event> _events;
     bool _closed = false;
     uint64_t _sealed_bytes = 0;       // bytes of every segment but the active one
-    int64_t _listed_at_end = -1;      // readers: visible end when the folder was last listed
     int64_t _listed_at_start = -1;
 };
 

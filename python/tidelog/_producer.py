@@ -95,6 +95,7 @@ class ProducerEngine:
         self._appended: set = set()           # every batch appended and not yet durable
         self._deliveries: collections.deque = collections.deque()
         self._done_callbacks: dict[int, list] = {}  # id(batch) -> [(future, fn)]
+        self._waiters = 0  # threads in wait_batch or poll(timeout), under _cond
         self._thread: threading.Thread | None = None
         self._stopping = False
         self.to_ns = _arrow.to_ns
@@ -208,11 +209,12 @@ class ProducerEngine:
 
     def _complete(self, batches) -> None:
         for b in batches:
-            with self._cond:
-                self._appended.discard(b)
-                waiting = self._done_callbacks.pop(id(b), ())
-            for future, fn in waiting:
-                fn(future)
+            self._appended.discard(b)
+            if self._done_callbacks:
+                with self._cond:
+                    waiting = self._done_callbacks.pop(id(b), ())
+                for future, fn in waiting:
+                    fn(future)
             if b.callbacks:
                 for index, callback in b.callbacks:
                     order = (b.topic, b.partition, b.base_offset + index)
@@ -222,8 +224,10 @@ class ProducerEngine:
                     else:
                         self._deliveries.append((order, callback, b.error, None))
                 b.callbacks = None
-        with self._cond:
-            self._cond.notify_all()
+        # States were set before this read: a waiter that registers later sees them.
+        if self._waiters:
+            with self._cond:
+                self._cond.notify_all()
 
     # ------------------------------------------------------------ waiting
     def wait_batch(self, batch, timeout) -> None:
@@ -233,12 +237,16 @@ class ProducerEngine:
                 self._make_durable([batch])
                 continue
             with self._cond:
-                if batch.state in (OPEN, SEALED):
-                    left = None if deadline is None else deadline - time.monotonic()
-                    if left is not None and left <= 0:
-                        raise TimeoutError("the record was not delivered in time")
-                    self._ensure_thread()
-                    self._cond.wait(left if left is not None else 0.1)
+                self._waiters += 1
+                try:
+                    if batch.state in (OPEN, SEALED):
+                        left = None if deadline is None else deadline - time.monotonic()
+                        if left is not None and left <= 0:
+                            raise TimeoutError("the record was not delivered in time")
+                        self._ensure_thread()
+                        self._cond.wait(left if left is not None else 0.1)
+                finally:
+                    self._waiters -= 1
 
     # ------------------------------------------------------- background thread
     def _ensure_thread(self) -> None:
@@ -313,17 +321,25 @@ class ProducerEngine:
                 appended = sorted(self._appended, key=lambda b: (b.topic, b.partition, b.base_offset))
             self._make_durable(appended)
             with self._cond:
-                while any(b.state == APPENDED for b in appended):
-                    left = None if deadline is None else deadline - time.monotonic()
-                    if left is not None and left <= 0:
-                        raise TimeoutError("flush did not finish in time")
-                    self._cond.wait(0.05 if left is None else min(left, 0.05))
+                self._waiters += 1
+                try:
+                    while any(b.state == APPENDED for b in appended):
+                        left = None if deadline is None else deadline - time.monotonic()
+                        if left is not None and left <= 0:
+                            raise TimeoutError("flush did not finish in time")
+                        self._cond.wait(0.05 if left is None else min(left, 0.05))
+                finally:
+                    self._waiters -= 1
         return self.poll(0)
 
     def poll(self, timeout=0) -> int:
         if not self._deliveries and timeout:
             with self._cond:
-                self._cond.wait_for(lambda: bool(self._deliveries), timeout)
+                self._waiters += 1
+                try:
+                    self._cond.wait_for(lambda: bool(self._deliveries), timeout)
+                finally:
+                    self._waiters -= 1
         # Batches complete on several threads; callbacks run in send order per
         # partition (offset order), as Kafka's do.
         ready = []
