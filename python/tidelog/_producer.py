@@ -367,6 +367,15 @@ def _binary_column(data, what: str) -> pa.Array:
         if pa.types.is_large_binary(data.type) or pa.types.is_string(data.type) or pa.types.is_large_string(data.type):
             return data.cast(pa.binary())
         raise TypeError(f"{what} must be binary, not {data.type}")
+    if isinstance(data, list):
+        try:
+            validity, offsets, values, nulls = _core.binary_buffers(data)
+        except (TypeError, BufferError) as e:
+            raise TypeError(f"{what} must be a list of bytes (or None) or an Arrow binary array: {e}") from e
+        return pa.Array.from_buffers(
+            pa.binary(), len(data),
+            [None if validity is None else pa.py_buffer(validity), pa.py_buffer(offsets), pa.py_buffer(values)],
+            null_count=nulls)
     try:
         return pa.array(data, type=pa.binary())
     except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError) as e:
