@@ -11,6 +11,11 @@ Each benchmark stores its comparisons in ``extra_info["comparisons"]`` (see
 benchlib.py): the tidelog median, the baseline median measured interleaved in
 the same session, the ratio and the target. With several runs the reported
 figures are the medians across runs, and every run's ratio is listed.
+
+A comparison may carry ``"target_on": "tidelog"``: its target is then an
+absolute bound on the tidelog median in the comparison's unit (e.g. ">= 3e6"
+records/s, "<= 20" us) rather than on the ratio; the ratio is still shown.
+Comparisons without the key are checked against the ratio, as before.
 """
 from __future__ import annotations
 
@@ -90,19 +95,34 @@ def table(runs: list[dict[str, dict]]) -> list[dict]:
         rows = [r[n] for r in runs if n in r]
         first = rows[0]
         ratio = statistics.median(c["ratio"] for c in rows)
+        tidelog = statistics.median(c["tidelog"] for c in rows)
+        on_value = first.get("target_on") == "tidelog"
         out.append({
             "name": n,
             "unit": first["unit"],
-            "tidelog": statistics.median(c["tidelog"] for c in rows),
+            "tidelog": tidelog,
             "baseline": statistics.median(c["baseline"] for c in rows),
             "baseline_name": first["baseline_name"],
             "ratio": ratio,
             "ratios": [c["ratio"] for c in rows],
             "target": first["target"],
-            "verdict": check(first["target"], ratio),
+            "target_on": "tidelog" if on_value else "ratio",
+            "verdict": check(first["target"], tidelog if on_value else ratio),
             "note": first.get("note", ""),
         })
     return out
+
+
+def target_text(r: dict) -> str:
+    """The target as printed: "ratio >= 5" style targets as they are, absolute
+    ones ("target_on": "tidelog") with the value formatted in the row's unit."""
+    t = r["target"]
+    if not t:
+        return "-"
+    if r.get("target_on") != "tidelog":
+        return t
+    op, num = t.split()
+    return f"{op} {fmt(float(num), r['unit'])} {r['unit']}"
 
 
 def verdict_text(v: bool | None) -> str:
@@ -115,7 +135,7 @@ def print_text(rows: list[dict]) -> None:
     for r in rows:
         body.append([
             r["name"], fmt(r["tidelog"], r["unit"]), fmt(r["baseline"], r["unit"]) + f" ({r['baseline_name']})",
-            r["unit"], f"{r['ratio']:.3g}", " ".join(f"{x:.3g}" for x in r["ratios"]), r["target"] or "-",
+            r["unit"], f"{r['ratio']:.3g}", " ".join(f"{x:.3g}" for x in r["ratios"]), target_text(r),
             verdict_text(r["verdict"]),
         ])
     widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(headers)] if body else []
@@ -133,7 +153,7 @@ def print_markdown(rows: list[dict]) -> None:
         u = r["unit"]
         unit = "" if u == "s" else f" {u}"
         print(f"| {r['name']} | {fmt(r['tidelog'], u)}{unit} | {fmt(r['baseline'], u)}{unit} ({r['baseline_name']}) "
-              f"| {r['ratio']:.3g} | {', '.join(f'{x:.3g}' for x in r['ratios'])} | {r['target'] or '-'} "
+              f"| {r['ratio']:.3g} | {', '.join(f'{x:.3g}' for x in r['ratios'])} | {target_text(r)} "
               f"| {verdict_text(r['verdict'])} |")
 
 

@@ -482,11 +482,13 @@ std::vector<frame_ref> partition::frames(int64_t start_offset, int64_t end_offse
         uint64_t pos = e.position;
         int64_t offset = s->base_offset() + e.relative_offset;
         bool from_index = pos > 0;
+        uint64_t known_size = 0;  // readers: the file size last seen, re-read only when a header lies past it
         std::shared_ptr<mapped_region> region;
         while (offset < limit && out.size() < max_frames) {
             // Only read a header we know was written: its offset is below the
             // published end and below the next segment's base.
-            if (_read_only && i + 1 == segs.size() && pos + frame_header_bytes > s->log_file().size()) {
+            if (_read_only && i + 1 == segs.size() && pos + frame_header_bytes > known_size &&
+                pos + frame_header_bytes > (known_size = s->log_file().size())) {
                 // A reader's walk ran off its last known segment while the published
                 // end is further: the writer rolled (it trimmed this file before it
                 // published anything in the next one, which is why the size check

@@ -35,6 +35,18 @@ void binary_column::clear() {
     _nulls = 0;
 }
 
+void binary_column::reserve(size_t rows, size_t bytes) {
+    _offsets.reserve(_offsets.size() + rows);
+    _data.reserve(_data.size() + bytes);
+}
+
+void record_builder::reserve(size_t records, size_t bytes) {
+    _timestamps.reserve(records);
+    _header_offsets.reserve(records + 1);
+    _keys.reserve(records, bytes / 8);
+    _values.reserve(records, bytes);
+}
+
 void record_builder::add(int64_t timestamp, const uint8_t* key, int64_t key_length, const uint8_t* value,
                          int64_t value_length) {
     _keys.add(key, key_length);

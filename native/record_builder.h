@@ -25,6 +25,8 @@ public:
     const std::vector<uint8_t>& data() const { return _data; }
     const std::vector<uint8_t>& validity() const { return _validity; }
     void clear();
+    /// Room for `rows` more rows and `bytes` more data without regrowing.
+    void reserve(size_t rows, size_t bytes);
 
 private:
     std::vector<int32_t> _offsets;
@@ -57,6 +59,10 @@ public:
     const binary_column& header_names() const { return _header_names; }
     const binary_column& header_values() const { return _header_values; }
     void clear();
+    /// Sizes the columns for about `records` records of `bytes` key+value bytes,
+    /// so a batch is not regrown by doubling (the producer passes what the
+    /// previous batch of the partition held).
+    void reserve(size_t records, size_t bytes);
 
 private:
     std::vector<int64_t> _timestamps;

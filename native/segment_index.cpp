@@ -3,6 +3,7 @@
 #include <fcntl.h>
 
 #include <algorithm>
+#include <chrono>
 #include <climits>
 
 #include "errors.h"
@@ -50,6 +51,11 @@ void segment_index::load() {
 
 void segment_index::refresh() {
     std::lock_guard<std::mutex> g(_mu);
+    // Readers call this on every visit; a stale index only means a longer walk,
+    // so look at the files at most every refresh_interval.
+    auto now = std::chrono::steady_clock::now();
+    if (now - _last_refresh < refresh_interval) return;
+    _last_refresh = now;
     read_entries(_offset_file, _offsets, _offsets.size());
     read_entries(_time_file, _times, _times.size());
     if (!_times.empty()) _max_timestamp = std::max(_max_timestamp, _times.back().timestamp);

@@ -8,6 +8,7 @@
 //
 // Concurrency: add/truncate/sync are called by the single appender of the
 // partition (under its mutex); lookups may run concurrently from any thread.
+#include <chrono>
 #include <cstdint>
 #include <mutex>
 #include <string>
@@ -79,6 +80,8 @@ private:
     std::vector<offset_index_entry> _offsets;
     std::vector<time_index_entry> _times;
     uint64_t _bytes_since_entry = 0;
+    static constexpr std::chrono::milliseconds refresh_interval{5};
+    std::chrono::steady_clock::time_point _last_refresh{};
     int64_t _max_timestamp;
 };
 

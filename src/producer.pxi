@@ -13,6 +13,7 @@ from cpython.ref cimport Py_INCREF
 from cpython.unicode cimport PyUnicode_DecodeUTF8
 from libcpp.utility cimport pair
 from libc.stdint cimport int32_t, uint16_t
+from libc.string cimport memset
 from cpython.memoryview cimport PyMemoryView_FromMemory
 
 cdef extern from "<time.h>" nogil:
@@ -89,6 +90,10 @@ cdef class ProducerBatch:
     def max_timestamp(self):
         return self.builder.get().max_timestamp()
 
+    def reserve(self, size_t records, size_t nbytes):
+        """Pre-sizes the columns (the engine passes the previous batch's size)."""
+        self.builder.get().reserve(records, nbytes)
+
     def timestamp_at(self, Py_ssize_t i):
         return self.builder.get().timestamps()[i]
 
@@ -120,6 +125,7 @@ cdef class ProducerBatch:
 
 @cython.freelist(1024)
 @cython.final
+@cython.no_gc
 cdef class DeliveryFuture:
     """The outcome of one send(): result(timeout) -> RecordMetadata."""
     cdef ProducerBatch batch
@@ -356,8 +362,10 @@ cdef class Producer:
         fut.index = <Py_ssize_t>batch.builder.get().count() - 1
         if on_delivery is not None:
             batch.add_callback(fut.index, on_delivery)
-        if self._immediate or <Py_ssize_t>batch.builder.get().bytes() >= self.batch_bytes:
+        if <Py_ssize_t>batch.builder.get().bytes() >= self.batch_bytes:
             self._engine.seal(st, p, batch)
+        elif self._immediate:
+            self._engine.seal_soon(st, p, batch)
         return fut
 
     def send_many(self, str topic, values, keys=None, headers=None, partition=None):
@@ -772,6 +780,9 @@ cdef int _check_offsets(const int* offsets, int64_t rows, int64_t data_len) exce
     return 0
 
 
+from pyarrow import allocate_buffer as _allocate
+
+
 def binary_buffers(list items):
     """(validity or None, offsets, data, null_count) of an Arrow binary array
     holding `items` (bytes-like or None), built in two C passes: about 3x
@@ -791,12 +802,16 @@ def binary_buffers(list items):
             PyBuffer_Release(&view)
     if total > 2147483647:
         raise RecordTooLargeError("a binary column over 2 GiB: send it in parts")
-    offsets = bytearray((n + 1) * 4)
-    data = bytearray(total)
-    validity = bytearray((n + 7) // 8) if nulls else None
-    cdef int* offs = <int*><char*>offsets
-    cdef char* dst = <char*>data if total else NULL
-    cdef unsigned char* valid = <unsigned char*><char*>validity if nulls else NULL
+    # Arrow's pool keeps its pages between calls and does not zero-fill; a
+    # bytearray of this size would be a fresh, zeroed mmap every time.
+    offsets = _allocate((n + 1) * 4)
+    data = _allocate(total if total else 1)
+    validity = _allocate((n + 7) // 8) if nulls else None
+    cdef int* offs = <int*><uintptr_t>offsets.address
+    cdef char* dst = <char*><uintptr_t>data.address
+    cdef unsigned char* valid = <unsigned char*><uintptr_t>validity.address if nulls else NULL
+    if nulls:
+        memset(valid, 0, (n + 7) // 8)
     cdef Py_ssize_t at = 0
     offs[0] = 0
     for i in range(n):

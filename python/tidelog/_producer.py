@@ -85,6 +85,8 @@ class ProducerEngine:
     def __init__(self, log, linger_ms: float, batch_bytes: int, acks: str):
         self._log = log
         self._linger_s = linger_ms / 1000.0
+        self._batch_bytes = batch_bytes
+        self._batch_records = max(1, batch_bytes // 128)  # a guess, refined by each sealed batch
         self._acks = acks
         self._cond = threading.Condition()
         self._states: dict[str, Any] = {}
@@ -93,6 +95,7 @@ class ProducerEngine:
         self._open: list = []                 # batches waiting for their linger deadline
         self._durable_wait: list = []         # appended, for the background thread to make durable
         self._appended: set = set()           # every batch appended and not yet durable
+        self._in_flight: dict = {}            # (topic, partition) -> batches appended, not yet durable
         self._deliveries: collections.deque = collections.deque()
         self._done_callbacks: dict[int, list] = {}  # id(batch) -> [(future, fn)]
         self._waiters = 0  # threads in wait_batch or poll(timeout), under _cond
@@ -117,16 +120,31 @@ class ProducerEngine:
 
     def new_batch(self, st, partition: int):
         fresh = _core.ProducerBatch(st.name, partition, self)
+        if self._linger_s > 0:
+            fresh.reserve(self._batch_records, self._batch_bytes)
         if _core.install_batch(st, partition, fresh) is fresh and self._linger_s > 0:
             fresh.deadline = time.monotonic() + self._linger_s
             with self._cond:
+                wake = not self._open  # otherwise the thread already sleeps towards an earlier deadline
                 self._open.append(fresh)
                 self._ensure_thread()
-                self._cond.notify_all()
+                if wake:
+                    self._cond.notify_all()
+
+    def seal_soon(self, st, partition: int, batch) -> None:
+        """linger_ms=0: append at once, unless (acks="durable") a batch of this
+        partition is still waiting for its group commit: then records gather in
+        the open batch, sealed when that one is durable (Kafka's in-flight
+        batching). A lone sender never waits for anything but its own fdatasync;
+        concurrent senders share a frame, an append and an fdatasync."""
+        if self._acks == "durable" and self._in_flight.get((st.name, partition)):
+            return
+        self.seal(st, partition, batch)
 
     def seal(self, st, partition: int, batch) -> None:
         key = (st.name, partition)
         if _core.take_open_batch(st, partition, batch, self._queues[key]):
+            self._batch_records = batch.count
             self._drain(st, key)
 
     # ---------------------------------------------------------------- appending
@@ -171,6 +189,7 @@ class ProducerEngine:
             else:
                 for b in batches:
                     b.state = APPENDED
+                self._in_flight[key] = self._in_flight.get(key, 0) + len(batches)
                 with self._cond:
                     self._appended.update(batches)
                     self._durable_wait.extend(batches)
@@ -208,8 +227,15 @@ class ProducerEngine:
         fn(future)
 
     def _complete(self, batches) -> None:
+        follow_up = []
         for b in batches:
-            self._appended.discard(b)
+            if b in self._appended:
+                self._appended.discard(b)
+                key = (b.topic, b.partition)
+                left = self._in_flight.get(key, 1) - 1
+                self._in_flight[key] = left
+                if left <= 0:
+                    follow_up.append(key)
             if self._done_callbacks:
                 with self._cond:
                     waiting = self._done_callbacks.pop(id(b), ())
@@ -228,6 +254,12 @@ class ProducerEngine:
         if self._waiters:
             with self._cond:
                 self._cond.notify_all()
+        # Records that gathered behind a durable batch (see seal_soon) go now.
+        for name, partition in follow_up:
+            st = self._states[name]
+            b = st.batches[partition]
+            if b is not None and b.state == OPEN:
+                self.seal(st, partition, b)
 
     # ------------------------------------------------------------ waiting
     def wait_batch(self, batch, timeout) -> None:
@@ -372,10 +404,7 @@ def _binary_column(data, what: str) -> pa.Array:
             validity, offsets, values, nulls = _core.binary_buffers(data)
         except (TypeError, BufferError) as e:
             raise TypeError(f"{what} must be a list of bytes (or None) or an Arrow binary array: {e}") from e
-        return pa.Array.from_buffers(
-            pa.binary(), len(data),
-            [None if validity is None else pa.py_buffer(validity), pa.py_buffer(offsets), pa.py_buffer(values)],
-            null_count=nulls)
+        return pa.Array.from_buffers(pa.binary(), len(data), [validity, offsets, values], null_count=nulls)
     try:
         return pa.array(data, type=pa.binary())
     except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError) as e:
