@@ -11,7 +11,6 @@ import sys
 import threading
 import time
 
-import numpy as np
 import pyarrow as pa
 import pytest
 
@@ -194,7 +193,6 @@ BUG_SEEK_TO_TIME = ("Consumer.seek_to_time / Topic.offset_for_time resolve to th
                     "not the first record with timestamp >= ts")
 
 
-@pytest.mark.xfail(strict=False, reason=BUG_SEEK_TO_TIME)
 def test_seek_to_time_inside_a_batch(log, topic):
     """Kafka's offsetsForTimes: the first offset whose timestamp is >= ts, also
     when many records share one batch (frame), and with out-of-order timestamps."""

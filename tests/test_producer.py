@@ -14,7 +14,7 @@ import pytest
 
 import tidelog
 from tidelog import RecordMetadata
-from _helpers import SENSORS_SCHEMA, kafka_partition
+from _helpers import kafka_partition
 
 # Kafka's published murmur2 vectors (clients/src/test/.../utils/UtilsTest.java, testMurmur2).
 KAFKA_MURMUR2_VECTORS = [
@@ -381,7 +381,6 @@ def test_send_from_8_threads(log):
     _send_from_threads(log, concurrent_flush=False)
 
 
-@pytest.mark.xfail(strict=False, reason=BUG_EMPTY_BATCH)
 def test_send_from_8_threads_with_concurrent_flush(log):
     _send_from_threads(log, concurrent_flush=True)
 
@@ -407,7 +406,6 @@ BUG_LINGER_ORPHAN = ("Producer: a linger-due empty batch is dropped from the lin
                      "record later added to it is never sent (result() hangs until flush)")
 
 
-@pytest.mark.xfail(strict=False, reason=BUG_LINGER_ORPHAN)
 def test_linger_delivers_when_the_gil_switches_inside_new_batch(log):
     """Every record is delivered about linger_ms after its send, without flush(),
     even when the sending thread loses the GIL between installing a fresh batch
@@ -719,7 +717,6 @@ BUG_DURABLE_FLUSH = ('Producer(acks="durable").flush() can return before every f
                      'running their on_delivery callbacks')
 
 
-@pytest.mark.xfail(strict=False, reason=BUG_DURABLE_FLUSH)
 def test_acks_durable_flush_resolves_everything(log):
     log.create_topic("d", partitions=2, durability="fsync")
     for attempt in range(60):  # a race: ~3% of attempts hit it here

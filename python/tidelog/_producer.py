@@ -99,6 +99,7 @@ class ProducerEngine:
         self._deliveries: collections.deque = collections.deque()
         self._done_callbacks: dict[int, list] = {}  # id(batch) -> [(future, fn)]
         self._waiters = 0  # threads in wait_batch or poll(timeout), under _cond
+        self._finish_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._stopping = False
         self.to_ns = _arrow.to_ns
@@ -174,18 +175,13 @@ class ProducerEngine:
                 err = e if isinstance(e, TidelogError) else DeliveryError(f"append to {key[0]}[{key[1]}] failed: {e}")
                 if err is not e:
                     err.__cause__ = e
-                for b in batches:
-                    b.error = err
-                    b.state = FAILED
-                self._complete(batches)
+                self._finish(batches, FAILED, err)
                 return
             for b, (base, ticket) in zip(batches, results):
                 b.base_offset = base
                 b.ticket = ticket
             if self._acks == "written":
-                for b in batches:
-                    b.state = DONE
-                self._complete(batches)
+                self._finish(batches, DONE)
             else:
                 for b in batches:
                     b.state = APPENDED
@@ -208,16 +204,9 @@ class ProducerEngine:
             else:
                 native.wait_durable(max(b.ticket for b in pending))
         except BaseException as e:
-            for b in pending:
-                if b.state == APPENDED:
-                    b.error = e
-                    b.state = FAILED
-            self._complete(pending)
+            self._finish(pending, FAILED, e)
             return
-        done = [b for b in pending if b.state == APPENDED]
-        for b in done:
-            b.state = DONE
-        self._complete(done)
+        self._finish(pending, DONE)
 
     def add_done_callback(self, batch, future, fn) -> None:
         with self._cond:
@@ -226,9 +215,27 @@ class ProducerEngine:
                 return
         fn(future)
 
-    def _complete(self, batches) -> None:
+    def _finish(self, batches, state: int, error=None) -> None:
+        """Settles batches that nobody settled yet: queues their delivery
+        callbacks, then publishes the final state (whoever sees DONE, such as
+        flush(), finds the callbacks already queued), then wakes waiters."""
+        with self._finish_lock:
+            mine = [b for b in batches if b.state < DONE]
+            for b in mine:
+                if b.callbacks:
+                    for index, callback in b.callbacks:
+                        order = (b.topic, b.partition, b.base_offset + index)
+                        if state == DONE:
+                            meta = RecordMetadata(b.topic, b.partition, b.base_offset + index, b.timestamp_at(index))
+                            self._deliveries.append((order, callback, None, meta))
+                        else:
+                            self._deliveries.append((order, callback, error, None))
+                    b.callbacks = None
+                if error is not None:
+                    b.error = error
+                b.state = state
         follow_up = []
-        for b in batches:
+        for b in mine:
             if b in self._appended:
                 self._appended.discard(b)
                 key = (b.topic, b.partition)
@@ -241,15 +248,6 @@ class ProducerEngine:
                     waiting = self._done_callbacks.pop(id(b), ())
                 for future, fn in waiting:
                     fn(future)
-            if b.callbacks:
-                for index, callback in b.callbacks:
-                    order = (b.topic, b.partition, b.base_offset + index)
-                    if b.state == DONE:
-                        meta = RecordMetadata(b.topic, b.partition, b.base_offset + index, b.timestamp_at(index))
-                        self._deliveries.append((order, callback, None, meta))
-                    else:
-                        self._deliveries.append((order, callback, b.error, None))
-                b.callbacks = None
         # States were set before this read: a waiter that registers later sees them.
         if self._waiters:
             with self._cond:
@@ -303,6 +301,12 @@ class ProducerEngine:
             for b in due:
                 if b.state == OPEN:
                     self.seal(self._states[b.topic], b.partition, b)
+                if b.state == OPEN:
+                    # Still empty (its send() has not added the record yet): an
+                    # empty batch is never sealed, so give it another linger.
+                    with self._cond:
+                        b.deadline = time.monotonic() + self._linger_s
+                        self._open.append(b)
             if durable:
                 self._make_durable(durable)
 
