@@ -188,7 +188,6 @@ void committer::flush_locked(std::unique_lock<std::mutex>& lk, bool everything) 
     lk.unlock();
     std::string failure;
     uint64_t syncs = 0;
-    int64_t started = monotonic_ns();
     std::vector<segment*> dirty;
     for (auto& [p, e] : batch)
         for (auto& seg : e.segments) dirty.push_back(seg.get());
@@ -224,10 +223,8 @@ void committer::flush_locked(std::unique_lock<std::mutex>& lk, bool everything) 
         for (auto& [p, e] : batch) p->on_durable(e.point);
     _fdatasyncs.fetch_add(syncs, std::memory_order_relaxed);
     _flushes.fetch_add(1, std::memory_order_relaxed);
-    int64_t took = monotonic_ns() - started;
     lk.lock();
     _busy = false;
-    _last_sync_ns = took;
     if (failure.empty()) {
         // Tickets of "none"-mode appends left pending are never waited on
         // (appenders of that mode do not wait), so the watermark may pass them.

@@ -116,7 +116,6 @@ private:
     // Group gathering: see announce().
     std::atomic<int> _in_flight{0};  // announced appenders not yet waiting
     int _gather_target = -1;          // waiters the pending flush gathers for (-1: not decided yet)
-    int64_t _last_sync_ns = 0;
     int64_t _oldest_pending_ns = 0;  // first note_written with a deadline since the last flush
     bool _deadline_pending = false;
 
