@@ -59,6 +59,7 @@ uint64_t committer::note_written(partition* p, std::shared_ptr<segment> seg, con
                                  int64_t deadline_ns) {
     std::lock_guard<std::mutex> g(_mu);
     if (!_failure.empty()) throw error(errc::io_error, "log unusable after a failed fdatasync: " + _failure);
+    if (_stop) throw error(errc::closed, "the log is closed");
     if (deadline_ns != no_deadline && !_deadline_pending) {
         _oldest_pending_ns = monotonic_ns();
         _deadline_pending = true;
@@ -90,6 +91,7 @@ void committer::wait_durable(uint64_t ticket, bool announced) {
         if (announced) _flusher_cv.notify_one();
         return;
     }
+    if (!_failure.empty()) throw error(errc::io_error, "fdatasync failed; the append is not durable: " + _failure);
     ++_sync_waiters;
     _flusher_cv.notify_one();
     // Each waiter sleeps on its own condition variable and is woken only by the

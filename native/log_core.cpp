@@ -76,7 +76,13 @@ void log_core::close() {
     if (_closed) return;
     _closed = true;
     if (_read_only) return;
-    _committer->flush_all();
+    try {
+        _committer->flush_all();
+    } catch (...) {
+        _committer->stop();  // no clean-shutdown marker: the next open recovers
+        _lock.close();
+        throw;
+    }
     _committer->stop();
     file_handle marker = file_handle::open(_path + "/clean-shutdown", O_WRONLY | O_CREAT | O_TRUNC);
     marker.datasync();

@@ -576,7 +576,13 @@ void partition::close() {
         std::lock_guard<std::mutex> g(_mu);
         _closed = true;
     }
-    _committer->flush_all();
+    try {
+        _committer->flush_all();
+    } catch (...) {
+        // Even when the log failed, the committer must forget this partition.
+        _committer->unregister_partition(this);
+        throw;
+    }
     _committer->unregister_partition(this);
     std::lock_guard<std::mutex> g(_mu);
     auto& last = _segments.back();

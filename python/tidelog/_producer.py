@@ -183,11 +183,15 @@ class ProducerEngine:
             if self._acks == "written":
                 self._finish(batches, DONE)
             else:
-                for b in batches:
-                    b.state = APPENDED
-                self._in_flight[key] = self._in_flight.get(key, 0) + len(batches)
-                with self._cond:
+                # State, the appended set and the in-flight count change together
+                # (under _finish_lock), or a waiter settling a batch in between
+                # would leave the partition counted in flight forever.
+                with self._finish_lock:
+                    for b in batches:
+                        b.state = APPENDED
                     self._appended.update(batches)
+                    self._in_flight[key] = self._in_flight.get(key, 0) + len(batches)
+                with self._cond:
                     self._durable_wait.extend(batches)
                     self._ensure_thread()
                     self._cond.notify_all()
@@ -234,15 +238,16 @@ class ProducerEngine:
                 if error is not None:
                     b.error = error
                 b.state = state
-        follow_up = []
+            follow_up = []
+            for b in mine:
+                if b in self._appended:
+                    self._appended.discard(b)
+                    key = (b.topic, b.partition)
+                    left = self._in_flight.get(key, 1) - 1
+                    self._in_flight[key] = left
+                    if left <= 0:
+                        follow_up.append(key)
         for b in mine:
-            if b in self._appended:
-                self._appended.discard(b)
-                key = (b.topic, b.partition)
-                left = self._in_flight.get(key, 1) - 1
-                self._in_flight[key] = left
-                if left <= 0:
-                    follow_up.append(key)
             if self._done_callbacks:
                 with self._cond:
                     waiting = self._done_callbacks.pop(id(b), ())
@@ -346,9 +351,10 @@ class ProducerEngine:
                 b = st.batches[p]
                 if b is not None and b.state == OPEN:
                     self.seal(st, p, b)
-        for lock in list(self._locks.values()):  # appends in progress elsewhere finish
-            lock.acquire()
-            lock.release()
+        # Batches another thread sealed but has not appended yet: append them here
+        # (its own drain then finds the queue empty), or wait for its drain to end.
+        for name, partition in list(self._queues):
+            self._drain(self._states[name], (name, partition))
         if self._acks == "durable":
             # Everything appended so far, whoever is waiting for it: one full flush
             # makes it durable, then every such batch is resolved here.
