@@ -766,3 +766,34 @@ def test_acks_written_on_fsync_topic_becomes_visible(log):
             time.sleep(0.001)
         assert log.stats()["fdatasyncs"] > before
         assert topic.end_offsets()[0] == 1
+
+
+def test_durable_senders_never_stall_under_frequent_thread_switches(log):
+    """Regression: a batch settled by one sender's result() while another thread
+    was between marking it appended and counting it in flight stayed counted
+    forever, and its partition stopped sealing (every later result() hung)."""
+    import sys
+
+    log.create_topic("stall", partitions=1, durability="fsync")
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    errors = []
+    try:
+        with log.producer(linger_ms=0, acks="durable") as p:
+            def worker():
+                try:
+                    for i in range(60):
+                        p.send("stall", value=b"%d" % i).result(timeout=5)
+                except BaseException as e:  # noqa: BLE001 - reported below
+                    errors.append(e)
+
+            threads = [threading.Thread(target=worker) for _ in range(8)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            assert not errors, errors[:3]
+            assert all(v == 0 for v in p._engine._in_flight.values())
+    finally:
+        sys.setswitchinterval(old)
+    assert log.topic("stall").end_offsets()[0] == 8 * 60
