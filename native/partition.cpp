@@ -249,6 +249,8 @@ std::vector<append_result> partition::append(const append_request* requests, siz
     if (_closed) throw error(errc::closed, "partition is closed: " + _dir);
     std::shared_ptr<segment> seg;
     // The frames of one call get consecutive offsets: nothing else appends in between.
+    size_t written = 0;
+    try {
     for (size_t k = 0; k < count; ++k) {
         const append_request& req = requests[k];
         seg = _segments.back();
@@ -284,6 +286,20 @@ std::vector<append_result> partition::append(const append_request* requests, siz
         seg->append(h, req.pieces, req.piece_count);
         _committer->count_append(1, h.frame_length());
         results[k] = {h.base_offset, 0};
+        ++written;
+    }
+    } catch (...) {
+        // An I/O error part way: the frames already written stay (they are valid
+        // and hold offsets); account for them as for a whole append, then report.
+        if (written > 0) {
+            seg = _segments.back();
+            recovery_point point{seg->base_offset(), seg->size(), seg->next_offset()};
+            if (_config.durability != durability_mode::fsync) publish_locked(point.next_offset);
+            _committer->note_written(this, seg, point,
+                                     _config.durability == durability_mode::none ? committer::no_deadline
+                                                                                 : committer::monotonic_ns());
+        }
+        throw;
     }
 
     int64_t end = seg->next_offset();
@@ -427,6 +443,11 @@ uint64_t partition::size_bytes() {
 }
 
 size_t partition::segment_count() {
+    if (_read_only) {  // not a hot path: list the folder now rather than at the next walk
+        std::lock_guard<std::mutex> g(_mu);
+        refresh_segments_locked();
+        return _segments.size();
+    }
     int64_t visible;
     return snapshot(&visible).size();
 }
