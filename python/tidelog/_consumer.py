@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 
 from . import _arrow, _core
-from .errors import LogClosedError, UnknownTopicError
+from .errors import LogClosedError
 
 GROUPS_NOT_YET = ("consumer groups (group=...) are not implemented yet; they come with the consumer-group "
                   "issue. Until then use assign()/seek() and keep your own offsets.")

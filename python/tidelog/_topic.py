@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import json
-import math
 import os
 import threading
 import time
@@ -15,7 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import _arrow, _core
-from .errors import LogClosedError, ReadOnlyError, SchemaMismatchError, TidelogError
+from .errors import LogClosedError, ReadOnlyError, SchemaMismatchError
 
 DURABILITY_MODES = ("fsync", "interval", "none")
 COMPRESSIONS = ("none", "zstd")
