@@ -101,12 +101,6 @@ def record(benchmark, comparisons: list[dict], **extra) -> None:
         benchmark.extra_info[k] = v
 
 
-def fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def drop_page_cache(path: str) -> None:

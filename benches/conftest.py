@@ -16,8 +16,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(__file__))
 
 
-@pytest.fixture
-def bench_dir():
+def _scratch_dir():
     """A scratch folder on the same file system as the system temp dir
     (override with TIDELOG_BENCH_DIR), removed afterwards: some benchmarks
     write gigabytes."""
@@ -31,13 +30,11 @@ def bench_dir():
         shutil.rmtree(path, ignore_errors=True)
 
 
+@pytest.fixture
+def bench_dir():
+    yield from _scratch_dir()
+
+
 @pytest.fixture(scope="module")
 def module_bench_dir():
-    root = os.environ.get("TIDELOG_BENCH_DIR") or None
-    if root:
-        os.makedirs(root, exist_ok=True)
-    path = tempfile.mkdtemp(prefix="tidelog-bench-", dir=root)
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
+    yield from _scratch_dir()

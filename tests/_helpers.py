@@ -40,6 +40,17 @@ def sort_by(table: pa.Table, column: str) -> pa.Table:
     return table.sort_by([(column, "ascending")])
 
 
+# Kafka's published murmur2 vectors (clients/src/test/.../utils/UtilsTest.java, testMurmur2).
+KAFKA_MURMUR2_VECTORS = [
+    (b"21", -973932308),
+    (b"foobar", -790332482),
+    (b"a-little-bit-long-string", -985981536),
+    (b"a-little-bit-longer-string", -1486304829),
+    (b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8", -58897971),
+    (b"abc", 479470107),
+]
+
+
 def kafka_partition(key_bytes: bytes, partitions: int) -> int:
     from tidelog import _core
 

@@ -14,17 +14,8 @@ import pytest
 
 import tidelog
 from tidelog import RecordMetadata
-from _helpers import kafka_partition
+from _helpers import KAFKA_MURMUR2_VECTORS, kafka_partition
 
-# Kafka's published murmur2 vectors (clients/src/test/.../utils/UtilsTest.java, testMurmur2).
-KAFKA_MURMUR2_VECTORS = [
-    (b"21", -973932308),
-    (b"foobar", -790332482),
-    (b"a-little-bit-long-string", -985981536),
-    (b"a-little-bit-longer-string", -1486304829),
-    (b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8", -58897971),
-    (b"abc", 479470107),
-]
 
 LONG = 60_000  # a linger that never expires during a test (ms)
 

@@ -13,7 +13,7 @@ import pytest
 
 import tidelog
 from tidelog import _core
-from _helpers import T0, assert_tables_equal, kafka_partition, make_sensors, sort_by
+from _helpers import KAFKA_MURMUR2_VECTORS, T0, assert_tables_equal, kafka_partition, make_sensors, sort_by
 
 N = 257  # rows per typed batch: not a multiple of 8 or 64, so bitmaps have ragged tails
 
@@ -468,14 +468,6 @@ def test_null_keys_are_stored(log):
                 assert p == kafka_partition(struct.pack(">i", k), 4)
 
 
-KAFKA_MURMUR2_VECTORS = [
-    (b"21", -973932308),
-    (b"foobar", -790332482),
-    (b"a-little-bit-long-string", -985981536),
-    (b"a-little-bit-longer-string", -1486304829),
-    (b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8", -58897971),
-    (b"abc", 479470107),
-]
 
 
 @pytest.mark.parametrize("data,expected", KAFKA_MURMUR2_VECTORS)
