@@ -21,6 +21,25 @@ int64_t wall_ns() {
         .count();
 }
 
+std::string last_path_part(const std::string& path) {
+    size_t end = path.find_last_not_of('/');
+    if (end == std::string::npos) return path;
+    size_t slash = path.rfind('/', end);
+    return path.substr(slash == std::string::npos ? 0 : slash + 1, end - (slash == std::string::npos ? 0 : slash + 1) + 1);
+}
+
+/// The one message for a frame a reader cannot trust: errors.py parses its
+/// "topic/partition/segment/position" fields into CorruptionError attributes.
+error corrupt_frame(const std::string& partition_dir, const segment& s, uint64_t position, int64_t offset,
+                    const char* why) {
+    std::string topic_dir = partition_dir.substr(0, partition_dir.find_last_not_of('/') + 1);
+    topic_dir = topic_dir.substr(0, topic_dir.rfind('/') == std::string::npos ? 0 : topic_dir.rfind('/'));
+    return error(errc::corrupt, "topic '" + last_path_part(topic_dir) + "' partition " + last_path_part(partition_dir) +
+                                    " segment " + last_path_part(s.log_path()) + " position " +
+                                    std::to_string(position) + " (offset " + std::to_string(offset) + "): " + why +
+                                    " [" + s.log_path() + "]");
+}
+
 std::vector<int64_t> list_segment_bases(const std::string& dir) {
     std::vector<int64_t> bases;
     DIR* d = ::opendir(dir.c_str());
@@ -556,14 +575,17 @@ std::vector<frame_ref> partition::frames(int64_t start_offset, int64_t end_offse
                 offset = s->base_offset();
                 continue;
             }
-            if (!good)
-                throw error(errc::corrupt, std::string("bad frame in ") + s->log_path() + " at position " +
-                                               std::to_string(pos) + " (expected offset " + std::to_string(offset) +
-                                               "): " + (c == frame_check::ok ? "offset mismatch" : describe(c)));
+            if (!good) throw corrupt_frame(_dir, *s, pos, offset, c == frame_check::ok ? "offset mismatch" : describe(c));
             from_index = false;
             frame_header h = load_header(p);
-            if (h.next_offset() > start_offset && h.max_timestamp >= min_timestamp && h.min_timestamp < max_timestamp)
+            if (h.next_offset() > start_offset && h.max_timestamp >= min_timestamp && h.min_timestamp < max_timestamp) {
+                uint64_t frame_end = pos + h.frame_length();
+                if (!s->verified(pos, frame_end)) {
+                    if (frame_crc(h, p + h.payload_offset) != h.crc) throw corrupt_frame(_dir, *s, pos, offset, "CRC32C mismatch");
+                    s->mark_verified(pos, frame_end);
+                }
                 out.push_back(frame_ref{region, pos, h});
+            }
             offset = h.next_offset();
             pos += h.frame_length();
         }

@@ -1,5 +1,7 @@
 #include "segment.h"
 
+#include <algorithm>
+
 #include <fcntl.h>
 
 #include <chrono>
@@ -163,6 +165,22 @@ void segment::seal() {
                     _last_frame_position, max_timestamp());
     if (_log.size() != end) _log.truncate(end);
     _allocated = end;
+}
+
+bool segment::verified(uint64_t position, uint64_t end) const {
+    std::lock_guard<std::mutex> g(_verified_mu);
+    return position >= _verified_begin && end <= _verified_end;
+}
+
+void segment::mark_verified(uint64_t position, uint64_t end) {
+    std::lock_guard<std::mutex> g(_verified_mu);
+    if (position <= _verified_end && end >= _verified_begin && _verified_end > _verified_begin) {
+        _verified_begin = std::min(_verified_begin, position);
+        _verified_end = std::max(_verified_end, end);
+    } else if (end - position > _verified_end - _verified_begin) {
+        _verified_begin = position;  // keep the larger of two disjoint ranges
+        _verified_end = end;
+    }
 }
 
 std::shared_ptr<mapped_region> segment::mapping(uint64_t end) {

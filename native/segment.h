@@ -78,6 +78,11 @@ public:
     void seal();
     /// A mapping that covers at least [0, end), remapping if the file grew.
     std::shared_ptr<mapped_region> mapping(uint64_t end);
+    /// Readers check a frame's CRC the first time this process reads it; these
+    /// remember one contiguous range of byte positions already checked, so a
+    /// sequential re-scan costs no CRC work. Thread-safe.
+    bool verified(uint64_t position, uint64_t end) const;
+    void mark_verified(uint64_t position, uint64_t end);
     void datasync() { _log.datasync(); }
     void remove_files();
     void close();
@@ -99,6 +104,9 @@ private:
     uint32_t _last_frame_position = 0;
     std::mutex _map_mu;
     std::shared_ptr<mapped_region> _mapping;
+    mutable std::mutex _verified_mu;
+    uint64_t _verified_begin = 0;  // [begin, end): frames whose CRC a reader checked
+    uint64_t _verified_end = 0;
 };
 
 }  // namespace tidelog

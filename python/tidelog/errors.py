@@ -5,6 +5,8 @@ catches ``OSError`` or ``ValueError`` keeps working.
 """
 from __future__ import annotations
 
+import re
+
 
 class TidelogError(Exception):
     """Base class of every tidelog error."""
@@ -38,7 +40,17 @@ class SchemaMismatchError(TidelogError, TypeError):
 
 
 class CorruptionError(TidelogError, OSError):
-    """Bytes on disk failed validation (CRC, lengths, magic)."""
+    """Bytes on disk failed validation (CRC, lengths, magic).
+
+    When a read meets a damaged frame, ``topic``, ``partition``, ``segment`` (the
+    ``.log`` file name) and ``position`` (byte position of the frame in it) say
+    where; they are None for damage found elsewhere (for example in a metadata file).
+    """
+
+    topic: str | None = None
+    partition: int | None = None
+    segment: str | None = None
+    position: int | None = None
 
 
 class ReadOnlyError(TidelogError, PermissionError):
@@ -83,7 +95,19 @@ def _from_native(code: int, message: str) -> TidelogError:
     }.get(code, TidelogError)
     if cls is ValueError:
         return _InvalidArgument(message)
-    return cls(message)
+    err = cls(message)
+    if cls is CorruptionError:
+        where = _FRAME_PLACE.match(message)
+        if where:
+            err.topic, err.segment = where["topic"], where["segment"]
+            err.partition, err.position = int(where["partition"]), int(where["position"])
+    return err
+
+
+# native/partition.cpp: corrupt_frame() writes this prefix.
+_FRAME_PLACE = re.compile(
+    r"topic '(?P<topic>[^']*)' partition (?P<partition>\d+) segment (?P<segment>\S+) position (?P<position>\d+)"
+)
 
 
 class _InvalidArgument(TidelogError, ValueError):
