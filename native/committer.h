@@ -72,6 +72,11 @@ public:
     /// Blocks until everything up to ticket is durable; throws if a flush failed.
     /// `announced`: the caller called announce() before its append.
     void wait_durable(uint64_t ticket, bool announced = false);
+    /// True once everything up to ticket is durable (never blocks).
+    bool is_durable(uint64_t ticket) const {
+        std::lock_guard<std::mutex> g(_mu);
+        return _durable >= ticket;
+    }
     /// Flushes everything written so far (every mode) and waits for it.
     void flush_all();
     static constexpr int64_t no_deadline = INT64_MAX;

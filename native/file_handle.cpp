@@ -10,8 +10,16 @@
 #include <vector>
 
 #include "errors.h"
+#include "file_io.h"
 
 namespace tidelog {
+
+#ifdef TIDELOG_IO_HOOKS
+namespace io {
+std::atomic<const hooks*> installed_hooks{nullptr};
+const hooks* install_hooks(const hooks* h) { return installed_hooks.exchange(h, std::memory_order_acq_rel); }
+}  // namespace io
+#endif
 
 file_handle::~file_handle() {
     if (_fd >= 0) ::close(_fd);
@@ -28,7 +36,7 @@ file_handle& file_handle::operator=(file_handle&& o) noexcept {
 }
 
 file_handle file_handle::open(const std::string& path, int flags, int mode) {
-    int fd = ::open(path.c_str(), flags | O_CLOEXEC, mode);
+    int fd = io::open(path.c_str(), flags | O_CLOEXEC, static_cast<mode_t>(mode));
     if (fd < 0) {
         int err = errno;
         if (err == ENOENT) throw error(errc::not_found, "no such file: " + path);
@@ -43,7 +51,7 @@ void file_handle::pwritev_all(const struct iovec* iov, int count, uint64_t posit
     size_t first = 0;
     while (first < rest.size()) {
         int batch = static_cast<int>(std::min<size_t>(rest.size() - first, IOV_MAX));
-        ssize_t n = ::pwritev(_fd, rest.data() + first, batch, static_cast<off_t>(position));
+        ssize_t n = io::pwritev(_fd, rest.data() + first, batch, static_cast<off_t>(position));
         if (n < 0) {
             if (errno == EINTR) continue;
             throw_errno("pwritev " + _path);
@@ -78,11 +86,11 @@ uint64_t file_handle::pread_some(void* data, uint64_t length, uint64_t position)
 }
 
 void file_handle::datasync() {
-    if (::fdatasync(_fd) != 0) throw_errno("fdatasync " + _path);
+    if (io::fdatasync(_fd) != 0) throw_errno("fdatasync " + _path);
 }
 
 void file_handle::allocate(uint64_t position, uint64_t length) {
-    int rc = ::fallocate(_fd, 0, static_cast<off_t>(position), static_cast<off_t>(length));
+    int rc = io::fallocate(_fd, 0, static_cast<off_t>(position), static_cast<off_t>(length));
     if (rc == 0) return;
     int err = errno;
     if (err != EOPNOTSUPP && err != ENOSYS) throw_errno("fallocate " + _path, err);
@@ -91,7 +99,7 @@ void file_handle::allocate(uint64_t position, uint64_t length) {
 }
 
 void file_handle::truncate(uint64_t length) {
-    if (::ftruncate(_fd, static_cast<off_t>(length)) != 0) throw_errno("ftruncate " + _path);
+    if (io::ftruncate(_fd, static_cast<off_t>(length)) != 0) throw_errno("ftruncate " + _path);
 }
 
 uint64_t file_handle::size() const {
@@ -110,7 +118,7 @@ void file_handle::close() {
 
 void fsync_directory(const std::string& path) {
     file_handle dir = file_handle::open(path, O_RDONLY | O_DIRECTORY);
-    if (::fsync(dir.fd()) != 0) throw_errno("fsync directory " + path);
+    if (io::fsync(dir.fd()) != 0) throw_errno("fsync directory " + path);
 }
 
 void make_directories(const std::string& path) {
@@ -120,7 +128,7 @@ void make_directories(const std::string& path) {
         size_t slash = path.find('/', i);
         if (slash == std::string::npos) slash = path.size();
         partial = path.substr(0, slash);
-        if (!partial.empty() && ::mkdir(partial.c_str(), 0755) != 0 && errno != EEXIST)
+        if (!partial.empty() && io::mkdir(partial.c_str(), 0755) != 0 && errno != EEXIST)
             throw_errno("mkdir " + partial);
         i = slash + 1;
     }
@@ -132,7 +140,11 @@ bool path_exists(const std::string& path) {
 }
 
 void remove_file(const std::string& path) {
-    if (::unlink(path.c_str()) != 0 && errno != ENOENT) throw_errno("unlink " + path);
+    if (io::unlink(path.c_str()) != 0 && errno != ENOENT) throw_errno("unlink " + path);
+}
+
+void rename_file(const std::string& from, const std::string& to) {
+    if (io::rename(from.c_str(), to.c_str()) != 0) throw_errno("rename " + from + " to " + to);
 }
 
 }  // namespace tidelog

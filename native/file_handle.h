@@ -1,6 +1,7 @@
 #pragma once
 // RAII file descriptor with the few system calls the log needs, each turning a
-// failure into tidelog::error. Not thread-safe by itself except for pread/pwrite
+// failure into tidelog::error. Every call that changes the file system goes
+// through tidelog::io (file_io.h), so test builds can simulate power loss. Not thread-safe by itself except for pread/pwrite
 // at distinct positions and datasync, which the kernel serializes.
 #include <sys/uio.h>
 
@@ -48,5 +49,7 @@ void fsync_directory(const std::string& path);
 void make_directories(const std::string& path);
 bool path_exists(const std::string& path);
 void remove_file(const std::string& path);
+/// rename(2); the caller fsyncs the folder(s) when the new name must be durable.
+void rename_file(const std::string& from, const std::string& to);
 
 }  // namespace tidelog

@@ -43,6 +43,7 @@ public:
     void wait_durable(uint64_t ticket, bool announced = false) {
         if (ticket || announced) _committer->wait_durable(ticket, announced);
     }
+    bool is_durable(uint64_t ticket) const { return !ticket || _committer->is_durable(ticket); }
     void announce() { _committer->announce(); }
     void retract() { _committer->retract(); }
     /// After every partition is closed: stop the flusher, mark the shutdown clean.

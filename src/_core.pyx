@@ -17,7 +17,8 @@ from libcpp.vector cimport vector
 
 from tidelog_native cimport *
 
-from tidelog.errors import CorruptionError, LogClosedError, RecordTooLargeError, _from_native
+from tidelog.errors import (CorruptionError, DeliveryError, LogClosedError, RecordTooLargeError, TidelogError,
+                            _from_native)
 
 set_error_factory(_from_native)
 

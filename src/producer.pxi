@@ -6,6 +6,11 @@
 # (the "engine"), once per batch. Every step that changes which batch is open runs
 # in C with the GIL held and no Python call in between, so it is atomic for Python
 # threads; the GIL is what makes send() thread-safe at ~0.3 us per call.
+#
+# linger_ms=0 on an uncompressed topic takes the direct path instead: send() builds
+# a one-record batch, encodes it and appends it to the native partition itself (no
+# engine call unless the record has a delivery callback), and result() waits for
+# its group-commit ticket in native code. That is the latency path.
 cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_CheckExact, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE, PyList_New, PyList_SET_ITEM
@@ -65,6 +70,10 @@ cdef class ProducerBatch:
     cdef public double deadline
     cdef public uint64_t ticket
     cdef public object engine
+    # Direct-path batches (appended by send() itself) that no engine list tracks:
+    # their futures settle them (see DeliveryFuture.result).
+    cdef public bint untracked
+    cdef NativeLog nlog
 
     def __cinit__(self, str topic, int partition, engine):
         self.builder.reset(new CRecordBuilder())
@@ -130,14 +139,46 @@ cdef class DeliveryFuture:
     """The outcome of one send(): result(timeout) -> RecordMetadata."""
     cdef ProducerBatch batch
     cdef Py_ssize_t index
+    # The direct path announced this record's wait to the group committer
+    # (committer::announce); result() hands it over, or dealloc withdraws it.
+    cdef bint announced
+
+    def __dealloc__(self):
+        if self.announced:
+            self.batch.nlog.core.get().retract()
+
+    cdef int _settle_untracked(self, bint block) except -1:
+        """A direct-path batch waiting for durability: waits (if block) for its
+        ticket in native code and marks it done."""
+        cdef ProducerBatch b = self.batch
+        cdef CLogCore* core = b.nlog.core.get()
+        cdef uint64_t ticket = b.ticket
+        cdef bint announced = self.announced
+        if not block and not core.is_durable(ticket):
+            return 0
+        self.announced = False
+        try:
+            with nogil:
+                core.wait_durable(ticket, announced)
+        except BaseException as e:
+            if b.state == BATCH_APPENDED:
+                b.engine._finish([b], BATCH_FAILED, e)
+            raise
+        if b.state == BATCH_APPENDED:
+            b.state = BATCH_DONE
+        return 0
 
     def done(self):
+        if self.batch.state == BATCH_APPENDED and self.batch.untracked:
+            self._settle_untracked(False)
         return self.batch.state >= BATCH_DONE
 
     def result(self, timeout=None):
         """Blocks (GIL released) until the record is delivered under the producer's
         acks; returns RecordMetadata(topic, partition, offset, timestamp)."""
         cdef ProducerBatch b = self.batch
+        if b.state == BATCH_APPENDED and b.untracked:
+            self._settle_untracked(True)
         if b.state < BATCH_DONE:
             b.engine.wait_batch(b, timeout)
         if b.state == BATCH_FAILED:
@@ -149,9 +190,12 @@ cdef class DeliveryFuture:
         """Calls fn(future) once the record is delivered or failed: at once if it
         already is, else on the thread that completes it (keep fn short and
         thread-safe, e.g. loop.call_soon_threadsafe)."""
-        if self.batch.state >= BATCH_DONE:
+        if self.done():
             fn(self)
         else:
+            if self.batch.untracked:
+                self.batch.untracked = False  # the engine settles it from now on
+                self.batch.engine.track_direct(self.batch)
             self.batch.engine.add_done_callback(self.batch, self, fn)
 
     def exception(self, timeout=None):
@@ -176,6 +220,9 @@ cdef class ProducerTopic:
     cdef public list batches
     cdef public int sticky
     cdef public object topic
+    cdef public list natives      # NativePartition of each partition (direct path)
+    cdef public bint plain        # uncompressed: the direct path can encode it
+    cdef public bint ticketed     # durability "fsync"/"interval": appends return a ticket to wait for
 
     def __cinit__(self, str name, int partitions, topic):
         self.name = name
@@ -183,6 +230,9 @@ cdef class ProducerTopic:
         self.batches = [None] * partitions
         self.sticky = 0
         self.topic = topic
+        self.natives = list(topic._partitions)
+        self.plain = topic.config.compression == "none"
+        self.ticketed = topic.config.durability != "none"
 
 
 def install_batch(ProducerTopic st, int partition, ProducerBatch fresh):
@@ -220,6 +270,7 @@ cdef class Producer:
     cdef readonly str acks
     cdef readonly Py_ssize_t max_record_bytes
     cdef bint _immediate
+    cdef bint _durable_acks
     cdef public bint _closed
     cdef public object _engine
 
@@ -231,6 +282,7 @@ cdef class Producer:
         self.acks = acks
         self.max_record_bytes = max_record_bytes
         self._immediate = linger_ms <= 0
+        self._durable_acks = acks == "durable"
         self._closed = False
 
     cdef ProducerTopic _topic(self, str name):
@@ -264,6 +316,7 @@ cdef class Producer:
         cdef vector[pair[const unsigned char*, Py_ssize_t]] hnames
         cdef vector[pair[const unsigned char*, Py_ssize_t]] hvalues
         cdef list hitems = None
+        cdef bint direct = False
         cdef vector[Py_buffer] hviews
         cdef Py_ssize_t nheld = 0
         try:
@@ -337,14 +390,18 @@ cdef class Producer:
                 ts = timestamp
             else:
                 ts = self._engine.to_ns(timestamp)
-            while True:
-                # new_batch runs Python code (another thread may seal what it
-                # installed), so re-check: the add below must hit an open batch.
-                cur = <object>PyList_GET_ITEM(st.batches, p)
-                if cur is not None and (<ProducerBatch>cur).state == BATCH_OPEN:
-                    break
-                self._engine.new_batch(st, p)
-            batch = <ProducerBatch>cur
+            direct = self._immediate and st.plain and (st.ticketed or not self._durable_acks)
+            if direct:
+                batch = ProducerBatch.__new__(ProducerBatch, topic, p, self._engine)
+            else:
+                while True:
+                    # new_batch runs Python code (another thread may seal what it
+                    # installed), so re-check: the add below must hit an open batch.
+                    cur = <object>PyList_GET_ITEM(st.batches, p)
+                    if cur is not None and (<ProducerBatch>cur).state == BATCH_OPEN:
+                        break
+                    self._engine.new_batch(st, p)
+                batch = <ProducerBatch>cur
             # From here to the future: no Python calls, so no other thread runs in between.
             batch.builder.get().add(ts, kp, kl, vp, vl)
             for i in range(nh):
@@ -362,11 +419,70 @@ cdef class Producer:
         fut.index = <Py_ssize_t>batch.builder.get().count() - 1
         if on_delivery is not None:
             batch.add_callback(fut.index, on_delivery)
-        if <Py_ssize_t>batch.builder.get().bytes() >= self.batch_bytes:
+        if direct:
+            self._append_direct(st, p, batch, fut)
+        elif <Py_ssize_t>batch.builder.get().bytes() >= self.batch_bytes:
             self._engine.seal(st, p, batch)
         elif self._immediate:
             self._engine.seal_soon(st, p, batch)
         return fut
+
+    cdef int _append_direct(self, ProducerTopic st, int p, ProducerBatch batch, DeliveryFuture fut) except -1:
+        """The direct path: encodes the one-record batch and appends it now."""
+        cdef NativePartition np = <NativePartition>st.natives[p]
+        cdef CPartition* part = np._get()
+        cdef CLogCore* core = np.log.core.get()
+        cdef const unsigned char* ptrs[RECORD_BUFFERS]
+        cdef int64_t lens[RECORD_BUFFERS]
+        cdef iovec iov[2 * RECORD_BUFFERS + 1]
+        cdef CAppendRequest req
+        cdef CAppendResult res
+        cdef bytes head = _record_message_head(batch, ptrs, lens)
+        cdef int pieces = _record_iov(head, ptrs, lens, iov)
+        cdef bint announced = self._durable_acks and st.ticketed
+        req.pieces = iov
+        req.piece_count = pieces
+        req.record_count = <uint32_t>batch.builder.get().count()
+        req.min_timestamp = batch.builder.get().min_timestamp()
+        req.max_timestamp = batch.builder.get().max_timestamp()
+        req.codec = 0
+        req.flags = 0
+        req.schema_id = 0
+        req.body_offset = PyBytes_GET_SIZE(head)
+        batch.nlog = np.log
+        if announced:
+            core.announce()  # so a due group commit waits for this append
+        try:
+            if <Py_ssize_t>batch.builder.get().bytes() < SMALL_APPEND_BYTES:
+                res = part.append(req)  # a few microseconds: cheaper than a GIL hand-off
+            else:
+                with nogil:
+                    res = part.append(req)
+        except BaseException as e:
+            if announced:
+                core.retract()
+            err = e if isinstance(e, TidelogError) else DeliveryError(f"append to {st.name}[{p}] failed: {e}")
+            if err is not e:
+                err.__cause__ = e
+            self._engine._finish([batch], BATCH_FAILED, err)
+            return 0
+        batch.base_offset = res.base_offset
+        batch.ticket = res.ticket
+        if not self._durable_acks:
+            if batch.callbacks is None:
+                batch.state = BATCH_DONE
+            else:
+                self._engine._finish([batch], BATCH_DONE)
+            return 0
+        batch.state = BATCH_APPENDED
+        if batch.callbacks is None:
+            batch.untracked = True
+            fut.announced = announced
+        else:
+            if announced:
+                core.retract()  # the engine's thread waits for it, not this record's caller
+            self._engine.track_direct(batch)
+        return 0
 
     def send_many(self, str topic, values, keys=None, headers=None, partition=None):
         """Appends many records at once (lists of bytes or Arrow binary arrays).
@@ -635,19 +751,17 @@ def set_record_template(message):
 cdef unsigned char _zeros[8]
 
 
-def encode_record_batch(ProducerBatch batch):
-    """(pieces, body_offset) of the IPC record-batch message for `batch`: one
-    small metadata buffer, then the builder's own column buffers (no copy) with
-    zero padding between them."""
+cdef bytes _record_message_head(ProducerBatch batch, const unsigned char** ptrs, int64_t* lens):
+    """The IPC record-batch message for `batch` without its body: the
+    continuation marker, length and flatbuffer metadata (the template, patched).
+    Fills ptrs/lens with the body buffers, which follow it in order, each padded
+    to 8 bytes (_record_iov)."""
     if _template is None:
         raise RuntimeError("record template not set")
     cdef CRecordBuilder* b = batch.builder.get()
     cdef int64_t n = b.count(), h = b.header_names().count()
-    cdef const unsigned char* ptrs[RECORD_BUFFERS]
-    cdef int64_t lens[RECORD_BUFFERS]
     cdef int64_t node_len[RECORD_NODES]
     cdef int64_t node_nulls[RECORD_NODES]
-    cdef int64_t bitmap_n = (n + 7) // 8, bitmap_h = (h + 7) // 8
     cdef const CBinaryColumn* cols[4]
     cols[0] = &b.keys()
     cols[1] = &b.values()
@@ -680,29 +794,61 @@ def encode_record_batch(ProducerBatch batch):
     node_len[5] = h; node_nulls[5] = 0
     node_len[6] = h; node_nulls[6] = cols[3].null_count()
 
-    cdef bytearray meta = bytearray(_template)
-    cdef unsigned char* mp = meta
-    cdef int64_t offset = 0, padded
+    cdef Py_ssize_t meta_len = PyBytes_GET_SIZE(_template)
+    cdef bytes head = PyBytes_FromStringAndSize(NULL, 8 + meta_len)
+    cdef unsigned char* hp = <unsigned char*>PyBytes_AS_STRING(head)
+    cdef uint32_t prefix[2]
+    prefix[0] = 0xFFFFFFFF
+    prefix[1] = <uint32_t>meta_len
+    memcpy(hp, prefix, 8)
+    memcpy(hp + 8, PyBytes_AS_STRING(_template), meta_len)
+    cdef unsigned char* mp = hp + 8
+    cdef int64_t offset = 0
     for i in range(RECORD_NODES):
         memcpy(mp + _tpl_nodes + 16 * i, &node_len[i], 8)
         memcpy(mp + _tpl_nodes + 16 * i + 8, &node_nulls[i], 8)
-    pieces = [None]
     for i in range(RECORD_BUFFERS):
         memcpy(mp + _tpl_buffers + 16 * i, &offset, 8)
         memcpy(mp + _tpl_buffers + 16 * i + 8, &lens[i], 8)
-        padded = (lens[i] + 7) // 8 * 8
-        if lens[i]:
-            pieces.append(PyMemoryView_FromMemory(<char*>ptrs[i], lens[i], PyBUF_READ))
-            if padded != lens[i]:
-                pieces.append(PyMemoryView_FromMemory(<char*>_zeros, padded - lens[i], PyBUF_READ))
-        offset += padded
+        offset += (lens[i] + 7) // 8 * 8
     memcpy(mp + _tpl_body_length, &offset, 8)
     memcpy(mp + _tpl_length, &n, 8)
-    cdef uint32_t prefix[2]
-    prefix[0] = 0xFFFFFFFF
-    prefix[1] = <uint32_t>len(meta)
-    pieces[0] = PyBytes_FromStringAndSize(<const char*>prefix, 8) + bytes(meta)
-    return pieces, 8 + len(meta)
+    return head
+
+
+cdef int _record_iov(bytes head, const unsigned char** ptrs, const int64_t* lens, iovec* iov) noexcept:
+    """Head, then each non-empty body buffer and its zero padding; returns the count."""
+    cdef int count = 1, i
+    cdef int64_t pad
+    iov[0].iov_base = <void*>PyBytes_AS_STRING(head)
+    iov[0].iov_len = <size_t>PyBytes_GET_SIZE(head)
+    for i in range(RECORD_BUFFERS):
+        if not lens[i]:
+            continue
+        iov[count].iov_base = <void*>ptrs[i]
+        iov[count].iov_len = <size_t>lens[i]
+        count += 1
+        pad = (lens[i] + 7) // 8 * 8 - lens[i]
+        if pad:
+            iov[count].iov_base = <void*>_zeros
+            iov[count].iov_len = <size_t>pad
+            count += 1
+    return count
+
+
+def encode_record_batch(ProducerBatch batch):
+    """(pieces, body_offset) of the IPC record-batch message for `batch`: one
+    small metadata buffer, then the builder's own column buffers (no copy) with
+    zero padding between them."""
+    cdef const unsigned char* ptrs[RECORD_BUFFERS]
+    cdef int64_t lens[RECORD_BUFFERS]
+    cdef iovec iov[2 * RECORD_BUFFERS + 1]
+    cdef bytes head = _record_message_head(batch, ptrs, lens)
+    cdef int count = _record_iov(head, ptrs, lens, iov), i
+    pieces = [head]
+    for i in range(1, count):
+        pieces.append(PyMemoryView_FromMemory(<char*>iov[i].iov_base, <Py_ssize_t>iov[i].iov_len, PyBUF_READ))
+    return pieces, PyBytes_GET_SIZE(head)
 
 
 def decode_record_payload(frame, str topic, int partition, Py_ssize_t start, Py_ssize_t stop):

@@ -788,3 +788,43 @@ def test_durable_senders_never_stall_under_frequent_thread_switches(log):
     finally:
         sys.setswitchinterval(old)
     assert log.topic("stall").end_offsets()[0] == 8 * 60
+
+
+def test_linger_zero_durable_direct_path_settles_through_every_door(log):
+    """linger_ms=0 appends inside send(); the future settles by result(), done(),
+    add_done_callback, on_delivery or flush(), whichever comes first."""
+    log.create_topic("d", partitions=1, durability="fsync")
+    with log.producer(linger_ms=0, acks="durable") as p:
+        appends = log.stats()["appends"]
+        kept = [p.send("d", value=b"%d" % i) for i in range(10)]
+        for i in range(10):
+            p.send("d", value=b"dropped %d" % i)  # futures dropped at once: their announce is withdrawn
+        assert log.stats()["appends"] == appends + 20  # appended inside send(), before any wait
+        log.flush()
+        assert log.topic("d").end_offsets() == {0: 20}
+        assert all(f.done() for f in kept)  # durable now: done() sees it without waiting
+        assert [f.result(0).offset for f in kept] == list(range(10))
+        seen = []
+        fut = p.send("d", value=b"cb")
+        fut.add_done_callback(lambda f: seen.append(f.result(0).offset))
+        calls = []
+        p.send("d", value=b"od", on_delivery=lambda err, meta: calls.append((err, meta.offset)))
+        p.flush()
+        assert seen == [20] and calls == [(None, 21)]
+
+
+def test_linger_zero_durable_on_interval_topic_waits_for_the_interval_flush(log):
+    log.create_topic("i", partitions=1, durability="interval", flush_interval_ms=20)
+    with log.producer(linger_ms=0, acks="durable") as p:
+        before = log.stats()["fdatasyncs"]
+        assert p.send("i", value=b"x").result(timeout=10).offset == 0
+        assert log.stats()["fdatasyncs"] > before
+
+
+def test_linger_zero_send_to_a_deleted_topic_raises_at_send(log):
+    log.create_topic("gone", partitions=1)
+    with log.producer(linger_ms=0, acks="written") as p:
+        p.send("gone", value=b"x").result(1)
+        log.delete_topic("gone")
+        with pytest.raises((tidelog.errors.LogClosedError, tidelog.errors.UnknownTopicError)):
+            p.send("gone", value=b"y")

@@ -13,7 +13,7 @@ import pyarrow as pa
 
 from . import _arrow, _core
 from ._topic import RECORD_SCHEMA, AppendResult
-from .errors import TidelogError
+from .errors import DeliveryError, TidelogError
 
 OPEN, SEALED, APPENDED, DONE, FAILED = (
     _core.BATCH_OPEN, _core.BATCH_SEALED, _core.BATCH_APPENDED, _core.BATCH_DONE, _core.BATCH_FAILED)
@@ -41,10 +41,6 @@ class RecordMetadata(NamedTuple):
     partition: int
     offset: int
     timestamp: int
-
-
-class DeliveryError(TidelogError):
-    """A record could not be appended; ``__cause__`` holds why."""
 
 
 def _foreign(desc, owner):
@@ -211,6 +207,20 @@ class ProducerEngine:
             self._finish(pending, FAILED, e)
             return
         self._finish(pending, DONE)
+
+    def track_direct(self, batch) -> None:
+        """A batch send() appended itself (linger_ms=0) that now needs this engine:
+        its durable wait runs on the background thread and it counts for flush()."""
+        with self._finish_lock:
+            if batch.state != APPENDED:
+                return
+            self._appended.add(batch)
+            key = (batch.topic, batch.partition)
+            self._in_flight[key] = self._in_flight.get(key, 0) + 1
+        with self._cond:
+            self._durable_wait.append(batch)
+            self._ensure_thread()
+            self._cond.notify_all()
 
     def add_done_callback(self, batch, future, fn) -> None:
         with self._cond:

@@ -73,6 +73,10 @@ class TidelogIOError(TidelogError, OSError):
     """A system call failed (for example fdatasync); the message says which."""
 
 
+class DeliveryError(TidelogError):
+    """A record could not be appended; ``__cause__`` holds why."""
+
+
 def _from_native(code: int, message: str) -> TidelogError:
     """Called by the native error bridge (src/error_bridge.h) for every native error."""
     if code == 5:

@@ -1,0 +1,128 @@
+"""Child processes of the suite: writers that fill a store or are SIGKILLed
+mid-append (recovery), and consumers in another process (latency).
+
+They are forked from a multiprocessing *forkserver* that imported tidelog,
+pyarrow and the contenders once, so a child starts in milliseconds rather than
+paying a Python start-up and imports each time. A child finds its contender by
+name in the registry and calls the contender's child-side method.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import time
+
+_CTX = None
+
+
+def context():
+    global _CTX
+    if _CTX is None:
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["tidelog", "pyarrow", "numpy", "tidelog.bench.contenders"])
+        _CTX = ctx
+    return _CTX
+
+
+def _contender(name: str):
+    from .contenders import find
+
+    return find(name)
+
+
+# ---------------------------------------------------------------- writers
+
+def _writer_main(conn, name: str, path: str, size: int, value_bytes: int, keep_writing: bool) -> None:
+    try:
+        c = _contender(name)
+        c.recovery_writer(path, size, value_bytes, keep_writing, lambda: conn.send(("ready", None)))
+        conn.send(("done", None))
+    except BaseException as e:  # reported to the parent
+        conn.send(("error", f"{type(e).__name__}: {e}"))
+        raise
+
+
+def _start(target, *args):
+    ctx = context()
+    parent, child = ctx.Pipe()
+    proc = ctx.Process(target=target, args=(child, *args), daemon=True)
+    proc.start()
+    child.close()
+    return proc, parent
+
+
+def _expect(proc, conn, what: str, timeout: float):
+    if not conn.poll(timeout):
+        proc.kill()
+        proc.join()
+        raise RuntimeError(f"child did not report {what!r} within {timeout:.0f} s (exit {proc.exitcode})")
+    try:
+        kind, payload = conn.recv()
+    except EOFError:
+        proc.join()
+        raise RuntimeError(f"child died before {what!r} (exit {proc.exitcode})") from None
+    if kind == "error":
+        proc.join()
+        raise RuntimeError(f"child failed: {payload}")
+    if kind != what:
+        raise RuntimeError(f"child said {kind!r}, expected {what!r}")
+    return payload
+
+
+def fill(name: str, path: str, size: int, value_bytes: int, timeout: float = 1800) -> None:
+    """A child fills the store at ``path`` up to ``size`` bytes of records, closes it cleanly and exits."""
+    proc, conn = _start(_writer_main, name, path, size, value_bytes, False)
+    try:
+        _expect(proc, conn, "ready", timeout)
+        _expect(proc, conn, "done", timeout)
+    finally:
+        proc.join(timeout)
+        conn.close()
+    if proc.exitcode != 0:
+        raise RuntimeError(f"filler exited with {proc.exitcode}")
+
+
+def crash(name: str, path: str, value_bytes: int, linger_s: float, timeout: float = 120) -> None:
+    """A child opens the store, appends small durable transactions, and is SIGKILLed ``linger_s`` after
+    its first append."""
+    proc, conn = _start(_writer_main, name, path, 0, value_bytes, True)
+    try:
+        _expect(proc, conn, "ready", timeout)
+        time.sleep(linger_s)
+    finally:
+        if proc.pid is not None and proc.exitcode is None:
+            os.kill(proc.pid, signal.SIGKILL)
+        proc.join()
+        conn.close()
+
+
+# -------------------------------------------------------------- consumers
+
+def _consumer_main(conn, name: str, info) -> None:
+    try:
+        c = _contender(name)
+        c.latency_consume(info, conn)
+    except BaseException as e:
+        conn.send(("error", f"{type(e).__name__}: {e}"))
+        raise
+
+
+class RemoteConsumer:
+    """A consumer in a child process. The child sends ("ready", None) once it
+    is blocked waiting, then ("samples", [ns, ...]) after every round marker,
+    and exits on the stop marker."""
+
+    def __init__(self, name: str, info):
+        self.proc, self.conn = _start(_consumer_main, name, info)
+        _expect(self.proc, self.conn, "ready", 120)
+
+    def samples(self, timeout: float = 60) -> list[int]:
+        return _expect(self.proc, self.conn, "samples", timeout)
+
+    def close(self) -> None:
+        self.proc.join(10)
+        if self.proc.exitcode is None:
+            self.proc.kill()
+            self.proc.join()
+        self.conn.close()

@@ -1,0 +1,356 @@
+"""The two interfaces of the suite, Contender and Workload, and the helpers they share.
+
+A **workload** says what is measured: its parameter grid, the data (built once
+per parameter set and handed to every contender, so all of them get the same
+bytes), the metrics computed from one round's raw measure, and which
+contender is its named physical-limit baseline.
+
+A **contender** says how one system does it. Its interface is small::
+
+    class MyStore(Contender):
+        name = "mystore"
+        kind = "peer"                      # "tidelog" | "limit" | "peer"
+        requires = ("mystore",)            # import names; missing -> "not available", skipped
+
+        def supports(self, workload, params): ...   # optional; default: has <workload>_run
+        def setup(self, tmpdir, workload, params, data): ...
+        def run(self, case) -> dict: ...   # one round, self-timed: {"seconds": ..., ...}
+        def teardown(self): ...
+
+The base class dispatches ``setup``/``run``/``teardown`` to ``<workload>_setup``,
+``<workload>_run`` and ``<workload>_teardown`` methods, so a contender is one
+class with a method trio for each workload it takes part in, and adding one
+changes no workload (see contenders/duckdb_.py and contenders/lmdb_.py).
+"""
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import os
+import shutil
+import statistics
+import threading
+import time
+from typing import Any, Callable
+
+import numpy as np
+import pyarrow as pa
+
+# ------------------------------------------------------------------ data
+
+SCHEMA = pa.schema([("ts", pa.int64()), ("sensor_id", pa.int32()), ("value", pa.float64())])
+ROW_BYTES = 20          # 8 + 4 + 8, no nulls
+SENSORS = 1000
+TS0 = 1_700_000_000_000_000_000   # ns since the epoch
+TS_STEP = 1_000_000     # rows are 1 ms apart
+
+KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
+MB, GB = 1_000_000, 1_000_000_000
+
+
+def sensor_batch(rows: int, seed: int, start_row: int = 0) -> pa.RecordBatch:
+    """``rows`` sensor readings (int64 ts, int32 sensor_id, float64 value), 20 bytes a row.
+    Row ``i`` has ts = TS0 + (start_row + i) * 1 ms, so batches made with
+    consecutive ``start_row`` are in time order."""
+    rng = np.random.default_rng(seed)
+    ts = TS0 + (start_row + np.arange(rows, dtype=np.int64)) * TS_STEP
+    ids = rng.integers(0, SENSORS, rows, dtype=np.int32)
+    values = rng.normal(20.0, 5.0, rows)
+    return pa.record_batch([pa.array(ts), pa.array(ids), pa.array(values)], schema=SCHEMA)
+
+
+class SensorData:
+    """A deterministic stream of ``total_rows`` sensor rows in ``batch_rows``
+    batches, generated on demand (a 5 GB data set never has to sit in memory
+    twice): every contender that iterates ``batches()`` gets the same rows."""
+
+    def __init__(self, total_rows: int, batch_rows: int, seed: int = 0):
+        self.total_rows = int(total_rows)
+        self.batch_rows = int(batch_rows)
+        self.seed = seed
+
+    @property
+    def nbatches(self) -> int:
+        return -(-self.total_rows // self.batch_rows)
+
+    @property
+    def nbytes(self) -> int:
+        return self.total_rows * ROW_BYTES
+
+    def batches(self):
+        for i in range(self.nbatches):
+            start = i * self.batch_rows
+            yield sensor_batch(min(self.batch_rows, self.total_rows - start), self.seed * 1_000_003 + i, start)
+
+    def ts_of_row(self, row: int) -> int:
+        return TS0 + row * TS_STEP
+
+
+def make_values(n: int, size: int, seed: int = 0) -> list[bytes]:
+    """``n`` distinct, incompressible values of ``size`` bytes."""
+    blob = np.random.default_rng(seed).bytes(n * size)
+    return [blob[i * size:(i + 1) * size] for i in range(n)]
+
+
+# --------------------------------------------------------------- metrics
+
+@dataclasses.dataclass(frozen=True)
+class Metric:
+    name: str                 # key in the metrics dict, e.g. "rows/s"
+    higher_is_better: bool = True
+
+    @property
+    def unit(self) -> str:
+        return self.name
+
+
+def speed(value: float, metric: Metric) -> float:
+    """A number where higher is better, whatever the metric's direction."""
+    if value is None or value != value:
+        return float("nan")
+    if metric.higher_is_better:
+        return value
+    return 1.0 / value if value > 0 else float("inf")
+
+
+def percentiles(samples, qs=(50, 99, 99.9)) -> list[float]:
+    a = np.asarray(samples, dtype=np.float64)
+    if not a.size:
+        return [float("nan")] * len(qs)
+    return [float(x) for x in np.percentile(a, qs)]
+
+
+def median(xs) -> float:
+    xs = [x for x in xs if x is not None and x == x]
+    return statistics.median(xs) if xs else float("nan")
+
+
+# ------------------------------------------------------------ contenders
+
+class Skip(Exception):
+    """Raised by a contender's setup when it cannot run this parameter set
+    (e.g. not enough memory); the runner records the reason and moves on."""
+
+
+class Contender:
+    """One system measured by the suite. See the module docstring."""
+
+    name: str = ""
+    kind: str = "peer"                       # "tidelog" | "limit" | "peer"
+    requires: tuple[str, ...] = ()           # importable modules it needs
+    placeholder: str | None = None           # a reserved slot: the reason it is not available
+    slots: tuple[str, ...] = ()              # placeholder: the workloads it will take part in
+    description: str = ""
+
+    def available(self) -> str | None:
+        """None if this contender can run here, else why not."""
+        if self.placeholder:
+            return self.placeholder
+        for mod in self.requires:
+            if importlib.util.find_spec(mod) is None:
+                return f"the '{mod}' package is not installed (pip install 'tidelog[bench]')"
+        return None
+
+    def supports(self, workload: str, params: dict) -> bool | str:
+        """True if it takes part in ``workload`` at ``params``; False if not
+        (silently); a string to be listed as skipped with that reason."""
+        if self.placeholder:
+            return workload in self.slots
+        check = getattr(self, f"{workload}_supports", None)
+        if check is not None:
+            return check(params)
+        return callable(getattr(self, f"{workload}_run", None))
+
+    def setup(self, tmpdir: str, workload: str, params: dict, data: Any) -> None:
+        self._workload = workload
+        fn = getattr(self, f"{workload}_setup", None)
+        if fn is not None:
+            fn(tmpdir, params, data)
+
+    def run(self, case: dict) -> dict:
+        """One round; returns the raw measure (self-timed: setup work inside a
+        round, such as crashing a writer, stays out of ``seconds``)."""
+        return getattr(self, f"{self._workload}_run")(case)
+
+    def teardown(self) -> None:
+        fn = getattr(self, f"{self._workload}_teardown", None)
+        if fn is not None:
+            fn()
+
+    def info(self) -> dict:
+        return {"kind": self.kind, "description": self.description, "available": self.available() is None,
+                "reason": self.available()}
+
+    def __repr__(self) -> str:
+        return f"<contender {self.name!r} ({self.kind})>"
+
+
+# ------------------------------------------------------------- workloads
+
+class Workload:
+    """What is measured. Subclasses set the class attributes and override the methods."""
+
+    name: str = ""
+    title: str = ""
+    description: str = ""
+    interleave: bool = True      # contenders set up together and run round by round, in turn
+    param_names: tuple[str, ...] = ()
+
+    def grid(self, mode: str, opts: dict) -> list[dict]:
+        raise NotImplementedError
+
+    def cases(self, params: dict) -> list[dict]:
+        return [{}]
+
+    def make_data(self, params: dict, mode: str) -> Any:
+        return None
+
+    def limit(self, params: dict, case: dict) -> str | None:
+        """The name of the physical-limit contender rows are compared with."""
+        return None
+
+    def primary(self, params: dict, case: dict) -> Metric:
+        raise NotImplementedError
+
+    def metrics(self, params: dict, case: dict, measure: dict) -> dict[str, float]:
+        raise NotImplementedError
+
+    def pooled(self, params: dict, case: dict, measures: list[dict]) -> dict[str, float]:
+        """Metrics computed over all rounds together (e.g. latency percentiles
+        over every sample); they replace the per-round medians."""
+        return {}
+
+    def label(self, params: dict, case: dict) -> str:
+        return " ".join(f"{k}={v}" for k, v in {**params, **case}.items())
+
+    def rounds(self, mode: str, opts: dict) -> tuple[int, int]:
+        """(warm-up rounds, measured rounds)."""
+        if mode == "smoke":
+            return 0, 1
+        if mode == "quick":
+            return 1, 3
+        return 1, opts.get("rounds") or 5
+
+    def info(self) -> dict:
+        return {"title": self.title, "description": self.description, "interleave": self.interleave}
+
+
+# --------------------------------------------------------------- helpers
+
+def human_bytes(n: float) -> str:
+    for unit, size in (("GB", GB), ("MB", MB), ("kB", 1000)):
+        if n >= size:
+            v = n / size
+            return f"{v:.0f} {unit}" if v >= 10 or v == int(v) else f"{v:.1f} {unit}"
+    return f"{int(n)} B"
+
+
+def human_count(n: int) -> str:
+    for unit, size in (("Mi", MiB), ("Ki", KiB)):
+        if n >= size and n % size == 0:
+            return f"{n // size}{unit}"
+    return str(n)
+
+
+def parse_size(text: str) -> int:
+    """'100M', '1G', '5GB', '512MiB', '1e9' -> bytes (decimal units, binary with 'i')."""
+    t = text.strip().upper().rstrip("B")
+    mult = 1
+    for suffix, m in (("KI", KiB), ("MI", MiB), ("GI", GiB), ("K", 1000), ("M", MB), ("G", GB), ("T", 1000 * GB)):
+        if t.endswith(suffix):
+            t, mult = t[: -len(suffix)], m
+            break
+    return int(float(t) * mult)
+
+
+def free_disk(path: str) -> int:
+    return shutil.disk_usage(path).free
+
+
+def available_memory() -> int:
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 1 << 62
+
+
+def need_disk(path: str, nbytes: int, what: str) -> None:
+    """Skip unless ``nbytes`` (plus 1 GiB headroom) fit on the file system of ``path``."""
+    free = free_disk(path)
+    if free < nbytes + GiB:
+        raise Skip(f"{what} needs {human_bytes(nbytes)} + 1 GiB headroom, {human_bytes(free)} free on {path}")
+
+
+def need_memory(nbytes: int, what: str) -> None:
+    avail = available_memory()
+    if avail < nbytes + 2 * GiB:
+        raise Skip(f"{what} needs {human_bytes(nbytes)} of memory + 2 GiB headroom, {human_bytes(avail)} available")
+
+
+def dir_bytes(path: str) -> int:
+    total = 0
+    for root, _, files in os.walk(path):
+        for f in files:
+            try:
+                total += os.stat(os.path.join(root, f)).st_size
+            except OSError:
+                pass
+    return total
+
+
+def rmtree(path: str) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def run_threads(n: int, per_thread: int, make_op: Callable[[int], Callable[[int], None]]) -> dict:
+    """Runs ``n`` threads that start together at a barrier; thread ``k`` calls
+    ``op(i)`` ``per_thread`` times, where ``op = make_op(k)`` (built before the
+    barrier). Returns wall seconds (barrier to last join) and every call's
+    latency in ns."""
+    ops = [make_op(k) for k in range(n)]
+    lat: list[list[int]] = [[] for _ in range(n)]
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(n + 1)
+    clock = time.perf_counter_ns
+
+    def worker(k: int) -> None:
+        op, out = ops[k], lat[k]
+        try:
+            barrier.wait()
+            for i in range(per_thread):
+                t0 = clock()
+                op(i)
+                out.append(clock() - t0)
+        except BaseException as e:  # re-raised below
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker, args=(k,), daemon=True) for k in range(n)]
+    for t in threads:
+        t.start()
+    barrier.wait()
+    t0 = time.perf_counter()
+    for t in threads:
+        t.join()
+    seconds = time.perf_counter() - t0
+    if errors:
+        raise errors[0]
+    return {"seconds": seconds, "acks": n * per_thread, "latencies_ns": [x for xs in lat for x in xs]}
+
+
+def drop_page_cache(path: str) -> None:
+    """Evicts a folder's clean pages from the page cache (posix_fadvise DONTNEED per file)."""
+    for root, _, files in os.walk(path):
+        for f in files:
+            try:
+                fd = os.open(os.path.join(root, f), os.O_RDONLY)
+            except OSError:
+                continue
+            try:
+                os.fdatasync(fd)
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            finally:
+                os.close(fd)

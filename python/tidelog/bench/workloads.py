@@ -1,0 +1,369 @@
+"""The six workloads of the suite. Each builds its data once per parameter set
+(every contender gets the same bytes), turns a contender's raw measure into
+metrics, and names its physical-limit baseline.
+
+Modes: ``smoke`` (CI: tiny data, one round), ``quick`` (under a minute),
+``full`` (the published numbers; sizes capped by ``--max-size``).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import pyarrow as pa
+
+from .core import (
+    GB, KiB, MB, MiB, ROW_BYTES, Metric, SensorData, Workload, human_bytes, human_count, make_values, median,
+    percentiles, sensor_batch,
+)
+
+# ---------------------------------------------------------------- 1 ingest
+
+
+@dataclasses.dataclass
+class IngestData:
+    batches: list[pa.RecordBatch]
+    batch_rows: int
+    durable: bool
+
+    @property
+    def rows(self) -> int:
+        return sum(b.num_rows for b in self.batches)
+
+    def take(self, max_rows: int) -> list[pa.RecordBatch]:
+        """The first batches, at least one, holding at most ``max_rows`` rows:
+        slow contenders do fewer batches per round (their figures are rates)."""
+        k = max(1, min(len(self.batches), max_rows // max(self.batch_rows, 1)))
+        return self.batches[:k]
+
+
+class Ingest(Workload):
+    name = "ingest"
+    title = "1. Columnar ingest"
+    description = (
+        "Batches of sensor rows (int64 ts, int32 sensor_id, float64 value; 20 bytes a row) appended one batch "
+        "at a time. Durable: each append/commit returns once the batch is on disk (fdatasync). Not durable: it "
+        "returns once the batch is in the page cache (crash-safe for a process crash, not a power loss)."
+    )
+    param_names = ("batch_rows", "durable")
+    SIZES = {"smoke": [1, 100], "quick": [1, 100, 10 * KiB, 64 * KiB],
+             "full": [1, 100, 10 * KiB, 64 * KiB, 1 * MiB]}
+    # rows per round and the cap on batches per round (1-row durable appends are one fdatasync each)
+    BUDGET = {"smoke": (512, 4, 16), "quick": (256 * KiB, 25, 400), "full": (4 * MiB, 100, 3000)}
+
+    def grid(self, mode, opts):
+        return [{"batch_rows": b, "durable": d} for d in (True, False) for b in self.SIZES[mode]]
+
+    def make_data(self, params, mode):
+        target, max_durable, max_fast = self.BUDGET[mode]
+        b = params["batch_rows"]
+        n = max(1, min(max_durable if params["durable"] else max_fast, target // b))
+        whole = sensor_batch(n * b, seed=b)
+        return IngestData([whole.slice(i * b, b) for i in range(n)], b, params["durable"])
+
+    def limit(self, params, case):
+        return "write+fdatasync" if params["durable"] else "os.write"
+
+    def primary(self, params, case):
+        return Metric("rows/s")
+
+    def metrics(self, params, case, m):
+        s = m["seconds"]
+        out = {"rows/s": m["rows"] / s, "MB/s": m["rows"] * ROW_BYTES / s / MB}
+        if m.get("fdatasyncs") is not None:
+            out["fdatasyncs/s"] = m["fdatasyncs"] / s
+        return out
+
+    def label(self, params, case):
+        return f"batch {human_count(params['batch_rows'])} rows, {'durable' if params['durable'] else 'not durable'}"
+
+
+# --------------------------------------------------------------- 2 produce
+
+
+@dataclasses.dataclass
+class ProduceData:
+    values: list[bytes]
+    value_bytes: int
+    durable: bool
+
+    def take(self, max_records: int) -> list[bytes]:
+        return self.values[:max(1, min(len(self.values), max_records))]
+
+
+class Produce(Workload):
+    name = "produce"
+    title = "2. Per-record produce"
+    description = (
+        "One record at a time from a Python loop (tidelog: `producer.send()` then `flush()`, default linger 5 ms, "
+        "1 MiB batches), values of 10 B to 64 KiB, distinct and incompressible. Durable: the round ends when "
+        "every record is on disk; not durable: when every record is in the page cache."
+    )
+    param_names = ("value_bytes", "durable")
+    SIZES = {"smoke": [10, 1024], "quick": [100, 64 * KiB], "full": [10, 100, 1024, 64 * KiB]}
+    # (value bytes per round, max records per round)
+    BUDGET = {"smoke": (64 * KiB, 64), "quick": (4 * MiB, 20_000), "full": (64 * MiB, 200_000)}
+
+    def grid(self, mode, opts):
+        return [{"value_bytes": v, "durable": d} for d in (True, False) for v in self.SIZES[mode]]
+
+    def make_data(self, params, mode):
+        total, cap = self.BUDGET[mode]
+        size = params["value_bytes"]
+        n = max(16, min(cap, total // size))
+        return ProduceData(make_values(n, size, seed=size), size, params["durable"])
+
+    def limit(self, params, case):
+        return "write+fdatasync" if params["durable"] else "os.write"
+
+    def primary(self, params, case):
+        return Metric("records/s")
+
+    def metrics(self, params, case, m):
+        s = m["seconds"]
+        return {"records/s": m["records"] / s, "MB/s": m["records"] * params["value_bytes"] / s / MB}
+
+    def label(self, params, case):
+        return f"{human_bytes(params['value_bytes'])} values, {'durable' if params['durable'] else 'not durable'}"
+
+
+# --------------------------------------------------------------- 3 threads
+
+
+@dataclasses.dataclass
+class ThreadsData:
+    threads: int
+    per_thread: int
+    batches: list[pa.RecordBatch]      # one 1-row sensor batch per ack (columnar contenders)
+    values: list[bytes]                # one 100-byte value per ack (record contenders)
+
+
+class Threads(Workload):
+    name = "threads"
+    title = "3. Durable appends from many threads"
+    description = (
+        "N threads start together; each appends one small record (a 1-row sensor batch, or a 100-byte value) and "
+        "waits for its own durable acknowledgement before the next. acks/s over the round; fdatasyncs/s where "
+        "the contender can count them (tidelog: `log.stats()['fdatasyncs']`); ack latency percentiles over all "
+        "acks of all rounds."
+    )
+    param_names = ("threads",)
+    THREADS = {"smoke": [1, 4], "quick": [1, 4, 16], "full": [1, 2, 4, 8, 16, 32]}
+    # (acks per round, min acks per thread)
+    BUDGET = {"smoke": (8, 2), "quick": (96, 8), "full": (480, 24)}
+
+    def grid(self, mode, opts):
+        return [{"threads": n} for n in self.THREADS[mode]]
+
+    def make_data(self, params, mode):
+        total, least = self.BUDGET[mode]
+        n = params["threads"]
+        per = max(least, math.ceil(total / n))
+        acks = n * per
+        big = sensor_batch(acks, seed=n)
+        return ThreadsData(n, per, [big.slice(i, 1) for i in range(acks)], make_values(acks, 100, seed=n))
+
+    def limit(self, params, case):
+        return "write+fdatasync"
+
+    def primary(self, params, case):
+        return Metric("acks/s")
+
+    def metrics(self, params, case, m):
+        s = m["seconds"]
+        out = {"acks/s": m["acks"] / s}
+        if m.get("fdatasyncs") is not None:
+            out["fdatasyncs/s"] = m["fdatasyncs"] / s
+            out["acks/fdatasync"] = m["acks"] / m["fdatasyncs"] if m["fdatasyncs"] else float("nan")
+        p50, p99 = percentiles(m["latencies_ns"], (50, 99))
+        out["p50 ms"], out["p99 ms"] = p50 / 1e6, p99 / 1e6
+        return out
+
+    def pooled(self, params, case, measures):
+        lat = [x for m in measures for x in m["latencies_ns"]]
+        p50, p99 = percentiles(lat, (50, 99))
+        return {"p50 ms": p50 / 1e6, "p99 ms": p99 / 1e6}
+
+    def label(self, params, case):
+        n = params["threads"]
+        return f"{n} thread{'s' if n > 1 else ''}"
+
+
+# ----------------------------------------------------------------- 4 scans
+
+
+@dataclasses.dataclass
+class ScanData:
+    sensors: SensorData
+    range_rows: tuple[int, int]        # [lo, hi) row numbers of the 1 % time range
+    range_ts: tuple[int, int]          # the same as [t0, t1) timestamps
+    points: list[int]                  # offsets looked up, one round's worth
+
+    @property
+    def nbytes(self) -> int:
+        return self.sensors.nbytes
+
+
+class Scans(Workload):
+    name = "scans"
+    title = "4. Scans, time ranges, point lookups"
+    description = (
+        "A topic/table of sensor rows in time order (64 Ki-row batches), written before timing and read once, "
+        "so the page cache is warm. *scan*: every row into Arrow (peers: their native engine) and a sum over "
+        "`value`. *range*: the rows of a 1 % time window in the middle, summed. *point*: the row at one offset "
+        "(SQL stores: by primary key / rowid), many lookups per round at random offsets."
+    )
+    interleave = False           # one contender's data set on disk at a time
+    param_names = ("size",)
+    SIZES = {"smoke": [200_000], "quick": [4 * MB, 16 * MB], "full": [100 * MB, 1 * GB, 5 * GB]}
+    POINTS = {"smoke": 4, "quick": 50, "full": 200}
+    BATCH_ROWS = {"smoke": 4 * KiB, "quick": 64 * KiB, "full": 64 * KiB}
+
+    def grid(self, mode, opts):
+        sizes = self.SIZES[mode]
+        if opts.get("scan_sizes"):
+            sizes = opts["scan_sizes"]
+        if opts.get("max_size"):
+            sizes = [s for s in sizes if s <= opts["max_size"]]
+        return [{"size": s} for s in sizes]
+
+    def cases(self, params):
+        return [{"query": "scan"}, {"query": "range"}, {"query": "point"}]
+
+    def make_data(self, params, mode):
+        rows = params["size"] // ROW_BYTES
+        sensors = SensorData(rows, self.BATCH_ROWS[mode], seed=rows % 997)
+        lo = int(rows * 0.495)
+        hi = lo + max(1, rows // 100)
+        points = [int(x) for x in np.random.default_rng(rows).integers(0, rows, self.POINTS[mode])]
+        return ScanData(sensors, (lo, hi), (sensors.ts_of_row(lo), sensors.ts_of_row(hi)), points)
+
+    def limit(self, params, case):
+        return "arrow (in memory)"
+
+    def primary(self, params, case):
+        return {"scan": Metric("rows/s"), "range": Metric("ms/query", False),
+                "point": Metric("µs/lookup", False)}[case["query"]]
+
+    def metrics(self, params, case, m):
+        s = m["seconds"]
+        q = case["query"]
+        if q == "scan":
+            return {"rows/s": m["rows"] / s, "GB/s": m["rows"] * ROW_BYTES / s / GB}
+        if q == "range":
+            return {"ms/query": s * 1e3, "rows/s": m["rows"] / s}
+        return {"µs/lookup": s / m["lookups"] * 1e6}
+
+    def label(self, params, case):
+        return f"{human_bytes(params['size'])} {case['query']}"
+
+
+# ---------------------------------------------------------------- 5 recovery
+
+
+@dataclasses.dataclass
+class RecoveryData:
+    size: int
+    value_bytes: int
+    linger_s: float       # how long the crashing writer appends before SIGKILL
+
+
+class Recovery(Workload):
+    name = "recovery"
+    title = "5. Open / recovery time"
+    description = (
+        "A store filled with 1 KiB records by a child process. *clean*: open after a clean close. *sigkill*: a "
+        "child opens the store, appends small durable transactions and is SIGKILLed mid-append; then the open "
+        "is timed. Open = what it takes until the store answers its first query (tidelog: `tidelog.open` + end "
+        "offsets; SQLite: connect + `max(rowid)`; DuckDB: connect + `count(*)`; LMDB: open + stat), in the "
+        "benchmark process (modules already imported), page cache warm."
+    )
+    interleave = False
+    param_names = ("size",)
+    SIZES = {"smoke": [100_000], "quick": [4 * MB, 32 * MB], "full": [10 * MB, 100 * MB, 1 * GB]}
+    LINGER = {"smoke": 0.02, "quick": 0.05, "full": 0.3}
+
+    def grid(self, mode, opts):
+        sizes = self.SIZES[mode]
+        if opts.get("max_size"):
+            sizes = [s for s in sizes if s <= opts["max_size"]]
+        return [{"size": s} for s in sizes]
+
+    def cases(self, params):
+        return [{"after": "sigkill"}, {"after": "clean"}]
+
+    def make_data(self, params, mode):
+        return RecoveryData(params["size"], 1024, self.LINGER[mode])
+
+    def limit(self, params, case):
+        return "open+mmap"
+
+    def primary(self, params, case):
+        return Metric("ms", False)
+
+    def metrics(self, params, case, m):
+        return {"ms": m["seconds"] * 1e3}
+
+    def label(self, params, case):
+        return f"{human_bytes(params['size'])} after {case['after']}"
+
+
+# ----------------------------------------------------------------- 6 latency
+
+
+@dataclasses.dataclass
+class LatencyData:
+    where: str
+    per_round: int
+    pace_s: float
+    value_bytes: int = 100
+
+
+class Latency(Workload):
+    name = "latency"
+    title = "6. Produce-to-consume latency"
+    description = (
+        "One 100-byte record at a time, its first 8 bytes the sender's `time.time_ns()`; the sender waits for its "
+        "ack (tidelog: `acks=\"written\"`, `linger_ms=0`) and sleeps 250 µs between records, so the figure is "
+        "latency, not queueing. A consumer blocked on the log (a thread, or another process that opened it "
+        "`read_only`) takes the difference on receipt. Percentiles over every sample of every measured round."
+    )
+    param_names = ("where",)
+    PER_ROUND = {"smoke": 10, "quick": 150, "full": 500}
+
+    def grid(self, mode, opts):
+        return [{"where": "thread"}, {"where": "process"}]
+
+    def make_data(self, params, mode):
+        return LatencyData(params["where"], self.PER_ROUND[mode], 250e-6)
+
+    def limit(self, params, case):
+        return "os.pipe"
+
+    def primary(self, params, case):
+        return Metric("p50 µs", False)
+
+    def metrics(self, params, case, m):
+        p50, p99, p999 = percentiles(m["latencies_ns"])
+        return {"p50 µs": p50 / 1e3, "p99 µs": p99 / 1e3, "p99.9 µs": p999 / 1e3}
+
+    def pooled(self, params, case, measures):
+        p50, p99, p999 = percentiles([x for m in measures for x in m["latencies_ns"]])
+        return {"p50 µs": p50 / 1e3, "p99 µs": p99 / 1e3, "p99.9 µs": p999 / 1e3}
+
+    def label(self, params, case):
+        return "consumer in a thread" if params["where"] == "thread" else "consumer in another process"
+
+
+WORKLOADS: list[Workload] = [Ingest(), Produce(), Threads(), Scans(), Recovery(), Latency()]
+
+
+def find(name: str) -> Workload:
+    for w in WORKLOADS:
+        if w.name == name:
+            return w
+    raise KeyError(f"no workload {name!r}; there are {[w.name for w in WORKLOADS]}")
+
+
+__all__ = ["WORKLOADS", "find", "Ingest", "Produce", "Threads", "Scans", "Recovery", "Latency", "median"]
