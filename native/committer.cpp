@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <cstdlib>
 
 #include "errors.h"
 #include "partition.h"
@@ -13,8 +14,17 @@ namespace tidelog {
 
 namespace {
 constexpr int64_t housekeeping_interval_ns = 1'000'000'000;
-/// Upper bound on how long a flush waits for announced appenders to join it.
-constexpr int64_t max_gather_ns = 1'000'000;
+/// Default upper bound on how long a flush waits for announced appenders to join
+/// it (TIDELOG_GATHER_US overrides it, for tuning; see docs/PERFORMANCE-NOTES.md).
+constexpr int64_t default_max_gather_ns = 1'000'000;
+
+int64_t configured_max_gather_ns() {
+    const char* us = std::getenv("TIDELOG_GATHER_US");
+    if (!us || !*us) return default_max_gather_ns;
+    char* end = nullptr;
+    long long v = std::strtoll(us, &end, 10);
+    return (*end || v < 0 || v > 100'000) ? default_max_gather_ns : v * 1000;
+}
 /// At most this many fdatasyncs run at once in one flush.
 constexpr size_t max_parallel_syncs = 8;
 }
@@ -25,7 +35,8 @@ int64_t committer::monotonic_ns() {
     return ts.tv_sec * 1'000'000'000LL + ts.tv_nsec;
 }
 
-committer::committer() : _next_housekeeping_ns(monotonic_ns() + housekeeping_interval_ns) {
+committer::committer()
+    : _next_housekeeping_ns(monotonic_ns() + housekeeping_interval_ns), _max_gather_ns(configured_max_gather_ns()) {
     _thread = std::thread([this] { run(); });
 }
 
@@ -149,7 +160,7 @@ void committer::run() {
             // give them a moment to join it. Later arrivals wait for the next one,
             // or a steady stream of appenders would hold every flush for the window.
             if (_gather_target < 0) _gather_target = _sync_waiters + _in_flight.load(std::memory_order_relaxed);
-            int64_t gather_until = _oldest_pending_ns + max_gather_ns;
+            int64_t gather_until = _oldest_pending_ns + _max_gather_ns;
             bool gathering = _sync_waiters < _gather_target && now < gather_until && !_stop;
             if (!gathering) {
                 flush_locked(lk, false);

@@ -118,6 +118,7 @@ private:
     bool _stop = false;
     std::string _failure;  // set once an fdatasync failed: the log is then unusable
     int64_t _next_housekeeping_ns = 0;
+    const int64_t _max_gather_ns;
     // Group gathering: see announce().
     std::atomic<int> _in_flight{0};  // announced appenders not yet waiting
     int _gather_target = -1;          // waiters the pending flush gathers for (-1: not decided yet)

@@ -39,6 +39,7 @@
 #include <vector>
 
 #include <sys/types.h>
+#include <sys/uio.h>
 
 namespace tidelog {
 namespace sim {
