@@ -387,7 +387,10 @@ cdef class Producer:
             if timestamp is None:
                 ts = _now_ns()
             elif type(timestamp) is int:
-                ts = timestamp
+                try:
+                    ts = timestamp
+                except OverflowError:
+                    ts = self._engine.to_ns(timestamp)  # raises the ValueError that explains the range
             else:
                 ts = self._engine.to_ns(timestamp)
             direct = self._immediate and st.plain and (st.ticketed or not self._durable_acks)

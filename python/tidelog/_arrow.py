@@ -125,9 +125,30 @@ def decode_payload(frame: tuple, schema: pa.Schema, decompress) -> list[pa.Recor
     return [ipc.read_record_batch(buf, schema)]
 
 
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+def as_offset(value: Any, name: str = "offset") -> int:
+    """An offset argument: an int (not bool) in [0, 2**63)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+    value = int(value)
+    if not 0 <= value <= INT64_MAX:
+        raise ValueError(f"{name} must be in [0, 2**63), not {value}")
+    return value
+
+
 def to_ns(value: Any, name: str = "timestamp") -> int:
     """Nanoseconds since the epoch from an int (ns), datetime (naive = UTC),
-    numpy.datetime64, pandas.Timestamp or Arrow timestamp scalar."""
+    numpy.datetime64, pandas.Timestamp or Arrow timestamp scalar; ValueError
+    outside int64 (years 1677-2262)."""
+    ns = _to_ns(value, name)
+    if not INT64_MIN <= ns <= INT64_MAX:
+        raise ValueError(f"{name} {ns} is outside int64 nanoseconds (years 1677-2262)")
+    return ns
+
+
+def _to_ns(value: Any, name: str) -> int:
     if value is None:
         raise TypeError(f"{name} is None")
     if isinstance(value, (bool, np.bool_)):

@@ -95,9 +95,7 @@ class Consumer:
     def seek(self, topic: str, partition: int, offset: int) -> None:
         """The next record read from that partition is ``offset``."""
         key = self._key(topic, partition)
-        if offset < 0:
-            raise ValueError("offset must be >= 0")
-        self._positions[key] = int(offset)
+        self._positions[key] = _arrow.as_offset(offset)
         self._drop_buffer()
 
     def seek_to_time(self, topic: str, partition: int | None, timestamp: Any) -> None:

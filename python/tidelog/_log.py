@@ -16,7 +16,9 @@ import pyarrow as pa
 from . import _core
 from ._topic import RECORD_SCHEMA, TOPIC_FORMAT_VERSION, Topic, TopicConfig, _schema_from_text, _schema_to_text
 from .errors import (
+    CorruptionError,
     InvalidTopicNameError,
+    LogNotFoundError,
     LogClosedError,
     ReadOnlyError,
     TidelogError,
@@ -60,10 +62,72 @@ def _write_atomically(path: str, data: bytes) -> None:
     _fsync_dir(os.path.dirname(path))
 
 
+def _log_folder(path: Any, read_only: bool) -> str:
+    """The absolute log folder, after checking that it is one tidelog may use:
+    a log (it has LOCK or topics/), a missing or empty folder (a writer creates
+    the log there), and nothing else: a writer never adopts a folder of other files."""
+    raw = os.fspath(path)
+    if isinstance(raw, bytes):
+        raw = os.fsdecode(raw)
+    if not raw:
+        raise ValueError("the log path is empty")
+    if "\0" in raw:
+        raise ValueError("the log path contains a NUL byte")
+    folder = os.path.abspath(raw)
+    topics = os.path.join(folder, "topics")
+    if os.path.lexists(topics) and not os.path.isdir(topics):
+        raise CorruptionError(f"{topics} is not a folder: {folder} is not a usable tidelog log")
+    is_log = os.path.isdir(topics) or os.path.lexists(os.path.join(folder, "LOCK"))
+    if is_log:
+        return folder
+    if os.path.lexists(folder) and not os.path.isdir(folder):
+        raise NotADirectoryError(f"{folder} is not a folder")
+    if read_only:
+        raise LogNotFoundError(f"no tidelog log in {folder}")
+    if os.path.isdir(folder) and os.listdir(folder):
+        raise LogNotFoundError(f"{folder} holds other files and no tidelog log: a log needs its own folder")
+    return folder
+
+
 def _close_all(topics: dict, native) -> None:
     for t in list(topics.values()):
         t._close()
     native.close()
+
+
+def _read_topic_meta(path: str, name: str) -> tuple[TopicConfig, pa.Schema]:
+    """A topic's config and schema from its metadata file; CorruptionError
+    naming the file for anything that is not what create_topic wrote."""
+    with io.open(path, "rb") as f:
+        raw = f.read()
+    try:
+        meta = json.loads(raw)
+        if not isinstance(meta, dict):
+            raise ValueError("not a JSON object")
+        version = meta.get("format_version")
+        if version != TOPIC_FORMAT_VERSION:
+            if isinstance(version, int) and version > TOPIC_FORMAT_VERSION:
+                raise TidelogError(f"topic {name!r} has metadata format {version}, "
+                                   f"this tidelog reads {TOPIC_FORMAT_VERSION}")
+            raise ValueError(f"format_version {version!r}")
+        stored = meta["config"]
+        if not isinstance(stored, dict):
+            raise ValueError("config is not an object")
+        fields = set(TopicConfig.__dataclass_fields__)
+        config = TopicConfig(**{k: v for k, v in stored.items() if k in fields})
+        if config.name != name:
+            raise ValueError(f"its name {config.name!r} is not its folder's")
+        schema = _schema_from_text(meta["schema"])
+        if config.records and schema != RECORD_SCHEMA:
+            raise ValueError("a byte-record topic with another schema")
+        config.validate(schema)
+    except TidelogError as e:
+        if isinstance(e, (CorruptionError,)) or type(e) is TidelogError:
+            raise
+        raise CorruptionError(f"topic metadata {path} is damaged: {e}") from e
+    except (ValueError, TypeError, KeyError, AttributeError, UnicodeDecodeError, pa.ArrowException) as e:
+        raise CorruptionError(f"topic metadata {path} is damaged: {type(e).__name__}: {e}") from e
+    return config, schema
 
 
 class Log:
@@ -74,7 +138,7 @@ class Log:
     """
 
     def __init__(self, path: str | os.PathLike, read_only: bool = False):
-        self.path = os.path.abspath(os.fspath(path))
+        self.path = _log_folder(path, bool(read_only))
         self.read_only = bool(read_only)
         self._native = _core.NativeLog(self.path, self.read_only)
         self._topics: dict[str, Topic] = {}
@@ -135,14 +199,7 @@ class Log:
     # ------------------------------------------------------------------ topics
     def _load_topic(self, name: str) -> Topic:
         directory = os.path.join(self._topics_dir, name)
-        with io.open(os.path.join(directory, _META), "rb") as f:
-            meta = json.loads(f.read())
-        if meta.get("format_version") != TOPIC_FORMAT_VERSION:
-            raise TidelogError(f"topic {name!r} has metadata format {meta.get('format_version')}, "
-                               f"this tidelog reads {TOPIC_FORMAT_VERSION}")
-        fields = {f for f in TopicConfig.__dataclass_fields__}
-        config = TopicConfig(**{k: v for k, v in meta["config"].items() if k in fields})
-        schema = _schema_from_text(meta["schema"])
+        config, schema = _read_topic_meta(os.path.join(directory, _META), name)
         topic = Topic(self, config, schema, directory)
         topic._open_partitions(self._native)
         for i, p in enumerate(topic._partitions):
@@ -193,7 +250,7 @@ class Log:
             raise TopicExistsError(f"topic {name!r} already exists")
         if os.path.exists(directory):
             shutil.rmtree(directory)  # a create that crashed before its metadata landed
-        os.makedirs(directory)
+        os.makedirs(directory, mode=0o755)
         _fsync_dir(self._topics_dir)
         meta = {
             "format_version": TOPIC_FORMAT_VERSION,
@@ -242,7 +299,7 @@ class Log:
             p.release()
         del self._topics[name]
         trash = os.path.join(self.path, "trash")
-        os.makedirs(trash, exist_ok=True)
+        os.makedirs(trash, mode=0o755, exist_ok=True)
         doomed = os.path.join(trash, f"{name}.{uuid.uuid4().hex}")
         os.rename(topic.directory, doomed)
         _fsync_dir(self._topics_dir)

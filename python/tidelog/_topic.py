@@ -61,7 +61,18 @@ class TopicConfig:
     records: bool = False  # created without a schema: byte records
 
     def validate(self, schema: pa.Schema) -> None:
-        if not isinstance(self.partitions, int) or not 1 <= self.partitions <= 100_000:
+        for name in ("partitions", "compression_level", "segment_bytes", "flush_interval_ms"):
+            _check_int(name, getattr(self, name))
+        for name in ("retention_ms", "retention_bytes", "segment_ms"):
+            if getattr(self, name) is not None:
+                _check_int(name, getattr(self, name))
+        for name in ("durability", "compression"):
+            if not isinstance(getattr(self, name), str):
+                raise TypeError(f"{name} must be a str, not {type(getattr(self, name)).__name__}")
+        for name in ("key", "timestamp"):
+            if getattr(self, name) is not None and not isinstance(getattr(self, name), str):
+                raise TypeError(f"{name} must be a column name (str) or None")
+        if not 1 <= self.partitions <= 100_000:
             raise ValueError(f"partitions must be an int in [1, 100000], not {self.partitions!r}")
         if self.durability not in DURABILITY_MODES:
             raise ValueError(f"durability must be one of {DURABILITY_MODES}, not {self.durability!r}")
@@ -90,6 +101,11 @@ class TopicConfig:
             if self.timestamp not in schema.names:
                 raise SchemaMismatchError(f"timestamp column {self.timestamp!r} is not in the schema")
             _arrow.timestamp_unit_ns(schema.field(self.timestamp).type)
+
+
+def _check_int(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
 
 
 class AppendResult:
@@ -364,11 +380,13 @@ class Topic:
     def _partition_list(self, partitions) -> list[int]:
         if partitions is None:
             return list(range(self.config.partitions))
-        if isinstance(partitions, int):
+        if isinstance(partitions, (int, np.integer)):
             partitions = [partitions]
         out = []
         for p in partitions:
-            if not isinstance(p, (int, np.integer)) or not 0 <= p < self.config.partitions:
+            if isinstance(p, (bool, np.bool_)) or not isinstance(p, (int, np.integer)):
+                raise TypeError(f"a partition is an int, not {type(p).__name__}")
+            if not 0 <= p < self.config.partitions:
                 raise ValueError(f"topic {self.name!r} has partitions 0..{self.config.partitions - 1}, not {p!r}")
             out.append(int(p))
         return out
@@ -476,10 +494,8 @@ class Scan:
     def __init__(self, topic: Topic, start_offset, end_offset, start_time, end_time, partitions, columns):
         self.topic = topic
         self._partitions = topic._partition_list(partitions)
-        self._start = 0 if start_offset is None else int(start_offset)
-        if self._start < 0:
-            raise ValueError("start_offset must be >= 0")
-        self._end_given = None if end_offset is None else int(end_offset)
+        self._start = 0 if start_offset is None else _arrow.as_offset(start_offset, "start_offset")
+        self._end_given = None if end_offset is None else _arrow.as_offset(end_offset, "end_offset")
         self._t0 = None if start_time is None else _arrow.to_ns(start_time, "start_time")
         self._t1 = None if end_time is None else _arrow.to_ns(end_time, "end_time")
         schema = topic.schema
