@@ -192,21 +192,31 @@ void partition::recover(size_t first, uint64_t trusted_end) {
     for (size_t i = first; i < _segments.size(); ++i) {
         auto& s = _segments[i];
         uint64_t file_bytes = s->log_file().size();
-        uint64_t start = 0;
+        uint64_t start = 0, verify_from = 0;
         int64_t start_offset = s->base_offset();
+        int64_t max_before = INT64_MIN;  // the running max timestamp through the frame at start
         if (i == first && trusted_end > 0) {
-            // Resume from the last index entry before the trusted point; entries
-            // after it are rebuilt anyway. An index failing its check is dropped.
+            // Resume near the trusted point; index entries after it are rebuilt anyway.
+            // An index failing its check is dropped. The walk resumes at the last
+            // *time* entry (at or before the last offset entry): its timestamp is the
+            // running max through its frame, which the rebuilt entries must carry on
+            // from; resuming later would forget the frames in between. Frames before
+            // the last offset entry were checked before: their headers are walked,
+            // their CRCs are not recomputed.
             uint64_t limit = std::min(trusted_end, file_bytes);
             s->index().truncate_from(static_cast<uint32_t>(std::min<uint64_t>(limit, UINT32_MAX)));
             if (s->index_matches_log(limit)) {
                 offset_index_entry e = s->index().last_offset_entry();
-                start = e.position;
-                start_offset = s->base_offset() + e.relative_offset;
+                time_index_entry t = s->index().last_time_entry();
+                start = std::min<uint64_t>(e.position, t.position);
+                start_offset = s->base_offset() + (t.position < e.position ? t.relative_offset : e.relative_offset);
+                verify_from = e.position;
+                max_before = t.timestamp;
             }
         }
         s->index().truncate_from(static_cast<uint32_t>(std::min<uint64_t>(start, UINT32_MAX)));
-        scan_result r = s->scan(start, start_offset, start, true);
+        s->index().raise_max_timestamp(max_before);
+        scan_result r = s->scan(start, start_offset, std::max(start, verify_from), true);
         s->set_end(r.valid_bytes, r.next_offset, r.max_timestamp);
         bool torn = r.stop != frame_check::end_of_data;
         if (torn)
@@ -498,15 +508,12 @@ std::vector<frame_ref> partition::frames(int64_t start_offset, int64_t end_offse
     if (segs.empty() || start_offset >= end_offset || max_frames == 0) return out;
     start_offset = std::max(start_offset, segs.front()->base_offset());
 
-    // First segment: the one holding start_offset, or later if time says so.
+    // First segment: the one holding start_offset. Segments whose frames are all
+    // older than min_timestamp are not skipped on their time index's word alone:
+    // the walk below enters each through time_entry_for, which costs a few header
+    // reads at its end, and a damaged last entry cannot hide a whole segment.
     size_t i = 0;
     while (i + 1 < segs.size() && segs[i + 1]->base_offset() <= start_offset) ++i;
-    if (min_timestamp > INT64_MIN)
-        while (i + 1 < segs.size()) {
-            if (_read_only) segs[i]->index().refresh();
-            if (segs[i]->index().max_timestamp() >= min_timestamp || segs[i]->max_timestamp() >= min_timestamp) break;
-            ++i;
-        }
 
     for (; i < segs.size() && out.size() < max_frames; ++i) {
         auto s = segs[i];  // a copy: a reader may replace segs while walking
@@ -515,9 +522,13 @@ std::vector<frame_ref> partition::frames(int64_t start_offset, int64_t end_offse
         offset_index_entry e{0, 0};
         if (start_offset > s->base_offset())
             e = s->index().entry_for_offset(static_cast<uint32_t>(start_offset - s->base_offset()));
+        int64_t claimed_max = INT64_MAX;  // what the time index says of the first frame's max timestamp
         if (min_timestamp > INT64_MIN) {
-            offset_index_entry t = s->index().entry_for_time(min_timestamp);
-            if (t.position > e.position) e = t;
+            time_index_entry t = s->index().time_entry_for(min_timestamp);
+            if (t.position > e.position) {
+                e = {t.relative_offset, t.position};
+                claimed_max = t.timestamp;
+            }
         }
         uint64_t pos = e.position;
         int64_t offset = s->base_offset() + e.relative_offset;
@@ -567,7 +578,8 @@ std::vector<frame_ref> partition::frames(int64_t start_offset, int64_t end_offse
                     }
                 }
             }
-            bool good = c == frame_check::ok && load_header(p).base_offset == offset;
+            bool good = c == frame_check::ok && load_header(p).base_offset == offset &&
+                        (!from_index || load_header(p).max_timestamp <= claimed_max);
             if (!good && from_index) {
                 // Indexes are derived data: if one misleads, walk the segment from its start.
                 from_index = false;

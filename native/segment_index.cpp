@@ -29,23 +29,43 @@ segment_index::segment_index(const std::string& base_path, bool read_only)
     load();
 }
 
+static bool follows(const offset_index_entry* prev, const offset_index_entry& e) {
+    if (!prev) return e.position == 0 && e.relative_offset == 0;
+    return e.position > prev->position && e.relative_offset > prev->relative_offset;
+}
+
+static bool follows(const time_index_entry* prev, const time_index_entry& e) {
+    if (!prev) return e.position == 0 && e.relative_offset == 0;
+    return e.timestamp > prev->timestamp && e.position > prev->position && e.relative_offset >= prev->relative_offset;
+}
+
+/// Appends the entries of f from entry `from` on, up to the first one that does
+/// not follow its predecessor (what the writer never produces): an index is a
+/// hint, and a damaged one must never send a reader past frames it needs.
 template <typename Entry>
-static void read_entries(const file_handle& f, std::vector<Entry>& out, size_t from) {
-    if (!f.is_open()) return;
+static void read_entries(const file_handle& f, std::vector<Entry>& out, size_t from, bool& broken) {
+    if (!f.is_open() || broken) return;
     uint64_t bytes = f.size() / sizeof(Entry) * sizeof(Entry);
     uint64_t have = from * sizeof(Entry);
     if (bytes <= have) return;
     out.resize(bytes / sizeof(Entry));
     uint64_t got = f.pread_some(out.data() + from, bytes - have, have);
     out.resize(from + got / sizeof(Entry));
+    for (size_t i = from; i < out.size(); ++i)
+        if (!follows(i ? &out[i - 1] : nullptr, out[i])) {
+            out.resize(i);
+            broken = true;
+            return;
+        }
 }
 
 void segment_index::load() {
     std::lock_guard<std::mutex> g(_mu);
     _offsets.clear();
     _times.clear();
-    read_entries(_offset_file, _offsets, 0);
-    read_entries(_time_file, _times, 0);
+    _offsets_broken = _times_broken = false;
+    read_entries(_offset_file, _offsets, 0, _offsets_broken);
+    read_entries(_time_file, _times, 0, _times_broken);
     _max_timestamp = _times.empty() ? INT64_MIN : _times.back().timestamp;
 }
 
@@ -56,8 +76,8 @@ void segment_index::refresh() {
     auto now = std::chrono::steady_clock::now();
     if (now - _last_refresh < refresh_interval) return;
     _last_refresh = now;
-    read_entries(_offset_file, _offsets, _offsets.size());
-    read_entries(_time_file, _times, _times.size());
+    read_entries(_offset_file, _offsets, _offsets.size(), _offsets_broken);
+    read_entries(_time_file, _times, _times.size(), _times_broken);
     if (!_times.empty()) _max_timestamp = std::max(_max_timestamp, _times.back().timestamp);
 }
 
@@ -95,14 +115,21 @@ offset_index_entry segment_index::entry_for_offset(uint32_t relative_offset) con
 }
 
 offset_index_entry segment_index::entry_for_time(int64_t timestamp) const {
+    time_index_entry t = time_entry_for(timestamp);
+    return {t.relative_offset, t.position};
+}
+
+time_index_entry segment_index::time_entry_for(int64_t timestamp) const {
     std::lock_guard<std::mutex> g(_mu);
     // Entries hold the running max timestamp, so they are sorted. Every frame up to
-    // the entry before the first entry >= timestamp has a smaller max: start there.
+    // the entry before the first entry >= timestamp has a smaller max: the walk could
+    // start there. It starts one entry earlier (at most index_interval_bytes more
+    // headers to read), so that one damaged entry claiming too small a max cannot
+    // make the walk skip the frames between it and its predecessor.
     auto it = std::lower_bound(_times.begin(), _times.end(), timestamp,
                                [](const time_index_entry& e, int64_t v) { return e.timestamp < v; });
-    if (it == _times.begin()) return {0, 0};
-    --it;
-    return {it->relative_offset, it->position};
+    if (it - _times.begin() < 2) return {INT64_MIN, 0, 0};
+    return *(it - 2);
 }
 
 void segment_index::seal(uint32_t last_relative_offset, uint32_t last_position, int64_t max_timestamp) {
@@ -147,6 +174,11 @@ uint32_t segment_index::last_position() const {
     return _offsets.empty() ? 0 : _offsets.back().position;
 }
 
+void segment_index::raise_max_timestamp(int64_t max_timestamp) {
+    std::lock_guard<std::mutex> g(_mu);
+    _max_timestamp = std::max(_max_timestamp, max_timestamp);
+}
+
 void segment_index::truncate_from(uint32_t position) {
     std::lock_guard<std::mutex> g(_mu);
     while (!_offsets.empty() && _offsets.back().position >= position) _offsets.pop_back();
@@ -156,6 +188,7 @@ void segment_index::truncate_from(uint32_t position) {
     if (!_read_only) {
         _offset_file.truncate(_offsets.size() * sizeof(offset_index_entry));
         _time_file.truncate(_times.size() * sizeof(time_index_entry));
+        _offsets_broken = _times_broken = false;  // what was past the damage is gone
     }
 }
 
@@ -168,6 +201,7 @@ bool segment_index::files_whole() const {
 
 bool segment_index::consistent_with(uint64_t valid_bytes) const {
     std::lock_guard<std::mutex> g(_mu);
+    if (_offsets_broken || _times_broken) return false;  // entries out of order: rebuild
     for (size_t i = 0; i < _offsets.size(); ++i) {
         if (_offsets[i].position >= valid_bytes && !(valid_bytes == 0 && _offsets[i].position == 0)) return false;
         if (i && (_offsets[i].position <= _offsets[i - 1].position ||

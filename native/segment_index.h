@@ -41,6 +41,10 @@ public:
     offset_index_entry entry_for_offset(uint32_t relative_offset) const;
     /// A frame from which walking finds the first frame whose max timestamp >= ts.
     offset_index_entry entry_for_time(int64_t timestamp) const;
+    /// The same entry with the running max timestamp it claims for its frame
+    /// ({INT64_MIN, 0, 0}: start at the segment's first frame). A reader checks the
+    /// claim against the frame's header: a damaged entry must not skip frames.
+    time_index_entry time_entry_for(int64_t timestamp) const;
     /// Called when the segment stops taking appends: records the segment's true
     /// max timestamp, so that time retention and time lookups see all of it.
     void seal(uint32_t last_relative_offset, uint32_t last_position, int64_t max_timestamp);
@@ -56,6 +60,8 @@ public:
     /// After a walk of the frames behind the last entry: how far they reach, so the
     /// next entry lands index_interval_bytes after the previous one.
     void resume(uint64_t bytes_since_entry, int64_t max_timestamp);
+    /// Raises the running max timestamp (what the frames before a re-scan reached).
+    void raise_max_timestamp(int64_t max_timestamp);
     /// Drops entries at or after position, in memory and on disk.
     void truncate_from(uint32_t position);
     /// Drops everything; the caller re-adds entries by rescanning the log.
@@ -80,6 +86,10 @@ private:
     std::vector<offset_index_entry> _offsets;
     std::vector<time_index_entry> _times;
     uint64_t _bytes_since_entry = 0;
+    // Entries stop at the first one out of order (a damaged file): the rest of
+    // that file is ignored from then on, and the writer's open check fails.
+    bool _offsets_broken = false;
+    bool _times_broken = false;
     static constexpr std::chrono::milliseconds refresh_interval{5};
     std::chrono::steady_clock::time_point _last_refresh{};
     int64_t _max_timestamp;

@@ -131,7 +131,7 @@ TEST_F(SegmentTest, SealTrimsThePreallocation) {
     EXPECT_EQ(file_size(seg->log_path()), end);
     EXPECT_EQ(seg->index().max_timestamp(), seg->max_timestamp());
     // The sealed segment's time index reaches its last frame.
-    EXPECT_EQ(seg->index().entry_for_time(INT64_MAX).relative_offset, 19u);
+    EXPECT_EQ(seg->index().last_time_entry().relative_offset, 19u);
 
     auto empty = segment::create(tmp.path(), 20);
     empty->seal();
