@@ -296,7 +296,7 @@ cdef class Producer:
         self._last_topic = <ProducerTopic>st
         return <ProducerTopic>st
 
-    def send(self, str topic, value=None, key=None, headers=None, timestamp=None, partition=None,
+    def send(self, str topic not None, value=None, key=None, headers=None, timestamp=None, partition=None,
              on_delivery=None):
         """Queues one record; returns a DeliveryFuture. Keyed records go to
         murmur2(key) % partitions (Kafka's default), unkeyed ones to the sticky
@@ -487,7 +487,7 @@ cdef class Producer:
             self._engine.track_direct(batch)
         return 0
 
-    def send_many(self, str topic, values, keys=None, headers=None, partition=None):
+    def send_many(self, str topic not None, values, keys=None, headers=None, partition=None):
         """Appends many records at once (lists of bytes or Arrow binary arrays).
         Returns an AppendResult ({partition: (first, last)}) once delivered under acks."""
         if self._closed:

@@ -67,8 +67,13 @@ class Consumer:
     def assign(self, partitions: Iterable[tuple[str, int]]) -> None:
         """Reads exactly these (topic, partition) pairs; new ones start at ``start``."""
         self._check_open()
+        if isinstance(partitions, (str, bytes)):
+            raise TypeError("assign() takes (topic, partition) pairs, e.g. [('orders', 0)]")
         pairs = []
-        for name, p in partitions:
+        for pair in partitions:
+            if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+                raise TypeError(f"assign() takes (topic, partition) pairs, not {pair!r}")
+            name, p = pair
             topic = self._topic(name)
             topic._partition_list([p])
             pairs.append((name, int(p)))

@@ -321,8 +321,13 @@ class Log:
         self._check_writable()
         if acks not in ("durable", "written"):
             raise ValueError(f"acks must be 'durable' or 'written', not {acks!r}")
-        if linger_ms < 0:
-            raise ValueError("linger_ms must be >= 0")
+        if isinstance(linger_ms, bool) or not isinstance(linger_ms, (int, float)):
+            raise TypeError(f"linger_ms must be a number, not {type(linger_ms).__name__}")
+        if not 0 <= linger_ms < 3_600_000:  # also rejects nan
+            raise ValueError("linger_ms must be in [0, 1 hour)")
+        for name, value in (("batch_bytes", batch_bytes), ("max_record_bytes", max_record_bytes)):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"{name} must be an int, not {type(value).__name__}")
         if batch_bytes < 1:
             raise ValueError("batch_bytes must be >= 1")
         if not 1 <= max_record_bytes < 2**31:

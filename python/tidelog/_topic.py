@@ -373,8 +373,9 @@ class Topic:
     def flush(self) -> None:
         """Makes every append so far durable, whatever the durability mode."""
         self._check_open()
-        if not self._log.read_only:
-            self._log._native.flush()
+        if self._log.read_only:
+            raise ReadOnlyError(f"log {self._log.path!r} is open read-only: only its writer can flush")
+        self._log._native.flush()
 
     # ------------------------------------------------------------------ reading
     def _partition_list(self, partitions) -> list[int]:
@@ -479,6 +480,8 @@ class Topic:
     def enforce_retention(self) -> None:
         """Applies retention now (it also runs about once a second in the background)."""
         self._check_open()
+        if self._log.read_only:
+            raise ReadOnlyError(f"log {self._log.path!r} is open read-only: only its writer applies retention")
         for p in self._partitions:
             p.enforce_retention()
 
