@@ -204,6 +204,11 @@ void partition::recover(size_t first, uint64_t trusted_end) {
             // the last offset entry were checked before: their headers are walked,
             // their CRCs are not recomputed.
             uint64_t limit = std::min(trusted_end, file_bytes);
+            // Without a usable index the walk starts at 0, but what precedes the
+            // trusted point is vouched for: only its headers are walked, so one
+            // damaged payload there stays a CorruptionError for its readers instead
+            // of cutting every acknowledged frame after it.
+            verify_from = limit;
             s->index().truncate_from(static_cast<uint32_t>(std::min<uint64_t>(limit, UINT32_MAX)));
             if (s->index_matches_log(limit)) {
                 offset_index_entry e = s->index().last_offset_entry();
