@@ -9,6 +9,16 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 
+try:  # hypothesis profiles for tests/test_model.py: `pytest --hypothesis-profile=long` for long runs
+    from hypothesis import HealthCheck, settings as _hsettings
+
+    _hcommon = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much,
+                                                          HealthCheck.data_too_large])
+    _hsettings.register_profile("tidelog-ci", max_examples=30, stateful_step_count=25, **_hcommon)
+    _hsettings.register_profile("long", max_examples=1000, stateful_step_count=60, **_hcommon)
+except ImportError:
+    pass
+
 import tidelog  # noqa: E402
 from _helpers import SENSORS_SCHEMA  # noqa: E402
 
