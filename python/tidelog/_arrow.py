@@ -180,7 +180,13 @@ def timestamp_unit_ns(t: pa.DataType) -> int:
 def column_ns_range(column: pa.Array, unit_ns: int) -> tuple[int, int] | None:
     """(min, max) of a timestamp column in ns, or None when every value is null."""
     r = _core.int64_min_max(column)
-    return None if r is None else (r[0] * unit_ns, r[1] * unit_ns)
+    if r is None:
+        return None
+    lo, hi = r[0] * unit_ns, r[1] * unit_ns
+    if lo < INT64_MIN or hi > INT64_MAX:
+        raise ValueError(f"timestamps from {r[0]} to {r[1]} (x{unit_ns} ns) are outside int64 nanoseconds "
+                         "(years 1677-2262): the time index cannot hold them")
+    return lo, hi
 
 
 def key_partitions(column: pa.Array, partitions: int) -> np.ndarray:
