@@ -8,9 +8,11 @@ name in the registry and calls the contender's child-side method.
 """
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import signal
+import sys
 import time
 
 _CTX = None
@@ -43,11 +45,34 @@ def _writer_main(conn, name: str, path: str, size: int, value_bytes: int, keep_w
         raise
 
 
+@contextlib.contextmanager
+def _main_hidden():
+    """Hides the ``__main__`` module's file and spec while a child starts:
+    multiprocessing would otherwise re-run the main script in the child (a
+    user's script without an ``if __name__ == "__main__"`` guard, or fail on
+    ``<stdin>``). The children's code lives in this module; they need nothing
+    from ``__main__``."""
+    main = sys.modules.get("__main__")
+    saved = {}
+    if main is not None:
+        for attr in ("__file__", "__spec__"):
+            if attr in main.__dict__:
+                saved[attr] = main.__dict__.pop(attr)
+        main.__dict__["__spec__"] = None
+    try:
+        yield
+    finally:
+        if main is not None:
+            main.__dict__.pop("__spec__", None)
+            main.__dict__.update(saved)
+
+
 def _start(target, *args):
     ctx = context()
     parent, child = ctx.Pipe()
     proc = ctx.Process(target=target, args=(child, *args), daemon=True)
-    proc.start()
+    with _main_hidden():
+        proc.start()
     child.close()
     return proc, parent
 

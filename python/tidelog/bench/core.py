@@ -223,6 +223,11 @@ class Workload:
     def label(self, params: dict, case: dict) -> str:
         return " ".join(f"{k}={v}" for k, v in {**params, **case}.items())
 
+    def interleaved(self, params: dict) -> bool:
+        """Whether the contenders run round-robin for these parameters (all set
+        up at once) or one after the other."""
+        return self.interleave
+
     def rounds(self, mode: str, opts: dict) -> tuple[int, int]:
         """(warm-up rounds, measured rounds)."""
         if mode == "smoke":

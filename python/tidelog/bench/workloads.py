@@ -14,8 +14,8 @@ import numpy as np
 import pyarrow as pa
 
 from .core import (
-    GB, KiB, MB, MiB, ROW_BYTES, Metric, SensorData, Workload, human_bytes, human_count, make_values, median,
-    percentiles, sensor_batch,
+    GB, KiB, MB, MiB, ROW_BYTES, Metric, SensorData, Workload, available_memory, human_bytes, human_count,
+    make_values, median, percentiles, sensor_batch,
 )
 
 # ---------------------------------------------------------------- 1 ingest
@@ -26,14 +26,17 @@ class IngestData:
     batches: list[pa.RecordBatch]
     batch_rows: int
     durable: bool
+    slow_rows: int          # rows per round for slow contenders (SQLite: ~0.5 M rows/s)
 
     @property
     def rows(self) -> int:
         return sum(b.num_rows for b in self.batches)
 
-    def take(self, max_rows: int) -> list[pa.RecordBatch]:
-        """The first batches, at least one, holding at most ``max_rows`` rows:
-        slow contenders do fewer batches per round (their figures are rates)."""
+    def take(self, max_rows: int | None = None) -> list[pa.RecordBatch]:
+        """The first batches, at least one, holding at most ``max_rows`` rows
+        (default ``slow_rows``): slow contenders do fewer batches per round
+        (their figures are rates)."""
+        max_rows = self.slow_rows if max_rows is None else max_rows
         k = max(1, min(len(self.batches), max_rows // max(self.batch_rows, 1)))
         return self.batches[:k]
 
@@ -47,20 +50,22 @@ class Ingest(Workload):
         "returns once the batch is in the page cache (crash-safe for a process crash, not a power loss)."
     )
     param_names = ("batch_rows", "durable")
-    SIZES = {"smoke": [1, 100], "quick": [1, 100, 10 * KiB, 64 * KiB],
+    SIZES = {"smoke": [1, 100], "quick": [1, 100, 64 * KiB],
              "full": [1, 100, 10 * KiB, 64 * KiB, 1 * MiB]}
-    # rows per round and the cap on batches per round (1-row durable appends are one fdatasync each)
-    BUDGET = {"smoke": (512, 4, 16), "quick": (256 * KiB, 25, 400), "full": (4 * MiB, 100, 3000)}
+    # rows per round, the cap on batches per round (durable, not durable: 1-row durable appends are one
+    # fdatasync each), rows per round for slow contenders
+    BUDGET = {"smoke": (512, 4, 16, 512), "quick": (128 * KiB, 12, 300, 64 * KiB),
+              "full": (4 * MiB, 100, 3000, 256 * KiB)}
 
     def grid(self, mode, opts):
         return [{"batch_rows": b, "durable": d} for d in (True, False) for b in self.SIZES[mode]]
 
     def make_data(self, params, mode):
-        target, max_durable, max_fast = self.BUDGET[mode]
+        target, max_durable, max_fast, slow = self.BUDGET[mode]
         b = params["batch_rows"]
         n = max(1, min(max_durable if params["durable"] else max_fast, target // b))
         whole = sensor_batch(n * b, seed=b)
-        return IngestData([whole.slice(i * b, b) for i in range(n)], b, params["durable"])
+        return IngestData([whole.slice(i * b, b) for i in range(n)], b, params["durable"], slow)
 
     def limit(self, params, case):
         return "write+fdatasync" if params["durable"] else "os.write"
@@ -76,7 +81,7 @@ class Ingest(Workload):
         return out
 
     def label(self, params, case):
-        return f"batch {human_count(params['batch_rows'])} rows, {'durable' if params['durable'] else 'not durable'}"
+        return f"{human_count(params['batch_rows'])}-row batches, {'durable' if params['durable'] else 'not durable'}"
 
 
 # --------------------------------------------------------------- 2 produce
@@ -87,8 +92,10 @@ class ProduceData:
     values: list[bytes]
     value_bytes: int
     durable: bool
+    slow_records: int       # records per round for slow contenders
 
-    def take(self, max_records: int) -> list[bytes]:
+    def take(self, max_records: int | None = None) -> list[bytes]:
+        max_records = self.slow_records if max_records is None else max_records
         return self.values[:max(1, min(len(self.values), max_records))]
 
 
@@ -102,17 +109,17 @@ class Produce(Workload):
     )
     param_names = ("value_bytes", "durable")
     SIZES = {"smoke": [10, 1024], "quick": [100, 64 * KiB], "full": [10, 100, 1024, 64 * KiB]}
-    # (value bytes per round, max records per round)
-    BUDGET = {"smoke": (64 * KiB, 64), "quick": (4 * MiB, 20_000), "full": (64 * MiB, 200_000)}
+    # (value bytes per round, max records per round, max records for slow contenders)
+    BUDGET = {"smoke": (64 * KiB, 64, 64), "quick": (4 * MiB, 20_000, 10_000), "full": (64 * MiB, 200_000, 50_000)}
 
     def grid(self, mode, opts):
         return [{"value_bytes": v, "durable": d} for d in (True, False) for v in self.SIZES[mode]]
 
     def make_data(self, params, mode):
-        total, cap = self.BUDGET[mode]
+        total, cap, slow = self.BUDGET[mode]
         size = params["value_bytes"]
         n = max(16, min(cap, total // size))
-        return ProduceData(make_values(n, size, seed=size), size, params["durable"])
+        return ProduceData(make_values(n, size, seed=size), size, params["durable"], slow)
 
     def limit(self, params, case):
         return "write+fdatasync" if params["durable"] else "os.write"
@@ -125,7 +132,9 @@ class Produce(Workload):
         return {"records/s": m["records"] / s, "MB/s": m["records"] * params["value_bytes"] / s / MB}
 
     def label(self, params, case):
-        return f"{human_bytes(params['value_bytes'])} values, {'durable' if params['durable'] else 'not durable'}"
+        v = params["value_bytes"]
+        size = f"{v // KiB} KiB" if v >= KiB and v % KiB == 0 else f"{v} B"
+        return f"{size} values, {'durable' if params['durable'] else 'not durable'}"
 
 
 # --------------------------------------------------------------- 3 threads
@@ -151,7 +160,7 @@ class Threads(Workload):
     param_names = ("threads",)
     THREADS = {"smoke": [1, 4], "quick": [1, 4, 16], "full": [1, 2, 4, 8, 16, 32]}
     # (acks per round, min acks per thread)
-    BUDGET = {"smoke": (8, 2), "quick": (96, 8), "full": (480, 24)}
+    BUDGET = {"smoke": (8, 2), "quick": (40, 3), "full": (480, 24)}
 
     def grid(self, mode, opts):
         return [{"threads": n} for n in self.THREADS[mode]]
@@ -214,9 +223,8 @@ class Scans(Workload):
         "`value`. *range*: the rows of a 1 % time window in the middle, summed. *point*: the row at one offset "
         "(SQL stores: by primary key / rowid), many lookups per round at random offsets."
     )
-    interleave = False           # one contender's data set on disk at a time
     param_names = ("size",)
-    SIZES = {"smoke": [200_000], "quick": [4 * MB, 16 * MB], "full": [100 * MB, 1 * GB, 5 * GB]}
+    SIZES = {"smoke": [200_000], "quick": [2 * MB, 10 * MB], "full": [100 * MB, 1 * GB, 5 * GB]}
     POINTS = {"smoke": 4, "quick": 50, "full": 200}
     BATCH_ROWS = {"smoke": 4 * KiB, "quick": 64 * KiB, "full": 64 * KiB}
 
@@ -230,6 +238,16 @@ class Scans(Workload):
 
     def cases(self, params):
         return [{"query": "scan"}, {"query": "range"}, {"query": "point"}]
+
+    def interleaved(self, params):
+        # round-robin while every contender's copy (files in the page cache, the in-memory table) fits in a
+        # third of the available memory; larger sizes run one contender at a time
+        return params["size"] * 6 <= available_memory() // 3
+
+    def rounds(self, mode, opts):
+        if mode == "full":
+            return 1, opts.get("rounds") or 9   # a scan round is short; more rounds tame the noise
+        return super().rounds(mode, opts)
 
     def make_data(self, params, mode):
         rows = params["size"] // ROW_BYTES
@@ -256,7 +274,7 @@ class Scans(Workload):
         return {"µs/lookup": s / m["lookups"] * 1e6}
 
     def label(self, params, case):
-        return f"{human_bytes(params['size'])} {case['query']}"
+        return f"{human_bytes(params['size'])} {case.get('query', '')}".rstrip()
 
 
 # ---------------------------------------------------------------- 5 recovery
@@ -279,10 +297,9 @@ class Recovery(Workload):
         "offsets; SQLite: connect + `max(rowid)`; DuckDB: connect + `count(*)`; LMDB: open + stat), in the "
         "benchmark process (modules already imported), page cache warm."
     )
-    interleave = False
     param_names = ("size",)
-    SIZES = {"smoke": [100_000], "quick": [4 * MB, 32 * MB], "full": [10 * MB, 100 * MB, 1 * GB]}
-    LINGER = {"smoke": 0.02, "quick": 0.05, "full": 0.3}
+    SIZES = {"smoke": [100_000], "quick": [1 * MB, 10 * MB], "full": [10 * MB, 100 * MB, 1 * GB]}
+    LINGER = {"smoke": 0.02, "quick": 0.03, "full": 0.3}
 
     def grid(self, mode, opts):
         sizes = self.SIZES[mode]
@@ -292,6 +309,11 @@ class Recovery(Workload):
 
     def cases(self, params):
         return [{"after": "sigkill"}, {"after": "clean"}]
+
+    def rounds(self, mode, opts):
+        if mode == "quick":
+            return 0, 3      # the fill has just warmed the page cache
+        return super().rounds(mode, opts)
 
     def make_data(self, params, mode):
         return RecoveryData(params["size"], 1024, self.LINGER[mode])
@@ -306,7 +328,7 @@ class Recovery(Workload):
         return {"ms": m["seconds"] * 1e3}
 
     def label(self, params, case):
-        return f"{human_bytes(params['size'])} after {case['after']}"
+        return f"{human_bytes(params['size'])}" + (f" after {case['after']}" if case else "")
 
 
 # ----------------------------------------------------------------- 6 latency
@@ -325,7 +347,8 @@ class Latency(Workload):
     title = "6. Produce-to-consume latency"
     description = (
         "One 100-byte record at a time, its first 8 bytes the sender's `time.time_ns()`; the sender waits for its "
-        "ack (tidelog: `acks=\"written\"`, `linger_ms=0`) and sleeps 250 µs between records, so the figure is "
+        "ack (tidelog: `linger_ms=0`; `acks=\"written\"` on the interval topic, `acks=\"durable\"` on the fsync "
+        "topic, whose records consumers see only once durable) and sleeps 250 µs between records, so the figure is "
         "latency, not queueing. A consumer blocked on the log (a thread, or another process that opened it "
         "`read_only`) takes the difference on receipt. Percentiles over every sample of every measured round."
     )

@@ -1,0 +1,14 @@
+"""The tidelog benchmark suite: ``tidelog bench`` (or ``python -m tidelog.bench``).
+
+* core.py       - the Contender and Workload interfaces, data, helpers
+* workloads.py  - the six workloads
+* contenders/   - tidelog, the physical limits, the peers (SQLite, DuckDB, LMDB), slots for Kafka/eventsourcing
+* runner.py     - runs them, medians, spreads, ratios; JSON
+* table.py      - the comparison table and headline ratios
+* plots.py      - matplotlib figures
+* render.py     - the Markdown section of docs/BENCHMARKS.md from a results JSON
+"""
+from .core import Contender, Metric, Skip, Workload
+from .runner import Options, load_json, run_suite, write_json
+
+__all__ = ["Contender", "Metric", "Options", "Skip", "Workload", "load_json", "run_suite", "write_json"]

@@ -1,0 +1,413 @@
+"""The physical limits: what the hardware, the kernel and plain Arrow allow
+with no log at all. Every tidelog figure is read against one of them."""
+from __future__ import annotations
+
+import itertools
+import mmap
+import os
+import time
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..core import SCHEMA, Contender, need_disk, need_memory, rmtree, run_threads
+from .. import _child
+from ._common import (
+    STOP, LocalConsumer, batch_payloads, chunks, consume_loop, paced_round, store_dir, ts_range_sum,
+)
+
+
+class NumpyCopy(Contender):
+    """Memory bandwidth: the batch's column buffers copied with numpy into a preallocated buffer."""
+
+    name = "numpy copy"
+    kind = "limit"
+    description = ("memory bandwidth: np.copyto of each batch's column buffers into a preallocated array "
+                   "(shown with the not-durable rows)")
+
+    def ingest_supports(self, params):
+        return not params["durable"]
+
+    def ingest_setup(self, tmpdir, params, data):
+        # zero-copy views of each (possibly sliced) batch's column values: exactly its bytes
+        self.bufs = [[c.to_numpy(zero_copy_only=True).view(np.uint8) for c in b.columns] for b in data.batches]
+        self.rows = data.rows
+        total = sum(x.size for bs in self.bufs for x in bs)
+        self.dst = np.empty(total, np.uint8)
+        self.dst[:] = 0  # fault the pages in
+
+    def ingest_run(self, case):
+        dst, copyto = self.dst, np.copyto
+        t0 = time.perf_counter()
+        off = 0
+        for bs in self.bufs:
+            for x in bs:
+                n = x.size
+                copyto(dst[off:off + n], x)
+                off += n
+        return {"seconds": time.perf_counter() - t0, "rows": self.rows}
+
+    def ingest_teardown(self):
+        self.dst = self.bufs = None
+
+
+class OsWrite(Contender):
+    """The page-cache write: os.pwrite of the same bytes into a preallocated file, no fdatasync."""
+
+    name = "os.write"
+    kind = "limit"
+    description = "os.pwrite of the same bytes (Arrow IPC messages / 1 MiB chunks of values) into a preallocated file"
+
+    def _prepare(self, tmpdir, payloads):
+        self.dir = store_dir(tmpdir, self.name)
+        self.payloads = payloads
+        size = sum(len(p) for p in payloads)
+        self.fd = os.open(os.path.join(self.dir, "data.bin"), os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+        os.posix_fallocate(self.fd, 0, max(size, 1))
+
+    def _write_round(self) -> float:
+        fd, pwrite = self.fd, os.pwrite
+        t0 = time.perf_counter()
+        off = 0
+        for p in self.payloads:
+            off += pwrite(fd, p, off)
+        return time.perf_counter() - t0
+
+    def _close(self):
+        os.close(self.fd)
+        rmtree(self.dir)
+
+    def ingest_supports(self, params):
+        return not params["durable"]
+
+    def ingest_setup(self, tmpdir, params, data):
+        self._prepare(tmpdir, batch_payloads(data.batches))
+        self.rows = data.rows
+
+    def ingest_run(self, case):
+        return {"seconds": self._write_round(), "rows": self.rows}
+
+    def ingest_teardown(self):
+        self._close()
+
+    def produce_supports(self, params):
+        return not params["durable"]
+
+    def produce_setup(self, tmpdir, params, data):
+        self._prepare(tmpdir, chunks(data.values))
+        self.records = len(data.values)
+
+    def produce_run(self, case):
+        return {"seconds": self._write_round(), "records": self.records}
+
+    def produce_teardown(self):
+        self._close()
+
+
+class WriteFdatasync(Contender):
+    """The durable write: os.pwrite + os.fdatasync per batch.
+
+    ``preallocate=True`` (the named limit, "write+fdatasync"): into a file whose
+    blocks were allocated and zero-filled beforehand, so each fdatasync flushes
+    data only, no file-system metadata - the floor of "durable per batch".
+    ``preallocate=False`` ("append+fdatasync"): appending to a plain file that
+    grows, so each fdatasync also commits the new size (the issue-2 baseline)."""
+
+    kind = "limit"
+
+    def __init__(self, preallocate: bool = True):
+        self.preallocate = preallocate
+        self.name = "write+fdatasync" if preallocate else "append+fdatasync"
+        self.description = (("os.pwrite + os.fdatasync per batch into a preallocated, zero-filled file (data-only "
+                             "syncs)" if preallocate else
+                             "os.write + os.fdatasync per batch appending to a growing file (each sync commits the "
+                             "new size too)")
+                            + "; per 1 MiB of values (produce); per record from each thread (threads)")
+
+    def _prepare(self, tmpdir, payloads, capacity: int | None = None):
+        self.dir = store_dir(tmpdir, self.name)
+        self.payloads = payloads
+        path = os.path.join(self.dir, "data.bin")
+        if self.preallocate:
+            self.capacity = capacity or max(sum(len(p) for p in payloads), 1)
+            self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+            zeros = bytes(1 << 20)
+            for off in range(0, self.capacity, len(zeros)):
+                os.pwrite(self.fd, zeros[:min(len(zeros), self.capacity - off)], off)
+            os.fsync(self.fd)
+        else:
+            self.capacity = None
+            self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        self.slot = itertools.count()
+
+    def _write_round(self) -> tuple[float, int]:
+        fd, sync = self.fd, os.fdatasync
+        t0 = time.perf_counter()
+        if self.preallocate:
+            pwrite, off = os.pwrite, 0
+            for p in self.payloads:
+                off += pwrite(fd, p, off)
+                sync(fd)
+        else:
+            write = os.write
+            for p in self.payloads:
+                write(fd, p)
+                sync(fd)
+        return time.perf_counter() - t0, len(self.payloads)
+
+    def _close(self):
+        os.close(self.fd)
+        rmtree(self.dir)
+
+    def ingest_supports(self, params):
+        return params["durable"]
+
+    def ingest_setup(self, tmpdir, params, data):
+        self._prepare(tmpdir, batch_payloads(data.batches))
+        self.rows = data.rows
+
+    def ingest_run(self, case):
+        seconds, syncs = self._write_round()
+        return {"seconds": seconds, "rows": self.rows, "fdatasyncs": syncs}
+
+    def ingest_teardown(self):
+        self._close()
+
+    def produce_supports(self, params):
+        return params["durable"] and self.preallocate
+
+    def produce_setup(self, tmpdir, params, data):
+        self._prepare(tmpdir, chunks(data.values))
+        self.records = len(data.values)
+
+    def produce_run(self, case):
+        seconds, _ = self._write_round()
+        return {"seconds": seconds, "records": self.records}
+
+    def produce_teardown(self):
+        self._close()
+
+    def threads_setup(self, tmpdir, params, data):
+        self.data = data
+        self.value_bytes = len(data.values[0])
+        self._prepare(tmpdir, None, capacity=len(data.values) * self.value_bytes)
+
+    def _thread_op(self, k: int):
+        fd, sync = self.fd, os.fdatasync
+        mine = self.data.values[k * self.data.per_thread:]
+        if not self.preallocate:
+            write = os.write
+
+            def op(i):
+                write(fd, mine[i])
+                sync(fd)
+            return op
+        pwrite, slot, size, cap = os.pwrite, self.slot, self.value_bytes, self.capacity
+
+        def op(i):
+            pwrite(fd, mine[i], (next(slot) * size) % cap)
+            sync(fd)
+        return op
+
+    def threads_run(self, case):
+        m = run_threads(self.data.threads, self.data.per_thread, self._thread_op)
+        m["fdatasyncs"] = m["acks"]
+        return m
+
+    def threads_teardown(self):
+        self._close()
+
+
+class ArrowInMemory(Contender):
+    """The same batches as a pa.Table in memory: the ceiling of any Arrow read."""
+
+    name = "arrow (in memory)"
+    kind = "limit"
+    description = "the batches held in memory: pc.sum over the column; binary search over sorted ts; index a batch"
+
+    def scans_setup(self, tmpdir, params, data):
+        need_memory(data.nbytes, "the in-memory table")
+        self.batches = list(data.sensors.batches())
+        self.table = pa.Table.from_batches(self.batches)
+        self.batch_rows = data.sensors.batch_rows
+        self.data = data
+
+    def scans_run(self, case):
+        q, data = case["query"], self.data
+        if q == "scan":
+            t0 = time.perf_counter()
+            total = pc.sum(self.table["value"]).as_py()
+            return {"seconds": time.perf_counter() - t0, "rows": self.table.num_rows, "check": total}
+        if q == "range":
+            batches = self.batches
+            t0 = time.perf_counter()
+            rows, total = ts_range_sum(len(batches), batches.__getitem__, *data.range_ts)
+            return {"seconds": time.perf_counter() - t0, "rows": rows, "check": total}
+        batches, br = self.batches, self.batch_rows
+        total = 0.0
+        t0 = time.perf_counter()
+        for k in data.points:
+            total += batches[k // br].column(2)[k % br].as_py()
+        return {"seconds": time.perf_counter() - t0, "lookups": len(data.points), "check": total}
+
+    def scans_teardown(self):
+        self.batches = self.table = None
+
+
+class ArrowIpcFile(Contender):
+    """A pyarrow IPC file: written batch by batch; read through a memory map."""
+
+    name = "pyarrow IPC"
+    kind = "limit"
+    description = ("pyarrow IPC file: RecordBatchFileWriter.write_batch per batch (+ fdatasync when durable); "
+                   "reads via pa.memory_map, zero-copy")
+
+    def ingest_setup(self, tmpdir, params, data):
+        self.dir = store_dir(tmpdir, self.name)
+        path = os.path.join(self.dir, "data.arrow")
+        self.sink = pa.OSFile(path, "wb")
+        self.writer = pa.ipc.new_file(self.sink, SCHEMA)
+        self.sync_fd = os.open(path, os.O_RDONLY) if params["durable"] else None
+        self.batches = data.batches
+        self.rows = data.rows
+
+    def ingest_run(self, case):
+        write, fd, sync = self.writer.write_batch, self.sync_fd, os.fdatasync
+        t0 = time.perf_counter()
+        if fd is None:
+            for b in self.batches:
+                write(b)
+        else:
+            for b in self.batches:
+                write(b)
+                sync(fd)
+        seconds = time.perf_counter() - t0
+        return {"seconds": seconds, "rows": self.rows, "fdatasyncs": len(self.batches) if fd is not None else None}
+
+    def ingest_teardown(self):
+        self.writer.close()
+        self.sink.close()
+        if self.sync_fd is not None:
+            os.close(self.sync_fd)
+        rmtree(self.dir)
+
+    def scans_setup(self, tmpdir, params, data):
+        need_disk(tmpdir, int(data.nbytes * 1.1), "the IPC file")
+        self.dir = store_dir(tmpdir, self.name)
+        path = os.path.join(self.dir, "data.arrow")
+        with pa.OSFile(path, "wb") as sink, pa.ipc.new_file(sink, SCHEMA) as w:
+            for b in data.sensors.batches():
+                w.write_batch(b)
+        self.reader = pa.ipc.open_file(pa.memory_map(path))
+        self.batch_rows = data.sensors.batch_rows
+        self.data = data
+
+    def scans_run(self, case):
+        q, data, reader = case["query"], self.data, self.reader
+        if q == "scan":
+            t0 = time.perf_counter()
+            table = reader.read_all()
+            total = pc.sum(table["value"]).as_py()
+            return {"seconds": time.perf_counter() - t0, "rows": table.num_rows, "check": total}
+        if q == "range":
+            t0 = time.perf_counter()
+            rows, total = ts_range_sum(reader.num_record_batches, reader.get_batch, *data.range_ts)
+            return {"seconds": time.perf_counter() - t0, "rows": rows, "check": total}
+        get, br = reader.get_batch, self.batch_rows
+        total = 0.0
+        t0 = time.perf_counter()
+        for k in data.points:
+            total += get(k // br).column(2)[k % br].as_py()
+        return {"seconds": time.perf_counter() - t0, "lookups": len(data.points), "check": total}
+
+    def scans_teardown(self):
+        self.reader = None
+        rmtree(self.dir)
+
+
+class OpenMmap(Contender):
+    """The floor of opening a store: open, fstat and map a data file, touch its last page."""
+
+    name = "open+mmap"
+    kind = "limit"
+    description = "os.open + fstat + mmap of one data file of that size, read its last byte"
+
+    def recovery_writer(self, path, size, value_bytes, keep_writing, ready):
+        fd = os.open(os.path.join(path, "data.bin"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        chunk = np.random.default_rng(1).bytes(1 << 20)
+        while os.fstat(fd).st_size < size:
+            os.write(fd, chunk)
+        small = chunk[:16 * value_bytes]
+        os.write(fd, small)
+        os.fdatasync(fd)
+        ready()
+        while keep_writing:
+            os.write(fd, small)
+            os.fdatasync(fd)
+        os.close(fd)
+
+    def recovery_setup(self, tmpdir, params, data):
+        need_disk(tmpdir, int(data.size * 1.2), "the data file")
+        self.path = store_dir(tmpdir, self.name)
+        self.data = data
+        _child.fill(self.name, self.path, data.size, data.value_bytes)
+
+    def recovery_run(self, case):
+        if case["after"] == "sigkill":
+            _child.crash(self.name, self.path, self.data.value_bytes, self.data.linger_s)
+        t0 = time.perf_counter()
+        fd = os.open(os.path.join(self.path, "data.bin"), os.O_RDONLY)
+        size = os.fstat(fd).st_size
+        m = mmap.mmap(fd, size, prot=mmap.PROT_READ)
+        m[size - 1]
+        m.close()
+        os.close(fd)
+        return {"seconds": time.perf_counter() - t0}
+
+    def recovery_teardown(self):
+        rmtree(self.path)
+
+
+class OsPipe(Contender):
+    """The OS wake-up floor: an 8-byte timestamp through a pipe to a blocked reader."""
+
+    name = "os.pipe"
+    kind = "limit"
+    description = "os.write of the 8-byte timestamp into a pipe; a blocked os.read (thread or process) receives it"
+
+    def latency_setup(self, tmpdir, params, data):
+        self.data = data
+        if data.where == "process":
+            ctx = _child.context()
+            r, w = ctx.Pipe(duplex=False)
+            self.w = w.fileno()
+            self._conns = (r, w)
+            self.consumer = _child.RemoteConsumer(self.name, r)
+            r.close()
+        else:
+            r, w = os.pipe()
+            self.w, self._fds = w, (r, w)
+            self.consumer = LocalConsumer(lambda conn: consume_loop(lambda: os.read(r, 8), conn))
+
+    def latency_consume(self, info, conn):
+        fd = info.fileno()
+        consume_loop(lambda: os.read(fd, 8), conn)
+
+    def latency_run(self, case):
+        d, w, write = self.data, self.w, os.write
+        paced_round(lambda v: write(w, v[:8]), d.per_round, d.pace_s, d.value_bytes)
+        return {"latencies_ns": self.consumer.samples()}
+
+    def latency_teardown(self):
+        os.write(self.w, STOP.to_bytes(8, "little"))
+        self.consumer.close()
+        if self.data.where == "process":
+            for c in self._conns:
+                c.close()
+        else:
+            for fd in self._fds:
+                os.close(fd)
+
+
+__all__ = ["NumpyCopy", "OsWrite", "WriteFdatasync", "ArrowInMemory", "ArrowIpcFile", "OpenMmap", "OsPipe"]

@@ -1,0 +1,26 @@
+"""Reserved slots for contenders that later issues fill in. They are listed in
+every workload they will take part in, as "not available", so the tables say
+what is missing rather than leaving it out silently."""
+from __future__ import annotations
+
+from ..core import Contender
+
+
+class Kafka(Contender):
+    """Slot: confluent-kafka against a real broker (produce, acks=all, consume latency)."""
+
+    name = "kafka"
+    kind = "peer"
+    placeholder = "placeholder: confluent-kafka against a real broker, filled by a later issue"
+    slots = ("produce", "threads", "latency")
+    description = "confluent-kafka Producer/Consumer against a local broker (not implemented yet)"
+
+
+class EventSourcing(Contender):
+    """Slot: the ``eventsourcing`` library's own persistence (event store appends, open)."""
+
+    name = "eventsourcing"
+    kind = "peer"
+    placeholder = "placeholder: the eventsourcing library's persistence, filled by a later issue"
+    slots = ("produce", "threads", "recovery")
+    description = "the eventsourcing library with its SQLite/POPO persistence (not implemented yet)"

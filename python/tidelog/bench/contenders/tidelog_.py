@@ -1,0 +1,271 @@
+"""tidelog itself, in each durability mode where it matters."""
+from __future__ import annotations
+
+import time
+
+import pyarrow.compute as pc
+
+from ..core import SCHEMA, Contender, need_disk, rmtree, run_threads
+from .. import _child
+from ._common import STOP, LocalConsumer, consume_loop, paced_round, stamp_value, store_dir
+
+
+class Tidelog(Contender):
+    """``durability``: "fsync" (the contender named plain "tidelog"), "interval" or "none"."""
+
+    kind = "tidelog"
+
+    def __init__(self, durability: str = "fsync"):
+        self.durability = durability
+        self.name = "tidelog" if durability == "fsync" else f"tidelog {durability}"
+        self.description = {
+            "fsync": "durability=\"fsync\": append/ack once fdatasync'd, group commit",
+            "interval": "durability=\"interval\": append returns after the write, fdatasync every 100 ms",
+            "none": "durability=\"none\": no fdatasync but at segment roll and close",
+        }[durability]
+
+    # ------------------------------------------------------------ helpers
+    def _open(self, tmpdir: str):
+        import tidelog
+
+        self.path = store_dir(tmpdir, self.name)
+        self.log = tidelog.open(self.path)
+        return self.log
+
+    def _close(self):
+        log = getattr(self, "log", None)
+        if log is not None:
+            log.close()
+            self.log = None
+        rmtree(self.path)
+
+    def _durable_mode(self, params) -> bool:
+        return self.durability == "fsync" if params["durable"] else self.durability != "fsync"
+
+    # ------------------------------------------------------------- ingest
+    def ingest_supports(self, params):
+        return self._durable_mode(params)
+
+    def ingest_setup(self, tmpdir, params, data):
+        log = self._open(tmpdir)
+        self.topic = log.create_topic("sensors", schema=SCHEMA, timestamp="ts", durability=self.durability)
+        self.batches = data.batches
+
+    def ingest_run(self, case):
+        append, batches = self.topic.append, self.batches
+        s0 = self.log.stats()["fdatasyncs"]
+        t0 = time.perf_counter()
+        for b in batches:
+            append(b)
+        seconds = time.perf_counter() - t0
+        return {"seconds": seconds, "rows": sum(b.num_rows for b in batches),
+                "fdatasyncs": self.log.stats()["fdatasyncs"] - s0}
+
+    def ingest_teardown(self):
+        self._close()
+
+    # ------------------------------------------------------------ produce
+    def produce_supports(self, params):
+        return self._durable_mode(params)
+
+    def produce_setup(self, tmpdir, params, data):
+        log = self._open(tmpdir)
+        log.create_topic("records", durability=self.durability)
+        self.producer = log.producer(linger_ms=5, batch_bytes=1 << 20,
+                                     acks="durable" if self.durability == "fsync" else "written")
+        self.values = data.values
+
+    def produce_run(self, case):
+        p, values = self.producer, self.values
+        send = p.send
+        t0 = time.perf_counter()
+        for v in values:
+            send("records", v)
+        p.flush()
+        return {"seconds": time.perf_counter() - t0, "records": len(values)}
+
+    def produce_teardown(self):
+        self.producer.close()
+        self._close()
+
+    # ------------------------------------------------------------ threads
+    def threads_supports(self, params):
+        return self.durability == "fsync"
+
+    def threads_setup(self, tmpdir, params, data):
+        log = self._open(tmpdir)
+        self.topic = log.create_topic("events", schema=SCHEMA, timestamp="ts", durability="fsync")
+        self.data = data
+
+    def _thread_op(self, k: int):
+        append, mine = self.topic.append, self.data.batches[k * self.data.per_thread:]
+        return lambda i: append(mine[i])
+
+    def threads_run(self, case):
+        s0 = self.log.stats()["fdatasyncs"]
+        m = run_threads(self.data.threads, self.data.per_thread, self._thread_op)
+        m["fdatasyncs"] = self.log.stats()["fdatasyncs"] - s0
+        return m
+
+    def threads_teardown(self):
+        self._close()
+
+    # -------------------------------------------------------------- scans
+    def scans_supports(self, params):
+        return self.durability == "fsync"
+
+    def scans_setup(self, tmpdir, params, data):
+        need_disk(tmpdir, int(data.nbytes * 1.1), "the tidelog topic")
+        log = self._open(tmpdir)
+        # Written with durability="none" and one flush at the end (quicker to fill); how data was written
+        # does not change how it is read.
+        self.topic = log.create_topic("sensors", schema=SCHEMA, timestamp="ts", durability="none")
+        for b in data.sensors.batches():
+            self.topic.append(b)
+        log.flush()
+        self.data = data
+
+    def scans_run(self, case):
+        q, topic, data = case["query"], self.topic, self.data
+        if q == "scan":
+            t0 = time.perf_counter()
+            table = topic.read()
+            total = pc.sum(table["value"]).as_py()
+            return {"seconds": time.perf_counter() - t0, "rows": table.num_rows, "check": total}
+        if q == "range":
+            t0 = time.perf_counter()
+            table = topic.read(start_time=data.range_ts[0], end_time=data.range_ts[1])
+            total = pc.sum(table["value"]).as_py()
+            return {"seconds": time.perf_counter() - t0, "rows": table.num_rows, "check": total}
+        read = topic.read
+        total = 0.0
+        t0 = time.perf_counter()
+        for k in data.points:
+            total += read(k, k + 1).column(2)[0].as_py()
+        return {"seconds": time.perf_counter() - t0, "lookups": len(data.points), "check": total}
+
+    def scans_teardown(self):
+        self._close()
+
+    # ----------------------------------------------------------- recovery
+    def recovery_supports(self, params):
+        return self.durability == "fsync"
+
+    def recovery_writer(self, path, size, value_bytes, keep_writing, ready):
+        """Child side: fill ``path`` to ``size`` bytes of records, or append small durable batches until killed."""
+        import tidelog
+        from ..core import make_values
+
+        log = tidelog.open(path)
+        if "events" not in log.topics():
+            log.create_topic("events", durability="fsync")
+        topic = log.topic("events")
+        p = log.producer(linger_ms=0, acks="durable")
+        chunk = make_values(max(1, (1 << 20) // value_bytes), value_bytes, seed=1)
+        while topic.describe()["bytes"] < size:
+            p.send_many("events", chunk)
+            p.flush()
+        small = chunk[:16]
+        p.send_many("events", small)
+        p.flush()
+        ready()
+        while keep_writing:
+            p.send_many("events", small)
+            p.flush()
+        p.close()
+        log.close()
+
+    def recovery_setup(self, tmpdir, params, data):
+        need_disk(tmpdir, int(data.size * 1.2), "the tidelog log")
+        self.path = store_dir(tmpdir, self.name)
+        self.data = data
+        _child.fill(self.name, self.path, data.size, data.value_bytes)
+
+    def recovery_run(self, case):
+        import tidelog
+
+        if case["after"] == "sigkill":
+            _child.crash(self.name, self.path, self.data.value_bytes, self.data.linger_s)
+        t0 = time.perf_counter()
+        log = tidelog.open(self.path)
+        log.topic("events").end_offsets()
+        seconds = time.perf_counter() - t0
+        clean = log.clean_shutdown
+        log.close()
+        return {"seconds": seconds, "clean_shutdown": clean}
+
+    def recovery_teardown(self):
+        rmtree(self.path)
+
+    # ------------------------------------------------------------ latency
+    def latency_supports(self, params):
+        return self.durability in ("fsync", "interval")
+
+    def latency_setup(self, tmpdir, params, data):
+        log = self._open(tmpdir)
+        log.create_topic("latency", durability=self.durability)
+        # fsync topics: the sender waits for its record to be durable (consumers see it only then anyway)
+        self.producer = log.producer(linger_ms=0, acks="durable" if self.durability == "fsync" else "written")
+        self.data = data
+        if data.where == "process":
+            self.consumer = _child.RemoteConsumer(self.name, {"path": self.path, "topic": "latency"})
+        else:
+            c = log.consumer("latency", start="earliest")
+            it = iter(c)
+            self._local = c
+            self.consumer = LocalConsumer(lambda conn: consume_loop(lambda: next(it).value, conn))
+
+    def latency_consume(self, info, conn):
+        """Child side: a consumer of a read_only log in another process."""
+        import tidelog
+
+        log = tidelog.open(info["path"], read_only=True)
+        c = log.consumer(info["topic"], start="earliest")
+        it = iter(c)
+        consume_loop(lambda: next(it).value, conn)
+        c.close()
+        log.close()
+
+    def latency_run(self, case):
+        p, d = self.producer, self.data
+        send = p.send
+        paced_round(lambda v: send("latency", v).result(), d.per_round, d.pace_s, d.value_bytes)
+        return {"latencies_ns": self.consumer.samples()}
+
+    def latency_teardown(self):
+        try:
+            self.producer.send("latency", stamp_value(self.data.value_bytes)(STOP)).result()
+            self.consumer.close()
+            if getattr(self, "_local", None) is not None:
+                self._local.close()
+                self._local = None
+            self.producer.close()
+        finally:
+            self._close()
+
+
+class TidelogProducer(Tidelog):
+    """The threads workload through ``log.producer(acks="durable", linger_ms=0)``:
+    every thread calls ``send(...).result()`` on one shared producer."""
+
+    def __init__(self):
+        super().__init__("fsync")
+        self.name = "tidelog producer"
+        self.description = "producer(acks=\"durable\", linger_ms=0), send().result() per record, shared by the threads"
+
+    def supports(self, workload, params):
+        return workload == "threads"
+
+    def threads_setup(self, tmpdir, params, data):
+        log = self._open(tmpdir)
+        log.create_topic("events", durability="fsync")
+        self.producer = log.producer(linger_ms=0, acks="durable")
+        self.data = data
+
+    def _thread_op(self, k: int):
+        send, mine = self.producer.send, self.data.values[k * self.data.per_thread:]
+        return lambda i: send("events", mine[i]).result()
+
+    def threads_teardown(self):
+        self.producer.close()
+        self._close()

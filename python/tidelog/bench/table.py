@@ -1,0 +1,254 @@
+"""The comparison table (rich when installed, plain text otherwise) and the headline ratios."""
+from __future__ import annotations
+
+import sys
+
+from .machine import describe
+
+SHORT = {"fdatasyncs/s": "fsyncs/s", "acks/fdatasync": "acks/fsync"}
+
+
+def fmt(x, unit: str = "") -> str:
+    """3 significant digits with k/M/G, e.g. 14.9 M, 812 k, 3.41."""
+    if x is None:
+        return "–"
+    if x != x:
+        return "nan"
+    ax = abs(x)
+    for div, suf in ((1e9, " G"), (1e6, " M"), (1e3, " k")):
+        if ax >= div:
+            v = x / div
+            return f"{v:.3g}{suf}" if v < 1000 else f"{v:.0f}{suf}"
+    if ax >= 100:
+        return f"{x:.0f}"
+    if ax >= 0.01 or ax == 0:
+        return f"{x:.3g}"
+    return f"{x:.2e}"
+
+
+def fmt_value(r: dict) -> str:
+    return f"{fmt(r['value'])} {r['metric']}"
+
+
+def fmt_spread(r: dict) -> str:
+    if r.get("min") is None or len(r.get("rounds") or []) < 2:
+        return ""
+    return f"{fmt(r['min'])}–{fmt(r['max'])}"
+
+
+def fmt_ratio(x) -> str:
+    if x is None:
+        return ""
+    if x >= 100:
+        return f"{x:.0f}×"
+    return f"{x:.3g}×"
+
+
+def fmt_limit(r: dict) -> str:
+    if r.get("limit") is None:
+        return ""
+    if r["contender"] == r["limit"]:
+        return "(the limit)"
+    return f"{fmt_ratio(r['ratio_limit'])} {r['limit']}"
+
+
+def fmt_peer(r: dict) -> str:
+    if r.get("best_peer") is None:
+        return "– (no peer here yet)" if r.get("kind") == "tidelog" else ""
+    if r["contender"] == r["best_peer"]:
+        return "(best peer)"
+    return f"{fmt_ratio(r['ratio_peer'])} {r['best_peer']}"
+
+
+def fmt_more(r: dict) -> str:
+    out = []
+    for k, v in (r.get("metrics") or {}).items():
+        if k == r["metric"] or v is None:
+            continue
+        out.append(f"{fmt(v)} {SHORT.get(k, k)}")
+    return ", ".join(out)
+
+
+HEADERS = ["case", "contender", "median", "min–max", "also", "vs limit", "vs best peer"]
+
+
+def label(r: dict) -> str:
+    """The row's case label as the current code words it (falls back to the one stored in the JSON)."""
+    from .workloads import find
+
+    try:
+        return find(r["workload"]).label(r["params"], r["case"])
+    except Exception:  # noqa: BLE001 - an unknown workload or older parameters
+        return r["label"]
+
+
+def table_rows(doc: dict, workload: str) -> list[list[str]]:
+    out = []
+    for r in doc["results"]:
+        if r["workload"] != workload:
+            continue
+        out.append([label(r), r["contender"], fmt_value(r), fmt_spread(r), fmt_more(r), fmt_limit(r), fmt_peer(r)])
+    return out
+
+
+def _skips(doc: dict, workload: str) -> list[str]:
+    seen, out = set(), []
+    for s in doc.get("skipped", []):
+        if s["workload"] != workload:
+            continue
+        where = "" if s.get("params") is None else " at " + ", ".join(f"{k}={v}" for k, v in s["params"].items())
+        line = f"{s['contender']}{where}: {s['reason']}"
+        if line not in seen:
+            seen.add(line)
+            out.append(line)
+    return out
+
+
+def print_table(doc: dict, file=None, plain: bool | None = None) -> None:
+    file = file or sys.stdout
+    if plain is None:
+        import importlib.util
+
+        plain = importlib.util.find_spec("rich") is None
+    if not plain:
+        _print_rich(doc, file)
+    else:
+        _print_plain(doc, file)
+
+
+def _print_rich(doc: dict, file) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(file=file, width=max(Console(file=file).width, 150))
+    console.print(f"[bold]tidelog bench[/bold] ({doc['mode']}), {doc['machine']['date']}")
+    console.print(describe(doc["machine"]), style="dim")
+    for name, wl in doc["workloads"].items():
+        t = Table(title=f"{wl['title']}", title_justify="left", show_lines=False, header_style="bold")
+        for h in HEADERS:
+            t.add_column(h, justify="right" if h in ("median", "min–max") else "left",
+                         overflow="fold")
+        prev = None
+        for r, cells in zip([r for r in doc["results"] if r["workload"] == name], table_rows(doc, name)):
+            if prev is not None and r["label"] != prev:
+                t.add_section()
+            prev = r["label"]
+            style = "bold cyan" if r["kind"] == "tidelog" else ("dim" if r["kind"] == "limit" else None)
+            t.add_row(*cells, style=style)
+        console.print(t)
+        for s in _skips(doc, name):
+            console.print(f"  skipped {s}", style="dim")
+        for e in doc.get("errors", []):
+            if e["workload"] == name:
+                console.print(f"  ERROR {e['contender']}: {e['error']}", style="red")
+    hl = headlines(doc)
+    if hl:
+        console.print("[bold]Headlines[/bold]")
+        for h in hl:
+            console.print(f"  • {h}")
+    console.print(f"{doc.get('elapsed_s', 0):.1f} s", style="dim")
+
+
+def _print_plain(doc: dict, file) -> None:
+    p = lambda s="": print(s, file=file)  # noqa: E731
+    p(f"tidelog bench ({doc['mode']}), {doc['machine']['date']}")
+    p(describe(doc["machine"]))
+    for name, wl in doc["workloads"].items():
+        p()
+        p(wl["title"])
+        body = table_rows(doc, name)
+        widths = [max([len(h)] + [len(b[i]) for b in body]) for i, h in enumerate(HEADERS)]
+        line = "  ".join(h.ljust(w) for h, w in zip(HEADERS, widths))
+        p(line)
+        p("-" * len(line))
+        results = [r for r in doc["results"] if r["workload"] == name]
+        for r, b in zip(results, body):
+            mark = "*" if r["kind"] == "tidelog" else " "
+            p("  ".join(c.rjust(w) if i in (2, 3) else c.ljust(w) for i, (c, w) in enumerate(zip(b, widths)))
+              .rstrip() + (f" {mark}" if mark.strip() else ""))
+        for s in _skips(doc, name):
+            p(f"  skipped {s}")
+        for e in doc.get("errors", []):
+            if e["workload"] == name:
+                p(f"  ERROR {e['contender']}: {e['error']}")
+    hl = headlines(doc)
+    if hl:
+        p()
+        p("Headlines")
+        for h in hl:
+            p(f"  - {h}")
+    p(f"{doc.get('elapsed_s', 0):.1f} s")
+
+
+# ------------------------------------------------------------ headlines
+
+def _find(doc, workload, contender, **match):
+    best = None
+    for r in doc["results"]:
+        if r["workload"] != workload or r["contender"] != contender:
+            continue
+        merged = {**r["params"], **r["case"]}
+        if all(merged.get(k) == v for k, v in match.items()):
+            best = r
+    return best
+
+
+def _largest(doc, workload, key):
+    vals = [r["params"][key] for r in doc["results"] if r["workload"] == workload and key in r["params"]]
+    return max(vals) if vals else None
+
+
+def _batch_for_headline(doc) -> int | None:
+    sizes = sorted({r["params"]["batch_rows"] for r in doc["results"] if r["workload"] == "ingest"})
+    for pref in (65536, 10240):
+        if pref in sizes:
+            return pref
+    return sizes[-1] if sizes else None
+
+
+def headlines(doc: dict) -> list[str]:
+    """The figures an issue's closing note quotes, where the run has them."""
+    out = []
+    b = _batch_for_headline(doc)
+    if b is not None:
+        t = _find(doc, "ingest", "tidelog", batch_rows=b, durable=True)
+        lim = _find(doc, "ingest", "write+fdatasync", batch_rows=b, durable=True)
+        app = _find(doc, "ingest", "append+fdatasync", batch_rows=b, durable=True)
+        sq = _find(doc, "ingest", "sqlite FULL", batch_rows=b, durable=True)
+        dd = _find(doc, "ingest", "duckdb", batch_rows=b, durable=True)
+        if t and lim:
+            s = (f"durable columnar ingest, {b:,}-row batches: tidelog {fmt(t['value'])} rows/s = "
+                 f"{t['value'] / lim['value']:.2f}× write+fdatasync into a preallocated file "
+                 f"({fmt(lim['value'])} rows/s)")
+            if app:
+                s += f", {t['value'] / app['value']:.2f}× append+fdatasync ({fmt(app['value'])})"
+            if sq:
+                s += f", {t['value'] / sq['value']:.1f}× SQLite WAL FULL ({fmt(sq['value'])})"
+            if dd:
+                s += f", {t['value'] / dd['value']:.1f}× DuckDB ({fmt(dd['value'])})"
+            out.append(s)
+    size = _largest(doc, "scans", "size")
+    if size is not None:
+        t = _find(doc, "scans", "tidelog", size=size, query="scan")
+        mem = _find(doc, "scans", "arrow (in memory)", size=size, query="scan")
+        ipc = _find(doc, "scans", "pyarrow IPC", size=size, query="scan")
+        if t:
+            s = f"whole-topic scan + sum, {fmt(size)}B: tidelog {fmt(t['value'])} rows/s"
+            if mem:
+                s += f" = {t['value'] / mem['value']:.2f}× in-memory Arrow"
+            if ipc:
+                s += f", {t['value'] / ipc['value']:.2f}× pyarrow IPC via mmap"
+            if t.get("best_peer") and t.get("ratio_peer"):
+                s += f", {t['ratio_peer']:.1f}× {t['best_peer']}"
+            out.append(s)
+    for name in ("tidelog", "tidelog producer"):
+        one = _find(doc, "threads", name, threads=1)
+        for n in (16, 4):
+            many = _find(doc, "threads", name, threads=n)
+            if one and many:
+                per = many["metrics"].get("acks/fdatasync")
+                out.append(f"durable acks, {name}: {n} threads {fmt(many['value'])}/s = "
+                           f"{many['value'] / one['value']:.2f}× 1 thread ({fmt(one['value'])}/s)"
+                           + (f", {per:.1f} acks per fdatasync" if per else ""))
+                break
+    return out

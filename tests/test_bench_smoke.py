@@ -1,0 +1,135 @@
+"""CI smoke run of the benchmark suite (``tidelog bench``): every workload x
+contender once, on tiny data, one round, so that the benchmarks cannot rot.
+No timing assertions: only that every pair runs, produces finite figures and
+the same answers. Contenders whose package is missing (duckdb, lmdb) and the
+placeholder slots (Kafka, eventsourcing) are skipped, not failed.
+"""
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from tidelog.bench import Contender, Options, run_suite
+from tidelog.bench.contenders import default_contenders
+from tidelog.bench.workloads import WORKLOADS
+
+SMOKE = "smoke"
+
+
+def _pairs():
+    for wl in WORKLOADS:
+        grid = wl.grid(SMOKE, {})
+        for c in default_contenders():
+            if any(c.supports(wl.name, p) is True for p in grid):
+                yield pytest.param(wl, c, id=f"{wl.name}-{c.name.replace(' ', '_')}")
+
+
+def _run(workloads, contenders, tmp_path, **kw) -> dict:
+    opts = Options(mode=SMOKE, dir=str(tmp_path), raise_errors=True, **kw)
+    return run_suite(opts, contenders=contenders, workloads=workloads)
+
+
+@pytest.mark.parametrize("wl, contender", list(_pairs()))
+def test_workload_contender(wl, contender, tmp_path):
+    reason = contender.available()
+    if reason is not None:
+        pytest.skip(reason)
+    doc = _run([wl], [contender], tmp_path)
+    assert doc["errors"] == []
+    expected = [p for p in wl.grid(SMOKE, {}) if contender.supports(wl.name, p) is True]
+    rows = [r for r in doc["results"] if r["contender"] == contender.name]
+    assert len(rows) == len(expected) * len(wl.cases(expected[0])), rows
+    for r in rows:
+        assert r["value"] is not None and math.isfinite(r["value"]) and r["value"] > 0, r
+        assert r["workload"] == wl.name and r["kind"] == contender.kind
+    json.dumps(doc)  # the document is plain JSON
+    assert list(tmp_path.iterdir()) == []  # scratch data cleaned up
+
+
+def test_ratios_and_outputs(tmp_path, capsys):
+    """A small run with tidelog, its limit and a peer: ratios on the tidelog rows,
+    the table (plain and rich), the Markdown section, the plots, the JSON."""
+    from tidelog.bench.render import BEGIN, END, update_markdown
+    from tidelog.bench.runner import load_json, write_json
+    from tidelog.bench.table import print_table
+
+    names = {"tidelog", "write+fdatasync", "sqlite FULL"}
+    cs = [c for c in default_contenders() if c.name in names]
+    doc = _run([w for w in WORKLOADS if w.name == "ingest"], cs, tmp_path / "scratch")
+    rows = [r for r in doc["results"] if r["contender"] == "tidelog"]
+    assert rows
+    for r in rows:
+        assert r["limit"] == "write+fdatasync" and r["ratio_limit"] > 0
+        assert r["best_peer"] == "sqlite FULL" and r["ratio_peer"] > 0
+    print_table(doc, plain=True)
+    out = capsys.readouterr().out
+    assert "vs limit" in out and "write+fdatasync" in out
+    pytest.importorskip("rich")
+    print_table(doc, plain=False)
+    assert "tidelog" in capsys.readouterr().out
+
+    path = tmp_path / "results.json"
+    write_json(doc, str(path))
+    assert load_json(str(path))["results"] == doc["results"]
+    md = tmp_path / "BENCH.md"
+    md.write_text("# t\n\nintro\n\n## Old section\n\nkept\n")
+    update_markdown(doc, str(md), json_path=str(path))
+    update_markdown(doc, str(md), json_path=str(path))  # idempotent: replaced between the markers
+    text = md.read_text()
+    assert text.count(BEGIN) == 1 and text.count(END) == 1 and "## Old section\n\nkept" in text
+    assert text.index(BEGIN) < text.index("## Old section")
+
+
+def test_plots(tmp_path):
+    pytest.importorskip("matplotlib")
+    from tidelog.bench.plots import plot
+
+    cs = [c for c in default_contenders() if c.name in {"tidelog", "arrow (in memory)"}]
+    doc = _run([w for w in WORKLOADS if w.name == "scans"], cs, tmp_path / "scratch")
+    written = plot(doc, str(tmp_path / "plots"))
+    assert [p.rsplit("/", 1)[-1] for p in written] == ["scans.png"]
+    assert plot(doc, str(tmp_path / "all.png")) == [str(tmp_path / "all.png")]
+
+
+def test_scans_agree(tmp_path):
+    """Every scan contender returns the same sums for the same data."""
+    cs = [c for c in default_contenders() if c.available() is None and c.supports("scans", {"size": 200_000})]
+    doc = _run([w for w in WORKLOADS if w.name == "scans"], cs, tmp_path)
+    by_query: dict[str, dict[str, float]] = {}
+    for r in doc["results"]:
+        by_query.setdefault(r["case"]["query"], {})[r["contender"]] = r["info"]["check"][0]
+    assert set(by_query) == {"scan", "range", "point"}
+    for q, checks in by_query.items():
+        ref = checks["arrow (in memory)"]
+        for name, v in checks.items():
+            assert v == pytest.approx(ref, rel=1e-9), (q, name, checks)
+
+
+class _Missing(Contender):
+    name = "missing"
+    requires = ("tidelog_no_such_module",)
+
+    def ingest_run(self, case):  # pragma: no cover - never runs
+        raise AssertionError
+
+
+def test_missing_package_is_skipped(tmp_path):
+    doc = _run([w for w in WORKLOADS if w.name == "ingest"], [_Missing()], tmp_path)
+    assert doc["results"] == [] and doc["errors"] == []
+    (skip,) = doc["skipped"]
+    assert skip["contender"] == "missing" and "tidelog_no_such_module" in skip["reason"]
+
+
+def test_cli(tmp_path, capsys):
+    from tidelog.cli import main
+
+    out = tmp_path / "r.json"
+    rc = main(["bench", "--smoke", "-w", "ingest", "-c", "tidelog", "os.write", "--json", str(out), "--plain",
+               "--dir", str(tmp_path / "scratch"), "--quiet"])
+    assert rc == 0
+    doc = json.loads(out.read_text())
+    assert {r["contender"] for r in doc["results"]} == {"tidelog", "tidelog interval", "tidelog none", "os.write"}
+    assert "ingest" in doc["workloads"] and doc["machine"]["cores"] >= 1
+    assert "vs limit" in capsys.readouterr().out
