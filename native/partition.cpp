@@ -151,6 +151,7 @@ void partition::open_writer(bool clean_shutdown) {
             _events.push_back({s->log_path(), 0, 0, -1, "index rebuilt"});
         }
         s->set_end(bytes, next_base, tail.max_timestamp);
+        s->seal();  // a rebuilt (or tail-less) time index gets its final entry back: readers rely on it
     }
 
     // Where validation starts: a clean close or the recovery checkpoint vouch for
@@ -430,12 +431,14 @@ void partition::enforce_retention() {
         _shared.publish(_visible_end.load(), _segments.front()->base_offset(),
                         _sealed_bytes + _segments.back()->size());
     }
-    // Readers holding a mapping keep the inode alive; unlink is safe.
+    // Readers holding a mapping keep the inode alive; unlink is safe. The folder
+    // is fsynced after each segment, oldest first: a power cut must not keep a
+    // later unlink and lose an earlier one (a hole at the front of the log).
     for (auto& s : doomed) {
         s->remove_files();
+        fsync_directory(_dir);
         _committer->count_segment_deleted();
     }
-    fsync_directory(_dir);
 }
 
 std::vector<std::shared_ptr<segment>> partition::snapshot(int64_t* visible_end) {
