@@ -544,6 +544,15 @@ std::vector<frame_ref> partition::frames(int64_t start_offset, int64_t end_offse
         uint64_t known_size = 0;  // readers: the file size last seen, re-read only when a header lies past it
         std::shared_ptr<mapped_region> region;
         while (offset < limit && out.size() < max_frames) {
+            // An index entry past the end of the file is damage, not a roll: walk
+            // the segment from its start instead.
+            if (from_index &&
+                pos + frame_header_bytes > (_read_only ? (known_size = s->log_file().size()) : s->size())) {
+                from_index = false;
+                pos = 0;
+                offset = s->base_offset();
+                continue;
+            }
             // Only read a header we know was written: its offset is below the
             // published end and below the next segment's base.
             if (_read_only && i + 1 == segs.size() && pos + frame_header_bytes > known_size &&

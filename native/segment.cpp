@@ -154,6 +154,10 @@ void segment::truncate_to(uint64_t valid_bytes) {
     _log.truncate(valid_bytes);
     _allocated = valid_bytes;
     _size.store(valid_bytes, std::memory_order_release);
+    // A mapping longer than the file would SIGBUS a read of the cut bytes (a damaged
+    // header can claim a length past the new end): the next read maps afresh.
+    std::lock_guard<std::mutex> g(_map_mu);
+    _mapping.reset();
 }
 
 void segment::seal() {
