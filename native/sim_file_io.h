@@ -90,6 +90,10 @@ public:
     /// After the cut and after every object of the core that held files was
     /// destroyed: rewrites root from the crash image. Everything is durable then.
     void reboot();
+    /// Self-test of a harness: from now on, ignore a fraction of directory
+    /// fsyncs / file syncs (report success, make nothing durable), as a core
+    /// that forgot them would. A torture test must then find violations.
+    void forget_syncs(double directories, double files, uint64_t seed);
     /// Makes everything durable now, as if every file and folder were synced
     /// (tests that start from a known state).
     void sync_everything();
@@ -177,6 +181,8 @@ private:
     std::vector<image_item> _image;
     stats _last;
     bool _installed = false;
+    double _forget_dir_syncs = 0, _forget_file_syncs = 0;
+    std::mt19937_64 _forget_rng;
 };
 
 }  // namespace sim

@@ -5,7 +5,8 @@ The check reads every segment file front to back through one fixed-size buffer
 (bounded memory whatever the log's size) and, for every partition:
 
 - walks the frames with the checks of FORMAT.md §2.3, **CRC included**
-  (§2.2), and checks that offsets are dense: within a segment, from one
+  (§2.2), checks that the padding around each payload is zeros (the CRC does
+  not cover it), and checks that offsets are dense: within a segment, from one
   segment to the next, and that each segment starts at its file name's base;
 - after the last frame, accepts nothing (a sealed segment), zeros (the
   preallocated tail of the active segment) or reports a torn frame, and makes
@@ -33,7 +34,8 @@ frame lies in its *last* segment:
    the next writer rebuilds them).
 
 Index damage anywhere is repaired the same way (both index files of that
-segment deleted). Damage in a sealed segment (any but the last) is **never**
+segment deleted). Non-zero padding around an intact frame (bytes the CRC does
+not cover) is zeroed in place. Damage in a sealed segment (any but the last) is **never**
 repaired: cutting there would drop every later segment, so it is reported and
 left for the user (restore from a copy). The same holds for metadata damage.
 After its edits the repair opens the log as a writer once (which rebuilds the
@@ -88,7 +90,8 @@ def side_file_name(segment_path: str, position: int) -> str:
 @dataclasses.dataclass
 class Problem:
     """One thing found wrong. ``kind``: "frame" (a bad frame or a break in the
-    offsets: data damage), "index" (derived data), "checkpoint", "metadata"."""
+    offsets: data damage), "padding" (non-zero padding around an intact frame),
+    "index" (derived data), "checkpoint", "metadata"."""
 
     kind: str
     file: str
@@ -197,14 +200,14 @@ class _Reader:
 
     def get(self, pos: int, n: int) -> memoryview:
         """Bytes [pos, pos + n) (n <= CHUNK); shorter at the end of the file."""
-        assert n <= CHUNK
-        if pos < self._start or pos + n > self._start + self._len:
-            if pos >= self.size:
-                return self._view[:0]
-            self._start = pos
-            self._len = os.preadv(self.fd, [self._buf], pos)
         lo = pos - self._start
-        return self._view[lo : min(lo + n, self._len)]
+        if lo >= 0 and lo + n <= self._len:  # the common case: inside the buffer
+            return self._view[lo : lo + n]
+        if pos >= self.size:
+            return self._view[:0]
+        self._start = pos
+        self._len = os.preadv(self.fd, [self._buf], pos)
+        return self._view[: n if n < self._len else self._len]
 
     def crc(self, pos: int, n: int, value: int = 0) -> int:
         while n > 0:
@@ -267,7 +270,7 @@ def _check_frame(r: _Reader, pos: int, expected_offset: int, limit: int):
     if why:
         return "bad header: " + ", ".join(why), h, 0
     length = _align8(poff + plen)
-    if base != expected_offset:
+    if expected_offset is not None and base != expected_offset:
         return f"offset mismatch: base_offset {base}, expected {expected_offset}", h, length
     if length > available:
         return f"truncated: the frame needs {length} bytes, {available} are left", h, length
@@ -329,12 +332,37 @@ def _read_state_end(path: str) -> int | None:
 
 # ----------------------------------------------------------------------------- the lock
 def _writer_pid(path: str) -> int | None:
-    """The pid of a writer holding the log's lock, or None (-1: held, pid unknown)."""
+    """The pid of a writer holding the log's lock (-1: held, pid unknown), or None.
+
+    Read from /proc/locks, so that looking never takes the lock: even a shared
+    flock for an instant would make a writer that opens at that moment fail."""
     lock = os.path.join(path, "LOCK")
     try:
-        fd = os.open(lock, os.O_RDONLY | os.O_CLOEXEC)
+        st = os.stat(lock)
     except FileNotFoundError:
         return None
+    try:
+        with open("/proc/locks") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        lines = None
+    if lines is not None:
+        want = (os.major(st.st_dev), os.minor(st.st_dev), st.st_ino)
+        for line in lines:
+            parts = line.split()
+            if "->" in parts:  # a waiter, not a holder
+                continue
+            if len(parts) < 6 or parts[1] != "FLOCK":
+                continue
+            try:
+                major, minor, ino = parts[5].split(":")
+                if (int(major, 16), int(minor, 16), int(ino)) == want:
+                    return int(parts[4])
+            except ValueError:
+                continue
+        return None
+    # no /proc: probe with a non-blocking shared lock (a writer opening at this instant may be refused)
+    fd = os.open(lock, os.O_RDONLY | os.O_CLOEXEC)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
@@ -358,6 +386,8 @@ class _WriterLock:
             text = os.pread(self.fd, 32, 0).decode(errors="replace").strip()
             os.close(self.fd)
             raise VerifyError(f"a writer holds the log (pid {text or 'unknown'}): close it before --repair") from None
+        os.ftruncate(self.fd, 0)  # as a writer does (FORMAT.md §1): a refused writer names us
+        os.pwrite(self.fd, f"{os.getpid()}\n".encode(), 0)
 
     def release(self) -> None:
         if self.fd >= 0:
@@ -444,7 +474,8 @@ def _total_bytes(path: str) -> int:
 
 
 def _check_indexes(rep: PartitionReport, seg_path: str, base: int, frames_at: Callable[[int], tuple | None],
-                   walked_end: int, running_max_at: Callable[[int], int | None], strict_tail: bool) -> None:
+                   walked_end: int, running_max_at: Callable[[int], int | None], strict_tail: bool,
+                   segment_max: int | None = None) -> None:
     """Both indexes of one segment against the walked frames. ``frames_at(pos)``:
     (relative_offset,) of the frame starting at pos or None; entries at or past
     ``walked_end`` are not checked (the walk stopped before them)."""
@@ -489,17 +520,31 @@ def _check_indexes(rep: PartitionReport, seg_path: str, base: int, frames_at: Ca
                 break
             if ts is not None:
                 want = running_max_at(pos)
-                if want is not None and want != ts:
+                if want is not None and ts < want:
                     rep.problems.append(Problem(
                         "index", path, i * entry,
-                        f"{where}: the running max timestamp there is {want}"
-                        + (" (time reads would skip frames)" if ts < want else ""),
+                        f"{where}: the running max timestamp there is {want} (time reads could skip frames)",
                         topic=rep.topic, partition=rep.partition))
                     break
+                if want is not None and ts > want:
+                    # FORMAT.md §4 says it equals the running max; a larger value only makes a
+                    # lookup start earlier than it needs to.
+                    rep.notes.append(f"{os.path.basename(path)} {where}: above the running max timestamp {want} "
+                                     f"(harmless)")
         else:
             if ext == ".index" and walked_end > 0 and strict_tail and (not entries or entries[0][1] != 0):
                 rep.problems.append(Problem("index", path, 0, "no entry for the first frame (position 0)",
                                             topic=rep.topic, partition=rep.partition))
+            if ext == ".timeindex" and strict_tail and walked_end > 0 and not entries:
+                rep.problems.append(Problem("index", path, 0, "empty, for a segment that holds frames",
+                                            topic=rep.topic, partition=rep.partition))
+            elif ext == ".timeindex" and strict_tail and segment_max is not None and segment_max > -(2**63):
+                # A sealed segment's time index ends with its max timestamp (FORMAT.md §4: the seal
+                # entry). Reads walk past a missing one, so it is a note, not damage.
+                last_ts = entries[-1][0] if entries else None
+                if last_ts is None or last_ts < segment_max:
+                    rep.notes.append(f"{os.path.basename(path)}: no seal entry (the last time entry holds "
+                                     f"{last_ts}, the segment's max timestamp is {segment_max})")
 
 
 def _verify_partition(rep: PartitionReport, progress: _Progress, live_end: int | None, clean: bool) -> None:
@@ -543,7 +588,7 @@ def _verify_partition(rep: PartitionReport, progress: _Progress, live_end: int |
             size = r.size
             seg_damaged = False
             while True:
-                if live_end is not None and last and offset >= live_end:
+                if live_end is not None and last and offset is not None and offset >= live_end:
                     break  # past the writer's published end: in progress, not ours to judge
                 status, h, length = _check_frame(r, pos, offset, size)
                 if status == "end":
@@ -568,13 +613,22 @@ def _verify_partition(rep: PartitionReport, progress: _Progress, live_end: int |
                         # and keep checking, so every damaged frame is reported.
                         if pos in idx_positions:
                             hits[pos] = (h[6] - base, None)  # a frame start, but its timestamps are suspect
-                        offset = h[6] + h[7]
+                        offset = None  # its header is suspect too: the next good frame says where we are
                         pos += length
                         progress.add(length)
                         continue
                     offset = None  # lost: nothing after this point in the segment can be located
                     break
+                if offset is None:
+                    offset = h[6]  # resynchronised after a damaged frame
                 count, tmax = h[7], h[10]
+                poff, plen = h[12], h[11]
+                head_pad, tail_pad = poff - HEADER_BYTES, length - poff - plen
+                if (head_pad and r.get(pos + HEADER_BYTES, head_pad) != _ZERO_HEADER[:head_pad]) or (
+                        tail_pad and r.get(pos + poff + plen, tail_pad) != _ZERO_HEADER[:tail_pad]):
+                    rep.problems.append(Problem(
+                        "padding", path, pos, "non-zero padding bytes (not covered by the CRC: the frame's "
+                        "records are intact)", offset=offset, topic=rep.topic, partition=rep.partition))
                 running_max = tmax if running_max is None else max(running_max, tmax)
                 if pos in idx_positions:
                     hits[pos] = (offset - base, None if seg_damaged else running_max)
@@ -587,9 +641,13 @@ def _verify_partition(rep: PartitionReport, progress: _Progress, live_end: int |
             walked_end = pos
             progress.add(max(0, size - walked_end))
             strict = (clean or not last) and not seg_damaged  # an unclean active segment's indexes lag
-            if live_end is None or not last:
+            if live_end is not None and not os.path.exists(path):
+                # retention deleted it while we read it (our descriptor kept it readable)
+                rep.notes.append(f"{os.path.basename(path)} was deleted (retention) while verifying")
+            elif live_end is None or not last:
                 _check_indexes(rep, path, base, hits.get, walked_end,
-                               lambda p: hits[p][1] if p in hits else None, strict_tail=strict)
+                               lambda p: hits[p][1] if p in hits else None, strict_tail=strict,
+                               segment_max=running_max)
             expected = offset
         finally:
             r.close()
@@ -598,7 +656,7 @@ def _verify_partition(rep: PartitionReport, progress: _Progress, live_end: int |
     cp, note = _read_checkpoint(os.path.join(rep.directory, "recovery-checkpoint"))
     if note:
         rep.notes.append(note)
-    if cp is not None and rep.end_offset is not None and rep.first_bad is None:
+    if cp is not None and rep.end_offset is not None and rep.first_bad is None and live_end is None:
         _seg_base, _position, next_offset = cp
         if next_offset > rep.end_offset:
             rep.problems.append(Problem(
@@ -783,6 +841,20 @@ def _drop_indexes(segment: str) -> list[str]:
     return gone
 
 
+def _zero_padding(segment: str, position: int) -> None:
+    """Zeros the padding of the frame at ``position`` (bytes the CRC does not cover)."""
+    with open(segment, "r+b") as f:
+        f.seek(position)
+        h = _HEADER.unpack(f.read(HEADER_BYTES))
+        plen, poff = h[11], h[12]
+        f.seek(position + HEADER_BYTES)
+        f.write(bytes(poff - HEADER_BYTES))
+        f.seek(position + poff + plen)
+        f.write(bytes(_align8(poff + plen) - poff - plen))
+        f.flush()
+        os.fsync(f.fileno())
+
+
 def _repair(report: VerifyReport) -> None:
     for p in report.problems:
         if p.kind == "metadata":
@@ -815,6 +887,10 @@ def _repair(report: VerifyReport) -> None:
                 rep.repaired.append(f"cut {cut} bytes at position {position} (offset {offset}) of "
                                     f"{os.path.basename(path)} into {os.path.basename(side)}: {reason}")
         for prob in rep.problems:
+            if prob.kind == "padding" and os.path.exists(prob.file):
+                _zero_padding(prob.file, prob.position)
+                rep.repaired.append(f"zeroed the padding of the frame at position {prob.position} of "
+                                    f"{os.path.basename(prob.file)}")
             if prob.kind == "index" and os.path.exists(prob.file):
                 seg = re.sub(r"\.(index|timeindex)$", ".log", prob.file)
                 for gone in _drop_indexes(seg):
