@@ -160,11 +160,12 @@ def test_bit_flip_in_a_sealed_segment(two_topics, capsys):
                                          ("payload_length", struct.pack("<Q", 4 << 30)),
                                          ("codec", struct.pack("<H", 7)),
                                          ("timestamps", struct.pack("<qq", 10, 5)),
-                                         ("crc", b"\0\0\0\0"), ("record_count", struct.pack("<I", 1))])
+                                         ("crc", b"\0\0\0\0"), ("record_count", struct.pack("<I", 1)),
+                                         ("empty", struct.pack("<I", 0))])
 def test_header_damage(two_topics, field, value):
     d, _ = two_topics
     at = {"magic": 0, "crc": 4, "version": 8, "header_length": 10, "codec": 12, "base_offset": 16,
-          "record_count": 24, "timestamps": 32, "payload_length": 48, "payload_offset": 56}[field]
+          "record_count": 24, "empty": 24, "timestamps": 32, "payload_length": 48, "payload_offset": 56}[field]
     seg = segment_logs(d, "s", 0)[1]
     victim = _frames(seg)[2]
     with open(seg, "r+b") as f:

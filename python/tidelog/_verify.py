@@ -267,6 +267,8 @@ def _check_frame(r: _Reader, pos: int, expected_offset: int, limit: int):
         why.append(f"codec {codec}")
     if tmin > tmax:
         why.append(f"min_timestamp {tmin} > max_timestamp {tmax}")
+    if count == 0:
+        why.append("record_count 0")  # the writer never writes an empty frame (native check_header agrees)
     if why:
         return "bad header: " + ", ".join(why), h, 0
     length = _align8(poff + plen)
@@ -475,7 +477,7 @@ def _total_bytes(path: str) -> int:
 
 def _check_indexes(rep: PartitionReport, seg_path: str, base: int, frames_at: Callable[[int], tuple | None],
                    walked_end: int, running_max_at: Callable[[int], int | None], strict_tail: bool,
-                   segment_max: int | None = None) -> None:
+                   segment_max: int | None = None, live: bool = False) -> None:
     """Both indexes of one segment against the walked frames. ``frames_at(pos)``:
     (relative_offset,) of the frame starting at pos or None; entries at or past
     ``walked_end`` are not checked (the walk stopped before them)."""
@@ -484,7 +486,9 @@ def _check_indexes(rep: PartitionReport, seg_path: str, base: int, frames_at: Ca
         path = stem + ext
         entries, size_problem = _load_index(path, entry, fmt)
         if size_problem == "missing":
-            if walked_end > 0 and strict_tail:
+            if live:  # a writer is running: retention may be deleting this segment right now
+                rep.notes.append(f"{os.path.basename(path)} is missing (deleted while verifying?)")
+            elif walked_end > 0 and strict_tail:
                 rep.problems.append(Problem("index", path, None, "missing (the next writer rebuilds it)",
                                             topic=rep.topic, partition=rep.partition))
             continue
@@ -647,7 +651,7 @@ def _verify_partition(rep: PartitionReport, progress: _Progress, live_end: int |
             elif live_end is None or not last:
                 _check_indexes(rep, path, base, hits.get, walked_end,
                                lambda p: hits[p][1] if p in hits else None, strict_tail=strict,
-                               segment_max=running_max)
+                               segment_max=running_max, live=live_end is not None)
             expected = offset
         finally:
             r.close()
