@@ -452,6 +452,7 @@ class LogModel(RuleBasedStateMachine):
             assert r == {"ts": T0 + (10**7 + i) * 1000, "k": i, "v": b"crash-%d" % i}, (i, r)
         m.rows[0].extend(got)
         self.crashes += 1
+        event("real crash (SIGKILLed child)")
 
     @rule(name=st.one_of(cols_topics, record_topics))
     def retention(self, name):
