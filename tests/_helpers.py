@@ -133,3 +133,17 @@ def assert_tables_equal(got, expected) -> None:
         if a.equals(b):
             continue
         assert _norm(a.to_pylist()) == _norm(b.to_pylist()), f"column {name!r} differs"
+
+
+def frame_spans(path) -> list[tuple]:
+    """(start, payload_offset, payload_length, frame_length, base_offset, record_count) of each frame of a
+    segment file, read by the FORMAT.md header layout (stops at the first non-frame)."""
+    data = open(path, "rb").read()
+    pos, out = 0, []
+    while pos + 64 <= len(data) and data[pos:pos + 4] == b"TLF1":
+        base, count = struct.unpack_from("<qI", data, pos + 16)
+        plen, poff = struct.unpack_from("<QI", data, pos + 48)
+        length = (poff + plen + 7) & ~7
+        out.append((pos, poff, plen, length, base, count))
+        pos += length
+    return out

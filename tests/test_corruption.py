@@ -20,7 +20,7 @@ import pyarrow as pa
 import pytest
 
 import tidelog
-from _helpers import SENSORS_SCHEMA, T0, assert_tables_equal, make_sensors, partition_files, segment_logs
+from _helpers import SENSORS_SCHEMA, T0, assert_tables_equal, frame_spans, make_sensors, partition_files, segment_logs
 from tidelog import _verify
 
 DICT_SCHEMA = pa.schema([("ts", pa.timestamp("ns")), ("tag", pa.dictionary(pa.int8(), pa.string())),
@@ -91,16 +91,10 @@ def damaged_copy(pristine, tmp_path):
 
 
 def _frames(path: str) -> list[tuple]:
-    """(start, payload_offset, payload_length, frame_length, base_offset, record_count) of each frame."""
-    data = open(path, "rb").read()
-    pos, out = 0, []
-    while pos + 64 <= len(data) and data[pos:pos + 4] == b"TLF1":
-        base, count = struct.unpack_from("<qI", data, pos + 16)
-        plen, poff = struct.unpack_from("<QI", data, pos + 48)
-        length = (poff + plen + 7) & ~7
-        out.append((pos, poff, plen, length, base, count))
-        pos += length
-    assert pos == len(data), f"{path}: frames end at {pos}, the file at {len(data)}"
+    """frame_spans(path), asserting that the frames fill the file."""
+    out = frame_spans(path)
+    end = out[-1][0] + out[-1][3] if out else 0
+    assert end == os.path.getsize(path), f"{path}: frames end at {end}, the file at {os.path.getsize(path)}"
     return out
 
 

@@ -20,21 +20,11 @@ import pyarrow as pa
 import pytest
 
 import tidelog
-from _helpers import SENSORS_SCHEMA, assert_tables_equal, make_sensors, partition_files, segment_logs
+from _helpers import SENSORS_SCHEMA, assert_tables_equal, frame_spans, make_sensors, partition_files, segment_logs
 from tidelog import _verify, cli
 
 
-def _frames(path: str) -> list[tuple]:
-    """(start, payload_offset, payload_length, frame_length, base_offset, record_count) per frame."""
-    data = open(path, "rb").read()
-    pos, out = 0, []
-    while pos + 64 <= len(data) and data[pos:pos + 4] == b"TLF1":
-        base, count = struct.unpack_from("<qI", data, pos + 16)
-        plen, poff = struct.unpack_from("<QI", data, pos + 48)
-        length = (poff + plen + 7) & ~7
-        out.append((pos, poff, plen, length, base, count))
-        pos += length
-    return out
+_frames = frame_spans
 
 
 def _snapshot(d) -> dict:

@@ -58,6 +58,7 @@ import time
 from typing import Callable, Iterator, TextIO
 
 from . import _core
+from ._log import _fsync_dir
 
 FRAME_MAGIC = 0x31464C54  # "TLF1"
 FRAME_VERSION = 1
@@ -804,14 +805,6 @@ def _check(path: str, progress_mode: str, progress_stream: TextIO | None, lock_h
 
 
 # ----------------------------------------------------------------------------- repair
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _cut(segment: str, position: int) -> str:
     """Saves segment[position:] to a side file, fsyncs it, truncates the segment."""
     side = side_file_name(segment, position)
