@@ -9,7 +9,6 @@ together with the target, so ``report.py`` can print PASS/FAIL from the JSON.
 """
 from __future__ import annotations
 
-import os
 import statistics
 import time
 from typing import Callable
@@ -103,18 +102,4 @@ def record(benchmark, comparisons: list[dict], **extra) -> None:
 
 
 
-def drop_page_cache(path: str) -> None:
-    """Evicts a folder's (clean) pages from the page cache, file by file
-    (posix_fadvise DONTNEED): a cold-cache open without touching the rest of
-    the machine."""
-    for root, _, files in os.walk(path):
-        for f in files:
-            try:
-                fd = os.open(os.path.join(root, f), os.O_RDONLY)
-            except OSError:
-                continue
-            try:
-                os.fdatasync(fd)
-                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-            finally:
-                os.close(fd)
+from tidelog.bench.core import drop_page_cache  # noqa: E402,F401  (one implementation, shared with the suite)
