@@ -172,7 +172,7 @@ void partition::open_writer(bool clean_shutdown) {
             }
         }
     }
-    recover(first, trusted_end);
+    recover(first, trusted_end, clean_shutdown);
     int64_t end = _segments.back()->next_offset();
     if (cp && end < cp->next_offset)
         // Acknowledged records are gone (lost blocks, a file restored from an old
@@ -189,7 +189,7 @@ void partition::open_writer(bool clean_shutdown) {
     _shared.publish(end, _segments.front()->base_offset(), _sealed_bytes + _segments.back()->size());
 }
 
-void partition::recover(size_t first, uint64_t trusted_end) {
+void partition::recover(size_t first, uint64_t trusted_end, bool clean_shutdown) {
     for (size_t i = first; i < _segments.size(); ++i) {
         auto& s = _segments[i];
         uint64_t file_bytes = s->log_file().size();
@@ -228,7 +228,12 @@ void partition::recover(size_t first, uint64_t trusted_end) {
         if (torn)
             _events.push_back({s->log_path(), r.valid_bytes, r.file_bytes - r.valid_bytes, r.next_offset,
                                describe(r.stop)});
-        if (r.valid_bytes < r.file_bytes && (torn || i + 1 < _segments.size())) s->truncate_to(r.valid_bytes);
+        // After a crash, the zeros that end the log may be a lost sector with
+        // older, never-acknowledged frames behind it: a later append that
+        // rewrote only the sector would bring them back. Cut them off (the
+        // datasync below makes the cut durable before anything is appended).
+        bool last = i + 1 == _segments.size();
+        if (r.valid_bytes < r.file_bytes && (torn || !last || !clean_shutdown)) s->truncate_to(r.valid_bytes);
         bool gap = !torn && i + 1 < _segments.size() && r.next_offset != _segments[i + 1]->base_offset();
         if (torn || gap) {
             // Everything after a bad frame is unreachable: drop later segments (Kafka does the same).

@@ -106,7 +106,7 @@ private:
     void roll_locked();
     void publish_locked(int64_t visible_end);
     std::vector<std::shared_ptr<segment>> snapshot(int64_t* visible_end);
-    void recover(size_t first_segment, uint64_t trusted_end);
+    void recover(size_t first_segment, uint64_t trusted_end, bool clean_shutdown);
 
     committer* _committer;
     const std::string _dir;

@@ -960,3 +960,28 @@ TEST_F(PartitionTest, ReadsAfterCloseFailCleanly) {
     // Frames handed out before the close stay readable.
     EXPECT_EQ(frame_payload(before[3]), make_payload(payload_size(3), 3));
 }
+
+TEST_F(PartitionTest, UncleanRecoveryCutsStaleFramesBehindALostSector) {
+    // A power cut can lose the sector holding a frame's header while later,
+    // never-acknowledged frames reach the disk. Recovery ends the log at those
+    // zeros; if the frames behind them stayed, a later append that rewrote only
+    // the lost sector (and then lost the rest in the next cut) would bring them
+    // back under offsets already given to other records.
+    partition_config cfg = small_config(1 << 20);
+    crash_after_appending(cfg, 0, 20);
+    auto frames = walk_log(log_path(0));
+    ASSERT_EQ(frames.size(), 20u);
+    overwrite(log_path(0), frames[10].position, std::vector<uint8_t>(frame_header_bytes, 0));
+    std::remove((dir + "/recovery-checkpoint").c_str());  // the lost sector was never acknowledged
+    {
+        auto p = open(cfg, /*clean=*/false);
+        EXPECT_EQ(p->end_offset(), 10);
+        auto bytes = read_file_bytes(log_path(0));
+        for (uint64_t i = frames[10].position; i < bytes.size(); ++i)
+            ASSERT_EQ(bytes[i], 0) << "stale byte left at " << i << " past the recovered end";
+        append_range(*p, 10, 12);
+        expect_standard_frames(*p, 0, 12);
+    }
+    auto p = open(cfg, /*clean=*/false);
+    expect_standard_frames(*p, 0, 12);
+}

@@ -296,6 +296,7 @@ private:
                   << _configs[p].segment_bytes << "): recovered [" << start << ", " << end << "), model start "
                   << m.start << " floor " << m.start_floor << " acked " << m.acked << " written "
                   << m.written_end() << events << "\n     ";
+            if (std::getenv("TIDELOG_POWERCUT_VERBOSE")) std::printf("  verify %s\n", where.str().c_str());
             if (end < m.acked) return fail(where.str() + ": acknowledged frames lost");
             if (end > m.written_end()) return fail(where.str() + ": recovered past what was written");
             if (start < m.start || start > std::max(m.start, m.start_floor))
