@@ -227,6 +227,26 @@ def test_send_many_lists_of_bytes(log):
     assert [r.offset for r in recs] == list(range(6))
 
 
+def test_send_many_reused_buffers_never_change_what_was_sent(log):
+    """send_many converts lists into buffers it keeps for the thread's next call;
+    what an earlier call stored must not change when they are refilled, shrunk
+    or grown, with and without nulls, in every durability mode."""
+    for durability, acks in [("none", "written"), ("interval", "written"), ("fsync", "durable")]:
+        name = f"r-{durability}"
+        log.create_topic(name, partitions=2, durability=durability)
+        sent = []
+        with log.producer(acks=acks) as p:
+            for round_, n in enumerate([50, 3, 400, 0, 120, 400]):
+                values = [None if (i + round_) % 7 == 0 else bytes([round_]) * (i % 13) for i in range(n)]
+                keys = [None if i % 5 == 0 else b"k%d" % (i % 3) for i in range(n)] if round_ % 2 else None
+                if n:
+                    p.send_many(name, values, keys=keys)
+                sent += values
+        recs = drain(log, name, expected=len(sent))
+        assert sorted((r.value is None, r.value or b"") for r in recs) == sorted(
+            (v is None, v or b"") for v in sent)
+
+
 @pytest.mark.parametrize("kind", ["binary", "large_binary", "string", "chunked"])
 def test_send_many_arrow_arrays(log, kind):
     log.create_topic("m", partitions=4, durability="none")

@@ -13,7 +13,7 @@ has no native counterpart: its methods raise ``ValueError`` (``Mapping``) or
 """
 import sys
 from collections.abc import Sequence
-from typing import Final, TypedDict
+from typing import Any, Final, TypedDict
 
 from typing_extensions import Buffer, Self, disjoint_base
 
@@ -76,6 +76,14 @@ def group_by_partition(ids: Buffer, count: int, partitions: int, order: Buffer, 
     ``counts`` (int64[partitions]) the rows per partition. ``ids`` is
     int32[count]; ValueError if a buffer is too small or an id is outside
     ``[0, partitions)``."""
+
+def binary_buffers(
+    items: list[Buffer | None], scratch: list[Any] | None = None
+) -> tuple[Any | None, Any, Any, int]:
+    """(validity or None, offsets, data, null_count) pyarrow buffers of an Arrow
+    binary array holding ``items``. With ``scratch`` (a list of 3 slots, None at
+    first) the buffers are views of buffers kept in it for the next call, and
+    valid only until then. RecordTooLargeError over 2 GiB of data."""
 
 @disjoint_base
 class Mapping:

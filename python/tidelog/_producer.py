@@ -98,6 +98,8 @@ class ProducerEngine:
         self._finish_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._stopping = False
+        # send_many's list -> Arrow buffers, reused per thread (see _core.binary_buffers).
+        self._scratch = threading.local()
         self.to_ns = _arrow.to_ns
         self.metadata = RecordMetadata
 
@@ -328,9 +330,14 @@ class ProducerEngine:
     # ---------------------------------------------------------------- public
     def send_many(self, st, values, keys, headers, partition) -> AppendResult:
         topic = st.topic
-        values = _binary_column(values, "values")
+        # The scratch buffers are free again once _append returns: the frame is
+        # written by then (nothing keeps a reference to the batch).
+        scratch = getattr(self._scratch, "slots", None)
+        if scratch is None:
+            scratch = self._scratch.slots = ([None] * 3, [None] * 3)
+        values = _binary_column(values, "values", scratch[0])
         n = len(values)
-        keys = pa.nulls(n, pa.binary()) if keys is None else _binary_column(keys, "keys")
+        keys = pa.nulls(n, pa.binary()) if keys is None else _binary_column(keys, "keys", scratch[1])
         if len(keys) != n:
             raise ValueError(f"{len(keys)} keys for {n} values")
         if headers is None:
@@ -410,7 +417,7 @@ class ProducerEngine:
             self._thread.join()
 
 
-def _binary_column(data, what: str) -> pa.Array:
+def _binary_column(data, what: str, scratch: list | None = None) -> pa.Array:
     if isinstance(data, pa.ChunkedArray):
         data = data.combine_chunks()
     if isinstance(data, pa.Array):
@@ -421,7 +428,7 @@ def _binary_column(data, what: str) -> pa.Array:
         raise TypeError(f"{what} must be binary, not {data.type}")
     if isinstance(data, list):
         try:
-            validity, offsets, values, nulls = _core.binary_buffers(data)
+            validity, offsets, values, nulls = _core.binary_buffers(data, scratch)
         except (TypeError, BufferError) as e:
             raise TypeError(f"{what} must be a list of bytes (or None) or an Arrow binary array: {e}") from e
         return pa.Array.from_buffers(pa.binary(), len(data), [validity, offsets, values], null_count=nulls)
