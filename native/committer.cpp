@@ -1,6 +1,9 @@
 #include "committer.h"
 
+#include <linux/futex.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <climits>
@@ -103,15 +106,34 @@ void committer::wait_durable(uint64_t ticket, bool announced) {
         return;
     }
     if (!_failure.empty()) throw error(errc::io_error, "fdatasync failed; the append is not durable: " + _failure);
-    ++_sync_waiters;
-    _flusher_cv.notify_one();
-    // Each waiter sleeps on its own condition variable and is woken only by the
-    // flush that covers it: no thundering herd of uncovered waiters per flush.
+    ++_sync_waiters;  // the flusher takes it back when it releases this waiter
+    // Wake the flusher only if this waiter changes its decision: while it
+    // flushes it looks again afterwards anyway, and while it gathers it waits
+    // for the last of the appenders it counted (each wake-up is a context
+    // switch on a machine whose cores the appenders need).
+    if (!_busy && (_gather_target < 0 || _sync_waiters >= _gather_target)) _flusher_cv.notify_one();
+    // Each waiter sleeps on its own futex word and is woken only by the flush
+    // that covers it: no thundering herd of uncovered waiters per flush, and no
+    // queue for _mu on the way out.
     durable_waiter self{ticket};
     _durable_waiters.push_back(&self);
-    self.cv.wait(lk, [&] { return _durable >= ticket || !_failure.empty(); });
-    --_sync_waiters;
-    if (_durable < ticket) throw error(errc::io_error, "fdatasync failed; the append is not durable: " + _failure);
+    lk.unlock();
+    uint32_t state;
+    while ((state = self.state.load(std::memory_order_acquire)) == durable_waiter::waiting)
+        ::syscall(SYS_futex, reinterpret_cast<uint32_t*>(&self.state), FUTEX_WAIT_PRIVATE, durable_waiter::waiting,
+                  nullptr, nullptr, 0);
+    if (state == durable_waiter::failed) {
+        lk.lock();
+        throw error(errc::io_error, "fdatasync failed; the append is not durable: " + _failure);
+    }
+}
+
+void committer::release(durable_waiter* w, uint32_t outcome) {
+    static_assert(sizeof(std::atomic<uint32_t>) == sizeof(uint32_t), "futex word");
+    uint32_t* word = reinterpret_cast<uint32_t*>(&w->state);
+    w->state.store(outcome, std::memory_order_release);
+    // w may be gone from here on (its thread saw the store): only its address is used.
+    ::syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
 }
 
 void committer::flush_all() {
@@ -246,16 +268,22 @@ void committer::flush_locked(std::unique_lock<std::mutex>& lk, bool everything) 
     } else {
         _failure = failure;
     }
-    // Wake the waiters this flush covered (all of them on failure).
+    // Wake the waiters this flush covered (all of them on failure), outside _mu.
     size_t kept = 0;
+    std::vector<durable_waiter*> covered;
     for (durable_waiter* w : _durable_waiters) {
         if (w->ticket <= _durable || !_failure.empty())
-            w->cv.notify_one();
+            covered.push_back(w);
         else
             _durable_waiters[kept++] = w;
     }
     _durable_waiters.resize(kept);
+    _sync_waiters -= static_cast<int>(covered.size());
+    uint32_t outcome = _failure.empty() ? durable_waiter::durable : durable_waiter::failed;
     _waiters_cv.notify_all();
+    lk.unlock();
+    for (durable_waiter* w : covered) release(w, outcome);
+    lk.lock();
 }
 
 void committer::housekeeping_locked(std::unique_lock<std::mutex>& lk) {

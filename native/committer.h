@@ -98,10 +98,19 @@ private:
     void flush_locked(std::unique_lock<std::mutex>& lk, bool everything);
     void housekeeping_locked(std::unique_lock<std::mutex>& lk);
 
+    /// A thread in wait_durable. It sleeps on its own futex word, not on a
+    /// condition variable of _mu: a flush that wakes several waiters would
+    /// otherwise make each one queue for _mu before it can return (measured:
+    /// the mutex convoy cost more than the wake-ups). The flusher takes the
+    /// waiter out of the list under _mu, then stores its outcome and
+    /// futex-wakes it; after that store the flusher never touches it again
+    /// (the wake-up syscall only hashes the address).
     struct durable_waiter {
+        static constexpr uint32_t waiting = 0, durable = 1, failed = 2;
         uint64_t ticket;
-        std::condition_variable cv;
+        std::atomic<uint32_t> state{waiting};
     };
+    static void release(durable_waiter* w, uint32_t outcome);
     std::vector<durable_waiter*> _durable_waiters;  // sleeping in wait_durable, under _mu
 
     mutable std::mutex _mu;

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <climits>
 #include <map>
@@ -9,6 +10,7 @@
 #include <thread>
 
 #include "committer.h"
+#include "file_io.h"
 #include "log_core.h"
 #include "partition.h"
 #include "test_util.h"
@@ -318,4 +320,62 @@ TEST_F(CommitterTest, LogCoreDetectsACrashedWriter) {
     b.close();
     log_core c(path, false);
     EXPECT_TRUE(c.was_clean());
+}
+
+namespace {
+std::atomic<bool> fail_fdatasync{false};
+int failing_fdatasync(int fd) {
+    if (fail_fdatasync.load()) {
+        errno = EIO;
+        return -1;
+    }
+    return ::fdatasync(fd);
+}
+int real_open(const char* path, int flags, mode_t mode) { return ::open(path, flags, mode); }
+ssize_t real_pwritev(int fd, const struct iovec* iov, int count, off_t position) {
+    return ::pwritev(fd, iov, count, position);
+}
+int real_fsync(int fd) { return ::fsync(fd); }
+int real_fallocate(int fd, int mode, off_t position, off_t length) { return ::fallocate(fd, mode, position, length); }
+int real_ftruncate(int fd, off_t length) { return ::ftruncate(fd, length); }
+int real_mkdir(const char* path, mode_t mode) { return ::mkdir(path, mode); }
+int real_unlink(const char* path) { return ::unlink(path); }
+int real_rename(const char* from, const char* to) { return ::rename(from, to); }
+const io::hooks failing_sync_hooks{real_open,      real_pwritev, failing_fdatasync, real_fsync, real_fallocate,
+                                   real_ftruncate, real_mkdir,   real_unlink,       real_rename};
+}  // namespace
+
+TEST_F(CommitterTest, FailedFdatasyncWakesEveryDurableWaiterWithAnError) {
+    // Waiters sleep on their own futex words: a failed flush must release all
+    // of them, with an error, and never report their appends durable.
+    const io::hooks* previous = io::install_hooks(&failing_sync_hooks);
+    {
+        committer c;
+        auto p = std::make_unique<partition>(&c, dir, small_config(1 << 20, durability_mode::fsync), false, true);
+        c.wait_durable(append_payload(*p, make_payload(100, 1), 1, 0, 0).ticket);  // a working flush first
+        fail_fdatasync = true;
+        const int threads = 6;
+        std::atomic<int> failed{0}, succeeded{0};
+        std::vector<std::thread> workers;
+        for (int t = 0; t < threads; ++t)
+            workers.emplace_back([&, t] {
+                try {
+                    append_result r = append_payload(*p, make_payload(100, 10 + t), 1, t, t);
+                    c.wait_durable(r.ticket);
+                    succeeded++;
+                } catch (const error& e) {
+                    EXPECT_EQ(e.code(), errc::io_error) << e.what();
+                    failed++;
+                }
+            });
+        for (auto& w : workers) w.join();
+        EXPECT_EQ(failed.load(), threads);
+        EXPECT_EQ(succeeded.load(), 0);
+        fail_fdatasync = false;
+        try {
+            p->close();
+        } catch (const error&) {
+        }
+    }
+    io::install_hooks(previous);
 }

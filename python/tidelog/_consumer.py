@@ -46,6 +46,9 @@ class Consumer:
         self._start = start
         self._positions: dict[tuple[str, int], int] = {}
         self._assignment: list[tuple[str, int]] = []
+        # Per assigned partition: [key, name, partition, topic, native partition],
+        # so that the wake-up path does no lookups (refreshed if the topic closes).
+        self._targets: list[list] = []
         self._buffer: list = []
         self._buffer_at = 0
         self._next = 0  # round-robin start among partitions
@@ -86,7 +89,19 @@ class Consumer:
                 positions[(name, p)] = native.start_offset if self._start == "earliest" else native.end_offset
         self._assignment = pairs
         self._positions = positions
+        self._targets = [self._target(name, p) for name, p in pairs]
         self._drop_buffer()
+
+    def _target(self, name: str, p: int) -> list:
+        topic = self._topic(name)
+        return [(name, p), name, p, topic, topic._partitions[p]]
+
+    def _live(self, target: list) -> list:
+        """The target, looked up again if its topic object was closed (the log
+        closed: raises; the topic deleted and created again: the new one)."""
+        if target[3]._closed:
+            target[:] = self._target(target[1], target[2])
+        return target
 
     def assignment(self) -> list[tuple[str, int]]:
         return list(self._assignment)
@@ -159,12 +174,12 @@ class Consumer:
     def _next_frame(self, max_records: int):
         """The next frame with unread records, round-robin over partitions:
         (topic_name, partition, frame, topic, start_row, stop_row) or None."""
-        n = len(self._assignment)
+        targets = self._targets
+        n = len(targets)
+        positions = self._positions
         for i in range(n):
-            name, p = self._assignment[(self._next + i) % n]
-            topic = self._topic(name)
-            native = topic._partitions[p]
-            pos = self._positions[(name, p)]
+            key, name, p, topic, native = self._live(targets[(self._next + i) % n])
+            pos = positions[key]
             end = native.end_offset
             if pos >= end:
                 continue
@@ -175,10 +190,12 @@ class Consumer:
             if not frames:
                 continue
             frame = frames[0]
-            base, count = frame[3], frame[4]
-            lo = max(pos - base, 0)
-            hi = min(count, lo + max_records)
-            self._positions[(name, p)] = base + hi
+            base = frame[3]
+            lo = pos - base if pos > base else 0
+            hi = frame[4]
+            if hi - lo > max_records:
+                hi = lo + max_records
+            positions[key] = base + hi
             self._next = (self._next + i + 1) % n
             return name, p, frame, topic, lo, hi
         return None
@@ -195,8 +212,9 @@ class Consumer:
         return True
 
     def _has_data(self) -> bool:
-        for name, p in self._assignment:
-            if self._positions[(name, p)] < self._topic(name)._partitions[p].end_offset:
+        positions = self._positions
+        for target in self._targets:
+            if positions[target[0]] < self._live(target)[4].end_offset:
                 return True
         return False
 
