@@ -55,8 +55,18 @@ def interleaved(
     warm-up rounds dropped."""
     subject_times: list[float] = []
     base_times: dict[str, list[float]] = {name: [] for name in baselines}
+    # pytest-benchmark skips teardown when disabled (--benchmark-disable): run a
+    # round's after_subject before the next round's setup, or at the end.
+    torn_down = [True]
+
+    def teardown():
+        if not torn_down[0]:
+            torn_down[0] = True
+            if after_subject is not None:
+                after_subject()
 
     def setup():
+        teardown()
         for name, fn in baselines.items():
             base_times[name].append(fn())
         if before_subject is not None:
@@ -64,15 +74,13 @@ def interleaved(
 
     def target():
         t0 = time.perf_counter()
+        torn_down[0] = False
         subject()
         subject_times.append(time.perf_counter() - t0)
 
-    def teardown():
-        if after_subject is not None:
-            after_subject()
-
     benchmark.pedantic(target, setup=setup, teardown=teardown, rounds=rounds, warmup_rounds=warmup_rounds,
                        iterations=1)
+    teardown()
     drop = min(warmup_rounds, max(len(subject_times) - 1, 0))
     return subject_times[drop:], {k: v[drop:] for k, v in base_times.items()}
 
