@@ -1019,8 +1019,10 @@ def binary_buffers(list items, list scratch=None):
         at += size
         valid[i >> 3] |= 1 << (i & 7)
         offs[i + 1] = <int>at
-    if scratch is not None and data.size > _SCRATCH_KEEP_BYTES:
-        scratch[1] = None  # not pinned for later calls; the views below keep it alive for now
+    if scratch is not None:
+        for j in range(3):  # huge ones are not pinned for later calls; the views below keep them alive for now
+            if scratch[j] is not None and scratch[j].size > _SCRATCH_KEEP_BYTES:
+                scratch[j] = None
     # Exact lengths: the IPC encoder writes whole buffers.
     return (validity.slice(0, (n + 7) // 8) if nulls else None, offsets.slice(0, (n + 1) * 4),
             data.slice(0, at), nulls)
