@@ -16,7 +16,7 @@ import sys
 
 from .core import human_bytes
 from .machine import describe
-from .table import fmt, fmt_limit, fmt_more, fmt_peer, fmt_spread, fmt_value, headlines, label
+from .table import fmt, fmt_limit, fmt_more, fmt_peer, fmt_spread, fmt_value, headlines, label, skip_lines
 
 BEGIN = "<!-- tidelog-bench:begin -->"
 END = "<!-- tidelog-bench:end -->"
@@ -44,19 +44,6 @@ def _table(doc: dict, workload: str) -> list[str]:
             name = f"*{name}*"
         out.append("| " + " | ".join(_cell(c) for c in (label(r), name, value, fmt_spread(r), fmt_more(r),
                                                           fmt_limit(r), fmt_peer(r))) + " |")
-    return out
-
-
-def _skips(doc: dict, workload: str) -> list[str]:
-    seen, out = set(), []
-    for s in doc.get("skipped", []):
-        if s["workload"] != workload:
-            continue
-        where = "" if s.get("params") is None else " (" + ", ".join(f"{k}={v}" for k, v in s["params"].items()) + ")"
-        line = f"{s['contender']}{where}: {s['reason']}"
-        if line not in seen:
-            seen.add(line)
-            out.append(line)
     return out
 
 
@@ -169,7 +156,7 @@ def render_section(doc: dict, image_dir: str | None) -> str:
             L.append("")
         if image_dir is not None:
             L += [f"![{wl['title']}]({image_dir}/{name}.png)", ""]
-        sk = _skips(doc, name)
+        sk = skip_lines(doc, name, bracket=True)
         if sk:
             L.append("Skipped: " + "; ".join(sk) + ".")
             L.append("")

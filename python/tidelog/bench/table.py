@@ -91,12 +91,17 @@ def table_rows(doc: dict, workload: str) -> list[list[str]]:
     return out
 
 
-def _skips(doc: dict, workload: str) -> list[str]:
+def skip_lines(doc: dict, workload: str, bracket: bool = False) -> list[str]:
+    """One line per distinct skip of ``workload``: "contender at k=v: reason", or
+    "contender (k=v): reason" with ``bracket`` (the Markdown page)."""
     seen, out = set(), []
     for s in doc.get("skipped", []):
         if s["workload"] != workload:
             continue
-        where = "" if s.get("params") is None else " at " + ", ".join(f"{k}={v}" for k, v in s["params"].items())
+        where = ""
+        if s.get("params") is not None:
+            params = ", ".join(f"{k}={v}" for k, v in s["params"].items())
+            where = f" ({params})" if bracket else f" at {params}"
         line = f"{s['contender']}{where}: {s['reason']}"
         if line not in seen:
             seen.add(line)
@@ -136,7 +141,7 @@ def _print_rich(doc: dict, file) -> None:
             style = "bold cyan" if r["kind"] == "tidelog" else ("dim" if r["kind"] == "limit" else None)
             t.add_row(*cells, style=style)
         console.print(t)
-        for s in _skips(doc, name):
+        for s in skip_lines(doc, name):
             console.print(f"  skipped {s}", style="dim")
         for e in doc.get("errors", []):
             if e["workload"] == name:
@@ -166,7 +171,7 @@ def _print_plain(doc: dict, file) -> None:
             mark = "*" if r["kind"] == "tidelog" else " "
             p("  ".join(c.rjust(w) if i in (2, 3) else c.ljust(w) for i, (c, w) in enumerate(zip(b, widths)))
               .rstrip() + (f" {mark}" if mark.strip() else ""))
-        for s in _skips(doc, name):
+        for s in skip_lines(doc, name):
             p(f"  skipped {s}")
         for e in doc.get("errors", []):
             if e["workload"] == name:

@@ -11,6 +11,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .. import _child
+
 ROUND_END = 0      # latency markers: the 8-byte timestamp field of a record/message
 STOP = 1
 
@@ -23,6 +25,21 @@ def store_dir(tmpdir: str, name: str) -> str:
     path = os.path.join(tmpdir, safe_name(name))
     os.makedirs(path, exist_ok=True)
     return path
+
+
+def fill_recovery_store(contender, tmpdir: str, data) -> str:
+    """The recovery workload's store of ``contender``: its folder, filled up to
+    ``data.size`` by a writer child that then closes it cleanly."""
+    path = store_dir(tmpdir, contender.name)
+    _child.fill(contender.name, path, data.size, data.value_bytes)
+    return path
+
+
+def crash_writer_if_asked(contender, case: dict, path: str, data) -> None:
+    """Before a timed "sigkill" round: a fresh writer child appends to the
+    store at ``path`` and is SIGKILLed mid-write."""
+    if case["after"] == "sigkill":
+        _child.crash(contender.name, path, data.value_bytes, data.linger_s)
 
 
 def stamp_value(size: int):

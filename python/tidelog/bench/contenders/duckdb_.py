@@ -9,8 +9,7 @@ import time
 import pyarrow as pa
 
 from ..core import MiB, Contender, need_disk, rmtree
-from .. import _child
-from ._common import store_dir
+from ._common import crash_writer_if_asked, fill_recovery_store, store_dir
 
 
 class DuckDB(Contender):
@@ -118,15 +117,13 @@ class DuckDB(Contender):
 
     def recovery_setup(self, tmpdir, params, data):
         need_disk(tmpdir, int(data.size * 1.5), "the DuckDB database")
-        self.dir = store_dir(tmpdir, self.name)
         self.data = data
-        _child.fill(self.name, self.dir, data.size, data.value_bytes)
+        self.dir = fill_recovery_store(self, tmpdir, data)
 
     def recovery_run(self, case):
         import duckdb
 
-        if case["after"] == "sigkill":
-            _child.crash(self.name, self.dir, self.data.value_bytes, self.data.linger_s)
+        crash_writer_if_asked(self, case, self.dir, self.data)
         t0 = time.perf_counter()
         con = duckdb.connect(os.path.join(self.dir, "bench.duckdb"))
         con.execute("select count(*) from records").fetchall()[0]

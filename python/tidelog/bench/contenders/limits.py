@@ -14,7 +14,8 @@ import pyarrow.compute as pc
 from ..core import SCHEMA, Contender, need_disk, need_memory, rmtree, run_threads
 from .. import _child
 from ._common import (
-    STOP, LocalConsumer, batch_payloads, chunks, consume_loop, paced_round, store_dir, ts_range_sum,
+    STOP, LocalConsumer, batch_payloads, chunks, consume_loop, crash_writer_if_asked, fill_recovery_store,
+    paced_round, store_dir, ts_range_sum,
 )
 
 
@@ -349,13 +350,11 @@ class OpenMmap(Contender):
 
     def recovery_setup(self, tmpdir, params, data):
         need_disk(tmpdir, int(data.size * 1.2), "the data file")
-        self.path = store_dir(tmpdir, self.name)
         self.data = data
-        _child.fill(self.name, self.path, data.size, data.value_bytes)
+        self.path = fill_recovery_store(self, tmpdir, data)
 
     def recovery_run(self, case):
-        if case["after"] == "sigkill":
-            _child.crash(self.name, self.path, self.data.value_bytes, self.data.linger_s)
+        crash_writer_if_asked(self, case, self.path, self.data)
         t0 = time.perf_counter()
         fd = os.open(os.path.join(self.path, "data.bin"), os.O_RDONLY)
         size = os.fstat(fd).st_size

@@ -7,8 +7,7 @@ import os
 import time
 
 from ..core import MiB, Contender, rmtree, run_threads
-from .. import _child
-from ._common import store_dir
+from ._common import crash_writer_if_asked, fill_recovery_store, store_dir
 
 MAP_SIZE = 1 << 37     # address space only: the file grows as pages are used
 
@@ -109,13 +108,11 @@ class Lmdb(Contender):
         env.close()
 
     def recovery_setup(self, tmpdir, params, data):
-        self.dir = store_dir(tmpdir, self.name)
         self.data = data
-        _child.fill(self.name, self.dir, data.size, data.value_bytes)
+        self.dir = fill_recovery_store(self, tmpdir, data)
 
     def recovery_run(self, case):
-        if case["after"] == "sigkill":
-            _child.crash(self.name, self.dir, self.data.value_bytes, self.data.linger_s)
+        crash_writer_if_asked(self, case, self.dir, self.data)
         t0 = time.perf_counter()
         env = self._env(self.dir)
         env.stat()

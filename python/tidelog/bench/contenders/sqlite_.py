@@ -6,8 +6,7 @@ import sqlite3
 import time
 
 from ..core import GB, MiB, Contender, need_disk, rmtree, run_threads
-from .. import _child
-from ._common import store_dir
+from ._common import crash_writer_if_asked, fill_recovery_store, store_dir
 
 
 class Sqlite(Contender):
@@ -178,13 +177,11 @@ class Sqlite(Contender):
 
     def recovery_setup(self, tmpdir, params, data):
         need_disk(tmpdir, int(data.size * 1.5), "the SQLite database")
-        self.dir = store_dir(tmpdir, self.name)
         self.data = data
-        _child.fill(self.name, self.dir, data.size, data.value_bytes)
+        self.dir = fill_recovery_store(self, tmpdir, data)
 
     def recovery_run(self, case):
-        if case["after"] == "sigkill":
-            _child.crash(self.name, self.dir, self.data.value_bytes, self.data.linger_s)
+        crash_writer_if_asked(self, case, self.dir, self.data)
         t0 = time.perf_counter()
         con = sqlite3.connect(os.path.join(self.dir, "bench.db"), isolation_level=None)
         con.execute("select max(id) from records").fetchone()

@@ -7,7 +7,10 @@ import pyarrow.compute as pc
 
 from ..core import SCHEMA, Contender, need_disk, rmtree, run_threads
 from .. import _child
-from ._common import STOP, LocalConsumer, consume_loop, paced_round, stamp_value, store_dir
+from ._common import (
+    STOP, LocalConsumer, consume_loop, crash_writer_if_asked, fill_recovery_store, paced_round, stamp_value,
+    store_dir,
+)
 
 
 class Tidelog(Contender):
@@ -177,15 +180,13 @@ class Tidelog(Contender):
 
     def recovery_setup(self, tmpdir, params, data):
         need_disk(tmpdir, int(data.size * 1.2), "the tidelog log")
-        self.path = store_dir(tmpdir, self.name)
         self.data = data
-        _child.fill(self.name, self.path, data.size, data.value_bytes)
+        self.path = fill_recovery_store(self, tmpdir, data)
 
     def recovery_run(self, case):
         import tidelog
 
-        if case["after"] == "sigkill":
-            _child.crash(self.name, self.path, self.data.value_bytes, self.data.linger_s)
+        crash_writer_if_asked(self, case, self.path, self.data)
         t0 = time.perf_counter()
         log = tidelog.open(self.path)
         log.topic("events").end_offsets()
