@@ -10,6 +10,7 @@
 
 #include "crc32c.h"
 #include "errors.h"
+#include "frame_resync.h"
 #include "units.h"
 
 namespace tidelog {
@@ -28,16 +29,16 @@ std::string last_path_part(const std::string& path) {
     return path.substr(slash == std::string::npos ? 0 : slash + 1, end - (slash == std::string::npos ? 0 : slash + 1) + 1);
 }
 
-/// The one message for a frame a reader cannot trust: errors.py parses its
-/// "topic/partition/segment/position" fields into CorruptionError attributes.
-error corrupt_frame(const std::string& partition_dir, const segment& s, uint64_t position, int64_t offset,
-                    const char* why) {
+/// The one message for damage a reader meets: errors.py parses its
+/// "topic/partition/segment/position/offsets" fields into CorruptionError attributes.
+error corrupt_frame(const std::string& partition_dir, const damaged_range& d) {
     std::string topic_dir = partition_dir.substr(0, partition_dir.find_last_not_of('/') + 1);
     topic_dir = topic_dir.substr(0, topic_dir.rfind('/') == std::string::npos ? 0 : topic_dir.rfind('/'));
     return error(errc::corrupt, "topic '" + last_path_part(topic_dir) + "' partition " + last_path_part(partition_dir) +
-                                    " segment " + last_path_part(s.log_path()) + " position " +
-                                    std::to_string(position) + " (offset " + std::to_string(offset) + "): " + why +
-                                    " [" + s.log_path() + "]");
+                                    " segment " + last_path_part(d.segment) + " position " +
+                                    std::to_string(d.position) + " (offsets " + std::to_string(d.start_offset) +
+                                    ".." + std::to_string(d.end_offset - 1) + "): " + d.reason + " [" + d.segment +
+                                    "]");
 }
 
 std::vector<int64_t> list_segment_bases(const std::string& dir) {
@@ -120,44 +121,31 @@ bool partition::refresh_segments_locked() {
 void partition::open_writer(bool clean_shutdown) {
     std::vector<int64_t> bases = list_segment_bases(_dir);
     std::optional<recovery_point> cp = _checkpoint.load();
+    // What the previous writer published to readers: offsets below it were seen
+    // and must never be handed out again; in "fsync" mode they were also durable.
+    // The file is not durable and not checksummed: it counts only when it agrees
+    // with the folder (its start is a segment base) and does not leap absurdly.
+    int64_t published = -1;
+    if (_shared.inherited_end() >= 0 && !bases.empty() &&
+        std::find(bases.begin(), bases.end(), _shared.inherited_start()) != bases.end() &&
+        _shared.inherited_end() - bases.back() <= int64_t{UINT32_MAX})
+        published = _shared.inherited_end();
+    int64_t durable = cp ? cp->next_offset : 0;
+    if (published >= 0 && _config.durability == durability_mode::fsync) durable = std::max(durable, published);
+
     if (bases.empty()) {
-        _segments.push_back(segment::create(_dir, cp ? cp->next_offset : 0));
+        _segments.push_back(segment::create(_dir, std::max<int64_t>(cp ? cp->next_offset : 0, published)));
         fsync_directory(_dir);
         std::string parent = _dir.substr(0, _dir.find_last_of('/'));
         if (!parent.empty()) fsync_directory(parent);
     } else {
         for (int64_t b : bases) _segments.push_back(segment::open(_dir, b, false));
     }
-    // Sealed segments end where the next begins; they were flushed and trimmed
-    // before the checkpoint moved past them. Their indexes are derived data:
-    // rebuilt (by a header walk) when they fail a sanity check.
-    for (size_t i = 0; i + 1 < _segments.size(); ++i) {
-        auto& s = _segments[i];
-        uint64_t bytes = s->log_file().size();
-        int64_t next_base = _segments[i + 1]->base_offset();
-        // Walk (headers only) the frames behind the last index entry: they must
-        // end exactly where the next segment begins, and their timestamps
-        // complete the segment's max timestamp if the time index lost its tail.
-        scan_result tail;
-        bool sane = s->index_matches_log(bytes);
-        if (sane) {
-            offset_index_entry e = s->index().last_offset_entry();
-            tail = s->scan(e.position, s->base_offset() + e.relative_offset, UINT64_MAX, false);
-            sane = tail.valid_bytes == bytes && tail.next_offset == next_base;
-        }
-        if (!sane) {
-            s->index().reset();
-            tail = s->scan(0, s->base_offset(), UINT64_MAX, true);
-            _events.push_back({s->log_path(), 0, 0, -1, "index rebuilt"});
-        }
-        s->set_end(bytes, next_base, tail.max_timestamp);
-        s->seal();  // a rebuilt (or tail-less) time index gets its final entry back: readers rely on it
-    }
 
     // Where validation starts: a clean close or the recovery checkpoint vouch for
     // what precedes them, but the frames from the last index entry before that
-    // point are CRC-checked on every open, so a torn or garbled last frame is
-    // always cut off. Everything after the point is CRC-checked too.
+    // point are CRC-checked on every open. Everything after the point is
+    // CRC-checked too.
     size_t first = _segments.size() - 1;
     uint64_t trusted_end = UINT64_MAX;  // last segment: trusted up to its end after a clean close
     if (!clean_shutdown) {
@@ -172,16 +160,37 @@ void partition::open_writer(bool clean_shutdown) {
             }
         }
     }
-    recover(first, trusted_end, clean_shutdown);
-    int64_t end = _segments.back()->next_offset();
-    if (cp && end < cp->next_offset)
-        // Acknowledged records are gone (lost blocks, a file restored from an old
-        // copy): say so; the offsets will be given out again.
-        _events.push_back({_segments.back()->log_path(), _segments.back()->size(),
-                           static_cast<uint64_t>(0), end,
-                           "the log ends at offset " + std::to_string(end) + ", before its recovery checkpoint (" +
-                               std::to_string(cp->next_offset) + "): offsets " + std::to_string(end) + ".." +
-                               std::to_string(cp->next_offset - 1) + " were lost"});
+    // Sealed segments end where the next begins; they were flushed and trimmed
+    // before the checkpoint moved past them. Their indexes are derived data:
+    // rebuilt (by a header walk) when they fail a sanity check.
+    for (size_t i = 0; i + 1 < _segments.size(); ++i) check_sealed_segment(i, i < first);
+
+    // Damage below the durable point is kept and reported, never cut: after a
+    // clean close that is everything the checkpoint vouches for (everything, when
+    // it is unreadable); after a crash, the checkpoint and (in "fsync" mode) what
+    // the previous writer published as durable.
+    int64_t keep_below = clean_shutdown && !cp ? INT64_MAX : durable;
+    std::optional<damaged_bytes> tail = recover(first, trusted_end, clean_shutdown, keep_below);
+    auto last = _segments.back();
+    int64_t end = last->next_offset();
+    // Offsets are never handed out twice (FORMAT.md §8, "Offsets are never
+    // reused"): the next one is past everything acknowledged, checkpointed or
+    // published, and past a damaged tail.
+    int64_t next = std::max({end, cp ? cp->next_offset : end, published});
+    if (tail) next = std::max(next, tail->start_offset + 1);
+    if (tail) report_damage(*last, *tail, next);
+    if (!tail && next > end) {
+        std::string range = std::to_string(end) + ".." + std::to_string(next - 1);
+        std::string why = cp && cp->next_offset > end
+                              ? "the log ends at offset " + std::to_string(end) + ", before its recovery checkpoint (" +
+                                    std::to_string(cp->next_offset) + "): offsets " + range + " were lost"
+                              : "offsets " + range + " were visible to readers but are not on disk";
+        _events.push_back({last->log_path(), last->size(), 0, end, why + "; they are not given out again", "lost", 0,
+                           next});
+        note_damage({last->log_path(), last->size(), 0, end, next, why});
+    }
+    if (tail || next > end) start_new_segment_at(next);
+    end = _segments.back()->next_offset();
     _visible_end.store(end, std::memory_order_release);
     _durable = recovery_point{_segments.back()->base_offset(), _segments.back()->size(), end};
     _sealed_bytes = 0;
@@ -189,9 +198,82 @@ void partition::open_writer(bool clean_shutdown) {
     _shared.publish(end, _segments.front()->base_offset(), _sealed_bytes + _segments.back()->size());
 }
 
-void partition::recover(size_t first, uint64_t trusted_end, bool clean_shutdown) {
+void partition::check_sealed_segment(size_t i, bool report_damage_found) {
+    auto& s = _segments[i];
+    uint64_t bytes = s->log_file().size();
+    int64_t next_base = _segments[i + 1]->base_offset();
+    walk_policy quick;
+    quick.keep_below = INT64_MAX;  // a sealed segment is never cut here (recover() decides past the checkpoint)
+    quick.expected_end = next_base;
+    quick.offset_bound = next_base;
+    // Walk (headers only) the frames behind the last index entry: they must end
+    // exactly where the next segment begins, and their timestamps complete the
+    // segment's max timestamp if the time index lost its tail.
+    scan_result tail;
+    bool sane = s->index_matches_log(bytes);
+    if (sane) {
+        offset_index_entry e = s->index().last_offset_entry();
+        tail = s->scan(e.position, s->base_offset() + e.relative_offset, quick);
+        sane = tail.damage.empty() && tail.valid_bytes == bytes && tail.next_offset == next_base;
+    }
+    if (!sane) {
+        s->index().reset();
+        walk_policy full = quick;
+        full.rebuild_index = true;
+        tail = s->scan(0, s->base_offset(), full);
+        if (tail.damage.empty()) _events.push_back({s->log_path(), 0, 0, -1, "index rebuilt", "index"});
+        if (report_damage_found)
+            for (auto& d : tail.damage) report_damage(*s, d, d.end_offset >= 0 ? d.end_offset : next_base);
+    }
+    s->set_end(bytes, next_base, tail.max_timestamp);
+    s->seal();  // a rebuilt (or tail-less) time index gets its final entry back: readers rely on it
+}
+
+void partition::report_damage(const segment& s, const damaged_bytes& d, int64_t end_offset) {
+    std::string why = d.bytes == 0 ? std::string("data missing (") + describe(d.why) + ")" : describe(d.why);
+    _events.push_back({s.log_path(), d.position, 0, d.start_offset, why, "damaged", d.bytes, end_offset});
+    note_damage({s.log_path(), d.position, d.bytes, d.start_offset, end_offset, why});
+}
+
+void partition::note_damage(const damaged_range& d) {
+    std::lock_guard<std::mutex> g(_damage_mu);
+    for (auto& known : _damage)
+        if (known.segment == d.segment && known.position == d.position && known.start_offset == d.start_offset) return;
+    _damage.push_back(d);
+}
+
+std::vector<damaged_range> partition::damaged_ranges() {
+    std::lock_guard<std::mutex> g(_damage_mu);
+    std::vector<damaged_range> out = _damage;
+    std::sort(out.begin(), out.end(),
+              [](const damaged_range& a, const damaged_range& b) { return a.start_offset < b.start_offset; });
+    return out;
+}
+
+void partition::start_new_segment_at(int64_t base) {
+    // The active segment ends in damage, or offsets past its end were handed out
+    // before: appends go on in a new segment whose base keeps them unique, and the
+    // damaged bytes stay where they are for `tidelog verify --repair`.
+    auto old = _segments.back();
+    if (old->size() == 0) {
+        old->remove_files();
+        _segments.pop_back();
+    } else {
+        old->seal();
+        old->datasync();
+        old->index().sync();
+    }
+    _segments.push_back(segment::create(_dir, base));
+    fsync_directory(_dir);
+}
+
+std::optional<damaged_bytes> partition::recover(size_t first, uint64_t trusted_end, bool clean_shutdown,
+                                                int64_t keep_below) {
+    std::optional<damaged_bytes> last_tail;
     for (size_t i = first; i < _segments.size(); ++i) {
         auto& s = _segments[i];
+        bool last = i + 1 == _segments.size();
+        int64_t next_base = last ? INT64_MAX : _segments[i + 1]->base_offset();
         uint64_t file_bytes = s->log_file().size();
         uint64_t start = 0, verify_from = 0;
         int64_t start_offset = s->base_offset();
@@ -206,9 +288,7 @@ void partition::recover(size_t first, uint64_t trusted_end, bool clean_shutdown)
             // their CRCs are not recomputed.
             uint64_t limit = std::min(trusted_end, file_bytes);
             // Without a usable index the walk starts at 0, but what precedes the
-            // trusted point is vouched for: only its headers are walked, so one
-            // damaged payload there stays a CorruptionError for its readers instead
-            // of cutting every acknowledged frame after it.
+            // trusted point is vouched for: only its headers are walked.
             verify_from = limit;
             s->index().truncate_from(static_cast<uint32_t>(std::min<uint64_t>(limit, UINT32_MAX)));
             if (s->index_matches_log(limit)) {
@@ -222,9 +302,26 @@ void partition::recover(size_t first, uint64_t trusted_end, bool clean_shutdown)
         }
         s->index().truncate_from(static_cast<uint32_t>(std::min<uint64_t>(start, UINT32_MAX)));
         s->index().raise_max_timestamp(max_before);
-        scan_result r = s->scan(start, start_offset, std::max(start, verify_from), true);
-        s->set_end(r.valid_bytes, r.next_offset, r.max_timestamp);
-        bool torn = r.stop != frame_check::end_of_data;
+        walk_policy policy;
+        policy.verify_from = std::max(start, verify_from);
+        policy.rebuild_index = true;
+        policy.keep_below = keep_below;
+        policy.expected_end = last ? (keep_below == INT64_MAX ? INT64_MIN : keep_below) : next_base;
+        policy.offset_bound = next_base;
+        scan_result r = s->scan(start, start_offset, policy);
+        for (size_t k = 0; k < r.damage.size(); ++k) {
+            if (last && r.damaged_tail && k + 1 == r.damage.size()) {
+                last_tail = r.damage[k];  // its end offset is decided by the caller
+                continue;
+            }
+            report_damage(*s, r.damage[k], r.damage[k].end_offset >= 0 ? r.damage[k].end_offset : next_base);
+        }
+        bool torn = !r.damaged_tail && r.stop != frame_check::end_of_data;
+        // A sealed segment that ends before the next one begins, past the durable point.
+        bool short_of_next = !last && !torn && !r.damaged_tail && r.next_offset != next_base;
+        uint64_t keep_bytes = r.damaged_tail ? r.data_end : r.valid_bytes;
+        s->set_end(keep_bytes, last || r.damaged_tail ? (last ? r.next_offset : next_base) : r.next_offset,
+                   r.max_timestamp);
         if (torn)
             _events.push_back({s->log_path(), r.valid_bytes, r.file_bytes - r.valid_bytes, r.next_offset,
                                describe(r.stop)});
@@ -232,11 +329,10 @@ void partition::recover(size_t first, uint64_t trusted_end, bool clean_shutdown)
         // older, never-acknowledged frames behind it: a later append that
         // rewrote only the sector would bring them back. Cut them off (the
         // datasync below makes the cut durable before anything is appended).
-        bool last = i + 1 == _segments.size();
-        if (r.valid_bytes < r.file_bytes && (torn || !last || !clean_shutdown)) s->truncate_to(r.valid_bytes);
-        bool gap = !torn && i + 1 < _segments.size() && r.next_offset != _segments[i + 1]->base_offset();
-        if (torn || gap) {
-            // Everything after a bad frame is unreachable: drop later segments (Kafka does the same).
+        if (keep_bytes < r.file_bytes && (torn || !last || !clean_shutdown || r.damaged_tail)) s->truncate_to(keep_bytes);
+        if (torn || short_of_next) {
+            // Past the durable point the log is a prefix: nothing after a torn
+            // frame was acknowledged, and keeping it would break its writers' order.
             for (size_t j = i + 1; j < _segments.size(); ++j) {
                 auto& later = _segments[j];
                 _events.push_back({later->log_path(), 0, later->log_file().size(), later->base_offset(),
@@ -254,6 +350,7 @@ void partition::recover(size_t first, uint64_t trusted_end, bool clean_shutdown)
         _segments[i]->datasync();
         _segments[i]->index().sync();
     }
+    return last_tail;
 }
 
 void partition::publish_locked(int64_t visible_end) {
@@ -512,8 +609,67 @@ bool partition::wait_for_data(int64_t known_end, int64_t timeout_ns) {
     }
 }
 
+damaged_range partition::locate_damage(segment& s, const std::shared_ptr<mapped_region>& known_region,
+                                       uint64_t pos, int64_t offset, frame_check why, int64_t segment_end_offset,
+                                       int64_t visible, uint64_t* resume_position, int64_t* resume_offset) {
+    uint64_t file_end = _read_only ? s.log_file().size() : s.size();
+    std::shared_ptr<mapped_region> region = known_region;
+    if (!region || region->length() < file_end) {
+        try {
+            region = s.mapping(file_end);
+        } catch (const error& err) {
+            if (err.code() != errc::corrupt) throw;
+        }
+    }
+    const uint8_t* data = region ? region->data() : nullptr;
+    if (region) file_end = std::min<uint64_t>(file_end, region->length());
+    damaged_range d{s.log_path(), pos, 0, offset, segment_end_offset, describe(why)};
+    if (pos >= file_end || !data) {
+        // The segment's frames end before its offsets do (data lost in a crash
+        // or a damaged tail cut away): the rest of its offsets are a gap.
+        d.end_offset = segment_end_offset != INT64_MAX ? segment_end_offset : visible;
+        d.reason = "offsets missing from the segment";
+        *resume_position = UINT64_MAX;
+        *resume_offset = d.end_offset;
+        return d;
+    }
+    // A frame whose header is intact and whose successor lines up: only its
+    // payload is damaged, and it holds exactly the offsets its header says.
+    if (check_header(data + pos, file_end - pos) == frame_check::ok) {
+        frame_header h = load_header(data + pos);
+        uint64_t next = pos + h.frame_length();
+        bool lines_up = h.base_offset == offset && h.next_offset() <= segment_end_offset;
+        if (lines_up && next < file_end && h.next_offset() < visible) {
+            frame_check c = check_header(data + next, file_end - next);
+            lines_up = (c == frame_check::ok && load_header(data + next).base_offset == h.next_offset()) ||
+                       (c == frame_check::end_of_data && h.next_offset() == segment_end_offset);
+        }
+        if (lines_up) {
+            d.bytes = h.frame_length();
+            d.end_offset = h.next_offset();
+            *resume_position = next;
+            *resume_offset = h.next_offset();
+            return d;
+        }
+    }
+    resync_hit hit = find_next_intact_frame(data, pos + frame_alignment, file_end, offset, segment_end_offset, visible);
+    if (hit.found) {
+        d.bytes = hit.position - pos;
+        d.end_offset = hit.header.base_offset;
+        *resume_position = hit.position;
+        *resume_offset = hit.header.base_offset;
+        return d;
+    }
+    d.end_offset = segment_end_offset != INT64_MAX ? segment_end_offset : visible;
+    d.bytes = segment_end_offset != INT64_MAX ? end_of_nonzero(data, pos, file_end) - pos : file_end - pos;
+    *resume_position = UINT64_MAX;
+    *resume_offset = d.end_offset;
+    return d;
+}
+
 std::vector<frame_ref> partition::frames(int64_t start_offset, int64_t end_offset, int64_t min_timestamp,
-                                         int64_t max_timestamp, size_t max_frames) {
+                                         int64_t max_timestamp, size_t max_frames,
+                                         std::vector<damaged_range>* skipped) {
     std::vector<frame_ref> out;
     int64_t visible;
     auto segs = snapshot(&visible);
@@ -528,10 +684,21 @@ std::vector<frame_ref> partition::frames(int64_t start_offset, int64_t end_offse
     size_t i = 0;
     while (i + 1 < segs.size() && segs[i + 1]->base_offset() <= start_offset) ++i;
 
+    // Damage met on the way: raised when it holds offsets the caller asked for,
+    // skipped (and reported) when the caller skips damage, stepped over silently
+    // when it lies before start_offset (a walk from an earlier index entry).
+    auto on_damage = [&](const damaged_range& d) {
+        note_damage(d);
+        if (d.end_offset <= start_offset) return;
+        if (!skipped) throw corrupt_frame(_dir, d);
+        skipped->push_back(d);
+    };
+
     for (; i < segs.size() && out.size() < max_frames; ++i) {
         auto s = segs[i];  // a copy: a reader may replace segs while walking
         if (_read_only) s->index().refresh();
-        int64_t limit = std::min(end_offset, i + 1 < segs.size() ? segs[i + 1]->base_offset() : INT64_MAX);
+        int64_t segment_end = i + 1 < segs.size() ? segs[i + 1]->base_offset() : INT64_MAX;
+        int64_t limit = std::min(end_offset, segment_end);
         offset_index_entry e{0, 0};
         if (start_offset > s->base_offset())
             e = s->index().entry_for_offset(static_cast<uint32_t>(start_offset - s->base_offset()));
@@ -572,8 +739,10 @@ std::vector<frame_ref> partition::frames(int64_t start_offset, int64_t end_offse
                     segs = _segments;
                 }
                 auto next = std::find_if(segs.begin(), segs.end(),
-                                         [&](const std::shared_ptr<segment>& x) { return x->base_offset() == offset; });
+                                         [&](const std::shared_ptr<segment>& x) { return x->base_offset() >= offset; });
                 if (next == segs.end()) return out;  // not there (a stale end from a crashed writer)
+                if ((*next)->base_offset() > offset)  // the writer started past a gap (FORMAT.md §8)
+                    on_damage({s->log_path(), pos, 0, offset, (*next)->base_offset(), "offsets missing from the segment"});
                 i = static_cast<size_t>(next - segs.begin()) - 1;  // the for loop moves to it
                 break;
             }
@@ -601,6 +770,7 @@ std::vector<frame_ref> partition::frames(int64_t start_offset, int64_t end_offse
                 }
             }
             bool good = c == frame_check::ok && load_header(p).base_offset == offset &&
+                        load_header(p).next_offset() <= segment_end &&
                         (!from_index || load_header(p).max_timestamp <= claimed_max);
             if (!good && from_index) {
                 // Indexes are derived data: if one misleads, walk the segment from its start.
@@ -609,19 +779,38 @@ std::vector<frame_ref> partition::frames(int64_t start_offset, int64_t end_offse
                 offset = s->base_offset();
                 continue;
             }
-            if (!good) throw corrupt_frame(_dir, *s, pos, offset, c == frame_check::ok ? "offset mismatch" : describe(c));
             from_index = false;
-            frame_header h = load_header(p);
-            if (h.next_offset() > start_offset && h.max_timestamp >= min_timestamp && h.min_timestamp < max_timestamp) {
+            if (good) {
+                frame_header h = load_header(p);
                 uint64_t frame_end = pos + h.frame_length();
-                if (!s->verified(pos, frame_end)) {
-                    if (frame_crc(h, p + h.payload_offset) != h.crc) throw corrupt_frame(_dir, *s, pos, offset, "CRC32C mismatch");
-                    s->mark_verified(pos, frame_end);
+                bool wanted = h.next_offset() > start_offset && h.max_timestamp >= min_timestamp &&
+                              h.min_timestamp < max_timestamp;
+                if (wanted && !s->verified(pos, frame_end)) {
+                    if (frame_crc(h, p + h.payload_offset) != h.crc) {
+                        good = false;
+                        c = frame_check::bad_crc;
+                    } else {
+                        s->mark_verified(pos, frame_end);
+                    }
                 }
-                out.push_back(frame_ref{region, pos, h});
+                if (good) {
+                    if (wanted) out.push_back(frame_ref{region, pos, h});
+                    offset = h.next_offset();
+                    pos += h.frame_length();
+                    continue;
+                }
             }
-            offset = h.next_offset();
-            pos += h.frame_length();
+            // Damage: find where it ends and the next intact frame begins.
+            if (c == frame_check::ok) c = frame_check::bad_header;  // offsets that do not continue
+            uint64_t resume_position;
+            int64_t resume_offset;
+            damaged_range d = locate_damage(*s, region, pos, offset, c, segment_end, visible, &resume_position,
+                                            &resume_offset);
+            on_damage(d);
+            offset = resume_offset;
+            if (resume_position == UINT64_MAX) break;  // the rest of the segment is damaged
+            pos = resume_position;
+            if (region && region->length() < pos + frame_header_bytes) region.reset();
         }
         if (offset >= end_offset) break;
     }
@@ -634,8 +823,15 @@ int64_t partition::offset_for_time(int64_t timestamp) {
     auto segs = snapshot(&visible);
     int64_t start = segs.empty() ? 0 : segs.front()->base_offset();
     while (true) {
-        auto batch = frames(start, visible, timestamp, INT64_MAX, 64);
-        if (batch.empty()) return visible;
+        std::vector<damaged_range> skipped;  // a time lookup steps over damage
+        auto batch = frames(start, visible, timestamp, INT64_MAX, 64, &skipped);
+        if (batch.empty()) {
+            if (!skipped.empty() && skipped.back().end_offset < visible) {
+                start = skipped.back().end_offset;
+                continue;
+            }
+            return visible;
+        }
         for (auto& f : batch)
             if (f.header.max_timestamp >= timestamp) return std::max(start, f.header.base_offset);
         start = batch.back().header.next_offset();

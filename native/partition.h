@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -53,12 +54,30 @@ struct append_result {
     uint64_t ticket;  // 0 when nothing needs waiting for
 };
 
-/// Something recovery cut off or rebuilt, for the log's recovery report.
+/// Something recovery cut off, found damaged or rebuilt, for the log's recovery report.
 struct recovery_event {
     std::string file;
     uint64_t position;
-    uint64_t bytes_dropped;
-    int64_t first_offset_dropped;
+    uint64_t bytes_dropped;       // bytes cut off the file (0 for damage kept in place)
+    int64_t first_offset_dropped; // first offset cut, damaged or lost (-1: none)
+    std::string reason;
+    /// "cut" (a torn tail beyond the durable point), "damaged" (kept in place,
+    /// its offsets a gap), "lost" (offsets that were handed out and whose data is
+    /// gone: never reused), "index" (an index rebuilt).
+    std::string kind = "cut";
+    uint64_t bytes_damaged = 0;   // damaged bytes left in place
+    int64_t end_offset = -1;      // exclusive end of the damaged or lost offsets
+};
+
+/// Offsets whose data a reader cannot have: damaged bytes kept in place, or
+/// offsets that were handed out and lost. Reads that cover them raise
+/// CorruptionError unless they skip damage.
+struct damaged_range {
+    std::string segment;  // .log path
+    uint64_t position;
+    uint64_t bytes;
+    int64_t start_offset;
+    int64_t end_offset;   // exclusive
     std::string reason;
 };
 
@@ -77,8 +96,13 @@ public:
     std::vector<append_result> append(const append_request* requests, size_t count);
     /// Frames holding offsets in [start_offset, end_offset) whose time span meets
     /// [min_timestamp, max_timestamp); at most max_frames of them.
+    /// Damage met on the way raises error(corrupt) naming it; with `skipped`
+    /// non-null it is skipped instead and appended there.
     std::vector<frame_ref> frames(int64_t start_offset, int64_t end_offset, int64_t min_timestamp,
-                                  int64_t max_timestamp, size_t max_frames);
+                                  int64_t max_timestamp, size_t max_frames,
+                                  std::vector<damaged_range>* skipped = nullptr);
+    /// Damage known to this process: found by recovery or by reads. Thread-safe.
+    std::vector<damaged_range> damaged_ranges();
     /// The first offset whose frame's max timestamp is >= timestamp (end_offset() if none).
     int64_t offset_for_time(int64_t timestamp);
     int64_t start_offset();
@@ -106,7 +130,18 @@ private:
     void roll_locked();
     void publish_locked(int64_t visible_end);
     std::vector<std::shared_ptr<segment>> snapshot(int64_t* visible_end);
-    void recover(size_t first_segment, uint64_t trusted_end, bool clean_shutdown);
+    /// Validates segments from first_segment on; returns the last segment's
+    /// damaged tail, if it has one (the caller decides where its offsets end).
+    std::optional<damaged_bytes> recover(size_t first_segment, uint64_t trusted_end, bool clean_shutdown,
+                                         int64_t keep_below);
+    void check_sealed_segment(size_t i, bool report_damage);
+    void start_new_segment_at(int64_t base);
+    void note_damage(const damaged_range& d);
+    void report_damage(const segment& s, const damaged_bytes& d, int64_t end_offset);
+    /// One damaged spot met by a read: its offsets and where reading resumes.
+    damaged_range locate_damage(segment& s, const std::shared_ptr<mapped_region>& region, uint64_t pos,
+                                int64_t offset, frame_check why, int64_t segment_end_offset, int64_t visible,
+                                uint64_t* resume_position, int64_t* resume_offset);
 
     committer* _committer;
     const std::string _dir;
@@ -122,6 +157,8 @@ private:
     shared_state _shared;
     shared_state* _notifier;
     std::vector<recovery_event> _events;
+    std::mutex _damage_mu;
+    std::vector<damaged_range> _damage;
     bool _closed = false;
     uint64_t _sealed_bytes = 0;       // bytes of every segment but the active one
     int64_t _listed_at_start = -1;

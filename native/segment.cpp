@@ -8,6 +8,7 @@
 #include <cstdio>
 
 #include "errors.h"
+#include "frame_resync.h"
 #include "units.h"
 
 namespace tidelog {
@@ -91,37 +92,66 @@ void segment::append(const frame_header& header, const struct iovec* payload, in
     _size.store(position + frame_length, std::memory_order_release);
 }
 
-scan_result segment::scan(uint64_t position, int64_t offset, uint64_t verify_from, bool rebuild_index) {
+scan_result segment::scan(uint64_t position, int64_t offset, const walk_policy& policy) {
     scan_result r;
     r.file_bytes = _log.size();
     r.valid_bytes = position;
     r.next_offset = offset;
     auto region = mapping(r.file_bytes);
+    const uint8_t* data = region->data();
     uint64_t since_entry = 0;
+    uint64_t pos = position;
+    int64_t off = offset;
     while (true) {
-        uint64_t available = r.file_bytes - r.valid_bytes;
-        const uint8_t* p = region->data() ? region->data() + r.valid_bytes : nullptr;
+        uint64_t available = r.file_bytes > pos ? r.file_bytes - pos : 0;
+        const uint8_t* p = data ? data + pos : nullptr;
         frame_check c = available == 0 ? frame_check::end_of_data
-                        : r.valid_bytes >= verify_from ? check_frame(p, available)
-                                        : check_header(p, available);
-        if (c == frame_check::ok && load_header(p).base_offset != r.next_offset) c = frame_check::bad_header;
-        if (c != frame_check::ok) {
-            r.stop = c;
+                        : pos >= policy.verify_from ? check_frame(p, available)
+                                                    : check_header(p, available);
+        if (c == frame_check::ok) {
+            frame_header h = load_header(p);
+            if (h.base_offset != off || h.next_offset() > policy.offset_bound) c = frame_check::bad_header;
+        }
+        if (c == frame_check::ok) {
+            frame_header h = load_header(p);
+            if (policy.rebuild_index)
+                _index.on_frame(static_cast<uint32_t>(h.base_offset - _base_offset), static_cast<uint32_t>(pos),
+                                static_cast<uint32_t>(h.frame_length()), h.max_timestamp);
+            else
+                since_entry += h.frame_length();
+            _last_frame_position = static_cast<uint32_t>(pos);
+            pos += h.frame_length();
+            off = h.next_offset();
+            r.valid_bytes = pos;
+            r.next_offset = off;
+            if (h.max_timestamp > r.max_timestamp) r.max_timestamp = h.max_timestamp;
+            ++r.frames;
+            continue;
+        }
+        bool zeros = c == frame_check::end_of_data;
+        if ((zeros && off >= policy.expected_end) || off >= policy.keep_below) {
+            r.stop = c;  // the end of the data, or a torn tail for the caller to cut
             break;
         }
-        frame_header h = load_header(p);
-        if (rebuild_index)
-            _index.on_frame(static_cast<uint32_t>(h.base_offset - _base_offset), static_cast<uint32_t>(r.valid_bytes),
-                            static_cast<uint32_t>(h.frame_length()), h.max_timestamp);
-        else
-            since_entry += h.frame_length();
-        _last_frame_position = static_cast<uint32_t>(r.valid_bytes);
-        r.valid_bytes += h.frame_length();
-        r.next_offset = h.next_offset();
-        if (h.max_timestamp > r.max_timestamp) r.max_timestamp = h.max_timestamp;
-        ++r.frames;
+        // Durable data that fails its checks: skip to the next intact frame.
+        resync_hit hit = find_next_intact_frame(data, pos + frame_alignment, r.file_bytes, off, policy.offset_bound,
+                                                INT64_MAX);
+        if (hit.found) {
+            r.damage.push_back({pos, hit.position - pos, off, hit.header.base_offset, c});
+            if (policy.rebuild_index) _index.on_damage(static_cast<uint32_t>(pos));
+            pos = hit.position;
+            off = hit.header.base_offset;
+            continue;
+        }
+        uint64_t tail_end = end_of_nonzero(data, pos, r.file_bytes);
+        r.damage.push_back({pos, tail_end - pos, off, -1, c});
+        r.damaged_tail = true;
+        r.data_end = tail_end;
+        r.stop = c;
+        break;
     }
-    if (!rebuild_index) _index.resume(since_entry, r.max_timestamp);
+    r.data_end = std::max(r.data_end, r.valid_bytes);
+    if (!policy.rebuild_index) _index.resume(since_entry, r.max_timestamp);
     return r;
 }
 
@@ -163,8 +193,12 @@ void segment::truncate_to(uint64_t valid_bytes) {
 void segment::seal() {
     if (_read_only) return;
     uint64_t end = size();
-    if (end > 0)
-        _index.seal(static_cast<uint32_t>(load_header(mapping(end)->data() + _last_frame_position).base_offset -
+    // The last frame may be missing (a segment that holds only damaged bytes).
+    auto region = end > 0 ? mapping(end) : nullptr;
+    if (end > 0 && _last_frame_position + uint64_t{frame_header_bytes} <= end &&
+        check_header(region->data() + _last_frame_position, end - _last_frame_position) == frame_check::ok &&
+        load_header(region->data() + _last_frame_position).base_offset >= _base_offset)
+        _index.seal(static_cast<uint32_t>(load_header(region->data() + _last_frame_position).base_offset -
                                           _base_offset),
                     _last_frame_position, max_timestamp());
     if (_log.size() != end) _log.truncate(end);

@@ -11,6 +11,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "file_handle.h"
 #include "frame.h"
@@ -30,6 +31,30 @@ struct frame_ref {
     const uint8_t* payload() const { return region->data() + position + header.payload_offset; }
 };
 
+/// Bytes a walk could not use, and the offsets they held (FORMAT.md §8).
+struct damaged_bytes {
+    uint64_t position = 0;
+    uint64_t bytes = 0;          // damaged bytes left in the file (0: the data is gone)
+    int64_t start_offset = 0;
+    int64_t end_offset = -1;     // exclusive; -1: only the caller knows (a damaged tail)
+    frame_check why = frame_check::bad_header;
+};
+
+/// How a walk treats what it meets (see segment::scan).
+struct walk_policy {
+    uint64_t verify_from = UINT64_MAX;  // CRC-check frames at or after this position
+    bool rebuild_index = false;         // re-add index entries as frames are walked
+    /// Damage at offsets below keep_below is durable data: the walk reports it,
+    /// skips to the next intact frame and goes on. At or above it (a torn tail
+    /// after a crash, never acknowledged) the walk stops and the caller cuts.
+    int64_t keep_below = 0;
+    /// The offset the frames should reach (the next segment's base, what a
+    /// checkpoint vouches for); zeros before it are lost data, not the end.
+    int64_t expected_end = INT64_MIN;
+    /// No frame holds offsets at or past this (the next segment's base).
+    int64_t offset_bound = INT64_MAX;
+};
+
 /// What a walk over a segment's frames found.
 struct scan_result {
     uint64_t valid_bytes = 0;      // end of the last good frame
@@ -38,6 +63,9 @@ struct scan_result {
     uint64_t frames = 0;
     frame_check stop = frame_check::end_of_data;  // why the walk stopped
     uint64_t file_bytes = 0;       // file size when walked
+    std::vector<damaged_bytes> damage;  // skipped over (kept in the file)
+    bool damaged_tail = false;     // the last damage runs to the end of the data
+    uint64_t data_end = 0;         // end of the bytes to keep: valid_bytes, or the damaged tail's end
 };
 
 class segment {
@@ -61,10 +89,18 @@ public:
     /// with a single pwritev at the current end. The header's payload_offset,
     /// crc and base_offset must be set by the caller.
     void append(const frame_header& header, const struct iovec* payload, int pieces);
-    /// Walks frames from `position` (whose frame holds offset `offset`), checking
-    /// the CRC of frames at or after verify_from and optionally re-adding index
-    /// entries; stops at the first bad frame.
-    scan_result scan(uint64_t position, int64_t offset, uint64_t verify_from, bool rebuild_index);
+    /// Walks frames from `position` (whose frame holds offset `offset`) as
+    /// `policy` says: damage below policy.keep_below is skipped (resync) and
+    /// reported; the walk stops at the end of the data or at the first damage
+    /// at or above it.
+    scan_result scan(uint64_t position, int64_t offset, const walk_policy& policy);
+    /// A plain walk that stops at the first bad frame.
+    scan_result scan(uint64_t position, int64_t offset, uint64_t verify_from, bool rebuild_index) {
+        walk_policy policy;
+        policy.verify_from = verify_from;
+        policy.rebuild_index = rebuild_index;
+        return scan(position, offset, policy);
+    }
     /// A cheap sanity check of the indexes against the first valid_bytes of the
     /// log: monotone, in range, present when the log is not empty, and the last
     /// entry of each points at a frame header holding the offset it claims.

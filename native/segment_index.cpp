@@ -101,6 +101,21 @@ void segment_index::on_frame(uint32_t relative_offset, uint32_t position, uint32
     _max_timestamp = std::max(_max_timestamp, max_timestamp);
 }
 
+void segment_index::on_damage(uint32_t position) {
+    std::lock_guard<std::mutex> g(_mu);
+    if (_offsets.empty() && position == 0) {
+        offset_index_entry e{0, 0};
+        _offset_file.pwrite_all(&e, sizeof e, 0);
+        _offsets.push_back(e);
+        if (_times.empty()) {
+            time_index_entry t{INT64_MIN, 0, 0};
+            _time_file.pwrite_all(&t, sizeof t, 0);
+            _times.push_back(t);
+        }
+    }
+    _bytes_since_entry = index_interval_bytes;
+}
+
 void segment_index::resume(uint64_t bytes_since_entry, int64_t max_timestamp) {
     std::lock_guard<std::mutex> g(_mu);
     _bytes_since_entry = _offsets.empty() ? index_interval_bytes : bytes_since_entry;

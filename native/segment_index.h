@@ -37,6 +37,10 @@ public:
 
     /// Called for every appended frame; writes an entry each index_interval_bytes.
     void on_frame(uint32_t relative_offset, uint32_t position, uint32_t frame_length, int64_t max_timestamp);
+    /// A walk skipped damaged bytes at `position`: the next intact frame gets an
+    /// entry (so readers jump past the damage), and damage at the segment start
+    /// gets the first entry {0, 0} that every index begins with.
+    void on_damage(uint32_t position);
     /// The last indexed frame at or before relative_offset ({0, 0} if none).
     offset_index_entry entry_for_offset(uint32_t relative_offset) const;
     /// A frame from which walking finds the first frame whose max timestamp >= ts.

@@ -30,6 +30,11 @@ shared_state::shared_state(const std::string& path, bool writer) : _path(path) {
     void* p = ::mmap(nullptr, state_file_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, f.fd(), 0);
     if (p == MAP_FAILED) throw_errno("mmap " + path);
     _state = static_cast<shared_state_layout*>(p);
+    if (_state->magic == state_magic && _state->version == state_version && _state->visible_end >= 0 &&
+        _state->start_offset >= 0 && _state->start_offset <= _state->visible_end) {
+        _inherited_end = _state->visible_end;
+        _inherited_start = _state->start_offset;
+    }
     _state->magic = state_magic;
     _state->version = state_version;
     _state->writer_pid = static_cast<int32_t>(::getpid());

@@ -36,6 +36,11 @@ public:
     shared_state& operator=(const shared_state&) = delete;
 
     bool available() const { return _state != nullptr; }
+    /// Writers: the visible end the file held before this open (-1 if it held
+    /// none, or one that fails its sanity checks). Not durable: a floor for the
+    /// offsets handed out next, never a reason to keep or cut data by itself.
+    int64_t inherited_end() const { return _inherited_end; }
+    int64_t inherited_start() const { return _inherited_start; }
     int64_t visible_end() const;
     int64_t start_offset() const;
     uint32_t sequence() const;
@@ -54,6 +59,8 @@ private:
     void open_reader();
     std::string _path;
     shared_state_layout* _state = nullptr;
+    int64_t _inherited_end = -1;
+    int64_t _inherited_start = -1;
 };
 
 }  // namespace tidelog

@@ -1,0 +1,51 @@
+#include "frame_resync.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "units.h"
+
+namespace tidelog {
+
+namespace {
+
+bool successor_lines_up(const uint8_t* data, uint64_t next, uint64_t end, int64_t expected_offset) {
+    if (next >= end) return true;
+    frame_check c = check_header(data + next, end - next);
+    if (c == frame_check::end_of_data) return true;
+    return c == frame_check::ok && load_header(data + next).base_offset == expected_offset;
+}
+
+}  // namespace
+
+resync_hit find_next_intact_frame(const uint8_t* data, uint64_t from, uint64_t end, int64_t after_offset,
+                                  int64_t offset_bound, int64_t published_end) {
+    resync_hit hit;
+    if (!data) return hit;
+    uint64_t q = align_up(from, frame_alignment);
+    for (; q + frame_header_bytes <= end; q += frame_alignment) {
+        uint32_t magic;
+        std::memcpy(&magic, data + q, sizeof magic);
+        if (magic != frame_magic) continue;
+        if (check_frame(data + q, end - q) != frame_check::ok) continue;
+        frame_header h = load_header(data + q);
+        if (h.base_offset <= after_offset || h.next_offset() > offset_bound) continue;
+        if (h.next_offset() < published_end &&
+            !successor_lines_up(data, q + h.frame_length(), end, h.next_offset()))
+            continue;
+        hit.found = true;
+        hit.position = q;
+        hit.header = h;
+        return hit;
+    }
+    return hit;
+}
+
+uint64_t end_of_nonzero(const uint8_t* data, uint64_t from, uint64_t end) {
+    if (!data) return from;
+    uint64_t e = end;
+    while (e > from && data[e - 1] == 0) --e;
+    return e == from ? from : std::min(align_up(e, frame_alignment), end);
+}
+
+}  // namespace tidelog

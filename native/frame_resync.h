@@ -1,0 +1,37 @@
+#pragma once
+// Finding the next intact frame after damage, so that damage costs only the
+// damaged bytes (docs/FORMAT.md §2.5).
+//
+// Frames start at multiples of 8 and carry a CRC over header and payload, so a
+// walk that meets bytes it cannot parse (bit rot in a header, a zeroed sector,
+// a misdirected write) can search forward, 8 bytes at a time, for a position
+// whose frame is whole and CRC-valid, holds later offsets than the damage, and
+// is followed by a consistent frame (or the end of the data). The last check
+// rejects a stray copy of another frame: its successor does not line up.
+//
+// Pure functions over a byte range; thread-safe.
+#include <cstdint>
+
+#include "frame.h"
+
+namespace tidelog {
+
+struct resync_hit {
+    bool found = false;
+    uint64_t position = 0;
+    frame_header header{};
+};
+
+/// The first intact frame at an 8-aligned position in [from, end) of `data`
+/// whose offsets lie in (after_offset, offset_bound] (base_offset > after_offset,
+/// next offset <= offset_bound) and whose successor is either the end of the
+/// data, a structurally valid frame continuing its offsets, or (when the frame
+/// reaches `published_end`) anything: frames past what readers may see can still
+/// be in flight.
+resync_hit find_next_intact_frame(const uint8_t* data, uint64_t from, uint64_t end, int64_t after_offset,
+                                  int64_t offset_bound, int64_t published_end);
+
+/// One past the last non-zero byte of [from, end), rounded up to 8 (from when all zero).
+uint64_t end_of_nonzero(const uint8_t* data, uint64_t from, uint64_t end);
+
+}  // namespace tidelog
