@@ -178,6 +178,18 @@ def group_by_partition(ids, Py_ssize_t count, int partitions, order, counts):
         PyBuffer_Release(&ib)
 
 
+cdef dict _damaged_range_dict(const CDamagedRange& d):
+    return {
+        "start_offset": d.start_offset,
+        "end_offset": d.end_offset,
+        "segment": d.segment.decode("utf-8", "surrogateescape").rpartition("/")[2],
+        "path": d.segment.decode("utf-8", "surrogateescape"),
+        "position": d.position,
+        "bytes": d.bytes,
+        "reason": d.reason.decode("utf-8", "replace"),
+    }
+
+
 cdef class Mapping:
     """A read-only mapping of a segment file. Arrow buffers built over it keep
     it alive, so it stays valid after retention unlinks the file."""
@@ -398,15 +410,21 @@ cdef class NativePartition:
         return m
 
     def frames(self, int64_t start_offset=0, int64_t end_offset=INT64_MAX, int64_t min_timestamp=INT64_MIN,
-               int64_t max_timestamp=INT64_MAX, size_t max_frames=1024):
+               int64_t max_timestamp=INT64_MAX, size_t max_frames=1024, list skipped=None):
         """Published frames holding offsets in [start_offset, end_offset) whose time
         span meets [min_timestamp, max_timestamp). Each is a tuple
         (mapping, payload_address, payload_length, base_offset, record_count,
-        min_timestamp, max_timestamp, codec, flags, schema_id)."""
+        min_timestamp, max_timestamp, codec, flags, schema_id).
+
+        Damage holding offsets asked for raises CorruptionError; with ``skipped``
+        (a list) it is skipped instead, and a dict per damaged range (as
+        ``damaged_ranges()`` gives) is appended to ``skipped``."""
         cdef vector[CFrameRef] refs
+        cdef vector[CDamagedRange] damage
+        cdef vector[CDamagedRange]* damage_out = &damage if skipped is not None else NULL
         cdef CPartition* part = self._get()
         with nogil:
-            refs = part.frames(start_offset, end_offset, min_timestamp, max_timestamp, max_frames)
+            refs = part.frames(start_offset, end_offset, min_timestamp, max_timestamp, max_frames, damage_out)
         out = []
         cdef size_t i
         cdef CFrameRef* f
@@ -415,7 +433,19 @@ cdef class NativePartition:
             out.append((self._mapping_for(f.region), <uintptr_t>f.payload(), f.header.payload_length,
                         f.header.base_offset, f.header.record_count, f.header.min_timestamp,
                         f.header.max_timestamp, f.header.codec, f.header.flags, f.header.schema_id))
+        if skipped is not None:
+            for i in range(damage.size()):
+                skipped.append(_damaged_range_dict(damage[i]))
         return out
+
+    def damaged_ranges(self):
+        """Damage this process knows of (found by recovery or by reads), by offset:
+        dicts with start_offset, end_offset (exclusive), segment, position, bytes, reason."""
+        cdef vector[CDamagedRange] damage
+        cdef CPartition* part = self._get()
+        with nogil:
+            damage = part.damaged_ranges()
+        return [_damaged_range_dict(damage[i]) for i in range(damage.size())]
 
     def offset_for_time(self, int64_t timestamp):
         cdef int64_t out
@@ -476,6 +506,9 @@ cdef class NativePartition:
                 "bytes_dropped": ev.at(i).bytes_dropped,
                 "first_offset_dropped": ev.at(i).first_offset_dropped,
                 "reason": ev.at(i).reason.decode(),
+                "kind": ev.at(i).kind.decode(),
+                "bytes_damaged": ev.at(i).bytes_damaged,
+                "end_offset": ev.at(i).end_offset,
             }
             for i in range(ev.size())
         ]

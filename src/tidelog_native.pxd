@@ -103,12 +103,25 @@ cdef extern from "partition.h" namespace "tidelog" nogil:
         uint64_t bytes_dropped
         int64_t first_offset_dropped
         string reason
+        string kind
+        uint64_t bytes_damaged
+        int64_t end_offset
+
+    cdef cppclass CDamagedRange "tidelog::damaged_range":
+        string segment
+        uint64_t position
+        uint64_t bytes
+        int64_t start_offset
+        int64_t end_offset
+        string reason
 
     cdef cppclass CPartition "tidelog::partition":
         CAppendResult append(const CAppendRequest& request) except +raise_native_error
         vector[CAppendResult] append(const CAppendRequest* requests, size_t count) except +raise_native_error
         vector[CFrameRef] frames(int64_t start_offset, int64_t end_offset, int64_t min_timestamp,
-                                 int64_t max_timestamp, size_t max_frames) except +raise_native_error
+                                 int64_t max_timestamp, size_t max_frames,
+                                 vector[CDamagedRange]* skipped) except +raise_native_error
+        vector[CDamagedRange] damaged_ranges() except +raise_native_error
         int64_t offset_for_time(int64_t timestamp) except +raise_native_error
         int64_t start_offset() except +raise_native_error
         int64_t end_offset() except +raise_native_error

@@ -1,6 +1,7 @@
 """tidelog: an embedded, durable, Arrow-native event-streaming log."""
 from .errors import (
     CorruptionError,
+    CorruptionWarning,
     InvalidTopicNameError,
     LogClosedError,
     LogLockedError,
@@ -24,7 +25,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AsyncConsumer", "AsyncProducer", "Consumer", "DeliveryError", "DeliveryFuture", "Producer", "Record", "RecordMetadata",
-    "AppendResult", "CorruptionError", "InvalidTopicNameError", "Log", "LogClosedError", "LogLockedError", "LogNotFoundError",
+    "AppendResult", "CorruptionError", "CorruptionWarning", "InvalidTopicNameError", "Log", "LogClosedError", "LogLockedError", "LogNotFoundError",
     "RECORD_SCHEMA", "ReadOnlyError", "RecordTooLargeError", "Scan", "SchemaMismatchError", "TidelogError",
     "TidelogIOError", "Topic", "TopicConfig", "TopicExistsError", "UnknownTopicError", "open",
 ]

@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 
 from . import _arrow, _core
+from ._topic import check_on_corrupt
 from .errors import LogClosedError
 
 GROUPS_NOT_YET = ("consumer groups (group=...) are not implemented yet; they come with the consumer-group "
@@ -36,12 +37,14 @@ def _decode_records(frame, topic, name: str, partition: int, lo: int, hi: int) -
 class Consumer:
     """Reads the partitions it is assigned. Not thread-safe: one thread per consumer."""
 
-    def __init__(self, log, topics: Iterable[str] | str | None = None, start: str = "earliest", group=None):
+    def __init__(self, log, topics: Iterable[str] | str | None = None, start: str = "earliest", group=None,
+                 on_corrupt: str = "raise"):
         if group is not None:
             raise NotImplementedError(GROUPS_NOT_YET)
         if start not in ("earliest", "latest"):
             raise ValueError(f"start must be 'earliest' or 'latest', not {start!r}")
         self._log = log
+        self._skip_damage = check_on_corrupt(on_corrupt)
         self._native_log = log._native
         self._start = start
         self._positions: dict[tuple[str, int], int] = {}
@@ -186,8 +189,9 @@ class Consumer:
             start = native.start_offset
             if pos < start:
                 pos = start  # retention removed what we had not read: continue from the oldest kept
-            frames = native.frames(pos, end, -(2**63), 2**63 - 1, 1)
+            frames = self._frames(native, name, p, pos, end)
             if not frames:
+                positions[key] = max(pos, positions[key])  # past damage it skipped, if any
                 continue
             frame = frames[0]
             base = frame[3]
@@ -199,6 +203,20 @@ class Consumer:
             self._next = (self._next + i + 1) % n
             return name, p, frame, topic, lo, hi
         return None
+
+    def _frames(self, native, name: str, p: int, pos: int, end: int) -> list:
+        """The next frame from ``pos`` (one or none). Skipping damage, the
+        position moves past what was skipped."""
+        if not self._skip_damage:
+            return native.frames(pos, end, -(2**63), 2**63 - 1, 1)
+        skipped = []
+        frames = native.frames(pos, end, -(2**63), 2**63 - 1, 1, skipped)
+        if skipped:
+            self._log._note_skipped(name, p, skipped)
+            past = max(d["end_offset"] for d in skipped)
+            if not frames or frames[0][3] >= past:
+                self._positions[(name, p)] = max(self._positions[(name, p)], past)
+        return frames
 
     def _wait(self, deadline: float | None) -> bool:
         """Sleeps until something is published or the deadline passes; False on timeout."""
@@ -275,9 +293,9 @@ class Consumer:
         # Fill up from the same partition's next frames while they fit.
         while total < max_records and self._positions[(name, p)] < native.end_offset:
             pos = self._positions[(name, p)]
-            frames = native.frames(pos, native.end_offset, -(2**63), 2**63 - 1, 1)
-            if not frames:
-                break
+            frames = self._frames(native, name, p, pos, native.end_offset)
+            if not frames or frames[0][3] > pos:
+                break  # damage was skipped: the batch's offsets stay contiguous, the next poll goes on
             (b,) = _arrow.decode_payload(frames[0], self._topic(name).schema, self._topic(name)._decompress)
             f_lo = pos - frames[0][3]
             take = min(frames[0][4] - f_lo, max_records - total)

@@ -33,6 +33,9 @@ class _RecoveryEvent(TypedDict):
     bytes_dropped: int
     first_offset_dropped: int
     reason: str
+    kind: str
+    bytes_damaged: int
+    end_offset: int
 
 #: One frame to write: (pieces, record_count, min_timestamp, max_timestamp,
 #: codec, flags, schema_id, body_offset).
@@ -188,6 +191,7 @@ class NativePartition:
         min_timestamp: int = -9223372036854775808,
         max_timestamp: int = 9223372036854775807,
         max_frames: int = 1024,
+        skipped: list[dict[str, Any]] | None = None,
     ) -> list[_Frame]:
         """Up to ``max_frames`` published frames holding offsets in
         ``[start_offset, end_offset)`` whose time span meets
@@ -195,6 +199,9 @@ class NativePartition:
         checked, CRCs are not; a frame an index entry points at that fails the
         check makes the walk restart at the segment start. Raises
         ``CorruptionError`` on a bad header reached by walking."""
+    def damaged_ranges(self) -> list[dict[str, Any]]:
+        """Damage this process knows of (recovery or reads): start_offset,
+        end_offset (exclusive), segment, path, position, bytes, reason."""
     def offset_for_time(self, timestamp: int) -> int:
         """The first offset whose frame's max timestamp is >= ``timestamp``
         (the visible end if none)."""

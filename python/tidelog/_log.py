@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import uuid
+import warnings
 import weakref
 from typing import Any
 
@@ -17,6 +18,7 @@ from . import _core
 from ._topic import RECORD_SCHEMA, TOPIC_FORMAT_VERSION, Topic, TopicConfig, _schema_from_text, _schema_to_text
 from .errors import (
     CorruptionError,
+    CorruptionWarning,
     InvalidTopicNameError,
     LogNotFoundError,
     LogClosedError,
@@ -144,6 +146,8 @@ class Log:
         self._topics: dict[str, Topic] = {}
         self._closed = False
         self.recovery_report: list[dict] = []
+        # Damage skipped by reads with on_corrupt="skip" (log.stats()).
+        self._skipped = {"corrupt_ranges_skipped": 0, "corrupt_offsets_skipped": 0}
         self._topics_dir = os.path.join(self.path, "topics")
         self._finalizer = weakref.finalize(self, _close_all, self._topics, self._native)
         if not self.read_only:
@@ -158,11 +162,7 @@ class Log:
             self._finalizer()
             raise
         for event in self.recovery_report:
-            logger.warning(
-                "tidelog recovery: %s partition %d: dropped %d bytes at position %d of %s (from offset %d): %s",
-                event["topic"], event["partition"], event["bytes_dropped"], event["position"], event["file"],
-                event["first_offset_dropped"], event["reason"],
-            )
+            _log_recovery_event(event)
 
     # --------------------------------------------------------------- lifecycle
     @property
@@ -335,13 +335,15 @@ class Log:
         engine = ProducerEngine(self, linger_ms, batch_bytes, acks)
         return _core.Producer(engine, float(linger_ms), int(batch_bytes), acks, int(max_record_bytes))
 
-    def consumer(self, topics=None, start: str = "earliest", group=None):
+    def consumer(self, topics=None, start: str = "earliest", group=None, on_corrupt: str = "raise"):
         """A consumer of every partition of ``topics`` (or use ``assign``).
-        ``start``: "earliest" or "latest". ``group=`` is not implemented yet."""
+        ``start``: "earliest" or "latest". ``group=`` is not implemented yet.
+        ``on_corrupt``: "raise" (CorruptionError at damaged data) or "skip"
+        (step over it with a CorruptionWarning, counted in ``stats()``)."""
         from ._consumer import Consumer
 
         self._check_open()
-        return Consumer(self, topics, start=start, group=group)
+        return Consumer(self, topics, start=start, group=group, on_corrupt=on_corrupt)
 
     def async_producer(self, **kwargs):
         """An asyncio producer: ``await p.send(...)``, ``await p.flush()``. Same options as producer()."""
@@ -349,11 +351,11 @@ class Log:
 
         return AsyncProducer(self.producer(**kwargs))
 
-    def async_consumer(self, topics=None, start: str = "earliest", group=None):
+    def async_consumer(self, topics=None, start: str = "earliest", group=None, on_corrupt: str = "raise"):
         """An asyncio consumer: ``async for rec in c``, ``await c.poll_batch(...)``."""
         from ._aio import AsyncConsumer
 
-        return AsyncConsumer(self.consumer(topics, start=start, group=group))
+        return AsyncConsumer(self.consumer(topics, start=start, group=group, on_corrupt=on_corrupt))
 
     # ------------------------------------------------------------------- misc
     def flush(self) -> None:
@@ -364,7 +366,40 @@ class Log:
     def stats(self) -> dict:
         """Counters since open: appends, frames, bytes, fdatasyncs, flushes, ..."""
         self._check_open()
-        return self._native.stats()
+        return {**self._native.stats(), **self._skipped}
+
+    def _note_skipped(self, topic: str, partition: int, skipped: list[dict]) -> None:
+        """Reads with on_corrupt="skip" report the damage they stepped over here."""
+        for d in skipped:
+            self._skipped["corrupt_ranges_skipped"] += 1
+            self._skipped["corrupt_offsets_skipped"] += max(d["end_offset"] - d["start_offset"], 0)
+            warnings.warn(
+                f"skipped damaged data in topic {topic!r} partition {partition}: offsets "
+                f"{d['start_offset']}..{d['end_offset'] - 1} ({d['reason']}; {d['bytes']} bytes at position "
+                f"{d['position']} of {d['segment']})",
+                CorruptionWarning,
+                stacklevel=4,
+            )
+
+
+def _log_recovery_event(event: dict) -> None:
+    where = f"tidelog recovery: {event['topic']} partition {event['partition']}"
+    kind = event.get("kind", "cut")
+    if kind == "index":
+        logger.info("%s: %s (%s)", where, event["reason"], event["file"])
+    elif kind in ("damaged", "lost"):
+        logger.warning(
+            "%s: offsets %d..%d %s: %s (%d damaged bytes kept at position %d of %s; see `tidelog verify`)",
+            where, event["first_offset_dropped"], event["end_offset"] - 1,
+            "are damaged" if kind == "damaged" else "were lost", event["reason"], event["bytes_damaged"],
+            event["position"], event["file"],
+        )
+    else:
+        logger.warning(
+            "%s: dropped %d bytes of a torn, unacknowledged tail at position %d of %s (from offset %d): %s",
+            where, event["bytes_dropped"], event["position"], event["file"], event["first_offset_dropped"],
+            event["reason"],
+        )
 
 
 def open(path: str | os.PathLike, read_only: bool = False) -> Log:  # noqa: A001 - the API's name

@@ -401,22 +401,27 @@ class Topic:
         end_time: Any = None,
         partitions: int | Iterable[int] | None = None,
         columns: list[str] | None = None,
+        on_corrupt: str = "raise",
     ) -> "Scan":
         """A streaming read: batches one frame at a time, bounded memory.
 
         Offsets are per partition, ``start_offset`` inclusive and ``end_offset``
         exclusive; times are inclusive/exclusive too (int ns, datetime, ...).
         The end of each partition is fixed when the scan starts.
+
+        ``on_corrupt``: ``"raise"`` (default) raises ``CorruptionError`` when the
+        scan reaches damaged data (it names the offsets); ``"skip"`` steps over
+        it with a ``CorruptionWarning`` and counts it in ``log.stats()``.
         """
         self._check_open()
-        return Scan(self, start_offset, end_offset, start_time, end_time, partitions, columns)
+        return Scan(self, start_offset, end_offset, start_time, end_time, partitions, columns, on_corrupt)
 
     def read(self, start_offset=None, end_offset=None, *, start_time=None, end_time=None, partitions=None,
-             columns=None) -> pa.Table:
+             columns=None, on_corrupt: str = "raise") -> pa.Table:
         """Like ``scan(...).to_table()``: a ``pa.Table``, zero-copy when uncompressed.
         Rows come partition by partition, in offset order within each."""
         return self.scan(start_offset, end_offset, start_time=start_time, end_time=end_time,
-                         partitions=partitions, columns=columns).to_table()
+                         partitions=partitions, columns=columns, on_corrupt=on_corrupt).to_table()
 
     def end_offsets(self) -> dict[int, int]:
         self._check_open()
@@ -466,6 +471,9 @@ class Topic:
                     "end_offset": p.end_offset,
                     "bytes": p.size_bytes,
                     "segments": p.segment_count,
+                    # Damage this process knows of (recovery, reads); `tidelog verify` finds all of it.
+                    "damaged": [{k: d[k] for k in ("start_offset", "end_offset", "segment", "position", "bytes",
+                                                   "reason")} for d in p.damaged_ranges()],
                 }
             )
         return {
@@ -486,6 +494,13 @@ class Topic:
             p.enforce_retention()
 
 
+def check_on_corrupt(on_corrupt: str) -> bool:
+    """True for "skip", False for "raise"; anything else is a ValueError."""
+    if on_corrupt not in ("raise", "skip"):
+        raise ValueError(f"on_corrupt must be 'raise' or 'skip', not {on_corrupt!r}")
+    return on_corrupt == "skip"
+
+
 class Scan:
     """A streaming read of a topic. Iterate for ``pa.RecordBatch`` objects, or hand
     it to anything that takes the Arrow PyCapsule stream interface
@@ -494,8 +509,10 @@ class Scan:
 
     _FRAMES_PER_CALL = 256
 
-    def __init__(self, topic: Topic, start_offset, end_offset, start_time, end_time, partitions, columns):
+    def __init__(self, topic: Topic, start_offset, end_offset, start_time, end_time, partitions, columns,
+                 on_corrupt: str = "raise"):
         self.topic = topic
+        self._skip_damage = check_on_corrupt(on_corrupt)
         self._partitions = topic._partition_list(partitions)
         self._start = 0 if start_offset is None else _arrow.as_offset(start_offset, "start_offset")
         self._end_given = None if end_offset is None else _arrow.as_offset(end_offset, "end_offset")
@@ -549,16 +566,25 @@ class Scan:
             native = topic._partitions[p]
             end = self._ends[p]
             cursor = self._start
+            skipped = [] if self._skip_damage else None
             while cursor < end:
-                frames = native.frames(cursor, end, t0, t1, self._FRAMES_PER_CALL)
+                frames = native.frames(cursor, end, t0, t1, self._FRAMES_PER_CALL, skipped)
+                after = cursor
+                if skipped:
+                    topic._log._note_skipped(topic.name, p, skipped)
+                    after = max(d["end_offset"] for d in skipped)
+                    skipped.clear()
                 if not frames:
+                    if after > cursor:
+                        cursor = after
+                        continue
                     break
                 for frame in frames:
                     for batch in _arrow.decode_payload(frame, topic.schema, topic._decompress):
                         batch = self._row_filter(batch, frame, end)
                         if batch.num_rows:
                             yield batch
-                cursor = frames[-1][3] + frames[-1][4]
+                cursor = max(frames[-1][3] + frames[-1][4], after)
 
     def to_reader(self) -> pa.RecordBatchReader:
         return pa.RecordBatchReader.from_batches(self.schema, iter(self))

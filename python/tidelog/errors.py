@@ -40,17 +40,27 @@ class SchemaMismatchError(TidelogError, TypeError):
 
 
 class CorruptionError(TidelogError, OSError):
-    """Bytes on disk failed validation (CRC, lengths, magic).
+    """Bytes on disk failed validation (CRC, lengths, magic), or data that was
+    written is gone.
 
-    When a read meets a damaged frame, ``topic``, ``partition``, ``segment`` (the
-    ``.log`` file name) and ``position`` (byte position of the frame in it) say
-    where; they are None for damage found elsewhere (for example in a metadata file).
+    When a read meets damage, ``topic``, ``partition``, ``segment`` (the ``.log``
+    file name), ``position`` (byte position of the damage in it) and
+    ``start_offset``/``end_offset`` (the offsets it held, end exclusive) say
+    where; they are None for damage found elsewhere (for example in a metadata
+    file). Reads with ``on_corrupt="skip"`` step over such damage instead.
     """
 
     topic: str | None = None
     partition: int | None = None
     segment: str | None = None
     position: int | None = None
+    start_offset: int | None = None
+    end_offset: int | None = None
+
+
+class CorruptionWarning(UserWarning):
+    """A read with ``on_corrupt="skip"`` stepped over damaged data (counted in
+    ``log.stats()["corrupt_ranges_skipped"]`` and ``["corrupt_offsets_skipped"]``)."""
 
 
 class ReadOnlyError(TidelogError, PermissionError):
@@ -105,12 +115,15 @@ def _from_native(code: int, message: str) -> TidelogError:
         if where:
             err.topic, err.segment = where["topic"], where["segment"]
             err.partition, err.position = int(where["partition"]), int(where["position"])
+            if where["first"] is not None:
+                err.start_offset, err.end_offset = int(where["first"]), int(where["last"]) + 1
     return err
 
 
 # native/partition.cpp: corrupt_frame() writes this prefix.
 _FRAME_PLACE = re.compile(
     r"topic '(?P<topic>[^']*)' partition (?P<partition>\d+) segment (?P<segment>\S+) position (?P<position>\d+)"
+    r"(?: \(offsets (?P<first>-?\d+)\.\.(?P<last>-?\d+)\))?"
 )
 
 
