@@ -638,9 +638,12 @@ damaged_range partition::locate_damage(segment& s, const std::shared_ptr<mapped_
     if (check_header(data + pos, file_end - pos) == frame_check::ok) {
         frame_header h = load_header(data + pos);
         uint64_t next = pos + h.frame_length();
-        bool lines_up = h.base_offset == offset && h.next_offset() <= segment_end_offset;
-        if (lines_up && next < file_end && h.next_offset() < visible) {
-            frame_check c = check_header(data + next, file_end - next);
+        // The header failed its CRC, so its lengths and count are believed only
+        // when the next frame (or the exact end of the segment's or the visible
+        // offsets) confirms them.
+        bool lines_up = h.base_offset == offset && h.next_offset() <= std::min(segment_end_offset, visible);
+        if (lines_up && h.next_offset() != visible) {
+            frame_check c = next < file_end ? check_header(data + next, file_end - next) : frame_check::end_of_data;
             lines_up = (c == frame_check::ok && load_header(data + next).base_offset == h.next_offset()) ||
                        (c == frame_check::end_of_data && h.next_offset() == segment_end_offset);
         }
