@@ -5,6 +5,7 @@ import functools
 import json
 import logging
 import os
+import warnings
 import random
 import signal
 import subprocess
@@ -279,25 +280,27 @@ def _setup_tail(log_dir, batches=6, rows=200):
 
 
 
-@pytest.mark.parametrize("state", ["marker-kept", "marker-removed", "marker-and-checkpoint-removed"])
+def _forget_acknowledgement(log_dir, topic="s"):
+    """What a crash before the tail was acknowledged leaves: no clean-shutdown
+    marker, and neither a checkpoint nor a published end that vouches for it."""
+    os.remove(log_dir / "clean-shutdown")
+    for name in ("recovery-checkpoint", "state"):
+        for f in partition_files(log_dir, topic, 0, name):
+            os.remove(f)
+
+
 @pytest.mark.parametrize("how", DAMAGES)
-def test_torn_or_garbled_tail_is_cut_off(log_dir, caplog, how, state, request):
-    remove_marker = state != "marker-kept"
-    remove_checkpoint = state == "marker-and-checkpoint-removed"
+def test_torn_or_garbled_unacknowledged_tail_is_cut_off(log_dir, caplog, how):
     batches, rows = 6, 200
     frames = _setup_tail(log_dir, batches, rows)
     seg = segment_logs(log_dir, "s")[-1]
     assert os.path.getsize(seg) == (frames[-1][1] + frames[-1][2] + 7) // 8 * 8, "trimmed on close"
     _damage(seg, how, frames[-1])
-    if remove_marker:
-        os.remove(log_dir / "clean-shutdown")
-    if remove_checkpoint:
-        for f in partition_files(log_dir, "s", 0, "recovery-checkpoint"):
-            os.remove(f)
+    _forget_acknowledgement(log_dir)
     kept = batches if how == "junk_after" else batches - 1
     caplog.set_level(logging.WARNING, logger="tidelog")
     with tidelog.open(log_dir) as lg:
-        assert lg.clean_shutdown is (not remove_marker)
+        assert lg.clean_shutdown is False
         t = lg.topic("s")
         assert t.end_offsets() == {0: kept * rows}
         table = t.read()
@@ -306,7 +309,7 @@ def test_torn_or_garbled_tail_is_cut_off(log_dir, caplog, how, state, request):
         drops = [e for e in lg.recovery_report if e["bytes_dropped"] > 0]
         assert drops, f"nothing reported: {lg.recovery_report}"
         ev = drops[0]
-        assert ev["topic"] == "s" and ev["partition"] == 0
+        assert ev["topic"] == "s" and ev["partition"] == 0 and ev["kind"] == "cut"
         assert ev["file"] == seg
         assert ev["first_offset_dropped"] == kept * rows
         assert ev["reason"]
@@ -322,14 +325,79 @@ def test_torn_or_garbled_tail_is_cut_off(log_dir, caplog, how, state, request):
         assert_tables_equal(lg.topic("s").read(), pa.Table.from_batches([make_sensors(kept * rows + 10)]))
 
 
-def test_garbled_middle_frame_full_recovery(log_dir, caplog):
-    """Without a checkpoint, recovery CRC-checks everything and the log ends before the first bad frame."""
+@pytest.mark.parametrize("state", ["marker-kept", "marker-removed", "marker-and-checkpoint-removed"])
+@pytest.mark.parametrize("how", DAMAGES)
+def test_damaged_acknowledged_tail_is_kept_and_its_offsets_not_reused(log_dir, caplog, how, state):
+    """The clean close (its checkpoint) or the published durable end vouch for the
+    last frame: damage to it is reported and kept, never cut, and its offsets are
+    not handed out again."""
+    batches, rows = 6, 200
+    frames = _setup_tail(log_dir, batches, rows)
+    seg = segment_logs(log_dir, "s")[-1]
+    _damage(seg, how, frames[-1])
+    if state != "marker-kept":
+        os.remove(log_dir / "clean-shutdown")
+    if state == "marker-and-checkpoint-removed":
+        os.remove(partition_files(log_dir, "s", 0, "recovery-checkpoint")[0])
+    end = batches * rows
+    good = end if how == "junk_after" else (batches - 1) * rows
+    caplog.set_level(logging.WARNING, logger="tidelog")
+    for attempt in range(2):
+        with tidelog.open(log_dir) as lg:
+            t = lg.topic("s")
+            assert t.end_offsets()[0] >= end
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", tidelog.CorruptionWarning)
+                got = t.read(0, end, on_corrupt="skip")
+            assert_tables_equal(got, pa.Table.from_batches([make_sensors(good)]))
+            # junk past the durable end is a torn tail, cut; nothing below it is
+            assert not [e for e in lg.recovery_report if e["kind"] == "cut" and e["first_offset_dropped"] < end]
+            if how != "junk_after":
+                with pytest.raises(tidelog.CorruptionError) as info:
+                    t.read()
+                assert (info.value.start_offset, info.value.end_offset) == (good, end)
+                if attempt == 0:
+                    damaged = [e for e in lg.recovery_report if e["kind"] == "damaged"]
+                    assert damaged and damaged[0]["first_offset_dropped"] == good, lg.recovery_report
+                    assert damaged[0]["end_offset"] == end and damaged[0]["bytes_dropped"] == 0
+                    assert any(r.levelno == logging.WARNING for r in caplog.records), caplog.text
+            if attempt == 0:
+                first = t.append(make_sensors(10, start=end)).offsets[0][0]
+                assert first >= end
+
+
+def test_garbled_middle_frame_below_the_published_end_costs_only_that_frame(log_dir, caplog):
+    """Without a checkpoint, recovery CRC-checks everything; what the previous
+    writer published as durable is kept around the damaged frame."""
     frames = _setup_tail(log_dir, 6, 200)
     seg = segment_logs(log_dir, "s")[-1]
     _damage(seg, "garble_payload", frames[2])
     os.remove(log_dir / "clean-shutdown")
     for f in partition_files(log_dir, "s", 0, "recovery-checkpoint"):
         os.remove(f)
+    caplog.set_level(logging.WARNING, logger="tidelog")
+    with tidelog.open(log_dir) as lg:
+        t = lg.topic("s")
+        assert t.end_offsets() == {0: 1200}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", tidelog.CorruptionWarning)
+            got = t.read(on_corrupt="skip")
+        want = make_sensors(1200)
+        assert_tables_equal(got, pa.concat_tables([pa.Table.from_batches([want.slice(0, 400)]),
+                                                   pa.Table.from_batches([want.slice(600)])]))
+        ev = [e for e in lg.recovery_report if e["kind"] == "damaged"]
+        assert ev and (ev[0]["first_offset_dropped"], ev[0]["end_offset"]) == (400, 600)
+        assert "tidelog" in {r.name for r in caplog.records}
+        assert t.append(make_sensors(1, start=1200)).offsets == {0: (1200, 1200)}
+
+
+def test_garbled_middle_frame_full_recovery(log_dir, caplog):
+    """Nothing vouches (no marker, checkpoint or published end): recovery CRC-checks
+    everything and the log ends before the first bad frame."""
+    frames = _setup_tail(log_dir, 6, 200)
+    seg = segment_logs(log_dir, "s")[-1]
+    _damage(seg, "garble_payload", frames[2])
+    _forget_acknowledgement(log_dir)
     caplog.set_level(logging.WARNING, logger="tidelog")
     with tidelog.open(log_dir) as lg:
         t = lg.topic("s")
@@ -351,7 +419,7 @@ def test_torn_tail_in_last_of_many_segments(log_dir):
     assert n_segments > 3
     seg = segment_logs(log_dir, "s")[-1]
     _damage(seg, "truncate_payload", frames[-1])
-    os.remove(log_dir / "clean-shutdown")
+    _forget_acknowledgement(log_dir)
     with tidelog.open(log_dir) as lg:
         t = lg.topic("s")
         assert t.end_offsets() == {0: 19_000}

@@ -516,11 +516,15 @@ def test_frame_header_claiming_a_huge_payload(tmp_path, claim, where):
     with tidelog.open(d) as log:
         t = log.topic("t")
         if where == "last-frame":
-            # the frame after the last index entry is CRC-checked at every open: cut and reported
-            assert log.recovery_report and log.recovery_report[0]["position"] == victim
-            assert t.end_offsets()[0] < ends[0]
-            assert t.read().num_rows == t.end_offsets()[0]
-            assert t.append(make_sensors(1)).offsets[0][0] == t.end_offsets()[0] - 1
+            # the frame after the last index entry is CRC-checked at every open; the clean
+            # close vouched for it: reported as damage and kept, its offsets not reused
+            ev = log.recovery_report[0]
+            assert ev["kind"] == "damaged" and ev["position"] == victim
+            assert ev["end_offset"] == ends[0]
+            assert t.end_offsets()[0] == ends[0]
+            with pytest.warns(tidelog.CorruptionWarning):
+                assert t.read(on_corrupt="skip").num_rows == ev["first_offset_dropped"]
+            assert t.append(make_sensors(1)).offsets[0][0] == ends[0]
         else:
             # below the last index entry nothing is re-checked at open (FORMAT.md §8): reads refuse it
             err = _raises(lambda: t.read(), tidelog.CorruptionError)
