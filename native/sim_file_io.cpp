@@ -54,6 +54,13 @@ std::string read_all(int fd) {
     char buf[65536];
     off_t pos = 0;
     while (true) {
+        // Holes read as zeros: skip them (segments are preallocated far past their data).
+        off_t data = ::lseek(fd, pos, SEEK_DATA);
+        if (data < 0 && errno == ENXIO) break;  // only a hole (or nothing) from pos on
+        if (data > pos) {
+            out.resize(static_cast<size_t>(data), '\0');
+            pos = data;
+        }
         ssize_t n = ::pread(fd, buf, sizeof buf, pos);
         if (n < 0) {
             if (errno == EINTR) continue;

@@ -28,6 +28,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <random>
 #include <sstream>
@@ -36,7 +37,10 @@
 
 #include "crc32c.h"
 #include "file_handle.h"
+#include "errors.h"
+#include "frame.h"
 #include "log_core.h"
+#include "shared_state.h"
 #include "sim_file_io.h"
 #include "test_util.h"
 
@@ -86,16 +90,46 @@ struct model_frame {
     uint32_t size;
     uint64_t tag;
     uint32_t payload_crc;  // crc32c of make_payload(size, tag)
+    /// Reported damaged or lost (media damage): no longer expected back, but
+    /// whatever is read at its offset must still be exactly this frame.
+    bool gone = false;
+    bool injured = false;  // bytes of it were damaged at the last cut (figures only)
     int64_t end() const { return base + count; }
 };
 
 struct partition_model {
-    std::vector<model_frame> frames;  // what was written, dense, from `start`
+    std::vector<model_frame> frames;  // what was written, ascending, from `start` (gaps: offsets lost)
     int64_t start = 0;                // first offset the last verified recovery held
-    int64_t acked = 0;                // every offset below is acknowledged durable
+    int64_t acked = 0;                // every offset below is acknowledged durable (gone frames aside)
     int64_t start_floor = 0;          // highest start retention published since then
-    int64_t written_end() const { return frames.empty() ? start : frames.back().end(); }
+    int64_t next = 0;                 // the offset the next append gets
+    /// No offset below is ever handed out again: acknowledged, recovered and
+    /// published, or planted as published in the state file.
+    int64_t floor = 0;
+    /// Offsets below are vouched for by a durable recovery checkpoint (written
+    /// by write_checkpoint() or a clean close): recovery keeps damage there.
+    int64_t vouched = 0;
+    /// A state file planted at the last cut said this much was published (-1: none).
+    int64_t planted_published = -1;
+    bool injected = false;            // media damage injected at the last cut
+    bool scarred = false;             // damage or lost offsets were ever reported or injected
+    int64_t written_end() const { return next; }
+    model_frame* find(int64_t base) {
+        auto it = std::lower_bound(frames.begin(), frames.end(), base,
+                                   [](const model_frame& f, int64_t b) { return f.base < b; });
+        return it != frames.end() && it->base == base ? &*it : nullptr;
+    }
 };
+
+/// Kinds of media damage injected after a cut (into acknowledged, vouched-for
+/// bytes only) and into side files.
+enum damage_kind {
+    dk_payload_bits, dk_header_bits, dk_zero_512, dk_zero_4k, dk_misdirected,
+    dk_index, dk_timeindex, dk_checkpoint, dk_state, dk_count
+};
+const char* const damage_names[dk_count] = {"payload bit flips", "header bit flips", "zeroed 512 B sectors",
+                                            "zeroed 4 KiB sectors", "misdirected writes", ".index",
+                                            ".timeindex", "recovery-checkpoint", "state"};
 
 struct figures {
     uint64_t cuts = 0, cuts_in_open = 0, cuts_in_workload = 0, cuts_at_end = 0, cuts_after_close = 0;
@@ -103,14 +137,80 @@ struct figures {
     std::atomic<uint64_t> frames_appended{0}, durable_acks{0}, rolls_seen{0}, retention_moves{0},
         concurrent_workloads{0};
     uint64_t pending_writes = 0, torn_sectors = 0, garbage_sectors = 0, lost_dir_ops = 0;
+    // Media damage.
+    uint64_t damage_cuts = 0, injections[dk_count] = {}, frames_injured = 0;
+    uint64_t frames_reported_damaged = 0, acked_frames_reported_damaged = 0, collateral_frames = 0;
+    uint64_t injured_read_intact = 0, damage_events = 0, lost_events = 0, skipped_ranges = 0;
+    uint64_t corrupt_reads_checked = 0, probe_appends = 0, frames_reappeared = 0;
     std::vector<std::string> violations;
 };
+
+/// Media damage after cuts (see run::inject_media_damage).
+struct damage_options {
+    double share = 0;        // probability that a cut is followed by media damage
+    /// Harness self-test: damage acknowledged frames that no durable record
+    /// vouches for (past the recovery checkpoint), which recovery must take for
+    /// a torn tail and cut: the checker has to report those losses.
+    bool unvouched = false;
+    /// Let the state file publish offsets past the data on disk (what readers
+    /// saw in "interval"/"none" mode before a power cut lost it), and lose or
+    /// garble it once recovery relied on it (it is never fsynced). Off by
+    /// default: recovery then deletes acknowledged segments (a known bug, see
+    /// media_damage_test.cpp); TIDELOG_POWERCUT_DAMAGE_STATE_AHEAD=1 turns it on.
+    bool state_ahead = false;
+    /// Let header bit flips hit record_count, payload_length and payload_offset
+    /// too. Off by default: an open walks the headers of frames before the
+    /// checkpoint without their CRC and trusts those fields (a known bug, see
+    /// media_damage_test.cpp); TIDELOG_POWERCUT_DAMAGE_HEADER_LENGTHS=1 turns it on.
+    bool header_lengths = false;
+};
+
+/// A frame found on disk: which segment file, where, and its header.
+struct disk_frame {
+    std::string log;
+    uint64_t position;
+    frame_header header;
+    uint64_t length() const { return header.frame_length(); }
+};
+
+std::string read_whole(const std::string& path) {
+    std::string out;
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return out;
+    char buf[65536];
+    off_t pos = 0;
+    while (true) {
+        // Segments are preallocated far past their data: skip the holes.
+        off_t data = ::lseek(fd, pos, SEEK_DATA);
+        if (data < 0) break;
+        if (data > pos) out.resize(static_cast<size_t>(data), '\0'), pos = data;
+        ssize_t n = ::pread(fd, buf, sizeof buf, pos);
+        if (n <= 0) break;
+        out.append(buf, static_cast<size_t>(n));
+        pos += n;
+    }
+    // The zeros after the data (a last frame's padding, say), within reason.
+    struct stat st;
+    if (::fstat(fd, &st) == 0) out.resize(std::min<size_t>(static_cast<size_t>(st.st_size), out.size() + 65536), '\0');
+    ::close(fd);
+    return out;
+}
+
+/// Writes behind the simulator's back (the disk changing under the log).
+void write_at(const std::string& path, uint64_t position, const void* bytes, size_t length) {
+    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) throw std::runtime_error("media damage: cannot open " + path);
+    ssize_t n = ::pwrite(fd, bytes, length, static_cast<off_t>(position));
+    ::close(fd);
+    if (n != static_cast<ssize_t>(length)) throw std::runtime_error("media damage: short write to " + path);
+}
 
 class run {
 public:
     run(uint64_t seed, figures& fig, double unordered_share, double forget_dir_syncs = 0,
-        double forget_file_syncs = 0)
-        : _seed(seed), _rng(seed), _fig(fig), _unordered_share(unordered_share),
+        double forget_file_syncs = 0, damage_options damage = {})
+        : _seed(seed), _rng(seed), _fig(fig), _unordered_share(unordered_share), _damage(damage),
+          _forget_dir_syncs(forget_dir_syncs), _forget_file_syncs(forget_file_syncs),
           _self_test(forget_dir_syncs > 0 || forget_file_syncs > 0 ||
                      (unordered_share > 0 && !std::getenv("TIDELOG_POWERCUT_KEEP"))) {
         _root = scratch_root();
@@ -203,6 +303,12 @@ public:
                                                                             : "after close",
                         _last_cut.c_str());
         _sim->reboot();
+        // Media damage, in a share of the cuts: the disk changes bytes it had
+        // acknowledged, under the log's feet, before the next open.
+        std::mt19937_64 drng(mix(cut_seed ^ 0x6D65646961ull));
+        if (_damage.share > 0 && std::uniform_real_distribution<double>(0, 1)(drng) < _damage.share) {
+            if (!inject_media_damage(drng)) return report();
+        }
         if (std::getenv("TIDELOG_POWERCUT_KEEP")) {
             // Debugging: keep what the disk held before recovery changes it.
             _image_before_open = _root + ".before";
@@ -260,6 +366,285 @@ private:
         return false;
     }
 
+    // --- media damage ---------------------------------------------------------
+
+    /// The partition's segment files, by base offset.
+    std::vector<std::pair<int64_t, std::string>> segment_logs(int p) const {
+        std::vector<std::pair<int64_t, std::string>> out;
+        std::error_code ec;
+        for (auto& e : fs::directory_iterator(part_dir(p), ec)) {
+            std::string name = e.path().filename().string();
+            if (name.size() != 24 || name.compare(20, 4, ".log") != 0 || name.find_first_not_of("0123456789") != 20)
+                continue;
+            out.emplace_back(std::strtoll(name.substr(0, 20).c_str(), nullptr, 10), e.path().string());
+        }
+        std::sort(out.begin(), out.end());
+        return out;
+    }
+
+    /// Every intact frame on disk (8-aligned, CRC-valid, offsets within its
+    /// segment's range) in *all; returns those that are exactly the model's
+    /// frame for their offset, found exactly once.
+    std::vector<disk_frame> frames_on_disk(int p, std::vector<disk_frame>* all,
+                                           std::map<std::string, std::string>* contents) {
+        partition_model& m = _models[p];
+        auto logs = segment_logs(p);
+        std::map<int64_t, int> seen;
+        for (size_t i = 0; i < logs.size(); ++i) {
+            const std::string& data = (*contents)[logs[i].second] = read_whole(logs[i].second);
+            int64_t bound = i + 1 < logs.size() ? logs[i + 1].first : INT64_MAX;
+            const uint8_t* d = reinterpret_cast<const uint8_t*>(data.data());
+            for (uint64_t q = 0; q + frame_header_bytes <= data.size(); q += frame_alignment) {
+                uint32_t magic;
+                std::memcpy(&magic, d + q, sizeof magic);
+                if (magic != frame_magic || check_frame(d + q, data.size() - q) != frame_check::ok) continue;
+                frame_header h = load_header(d + q);
+                if (h.base_offset < logs[i].first || h.next_offset() > bound) continue;
+                all->push_back({logs[i].second, q, h});
+                seen[h.base_offset]++;
+            }
+        }
+        std::vector<disk_frame> out;
+        for (auto& f : *all) {
+            const model_frame* mf = m.find(f.header.base_offset);
+            if (!mf || seen[f.header.base_offset] != 1 || f.header.record_count != mf->count ||
+                f.header.payload_length != mf->size || f.header.min_timestamp != mf->base * 10 ||
+                f.header.max_timestamp != mf->base * 10 + mf->count)
+                continue;
+            const std::string& data = (*contents)[f.log];
+            if (crc32c(reinterpret_cast<const uint8_t*>(data.data()) + f.position + f.header.payload_offset, mf->size) !=
+                mf->payload_crc)
+                continue;
+            out.push_back(f);
+        }
+        return out;
+    }
+
+    /// After a cut and reboot: damages, at random, bytes of acknowledged frames
+    /// that a durable record vouches for (never anything else: a loss is then
+    /// recovery's fault), and side files. The simulator then takes the damaged
+    /// disk as its durable state. False after a harness failure.
+    bool inject_media_damage(std::mt19937_64& rng) {
+        auto u = [&](uint64_t n) { return n ? std::uniform_int_distribution<uint64_t>(0, n - 1)(rng) : 0; };
+        auto chance = [&](double x) { return std::uniform_real_distribution<double>(0, 1)(rng) < x; };
+        std::ostringstream what;
+        uint64_t done = 0;
+        try {
+            for (int p = 0; p < _partitions; ++p) {
+                partition_model& m = _models[p];
+                if (_partitions > 1 && !chance(0.7)) continue;
+                int count = chance(0.25) ? 2 + static_cast<int>(u(2)) : 1;
+                for (int k = 0; k < count; ++k) {
+                    static const int weights[dk_count] = {20, 15, 12, 8, 12, 9, 7, 7, 10};
+                    int total = 0;
+                    for (int w : weights) total += w;
+                    int r = static_cast<int>(u(total)), kind = 0;
+                    while (r >= weights[kind]) r -= weights[kind++];
+                    std::string done_what;
+                    if (kind <= dk_misdirected) done_what = damage_frame(p, static_cast<damage_kind>(kind), rng);
+                    else done_what = damage_side_file(p, static_cast<damage_kind>(kind), rng);
+                    if (!done_what.empty()) {
+                        what << (done ? "; " : "") << "p" << p << ": " << done_what;
+                        ++done;
+                        m.injected = true;
+                    }
+                }
+            }
+        } catch (const std::exception& e) {
+            return fail(std::string("harness: injecting media damage failed: ") + e.what());
+        }
+        _last_damage = done ? what.str() : "none";
+        if (!done) return true;
+        _fig.damage_cuts++;
+        _damage_cut = true;
+        // The damaged disk is what the simulated disk now holds, durably.
+        _sim.reset();
+        _sim = std::make_unique<sim::file_system>(_root);
+        _sim->install();
+        if (_forget_dir_syncs > 0 || _forget_file_syncs > 0)
+            _sim->forget_syncs(_forget_dir_syncs, _forget_file_syncs, mix(_seed ^ _index));
+        if (std::getenv("TIDELOG_POWERCUT_VERBOSE"))
+            std::printf("run %llu cut %llu: media damage: %s\n", (unsigned long long)_seed,
+                        (unsigned long long)_index, _last_damage.c_str());
+        return true;
+    }
+
+    /// One damage to frame bytes; "" when no frame qualifies.
+    std::string damage_frame(int p, damage_kind kind, std::mt19937_64& rng) {
+        auto u = [&](uint64_t n) { return n ? std::uniform_int_distribution<uint64_t>(0, n - 1)(rng) : 0; };
+        partition_model& m = _models[p];
+        // Acknowledged, and vouched for by a durable checkpoint, a clean close, or
+        // (in "fsync" mode) the published end planted in the state file.
+        int64_t vouched = m.vouched;
+        if (_configs[p].durability == durability_mode::fsync) vouched = std::max(vouched, m.planted_published);
+        int64_t limit = std::min(m.acked, _damage.unvouched ? INT64_MAX : vouched);
+        int64_t lowest = std::max(m.start, m.start_floor);
+        std::vector<disk_frame> all;
+        std::map<std::string, std::string> contents;
+        std::vector<disk_frame> mine = frames_on_disk(p, &all, &contents);
+        std::vector<disk_frame> eligible;
+        for (auto& f : mine) {
+            model_frame* mf = m.find(f.header.base_offset);
+            if (!mf->gone && mf->base >= lowest && mf->end() <= limit) eligible.push_back(f);
+        }
+        if (eligible.empty()) return "";
+        const disk_frame& f = eligible[u(eligible.size())];
+        // The run of adjacent eligible frames around f: damage stays inside it.
+        uint64_t run_begin = f.position, run_end = f.position + f.length();
+        for (bool grew = true; grew;) {
+            grew = false;
+            for (auto& g : eligible) {
+                if (g.log != f.log) continue;
+                if (g.position + g.length() == run_begin) run_begin = g.position, grew = true;
+                if (g.position == run_end) run_end += g.length(), grew = true;
+            }
+        }
+        const std::string& data = contents[f.log];
+        run_end = std::min<uint64_t>(run_end, data.size());
+        std::string bytes;
+        uint64_t at = 0;
+        std::string name;
+        if (kind == dk_zero_512 || kind == dk_zero_4k) {
+            uint64_t sector = kind == dk_zero_512 ? 512 : 4096;
+            uint64_t b = f.position + u(f.length());
+            at = b / sector * sector;
+            if (at < run_begin || at + sector > run_end) {
+                kind = kind == dk_zero_512 ? dk_zero_4k : dk_zero_512;  // the other size may fit
+                sector = kind == dk_zero_512 ? 512 : 4096;
+                at = b / sector * sector;
+                if (at < run_begin || at + sector > run_end) kind = dk_header_bits;
+            }
+            if (kind != dk_header_bits) bytes.assign(sector, '\0');
+        }
+        if (kind == dk_misdirected) {
+            std::vector<const disk_frame*> sources;
+            for (auto& g : all)
+                if (g.header.base_offset != f.header.base_offset && g.length() <= run_end - f.position)
+                    sources.push_back(&g);
+            if (sources.empty()) {
+                kind = dk_header_bits;
+            } else {
+                const disk_frame& g = *sources[u(sources.size())];
+                bytes = contents[g.log].substr(g.position, g.length());
+                at = f.position;
+                name = " (a copy of the frame at offset " + std::to_string(g.header.base_offset) + ")";
+            }
+        }
+        if (kind == dk_payload_bits && f.header.payload_length == 0) kind = dk_header_bits;
+        if (kind == dk_payload_bits || kind == dk_header_bits) {
+            uint64_t from = kind == dk_header_bits ? f.position : f.position + f.header.payload_offset;
+            uint64_t span = kind == dk_header_bits ? frame_header_bytes : f.header.payload_length;
+            uint64_t lo = UINT64_MAX, hi = 0;
+            std::vector<uint64_t> bits;
+            int flips = 1 + static_cast<int>(u(3));
+            for (int i = 0; i < flips; ++i) {
+                uint64_t bit = from * 8 + u(span * 8);
+                // record_count is header bytes [24, 28), payload_length and
+                // payload_offset [48, 60).
+                while (kind == dk_header_bits && !_damage.header_lengths &&
+                       ((bit / 8 - from >= 24 && bit / 8 - from < 28) || (bit / 8 - from >= 48 && bit / 8 - from < 60)))
+                    bit = from * 8 + u(span * 8);
+                bits.push_back(bit);
+                lo = std::min(lo, bit / 8);
+                hi = std::max(hi, bit / 8 + 1);
+            }
+            at = lo;
+            bytes = data.substr(lo, hi - lo);
+            for (uint64_t bit : bits) bytes[bit / 8 - lo] = static_cast<char>(bytes[bit / 8 - lo] ^ (1u << (bit % 8)));
+            std::ostringstream s;
+            s << " (bits";
+            for (uint64_t bit : bits) s << " " << (bit / 8 - f.position) << "." << bit % 8;
+            s << " of the frame)";
+            name = s.str();
+        }
+        write_at(f.log, at, bytes.data(), bytes.size());
+        _fig.injections[kind]++;
+        // Every frame whose bytes changed is injured (figures: what was reported
+        // damaged without being hit is collateral).
+        for (auto& g : all)
+            if (g.log == f.log && g.position < at + bytes.size() && g.position + g.length() > at)
+                if (model_frame* mf = m.find(g.header.base_offset); mf && !mf->injured) {
+                    mf->injured = true;
+                    _fig.frames_injured++;
+                }
+        m.scarred = true;
+        std::ostringstream s;
+        s << damage_names[kind] << " in " << fs::path(f.log).filename().string() << " @" << at << "+" << bytes.size()
+          << ", frame at offset " << f.header.base_offset << " position " << f.position << name;
+        return s.str();
+    }
+
+    /// Deletes or garbles one side file; "" when there is none to damage.
+    std::string damage_side_file(int p, damage_kind kind, std::mt19937_64& rng) {
+        auto u = [&](uint64_t n) { return n ? std::uniform_int_distribution<uint64_t>(0, n - 1)(rng) : 0; };
+        partition_model& m = _models[p];
+        auto logs = segment_logs(p);
+        if (logs.empty()) return "";
+        std::string path, how;
+        if (kind == dk_index || kind == dk_timeindex) {
+            const std::string& log = logs[u(logs.size())].second;
+            path = log.substr(0, log.size() - 4) + (kind == dk_index ? ".index" : ".timeindex");
+        } else {
+            path = part_dir(p) + (kind == dk_checkpoint ? "/recovery-checkpoint" : "/state");
+        }
+        // With damage or a gap on disk, losing what vouches for it is a double
+        // fault: recovery must then cut it as a torn tail (see below).
+        if (kind == dk_checkpoint && m.scarred) return "";
+        if (kind == dk_state && m.scarred && !_damage.state_ahead) return "";
+        std::string data = read_whole(path);
+        int how_kind = static_cast<int>(u(kind == dk_state ? 4 : 3));
+        if (how_kind == 3) {
+            // A plausible state file: what the previous writer's page may have
+            // held when it reached the disk (published end), or more.
+            shared_state_layout st{};
+            st.magic = 0x53464C54u;
+            st.version = 1;
+            st.start_offset = logs.front().first;
+            // "fsync" mode publishes durable offsets only: the acknowledged ones
+            // (or more, not yet acknowledged); the other modes publish at append.
+            bool fsync = _configs[p].durability == durability_mode::fsync;
+            bool ahead = _damage.state_ahead && u(2) == 0;
+            int64_t x = ahead ? m.next + 1 + static_cast<int64_t>(u(40))
+                        : _damage.state_ahead && !fsync ? m.next
+                                                         : m.acked;
+            if (x < st.start_offset) return "";
+            st.visible_end = x;
+            write_at(path, 0, &st, sizeof st);
+            if (::truncate(path.c_str(), 4096) != 0) throw std::runtime_error("truncate " + path);
+            m.planted_published = x;
+            m.floor = std::max(m.floor, x);
+            how = std::string("planted a state file publishing offsets below ") + std::to_string(x) +
+                  (ahead ? " (past the data)" : "");
+        } else if (how_kind == 0 || data.empty()) {
+            if (!fs::exists(path)) return "";
+            fs::remove(path);
+            how = "deleted";
+        } else if (how_kind == 1) {
+            // A few flipped bits.
+            int flips = 1 + static_cast<int>(u(4));
+            for (int i = 0; i < flips; ++i) {
+                uint64_t bit = u(std::min<uint64_t>(data.size(), kind == dk_state ? 72 : data.size()) * 8);
+                data[bit / 8] = static_cast<char>(data[bit / 8] ^ (1u << (bit % 8)));
+            }
+            write_at(path, 0, data.data(), data.size());
+            how = std::to_string(flips) + " bit flips";
+        } else {
+            // A run of random bytes.
+            uint64_t from = u(data.size()), length = 1 + u(std::min<uint64_t>(128, data.size() - from));
+            std::string junk(length, '\0');
+            for (auto& c : junk) c = static_cast<char>(u(256));
+            write_at(path, from, junk.data(), junk.size());
+            how = std::to_string(length) + " random bytes at " + std::to_string(from);
+        }
+        // A damaged checkpoint vouches for less (or nothing): until the next one
+        // is written, no frame damage is injected in this partition. (Damage
+        // kept in place earlier would then lie past the durable point: recovery
+        // must cut it as a torn tail; hence no checkpoint damage on a scarred log.)
+        if (kind == dk_checkpoint) m.vouched = 0;
+        _fig.injections[kind]++;
+        return std::string(damage_names[kind]) + " " + fs::path(path).filename().string() + ": " + how;
+    }
+
     /// Opens the log and every partition (recovery). False if the simulated cut
     /// interrupted it; any other failure is a violation.
     bool open() {
@@ -277,65 +662,180 @@ private:
         }
     }
 
+    /// Whether every offset of [from, to) lies in one of `ranges` ([start, end) pairs).
+    static bool covered(std::vector<std::pair<int64_t, int64_t>> ranges, int64_t from, int64_t to) {
+        std::sort(ranges.begin(), ranges.end());
+        for (auto& r : ranges) {
+            if (r.first > from) break;
+            from = std::max(from, r.second);
+            if (from >= to) return true;
+        }
+        return from >= to;
+    }
+
     bool verify_recovery() {
         _fig.recoveries_verified++;
         for (int p = 0; p < _partitions; ++p) {
             partition& part = *_parts[p];
             partition_model& m = _models[p];
-            for (auto& ev : part.recovery_events())
-                if (ev.reason.find("were lost") != std::string::npos)
-                    return fail("partition " + std::to_string(p) + ": recovery reports a loss: " + ev.reason);
+            // Offsets recovery reported damaged (kept in place) or lost (handed
+            // out before, data gone): their frames need not come back.
+            std::vector<std::pair<int64_t, int64_t>> reported;
+            for (auto& ev : part.recovery_events()) {
+                if ((ev.kind == "damaged" || ev.kind == "lost") && ev.first_offset_dropped >= 0 &&
+                    ev.end_offset > ev.first_offset_dropped)
+                    reported.emplace_back(ev.first_offset_dropped, ev.end_offset);
+                if (ev.kind == "damaged") _fig.damage_events++;
+                if (ev.kind == "lost") _fig.lost_events++;
+            }
+            if (!m.injected && !m.scarred)
+                for (auto& ev : part.recovery_events())
+                    if (ev.reason.find("were lost") != std::string::npos)
+                        return fail("partition " + std::to_string(p) + ": recovery reports a loss: " + ev.reason);
             int64_t start = part.start_offset(), end = part.end_offset();
             std::ostringstream where;
             std::string events;
             for (auto& ev : part.recovery_events())
-                events += "\n      event: " + ev.file.substr(ev.file.find_last_of('/') + 1) + " @" +
+                events += "\n      event (" + ev.kind + "): " + ev.file.substr(ev.file.find_last_of('/') + 1) + " @" +
                           std::to_string(ev.position) + " dropped " + std::to_string(ev.bytes_dropped) +
-                          " bytes from offset " + std::to_string(ev.first_offset_dropped) + ": " + ev.reason;
+                          " bytes, damaged " + std::to_string(ev.bytes_damaged) + ", offsets " +
+                          std::to_string(ev.first_offset_dropped) + ".." + std::to_string(ev.end_offset) + ": " +
+                          ev.reason;
             where << "partition " << p << " (mode " << int(_configs[p].durability) << ", segment_bytes "
                   << _configs[p].segment_bytes << "): recovered [" << start << ", " << end << "), model start "
                   << m.start << " floor " << m.start_floor << " acked " << m.acked << " written "
-                  << m.written_end() << events << "\n     ";
+                  << m.written_end() << " never-reuse floor " << m.floor << " vouched " << m.vouched << events
+                  << "\n      media damage at the last cut: " << (m.injected ? _last_damage : "none") << "\n     ";
             if (std::getenv("TIDELOG_POWERCUT_VERBOSE")) std::printf("  verify %s\n", where.str().c_str());
             if (end < m.acked) return fail(where.str() + ": acknowledged frames lost");
-            if (end > m.written_end()) return fail(where.str() + ": recovered past what was written");
+            if (end < m.floor)
+                return fail(where.str() + ": offsets below " + std::to_string(m.floor) +
+                            " (acknowledged, recovered or published) would be handed out again");
+            // Past what was written only over offsets reported lost (a published
+            // end past the data) or damaged.
+            if (end > m.written_end() && !covered(reported, m.written_end(), end))
+                return fail(where.str() + ": recovered past what was written");
             if (start < m.start || start > std::max(m.start, m.start_floor))
                 return fail(where.str() + ": unexpected start offset");
             std::vector<frame_ref> got;
+            std::vector<damaged_range> skipped;
             try {
-                got = part.frames(start, end, INT64_MIN, INT64_MAX, SIZE_MAX);
+                got = part.frames(start, end, INT64_MIN, INT64_MAX, SIZE_MAX, &skipped);
             } catch (const std::exception& e) {
-                return fail(where.str() + ": reading the recovered log failed: " + e.what());
+                return fail(where.str() + ": reading the recovered log (skipping damage) failed: " + e.what());
             }
-            // The frames must tile [start, end) and equal the model's.
-            size_t mi = 0;
-            while (mi < m.frames.size() && m.frames[mi].base < start) ++mi;
-            int64_t next = start;
+            // (c) No garbage, (b) no offset twice: every frame read is the model's
+            // frame for its offset, in strictly increasing, non-overlapping order.
+            std::vector<std::pair<int64_t, int64_t>> tiles;
+            std::vector<int64_t> returned;
+            int64_t prev_end = start;
             for (auto& f : got) {
-                if (f.header.base_offset != next)
-                    return fail(where.str() + ": frame at offset " + std::to_string(f.header.base_offset) +
-                                " where " + std::to_string(next) + " was expected");
-                if (mi >= m.frames.size() || m.frames[mi].base != next)
-                    return fail(where.str() + ": offset " + std::to_string(next) + " is no frame start in the model");
-                const model_frame& mf = m.frames[mi];
-                if (f.header.record_count != mf.count || f.header.payload_length != mf.size ||
-                    f.header.min_timestamp != mf.base * 10 || f.header.max_timestamp != mf.base * 10 + mf.count ||
-                    crc32c(f.payload(), mf.size) != mf.payload_crc ||
+                const frame_header& h = f.header;
+                if (h.base_offset < prev_end)
+                    return fail(where.str() + ": frame at offset " + std::to_string(h.base_offset) +
+                                " read after offsets up to " + std::to_string(prev_end) + " (offsets twice or out of order)");
+                if (h.next_offset() > end)
+                    return fail(where.str() + ": frame at offset " + std::to_string(h.base_offset) +
+                                " reaches past the end offset");
+                model_frame* mf = m.find(h.base_offset);
+                if (!mf) return fail(where.str() + ": offset " + std::to_string(h.base_offset) + " is no frame start in the model");
+                if (h.record_count != mf->count || h.payload_length != mf->size || h.min_timestamp != mf->base * 10 ||
+                    h.max_timestamp != mf->base * 10 + mf->count || crc32c(f.payload(), mf->size) != mf->payload_crc ||
                     check_frame(f.region->data() + f.position, f.region->length() - f.position) != frame_check::ok)
-                    return fail(where.str() + ": frame at offset " + std::to_string(next) + " differs from what was written");
+                    return fail(where.str() + ": frame at offset " + std::to_string(h.base_offset) +
+                                " differs from what was written");
+                if (mf->gone) _fig.frames_reappeared++;
+                if (mf->injured) _fig.injured_read_intact++;  // only padding bytes were hit
                 _fig.frames_checked++;
-                if (mf.end() <= m.acked) _fig.acked_frames_checked++;
-                next = mf.end();
-                ++mi;
+                if (mf->end() <= m.acked) _fig.acked_frames_checked++;
+                prev_end = h.next_offset();
+                tiles.emplace_back(h.base_offset, h.next_offset());
+                returned.push_back(h.base_offset);
             }
-            if (next != end)
-                return fail(where.str() + ": frames end at " + std::to_string(next) + ", not at the end offset");
-            // The model follows the recovered log: offsets past its end are given out again.
+            std::vector<std::pair<int64_t, int64_t>> damaged = reported;
+            for (auto& d : skipped) {
+                _fig.skipped_ranges++;
+                if (d.end_offset <= d.start_offset)
+                    return fail(where.str() + ": the read skipped an empty damaged range at offset " +
+                                std::to_string(d.start_offset) + " (" + d.reason + ")");
+                tiles.emplace_back(d.start_offset, d.end_offset);
+                damaged.emplace_back(d.start_offset, d.end_offset);
+            }
+            // The frames read and the damage the read skipped tile [start, end).
+            {
+                std::sort(tiles.begin(), tiles.end());
+                int64_t cursor = start;
+                for (auto& t : tiles) {
+                    if (t.first > cursor)
+                        return fail(where.str() + ": offsets " + std::to_string(cursor) + ".." +
+                                    std::to_string(t.first - 1) + " were neither read nor reported damaged by the read");
+                    cursor = std::max(cursor, t.second);
+                }
+                if (cursor < end)
+                    return fail(where.str() + ": the read ends at " + std::to_string(cursor) + ", not at the end offset");
+            }
+            // (a) Every acknowledged frame is read back intact or lies in reported
+            // damage; (d) frames in reported damage are gone for good.
+            for (auto& mf : m.frames) {
+                if (mf.base < start || mf.end() > end) continue;
+                if (std::binary_search(returned.begin(), returned.end(), mf.base)) continue;
+                bool in_damage = covered(damaged, mf.base, mf.end());
+                if (!mf.gone && mf.end() <= m.acked && !in_damage)
+                    return fail(where.str() + ": acknowledged frame at offset " + std::to_string(mf.base) +
+                                " was neither read back nor reported damaged");
+                if (!mf.gone) {
+                    _fig.frames_reported_damaged++;
+                    if (mf.end() <= m.acked) _fig.acked_frames_reported_damaged++;
+                    if (!mf.injured) _fig.collateral_frames++;
+                    mf.gone = true;
+                }
+            }
+            // A read that does not skip damage raises CorruptionError naming it.
+            if (!skipped.empty()) {
+                _fig.corrupt_reads_checked++;
+                try {
+                    part.frames(start, end, INT64_MIN, INT64_MAX, SIZE_MAX);
+                    return fail(where.str() + ": a read over damaged offsets " + std::to_string(skipped[0].start_offset) +
+                                ".." + std::to_string(skipped[0].end_offset - 1) + " did not raise");
+                } catch (const error& e) {
+                    std::string named = "(offsets " + std::to_string(skipped[0].start_offset) + "..";
+                    if (e.code() != errc::corrupt || std::string(e.what()).find(named) == std::string::npos)
+                        return fail(where.str() + ": a read over damaged offsets raised: " + e.what());
+                } catch (const std::exception& e) {
+                    return fail(where.str() + ": a read over damaged offsets raised: " + e.what());
+                }
+            }
+            if (!skipped.empty() || !reported.empty()) m.scarred = true;
+            // The model follows the recovered log: frames past its end were cut
+            // (never acknowledged: checked above), frames before its start retired.
             while (!m.frames.empty() && m.frames.back().base >= end) m.frames.pop_back();
-            m.frames.erase(m.frames.begin(), m.frames.begin() + static_cast<long>(mi - got.size()));
+            m.frames.erase(m.frames.begin(),
+                           std::lower_bound(m.frames.begin(), m.frames.end(), start,
+                                            [](const model_frame& f, int64_t b) { return f.base < b; }));
+            for (auto& mf : m.frames) mf.injured = false;
             m.start = start;
             m.start_floor = start;
+            m.next = end;
             m.acked = std::max(m.acked, end);  // recovery made it durable before publishing it
+            m.floor = std::max(m.floor, end);  // published, and never handed out again
+            m.planted_published = -1;
+            m.injected = false;
+        }
+        if (_damage_cut) {
+            // (b) After damage, the next offset handed out is past everything
+            // acknowledged or published: one probe append per partition (append()
+            // checks the offset it gets against the model and its floor).
+            _damage_cut = false;
+            std::mt19937_64 prng(mix(_seed ^ (_index << 24) ^ 0x70726F6265ull));
+            try {
+                for (int p = 0; p < _partitions && !failed(); ++p) {
+                    append(prng, p, false);
+                    _fig.probe_appends++;
+                }
+            } catch (const std::exception& e) {
+                if (!_sim->cut()) return fail(std::string("probe append after media damage failed: ") + e.what());
+            }
+            if (failed()) return false;
         }
         return true;
     }
@@ -394,7 +894,13 @@ private:
                     _core->flush_all();
                     ack_all();
                 } else if (action < 880) {
-                    if (housekeeping_allowed()) _parts[p]->write_checkpoint();
+                    if (housekeeping_allowed()) {
+                        // The checkpoint holds the durable point, which covers
+                        // every acknowledgement so far: it vouches for them.
+                        int64_t acked = _models[p].acked;
+                        _parts[p]->write_checkpoint();
+                        _models[p].vouched = std::max(_models[p].vouched, acked);
+                    }
                 } else if (action < 940) {
                     if (housekeeping_allowed()) {
                         _parts[p]->enforce_retention();
@@ -409,6 +915,7 @@ private:
                     for (int q = 0; q < _partitions; ++q) {
                         note_start(q);
                         _parts[q]->close();
+                        _models[q].vouched = std::max(_models[q].vouched, _models[q].written_end());
                     }
                     _core->close();
                     ack_all();
@@ -470,14 +977,17 @@ private:
         } catch (...) {
             // A failed append may leave a prefix of its frames (each written frame is valid).
             m.frames.insert(m.frames.end(), planned.begin(), planned.end());
+            m.next = base;
             throw;
         }
         m.frames.insert(m.frames.end(), planned.begin(), planned.end());
         _fig.frames_appended += frames;
+        m.next = base;
         for (int k = 0; k < frames; ++k)
-            if (results[k].base_offset != planned[k].base) {
+            if (results[k].base_offset < std::max(m.floor, m.acked) || results[k].base_offset != planned[k].base) {
                 fail("partition " + std::to_string(p) + ": append gave offset " + std::to_string(results[k].base_offset) +
-                     ", expected " + std::to_string(planned[k].base));
+                     ", expected " + std::to_string(planned[k].base) + " (never-reuse floor " +
+                     std::to_string(std::max(m.floor, m.acked)) + ")");
                 throw std::runtime_error("offset mismatch");
             }
         if (_parts[p]->segment_count() != segments_before) _fig.rolls_seen++;
@@ -506,6 +1016,8 @@ private:
     std::mt19937_64 _rng;
     figures& _fig;
     double _unordered_share;
+    damage_options _damage;
+    double _forget_dir_syncs, _forget_file_syncs;
     bool _self_test;  // no evidence kept (harness self-test, known-bug runs)
     std::string _root, _log;
     int _partitions = 1;
@@ -520,16 +1032,19 @@ private:
     std::string _violation, _last_cut = "none", _image_before_open;
     std::mutex _violation_mu;
     int _helper = -1;  // the partition a second appender thread drives during a workload (-1: none)
+    bool _damage_cut = false;        // media damage was injected after the last cut
+    std::string _last_damage = "none";  // what it was, for failure messages
 };
 
 /// Runs cuts until `total` (or 10 violations); returns the number of runs.
 uint64_t run_cuts(figures& fig, uint64_t total, uint64_t per_run, uint64_t base_seed, uint64_t replay,
-                  double unordered_share, double forget_dir_syncs = 0, double forget_file_syncs = 0) {
+                  double unordered_share, double forget_dir_syncs = 0, double forget_file_syncs = 0,
+                  damage_options damage = {}) {
     uint64_t runs = 0;
     while (fig.cuts < total && fig.violations.size() < 10) {
         uint64_t seed = replay ? replay : mix(base_seed * 1000003 + runs);
         ++runs;
-        run r(seed, fig, unordered_share, forget_dir_syncs, forget_file_syncs);
+        run r(seed, fig, unordered_share, forget_dir_syncs, forget_file_syncs, damage);
         bool ok = true;
         for (uint64_t i = 0; i < per_run && fig.cuts < total && ok; ++i) ok = r.step(i);
         if (ok) r.finish();
@@ -550,6 +1065,22 @@ TEST(PowerCut, TheHarnessCatchesACoreThatForgetsSyncs) {
     }
 }
 
+TEST(PowerCut, TheHarnessCatchesAcknowledgedFramesLostToMediaDamage) {
+    // Media damage to acknowledged frames that no durable record vouches for
+    // (past the recovery checkpoint, in any mode): recovery cannot tell it from
+    // a torn, never-acknowledged tail and cuts it, with the acknowledged frames
+    // after it. The checker must report that, or its media-damage checks prove
+    // nothing.
+    figures fig;
+    damage_options damage;
+    damage.share = 1.0;
+    damage.unvouched = true;
+    run_cuts(fig, 400, 40, 11, 0, 0.0, 0, 0, damage);
+    EXPECT_GT(fig.violations.size(), 0u) << "no violation with media damage past the durable point";
+    if (!fig.violations.empty())
+        std::printf("[ powercut ] self-test (media damage past the durable point): %s\n", fig.violations.front().c_str());
+}
+
 /// Unordered share from TIDELOG_POWERCUT_METADATA (ordered | unordered | mixed), or the default.
 double unordered_share(double fallback) {
     const char* m = std::getenv("TIDELOG_POWERCUT_METADATA");
@@ -564,10 +1095,16 @@ void torture(uint64_t default_cuts, double default_unordered_share, const char* 
     uint64_t base_seed = env_u64("TIDELOG_POWERCUT_SEED", 1);
     uint64_t replay = env_u64("TIDELOG_POWERCUT_RUN_SEED", 0);
     double unordered = unordered_share(default_unordered_share);
+    damage_options damage;
+    const char* share = std::getenv("TIDELOG_POWERCUT_DAMAGE");
+    damage.share = share && *share ? std::strtod(share, nullptr) : 0.4;
+    if (const char* ahead = std::getenv("TIDELOG_POWERCUT_DAMAGE_STATE_AHEAD")) damage.state_ahead = std::string(ahead) != "0";
+    if (const char* lengths = std::getenv("TIDELOG_POWERCUT_DAMAGE_HEADER_LENGTHS"))
+        damage.header_lengths = std::string(lengths) != "0";
     if (replay) total = per_run;
     auto t0 = std::chrono::steady_clock::now();
     figures fig;
-    uint64_t runs = run_cuts(fig, total, per_run, base_seed, replay, unordered);
+    uint64_t runs = run_cuts(fig, total, per_run, base_seed, replay, unordered, 0, 0, damage);
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     std::printf(
         "[ powercut ] %s: %llu cuts in %llu runs, %.1f s (base seed %llu, unordered directory operations in %.0f%% "
@@ -587,6 +1124,21 @@ void torture(uint64_t default_cuts, double default_unordered_share, const char* 
         (unsigned long long)fig.pending_writes,
         (unsigned long long)fig.torn_sectors, (unsigned long long)fig.garbage_sectors,
         (unsigned long long)fig.lost_dir_ops, fig.violations.size());
+    std::string kinds;
+    for (int k = 0; k < dk_count; ++k)
+        kinds += std::string(k ? ", " : "") + std::to_string(fig.injections[k]) + " " + damage_names[k];
+    std::printf(
+        "[ powercut ] media damage after %llu of the cuts (%.0f%% asked): injected %s; %llu frames hit\n"
+        "[ powercut ] media damage found: %llu frames reported damaged (%llu acknowledged, %llu not hit themselves), "
+        "%llu damaged and %llu lost recovery events, %llu ranges skipped by reads, %llu non-skipping reads raised, "
+        "%llu hit frames read back intact (padding), %llu reported frames read back later, %llu probe appends; "
+        "violations: %zu\n",
+        (unsigned long long)fig.damage_cuts, damage.share * 100, kinds.c_str(), (unsigned long long)fig.frames_injured,
+        (unsigned long long)fig.frames_reported_damaged, (unsigned long long)fig.acked_frames_reported_damaged,
+        (unsigned long long)fig.collateral_frames, (unsigned long long)fig.damage_events,
+        (unsigned long long)fig.lost_events, (unsigned long long)fig.skipped_ranges,
+        (unsigned long long)fig.corrupt_reads_checked, (unsigned long long)fig.injured_read_intact,
+        (unsigned long long)fig.frames_reappeared, (unsigned long long)fig.probe_appends, fig.violations.size());
     for (auto& v : fig.violations) ADD_FAILURE() << "power-cut violation: " << v;
 }
 
