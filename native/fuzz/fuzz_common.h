@@ -44,11 +44,11 @@ namespace tidelog_fuzz {
         if (!(cond)) ::tidelog_fuzz::fail(#cond, ##__VA_ARGS__); \
     } while (0)
 
-/// Checks that only hold once an open bug (bugs.md) is fixed run when
-/// TIDELOG_FUZZ_STRICT=1; by default the targets step around those bugs.
-inline bool strict() {
+/// TIDELOG_FUZZ_VERBOSE=1: a target that supports it prints what it compares
+/// (for replaying one input).
+inline bool verbose() {
     static const bool on = [] {
-        const char* v = std::getenv("TIDELOG_FUZZ_STRICT");
+        const char* v = std::getenv("TIDELOG_FUZZ_VERBOSE");
         return v && *v && *v != '0';
     }();
     return on;
