@@ -97,7 +97,7 @@ void committer::retract() {
     _flusher_cv.notify_one();
 }
 
-void committer::wait_durable(uint64_t ticket, bool announced) {
+void committer::wait_durable(uint64_t ticket, bool announced, bool (*interrupted)(void*), void* interrupted_arg) {
     std::unique_lock<std::mutex> lk(_mu);
     if (announced) _in_flight.fetch_sub(1, std::memory_order_relaxed);
     _durable_waits.fetch_add(1, std::memory_order_relaxed);
@@ -119,9 +119,24 @@ void committer::wait_durable(uint64_t ticket, bool announced) {
     _durable_waiters.push_back(&self);
     lk.unlock();
     uint32_t state;
-    while ((state = self.state.load(std::memory_order_acquire)) == durable_waiter::waiting)
+    struct timespec slice{0, 50'000'000};
+    while ((state = self.state.load(std::memory_order_acquire)) == durable_waiter::waiting) {
         ::syscall(SYS_futex, reinterpret_cast<uint32_t*>(&self.state), FUTEX_WAIT_PRIVATE, durable_waiter::waiting,
-                  nullptr, nullptr, 0);
+                  interrupted ? &slice : nullptr, nullptr, 0);
+        if (!interrupted || self.state.load(std::memory_order_acquire) != durable_waiter::waiting ||
+            !interrupted(interrupted_arg))
+            continue;
+        // Leave only while the flusher has not taken this waiter: once it has,
+        // it releases it (outside _mu) in a moment, and the waiter lives on this stack.
+        lk.lock();
+        auto it = std::find(_durable_waiters.begin(), _durable_waiters.end(), &self);
+        if (it != _durable_waiters.end()) {
+            _durable_waiters.erase(it);
+            --_sync_waiters;
+            throw error(errc::interrupted, "interrupted while waiting for durability");
+        }
+        lk.unlock();
+    }
     if (state == durable_waiter::failed) {
         lk.lock();
         throw error(errc::io_error, "fdatasync failed; the append is not durable: " + _failure);

@@ -71,7 +71,11 @@ public:
     void retract();
     /// Blocks until everything up to ticket is durable; throws if a flush failed.
     /// `announced`: the caller called announce() before its append.
-    void wait_durable(uint64_t ticket, bool announced = false);
+    /// `interrupted` (may be null) is called about every 50 ms while this waits;
+    /// when it returns true the wait ends with error(errc::interrupted). The
+    /// append stays as it is: it may still become durable.
+    void wait_durable(uint64_t ticket, bool announced = false, bool (*interrupted)(void*) = nullptr,
+                      void* interrupted_arg = nullptr);
     /// True once everything up to ticket is durable (never blocks).
     bool is_durable(uint64_t ticket) const {
         std::lock_guard<std::mutex> g(_mu);

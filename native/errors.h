@@ -18,6 +18,7 @@ enum class errc : int {
     invalid_argument = 7,
     closed = 8,         // use after close
     too_large = 9,      // a frame or record over a configured limit
+    interrupted = 10,   // a wait ended because its caller asked (a signal in Python)
 };
 
 class error : public std::runtime_error {

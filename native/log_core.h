@@ -40,8 +40,9 @@ public:
     committer_stats stats() const { return _committer ? _committer->stats() : committer_stats{}; }
     void flush_all();
     /// Blocks until the committer's durable ticket reaches ticket (see committer).
-    void wait_durable(uint64_t ticket, bool announced = false) {
-        if (ticket || announced) _committer->wait_durable(ticket, announced);
+    void wait_durable(uint64_t ticket, bool announced = false, bool (*interrupted)(void*) = nullptr,
+                      void* interrupted_arg = nullptr) {
+        if (ticket || announced) _committer->wait_durable(ticket, announced, interrupted, interrupted_arg);
     }
     bool is_durable(uint64_t ticket) const { return !ticket || _committer->is_durable(ticket); }
     void announce() { _committer->announce(); }

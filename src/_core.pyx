@@ -14,6 +14,9 @@ from libc.string cimport memcpy
 from libcpp.memory cimport shared_ptr, unique_ptr
 from libcpp.string cimport string
 from libcpp.vector cimport vector
+from libcpp cimport bool as cbool
+from cpython.exc cimport PyErr_CheckSignals
+from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 
 from tidelog_native cimport *
 
@@ -21,6 +24,24 @@ from tidelog.errors import (CorruptionError, DeliveryError, LogClosedError, Reco
                             _from_native)
 
 set_error_factory(_from_native)
+
+cdef extern from "Python.h":
+    # Without Cython's exception check: a raised exception stays set for the caller.
+    int _check_signals_raw "PyErr_CheckSignals"()
+
+# Blocking waits sleep in slices of this much and run Python's signal handlers
+# in between, so Ctrl-C (KeyboardInterrupt) reaches a blocked consumer or future
+# at once; data still wakes them through their futex without delay.
+cdef double WAIT_SLICE_S = 0.05
+
+
+cdef cbool signal_raised(void* unused) noexcept nogil:
+    """For native waits: runs pending signal handlers; True if one raised (the
+    exception stays set, and error_bridge.h lets it through)."""
+    cdef int rc
+    with gil:
+        rc = _check_signals_raw()
+    return rc != 0
 
 DURABILITY_MODES = {"none": 0, "interval": 1, "fsync": 2}
 FLAG_IPC_STREAM = 1
@@ -190,6 +211,12 @@ cdef dict _damaged_range_dict(const CDamagedRange& d):
     }
 
 
+cdef inline double _monotonic() noexcept nogil:
+    cdef timespec ts
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return ts.tv_sec + ts.tv_nsec * 1e-9
+
+
 cdef class Mapping:
     """A read-only mapping of a segment file. Arrow buffers built over it keep
     it alive, so it stays valid after retention unlinks the file."""
@@ -283,7 +310,7 @@ cdef class NativeLog:
         if ticket == 0 and not announced:
             return
         with nogil:
-            self.core.get().wait_durable(ticket, announced)
+            self.core.get().wait_durable(ticket, announced, signal_raised, NULL)
 
     def announce(self):
         """Tells the group committer an append that will wait is on its way."""
@@ -308,11 +335,23 @@ cdef class NativeLog:
     def wait_notify(self, uint32_t seen, timeout=None):
         """Sleeps (GIL released, futex) until any partition of the log publishes
         after ``seen`` was read; False on timeout (seconds; None: forever)."""
-        cdef int64_t t = -1 if timeout is None else <int64_t>(max(float(timeout), 0.0) * 1e9)
+        return self._wait_notify_sliced(seen, -1.0 if timeout is None else max(float(timeout), 0.0))
+
+    cdef bint _wait_notify_sliced(self, uint32_t seen, double timeout) except -1:
+        cdef double deadline = _monotonic() + timeout
+        cdef double left
         cdef bint ok
-        with nogil:
-            ok = self.core.get().wait_notify(seen, t)
-        return ok
+        while True:
+            left = WAIT_SLICE_S if timeout < 0 else min(deadline - _monotonic(), WAIT_SLICE_S)
+            if left < 0:
+                left = 0
+            with nogil:
+                ok = self.core.get().wait_notify(seen, <int64_t>(left * 1e9))
+            if ok:
+                return True
+            PyErr_CheckSignals()
+            if timeout >= 0 and _monotonic() >= deadline:
+                return False
 
     def stats(self):
         cdef CCommitterStats s = self.core.get().stats()
@@ -485,12 +524,23 @@ cdef class NativePartition:
     def wait_for_data(self, int64_t known_end, timeout=None):
         """Sleeps (GIL released, futex on the shared state) until the visible end
         passes ``known_end``; returns False on timeout (seconds; None waits forever)."""
-        cdef int64_t t = -1 if timeout is None else <int64_t>(max(float(timeout), 0.0) * 1e9)
+        cdef double limit = -1.0 if timeout is None else max(float(timeout), 0.0)
+        cdef double deadline = _monotonic() + limit
+        cdef double left
         cdef bint ok
-        cdef CPartition* part = self._get()
-        with nogil:
-            ok = part.wait_for_data(known_end, t)
-        return ok
+        cdef CPartition* part
+        while True:
+            part = self._get()
+            left = WAIT_SLICE_S if limit < 0 else min(deadline - _monotonic(), WAIT_SLICE_S)
+            if left < 0:
+                left = 0
+            with nogil:
+                ok = part.wait_for_data(known_end, <int64_t>(left * 1e9))
+            if ok:
+                return True
+            PyErr_CheckSignals()
+            if limit >= 0 and _monotonic() >= deadline:
+                return False
 
     def enforce_retention(self):
         cdef CPartition* part = self._get()

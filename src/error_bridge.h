@@ -49,6 +49,9 @@ inline void raise_native_error() {
         PyErr_NoMemory();
         return;
     }
+    // A wait its interrupt callback ended: the callback left the exception
+    // (KeyboardInterrupt, or whatever a signal handler raised) set.
+    if (code == static_cast<int>(errc::interrupted) && PyErr_Occurred()) return;
     PyObject* text = PyUnicode_DecodeUTF8(message.data(), static_cast<Py_ssize_t>(message.size()), "replace");
     PyObject* exc = nullptr;
     if (text && error_factory()) exc = PyObject_CallFunction(error_factory(), "iO", code, text);

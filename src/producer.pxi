@@ -159,7 +159,12 @@ cdef class DeliveryFuture:
         self.announced = False
         try:
             with nogil:
-                core.wait_durable(ticket, announced)
+                core.wait_durable(ticket, announced, signal_raised, NULL)
+        except KeyboardInterrupt:
+            # The caller gave up waiting, not the append: the engine settles it.
+            if b.state == BATCH_APPENDED:
+                b.engine.track_direct(b)
+            raise
         except BaseException as e:
             if b.state == BATCH_APPENDED:
                 b.engine._finish([b], BATCH_FAILED, e)
@@ -273,6 +278,7 @@ cdef class Producer:
     cdef bint _durable_acks
     cdef public bint _closed
     cdef public object _engine
+    cdef object __weakref__  # the log flushes and closes its producers at close and at exit
 
     def __init__(self, engine, double linger_ms, Py_ssize_t batch_bytes, str acks, Py_ssize_t max_record_bytes):
         self._topics = {}
@@ -503,13 +509,17 @@ cdef class Producer:
         return self._engine.poll(timeout)
 
     def close(self, timeout=None):
-        """Flushes, then stops the producer's background thread."""
+        """Flushes (waiting up to ``timeout`` seconds; None: as long as it takes),
+        then stops the producer's background thread. Records that could not be
+        delivered fail their futures and callbacks with DeliveryError at once."""
         if not self._closed:
             try:
                 self._engine.flush(timeout)
             finally:
                 self._closed = True
+                self._engine.abort(DeliveryError("the producer was closed before the record was delivered"))
                 self._engine.close()
+                self._engine.poll(0)
 
     def __enter__(self):
         return self

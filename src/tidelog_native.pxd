@@ -145,7 +145,8 @@ cdef extern from "log_core.h" namespace "tidelog" nogil:
         void wake_waiters()
         cbool wait_notify(uint32_t seen, int64_t timeout_ns) except +raise_native_error
         void flush_all() except +raise_native_error
-        void wait_durable(uint64_t ticket, cbool announced) except +raise_native_error
+        void wait_durable(uint64_t ticket, cbool announced, cbool (*interrupted)(void*) noexcept nogil,
+                          void* interrupted_arg) except +raise_native_error
         cbool is_durable(uint64_t ticket)
         void announce()
         void retract()

@@ -91,7 +91,19 @@ def _log_folder(path: Any, read_only: bool) -> str:
     return folder
 
 
-def _close_all(topics: dict, native) -> None:
+#: How long closing a log (or the interpreter exiting) waits for its producers'
+#: pending records to be delivered.
+PRODUCER_CLOSE_TIMEOUT_S = 30.0
+
+
+def _close_all(topics: dict, native, producers: weakref.WeakSet) -> None:
+    # Producers first, as kafka-python's and confluent's close(): their pending
+    # records are delivered (or fail their futures at once), not dropped.
+    for p in list(producers):
+        try:
+            p.close(PRODUCER_CLOSE_TIMEOUT_S)
+        except Exception as e:  # the records' futures carry the failure
+            logger.warning("tidelog: a producer could not deliver its records at close: %s", e)
     for t in list(topics.values()):
         t._close()
     native.close()
@@ -149,7 +161,10 @@ class Log:
         # Damage skipped by reads with on_corrupt="skip" (log.stats()).
         self._skipped = {"corrupt_ranges_skipped": 0, "corrupt_offsets_skipped": 0}
         self._topics_dir = os.path.join(self.path, "topics")
-        self._finalizer = weakref.finalize(self, _close_all, self._topics, self._native)
+        self._producers: weakref.WeakSet = weakref.WeakSet()
+        # Also runs at interpreter exit (weakref.finalize's atexit): producers still
+        # open then are flushed, so a forgotten flush() loses nothing.
+        self._finalizer = weakref.finalize(self, _close_all, self._topics, self._native, self._producers)
         if not self.read_only:
             # Topics deleted by a process that crashed before it finished removing them.
             shutil.rmtree(os.path.join(self.path, "trash"), ignore_errors=True)
@@ -333,7 +348,9 @@ class Log:
         if not 1 <= max_record_bytes < 2**31:
             raise ValueError("max_record_bytes must be in [1, 2 GiB)")
         engine = ProducerEngine(self, linger_ms, batch_bytes, acks)
-        return _core.Producer(engine, float(linger_ms), int(batch_bytes), acks, int(max_record_bytes))
+        producer = _core.Producer(engine, float(linger_ms), int(batch_bytes), acks, int(max_record_bytes))
+        self._producers.add(producer)
+        return producer
 
     def consumer(self, topics=None, start: str = "earliest", group=None, on_corrupt: str = "raise"):
         """A consumer of every partition of ``topics`` (or use ``assign``).

@@ -416,6 +416,25 @@ class ProducerEngine:
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join()
 
+    def abort(self, error: BaseException) -> int:
+        """Fails every record not yet delivered with ``error``, at once (its
+        futures raise it, its callbacks get it); returns how many batches."""
+        batches = []
+        for st in list(self._states.values()):
+            for p in range(st.partitions):
+                b = st.batches[p]
+                if b is not None:
+                    batches.append(b)
+        for queue in list(self._queues.values()):
+            batches.extend(queue)
+        with self._cond:
+            batches.extend(self._open)
+            batches.extend(self._appended)
+        pending = [b for b in {id(b): b for b in batches}.values() if b.state < DONE]
+        if pending:
+            self._finish(pending, FAILED, error)
+        return len(pending)
+
 
 def _binary_column(data, what: str, scratch: list | None = None) -> pa.Array:
     if isinstance(data, pa.ChunkedArray):
