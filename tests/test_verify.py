@@ -119,28 +119,38 @@ def test_bit_flip_in_a_sealed_segment(two_topics, capsys):
     d, ends = two_topics
     seg = segment_logs(d, "s", 1)[1]
     frames = _frames(seg)
-    victim = frames[len(frames) // 2]
+    k = len(frames) // 2
+    victim = frames[k]
     _flip(seg, victim[0] + victim[1] + victim[2] // 2)
     rc, out, _ = _run_cli(d, capsys=capsys)
     assert rc == 1
     assert f"DAMAGED: first bad frame at {os.path.basename(seg)} position {victim[0]}" in out
-    assert "CRC32C mismatch" in out
+    assert "CRC32C mismatch" in out and f"offsets {victim[4]}..{victim[4] + victim[5] - 1}" in out
     report = _verify.verify(d)
     rep = next(p for p in report.partitions if (p.topic, p.partition) == ("s", 1))
     assert rep.first_bad[:3] == (seg, victim[0], victim[4]) and rep.first_bad_sealed
-    assert rep.end_offset == victim[4]
-    # frames after the damaged one are still checked and counted
+    (dmg,) = rep.damaged  # exactly that frame (FORMAT.md §2.5 step 1)
+    assert (dmg.position, dmg.bytes, dmg.start_offset, dmg.end_offset, dmg.resync_position) == \
+        (victim[0], victim[3], victim[4], victim[4] + victim[5], frames[k + 1][0])
+    assert rep.end_offset == ends["s"][1]
+    # frames after the damaged one are still checked and counted as intact
     total = sum(len(_frames(s)) for s in segment_logs(d, "s", 1))
     assert rep.frames == total - 1
+    assert rep.intact == [[0, victim[4]], [victim[4] + victim[5], ends["s"][1]]]
     others = [p for p in report.partitions if p is not rep]
     assert not any(p.problems for p in others)
-    # --repair refuses a sealed segment and leaves it alone
+    js = json.loads(_run_cli(d, "--json", capsys=capsys)[1])
+    assert js["damaged_ranges"] == 1 and js["damaged_offsets"] == victim[5] and js["lost_offsets"] == 0
+    part = next(p for p in js["partitions"] if (p["topic"], p["partition"]) == ("s", 1))
+    assert part["damaged"][0]["segment"] == seg and part["damaged"][0]["reason"] == "CRC32C mismatch"
+    # --repair splits the sealed segment: the frame's bytes aside, the frames after it in a new segment
     before = open(seg, "rb").read()
     rc, out, _ = _run_cli(d, "--repair", capsys=capsys)
-    assert rc == 1
-    assert "NOT REPAIRED" in out and "sealed segment" in out
-    assert open(seg, "rb").read() == before
-    assert not glob.glob(seg + ".cut-*")
+    assert rc == 3, out
+    assert open(seg, "rb").read() == before[:victim[0]]
+    assert open(seg + f".damaged-{victim[0]}", "rb").read() == before[victim[0]:victim[0] + victim[3]]
+    new = os.path.join(os.path.dirname(seg), "%020d.log" % (victim[4] + victim[5]))
+    assert open(new, "rb").read() == before[frames[k + 1][0]:]
 
 
 @pytest.mark.parametrize("field,value", [("magic", b"XXXX"), ("version", struct.pack("<H", 2)),
@@ -167,20 +177,33 @@ def test_header_damage(two_topics, field, value):
     assert _verify.exit_code(report) == 1
 
 
-def test_missing_middle_segment_is_a_gap(two_topics):
+def test_missing_middle_segment_is_a_gap(two_topics, capsys):
     d, ends = two_topics
     segs = segment_logs(d, "s", 0)
     assert len(segs) >= 3
     os.remove(segs[1])
+    gap = (int(os.path.basename(segs[1])[:20]), int(os.path.basename(segs[2])[:20]))
     report = _verify.verify(d)
     rep = next(p for p in report.partitions if (p.topic, p.partition) == ("s", 0))
-    assert rep.first_bad[0] == segs[2] and rep.first_bad[1] == 0
-    assert "segment base mismatch" in rep.problems[0].reason
-    assert not rep.first_bad_sealed  # the gap is before the last segment: --repair moves it aside
+    assert rep.first_bad is None and rep.damaged == []  # no damaged bytes: lost offsets
+    (g,) = rep.lost
+    assert (g.segment, g.start_offset, g.end_offset, g.acknowledged) == (segs[0], gap[0], gap[1], False)
+    assert [p.kind for p in rep.problems] == ["lost"]
+    assert _verify.exit_code(report) == 1
+    # --repair acknowledges the gap (offsets are never renumbered); verify then exits 0
     rep = _verify.verify(d, repair=True)
     assert _verify.exit_code(rep) == _verify.EXIT_REPAIRED, _verify.format_report(rep)
+    assert os.path.exists(os.path.join(os.path.dirname(segs[0]), _verify.ACK_FILE))
+    rc, out, _ = _run_cli(d, capsys=capsys)
+    assert rc == 0, out
+    assert f"lost (acknowledged): {os.path.basename(segs[0])}" in out and f"offsets {gap[0]}..{gap[1] - 1}" in out
     with tidelog.open(d) as log:
-        assert log.topic("s").end_offsets()[0] == int(os.path.basename(segs[1])[:20])
+        assert log.topic("s").end_offsets()[0] == ends["s"][0]
+        with pytest.raises(tidelog.CorruptionError):
+            log.topic("s").read(gap[0], gap[1], partitions=0)
+    # a new gap elsewhere is not covered by the acknowledgement
+    os.remove(segment_logs(d, "s", 1)[1])
+    assert _verify.exit_code(_verify.verify(d)) == 1
 
 
 def test_zeroed_frame_followed_by_data(two_topics):
@@ -202,13 +225,14 @@ def test_checkpoint_ahead_of_the_log(two_topics):
     d, ends = two_topics
     seg = segment_logs(d, "r", 0)[-1]
     frames = _frames(seg)
-    os.truncate(seg, frames[-2][0])  # two whole frames gone: the frames themselves look fine
+    os.truncate(seg, frames[-2][0] if len(frames) >= 2 else 0)
     report = _verify.verify(d)
     rep = next(p for p in report.partitions if p.topic == "r")
     assert rep.first_bad is None
-    cp = [p for p in rep.problems if p.kind == "checkpoint"]
-    assert len(cp) == 1, _verify.format_report(report)
-    assert f"before its recovery checkpoint ({ends['r'][0]})" in cp[0].reason
+    lost = [p for p in rep.problems if p.kind == "lost"]
+    assert len(lost) == 1, _verify.format_report(report)
+    assert f"before its recovery checkpoint / published end ({ends['r'][0]})" in lost[0].reason
+    assert lost[0].end_offset == ends["r"][0]
     assert _verify.exit_code(report) == 1
 
 
@@ -255,31 +279,36 @@ def test_padding_damage_is_reported_and_zeroed(two_topics):
 
 
 # ----------------------------------------------------------------------------- repair
-def test_repair_cuts_a_damaged_tail_and_saves_it(two_topics, capsys):
+def test_repair_moves_a_damaged_tail_aside(two_topics, capsys):
     d, ends = two_topics
     seg = segment_logs(d, "s", 0)[-1]
     frames = _frames(seg)
     victim = frames[len(frames) // 2]
-    _flip(seg, victim[0] + victim[1] + 3)
+    with open(seg, "r+b") as f:  # the header of a frame and everything after it gone bad
+        f.seek(victim[0])
+        f.write(b"\xa5" * (os.path.getsize(seg) - victim[0]))
     with tidelog.open(d, read_only=True) as ro:
         expected = ro.topic("s").read(0, victim[4], partitions=0)
     tail = open(seg, "rb").read()[victim[0]:]
     rc, out, _ = _run_cli(d, "--repair", capsys=capsys)
     assert rc == 3, out
-    assert "repaired: cut" in out and "after repair: no damage" in out
-    side = seg + f".cut-{victim[0]}"
+    assert "repaired: damaged tail" in out and "after repair: no damage" in out
+    side = seg + f".damaged-{victim[0]}"
     assert open(side, "rb").read() == tail
     assert os.path.getsize(seg) == victim[0]
     with tidelog.open(d) as log:
-        assert log.clean_shutdown and log.recovery_report == []
+        assert all(e["bytes_damaged"] == 0 for e in log.recovery_report), log.recovery_report
         t = log.topic("s")
-        assert t.end_offsets()[0] == victim[4] and t.end_offsets()[1] == ends["s"][1]
-        assert_tables_equal(t.read(partitions=0), expected)
+        # offsets are never given out twice: the damaged ones stay a gap
+        assert t.end_offsets()[0] == ends["s"][0] and t.end_offsets()[1] == ends["s"][1]
+        assert_tables_equal(t.read(0, victim[4], partitions=0), expected)
+        with pytest.raises(tidelog.CorruptionError) as info:
+            t.read(victim[4], ends["s"][0], partitions=0)
+        assert info.value.start_offset == victim[4]
         res = t.append(make_sensors(500, start=10**6))
-        assert res.offsets[0][0] == victim[4]
+        assert res.offsets[0][0] == ends["s"][0]
     rc, out, _ = _run_cli(d, capsys=capsys)
-    assert rc == 0, out  # the side file is not mistaken for a segment
-    # a second cut at the same position gets its own side file
+    assert rc == 0, out  # the side file is not mistaken for a segment; the gap is acknowledged
     assert _verify.side_file_name(seg, victim[0]) == side + ".1"
 
 
@@ -301,46 +330,61 @@ import os; os._exit(0)   # no close: no clean-shutdown marker, the active segmen
     with open(seg, "r+b") as f:  # a torn last frame: its second half never reached the disk
         f.seek(last[0] + last[3] // 2)
         f.write(bytes(last[3] - last[3] // 2))
+    torn = open(seg, "rb").read()[last[0]:last[0] + last[3]]
     report = _verify.verify(d)
     assert not report.clean_shutdown
     rep = report.partitions[0]
     assert rep.first_bad[:2] == (seg, last[0])
+    assert rep.damaged[0].torn and "never acknowledged" in rep.damaged[0].reason
     rc, out, _ = _run_cli(d, "--repair", capsys=capsys)
     assert rc == 3, out
+    assert open(seg + f".damaged-{last[0]}", "rb").read()[:last[3]] == torn  # saved before recovery ran
     with tidelog.open(d) as log:
-        assert log.recovery_report == []
-        assert log.topic("t").end_offsets() == {0: 490}
-        assert log.topic("t").read()["a"].to_pylist() == list(range(490))
+        # the torn offsets had been visible to readers: they are not given out again
+        assert log.topic("t").end_offsets() == {0: 500}
+        assert log.topic("t").read(on_corrupt="skip")["a"].to_pylist() == list(range(490))
+    assert _verify.exit_code(_verify.verify(d)) == 0
 
 
 def test_repair_of_a_bad_first_frame(two_topics):
     d, ends = two_topics
     segs = segment_logs(d, "r", 0)
     seg = segs[-1]
+    frames = _frames(seg)
     base = int(os.path.basename(seg)[:20])
     _flip(seg, 100)
     rep = _verify.verify(d, repair=True)
     assert _verify.exit_code(rep) == _verify.EXIT_REPAIRED, _verify.format_report(rep)
     assert os.path.getsize(seg) == 0
+    if len(frames) > 1:
+        assert os.path.exists(os.path.join(os.path.dirname(seg), "%020d.log" % frames[1][4]))
     with tidelog.open(d) as log:
-        assert log.topic("r").end_offsets() == {0: base}
+        assert log.topic("r").end_offsets() == ends["r"]
         with log.producer(linger_ms=0) as p:
-            assert p.send("r", value=b"again").result().offset == base
+            assert p.send("r", value=b"again").result().offset == ends["r"][0]
+        with pytest.raises(tidelog.CorruptionError):
+            log.topic("r").read(base, base + 1)
 
 
 def test_repair_of_a_last_segment_that_does_not_continue(two_topics):
     d, ends = two_topics
     segs = segment_logs(d, "r", 0)
     last = segs[-1]
-    wrong = os.path.join(os.path.dirname(last), "%020d.log" % (int(os.path.basename(last)[:20]) + 5))
+    base = int(os.path.basename(last)[:20])
+    wrong = os.path.join(os.path.dirname(last), "%020d.log" % (base + 5))
     os.rename(last, wrong)
     for ext in (".index", ".timeindex"):
         os.rename(last[:-4] + ext, wrong[:-4] + ext)
+    report = _verify.verify(d)
+    rep = next(p for p in report.partitions if p.topic == "r")
+    assert [(g.start_offset, g.end_offset) for g in rep.lost] == [(base, base + 5)]
+    assert rep.damaged[0].segment == wrong and rep.damaged[0].position == 0
+    assert "offset mismatch" in rep.damaged[0].reason
     rep = _verify.verify(d, repair=True)
     assert _verify.exit_code(rep) == _verify.EXIT_REPAIRED, _verify.format_report(rep)
-    assert not os.path.exists(wrong) and glob.glob(wrong + ".cut-0")
+    assert glob.glob(wrong + ".damaged-0")
     with tidelog.open(d) as log:
-        assert log.topic("r").end_offsets() == {0: int(os.path.basename(last)[:20])}
+        assert log.topic("r").end_offsets()[0] >= ends["r"][0]
 
 
 def test_repair_rebuilds_damaged_indexes(two_topics):
@@ -480,4 +524,246 @@ def test_cli_help_mentions_verify(capsys):
     with pytest.raises(SystemExit):
         cli.main(["verify", "--help"])
     out = capsys.readouterr().out
-    assert "--repair" in out and ".cut-" in out
+    assert "--repair" in out and ".damaged-" in out
+
+
+# ----------------------------------------------------------------------------- cross-check with the native walker
+MATRIX_KINDS = ["header-bit", "payload-bit", "crc-bit", "zero-512", "zero-4k", "copy", "truncate"]
+MATRIX_WHERE = ["start", "middle", "end"]
+MATRIX = [(kind, seg, where) for kind in MATRIX_KINDS for seg in ("sealed", "active") for where in MATRIX_WHERE
+          if not (kind == "truncate" and seg == "active")]
+
+
+@pytest.fixture(scope="module")
+def matrix_log(tmp_path_factory):
+    """One partition, value == offset on every row, ~7 frames per segment, >= 4 segments."""
+    d = tmp_path_factory.mktemp("matrix") / "log"
+    with tidelog.open(d) as log:
+        t = log.create_topic("m", SENSORS_SCHEMA, timestamp="ts", segment_bytes=32 << 10)
+        for i in range(31):
+            t.append(make_sensors(150 + 7 * (i % 5), start=sum(150 + 7 * (k % 5) for k in range(i))))
+        end = t.end_offsets()[0]
+    segs = segment_logs(d, "m")
+    assert len(segs) >= 4 and len(_frames(segs[-1])) >= 3, [len(_frames(s)) for s in segs]
+    return d, end
+
+
+def _damage(seg: str, kind: str, where: str) -> None:
+    frames = _frames(seg)
+    i = {"start": 0, "middle": len(frames) // 2, "end": len(frames) - 1}[where]
+    pos, poff, plen, length, base, count = frames[i]
+    size = os.path.getsize(seg)
+
+    def zero(at, n):
+        with open(seg, "r+b") as f:
+            f.seek(at)
+            f.write(bytes(min(n, size - at)))
+
+    if kind == "header-bit":
+        _flip(seg, pos + 17)  # base_offset
+    elif kind == "payload-bit":
+        _flip(seg, pos + poff + plen // 2)
+    elif kind == "crc-bit":
+        _flip(seg, pos + 5)
+    elif kind == "zero-512":
+        zero((pos + 100) // 512 * 512, 512)
+    elif kind == "zero-4k":
+        zero((pos + 100) // 4096 * 4096, 4096)
+    elif kind == "copy":  # a misdirected write: another frame's bytes over this one
+        j = i + 2 if i + 2 < len(frames) else i - 2
+        src = frames[j]
+        data = open(seg, "rb").read()[src[0]:src[0] + src[3]]
+        with open(seg, "r+b") as f:
+            f.seek(pos)
+            f.write(data[: size - pos])
+    elif kind == "truncate":
+        os.truncate(seg, pos + 100)
+
+
+def _ranges_to_set(ranges) -> set[int]:
+    out: set[int] = set()
+    for a, b in ranges:
+        out.update(range(a, b))
+    return out
+
+
+def _verify_sets(d):
+    report = _verify.verify(d, progress="never")
+    (rep,) = report.partitions
+    damaged = _ranges_to_set((r.start_offset, r.end_offset) for r in rep.damaged)
+    lost = _ranges_to_set((g.start_offset, g.end_offset) for g in rep.lost)
+    intact = _ranges_to_set(rep.intact)
+    assert not damaged & lost and not (damaged | lost) & intact
+    return report, rep, damaged, lost, intact
+
+
+def _native_sets(d, read_only=True):
+    """What the native walker skips and returns, reading the whole partition with skipping on."""
+    with tidelog.open(d, read_only=read_only) as log:
+        t = log.topic("m")
+        part = t._partitions[0]
+        end = t.end_offsets()[0]
+        cursor, intact, skipped = t.start_offsets()[0], set(), set()
+        while cursor < end:
+            got = []
+            frames = part.frames(cursor, end, -(2**63), 2**63 - 1, 1024, got)
+            for dmg in got:
+                skipped.update(range(dmg["start_offset"], dmg["end_offset"]))
+            for f in frames:
+                intact.update(range(f[3], f[3] + f[4]))
+            after = max([cursor] + [f[3] + f[4] for f in frames] + [g["end_offset"] for g in got])
+            if after == cursor:
+                break
+            cursor = after
+        with pytest.warns(tidelog.CorruptionWarning) if skipped else _no_warning():
+            table = t.read(on_corrupt="skip")
+        stats = log.stats()
+        assert stats["corrupt_offsets_skipped"] >= len(skipped) if skipped else True
+        values = table["value"].to_numpy().astype(np.int64)
+        assert set(values.tolist()) == intact  # the skipping read returns exactly the intact records
+        return intact, skipped, end, log.recovery_report
+
+
+class _no_warning:
+    def __enter__(self):
+        import warnings
+
+        self._w = warnings.catch_warnings()
+        self._w.__enter__()
+        warnings.simplefilter("error", tidelog.CorruptionWarning)
+
+    def __exit__(self, *exc):
+        self._w.__exit__(*exc)
+
+
+@pytest.mark.parametrize("kind,segment,where", MATRIX, ids=["-".join(c) for c in MATRIX])
+def test_damage_matrix_agrees_with_the_native_walker(matrix_log, tmp_path, kind, segment, where):
+    import shutil
+
+    src, end = matrix_log
+    d = tmp_path / "log"
+    shutil.copytree(src, d)
+    segs = segment_logs(d, "m")
+    seg = segs[1] if segment == "sealed" else segs[-1]
+    _damage(seg, kind, where)
+
+    # 1. verify and a reader (no recovery) see the same damage and the same intact records
+    report, rep, damaged, lost, intact = _verify_sets(d)
+    assert report.damaged and rep.damaged, _verify.format_report(report)
+    n_intact, n_skipped, n_end, _ = _native_sets(d)
+    assert damaged | lost == n_skipped, _verify.format_report(report)
+    assert intact == n_intact
+    assert intact | damaged | lost == set(range(0, end))
+    assert all(r.segment == seg for r in rep.damaged)
+
+    # 2. after a writer open (recovery seals a damaged active segment and starts a new one)
+    with tidelog.open(d) as log:
+        events = log.recovery_report
+        assert {e["kind"] for e in events} <= {"damaged", "lost", "index"}
+        assert log.topic("m").end_offsets()[0] >= end
+    report2, rep2, damaged2, lost2, intact2 = _verify_sets(d)
+    n_intact2, n_skipped2, n_end2, _ = _native_sets(d)
+    assert intact2 == intact == n_intact2
+    assert damaged2 | lost2 == n_skipped2 and damaged | lost <= damaged2 | lost2
+    assert damaged2 | lost2 | intact2 == set(range(0, n_end2))
+
+    # 3. --repair: damaged bytes aside, intact frames kept at their offsets
+    before = {p: open(p, "rb").read() for p in segment_logs(d, "m")}
+    rep3 = _verify.verify(d, repair=True, progress="never")
+    assert _verify.exit_code(rep3) == _verify.EXIT_REPAIRED, _verify.format_report(rep3)
+    for r in rep2.damaged:  # every damaged byte was saved
+        side = _verify.side_file_name(r.segment, r.position, unique=False)
+        assert open(side, "rb").read() == before[r.segment][r.position:r.position + r.bytes]
+    after = rep3.after_repair
+    (arep,) = after.partitions
+    assert not after.damaged and not arep.damaged, _verify.format_report(rep3)
+    assert all(g.acknowledged for g in arep.lost)
+    assert _ranges_to_set((g.start_offset, g.end_offset) for g in arep.lost) == damaged2 | lost2
+    assert _ranges_to_set(arep.intact) == intact
+    # the next open reports no damaged bytes (a gap shows as "data missing", 0 bytes)
+    with tidelog.open(d) as log:
+        assert all(e["bytes_damaged"] == 0 and e["kind"] in ("damaged", "lost") for e in log.recovery_report), \
+            log.recovery_report
+        t = log.topic("m")
+        got = t.read(on_corrupt="skip")
+        assert got["value"].to_numpy().astype(np.int64).tolist() == sorted(intact)
+        for a, b in (r for r in arep.intact):
+            assert t.read(a, b)["value"].to_numpy().astype(np.int64).tolist() == list(range(a, b))
+        for g in arep.lost:
+            with pytest.raises(tidelog.CorruptionError) as info:
+                t.read(g.start_offset, g.end_offset)
+            assert "offsets missing from the segment" in str(info.value) or "data missing" in str(info.value)
+            assert info.value.start_offset <= g.start_offset < info.value.end_offset
+    # indexes were rebuilt by the writer open after the repair; verify agrees; exit 0
+    for s in segment_logs(d, "m"):
+        assert os.path.exists(s[:-4] + ".index") and os.path.exists(s[:-4] + ".timeindex")
+    rc = _verify.exit_code(_verify.verify(d, progress="never"))
+    assert rc == _verify.EXIT_CLEAN
+
+
+@pytest.mark.parametrize("crash_at", ["after-side-file", "after-tmp", "after-rename", "after-truncate"])
+def test_interrupted_repair_is_finished_by_a_rerun(two_topics, monkeypatch, crash_at):
+    """A crash between the steps of a split (side file, new segment built and renamed,
+    original truncated) leaves a state that verify reports, readers read right, and a
+    second `verify --repair` finishes (with the same result as an uninterrupted one)."""
+    d, ends = two_topics
+    seg = segment_logs(d, "s", 0)[1]
+    frames = _frames(seg)
+    k = len(frames) // 2
+    victim = frames[k]
+    _flip(seg, victim[0] + victim[1] + 5)
+    with tidelog.open(d, read_only=True) as ro:
+        # values, not the table: its buffers map the segment the repair truncates (SIGBUS)
+        expected = ro.topic("s").read(partitions=0, on_corrupt="skip")["value"].to_pylist()
+    new = os.path.join(os.path.dirname(seg), "%020d.log" % (victim[4] + victim[5]))
+
+    class Crash(Exception):
+        pass
+
+    real_copy, real_rename, real_truncate = _verify._copy_range, os.rename, _verify._truncate
+
+    def copy(src, start, end, dest, exclusive):
+        real_copy(src, start, end, dest, exclusive)
+        if crash_at == "after-side-file" and ".damaged-" in dest or crash_at == "after-tmp" and dest.endswith(".tmp"):
+            raise Crash
+
+    def rename(a, b):
+        real_rename(a, b)
+        if crash_at == "after-rename" and b == new:
+            raise Crash
+
+    def truncate(path, position):
+        real_truncate(path, position)
+        if crash_at == "after-truncate":
+            raise Crash
+
+    monkeypatch.setattr(_verify, "_copy_range", copy)
+    monkeypatch.setattr(_verify.os, "rename", rename)
+    monkeypatch.setattr(_verify, "_truncate", truncate)
+    with pytest.raises(Crash):
+        _verify.verify(d, repair=True)
+    monkeypatch.undo()
+
+    report = _verify.verify(d)
+    assert _verify.exit_code(report) == 1, _verify.format_report(report)  # something is left to do
+    if crash_at == "after-rename":
+        # the intact frames are in both files: the old copy is damage past the new segment's base
+        rep = next(p for p in report.partitions if (p.topic, p.partition) == ("s", 0))
+        first, dup = rep.damaged  # the bad frame, then the old copy of the frames after it
+        assert first.position == victim[0] and first.end_offset == victim[4] + victim[5]
+        assert dup.position == frames[k + 1][0] and dup.resync_position is None and dup.offsets == 0
+        assert "interrupted" in dup.reason
+    with tidelog.open(d, read_only=True) as ro:  # readers see every intact record, once
+        assert ro.topic("s").read(partitions=0, on_corrupt="skip")["value"].to_pylist() == expected
+
+    rep = _verify.verify(d, repair=True)
+    assert _verify.exit_code(rep) == _verify.EXIT_REPAIRED, _verify.format_report(rep)
+    assert os.path.getsize(seg) == victim[0]
+    assert _frames(new)[0][4] == victim[4] + victim[5]
+    assert not glob.glob(new + ".tmp")
+    with tidelog.open(d) as log:
+        assert all(e["bytes_damaged"] == 0 for e in log.recovery_report), log.recovery_report
+        assert log.topic("s").read(partitions=0, on_corrupt="skip")["value"].to_pylist() == expected
+    assert _verify.exit_code(_verify.verify(d)) == 0
+    # a third run has nothing to do
+    assert _verify.exit_code(_verify.verify(d, repair=True)) == 0

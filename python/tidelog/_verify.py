@@ -1,45 +1,63 @@
 """``tidelog verify``: a full check of a log folder against docs/FORMAT.md, and
-an optional repair of damaged partition tails.
+an optional repair that moves damaged bytes aside.
 
 The check reads every segment file front to back through one fixed-size buffer
 (bounded memory whatever the log's size) and, for every partition:
 
 - walks the frames with the checks of FORMAT.md §2.3, **CRC included**
   (§2.2), checks that the padding around each payload is zeros (the CRC does
-  not cover it), and checks that offsets are dense: within a segment, from one
-  segment to the next, and that each segment starts at its file name's base;
-- after the last frame, accepts nothing (a sealed segment), zeros (the
-  preallocated tail of the active segment) or reports a torn frame, and makes
-  sure no data hides after a run of zeros;
+  not cover it), and that each frame holds the expected offsets;
+- where bytes fail those checks (a bad CRC, header or magic, zeros where frames
+  should be, wrong offsets, a truncated frame), reports a **damaged range**
+  (segment, position, damaged bytes, offsets ``start..end-1``, reason) and goes
+  on at the next intact frame, found by the rule of FORMAT.md §2.5,
+  implemented here independently of native/frame_resync.cpp (the cross-check
+  of tests/test_verify.py compares the two). Intact frames after damage count
+  as intact. A damaged range with nothing intact after it runs to the
+  segment's end offset (the next segment's base; for the last segment, the
+  larger of the checkpoint's and the published end);
+- reports **lost offsets** (a gap: no bytes at all) where a segment's frames
+  end cleanly before the next segment's base, or the log ends before its
+  recovery checkpoint / published end. Gaps recorded by a ``--repair`` in the
+  partition's ``lost-offsets.json`` are *acknowledged*: listed, not problems.
+  Frames that reach past the next segment's base (segments overlapping, e.g. an
+  interrupted repair) are damage;
+- after a crash (no clean-shutdown marker), flags damage past the durable
+  point of the last segment as a torn write (never acknowledged; FORMAT.md §8.2
+  step 6);
 - checks both indexes (§4): whole entries, strictly increasing, every entry on
   a real frame start with that frame's relative offset, every time entry
-  holding the running maximum of ``max_timestamp`` up to its frame (a lower
-  value would make time reads skip data);
-- checks the recovery checkpoint (§5) and that the log does not end before it;
+  holding the running maximum of ``max_timestamp`` up to its frame;
 - reads ``topic.json`` (§6).
 
-It reports, per partition: segments, frames, records, bytes, offsets and the
-first bad position. Nothing is written unless ``repair=True``.
+It reports, per partition: segments, intact frames, records and bytes,
+offsets, the damaged ranges, the lost ranges and the intact offset runs.
+Nothing is written unless ``repair=True``.
 
 **Repair** (``repair=True``, only while no writer holds the log: the repair
-takes the writer lock itself). For each damaged partition whose first bad
-frame lies in its *last* segment:
+takes the writer lock itself). Offsets never change. If the log was not closed
+cleanly, torn tails are saved first and a writer open recovers the log as the
+next writer would; then, for each damaged range of a segment, last first:
 
-1. the bytes from the first bad frame to the end of the file are copied to a
-   side file next to the segment, ``<base>.log.cut-<position>`` (``position``
-   is the decimal byte position of the cut; ``.1``, ``.2``, ... are appended if
-   that name is taken), which is fsynced;
-2. the segment is truncated at that position and fsynced;
-3. its ``.index`` and ``.timeindex`` are deleted (FORMAT.md §10: derived data,
-   the next writer rebuilds them).
+1. the segment's ``.index``/``.timeindex`` are deleted (derived data);
+2. the damaged bytes are copied to ``<segment>.log.damaged-<position>``
+   (fsynced; a side file of that name with the same bytes is reused, another
+   one gets ``.1``, ``.2``, ...);
+3. if intact frames follow, they are copied to a new segment named by the
+   offset of the first of them (``%020d.log``), built as ``<name>.tmp``,
+   fsynced, renamed into place, and the folder fsynced;
+4. the segment is truncated at the damage and fsynced.
 
-Index damage anywhere is repaired the same way (both index files of that
-segment deleted). Non-zero padding around an intact frame (bytes the CRC does
-not cover) is zeroed in place. Damage in a sealed segment (any but the last) is **never**
-repaired: cutting there would drop every later segment, so it is reported and
-left for the user (restore from a copy). The same holds for metadata damage.
-After its edits the repair opens the log as a writer once (which rebuilds the
-indexes and republishes the shared state) and closes it, then verifies again.
+A crash between 3 and 4 leaves the intact frames in both files: verify then
+reports the old copy as damage past the next segment's base ("an interrupted
+``verify --repair``"), readers read each record once (from the new segment),
+and running ``--repair`` again moves the old copy aside. The damaged and lost
+offsets are then recorded in ``lost-offsets.json`` (written atomically), so
+that verify reports the gaps they leave as acknowledged (exit 0). Damaged
+indexes are deleted, non-zero padding is zeroed. Metadata damage is not
+repaired. After its edits the repair opens the log as a writer once (which
+rebuilds the indexes and republishes the shared state) and closes it, then
+verifies again.
 
 A side file is not a segment (its name is not 24 characters) and tidelog
 ignores it; delete it once you no longer need the bytes.
@@ -77,11 +95,13 @@ CHUNK = 1 << 20  # the read buffer: the only memory that grows with frame size
 EXIT_CLEAN, EXIT_DAMAGED, EXIT_ERROR, EXIT_REPAIRED = 0, 1, 2, 3
 
 
-def side_file_name(segment_path: str, position: int) -> str:
-    """Where ``--repair`` saves the bytes it cuts from ``segment_path`` at ``position``."""
-    base = f"{segment_path}.cut-{position}"
+def side_file_name(segment_path: str, position: int, unique: bool = True) -> str:
+    """Where ``--repair`` saves the damaged bytes it moves out of ``segment_path``
+    at ``position``: ``<segment>.log.damaged-<position>`` (with ``unique``,
+    ``.1``, ``.2``, ... appended while that name is taken)."""
+    base = f"{segment_path}.damaged-{position}"
     name, n = base, 0
-    while os.path.exists(name):
+    while unique and os.path.exists(name):
         n += 1
         name = f"{base}.{n}"
     return name
@@ -90,9 +110,12 @@ def side_file_name(segment_path: str, position: int) -> str:
 # ----------------------------------------------------------------------------- results
 @dataclasses.dataclass
 class Problem:
-    """One thing found wrong. ``kind``: "frame" (a bad frame or a break in the
-    offsets: data damage), "padding" (non-zero padding around an intact frame),
-    "index" (derived data), "checkpoint", "metadata"."""
+    """One thing found wrong. ``kind``: "frame" (damaged bytes: a bad frame,
+    zeros where frames should be, a torn write; one per damaged range), "lost"
+    (offsets with no bytes at all: a segment whose frames end before the next
+    one's base, or a log that ends before its checkpoint; not yet acknowledged by
+    ``--repair``), "padding" (non-zero padding around an intact frame), "index"
+    (derived data), "checkpoint", "metadata"."""
 
     kind: str
     file: str
@@ -101,14 +124,60 @@ class Problem:
     offset: int | None = None
     topic: str | None = None
     partition: int | None = None
+    end_offset: int | None = None  # exclusive; "frame" and "lost" problems
 
     def __str__(self) -> str:
         where = os.path.basename(self.file)
         if self.position is not None:
             where += f" position {self.position}"
-        if self.offset is not None:
+        if self.offset is not None and self.end_offset is not None:
+            where += (f" (offsets {self.offset}..{self.end_offset - 1})" if self.end_offset > self.offset
+                      else f" (offset {self.offset}, no offsets)")
+        elif self.offset is not None:
             where += f" (offset {self.offset})"
         return f"{self.kind}: {where}: {self.reason}"
+
+
+@dataclasses.dataclass
+class DamagedRange:
+    """Bytes of a segment that fail their checks (FORMAT.md §2.5), and the offsets
+    they held: ``start_offset`` .. ``end_offset - 1``. The walk goes on at
+    ``resync_position`` (the next intact frame, offset ``end_offset``), or the
+    damage runs to the end of the segment's data (``resync_position`` None)."""
+
+    topic: str
+    partition: int
+    segment: str  # path of the .log file
+    position: int
+    bytes: int  # damaged bytes: position .. resync_position (or the end of the file)
+    start_offset: int
+    end_offset: int  # exclusive
+    reason: str
+    resync_position: int | None
+    sealed: bool  # in a sealed segment (not the partition's last)
+    torn: bool = False  # past the durable point of a crashed writer: never acknowledged (FORMAT.md §8.2 step 6)
+
+    @property
+    def offsets(self) -> int:
+        return max(self.end_offset - self.start_offset, 0)
+
+
+@dataclasses.dataclass
+class LostRange:
+    """Offsets with no bytes anywhere (a gap): the segment's frames end cleanly at
+    ``position`` (offset ``start_offset``) before the offset they must reach (the
+    next segment's base, or the checkpoint / published end of the last segment).
+    Offsets are never handed out twice, so a gap stays a gap. ``acknowledged``: a
+    ``verify --repair`` recorded it in the partition's ``lost-offsets.json``."""
+
+    topic: str
+    partition: int
+    segment: str
+    position: int
+    start_offset: int
+    end_offset: int  # exclusive
+    reason: str
+    acknowledged: bool = False
 
 
 @dataclasses.dataclass
@@ -117,26 +186,44 @@ class PartitionReport:
     partition: int
     directory: str
     segments: int = 0
-    frames: int = 0
-    records: int = 0
-    bytes: int = 0  # bytes of good frames
+    frames: int = 0  # intact frames
+    records: int = 0  # records in intact frames
+    bytes: int = 0  # bytes of intact frames
     start_offset: int | None = None
-    end_offset: int | None = None  # one past the last good record
+    end_offset: int | None = None  # one past the partition's last offset (intact, damaged or lost)
     problems: list[Problem] = dataclasses.field(default_factory=list)
     notes: list[str] = dataclasses.field(default_factory=list)
-    #: the first bad frame: (segment path, position, offset, reason), or None
+    #: the first damaged range: (segment path, position, first offset, reason), or None
     first_bad: tuple[str, int, int | None, str] | None = None
-    first_bad_sealed: bool = False  # the first bad frame is in a sealed (not last) segment
+    first_bad_sealed: bool = False  # the first damaged range is in a sealed (not last) segment
     repaired: list[str] = dataclasses.field(default_factory=list)
     refused: list[str] = dataclasses.field(default_factory=list)
+    damaged: list[DamagedRange] = dataclasses.field(default_factory=list)
+    lost: list[LostRange] = dataclasses.field(default_factory=list)
+    #: offsets held by intact frames, as merged [start, end) runs
+    intact: list[list[int]] = dataclasses.field(default_factory=list)
 
     @property
-    def damaged(self) -> bool:
+    def has_problems(self) -> bool:
         return bool(self.problems)
 
     @property
     def name(self) -> str:
         return f"{self.topic}/{self.partition}"
+
+    @property
+    def damaged_offsets(self) -> int:
+        return sum(d.offsets for d in self.damaged)
+
+    @property
+    def lost_offsets(self) -> int:
+        return sum(max(g.end_offset - g.start_offset, 0) for g in self.lost)
+
+    def _add_intact(self, start: int, end: int) -> None:
+        if self.intact and self.intact[-1][1] == start:
+            self.intact[-1][1] = end
+        else:
+            self.intact.append([start, end])
 
 
 @dataclasses.dataclass
@@ -170,9 +257,20 @@ class VerifyReport:
     def bytes(self) -> int:
         return sum(p.bytes for p in self.partitions)
 
+    @property
+    def damaged_ranges(self) -> list[DamagedRange]:
+        return [d for p in self.partitions for d in p.damaged]
+
+    @property
+    def lost_ranges(self) -> list[LostRange]:
+        return [g for p in self.partitions for g in p.lost]
+
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
-        d["damaged"] = self.damaged
+        d["damaged"] = self.damaged  # True when any problem was found (the exit status is not 0)
+        d["damaged_ranges"] = len(self.damaged_ranges)
+        d["damaged_offsets"] = sum(r.offsets for r in self.damaged_ranges)
+        d["lost_offsets"] = sum(max(g.end_offset - g.start_offset, 0) for g in self.lost_ranges)
         if self.after_repair is not None:
             d["after_repair"] = self.after_repair.to_dict()
         return d
@@ -239,20 +337,25 @@ def _align8(n: int) -> int:
     return (n + 7) & ~7
 
 
-def _check_frame(r: _Reader, pos: int, expected_offset: int, limit: int):
-    """FORMAT.md §2.3 at ``pos`` with ``limit - pos`` bytes available.
-    Returns (status, header tuple or None, frame_length). status: "ok", "end",
-    "truncated", "bad magic", "bad header: ...", "offset", "CRC32C mismatch"."""
+_MAGIC_BYTES = struct.pack("<I", FRAME_MAGIC)
+_NO_BOUND = 2**63 - 1  # no next segment: no offset bound
+
+
+def _parse_header(r: _Reader, pos: int, limit: int):
+    """FORMAT.md §2.3 checks 1-4 at ``pos`` (no offset, no CRC), as native
+    ``check_header`` does. Returns (status, header tuple or None, frame_length, raw
+    header bytes). status: "ok", "end" (zeros / no data), "truncated ...",
+    "bad magic", "bad header: ..."."""
     available = limit - pos
     raw = bytes(r.get(pos, min(HEADER_BYTES, max(available, 0))))
     if len(raw) < HEADER_BYTES:
-        return ("end" if not any(raw) else "truncated (a torn frame header)"), None, 0
+        return ("end" if not any(raw) else "truncated (a torn frame header)"), None, 0, raw
     if raw == _ZERO_HEADER:
-        return "end", None, 0
+        return "end", None, 0, raw
     h = _HEADER.unpack(raw)
     magic, crc, version, header_length, codec, _flags, base, count, _sid, tmin, tmax, plen, poff, _res = h
     if magic != FRAME_MAGIC:
-        return "bad magic", h, 0
+        return "bad magic", h, 0, raw
     why = []
     if version != FRAME_VERSION:
         why.append(f"version {version}")
@@ -271,20 +374,99 @@ def _check_frame(r: _Reader, pos: int, expected_offset: int, limit: int):
     if count == 0:
         why.append("record_count 0")  # the writer never writes an empty frame (native check_header agrees)
     if why:
-        return "bad header: " + ", ".join(why), h, 0
+        return "bad header: " + ", ".join(why), h, 0, raw
     length = _align8(poff + plen)
-    if expected_offset is not None and base != expected_offset:
-        return f"offset mismatch: base_offset {base}, expected {expected_offset}", h, length
     if length > available:
-        return f"truncated: the frame needs {length} bytes, {available} are left", h, length
+        return f"truncated: the frame needs {length} bytes, {available} are left", h, length, raw
+    return "ok", h, length, raw
+
+
+def _crc_matches(r: _Reader, pos: int, h: tuple, raw: bytes) -> bool:
     try:
-        value = r.crc(pos + poff, plen)
-        value = _core.crc32c(raw[8:], value)
+        value = r.crc(pos + h[12], h[11])
     except EOFError:
-        return "truncated", h, length
-    if value != crc:
+        return False
+    return _core.crc32c(raw[8:], value) == h[1]
+
+
+def _check_frame(r: _Reader, pos: int, expected_offset: int | None, limit: int):
+    """FORMAT.md §2.3 at ``pos`` with ``limit - pos`` bytes available, CRC included.
+    Returns (status, header tuple or None, frame_length). status: "ok", "end",
+    "truncated ...", "bad magic", "bad header: ...", "offset mismatch: ...",
+    "CRC32C mismatch"."""
+    status, h, length, raw = _parse_header(r, pos, limit)
+    if status != "ok":
+        return status, h, length
+    if expected_offset is not None and h[6] != expected_offset:
+        return f"offset mismatch: base_offset {h[6]}, expected {expected_offset}", h, length
+    if not _crc_matches(r, pos, h, raw):
         return "CRC32C mismatch", h, length
     return "ok", h, length
+
+
+def _successor_lines_up(r: _Reader, nxt: int, size: int, expected: int) -> bool:
+    """FORMAT.md §2.5: the data ends at ``nxt``, or a structurally valid frame
+    continuing the offsets (``expected``) starts there."""
+    if nxt >= size:
+        return True
+    status, h, _length, _raw = _parse_header(r, nxt, size)
+    return status == "end" or (status == "ok" and h[6] == expected)
+
+
+def _magic_positions(r: _Reader, start: int, end: int) -> Iterator[int]:
+    """8-aligned positions in [start, end - 64] holding the frame magic, in order
+    (read through the reader's buffer: bounded memory)."""
+    q = _align8(start)
+    while q + HEADER_BYTES <= end:
+        n = min(CHUNK, end - q)
+        chunk = bytes(r.get(q, n))
+        if not chunk:
+            return
+        i = chunk.find(_MAGIC_BYTES)
+        while i >= 0:
+            if i % 8 == 0 and q + i + HEADER_BYTES <= end:
+                yield q + i
+            i = chunk.find(_MAGIC_BYTES, i + 1)
+        step = len(chunk) - len(chunk) % 8
+        if step <= 0:
+            return
+        q += step
+
+
+@dataclasses.dataclass
+class _Resync:
+    position: int | None = None  # the next intact frame, or None: none in the segment
+    header: tuple | None = None
+    length: int = 0
+    # the first CRC-valid frame past the damage rejected only because its offsets
+    # reach past the segment's end offset: (position, base_offset) (an overlap)
+    overlap: tuple[int, int] | None = None
+
+
+def _find_next_intact(r: _Reader, start: int, size: int, after_offset: int, bound: int,
+                      published: int) -> _Resync:
+    """FORMAT.md §2.5 step 2, independently of native/frame_resync.cpp: the first
+    8-aligned position in [start, size) whose frame passes every check including
+    the CRC, holds offsets in (after_offset, bound], and whose successor lines up
+    (not checked when the frame reaches ``published``: frames past what readers
+    may see can still be in flight)."""
+    out = _Resync()
+    for q in _magic_positions(r, start, size):
+        status, h, length, raw = _parse_header(r, q, size)
+        if status != "ok" or h[6] <= after_offset:
+            continue
+        nxt_off = h[6] + h[7]
+        if nxt_off > bound:
+            if out.overlap is None and _crc_matches(r, q, h, raw):
+                out.overlap = (q, h[6])
+            continue
+        if not _crc_matches(r, q, h, raw):
+            continue
+        if nxt_off < published and not _successor_lines_up(r, q + length, size, nxt_off):
+            continue
+        out.position, out.header, out.length = q, h, length
+        return out
+    return out
 
 
 def _load_index(path: str, entry: int, fmt: str) -> tuple[list[tuple], str | None]:
@@ -319,18 +501,6 @@ def _read_checkpoint(path: str) -> tuple[tuple[int, int, int] | None, str | None
     if best is None:
         return None, "recovery-checkpoint has no valid slot (the next unclean open CRC-checks every segment)"
     return best[1:], None
-
-
-def _read_state_end(path: str) -> int | None:
-    try:
-        with open(path, "rb") as f:
-            data = f.read(24)
-    except OSError:
-        return None
-    if len(data) < 24:
-        return None
-    magic, _version, visible_end, _start = struct.unpack("<IIqq", data)
-    return visible_end if magic == STATE_MAGIC else None
 
 
 # ----------------------------------------------------------------------------- the lock
@@ -552,123 +722,263 @@ def _check_indexes(rep: PartitionReport, seg_path: str, base: int, frames_at: Ca
                                      f"{last_ts}, the segment's max timestamp is {segment_max})")
 
 
-def _verify_partition(rep: PartitionReport, progress: _Progress, live_end: int | None, clean: bool) -> None:
+ACK_FILE = "lost-offsets.json"
+
+
+def _read_acknowledged(directory: str) -> list[dict]:
+    """The gaps a ``verify --repair`` acknowledged in this partition (``lost-offsets.json``)."""
+    try:
+        with open(os.path.join(directory, ACK_FILE), "rb") as f:
+            data = json.loads(f.read())
+        ranges = data["ranges"]
+        return [r for r in ranges if isinstance(r.get("start_offset"), int) and isinstance(r.get("end_offset"), int)]
+    except FileNotFoundError:
+        return []
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return []
+
+
+def _covered(ranges: list[dict], start: int, end: int) -> bool:
+    """[start, end) lies within the union of ``ranges``."""
+    at = start
+    for r in sorted(ranges, key=lambda r: r["start_offset"]):
+        if r["start_offset"] <= at < r["end_offset"]:
+            at = r["end_offset"]
+        if at >= end:
+            return True
+    return at >= end
+
+
+def _read_state(path: str) -> tuple[int, int] | None:
+    """(visible_end, start_offset) of a partition's state file when its magic and version are right."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(24)
+    except OSError:
+        return None
+    if len(data) < 24:
+        return None
+    magic, version, visible_end, start = struct.unpack("<IIqq", data)
+    if magic != STATE_MAGIC or version != 1:
+        return None
+    return visible_end, start
+
+
+def _verify_partition(rep: PartitionReport, progress: _Progress, live_end: int | None, clean: bool,
+                      durability: str | None = None) -> None:
+    """Walks every frame of the partition (FORMAT.md §2.3, CRC included); damage
+    is located and stepped over as FORMAT.md §2.5 says, gaps between segments
+    are lost offsets."""
     segs = _segments(rep.directory)
     rep.segments = len(segs)
     if not segs:
         rep.notes.append("no segment files (the next writer creates one)")
         return
-    expected: int | None = segs[0][0]  # None: unknown after damage the walk could not step over
-    rep.start_offset = expected
-
-    def damage(path: str, pos: int, offset: int | None, reason: str, last: bool) -> None:
-        rep.problems.append(Problem("frame", path, pos, reason, offset=offset, topic=rep.topic,
-                                    partition=rep.partition))
-        if rep.first_bad is None:
-            rep.first_bad = (path, pos, offset, reason)
-            rep.first_bad_sealed = not last
-
-    for k, (base, path) in enumerate(segs):
-        last = k == len(segs) - 1
-        if expected is not None and base != expected:
-            damage(path, 0, expected, f"segment base mismatch: the segment starts at offset {base}, the previous "
-                   f"one ends at {expected}", last)
-        try:
-            r = _Reader(path)
-        except FileNotFoundError:
-            if live_end is not None:
-                rep.notes.append(f"{os.path.basename(path)} was deleted (retention) while verifying")
-                rep.start_offset = None
-                expected = None
-                continue
-            raise
-        try:
-            # Frame starts (position -> relative offset, running max timestamp), kept
-            # only where an index entry points: memory bounded by the index size.
-            idx_positions = _index_positions(path)
-            hits: dict[int, tuple[int, int]] = {}
-            pos = 0
-            offset = base
-            running_max = None
-            size = r.size
-            seg_damaged = False
-            while True:
-                if live_end is not None and last and offset is not None and offset >= live_end:
-                    break  # past the writer's published end: in progress, not ours to judge
-                status, h, length = _check_frame(r, pos, offset, size)
-                if status == "end":
-                    nz = r.all_zero(pos, size)
-                    if nz is not None and not (live_end is not None and last):
-                        damage(path, pos, offset, f"zeros at position {pos}, then non-zero bytes at {nz}: a frame "
-                               f"was zeroed, or data follows a hole", last)
-                        seg_damaged = True
-                        offset = None
-                    elif pos < size and not last:
-                        rep.notes.append(f"{os.path.basename(path)}: {size - pos} zero bytes after the last frame "
-                                         f"of a sealed segment (the next writer trims them)")
-                    break
-                if status != "ok":
-                    reason = status
-                    if last and not clean and live_end is None and status.startswith("truncated"):
-                        reason += " (a torn write of a crashed writer: never acknowledged)"
-                    damage(path, pos, offset, reason, last)
-                    seg_damaged = True
-                    if length and h is not None and pos + length <= size:
-                        # The header is sane (a bad CRC, or a wrong offset): step over the frame
-                        # and keep checking, so every damaged frame is reported.
-                        if pos in idx_positions:
-                            hits[pos] = (h[6] - base, None)  # a frame start, but its timestamps are suspect
-                        offset = None  # its header is suspect too: the next good frame says where we are
-                        pos += length
-                        progress.add(length)
-                        continue
-                    offset = None  # lost: nothing after this point in the segment can be located
-                    break
-                if offset is None:
-                    offset = h[6]  # resynchronised after a damaged frame
-                count, tmax = h[7], h[10]
-                poff, plen = h[12], h[11]
-                head_pad, tail_pad = poff - HEADER_BYTES, length - poff - plen
-                if (head_pad and r.get(pos + HEADER_BYTES, head_pad) != _ZERO_HEADER[:head_pad]) or (
-                        tail_pad and r.get(pos + poff + plen, tail_pad) != _ZERO_HEADER[:tail_pad]):
-                    rep.problems.append(Problem(
-                        "padding", path, pos, "non-zero padding bytes (not covered by the CRC: the frame's "
-                        "records are intact)", offset=offset, topic=rep.topic, partition=rep.partition))
-                running_max = tmax if running_max is None else max(running_max, tmax)
-                if pos in idx_positions:
-                    hits[pos] = (offset - base, None if seg_damaged else running_max)
-                rep.frames += 1
-                rep.records += count
-                rep.bytes += length
-                progress.add(length)
-                offset += count
-                pos += length
-            walked_end = pos
-            progress.add(max(0, size - walked_end))
-            strict = (clean or not last) and not seg_damaged  # an unclean active segment's indexes lag
-            if live_end is not None and not os.path.exists(path):
-                # retention deleted it while we read it (our descriptor kept it readable)
-                rep.notes.append(f"{os.path.basename(path)} was deleted (retention) while verifying")
-            elif live_end is None or not last:
-                _check_indexes(rep, path, base, hits.get, walked_end,
-                               lambda p: hits[p][1] if p in hits else None, strict_tail=strict,
-                               segment_max=running_max, live=live_end is not None)
-            expected = offset
-        finally:
-            r.close()
-    rep.end_offset = rep.first_bad[2] if rep.first_bad is not None else expected
-    # The recovery checkpoint: the log must not end before it.
+    rep.start_offset = segs[0][0]
+    live = live_end is not None
     cp, note = _read_checkpoint(os.path.join(rep.directory, "recovery-checkpoint"))
     if note:
         rep.notes.append(note)
-    if cp is not None and rep.end_offset is not None and rep.first_bad is None and live_end is None:
-        _seg_base, _position, next_offset = cp
-        if next_offset > rep.end_offset:
-            rep.problems.append(Problem(
-                "checkpoint", os.path.join(rep.directory, "recovery-checkpoint"), None,
-                f"the log ends at offset {rep.end_offset}, before its recovery checkpoint ({next_offset}): "
-                f"acknowledged records {rep.end_offset}..{next_offset - 1} are missing",
-                topic=rep.topic, partition=rep.partition))
+    # What the last writer published (FORMAT.md §8.1's qualification).
+    published = None
+    state = None if live else _read_state(os.path.join(rep.directory, "state"))
+    if state is not None:
+        visible_end, start = state
+        bases = [b for b, _ in segs]
+        if 0 <= start <= visible_end and start in bases and visible_end - bases[-1] <= 2**32 - 1:
+            published = visible_end
+    # The offset the last segment must reach, and the durable point (damage past
+    # it after a crash is a torn write, never acknowledged: FORMAT.md §8.2).
+    if live:
+        known_end = live_end
+        keep_below = _NO_BOUND
+    else:
+        known_end = max([x for x in (cp[2] if cp else None, published) if x is not None], default=None)
+        durable = cp[2] if cp else 0
+        if published is not None and durability == "fsync":
+            durable = max(durable, published)
+        keep_below = _NO_BOUND if clean and cp is None else durable
+    acknowledged = _read_acknowledged(rep.directory)
+
+    def add_damage(d: DamagedRange) -> None:
+        rep.damaged.append(d)
+        rep.problems.append(Problem("frame", d.segment, d.position, d.reason, offset=d.start_offset,
+                                    topic=rep.topic, partition=rep.partition, end_offset=d.end_offset))
+        if rep.first_bad is None:
+            rep.first_bad = (d.segment, d.position, d.start_offset, d.reason)
+            rep.first_bad_sealed = d.sealed
+
+    def add_lost(path: str, pos: int, start: int, end: int, reason: str) -> None:
+        if end <= start:
+            return
+        ack = _covered(acknowledged, start, end)
+        rep.lost.append(LostRange(rep.topic, rep.partition, path, pos, start, end, reason, ack))
+        if not ack:
+            rep.problems.append(Problem("lost", path, pos, reason + " (`verify --repair` acknowledges it)",
+                                        offset=start, topic=rep.topic, partition=rep.partition, end_offset=end))
+
+    offset = rep.start_offset
+    for k, (base, path) in enumerate(segs):
+        last = k == len(segs) - 1
+        bound = _NO_BOUND if last else segs[k + 1][0]
+        if base < offset:
+            # Only possible for a segment that is not a successor at all (its base is
+            # below what the previous one held): the bound stops every walk at it.
+            rep.problems.append(Problem("frame", path, 0, f"segment base {base} is below the previous segment's "
+                                        f"end offset {offset}: the segments overlap", offset=base,
+                                        topic=rep.topic, partition=rep.partition))
+        offset = base
+        try:
+            r = _Reader(path)
+        except FileNotFoundError:
+            if live:
+                rep.notes.append(f"{os.path.basename(path)} was deleted (retention) while verifying")
+                rep.start_offset = None
+                continue
+            raise
+        try:
+            offset = _walk_segment(rep, r, path, base, bound, last, live, live_end, clean, known_end, keep_below,
+                                   progress, add_damage, add_lost)
+        finally:
+            r.close()
+    rep.end_offset = offset
+
+
+def _walk_segment(rep, r: _Reader, path: str, base: int, bound: int, last: bool, live: bool,
+                  live_end: int | None, clean: bool, known_end: int | None, keep_below: int,
+                  progress: _Progress, add_damage, add_lost) -> int:
+    """One segment; returns the offset its frames and damaged ranges reach."""
+    # Frame starts (position -> relative offset, running max timestamp), kept
+    # only where an index entry points: memory bounded by the index size.
+    idx_positions = _index_positions(path)
+    hits: dict[int, tuple[int, int | None]] = {}
+    size = r.size
+    name = os.path.basename(path)
+    pos, offset = 0, base
+    running_max = None
+    seg_damaged = False
+    # The end the last segment's data must reach (readers' visible end), and the
+    # end offset of damage nothing follows.
+    seg_end = bound if not last else (known_end if known_end is not None else _NO_BOUND)
+    published = known_end if known_end is not None else _NO_BOUND
+    while True:
+        if live and last and offset >= live_end:
+            break  # past the writer's published end: in progress, not ours to judge
+        status, h, length = _check_frame(r, pos, offset, size)
+        if status == "ok" and h[6] + h[7] > bound:
+            status = (f"the frame holds offsets {h[6]}..{h[6] + h[7] - 1}, past the next segment's base {bound} "
+                      f"(the segments overlap)")
+        if status == "ok":
+            count, tmax = h[7], h[10]
+            poff, plen = h[12], h[11]
+            head_pad, tail_pad = poff - HEADER_BYTES, length - poff - plen
+            if (head_pad and r.get(pos + HEADER_BYTES, head_pad) != _ZERO_HEADER[:head_pad]) or (
+                    tail_pad and r.get(pos + poff + plen, tail_pad) != _ZERO_HEADER[:tail_pad]):
+                rep.problems.append(Problem(
+                    "padding", path, pos, "non-zero padding bytes (not covered by the CRC: the frame's "
+                    "records are intact)", offset=offset, topic=rep.topic, partition=rep.partition))
+            running_max = tmax if running_max is None else max(running_max, tmax)
+            if pos in idx_positions:
+                hits[pos] = (offset - base, None if seg_damaged else running_max)
+            rep.frames += 1
+            rep.records += count
+            rep.bytes += length
+            rep._add_intact(offset, offset + count)
+            progress.add(length)
+            offset += count
+            pos += length
+            continue
+        if status == "end":
+            nz = r.all_zero(pos, size)
+            if nz is None:
+                # The data ends here (end of file, or zeros to it).
+                if offset >= seg_end or (live and last):
+                    if pos < size and not last:
+                        rep.notes.append(f"{name}: {size - pos} zero bytes after the last frame of a sealed "
+                                         f"segment (the next writer trims them)")
+                    break
+                if pos < size and (not last or clean):
+                    # zeros where frames should be: sealed segments and cleanly closed ones are trimmed
+                    d = _damage_here(rep, r, path, pos, offset, "zeros where frames should be", size, bound,
+                                     seg_end, published, last, False, add_damage)
+                    seg_damaged = True
+                    offset = d.end_offset
+                    break
+                if not last:
+                    reason = (f"the segment's frames end at offset {offset}, the next segment starts at {bound}: "
+                              f"offsets {offset}..{bound - 1} are missing")
+                elif known_end is not None:
+                    reason = (f"the log ends at offset {offset}, before its recovery checkpoint / published end "
+                              f"({known_end}): offsets {offset}..{known_end - 1} are missing")
+                else:
+                    break
+                add_lost(path, pos, offset, seg_end, reason)
+                offset = max(offset, seg_end)
+                break
+            status = f"zeros at position {pos}, then non-zero bytes at {nz}: a frame was zeroed, or data follows a hole"
+        # Damage: locate it (FORMAT.md §2.5) and go on after it.
+        torn = last and not live and offset >= keep_below
+        if torn:
+            status += " (a torn write of a crashed writer: never acknowledged)"
+        if pos in idx_positions and h is not None and length:
+            hits[pos] = (h[6] - base, None)  # a frame start, but its header is suspect
+        seg_damaged = True
+        d = _damage_here(rep, r, path, pos, offset, status, size, bound, seg_end, published, last, torn, add_damage)
+        offset = d.end_offset
+        if d.resync_position is None:
+            pos = size
+            break
+        progress.add(d.resync_position - pos)
+        pos = d.resync_position
+    walked_end = pos
+    progress.add(max(0, size - walked_end))
+    strict = (clean or not last) and not seg_damaged  # an unclean active segment's indexes lag
+    if live and not os.path.exists(path):
+        # retention deleted it while we read it (our descriptor kept it readable)
+        rep.notes.append(f"{name} was deleted (retention) while verifying")
+    elif not live or not last:
+        _check_indexes(rep, path, base, hits.get, walked_end if not seg_damaged else size,
+                       lambda p: hits[p][1] if p in hits else None, strict_tail=strict,
+                       segment_max=running_max, live=live)
+    return offset
+
+
+def _damage_here(rep, r: _Reader, path: str, pos: int, offset: int, reason: str, size: int, bound: int,
+                 seg_end: int, published: int, last: bool, torn: bool, add_damage) -> DamagedRange:
+    """The damaged range that starts at ``pos`` (offset ``offset``), FORMAT.md §2.5."""
+    status, h, length, _raw = _parse_header(r, pos, size)
+    # 1. An intact header holding the expected offsets, whose successor lines up:
+    #    only this frame is damaged (its payload or CRC).
+    if status == "ok" and h[6] == offset and h[6] + h[7] <= bound:
+        nxt, nxt_off = pos + length, h[6] + h[7]
+        lines_up = True
+        if nxt < size and nxt_off < published:
+            st2, h2, _l2, _r2 = _parse_header(r, nxt, size)
+            lines_up = (st2 == "ok" and h2[6] == nxt_off) or (st2 == "end" and nxt_off == bound)
+        if lines_up:
+            # (when nxt is the end of the file, the walk goes on there: offsets the
+            # segment should still hold are lost)
+            d = DamagedRange(rep.topic, rep.partition, path, pos, length, offset, nxt_off, reason, nxt,
+                             not last, torn)
+            add_damage(d)
+            return d
+    # 2. The next intact frame at an 8-aligned position.
+    hit = _find_next_intact(r, pos + 8, size, offset, bound, published)
+    if hit.position is not None:
+        d = DamagedRange(rep.topic, rep.partition, path, pos, hit.position - pos, offset, hit.header[6], reason,
+                         hit.position, not last, torn)
+    else:
+        end = seg_end if seg_end != _NO_BOUND else offset
+        if last and not torn:
+            end = max(end, offset + 1)  # a damaged tail holds at least one offset (FORMAT.md §8.2 step 8)
+        end = max(end, offset)
+        if hit.overlap is not None:
+            reason += (f"; the bytes from position {hit.overlap[0]} on hold intact frames with offsets from "
+                       f"{hit.overlap[1]}, which the next segment holds (an interrupted `verify --repair`: "
+                       f"run it again)")
+        d = DamagedRange(rep.topic, rep.partition, path, pos, size - pos, offset, end, reason, None, not last, torn)
+    add_damage(d)
+    return d
 
 
 def _size_or_zero(path: str) -> int:
@@ -692,7 +1002,7 @@ def _index_positions(seg_path: str) -> set[int]:
     return out
 
 
-def _iter_topics(path: str, report: VerifyReport) -> Iterator[tuple[str, str, int | None]]:
+def _iter_topics(path: str, report: VerifyReport) -> Iterator[tuple[str, str, int | None, str | None]]:
     topics_dir = os.path.join(path, "topics")
     for name in sorted(os.listdir(topics_dir)):
         directory = os.path.join(topics_dir, name)
@@ -704,6 +1014,7 @@ def _iter_topics(path: str, report: VerifyReport) -> Iterator[tuple[str, str, in
             report.notes.append(f"topic folder {name!r} has no topic.json (an interrupted create_topic); ignored")
             continue
         partitions = None
+        durability = None
         try:
             with open(meta_path, "rb") as f:
                 meta = json.loads(f.read())
@@ -713,6 +1024,7 @@ def _iter_topics(path: str, report: VerifyReport) -> Iterator[tuple[str, str, in
                 raise ValueError(f"format_version {meta.get('format_version')!r}, this tidelog reads "
                                  f"{TOPIC_FORMAT_VERSION}")
             partitions = meta["config"].get("partitions")
+            durability = meta["config"].get("durability", "fsync")
             if type(partitions) is not int or not 1 <= partitions <= 100_000:
                 raise ValueError(f"partitions {partitions!r}")
             if meta["config"].get("name", name) != name:
@@ -726,7 +1038,7 @@ def _iter_topics(path: str, report: VerifyReport) -> Iterator[tuple[str, str, in
             report.problems.append(Problem("metadata", meta_path, None, f"unreadable topic metadata: {e}",
                                            topic=name))
             partitions = None
-        yield name, directory, partitions
+        yield name, directory, partitions, durability
 
 
 def verify(path: str | os.PathLike, *, repair: bool = False, progress: str = "auto",
@@ -744,28 +1056,63 @@ def verify(path: str | os.PathLike, *, repair: bool = False, progress: str = "au
     try:
         report = _check(path, progress, progress_stream, lock_held=lock is not None)
         if repair and report.damaged:
-            _repair(report)
+            work = report
+            if not report.clean_shutdown:
+                # A crashed log: save its torn tails (never acknowledged; the writer's
+                # recovery would cut them without a copy), then let a writer open
+                # recover it as the next writer would, and repair what is left on the
+                # cleanly closed log (so that no gap the repair leaves lies past the
+                # durable point of a crashed writer, where recovery cuts).
+                for rep in report.partitions:
+                    for d in sorted((d for d in rep.damaged if d.torn), key=lambda d: d.position, reverse=True):
+                        _move_damage_aside(rep, d)
+                lock.release()
+                lock = None
+                _writer_cycle(path, report, "writer open before the repair (crash recovery)")
+                lock = _WriterLock(path)
+                work = _check(path, "never", None, lock_held=True)
+                for rep, fresh in _pair(report, work):
+                    fresh.repaired[:0] = rep.repaired
+            _repair(work)
+            if work is not report:
+                for rep, fresh in _pair(report, work):
+                    rep.repaired, rep.refused = fresh.repaired, fresh.refused
             report.repaired = True
             lock.release()
             lock = None
             # One writer open rebuilds deleted indexes and republishes the state.
-            from ._log import Log
-
-            try:
-                log = Log(path)
-            except Exception as e:  # noqa: BLE001 - reported, the re-check below says what is left
-                report.notes.append(f"the log did not open after the repair: {type(e).__name__}: {e}")
-            else:
-                for ev in log.recovery_report:
-                    report.notes.append(f"writer open after the repair: {ev['topic']}/{ev['partition']} "
-                                        f"{os.path.basename(ev['file'])}: {ev['reason']}")
-                log.close()
+            _writer_cycle(path, report, "writer open after the repair")
             report.after_repair = _check(path, "never", None, lock_held=False)
     finally:
         if lock is not None:
             lock.release()
     report.seconds = time.monotonic() - t0
     return report
+
+
+def _pair(a: VerifyReport, b: VerifyReport) -> Iterator[tuple[PartitionReport, PartitionReport]]:
+    by_name = {(p.topic, p.partition): p for p in b.partitions}
+    for p in a.partitions:
+        q = by_name.get((p.topic, p.partition))
+        if q is not None:
+            yield p, q
+
+
+def _writer_cycle(path: str, report: VerifyReport, label: str) -> None:
+    """Opens the log as a writer once (recovery, index rebuilds, state) and closes it."""
+    from ._log import Log
+
+    try:
+        log = Log(path)
+    except Exception as e:  # noqa: BLE001 - reported, the re-check says what is left
+        report.notes.append(f"{label}: the log did not open: {type(e).__name__}: {e}")
+        return
+    try:
+        for ev in log.recovery_report:
+            report.notes.append(f"{label}: {ev['topic']}/{ev['partition']} {os.path.basename(ev['file'])}: "
+                                f"{ev.get('kind', 'cut')}: {ev['reason']}")
+    finally:
+        log.close()
 
 
 def _check(path: str, progress_mode: str, progress_stream: TextIO | None, lock_held: bool) -> VerifyReport:
@@ -780,7 +1127,7 @@ def _check(path: str, progress_mode: str, progress_stream: TextIO | None, lock_h
     elif not report.clean_shutdown:
         report.notes.append("the last writer did not close the log cleanly: the next writer open runs recovery")
     progress = _Progress(_total_bytes(path), progress_stream, progress_mode)
-    for name, directory, partitions in _iter_topics(path, report):
+    for name, directory, partitions, durability in _iter_topics(path, report):
         found = _partition_dirs(directory)
         numbers = {n for n, _ in found}
         if partitions is not None:
@@ -795,35 +1142,84 @@ def _check(path: str, progress_mode: str, progress_stream: TextIO | None, lock_h
             rep = PartitionReport(name, n, pdir)
             live_end = None
             if report.live:
-                live_end = _read_state_end(os.path.join(pdir, "state"))
+                state = _read_state(os.path.join(pdir, "state"))
+                live_end = state[0] if state is not None else None
                 if live_end is None:
                     live_end = -1  # nothing published yet: check nothing of the active segment
-            _verify_partition(rep, progress, live_end, report.clean_shutdown)
+            _verify_partition(rep, progress, live_end, report.clean_shutdown, durability)
             report.partitions.append(rep)
     progress.finish()
     return report
 
 
 # ----------------------------------------------------------------------------- repair
-def _cut(segment: str, position: int) -> str:
-    """Saves segment[position:] to a side file, fsyncs it, truncates the segment."""
-    side = side_file_name(segment, position)
-    with open(segment, "r+b") as src:
-        fd = os.open(side, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
-        try:
-            src.seek(position)
+def _same_bytes(path: str, src: str, start: int, end: int) -> bool:
+    """``path`` holds exactly src[start:end]."""
+    try:
+        if os.path.getsize(path) != end - start:
+            return False
+        with open(path, "rb") as a, open(src, "rb") as b:
+            b.seek(start)
             while True:
-                chunk = src.read(CHUNK)
+                x = a.read(CHUNK)
+                if not x:
+                    return True
+                if b.read(len(x)) != x:
+                    return False
+    except OSError:
+        return False
+
+
+def _copy_range(src: str, start: int, end: int, dest: str, exclusive: bool) -> None:
+    """Writes src[start:end] to ``dest`` and fsyncs it."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | (os.O_EXCL if exclusive else os.O_TRUNC)
+    fd = os.open(dest, flags, 0o644)
+    try:
+        with open(src, "rb") as f:
+            f.seek(start)
+            left = end - start
+            while left > 0:
+                chunk = f.read(min(CHUNK, left))
                 if not chunk:
-                    break
+                    raise OSError(errno.EIO, f"{src} ended at {end - left} while copying up to {end}")
                 os.write(fd, chunk)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        src.truncate(position)
-        src.flush()
-        os.fsync(src.fileno())
-    return side
+                left -= len(chunk)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _save_damaged(segment: str, start: int, end: int) -> tuple[str, bool]:
+    """Saves segment[start:end] to ``<segment>.damaged-<start>`` (fsynced). A side
+    file by that name holding the same bytes already (a repair run again after an
+    interruption) is kept; another one gets ``.1``, ``.2``, ... Returns (its path,
+    whether it was written now)."""
+    base = side_file_name(segment, start, unique=False)
+    name, n = base, 0
+    while os.path.exists(name):
+        if _same_bytes(name, segment, start, end):
+            return name, False
+        n += 1
+        name = f"{base}.{n}"
+    _copy_range(segment, start, end, name, exclusive=True)
+    return name, True
+
+
+def _truncate(segment: str, position: int) -> None:
+    with open(segment, "r+b") as f:
+        f.truncate(position)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _frame_base_at(segment: str, position: int) -> int | None:
+    """The base offset of a structurally valid frame at ``position``, or None."""
+    r = _Reader(segment)
+    try:
+        status, h, _length, _raw = _parse_header(r, position, r.size)
+        return h[6] if status == "ok" else None
+    finally:
+        r.close()
 
 
 def _drop_indexes(segment: str) -> list[str]:
@@ -852,6 +1248,82 @@ def _zero_padding(segment: str, position: int) -> None:
         os.fsync(f.fileno())
 
 
+def _move_damage_aside(rep: PartitionReport, d: DamagedRange) -> None:
+    """One damaged range of a segment (FORMAT.md §2.5): its bytes go to a side
+    file; the intact frames after it (up to the file's current end: later damage
+    was handled first) go to a new segment named by their first offset; the
+    segment is truncated at the damage. Each step is durable before the next, so
+    an interruption leaves a state that verify reports and a re-run finishes."""
+    seg = d.segment
+    directory = os.path.dirname(seg)
+    size = os.path.getsize(seg)
+    if d.position >= size:
+        return  # moved aside already
+    resync = d.resync_position
+    if resync is not None and (resync >= size or _frame_base_at(seg, resync) != d.end_offset):
+        resync = None  # nothing intact follows (zeros after a damaged last frame)
+    target = os.path.join(directory, "%020d.log" % d.end_offset) if resync is not None else None
+    if target is not None and os.path.exists(target):
+        rep.refused.append(f"damage at {os.path.basename(seg)} position {d.position}: the frames after it would "
+                           f"go to {os.path.basename(target)}, which exists; not repaired")
+        return
+    _drop_indexes(seg)  # derived: the next writer rebuilds them
+    side, written = _save_damaged(seg, d.position, resync if resync is not None else size)
+    saved = (f"{(resync if resync is not None else size) - d.position} bytes saved to {os.path.basename(side)}"
+             if written else f"bytes already saved in {os.path.basename(side)}")
+    what = (f"offsets {d.start_offset}..{d.end_offset - 1}" if d.end_offset > d.start_offset else "no offsets")
+    if target is not None:
+        # 1. the intact frames after the damage into a new segment (built under a
+        #    name tidelog ignores, fsynced, renamed into place, folder fsynced)
+        _drop_indexes(target)
+        tmp = target + ".tmp"
+        _copy_range(seg, resync, size, tmp, exclusive=False)
+        os.rename(tmp, target)
+        _fsync_dir(directory)
+        # 2. then the original is cut at the damage (a crash before this leaves the
+        #    frames in both files: verify reports the old copy as damage past the new
+        #    segment's base, and a re-run moves it aside)
+        _truncate(seg, d.position)
+        rep.repaired.append(f"damage at {os.path.basename(seg)} position {d.position} ({what}; {d.reason}): "
+                            f"{saved}; the intact frames after it ({size - resync} bytes, from offset "
+                            f"{d.end_offset}) moved to the new segment {os.path.basename(target)}; "
+                            f"{os.path.basename(seg)} truncated at {d.position}")
+    else:
+        _truncate(seg, d.position)
+        rep.repaired.append(f"damaged tail of {os.path.basename(seg)} at position {d.position} ({what}; "
+                            f"{d.reason}): {saved}; the segment truncated at {d.position}")
+    _fsync_dir(directory)
+
+
+def _acknowledge(rep: PartitionReport, ranges: list[tuple[int, int, str]]) -> None:
+    """Records offsets that are gone for good in ``lost-offsets.json`` (written
+    atomically), so that verify reports them as acknowledged gaps."""
+    ranges = [r for r in ranges if r[1] > r[0]]
+    if not ranges:
+        return
+    known = _read_acknowledged(rep.directory)
+    added = []
+    for start, end, reason in ranges:
+        if not _covered(known, start, end):
+            entry = {"start_offset": start, "end_offset": end, "reason": reason,
+                     "acknowledged": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+            known.append(entry)
+            added.append(entry)
+    if not added:
+        return
+    path = os.path.join(rep.directory, ACK_FILE)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump({"version": 1, "ranges": sorted(known, key=lambda r: r["start_offset"])}, f, indent=1)
+        f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.rename(tmp, path)
+    _fsync_dir(rep.directory)
+    for e in added:
+        rep.repaired.append(f"offsets {e['start_offset']}..{e['end_offset'] - 1} recorded as lost in {ACK_FILE}")
+
+
 def _repair(report: VerifyReport) -> None:
     for p in report.problems:
         if p.kind == "metadata":
@@ -859,32 +1331,16 @@ def _repair(report: VerifyReport) -> None:
     for rep in report.partitions:
         if not rep.problems:
             continue
-        segs = _segments(rep.directory)
-        last_path = segs[-1][1] if segs else None
-        if rep.first_bad is not None:
-            path, position, offset, reason = rep.first_bad
-            if rep.first_bad_sealed or path != last_path:
-                rep.refused.append(
-                    f"damage in sealed segment {os.path.basename(path)} at position {position} (offset {offset}): "
-                    f"{reason}; not repaired: cutting there would drop every later segment. Restore the "
-                    f"partition from a copy")
-                continue
-            if reason.startswith("segment base mismatch"):
-                # The last segment does not continue the previous one: save all of it and
-                # remove it (the previous segment becomes the active one again).
-                side = side_file_name(path, 0)
-                os.rename(path, side)
-                _drop_indexes(path)
-                rep.repaired.append(f"moved {os.path.basename(path)} (it does not continue the previous "
-                                    f"segment) to {os.path.basename(side)}")
-            else:
-                cut = os.path.getsize(path) - position
-                side = _cut(path, position)
-                _drop_indexes(path)
-                rep.repaired.append(f"cut {cut} bytes at position {position} (offset {offset}) of "
-                                    f"{os.path.basename(path)} into {os.path.basename(side)}: {reason}")
+        # Later damage first: each range's intact frames then run to the file's end.
+        for d in sorted(rep.damaged, key=lambda d: (d.segment, d.position), reverse=True):
+            if os.path.exists(d.segment):
+                _move_damage_aside(rep, d)
+        done = {d.position for d in rep.damaged}
+        if not any(r.startswith("damage at") and "not repaired" in r for r in rep.refused):
+            _acknowledge(rep, [(d.start_offset, d.end_offset, d.reason) for d in rep.damaged if not d.torn] +
+                         [(g.start_offset, g.end_offset, g.reason) for g in rep.lost])
         for prob in rep.problems:
-            if prob.kind == "padding" and os.path.exists(prob.file):
+            if prob.kind == "padding" and os.path.exists(prob.file) and prob.position not in done:
                 _zero_padding(prob.file, prob.position)
                 rep.repaired.append(f"zeroed the padding of the frame at position {prob.position} of "
                                     f"{os.path.basename(prob.file)}")
@@ -916,15 +1372,24 @@ def format_report(report: VerifyReport) -> str:
         offsets = (f"[{rep.start_offset}, {rep.end_offset})" if rep.start_offset is not None
                    and rep.end_offset is not None else "-")
         if rep.first_bad is not None:
-            status = f"DAMAGED: first bad frame at {os.path.basename(rep.first_bad[0])} position {rep.first_bad[1]}"
+            status = (f"DAMAGED: first bad frame at {os.path.basename(rep.first_bad[0])} position {rep.first_bad[1]}; "
+                      f"{len(rep.damaged)} damaged range(s), {rep.damaged_offsets:,} offset(s)")
+        elif any(p.kind == "lost" for p in rep.problems):
+            status = f"LOST OFFSETS: {rep.lost_offsets:,} offset(s) missing"
         elif rep.problems:
-            status = "DAMAGED (indexes/checkpoint)"
+            status = "DAMAGED (indexes/padding/checkpoint)"
+        elif rep.lost:
+            status = f"ok ({rep.lost_offsets:,} offset(s) lost earlier, acknowledged)"
         else:
             status = "ok"
         lines.append(f"  {rep.name:<28} {rep.segments:>8} {rep.frames:>10,} {rep.records:>14,} "
                      f"{_fmt_bytes(rep.bytes):>12}  {offsets:<24} {status}")
         for p in rep.problems:
             lines.append(f"      {p}")
+        for g in rep.lost:
+            if g.acknowledged:
+                lines.append(f"      lost (acknowledged): {os.path.basename(g.segment)} position {g.position}: "
+                             f"offsets {g.start_offset}..{g.end_offset - 1}")
         for n in rep.notes:
             lines.append(f"      note: {n}")
         for r in rep.repaired:
@@ -935,6 +1400,14 @@ def format_report(report: VerifyReport) -> str:
     summary = (f"  {len(report.partitions)} partitions, {report.frames:,} frames, {_fmt_bytes(report.bytes)} "
                f"checked in {report.seconds:.2f} s: ")
     summary += "no damage" if not report.damaged else f"DAMAGE in {n_bad} place(s), {len(report.all_problems())} problem(s)"
+    ranges = report.damaged_ranges
+    if ranges:
+        summary += (f"; {len(ranges)} damaged range(s): {sum(d.bytes for d in ranges):,} bytes, "
+                    f"{sum(d.offsets for d in ranges):,} offsets")
+    lost = report.lost_ranges
+    if lost:
+        summary += (f"; {sum(g.end_offset - g.start_offset for g in lost):,} lost offsets "
+                    f"({sum(g.end_offset - g.start_offset for g in lost if g.acknowledged):,} acknowledged)")
     lines.append(summary)
     if report.after_repair is not None:
         after = report.after_repair

@@ -16,14 +16,17 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--sqlite-rows", type=int, default=2_000_000,
                       help="rows for the SQLite comparison line (it is much slower)")
     verify = sub.add_parser(
-        "verify", help="CRC-check every frame and the indexes of a log folder; --repair cuts damaged tails",
-        description="Checks every frame (CRC32C, header, dense offsets), the indexes and the recovery checkpoint "
-                    "of a log folder and prints a per-partition report. Exit status: 0 no damage, 1 damage "
-                    "(left as it is), 2 could not run, 3 damage found and repaired.")
+        "verify", help="CRC-check every frame and the indexes of a log folder; --repair moves damage aside",
+        description="Checks every frame (CRC32C, header, offsets), the indexes and the recovery checkpoint "
+                    "of a log folder, steps over damage to the next intact frame, and prints a per-partition "
+                    "report of damaged ranges and lost offsets. Exit status: 0 no damage (gaps acknowledged by "
+                    "--repair are listed, not counted), 1 damage or unacknowledged lost offsets (left as they "
+                    "are), 2 could not run, 3 damage found and repaired.")
     verify.add_argument("path", help="the log folder")
     verify.add_argument("--repair", action="store_true",
-                        help="truncate each partition at its first bad frame when that lies in its last segment, "
-                             "saving the cut bytes to <segment>.log.cut-<position>; rebuild damaged indexes. "
+                        help="move each damaged range aside (its bytes to <segment>.log.damaged-<position>; "
+                             "the intact frames after it to a new segment named by their first offset; offsets "
+                             "never change), record lost offsets in lost-offsets.json, rebuild damaged indexes. "
                              "Refuses while a writer has the log open")
     verify.add_argument("--json", action="store_true", help="print the report as JSON")
     verify.add_argument("--progress", choices=["auto", "always", "never"], default="auto",
