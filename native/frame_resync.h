@@ -25,11 +25,18 @@ struct resync_hit {
 /// The first intact frame at an 8-aligned position in [from, end) of `data`
 /// whose offsets lie in (after_offset, offset_bound] (base_offset > after_offset,
 /// next offset <= offset_bound) and whose successor is either the end of the
-/// data, a structurally valid frame continuing its offsets, or (when the frame
-/// reaches `published_end`) anything: frames past what readers may see can still
-/// be in flight.
+/// data or a structurally valid frame continuing its offsets. Only when no such
+/// frame exists, a frame that reaches `published_end` is taken whatever follows
+/// it: frames past what readers may see can still be in flight.
 resync_hit find_next_intact_frame(const uint8_t* data, uint64_t from, uint64_t end, int64_t after_offset,
                                   int64_t offset_bound, int64_t published_end);
+
+/// True when the frame at `pos` has a whole header holding `expected_offset`,
+/// ends its offsets within `offset_bound`, and is followed by the end of the data
+/// or a frame continuing its offsets: then only its payload (or CRC) is damaged
+/// and it holds exactly the offsets its header says (*out gets the header).
+bool only_this_frame_damaged(const uint8_t* data, uint64_t pos, uint64_t end, int64_t expected_offset,
+                             int64_t offset_bound, frame_header* out);
 
 /// One past the last non-zero byte of [from, end), rounded up to 8 (from when all zero).
 uint64_t end_of_nonzero(const uint8_t* data, uint64_t from, uint64_t end);

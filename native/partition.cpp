@@ -177,7 +177,7 @@ void partition::open_writer(bool clean_shutdown) {
     // reused"): the next one is past everything acknowledged, checkpointed or
     // published, and past a damaged tail.
     int64_t next = std::max({end, cp ? cp->next_offset : end, published});
-    if (tail) next = std::max(next, tail->start_offset + 1);
+    if (tail) next = std::max(next, tail->end_offset >= 0 ? tail->end_offset : tail->start_offset + 1);
     if (tail) report_damage(*last, *tail, next);
     if (!tail && next > end) {
         std::string range = std::to_string(end) + ".." + std::to_string(next - 1);
@@ -189,7 +189,14 @@ void partition::open_writer(bool clean_shutdown) {
                            next});
         note_damage({last->log_path(), last->size(), 0, end, next, why});
     }
-    if (tail || next > end) start_new_segment_at(next);
+    if (tail || next > end) {
+        start_new_segment_at(next);
+        // The gap must outlive the next crash: with the durable point still
+        // behind it, a later recovery would take the old segment's early end for
+        // a torn tail and drop the new segment with what it acknowledged.
+        _checkpointed = recovery_point{next, 0, next};
+        _checkpoint.store(_checkpointed);
+    }
     end = _segments.back()->next_offset();
     _visible_end.store(end, std::memory_order_release);
     _durable = recovery_point{_segments.back()->base_offset(), _segments.back()->size(), end};
@@ -230,8 +237,10 @@ void partition::check_sealed_segment(size_t i, bool report_damage_found) {
 }
 
 void partition::report_damage(const segment& s, const damaged_bytes& d, int64_t end_offset) {
-    std::string why = d.bytes == 0 ? std::string("data missing (") + describe(d.why) + ")" : describe(d.why);
-    _events.push_back({s.log_path(), d.position, 0, d.start_offset, why, "damaged", d.bytes, end_offset});
+    // No bytes left at all: the offsets were handed out and their data is gone.
+    bool gone = d.bytes == 0;
+    std::string why = gone ? std::string("offsets missing from the segment (") + describe(d.why) + ")" : describe(d.why);
+    _events.push_back({s.log_path(), d.position, 0, d.start_offset, why, gone ? "lost" : "damaged", d.bytes, end_offset});
     note_damage({s.log_path(), d.position, d.bytes, d.start_offset, end_offset, why});
 }
 
@@ -308,6 +317,9 @@ std::optional<damaged_bytes> partition::recover(size_t first, uint64_t trusted_e
         policy.keep_below = keep_below;
         policy.expected_end = last ? (keep_below == INT64_MAX ? INT64_MIN : keep_below) : next_base;
         policy.offset_bound = next_base;
+        // A clean close trimmed the last segment: zeros before its end are a lost
+        // sector, not the end (after a crash they may be the preallocated tail).
+        policy.zeros_may_hide_frames = last && clean_shutdown;
         scan_result r = s->scan(start, start_offset, policy);
         for (size_t k = 0; k < r.damage.size(); ++k) {
             if (last && r.damaged_tail && k + 1 == r.damage.size()) {
@@ -635,33 +647,34 @@ damaged_range partition::locate_damage(segment& s, const std::shared_ptr<mapped_
     }
     // A frame whose header is intact and whose successor lines up: only its
     // payload is damaged, and it holds exactly the offsets its header says.
-    if (check_header(data + pos, file_end - pos) == frame_check::ok) {
-        frame_header h = load_header(data + pos);
-        uint64_t next = pos + h.frame_length();
-        // The header failed its CRC, so its lengths and count are believed only
-        // when the next frame (or the exact end of the segment's or the visible
-        // offsets) confirms them.
-        bool lines_up = h.base_offset == offset && h.next_offset() <= std::min(segment_end_offset, visible);
-        if (lines_up && h.next_offset() != visible) {
-            frame_check c = next < file_end ? check_header(data + next, file_end - next) : frame_check::end_of_data;
-            lines_up = (c == frame_check::ok && load_header(data + next).base_offset == h.next_offset()) ||
-                       (c == frame_check::end_of_data && h.next_offset() == segment_end_offset);
-        }
-        if (lines_up) {
-            d.bytes = h.frame_length();
-            d.end_offset = h.next_offset();
-            *resume_position = next;
-            *resume_offset = h.next_offset();
-            return d;
-        }
+    int64_t bound = std::min(segment_end_offset, visible);
+    frame_header h;
+    if (only_this_frame_damaged(data, pos, file_end, offset, bound, &h)) {
+        d.bytes = h.frame_length();
+        d.end_offset = h.next_offset();
+        *resume_position = pos + h.frame_length();
+        *resume_offset = h.next_offset();
+        return d;
     }
-    resync_hit hit = find_next_intact_frame(data, pos + frame_alignment, file_end, offset, segment_end_offset, visible);
+    resync_hit hit = find_next_intact_frame(data, pos + frame_alignment, file_end, offset, bound, visible);
     if (hit.found) {
         d.bytes = hit.position - pos;
         d.end_offset = hit.header.base_offset;
         *resume_position = hit.position;
         *resume_offset = hit.header.base_offset;
         return d;
+    }
+    // The last visible frame, whose successor may still be in flight: its header
+    // (which failed its CRC) is believed only when it ends exactly there.
+    if (check_header(data + pos, file_end - pos) == frame_check::ok) {
+        h = load_header(data + pos);
+        if (h.base_offset == offset && h.next_offset() == visible) {
+            d.bytes = h.frame_length();
+            d.end_offset = visible;
+            *resume_position = UINT64_MAX;
+            *resume_offset = visible;
+            return d;
+        }
     }
     d.end_offset = segment_end_offset != INT64_MAX ? segment_end_offset : visible;
     d.bytes = segment_end_offset != INT64_MAX ? end_of_nonzero(data, pos, file_end) - pos : file_end - pos;
@@ -718,6 +731,11 @@ std::vector<frame_ref> partition::frames(int64_t start_offset, int64_t end_offse
         bool from_index = pos > 0;
         uint64_t known_size = 0;  // readers: the file size last seen, re-read only when a header lies past it
         std::shared_ptr<mapped_region> region;
+        // The last frame walked past on its header alone (not asked for, so not
+        // CRC-checked): when damage follows it, its header may be the damage.
+        bool prev_unchecked = false;
+        uint64_t prev_pos = 0;
+        int64_t prev_offset = 0;
         while (offset < limit && out.size() < max_frames) {
             // An index entry past the end of the file is damage, not a roll: walk
             // the segment from its start instead.
@@ -798,6 +816,9 @@ std::vector<frame_ref> partition::frames(int64_t start_offset, int64_t end_offse
                 }
                 if (good) {
                     if (wanted) out.push_back(frame_ref{region, pos, h});
+                    prev_unchecked = !wanted && !s->verified(pos, frame_end);
+                    prev_pos = pos;
+                    prev_offset = offset;
                     offset = h.next_offset();
                     pos += h.frame_length();
                     continue;
@@ -805,6 +826,15 @@ std::vector<frame_ref> partition::frames(int64_t start_offset, int64_t end_offse
             }
             // Damage: find where it ends and the next intact frame begins.
             if (c == frame_check::ok) c = frame_check::bad_header;  // offsets that do not continue
+            if (prev_unchecked && region && c != frame_check::bad_crc) {
+                const uint8_t* q = region->data() + prev_pos;
+                if (check_frame(q, region->length() - prev_pos) == frame_check::bad_crc) {
+                    pos = prev_pos;  // its count or length sent the walk astray
+                    offset = prev_offset;
+                    c = frame_check::bad_crc;
+                }
+            }
+            prev_unchecked = false;
             uint64_t resume_position;
             int64_t resume_offset;
             damaged_range d = locate_damage(*s, region, pos, offset, c, segment_end, visible, &resume_position,

@@ -48,6 +48,15 @@ std::optional<recovery_point> recovery_checkpoint::load() const {
 }
 
 void recovery_checkpoint::store(const recovery_point& point) {
+    if (_sequence >= (uint64_t{1} << 62)) {
+        // A sequence no writer reaches (one store a second for 10^11 years): a
+        // forged or damaged slot. Numbering restarts, after both slots are cleared
+        // (durably first: a slot left with that sequence would win every load).
+        slot zeros[2] = {};
+        _file.pwrite_all(zeros, sizeof zeros, 0);
+        _file.datasync();
+        _sequence = 0;
+    }
     slot s = {};
     s.magic = checkpoint_magic;
     s.sequence = ++_sequence;

@@ -102,18 +102,32 @@ scan_result segment::scan(uint64_t position, int64_t offset, const walk_policy& 
     uint64_t since_entry = 0;
     uint64_t pos = position;
     int64_t off = offset;
+    // The last frame accepted on its header alone (before verify_from): when the
+    // walk meets damage right after it, its header (a flipped count or length)
+    // may be what led the walk astray; its CRC decides.
+    struct accepted {
+        bool header_only = false;
+        uint64_t position = 0;
+        int64_t offset = 0;
+        uint64_t frame_length = 0;
+        int64_t scan_max = INT64_MIN, index_max = INT64_MIN;
+        uint32_t last_frame_position = 0;
+    } prev;
     while (true) {
         uint64_t available = r.file_bytes > pos ? r.file_bytes - pos : 0;
         const uint8_t* p = data ? data + pos : nullptr;
+        bool verify = pos >= policy.verify_from;
         frame_check c = available == 0 ? frame_check::end_of_data
-                        : pos >= policy.verify_from ? check_frame(p, available)
-                                                    : check_header(p, available);
+                        : verify            ? check_frame(p, available)
+                                            : check_header(p, available);
         if (c == frame_check::ok) {
             frame_header h = load_header(p);
             if (h.base_offset != off || h.next_offset() > policy.offset_bound) c = frame_check::bad_header;
         }
         if (c == frame_check::ok) {
             frame_header h = load_header(p);
+            prev = {!verify, pos, off, h.frame_length(), r.max_timestamp, _index.max_timestamp(),
+                    _last_frame_position};
             if (policy.rebuild_index)
                 _index.on_frame(static_cast<uint32_t>(h.base_offset - _base_offset), static_cast<uint32_t>(pos),
                                 static_cast<uint32_t>(h.frame_length()), h.max_timestamp);
@@ -128,14 +142,53 @@ scan_result segment::scan(uint64_t position, int64_t offset, const walk_policy& 
             ++r.frames;
             continue;
         }
+        // (Zeros count when they come before the offsets the walk must reach: a
+        // length that swallowed the rest of the file ends the walk there.)
+        if (prev.header_only && prev.position + prev.frame_length == pos &&
+            (c != frame_check::end_of_data || off < policy.expected_end)) {
+            prev.header_only = false;
+            if (check_frame(data + prev.position, r.file_bytes - prev.position) == frame_check::bad_crc) {
+                // The damage starts at that frame: walk back to it.
+                if (policy.rebuild_index) {
+                    if (_index.last_position() >= prev.position && _index.offset_entries() > 0)
+                        _index.truncate_from(static_cast<uint32_t>(prev.position));
+                    _index.raise_max_timestamp(prev.index_max);
+                } else {
+                    since_entry -= prev.frame_length;
+                }
+                _last_frame_position = prev.last_frame_position;
+                pos = prev.position;
+                off = prev.offset;
+                r.valid_bytes = pos;
+                r.next_offset = off;
+                r.max_timestamp = prev.scan_max;
+                --r.frames;
+                c = frame_check::bad_crc;
+            }
+        }
+        prev.header_only = false;
         bool zeros = c == frame_check::end_of_data;
-        if ((zeros && off >= policy.expected_end) || off >= policy.keep_below) {
+        bool maybe_end = zeros && off >= policy.expected_end;
+        if ((maybe_end && !policy.zeros_may_hide_frames) || off >= policy.keep_below) {
             r.stop = c;  // the end of the data, or a torn tail for the caller to cut
             break;
         }
-        // Durable data that fails its checks: skip to the next intact frame.
+        // Durable data that fails its checks: skip exactly the frame when only its
+        // payload is damaged, else to the next intact frame.
+        frame_header only;
+        if (!maybe_end && only_this_frame_damaged(data, pos, r.file_bytes, off, policy.offset_bound, &only)) {
+            r.damage.push_back({pos, only.frame_length(), off, only.next_offset(), c});
+            if (policy.rebuild_index) _index.on_damage(static_cast<uint32_t>(pos));
+            pos += only.frame_length();
+            off = only.next_offset();
+            continue;
+        }
         resync_hit hit = find_next_intact_frame(data, pos + frame_alignment, r.file_bytes, off, policy.offset_bound,
                                                 INT64_MAX);
+        if (maybe_end && !hit.found) {
+            r.stop = c;  // zeros to the end: the end of the data
+            break;
+        }
         if (hit.found) {
             r.damage.push_back({pos, hit.position - pos, off, hit.header.base_offset, c});
             if (policy.rebuild_index) _index.on_damage(static_cast<uint32_t>(pos));
@@ -149,6 +202,12 @@ scan_result segment::scan(uint64_t position, int64_t offset, const walk_policy& 
         r.data_end = tail_end;
         r.stop = c;
         break;
+    }
+    if (!r.damaged_tail && !r.damage.empty() && r.damage.back().position >= r.valid_bytes) {
+        // The data ends in damage whose extent is known (a frame whose payload
+        // failed its CRC, the last thing in the file): a damaged tail too.
+        r.damaged_tail = true;
+        r.data_end = r.damage.back().position + r.damage.back().bytes;
     }
     r.data_end = std::max(r.data_end, r.valid_bytes);
     if (!policy.rebuild_index) _index.resume(since_entry, r.max_timestamp);

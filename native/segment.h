@@ -53,6 +53,10 @@ struct walk_policy {
     int64_t expected_end = INT64_MIN;
     /// No frame holds offsets at or past this (the next segment's base).
     int64_t offset_bound = INT64_MAX;
+    /// Zeros may be a lost sector with frames behind them even past
+    /// expected_end (a file trimmed at a clean close has no zero tail): look
+    /// for an intact frame after them; only zeros to the end are the end.
+    bool zeros_may_hide_frames = false;
 };
 
 /// What a walk over a segment's frames found.

@@ -618,7 +618,7 @@ TEST_F(PartitionTest, LostCheckpointedFramesAreReported) {
     truncate_file(log_path(0), frames[15].position);
     auto p = open(cfg, false);
     EXPECT_EQ(p->end_offset(), 20);
-    const recovery_event* ev = find_event(*p, "damaged");
+    const recovery_event* ev = find_event(*p, "lost");
     ASSERT_NE(ev, nullptr) << "recovery silently lost offsets 15..19 that the checkpoint recorded as durable";
     EXPECT_EQ(ev->first_offset_dropped, 15);
     EXPECT_EQ(ev->end_offset, 20);
