@@ -46,11 +46,15 @@ resync_hit find_next_intact_frame(const uint8_t* data, uint64_t from, uint64_t e
 }
 
 bool only_this_frame_damaged(const uint8_t* data, uint64_t pos, uint64_t end, int64_t expected_offset,
-                             int64_t offset_bound, frame_header* out) {
+                             int64_t offset_bound, frame_header* out, int64_t end_offset_if_last) {
     if (!data || pos + frame_header_bytes > end || check_header(data + pos, end - pos) != frame_check::ok) return false;
     frame_header h = load_header(data + pos);
     if (h.base_offset != expected_offset || h.next_offset() > offset_bound) return false;
-    if (!successor_lines_up(data, pos + h.frame_length(), end, h.next_offset())) return false;
+    uint64_t next = pos + h.frame_length();
+    bool last = next >= end || check_header(data + next, end - next) == frame_check::end_of_data;
+    if (last ? end_offset_if_last != INT64_MIN && h.next_offset() != end_offset_if_last
+             : !successor_lines_up(data, next, end, h.next_offset()))
+        return false;
     *out = h;
     return true;
 }

@@ -32,11 +32,13 @@ resync_hit find_next_intact_frame(const uint8_t* data, uint64_t from, uint64_t e
                                   int64_t offset_bound, int64_t published_end);
 
 /// True when the frame at `pos` has a whole header holding `expected_offset`,
-/// ends its offsets within `offset_bound`, and is followed by the end of the data
-/// or a frame continuing its offsets: then only its payload (or CRC) is damaged
-/// and it holds exactly the offsets its header says (*out gets the header).
+/// ends its offsets within `offset_bound`, and is followed by a frame continuing
+/// its offsets, or is the last one and ends at `end_offset_if_last` (when known,
+/// i.e. not INT64_MIN): then only its payload (or CRC) is damaged and it holds
+/// exactly the offsets its header says (*out gets the header). Nothing else
+/// vouches for a header whose CRC failed.
 bool only_this_frame_damaged(const uint8_t* data, uint64_t pos, uint64_t end, int64_t expected_offset,
-                             int64_t offset_bound, frame_header* out);
+                             int64_t offset_bound, frame_header* out, int64_t end_offset_if_last = INT64_MIN);
 
 /// One past the last non-zero byte of [from, end), rounded up to 8 (from when all zero).
 uint64_t end_of_nonzero(const uint8_t* data, uint64_t from, uint64_t end);

@@ -649,7 +649,8 @@ damaged_range partition::locate_damage(segment& s, const std::shared_ptr<mapped_
     // payload is damaged, and it holds exactly the offsets its header says.
     int64_t bound = std::min(segment_end_offset, visible);
     frame_header h;
-    if (only_this_frame_damaged(data, pos, file_end, offset, bound, &h)) {
+    if (only_this_frame_damaged(data, pos, file_end, offset, bound, &h,
+                                segment_end_offset != INT64_MAX ? segment_end_offset : visible)) {
         d.bytes = h.frame_length();
         d.end_offset = h.next_offset();
         *resume_position = pos + h.frame_length();

@@ -179,7 +179,8 @@ scan_result segment::scan(uint64_t position, int64_t offset, const walk_policy& 
         // (Below the durable point frames end at or before it: a count that
         // claims more is itself damage, whatever follows.)
         if (!maybe_end && only_this_frame_damaged(data, pos, r.file_bytes, off,
-                                                  std::min(policy.offset_bound, policy.keep_below), &only)) {
+                                                  std::min(policy.offset_bound, policy.keep_below), &only,
+                                                  policy.expected_end)) {
             r.damage.push_back({pos, only.frame_length(), off, only.next_offset(), c});
             if (policy.rebuild_index) _index.on_damage(static_cast<uint32_t>(pos));
             pos += only.frame_length();

@@ -14,6 +14,7 @@ import os
 import random
 import shutil
 import struct
+import warnings
 
 import numpy as np
 import pyarrow as pa
@@ -218,23 +219,59 @@ def test_random_damage_in_a_sealed_segment(damaged_copy, seed):
             t = log.topic(name)
             assert t.end_offsets() == ends[name]  # a sealed segment's damage changes no offsets
             _check_reads(log, expected, (name, p), seg_base, next_base, base, seg_name, start, covered)
-    # a damaged sealed segment is not repaired (refused), but nothing else is touched either
-    before = open(seg, "rb").read()
+    # --repair moves the damaged bytes aside and keeps every intact frame at its offset
+    _check_repair(path, expected, (name, p), seg, report if covered else None)
+
+
+def _damaged_offsets(report, key) -> set[int]:
+    out = set()
+    for r in report.damaged_ranges:
+        if (r.topic, r.partition) == key:
+            out.update(range(r.start_offset, r.end_offset))
+    return out
+
+
+def _check_repair(path, expected, key, seg, report) -> None:
+    """verify --repair: exit 3; the damaged bytes are saved beside the segment; the
+    log then opens with nothing damaged, every intact row reads back at its offset,
+    the damaged offsets are a gap (CorruptionError, or skipped), offsets are never
+    reused, and verify is clean."""
+    name, p = key
+    damaged = _damaged_offsets(report, key) if report is not None else set()
     rep = _verify.verify(path, repair=True, progress="never")
-    if covered:
-        assert _verify.exit_code(rep) == _verify.EXIT_DAMAGED
-        assert open(seg, "rb").read() == before
-        assert any(r.refused for r in rep.partitions)
-    else:
-        assert _verify.exit_code(rep) == _verify.EXIT_REPAIRED
-        with tidelog.open(path, read_only=True) as log:
-            assert_tables_equal(log.topic(name).read(partitions=p), expected[(name, p)])
+    assert _verify.exit_code(rep) == _verify.EXIT_REPAIRED, _verify.format_report(rep)
+    if damaged:
+        sides = [f for f in os.listdir(os.path.dirname(seg)) if ".log.damaged-" in f or ".log.cut-" in f]
+        assert sides, os.listdir(os.path.dirname(seg))
+    exp = expected[key]
+    with tidelog.open(path) as log:
+        assert not [e for e in log.recovery_report if e["kind"] in ("damaged", "cut")], log.recovery_report
+        t = log.topic(name)
+        start = t.start_offsets()[p]
+        keep = [i for i in range(exp.num_rows) if start + i not in damaged]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", tidelog.CorruptionWarning)
+            got = t.read(partitions=p, on_corrupt="skip")
+        assert_tables_equal(got, exp.take(keep))
+        if damaged:
+            with pytest.raises(tidelog.CorruptionError):
+                t.read(min(damaged), min(damaged) + 1, partitions=p)
+        end = t.end_offsets()[p]
+        assert end >= start + exp.num_rows
+        if name == "recs":
+            with log.producer(linger_ms=0) as prod:
+                assert prod.send(name, value=b"after", partition=p).result().offset == end
+        elif name == "dict":
+            assert t.append(_dict_batch(3, 10**6)).offsets[p][0] == end
+        else:
+            assert t.append(make_sensors(3, start=10**6)).offsets[p][0] == end
+    assert _verify.exit_code(_verify.verify(path, progress="never")) == _verify.EXIT_CLEAN
 
 
 @pytest.mark.parametrize("seed", range(6))
-def test_random_damage_in_the_last_segment_is_cut_by_repair(damaged_copy, seed):
-    """Damage in a partition's last segment: reads raise; verify --repair cuts there,
-    saving the bytes; the log then opens cleanly and appends continue."""
+def test_random_damage_in_the_last_segment_is_repaired(damaged_copy, seed):
+    """Damage in a partition's last segment: reads raise; verify --repair moves the
+    damaged bytes aside and keeps the intact frames after them at their offsets."""
     path, expected, ends = damaged_copy
     rng = random.Random(1000 + seed)
     name = rng.choice(sorted(TOPICS))
@@ -243,30 +280,14 @@ def test_random_damage_in_the_last_segment_is_cut_by_repair(damaged_copy, seed):
     frames = _frames(seg)
     start, poff, plen, length, base, count = rng.choice(frames)
     _flip(seg, [start + poff + rng.randrange(plen)], rng)
-    size = os.path.getsize(seg)
-    tail = open(seg, "rb").read()[start:]
     with tidelog.open(path, read_only=True) as log:
         with pytest.raises(tidelog.CorruptionError) as info:
             log.topic(name).read(partitions=p)
         assert info.value.position == start and info.value.segment == os.path.basename(seg)
-    report = _verify.verify(path, repair=True, progress="never")
-    assert _verify.exit_code(report) == _verify.EXIT_REPAIRED, _verify.format_report(report)
-    side = f"{seg}.cut-{start}"
-    assert open(side, "rb").read() == tail  # nothing destroyed silently
-    assert os.path.getsize(seg) == start < size
-    with tidelog.open(path) as log:
-        assert log.clean_shutdown and log.recovery_report == []
-        t = log.topic(name)
-        assert t.end_offsets()[p] == base
-        assert_tables_equal(t.read(partitions=p), expected[(name, p)].slice(0, base - t.start_offsets()[p]))
-        if name == "recs":
-            with log.producer(linger_ms=0) as prod:
-                assert prod.send(name, value=b"after", partition=p).result().offset == base
-        elif name == "dict":
-            assert t.append(_dict_batch(3, 10**6)).offsets[p][0] == base
-        else:
-            assert t.append(make_sensors(3, start=10**6)).offsets[p][0] == base
-    assert not _verify.verify(path, progress="never").damaged
+        assert (info.value.start_offset, info.value.end_offset) == (base, base + count)
+    report = _verify.verify(path, progress="never")
+    assert _damaged_offsets(report, (name, p)) == set(range(base, base + count)), _verify.format_report(report)
+    _check_repair(path, expected, (name, p), seg, report)
 
 
 INDEX_DAMAGES = ["bit", "range", "garbage-file", "partial-entry", "zero-entry", "empty"]

@@ -901,8 +901,9 @@ private:
                         // The checkpoint holds the durable point, which covers
                         // every acknowledgement so far: it vouches for them.
                         int64_t acked = _models[p].acked;
-                        _parts[p]->write_checkpoint();
+                        bool wrote = _parts[p]->write_checkpoint();
                         _models[p].vouched = std::max(_models[p].vouched, acked);
+                        if (std::getenv("SIMTRACE")) std::fprintf(stderr, "HARNESS p%d write_checkpoint -> %d acked %lld\n", p, wrote, (long long)acked);
                     }
                 } else if (action < 940) {
                     if (housekeeping_allowed()) {

@@ -451,21 +451,27 @@ def _find_next_intact(r: _Reader, start: int, size: int, after_offset: int, boun
     (not checked when the frame reaches ``published``: frames past what readers
     may see can still be in flight)."""
     out = _Resync()
-    for q in _magic_positions(r, start, size):
-        status, h, length, raw = _parse_header(r, q, size)
-        if status != "ok" or h[6] <= after_offset:
-            continue
-        nxt_off = h[6] + h[7]
-        if nxt_off > bound:
-            if out.overlap is None and _crc_matches(r, q, h, raw):
-                out.overlap = (q, h[6])
-            continue
-        if not _crc_matches(r, q, h, raw):
-            continue
-        if nxt_off < published and not _successor_lines_up(r, q + length, size, nxt_off):
-            continue
-        out.position, out.header, out.length = q, h, length
-        return out
+    bound = min(bound, published)
+    # First a frame whose successor lines up; only when there is none, one that
+    # reaches the published end (a stray copy of the last frame must not win).
+    for second_pass in (False, True):
+        if second_pass and published == _NO_BOUND:
+            break
+        for q in _magic_positions(r, start, size):
+            status, h, length, raw = _parse_header(r, q, size)
+            if status != "ok" or h[6] <= after_offset:
+                continue
+            nxt_off = h[6] + h[7]
+            if nxt_off > bound:
+                if out.overlap is None and _crc_matches(r, q, h, raw):
+                    out.overlap = (q, h[6])
+                continue
+            if not _crc_matches(r, q, h, raw):
+                continue
+            if not _successor_lines_up(r, q + length, size, nxt_off) and not (second_pass and nxt_off >= published):
+                continue
+            out.position, out.header, out.length = q, h, length
+            return out
     return out
 
 
@@ -949,12 +955,16 @@ def _damage_here(rep, r: _Reader, path: str, pos: int, offset: int, reason: str,
     status, h, length, _raw = _parse_header(r, pos, size)
     # 1. An intact header holding the expected offsets, whose successor lines up:
     #    only this frame is damaged (its payload or CRC).
-    if status == "ok" and h[6] == offset and h[6] + h[7] <= bound:
+    #    The header failed its CRC: the last frame of the data is believed only
+    #    when it ends at the offset the segment must reach (when known).
+    if status == "ok" and h[6] == offset and h[6] + h[7] <= min(bound, published):
         nxt, nxt_off = pos + length, h[6] + h[7]
-        lines_up = True
-        if nxt < size and nxt_off < published:
-            st2, h2, _l2, _r2 = _parse_header(r, nxt, size)
-            lines_up = (st2 == "ok" and h2[6] == nxt_off) or (st2 == "end" and nxt_off == bound)
+        st2, h2 = ("end", None) if nxt >= size else _parse_header(r, nxt, size)[:2]
+        if st2 == "end":
+            end_if_last = seg_end if seg_end != _NO_BOUND else published
+            lines_up = end_if_last == _NO_BOUND or nxt_off == end_if_last
+        else:
+            lines_up = st2 == "ok" and h2[6] == nxt_off
         if lines_up:
             # (when nxt is the end of the file, the walk goes on there: offsets the
             # segment should still hold are lost)
