@@ -14,7 +14,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from . import _core
+from . import _core, _gaps
 from ._topic import RECORD_SCHEMA, TOPIC_FORMAT_VERSION, Topic, TopicConfig, _schema_from_text, _schema_to_text
 from .errors import (
     CorruptionError,
@@ -218,7 +218,14 @@ class Log:
         topic = Topic(self, config, schema, directory)
         topic._open_partitions(self._native)
         for i, p in enumerate(topic._partitions):
+            acknowledged = None
             for event in p.recovery_events():
+                if event["kind"] == "lost":
+                    if acknowledged is None:
+                        acknowledged = _gaps.read_acknowledged(os.path.join(directory, str(i)))
+                    # a gap `tidelog verify --repair` recorded: known, not news
+                    event["acknowledged"] = _gaps.covered(acknowledged, event["first_offset_dropped"],
+                                                          event["end_offset"])
                 self.recovery_report.append({"topic": name, "partition": i, **event})
         self._topics[name] = topic
         return topic
@@ -402,7 +409,7 @@ class Log:
 def _log_recovery_event(event: dict) -> None:
     where = f"tidelog recovery: {event['topic']} partition {event['partition']}"
     kind = event.get("kind", "cut")
-    if kind == "index":
+    if kind == "index" or event.get("acknowledged"):
         logger.info("%s: %s (%s)", where, event["reason"], event["file"])
     elif kind in ("damaged", "lost"):
         logger.warning(

@@ -76,6 +76,7 @@ import time
 from typing import Callable, Iterator, TextIO
 
 from . import _core
+from ._gaps import ACK_FILE, covered as _covered, read_acknowledged as _read_acknowledged
 from ._log import _fsync_dir
 
 FRAME_MAGIC = 0x31464C54  # "TLF1"
@@ -726,33 +727,6 @@ def _check_indexes(rep: PartitionReport, seg_path: str, base: int, frames_at: Ca
                 if last_ts is None or last_ts < segment_max:
                     rep.notes.append(f"{os.path.basename(path)}: no seal entry (the last time entry holds "
                                      f"{last_ts}, the segment's max timestamp is {segment_max})")
-
-
-ACK_FILE = "lost-offsets.json"
-
-
-def _read_acknowledged(directory: str) -> list[dict]:
-    """The gaps a ``verify --repair`` acknowledged in this partition (``lost-offsets.json``)."""
-    try:
-        with open(os.path.join(directory, ACK_FILE), "rb") as f:
-            data = json.loads(f.read())
-        ranges = data["ranges"]
-        return [r for r in ranges if isinstance(r.get("start_offset"), int) and isinstance(r.get("end_offset"), int)]
-    except FileNotFoundError:
-        return []
-    except (ValueError, KeyError, TypeError, AttributeError):
-        return []
-
-
-def _covered(ranges: list[dict], start: int, end: int) -> bool:
-    """[start, end) lies within the union of ``ranges``."""
-    at = start
-    for r in sorted(ranges, key=lambda r: r["start_offset"]):
-        if r["start_offset"] <= at < r["end_offset"]:
-            at = r["end_offset"]
-        if at >= end:
-            return True
-    return at >= end
 
 
 def _read_state(path: str) -> tuple[int, int] | None:
