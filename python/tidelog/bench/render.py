@@ -121,8 +121,7 @@ def render_section(doc: dict, image_dir: str | None) -> str:
         "disk and in the page cache at once.",
         "- **Page cache.** Warm everywhere. Scan data is written, then read once by the warm-up round. Recovery "
         "opens follow a write by a child process. Durable rows pay for their fdatasyncs; not-durable rows end "
-        "when the data is in the page cache. Nothing drops the page cache between rounds. The cold-cache open "
-        "is in the issue-2 section below.",
+        "when the data is in the page cache. Nothing drops the page cache between rounds.",
         "- **Scratch data** lives in a temporary folder (`--dir`) that is removed after each parameter set. "
         "Before each large data set the runner checks free disk (and, for the in-memory table, available "
         "memory) and skips with a message if it does not fit.",

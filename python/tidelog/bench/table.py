@@ -212,7 +212,7 @@ def _batch_for_headline(doc) -> int | None:
 
 
 def headlines(doc: dict) -> list[str]:
-    """The figures an issue's closing note quotes, where the run has them."""
+    """The headline ratios of a run (durable ingest, scans, durable acks), where the run has them."""
     out = []
     b = _batch_for_headline(doc)
     if b is not None:

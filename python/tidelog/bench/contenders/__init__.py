@@ -19,7 +19,7 @@ def default_contenders() -> list[Contender]:
         NumpyCopy(), OsWrite(), WriteFdatasync(True), WriteFdatasync(False), ArrowInMemory(), ArrowIpcFile(), OpenMmap(), OsPipe(),
         # peers
         Sqlite("NORMAL"), Sqlite("FULL"), DuckDB(), Lmdb(True), Lmdb(False),
-        # slots for later issues
+        # reserved slots, not measured yet
         Kafka(), EventSourcing(),
     ]
 

@@ -113,7 +113,7 @@ class WriteFdatasync(Contender):
     blocks were allocated and zero-filled beforehand, so each fdatasync flushes
     data only, no file-system metadata - the floor of "durable per batch".
     ``preallocate=False`` ("append+fdatasync"): appending to a plain file that
-    grows, so each fdatasync also commits the new size (the issue-2 baseline)."""
+    grows, so each fdatasync also commits the new size, as an appending log does)."""
 
     kind = "limit"
 

@@ -1,4 +1,4 @@
-"""Reserved slots for contenders that later issues fill in. They are listed in
+"""Reserved slots for contenders that are not measured yet. They are listed in
 every workload they will take part in, as "not available", so the tables say
 what is missing rather than leaving it out silently."""
 from __future__ import annotations
@@ -11,7 +11,7 @@ class Kafka(Contender):
 
     name = "kafka"
     kind = "peer"
-    placeholder = "placeholder: confluent-kafka against a real broker, filled by a later issue"
+    placeholder = "not measured yet: confluent-kafka against a real Kafka broker"
     slots = ("produce", "threads", "latency")
     description = "confluent-kafka Producer/Consumer against a local broker (not implemented yet)"
 
@@ -21,6 +21,6 @@ class EventSourcing(Contender):
 
     name = "eventsourcing"
     kind = "peer"
-    placeholder = "placeholder: the eventsourcing library's persistence, filled by a later issue"
+    placeholder = "not measured yet: the eventsourcing library's persistence"
     slots = ("produce", "threads", "recovery")
     description = "the eventsourcing library with its SQLite/POPO persistence (not implemented yet)"
