@@ -12,8 +12,6 @@
 #include <filesystem>
 #include <sstream>
 #include <stdexcept>
-#include <cstdio>
-#include <cstdlib>
 
 #include "file_io.h"
 
@@ -148,7 +146,6 @@ bool file_system::under_root(const char* path) const {
 }
 
 bool file_system::begin_op() {
-    if (std::getenv("SIMTRACE")) std::fprintf(stderr, "SIM op %llu\n", (unsigned long long)_operations + 1);
     if (_dead) {
         errno = EIO;
         return false;
@@ -268,7 +265,6 @@ int file_system::do_open(const char* path, int flags, mode_t mode) {
     if (!begin_op()) return -1;
     struct stat st;
     bool existed = ::lstat(path, &st) == 0;
-    if (std::getenv("SIMTRACE")) std::fprintf(stderr, "SIM open %s flags %x existed %d\n", path, flags, existed);
     int fd = ::open(path, flags, mode);
     if (fd < 0) return fd;
     errno_guard e;
@@ -296,7 +292,6 @@ int file_system::do_open(const char* path, int flags, mode_t mode) {
 ssize_t file_system::do_pwritev(int fd, const struct iovec* iov, int count, off_t position) {
     std::lock_guard<std::mutex> g(_mu);
     uint64_t id = node_of_fd(fd);
-    if (std::getenv("SIMTRACE")) std::fprintf(stderr, "SIM pwritev fd %d node %llu at %lld\n", fd, (unsigned long long)id, (long long)position);
     if (!id) return ::pwritev(fd, iov, count, position);
     if (!begin_op()) return -1;
     ssize_t n = ::pwritev(fd, iov, count, position);
@@ -318,7 +313,6 @@ ssize_t file_system::do_pwritev(int fd, const struct iovec* iov, int count, off_
 int file_system::do_sync(int fd) {
     std::lock_guard<std::mutex> g(_mu);
     uint64_t id = node_of_fd(fd);
-    if (std::getenv("SIMTRACE")) std::fprintf(stderr, "SIM sync fd %d node %llu\n", fd, (unsigned long long)id);
     if (!id) return ::fdatasync(fd);
     if (!begin_op()) return -1;
     node& n = _nodes[id];
@@ -346,7 +340,6 @@ int file_system::do_sync(int fd) {
 int file_system::do_fallocate(int fd, int mode, off_t position, off_t length) {
     std::lock_guard<std::mutex> g(_mu);
     uint64_t id = node_of_fd(fd);
-    if (std::getenv("SIMTRACE")) std::fprintf(stderr, "SIM fallocate fd %d node %llu %lld+%lld\n", fd, (unsigned long long)id, (long long)position, (long long)length);
     if (!id) return ::fallocate(fd, mode, position, length);
     if (!begin_op()) return -1;
     int rc;
@@ -370,7 +363,6 @@ int file_system::do_ftruncate(int fd, off_t length) {
     if (!id) return ::ftruncate(fd, length);
     if (!begin_op()) return -1;
     int rc = ::ftruncate(fd, length);
-    if (std::getenv("SIMTRACE")) std::fprintf(stderr, "SIM ftruncate node %llu to %lld\n", (unsigned long long)id, (long long)length);
     if (rc != 0) return rc;
     _nodes[id].pending.push_back(file_op{op_kind::truncate, 0, static_cast<uint64_t>(length), {}});
     return rc;
@@ -534,7 +526,6 @@ void file_system::collect_image(uint64_t dir, const std::string& relative, uint6
         } else {
             image_item item{rel, false, {}, 0};
             crash_file(it->second, item.data, item.size);
-            if (std::getenv("SIMTRACE")) std::fprintf(stderr, "SIM image %s node %llu durable %zu/%llu pending %zu -> %zu/%llu\n", rel.c_str(), (unsigned long long)e.node, it->second.data.size(), (unsigned long long)it->second.size, it->second.pending.size(), item.data.size(), (unsigned long long)item.size);
             out.push_back(std::move(item));
         }
     }

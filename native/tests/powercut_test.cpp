@@ -10,6 +10,13 @@
 // durable waits, flush_all, checkpoints, retention, clean closes), cut, tear the
 // objects down, reboot (rewrite the folder from the crash image).
 //
+// Media damage: after a share of the cuts the disk also changes bytes it had
+// acknowledged (bit flips, zeroed sectors, misdirected frame copies, damaged
+// side files), only in frames a durable checkpoint vouches for. The checker then
+// requires every acknowledged frame to be read back intact or reported damaged,
+// the frames read and the skipped damage to tile the log, no garbage, and no
+// offset handed out twice (a probe append per partition).
+//
 // Environment:
 //   TIDELOG_POWERCUT_CUTS      total cuts (default 10000)
 //   TIDELOG_POWERCUT_SEED      base seed (default 1; "random": from the clock)
@@ -19,9 +26,13 @@
 //                              cut (default: a quarter of the cuts unordered)
 //   TIDELOG_POWERCUT_VERBOSE   1: print every cut
 //   TIDELOG_POWERCUT_KEEP      1: keep each pre-recovery image (debugging)
-//   TIDELOG_POWERCUT_DAMAGE    share of the cuts followed by media damage (default 0)
-//   TIDELOG_POWERCUT_DAMAGE_STATE_AHEAD, TIDELOG_POWERCUT_DAMAGE_HEADER_LENGTHS
-//                              1: damage that hits known recovery bugs
+//   TIDELOG_POWERCUT_DAMAGE    share of the cuts followed by media damage (default
+//                              0.4: about a third of the cuts carry damage)
+//   TIDELOG_POWERCUT_DAMAGE_STATE_AHEAD
+//                              0: no planted state files past the data (default 1)
+//   TIDELOG_POWERCUT_DAMAGE_HEADER_LENGTHS, TIDELOG_POWERCUT_DAMAGE_CHECKPOINT_ENTRY,
+//   TIDELOG_POWERCUT_DAMAGE_STATE_LOSS
+//                              1: damage that hits known bugs (see damage_options)
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -114,7 +125,15 @@ struct partition_model {
     int64_t vouched = 0;
     /// A state file planted at the last cut said this much was published (-1: none).
     int64_t planted_published = -1;
+    /// The first offset of an append that failed (a cut): its frames may or may
+    /// not be in the log, and no later flush acknowledges them (INT64_MAX: none).
+    int64_t unsure = INT64_MAX;
     bool injected = false;            // media damage injected at the last cut
+    bool state_damaged = false;       // the state file was damaged at the last cut (once a cut)
+    /// End of the damage injected where only a planted state file's published
+    /// end vouched for it ("fsync" mode): until a checkpoint covers it, losing
+    /// the state file is a known bug (damage_options::state_loss_after_reliance).
+    int64_t damage_vouched_by_state = 0;
     bool scarred = false;             // damage or lost offsets were ever reported or injected
     int64_t written_end() const { return next; }
     model_frame* find(int64_t base) {
@@ -145,6 +164,7 @@ struct figures {
     uint64_t frames_reported_damaged = 0, acked_frames_reported_damaged = 0, collateral_frames = 0;
     uint64_t injured_read_intact = 0, damage_events = 0, lost_events = 0, skipped_ranges = 0;
     uint64_t corrupt_reads_checked = 0, probe_appends = 0, frames_reappeared = 0;
+    uint64_t checkpoints_lost = 0;  // vouching checkpoints gone with their folder entry at a cut
     std::vector<std::string> violations;
 };
 
@@ -157,15 +177,35 @@ struct damage_options {
     bool unvouched = false;
     /// Let the state file publish offsets past the data on disk (what readers
     /// saw in "interval"/"none" mode before a power cut lost it), and lose or
-    /// garble it once recovery relied on it (it is never fsynced). Off by
-    /// default: recovery then deletes acknowledged segments (a known bug, see
-    /// media_damage_test.cpp); TIDELOG_POWERCUT_DAMAGE_STATE_AHEAD=1 turns it on.
+    /// garble it once recovery relied on it (it is never fsynced). On in the
+    /// torture by default (recovery used to delete the segment it started past
+    /// such a gap; fixed); TIDELOG_POWERCUT_DAMAGE_STATE_AHEAD=0 turns it off.
     bool state_ahead = false;
     /// Let header bit flips hit record_count, payload_length and payload_offset
     /// too. Off by default: an open walks the headers of frames before the
-    /// checkpoint without their CRC and trusts those fields (a known bug, see
-    /// media_damage_test.cpp); TIDELOG_POWERCUT_DAMAGE_HEADER_LENGTHS=1 turns it on.
+    /// checkpoint's position without their CRC; a frame there whose flipped
+    /// length carries it onto the zeros past the data, and whose flipped count
+    /// carries its end past the durable point, is believed (no CRC check: the
+    /// zeros after it look like the end of the data), and the log's end leaps
+    /// by 2^k (a known bug, reported; see the hand-off);
+    /// TIDELOG_POWERCUT_DAMAGE_HEADER_LENGTHS=1 turns it on.
     bool header_lengths = false;
+    /// Keep believing a recovery checkpoint the model saw stored after the cut
+    /// lost its file (its folder entry). Off by default: when the file is
+    /// missing at open with segments present (deleted by damage, or its entry
+    /// lost at a cut during the partition's creation), it is recreated without
+    /// a folder fsync, and the checkpoints stored in it until the next folder
+    /// fsync vanish at a cut with the entry (a known bug, reported; see the
+    /// hand-off); TIDELOG_POWERCUT_DAMAGE_CHECKPOINT_ENTRY=1 turns it on.
+    bool checkpoint_entry = false;
+    /// Lose or garble a state file that was the only thing vouching for damage
+    /// recovery kept ("fsync" mode: its published end is the durable end). Off
+    /// by default: recovery keeps that damage without storing a checkpoint at
+    /// the durable point it relied on, so once the state file (never fsynced)
+    /// is lost, the next recovery takes the damage for a torn tail and cuts it
+    /// with the acknowledged frames after it (a known bug, reported; see the
+    /// hand-off); TIDELOG_POWERCUT_DAMAGE_STATE_LOSS=1 turns it on.
+    bool state_loss_after_reliance = false;
 };
 
 /// A frame found on disk: which segment file, where, and its header.
@@ -275,6 +315,10 @@ public:
             uint64_t ops_open = _sim->operations() - ops_before;
             _typical_open_ops = (_typical_open_ops * 7 + ops_open) / 8 + 1;
             if (!verify_recovery()) return report();
+        }
+        // A probe append after media damage (verify_recovery) may meet the cut
+        // armed for the open: the machine is dead, no workload then.
+        if (opened && !_sim->cut()) {
             where = in_workload;
             if (!cut_in_open) _sim->arm(pick_n(_typical_workload_ops), cut_seed, o);
             bool closed = false;
@@ -306,6 +350,7 @@ public:
                                                                             : "after close",
                         _last_cut.c_str());
         _sim->reboot();
+        note_lost_checkpoints();
         // Media damage, in a share of the cuts: the disk changes bytes it had
         // acknowledged, under the log's feet, before the next open.
         std::mt19937_64 drng(mix(cut_seed ^ 0x6D65646961ull));
@@ -370,6 +415,23 @@ private:
     }
 
     // --- media damage ---------------------------------------------------------
+
+    /// After a reboot: a partition whose recovery-checkpoint file is gone has
+    /// nothing vouching for its frames any more (see damage_options::checkpoint_entry).
+    void note_lost_checkpoints() {
+        if (_damage.checkpoint_entry) return;
+        for (int p = 0; p < _partitions; ++p) {
+            partition_model& m = _models[p];
+            if (m.vouched > 0 && fs::is_directory(part_dir(p)) && !fs::exists(part_dir(p) + "/recovery-checkpoint")) {
+                m.vouched = 0;
+                _fig.checkpoints_lost++;
+                if (std::getenv("TIDELOG_POWERCUT_VERBOSE"))
+                    std::printf("run %llu cut %llu: p%d: the recovery checkpoint's file is gone (its folder entry "
+                                "was never fsynced): it vouches for nothing\n",
+                                (unsigned long long)_seed, (unsigned long long)_index, p);
+            }
+        }
+    }
 
     /// The partition's segment files, by base offset.
     std::vector<std::pair<int64_t, std::string>> segment_logs(int p) const {
@@ -562,6 +624,8 @@ private:
         }
         write_at(f.log, at, bytes.data(), bytes.size());
         _fig.injections[kind]++;
+        if (f.header.next_offset() > m.vouched)
+            m.damage_vouched_by_state = std::max(m.damage_vouched_by_state, f.header.next_offset());
         // Every frame whose bytes changed is injured (figures: what was reported
         // damaged without being hit is collateral).
         for (auto& g : all)
@@ -594,8 +658,14 @@ private:
         // fault: recovery must then cut it as a torn tail (see below).
         if (kind == dk_checkpoint && m.scarred) return "";
         if (kind == dk_state && m.scarred && !_damage.state_ahead) return "";
+        // Once a cut: damage to a planted state file would undo what the model
+        // took from it (its published end, the never-reuse floor).
+        if (kind == dk_state && m.state_damaged) return "";
         std::string data = read_whole(path);
         int how_kind = static_cast<int>(u(kind == dk_state ? 4 : 3));
+        if (kind == dk_state && how_kind != 3 && !_damage.state_loss_after_reliance &&
+            m.damage_vouched_by_state > m.vouched)
+            return "";
         if (how_kind == 3) {
             // A plausible state file: what the previous writer's page may have
             // held when it reached the disk (published end), or more.
@@ -644,6 +714,7 @@ private:
         // kept in place earlier would then lie past the durable point: recovery
         // must cut it as a torn tail; hence no checkpoint damage on a scarred log.)
         if (kind == dk_checkpoint) m.vouched = 0;
+        if (kind == dk_state) m.state_damaged = true;
         _fig.injections[kind]++;
         return std::string(damage_names[kind]) + " " + fs::path(path).filename().string() + ": " + how;
     }
@@ -718,7 +789,11 @@ private:
             // end past the data) or damaged.
             if (end > m.written_end() && !covered(reported, m.written_end(), end))
                 return fail(where.str() + ": recovered past what was written");
-            if (start < m.start || start > std::max(m.start, m.start_floor))
+            // The start moves past the model's only by retention, or over offsets
+            // reported lost (published, not on disk: FORMAT.md §8.2 step 8 deletes
+            // the then empty segment) or damaged.
+            int64_t expected_start = std::max(m.start, m.start_floor);
+            if (start < m.start || (start > expected_start && !covered(reported, expected_start, start)))
                 return fail(where.str() + ": unexpected start offset");
             std::vector<frame_ref> got;
             std::vector<damaged_range> skipped;
@@ -780,7 +855,7 @@ private:
             // (a) Every acknowledged frame is read back intact or lies in reported
             // damage; (d) frames in reported damage are gone for good.
             for (auto& mf : m.frames) {
-                if (mf.base < start || mf.end() > end) continue;
+                if (mf.base < expected_start || mf.end() > end) continue;
                 if (std::binary_search(returned.begin(), returned.end(), mf.base)) continue;
                 bool in_damage = covered(damaged, mf.base, mf.end());
                 if (!mf.gone && mf.end() <= m.acked && !in_damage)
@@ -822,7 +897,9 @@ private:
             m.acked = std::max(m.acked, end);  // recovery made it durable before publishing it
             m.floor = std::max(m.floor, end);  // published, and never handed out again
             m.planted_published = -1;
+            m.unsure = INT64_MAX;
             m.injected = false;
+            m.state_damaged = false;
         }
         if (_damage_cut) {
             // (b) After damage, the next offset handed out is past everything
@@ -854,8 +931,13 @@ private:
     /// flush_all or close), except the helper thread's, which it tracks itself.
     void ack_all() {
         for (int q = 0; q < _partitions; ++q)
-            if (q != _helper) _models[q].acked = _models[q].written_end();
+            if (q != _helper) ack(_models[q], _models[q].written_end());
     }
+
+    /// Offsets below `end` are acknowledged, except those of a failed append
+    /// (a flush that succeeds after the cut made the disk fail them has
+    /// nothing to flush: it vouches for nothing the failed append wrote).
+    static void ack(partition_model& m, int64_t end) { m.acked = std::max(m.acked, std::min(end, m.unsure)); }
 
     void workload(std::mt19937_64& rng, bool* closed) {
         std::uniform_int_distribution<int> pick(0, 999);
@@ -901,9 +983,8 @@ private:
                         // The checkpoint holds the durable point, which covers
                         // every acknowledgement so far: it vouches for them.
                         int64_t acked = _models[p].acked;
-                        bool wrote = _parts[p]->write_checkpoint();
+                        _parts[p]->write_checkpoint();
                         _models[p].vouched = std::max(_models[p].vouched, acked);
-                        if (std::getenv("SIMTRACE")) std::fprintf(stderr, "HARNESS p%d write_checkpoint -> %d acked %lld\n", p, wrote, (long long)acked);
                     }
                 } else if (action < 940) {
                     if (housekeeping_allowed()) {
@@ -919,7 +1000,8 @@ private:
                     for (int q = 0; q < _partitions; ++q) {
                         note_start(q);
                         _parts[q]->close();
-                        _models[q].vouched = std::max(_models[q].vouched, _models[q].written_end());
+                        _models[q].vouched =
+                            std::max(_models[q].vouched, std::min(_models[q].written_end(), _models[q].unsure));
                     }
                     _core->close();
                     ack_all();
@@ -982,6 +1064,7 @@ private:
             // A failed append may leave a prefix of its frames (each written frame is valid).
             m.frames.insert(m.frames.end(), planned.begin(), planned.end());
             m.next = base;
+            m.unsure = std::min(m.unsure, planned.front().base);
             throw;
         }
         m.frames.insert(m.frames.end(), planned.begin(), planned.end());
@@ -1000,11 +1083,11 @@ private:
             int64_t end = m.written_end();
             if (_configs[p].durability == durability_mode::none) {
                 _core->flush_all();
-                if (own_only) m.acked = std::max(m.acked, end);
+                if (own_only) ack(m, end);
                 else ack_all();
             } else {
                 _core->wait_durable(results.back().ticket);
-                m.acked = std::max(m.acked, end);
+                ack(m, end);
             }
             _fig.durable_acks++;
         }
@@ -1101,14 +1184,17 @@ void torture(uint64_t default_cuts, double default_unordered_share, const char* 
     double unordered = unordered_share(default_unordered_share);
     damage_options damage;
     const char* share = std::getenv("TIDELOG_POWERCUT_DAMAGE");
-    // Off by default until the violations the media-damage cuts report are
-    // triaged (recovery bugs, and one suspected harness artifact: zero-length
-    // files after injection with unordered metadata); TIDELOG_POWERCUT_DAMAGE=0.4
-    // runs them.
-    damage.share = share && *share ? std::strtod(share, nullptr) : 0.0;
+    // About a third of the cuts carry damage (0.4 asked: some find nothing
+    // eligible to damage); TIDELOG_POWERCUT_DAMAGE=0 turns it off.
+    damage.share = share && *share ? std::strtod(share, nullptr) : 0.4;
+    damage.state_ahead = true;
     if (const char* ahead = std::getenv("TIDELOG_POWERCUT_DAMAGE_STATE_AHEAD")) damage.state_ahead = std::string(ahead) != "0";
     if (const char* lengths = std::getenv("TIDELOG_POWERCUT_DAMAGE_HEADER_LENGTHS"))
         damage.header_lengths = std::string(lengths) != "0";
+    if (const char* loss = std::getenv("TIDELOG_POWERCUT_DAMAGE_STATE_LOSS"))
+        damage.state_loss_after_reliance = std::string(loss) != "0";
+    if (const char* entry = std::getenv("TIDELOG_POWERCUT_DAMAGE_CHECKPOINT_ENTRY"))
+        damage.checkpoint_entry = std::string(entry) != "0";
     if (replay) total = per_run;
     auto t0 = std::chrono::steady_clock::now();
     figures fig;
@@ -1139,14 +1225,15 @@ void torture(uint64_t default_cuts, double default_unordered_share, const char* 
         "[ powercut ] media damage after %llu of the cuts (%.0f%% asked): injected %s; %llu frames hit\n"
         "[ powercut ] media damage found: %llu frames reported damaged (%llu acknowledged, %llu not hit themselves), "
         "%llu damaged and %llu lost recovery events, %llu ranges skipped by reads, %llu non-skipping reads raised, "
-        "%llu hit frames read back intact (padding), %llu reported frames read back later, %llu probe appends; "
-        "violations: %zu\n",
+        "%llu hit frames read back intact (padding), %llu reported frames read back later, %llu probe appends, "
+        "%llu checkpoints lost with their folder entry; violations: %zu\n",
         (unsigned long long)fig.damage_cuts, damage.share * 100, kinds.c_str(), (unsigned long long)fig.frames_injured,
         (unsigned long long)fig.frames_reported_damaged, (unsigned long long)fig.acked_frames_reported_damaged,
         (unsigned long long)fig.collateral_frames, (unsigned long long)fig.damage_events,
         (unsigned long long)fig.lost_events, (unsigned long long)fig.skipped_ranges,
         (unsigned long long)fig.corrupt_reads_checked, (unsigned long long)fig.injured_read_intact,
-        (unsigned long long)fig.frames_reappeared, (unsigned long long)fig.probe_appends, fig.violations.size());
+        (unsigned long long)fig.frames_reappeared, (unsigned long long)fig.probe_appends,
+        (unsigned long long)fig.checkpoints_lost, fig.violations.size());
     for (auto& v : fig.violations) ADD_FAILURE() << "power-cut violation: " << v;
 }
 
