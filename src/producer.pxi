@@ -203,6 +203,10 @@ cdef class DeliveryFuture:
                 self.batch.engine.track_direct(self.batch)
             self.batch.engine.add_done_callback(self.batch, self, fn)
 
+    def get(self, timeout=None):
+        """kafka-python's name for ``result(timeout)``."""
+        return self.result(timeout)
+
     def exception(self, timeout=None):
         try:
             self.result(timeout)
@@ -265,6 +269,10 @@ def take_open_batch(ProducerTopic st, int partition, ProducerBatch batch, queue)
     return True
 
 
+cdef int64_t PLAUSIBLE_MIN_NS = 315_532_800 * 1_000_000_000    # 1980-01-01
+cdef int64_t PLAUSIBLE_MAX_NS = 7_258_118_400 * 1_000_000_000  # 2200-01-01
+
+
 cdef class Producer:
     """A thread-safe record producer (see tidelog.Log.producer)."""
     cdef dict _topics
@@ -303,13 +311,26 @@ cdef class Producer:
         return <ProducerTopic>st
 
     def send(self, str topic not None, value=None, key=None, headers=None, timestamp=None, partition=None,
-             on_delivery=None):
+             on_delivery=None, timestamp_ms=None):
         """Queues one record; returns a DeliveryFuture. Keyed records go to
         murmur2(key) % partitions (Kafka's default), unkeyed ones to the sticky
         partition; ``partition=`` overrides both. on_delivery(err, metadata) runs
-        in poll()/flush() on the calling thread."""
+        in poll()/flush() on the calling thread.
+
+        ``timestamp``: int nanoseconds since the epoch, a datetime (naive = UTC),
+        numpy.datetime64, pandas.Timestamp or ISO-8601 string; ``timestamp_ms``:
+        int milliseconds, as Kafka's clients take it. Default: now. An int
+        ``timestamp`` before 1980 or after 2200 warns (TimestampWarning): it is
+        probably not nanoseconds. Keys, values and header values may be bytes
+        (or any buffer) or str (sent as UTF-8)."""
         if self._closed:
             raise LogClosedError("the producer is closed")
+        if timestamp_ms is not None:
+            if timestamp is not None:
+                raise ValueError("give timestamp (ns) or timestamp_ms, not both")
+            if isinstance(timestamp_ms, bool) or not isinstance(timestamp_ms, int):
+                raise TypeError(f"timestamp_ms must be an int (milliseconds), not {type(timestamp_ms).__name__}")
+            timestamp = timestamp_ms * 1_000_000
         cdef ProducerTopic st = self._topic(topic)
         cdef Py_buffer kbuf, vbuf, hbuf
         cdef bint kheld = False, vheld = False
@@ -373,7 +394,8 @@ cdef class Producer:
                         hvalues[i].first = <const unsigned char*>PyBytes_AS_STRING(hv)
                         hvalues[i].second = PyBytes_GET_SIZE(hv)
                     elif isinstance(hv, str):
-                        raise TypeError(f"header {name!r}: values are bytes (or None), not str")
+                        hvalues[i].first = <const unsigned char*>PyUnicode_AsUTF8AndSize(hv, &hl)
+                        hvalues[i].second = hl
                     else:
                         PyObject_GetBuffer(hv, &hviews[nheld], PyBUF_SIMPLE)
                         hvalues[i].first = <const unsigned char*>hviews[nheld].buf
@@ -397,6 +419,8 @@ cdef class Producer:
                     ts = timestamp
                 except OverflowError:
                     ts = self._engine.to_ns(timestamp)  # raises the ValueError that explains the range
+                if ts < PLAUSIBLE_MIN_NS or ts >= PLAUSIBLE_MAX_NS:
+                    self._engine.warn_timestamp(ts)
             else:
                 ts = self._engine.to_ns(timestamp)
             direct = self._immediate and st.plain and (st.ticketed or not self._durable_acks)

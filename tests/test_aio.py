@@ -226,7 +226,7 @@ def test_async_producer_errors(log, topic):
         with pytest.raises(ValueError):
             await p.send("a", value=b"x", partition=7)
         with pytest.raises(TypeError):
-            await p.send("a", value=b"x", headers=[("h", "str")])
+            await p.send("a", value=b"x", headers=[(1, b"name is not a str")])
         await p.close()
         with pytest.raises(tidelog.LogClosedError):
             await p.send("a", value=b"x")

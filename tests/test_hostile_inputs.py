@@ -250,7 +250,7 @@ BAD_READS = [
     ({"partitions": 2}, ValueError), ({"partitions": -1}, ValueError), ({"partitions": [0, 5]}, ValueError),
     ({"partitions": "0"}, TypeError), ({"partitions": True}, TypeError), ({"partitions": 0.0}, TypeError),
     ({"columns": ["nope"]}, ValueError), ({"columns": "ts"}, (TypeError, ValueError)),
-    ({"start_time": "yesterday"}, TypeError), ({"start_time": 1.5}, TypeError), ({"start_time": 2**70}, ValueError),
+    ({"start_time": "yesterday"}, ValueError), ({"start_time": 1.5}, TypeError), ({"start_time": 2**70}, ValueError),
     ({"start_time": -2**70}, ValueError), ({"end_time": 2**64}, ValueError), ({"end_time": object()}, TypeError),
 ]
 
@@ -276,7 +276,7 @@ def test_offset_for_time_arguments(world):
     _raises(lambda: world.cols.offset_for_time(5, 0), ValueError)
     _raises(lambda: world.cols.offset_for_time(-1, 0), ValueError)
     _raises(lambda: world.cols.offset_for_time(0, 2**64), ValueError)
-    _raises(lambda: world.cols.offset_for_time(0, "now"), TypeError)
+    _raises(lambda: world.cols.offset_for_time(0, "now"), ValueError)  # not an ISO-8601 time
     assert world.cols.offset_for_time(0, 2**63 - 1) == world.cols.end_offsets()[0]
     assert world.cols.offset_for_time(0, -(2**63)) == world.cols.start_offsets()[0]
     world.assert_unchanged()
@@ -291,7 +291,7 @@ def test_producer_rejects_bad_sends(world):
             (lambda: p.send("recs", value=5), TypeError),
             (lambda: p.send("recs", value=b"x", key=5), TypeError),
             (lambda: p.send("recs", value=[b"x"]), TypeError),
-            (lambda: p.send("recs", value=b"x", timestamp="now"), TypeError),
+            (lambda: p.send("recs", value=b"x", timestamp="now"), ValueError),
             (lambda: p.send("recs", value=b"x", timestamp=1.5), TypeError),
             (lambda: p.send("recs", value=b"x", timestamp=2**64), ValueError),
             (lambda: p.send("recs", value=b"x", timestamp=-(2**70)), ValueError),
@@ -317,7 +317,7 @@ def test_producer_rejects_bad_sends(world):
 
 def test_producer_and_consumer_arguments(world):
     log = world.log
-    _raises(lambda: log.producer(acks="all"), ValueError)
+    _raises(lambda: log.producer(acks="most"), ValueError)
     _raises(lambda: log.producer(acks=None), ValueError)
     _raises(lambda: log.producer(linger_ms=-1), ValueError)
     _raises(lambda: log.producer(batch_bytes=0), ValueError)
@@ -333,7 +333,7 @@ def test_producer_and_consumer_arguments(world):
         _raises(lambda: c.seek("recs", 0, "1"), TypeError)
         _raises(lambda: c.seek("recs", 9, 0), ValueError)
         _raises(lambda: c.seek("nope", 0, 0), ValueError)
-        _raises(lambda: c.seek_to_time("recs", 0, "x"), TypeError)
+        _raises(lambda: c.seek_to_time("recs", 0, "x"), ValueError)  # not an ISO-8601 time
         _raises(lambda: c.seek_to_time("recs", 0, 2**70), ValueError)
         _raises(lambda: c.assign([("recs", 5)]), ValueError)
         _raises(lambda: c.assign([("nope", 0)]), tidelog.UnknownTopicError)

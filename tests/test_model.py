@@ -243,6 +243,8 @@ class LogModel(RuleBasedStateMachine):
     @staticmethod
     def _rows_of(table: pa.Table, records: bool) -> list[dict]:
         if records:
+            # the record schema's timestamp is an Arrow timestamp: compare its int ns
+            table = table.set_column(0, "timestamp", table["timestamp"].cast(pa.int64()))
             out = table.to_pylist()
             for r in out:
                 r["headers"] = [(h["key"], h["value"]) for h in r["headers"]]

@@ -6,6 +6,7 @@ depends on process exit or on signals.
 """
 from __future__ import annotations
 
+import datetime
 import os
 import signal
 import subprocess
@@ -13,6 +14,7 @@ import sys
 import textwrap
 import time
 
+import pyarrow as pa
 import pytest
 
 import tidelog
@@ -105,3 +107,186 @@ def test_ctrl_c_interrupts_a_blocked_consumer(tmp_path, how):
     assert proc.returncode == 7, (out, err)
     assert "interrupted" in out
     assert took < 2.0, f"KeyboardInterrupt took {took:.2f} s to arrive"
+
+
+# ------------------------------------------------------------- 5. timestamps
+def test_millisecond_timestamps(tmp_path):
+    import warnings as _w
+
+    with tidelog.open(tmp_path) as log:
+        log.create_topic("r")
+        with log.producer(linger_ms=0) as p:
+            meta = p.send("r", value=b"a", timestamp_ms=1_733_300_000_123).get(timeout=5)
+            assert meta.timestamp == 1_733_300_000_123_000_000
+            with pytest.warns(tidelog.TimestampWarning, match="looks like milliseconds"):
+                p.send("r", value=b"b", timestamp=1_733_300_000_123)
+            with _w.catch_warnings():
+                _w.simplefilter("error")  # plausible ns: no warning
+                p.send("r", value=b"c", timestamp=1_733_300_000_123_000_000)
+            with pytest.raises(ValueError):
+                p.send("r", value=b"d", timestamp=1, timestamp_ms=1)
+        cols = log.create_topic("c", pa.schema([("ts", pa.int64()), ("v", pa.int32())]), timestamp="ts")
+        with pytest.warns(tidelog.TimestampWarning):
+            cols.append({"ts": [1_733_300_000_123], "v": [1]})
+
+
+def test_times_as_iso_strings_and_naive_datetimes_are_utc(tmp_path):
+    with tidelog.open(tmp_path) as log:
+        t = log.create_topic("s", pa.schema([("ts", pa.timestamp("ns")), ("v", pa.int64())]), timestamp="ts")
+        t.append({"ts": [datetime.datetime(2026, 1, 1, h) for h in range(4)], "v": list(range(4))})
+        assert t.read(start_time="2026-01-01T02:00:00Z")["v"].to_pylist() == [2, 3]
+        assert t.read(start_time="2026-01-01 02:00")["v"].to_pylist() == [2, 3]  # naive = UTC
+        assert t.read(end_time=datetime.datetime(2026, 1, 1, 1))["v"].to_pylist() == [0]
+        assert t.read(start_time="2026-01-01T03:00:00+01:00")["v"].to_pylist() == [2, 3]
+        assert t.offset_for_time(0, "2026-01-01T03:00:00Z") == 3
+        with pytest.raises(ValueError, match="ISO-8601"):
+            t.read(start_time="yesterday")
+
+
+def test_byte_record_timestamps_are_arrow_timestamps_and_old_topics_stay_readable(tmp_path):
+    import base64
+    import json
+
+    from tidelog._topic import RECORD_SCHEMA_V1
+
+    with tidelog.open(tmp_path) as log:
+        log.create_topic("new")
+        log.create_topic("old")
+    meta = tmp_path / "topics" / "old" / "topic.json"
+    doc = json.loads(meta.read_text())
+    doc["schema"] = base64.b64encode(RECORD_SCHEMA_V1.serialize().to_pybytes()).decode()  # a version-1 topic
+    meta.write_text(json.dumps(doc))
+    with tidelog.open(tmp_path) as log:
+        with log.producer(linger_ms=0) as p:
+            for name in ("new", "old"):
+                p.send(name, value=b"x", timestamp_ms=1_733_300_000_000).get(timeout=5)
+                p.send_many(name, [b"y", b"z"])
+        new, old = log.topic("new").read(), log.topic("old").read()
+        assert new.schema.field("timestamp").type == pa.timestamp("ns", tz="UTC")
+        assert old.schema.field("timestamp").type == pa.int64()
+        assert new["timestamp"].cast(pa.int64()).to_pylist()[0] == old["timestamp"].to_pylist()[0]
+        c = log.consumer(["new", "old"])
+        recs = [c.poll(1) for _ in range(6)]
+        assert all(isinstance(r.timestamp, int) for r in recs)
+        import duckdb
+
+        scan = log.topic("new").scan()
+        kind = duckdb.sql("select typeof(timestamp) as t from scan limit 1").fetchall()[0][0]
+        assert kind.startswith("TIMESTAMP"), kind
+
+
+# ----------------------------------------------------- 6. Kafka's vocabulary
+def test_kafka_configuration_vocabulary(tmp_path, caplog):
+    import logging
+
+    with tidelog.open(tmp_path) as log:
+        log.create_topic("orders", partitions=2)
+        p = log.producer({"linger.ms": "0", "acks": "all", "batch.size": 4096, "bootstrap.servers": "ignored:9092"})
+        assert (p.linger_ms, p.acks, p.batch_bytes) == (0, "durable", 4096)
+        assert log.producer(acks=1).acks == "written" and log.producer(acks=0).acks == "written"
+        assert log.producer(batch_size=100, max_request_size=1000).max_record_bytes == 1000
+        with pytest.raises(tidelog.InvalidArgumentError, match="linger.mss"):
+            log.producer({"linger.mss": 5})
+        with pytest.raises(tidelog.InvalidArgumentError):
+            log.producer({"linger.ms": 5}, linger_ms=6)
+        fut = p.send("orders", value="héllo", key="k", headers={"type": "Created", "raw": b"\x00"})
+        meta = fut.get(timeout=5)  # kafka-python's name
+        p.close()
+        c = log.consumer({"auto.offset.reset": "latest", "enable.auto.commit": False})
+        c.subscribe(["orders"])
+        assert c.position("orders", meta.partition) == meta.offset + 1
+        c2 = log.consumer(["orders"], auto_offset_reset="earliest")
+        r = c2.poll(5)
+        assert r.value == "héllo".encode() and r.key == b"k" and r.headers == [("type", b"Created"), ("raw", b"\x00")]
+        with pytest.raises(NotImplementedError, match="not available yet"):
+            log.consumer({"group.id": "billing"})
+        with pytest.raises(tidelog.InvalidArgumentError):
+            log.consumer(auto_offset_reset="sometimes")
+        caplog.set_level(logging.WARNING, logger="tidelog")
+        c2.seek("orders", meta.partition, 10_000)  # out of range: reset as auto.offset.reset says
+        assert c2.position("orders", meta.partition) == 0
+        assert "outside the partition's offsets" in caplog.text
+
+
+# ------------------------------------------------ 7/8. offsets and other libraries
+def test_per_partition_offsets_and_offset_columns(tmp_path):
+    with tidelog.open(tmp_path) as log:
+        t = log.create_topic("s", pa.schema([("k", pa.int32()), ("v", pa.int64())]), partitions=2, key="k")
+        t.append({"k": list(range(40)), "v": list(range(40))})
+        ends = t.end_offsets()
+        assert min(ends.values()) >= 3
+        got = t.read(start_offset={0: 2, 1: ends[1] - 1}, with_offsets=True)
+        assert got.column_names == ["k", "v", "_partition", "_offset"]
+        rows = list(zip(got["_partition"].to_pylist(), got["_offset"].to_pylist()))
+        assert rows == [(0, o) for o in range(2, ends[0])] + [(1, ends[1] - 1)]
+        assert t.read(end_offset={0: 1}, partitions=[0]).num_rows == 1
+        # each returned row is where _partition/_offset say
+        for p, o, v in zip(got["_partition"].to_pylist(), got["_offset"].to_pylist(), got["v"].to_pylist()):
+            assert t.read(o, o + 1, partitions=p)["v"].to_pylist() == [v]
+
+
+def test_append_takes_polars_and_pandas_and_scans_give_them_back(tmp_path):
+    pl = pytest.importorskip("polars")
+    pd = pytest.importorskip("pandas")
+    schema = pa.schema([("ts", pa.timestamp("ns")), ("name", pa.string()), ("v", pa.float64())])
+    with tidelog.open(tmp_path) as log:
+        t = log.create_topic("s", schema, timestamp="ts")
+        t.append(pl.DataFrame({"ts": [datetime.datetime(2026, 1, 1)] * 2, "name": ["a", "b"], "v": [1.0, 2.0]}))
+        t.append(pd.DataFrame({"ts": pd.to_datetime(["2026-01-02"]), "name": ["c"], "v": [3.0]}))
+        with pytest.raises(tidelog.SchemaMismatchError):
+            t.append(pl.DataFrame({"ts": ["not a time"], "name": ["x"], "v": [1.0]}))
+        assert t.scan().to_polars()["name"].to_list() == ["a", "b", "c"]
+        assert t.scan().to_pandas()["v"].tolist() == [1.0, 2.0, 3.0]
+        assert pl.DataFrame(t.scan()).shape == (3, 3)  # the Arrow PyCapsule stream
+        # pl.from_arrow() turns any PyCapsule stream into a Series of structs (Polars' choice):
+        assert pl.from_arrow(t.scan()).struct.unnest().shape == (3, 3)
+
+
+# --------------------------------------------------------------- 9. asyncio
+def test_async_consumer_has_the_consumer_calls(tmp_path):
+    import asyncio
+
+    async def main():
+        with tidelog.open(tmp_path) as log:
+            log.create_topic("t")
+            async with log.async_producer(linger_ms=0) as p:
+                for i in range(5):
+                    p.send_nowait("t", value=b"%d" % i)
+                await p.flush()
+            async with log.async_consumer() as c:
+                c.assign([("t", 0)])
+                c.seek("t", 0, 3)
+                assert c.position("t", 0) == 3
+                assert (await c.poll(1)).offset == 3
+                waiter = asyncio.ensure_future(c.poll())  # blocks: nothing more
+                await asyncio.sleep(0.05)
+                await c.close()
+                waiter.cancel()
+
+    asyncio.run(main())
+
+
+# ------------------------------------------------------------------ 11. errors
+def test_opening_a_file_is_a_tidelog_error(tmp_path):
+    f = tmp_path / "a-file"
+    f.write_text("not a log")
+    with pytest.raises(tidelog.NotALogFolderError) as info:
+        tidelog.open(f)
+    assert isinstance(info.value, tidelog.TidelogError) and isinstance(info.value, NotADirectoryError)
+    with pytest.raises(tidelog.InvalidArgumentError):
+        tidelog.open("")
+
+
+def test_log_locked_error_names_the_path(tmp_path):
+    proc = subprocess.Popen([sys.executable, "-c", "import sys, time, tidelog\nlog = tidelog.open(sys.argv[1])\n"
+                             "print('ready', flush=True)\ntime.sleep(30)", str(tmp_path)],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        with pytest.raises(tidelog.LogLockedError) as info:
+            tidelog.open(tmp_path)
+        assert info.value.pid == proc.pid and info.value.path == str(tmp_path)
+        assert str(tmp_path) in str(info.value) and str(proc.pid) in str(info.value)
+    finally:
+        proc.kill()
+        proc.wait()

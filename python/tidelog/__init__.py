@@ -2,15 +2,18 @@
 from .errors import (
     CorruptionError,
     CorruptionWarning,
+    InvalidArgumentError,
     InvalidTopicNameError,
     LogClosedError,
     LogLockedError,
     LogNotFoundError,
+    NotALogFolderError,
     ReadOnlyError,
     RecordTooLargeError,
     SchemaMismatchError,
     TidelogError,
     TidelogIOError,
+    TimestampWarning,
     TopicExistsError,
     UnknownTopicError,
 )
@@ -25,7 +28,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AsyncConsumer", "AsyncProducer", "Consumer", "DeliveryError", "DeliveryFuture", "Producer", "Record", "RecordMetadata",
-    "AppendResult", "CorruptionError", "CorruptionWarning", "InvalidTopicNameError", "Log", "LogClosedError", "LogLockedError", "LogNotFoundError",
+    "AppendResult", "CorruptionError", "CorruptionWarning", "InvalidArgumentError", "InvalidTopicNameError", "Log", "LogClosedError", "LogLockedError", "LogNotFoundError", "NotALogFolderError",
     "RECORD_SCHEMA", "ReadOnlyError", "RecordTooLargeError", "Scan", "SchemaMismatchError", "TidelogError",
-    "TidelogIOError", "Topic", "TopicConfig", "TopicExistsError", "UnknownTopicError", "open",
+    "TidelogIOError", "TimestampWarning", "Topic", "TopicConfig", "TopicExistsError", "UnknownTopicError", "open",
 ]

@@ -26,8 +26,9 @@ class AsyncProducer:
         self.producer = producer
 
     async def send(self, topic: str, value=None, key=None, headers=None, timestamp=None,
-                   partition=None) -> RecordMetadata:
-        fut = self.producer.send(topic, value, key, headers, timestamp, partition)
+                   partition=None, timestamp_ms=None) -> RecordMetadata:
+        """Sends one record and returns its RecordMetadata once delivered (see send_nowait)."""
+        fut = self.producer.send(topic, value, key, headers, timestamp, partition, timestamp_ms=timestamp_ms)
         if fut.done():
             return fut.result()
         loop = asyncio.get_running_loop()
@@ -39,9 +40,17 @@ class AsyncProducer:
         fut.add_done_callback(delivered)
         return await waiter
 
-    def send_nowait(self, topic: str, value=None, key=None, headers=None, timestamp=None, partition=None):
-        """Queues a record without waiting; returns the DeliveryFuture."""
-        return self.producer.send(topic, value, key, headers, timestamp, partition)
+    def send_nowait(self, topic: str, value=None, key=None, headers=None, timestamp=None, partition=None,
+                    timestamp_ms=None):
+        """Queues a record without waiting; returns the DeliveryFuture.
+
+        ``await send(...)`` returns once the record is delivered under the
+        producer's acks: with ``acks="durable"`` each awaited send waits for a
+        group-commit fdatasync, so sending records one ``await`` after another is
+        one durable round trip each. To stream records, ``send_nowait`` many and
+        await ``flush()`` (or ``asyncio.gather`` the ``send`` coroutines): they share
+        one fdatasync."""
+        return self.producer.send(topic, value, key, headers, timestamp, partition, timestamp_ms=timestamp_ms)
 
     async def send_many(self, topic: str, values, keys=None, headers=None, partition=None):
         return await asyncio.get_running_loop().run_in_executor(
@@ -134,11 +143,47 @@ class AsyncConsumer:
     async def __anext__(self):
         return await self.poll(None)
 
-    def __getattr__(self, name: str) -> Any:  # seek, assign, position, end_offsets, ...
+    # Positions and assignment do no I/O: plain methods, as aiokafka's seek/assignment.
+    def assign(self, partitions) -> None:
+        """Reads exactly these (topic, partition) pairs (see Consumer.assign)."""
+        self.consumer.assign(partitions)
+
+    def subscribe(self, topics) -> None:
+        self.consumer.subscribe([topics] if isinstance(topics, str) else list(topics))
+
+    def assignment(self) -> list[tuple[str, int]]:
+        return self.consumer.assignment()
+
+    def seek(self, topic: str, partition: int, offset: int) -> None:
+        """The next record read from that partition is ``offset``."""
+        self.consumer.seek(topic, partition, offset)
+
+    def seek_to_time(self, topic: str, partition: int | None, timestamp: Any) -> None:
+        self.consumer.seek_to_time(topic, partition, timestamp)
+
+    def seek_to_beginning(self) -> None:
+        self.consumer.seek_to_beginning()
+
+    def seek_to_end(self) -> None:
+        self.consumer.seek_to_end()
+
+    def position(self, topic: str, partition: int) -> int:
+        """The offset of the next record this consumer returns from that partition."""
+        return self.consumer.position(topic, partition)
+
+    def end_offsets(self, partitions=None) -> dict[tuple[str, int], int]:
+        return self.consumer.end_offsets(partitions)
+
+    async def close(self) -> None:
+        """Stops consuming; a poll waiting in another task returns."""
+        self.consumer.close()
+        self._native.wake_waiters()
+
+    def __getattr__(self, name: str) -> Any:  # anything else of Consumer
         return getattr(self.consumer, name)
 
     async def __aenter__(self) -> "AsyncConsumer":
         return self
 
     async def __aexit__(self, *exc) -> None:
-        self.consumer.close()
+        await self.close()

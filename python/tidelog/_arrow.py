@@ -139,9 +139,9 @@ def as_offset(value: Any, name: str = "offset") -> int:
 
 
 def to_ns(value: Any, name: str = "timestamp") -> int:
-    """Nanoseconds since the epoch from an int (ns), datetime (naive = UTC),
-    numpy.datetime64, pandas.Timestamp or Arrow timestamp scalar; ValueError
-    outside int64 (years 1677-2262)."""
+    """Nanoseconds since the epoch from an int (ns), datetime or date (naive =
+    UTC), ISO-8601 string (naive = UTC), numpy.datetime64, pandas.Timestamp or
+    Arrow timestamp scalar; ValueError outside int64 (years 1677-2262)."""
     ns = _to_ns(value, name)
     if not INT64_MIN <= ns <= INT64_MAX:
         raise ValueError(f"{name} {ns} is outside int64 nanoseconds (years 1677-2262)")
@@ -155,6 +155,14 @@ def _to_ns(value: Any, name: str) -> int:
         raise TypeError(f"{name} must be a time, not a bool")
     if isinstance(value, (int, np.integer)):
         return int(value)
+    if isinstance(value, str):
+        # ISO-8601 ("2026-12-04T10:00:00Z", "2026-12-04 10:00:00.123+01:00", "2026-12-04")
+        try:
+            value = _dt.datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise ValueError(f"{name} {value!r} is not an ISO-8601 time") from None
+    if isinstance(value, _dt.date) and not isinstance(value, _dt.datetime):
+        value = _dt.datetime(value.year, value.month, value.day)
     if isinstance(value, _dt.datetime):
         if value.tzinfo is None:
             value = value.replace(tzinfo=_dt.timezone.utc)
@@ -166,7 +174,8 @@ def _to_ns(value: Any, name: str) -> int:
         return int(value.value) * _UNIT_NS[value.type.unit]
     if hasattr(value, "value") and hasattr(value, "tz_localize"):  # pandas.Timestamp
         return int(value.value)
-    raise TypeError(f"{name} must be int nanoseconds, datetime, numpy.datetime64 or pandas.Timestamp, not {type(value).__name__}")
+    raise TypeError(f"{name} must be int nanoseconds, datetime (naive = UTC), ISO-8601 str, numpy.datetime64 or "
+                    f"pandas.Timestamp, not {type(value).__name__}")
 
 
 def timestamp_unit_ns(t: pa.DataType) -> int:
@@ -175,6 +184,28 @@ def timestamp_unit_ns(t: pa.DataType) -> int:
     if pa.types.is_int64(t):
         return 1
     raise SchemaMismatchError(f"a timestamp column must be timestamp or int64 (nanoseconds), not {t}")
+
+
+#: Written int timestamps outside [1980, 2200) are probably not nanoseconds.
+PLAUSIBLE_NS = (315_532_800 * 10**9, 7_258_118_400 * 10**9)
+
+
+def warn_if_implausible(lo: int, hi: int, what: str, stacklevel: int = 3) -> bool:
+    """Warns (TimestampWarning) when [lo, hi] ns is not a plausible time range; True if it warned."""
+    if PLAUSIBLE_NS[0] <= lo and hi < PLAUSIBLE_NS[1]:
+        return False
+    import warnings
+
+    from .errors import TimestampWarning
+
+    bad = lo if lo < PLAUSIBLE_NS[0] else hi
+    when = "before 1980" if bad < PLAUSIBLE_NS[0] else "after 2200"
+    hint = (" - it looks like milliseconds" if 10**11 < bad < 10**14 else
+            " - it looks like seconds" if 10**8 < bad < 10**11 else "")
+    warnings.warn(f"{what} {bad} as nanoseconds is {when}{hint}; tidelog takes int timestamps as "
+                  f"nanoseconds since the epoch (use timestamp_ms=, a datetime, or a timestamp column)",
+                  TimestampWarning, stacklevel=stacklevel)
+    return True
 
 
 def column_ns_range(column: pa.Array, unit_ns: int) -> tuple[int, int] | None:

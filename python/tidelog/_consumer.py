@@ -8,6 +8,7 @@ a read-only process (see docs/ARCHITECTURE.md, "Cross-process wake-ups").
 """
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any, Iterable, Iterator
 
@@ -18,8 +19,10 @@ from . import _arrow, _core
 from ._topic import check_on_corrupt
 from .errors import LogClosedError
 
-GROUPS_NOT_YET = ("consumer groups (group=...) are not implemented yet; they come with the consumer-group "
-                  "issue. Until then use assign()/seek() and keep your own offsets.")
+logger = logging.getLogger("tidelog")
+
+GROUPS_NOT_YET = ("consumer groups (group=..., group.id) are not available yet: use assign()/seek() and keep "
+                  "your own offsets for now")
 
 
 def _decode_records(frame, topic, name: str, partition: int, lo: int, hi: int) -> list:
@@ -116,9 +119,21 @@ class Consumer:
         return key
 
     def seek(self, topic: str, partition: int, offset: int) -> None:
-        """The next record read from that partition is ``offset``."""
+        """The next record read from that partition is ``offset``. An offset
+        outside the partition's [start, end] is reset as Kafka's
+        auto.offset.reset says (this consumer's ``start``: "earliest" or
+        "latest"), with a warning on the ``tidelog`` logger."""
         key = self._key(topic, partition)
-        self._positions[key] = _arrow.as_offset(offset)
+        offset = _arrow.as_offset(offset)
+        native = self._topic(topic)._partitions[key[1]]
+        first, end = native.start_offset, native.end_offset
+        if not first <= offset <= end:
+            reset = first if self._start == "earliest" else end
+            logger.warning("tidelog consumer: seek(%r, %d, %d) is outside the partition's offsets [%d, %d]: "
+                           "moved to %d (start=%r, as Kafka's auto.offset.reset)", topic, key[1], offset, first, end,
+                           reset, self._start)
+            offset = reset
+        self._positions[key] = offset
         self._drop_buffer()
 
     def seek_to_time(self, topic: str, partition: int | None, timestamp: Any) -> None:

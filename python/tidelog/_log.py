@@ -15,10 +15,13 @@ from typing import Any
 import pyarrow as pa
 
 from . import _core, _gaps
-from ._topic import RECORD_SCHEMA, TOPIC_FORMAT_VERSION, Topic, TopicConfig, _schema_from_text, _schema_to_text
+from ._topic import RECORD_SCHEMA, RECORD_SCHEMAS, TOPIC_FORMAT_VERSION, Topic, TopicConfig, _schema_from_text, _schema_to_text
 from .errors import (
     CorruptionError,
     CorruptionWarning,
+    InvalidArgumentError,
+    LogLockedError,
+    NotALogFolderError,
     InvalidTopicNameError,
     LogNotFoundError,
     LogClosedError,
@@ -72,9 +75,9 @@ def _log_folder(path: Any, read_only: bool) -> str:
     if isinstance(raw, bytes):
         raw = os.fsdecode(raw)
     if not raw:
-        raise ValueError("the log path is empty")
+        raise InvalidArgumentError("the log path is empty")
     if "\0" in raw:
-        raise ValueError("the log path contains a NUL byte")
+        raise InvalidArgumentError("the log path contains a NUL byte")
     folder = os.path.abspath(raw)
     topics = os.path.join(folder, "topics")
     if os.path.lexists(topics) and not os.path.isdir(topics):
@@ -83,13 +86,15 @@ def _log_folder(path: Any, read_only: bool) -> str:
     if is_log:
         return folder
     if os.path.lexists(folder) and not os.path.isdir(folder):
-        raise NotADirectoryError(f"{folder} is not a folder")
+        raise NotALogFolderError(f"{folder} is a file, not a folder: tidelog.open takes the log's folder")
     if read_only:
         raise LogNotFoundError(f"no tidelog log in {folder}")
     if os.path.isdir(folder) and os.listdir(folder):
         raise LogNotFoundError(f"{folder} holds other files and no tidelog log: a log needs its own folder")
     return folder
 
+
+_UNSET: Any = object()  # "not given": Kafka's names may supply the setting
 
 #: How long closing a log (or the interpreter exiting) waits for its producers'
 #: pending records to be delivered.
@@ -132,7 +137,7 @@ def _read_topic_meta(path: str, name: str) -> tuple[TopicConfig, pa.Schema]:
         if config.name != name:
             raise ValueError(f"its name {config.name!r} is not its folder's")
         schema = _schema_from_text(meta["schema"])
-        if config.records and schema != RECORD_SCHEMA:
+        if config.records and schema not in RECORD_SCHEMAS:
             raise ValueError("a byte-record topic with another schema")
         config.validate(schema)
     except TidelogError as e:
@@ -154,7 +159,17 @@ class Log:
     def __init__(self, path: str | os.PathLike, read_only: bool = False):
         self.path = _log_folder(path, bool(read_only))
         self.read_only = bool(read_only)
-        self._native = _core.NativeLog(self.path, self.read_only)
+        try:
+            self._native = _core.NativeLog(self.path, self.read_only)
+        except LogLockedError as e:
+            if e.pid == os.getpid():
+                raise LogLockedError(
+                    f"this process already has the log {self.path!r} open for writing: use that Log object, "
+                    f"close it first, or open this one with read_only=True", e.pid, self.path) from None
+            raise LogLockedError(
+                f"the log {self.path!r} is locked by another writer (pid "
+                f"{e.pid if e.pid is not None else 'unknown'}); open it with read_only=True to read along",
+                e.pid, self.path) from None
         self._topics: dict[str, Topic] = {}
         self._closed = False
         self.recovery_report: list[dict] = []
@@ -329,18 +344,32 @@ class Log:
         _fsync_dir(trash)
 
     # ------------------------------------------------------ producing/consuming
-    def producer(self, linger_ms: float = 5, batch_bytes: int = 1 << 20, acks: str = "durable",
-                 max_record_bytes: int = 1 << 20):
+    def producer(self, config: dict | None = None, *, linger_ms: Any = _UNSET, batch_bytes: Any = _UNSET,
+                 acks: Any = _UNSET, max_record_bytes: Any = _UNSET, **kafka):
         """A thread-safe producer of byte records (see README, "Producing and consuming").
 
         Records gather per partition in native buffers; a batch is appended when it
-        reaches ``batch_bytes``, after ``linger_ms`` (0: every send appends at once),
-        or on ``flush()``. ``acks="durable"`` resolves futures once the group commit
-        covers the batch, ``"written"`` once it is in the page cache.
+        reaches ``batch_bytes`` (default 1 MiB), after ``linger_ms`` (default 5; 0:
+        every send appends at once), or on ``flush()``. ``acks="durable"`` (default)
+        resolves futures once the group commit covers the batch, ``"written"`` once
+        it is in the page cache.
+
+        Kafka's names work too: a confluent-kafka style dict
+        (``log.producer({"linger.ms": 5, "acks": "all"})``) or kafka-python keywords
+        (``batch_size=``, ``acks="all" | 1 | 0``, ``max_request_size=``); see
+        docs/kafka.md for the table.
         """
+        from ._kafka_config import producer_settings
         from ._producer import ProducerEngine
 
         self._check_writable()
+        given = {k: v for k, v in (("linger_ms", linger_ms), ("batch_bytes", batch_bytes), ("acks", acks),
+                                   ("max_record_bytes", max_record_bytes)) if v is not _UNSET}
+        settings = producer_settings(config, {**given, **kafka})
+        linger_ms = settings.get("linger_ms", 5)
+        batch_bytes = settings.get("batch_bytes", 1 << 20)
+        acks = settings.get("acks", "durable")
+        max_record_bytes = settings.get("max_record_bytes", 1 << 20)
         if acks not in ("durable", "written"):
             raise ValueError(f"acks must be 'durable' or 'written', not {acks!r}")
         if isinstance(linger_ms, bool) or not isinstance(linger_ms, (int, float)):
@@ -359,15 +388,31 @@ class Log:
         self._producers.add(producer)
         return producer
 
-    def consumer(self, topics=None, start: str = "earliest", group=None, on_corrupt: str = "raise"):
+    def consumer(self, topics=None, start: Any = _UNSET, group: Any = _UNSET, on_corrupt: Any = _UNSET,
+                 **kafka):
         """A consumer of every partition of ``topics`` (or use ``assign``).
-        ``start``: "earliest" or "latest". ``group=`` is not implemented yet.
-        ``on_corrupt``: "raise" (CorruptionError at damaged data) or "skip"
-        (step over it with a CorruptionWarning, counted in ``stats()``)."""
+
+        ``start``: "earliest" (default) or "latest": where partitions without a
+        position begin, and where a seek out of range goes (Kafka's
+        auto.offset.reset). ``on_corrupt``: "raise" (default; CorruptionError at
+        damaged data) or "skip" (step over it with a CorruptionWarning, counted in
+        ``stats()``). Consumer groups (``group=``) are not available yet.
+
+        Kafka's names work too: ``log.consumer({"auto.offset.reset": "latest"})``
+        (a confluent-kafka style dict in place of ``topics``; then ``subscribe()``)
+        or kafka-python keywords (``auto_offset_reset=``); see docs/kafka.md.
+        """
         from ._consumer import Consumer
+        from ._kafka_config import consumer_settings
 
         self._check_open()
-        return Consumer(self, topics, start=start, group=group, on_corrupt=on_corrupt)
+        config = None
+        if isinstance(topics, dict):
+            config, topics = topics, None
+        given = {k: v for k, v in (("start", start), ("group", group), ("on_corrupt", on_corrupt)) if v is not _UNSET}
+        settings = consumer_settings(config, {**given, **kafka})
+        return Consumer(self, topics, start=settings.get("start", "earliest"), group=settings.get("group"),
+                        on_corrupt=settings.get("on_corrupt", "raise"))
 
     def async_producer(self, **kwargs):
         """An asyncio producer: ``await p.send(...)``, ``await p.flush()``. Same options as producer()."""
@@ -375,11 +420,12 @@ class Log:
 
         return AsyncProducer(self.producer(**kwargs))
 
-    def async_consumer(self, topics=None, start: str = "earliest", group=None, on_corrupt: str = "raise"):
-        """An asyncio consumer: ``async for rec in c``, ``await c.poll_batch(...)``."""
+    def async_consumer(self, topics=None, **settings):
+        """An asyncio consumer: ``async for rec in c``, ``await c.poll_batch(...)``;
+        the same settings as ``consumer()``."""
         from ._aio import AsyncConsumer
 
-        return AsyncConsumer(self.consumer(topics, start=start, group=group, on_corrupt=on_corrupt))
+        return AsyncConsumer(self.consumer(topics, **settings))
 
     # ------------------------------------------------------------------- misc
     def flush(self) -> None:

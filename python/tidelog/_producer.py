@@ -56,8 +56,9 @@ def _binary(col, n: int, owner, type_: pa.DataType) -> pa.Array:
         type_, n, [_foreign(validity, owner), _foreign(offsets, owner), _foreign(data, owner)], null_count=nulls)
 
 
-def batch_to_arrow(batch) -> pa.RecordBatch:
-    """A sealed ProducerBatch as a record-schema pa.RecordBatch over its native
+def batch_to_arrow(batch, schema: pa.Schema = RECORD_SCHEMA) -> pa.RecordBatch:
+    """A sealed ProducerBatch as a pa.RecordBatch of the topic's record schema
+    (either version: the timestamp buffer is int64 ns in both) over its native
     buffers (no copy; the arrays keep the batch alive)."""
     ts, keys, values, header_offsets, names, header_values, nheaders = batch.column_buffers()
     n = batch.count
@@ -66,9 +67,9 @@ def batch_to_arrow(batch) -> pa.RecordBatch:
     struct = pa.StructArray.from_arrays([names_arr, values_arr], fields=list(_HEADER_STRUCT))
     headers = pa.Array.from_buffers(_HEADER_LIST, n, [None, _foreign(header_offsets, batch)], children=[struct])
     return pa.RecordBatch.from_arrays(
-        [pa.Array.from_buffers(pa.int64(), n, [None, _foreign(ts, batch)]),
+        [pa.Array.from_buffers(schema.field(0).type, n, [None, _foreign(ts, batch)]),
          _binary(keys, n, batch, pa.binary()), _binary(values, n, batch, pa.binary()), headers],
-        schema=RECORD_SCHEMA)
+        schema=schema)
 
 
 class ProducerEngine:
@@ -102,6 +103,9 @@ class ProducerEngine:
         self._scratch = threading.local()
         self.to_ns = _arrow.to_ns
         self.metadata = RecordMetadata
+
+    def warn_timestamp(self, ts: int) -> None:
+        _arrow.warn_if_implausible(ts, ts, "timestamp", stacklevel=3)
 
     # ----------------------------------------------------------- called by send
     def topic_state(self, name: str):
@@ -166,7 +170,7 @@ class ProducerEngine:
                         frames.append((pieces, b.count, b.min_timestamp, b.max_timestamp, 0, 0, 0, body_offset))
                 else:
                     now = time.time_ns()
-                    frames = [topic._frame_request(batch_to_arrow(b), now, (b.min_timestamp, b.max_timestamp))
+                    frames = [topic._frame_request(batch_to_arrow(b, topic.schema), now, (b.min_timestamp, b.max_timestamp))
                               for b in batches]
                 results = topic._partitions[key[1]].append_frames(frames)
             except BaseException as e:  # the futures carry the failure
@@ -348,8 +352,8 @@ class ProducerEngine:
                 raise ValueError(f"{len(headers)} header lists for {n} values")
             hdrs = pa.array([list(h.items()) if isinstance(h, dict) else list(h or ()) for h in headers],
                             type=_HEADER_LIST)
-        ts = pa.array(np.full(n, time.time_ns(), dtype=np.int64))
-        batch = pa.RecordBatch.from_arrays([ts, keys, values, hdrs], schema=RECORD_SCHEMA)
+        ts = pa.array(np.full(n, time.time_ns(), dtype=np.int64)).view(topic.schema.field(0).type)
+        batch = pa.RecordBatch.from_arrays([ts, keys, values, hdrs], schema=topic.schema)
         # Records already queued for these partitions go first.
         for p in range(st.partitions):
             b = st.batches[p]

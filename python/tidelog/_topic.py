@@ -20,18 +20,28 @@ COMPRESSIONS = ("none", "zstd")
 TOPIC_FORMAT_VERSION = 1
 MiB = 1 << 20
 
+def _record_schema(timestamp_type: pa.DataType) -> pa.Schema:
+    return pa.schema(
+        [
+            pa.field("timestamp", timestamp_type, nullable=False),
+            pa.field("key", pa.binary()),
+            pa.field("value", pa.binary()),
+            pa.field(
+                "headers",
+                pa.list_(pa.struct([pa.field("key", pa.string(), nullable=False), pa.field("value", pa.binary())])),
+            ),
+        ]
+    )
+
+
 #: The fixed schema of topics created without one (byte records, as Kafka's).
-RECORD_SCHEMA = pa.schema(
-    [
-        pa.field("timestamp", pa.int64(), nullable=False),
-        pa.field("key", pa.binary()),
-        pa.field("value", pa.binary()),
-        pa.field(
-            "headers",
-            pa.list_(pa.struct([pa.field("key", pa.string(), nullable=False), pa.field("value", pa.binary())])),
-        ),
-    ]
-)
+#: ``timestamp`` is an Arrow timestamp (ns, UTC), so DuckDB, Polars and pandas
+#: see a time, not a BIGINT (FORMAT.md §3: record schema version 2).
+RECORD_SCHEMA = _record_schema(pa.timestamp("ns", tz="UTC"))
+#: Version 1, with an int64 ``timestamp`` (ns): topics created before version 2
+#: keep it (their schema is in their topic.json) and read as they always did.
+RECORD_SCHEMA_V1 = _record_schema(pa.int64())
+RECORD_SCHEMAS = (RECORD_SCHEMA, RECORD_SCHEMA_V1)
 
 
 def _schema_to_text(schema: pa.Schema) -> str:
@@ -145,6 +155,7 @@ class Topic:
         self._key_index = schema.get_field_index(config.key) if config.key else -1
         self._ts_index = schema.get_field_index(config.timestamp) if config.timestamp else -1
         self._ts_unit_ns = _arrow.timestamp_unit_ns(schema.field(config.timestamp).type) if config.timestamp else 1
+        self._ts_warned = False
         self._required_columns = [i for i, f in enumerate(schema) if not f.nullable]
         self._fsync = config.durability == "fsync"
         self._sticky = 0
@@ -224,7 +235,20 @@ class Topic:
             batches = [batch]
             given = schema
         else:
-            raise TypeError(f"append takes a pyarrow RecordBatch or Table, or a dict of columns, not {type(data).__name__}")
+            table = _foreign_table(data)
+            if table is None:
+                raise TypeError(f"append takes a pyarrow RecordBatch or Table, a dict of columns, or anything that "
+                                f"exports Arrow data (__arrow_c_stream__: Polars, pandas >= 2.2, DuckDB results, ...), "
+                                f"not {type(data).__name__}")
+            if table.schema.names == schema.names and not table.schema.equals(schema, check_metadata=False):
+                # Other libraries pick their own physical types (Polars: large or
+                # view strings, pandas: its index): cast when the values fit.
+                try:
+                    table = table.cast(schema)
+                except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as e:
+                    raise SchemaMismatchError(f"cannot convert data to the schema of topic {self.name!r}: {e}") from e
+            batches = table.to_batches()
+            given = table.schema
         if not given.equals(schema, check_metadata=False):
             if given.names == schema.names:
                 diffs = [
@@ -287,6 +311,10 @@ class Topic:
         if self._ts_index < 0:
             return now_ns, now_ns
         r = _arrow.column_ns_range(batch.column(self._ts_index), self._ts_unit_ns)
+        if r is not None and not self._ts_warned:
+            # once per topic handle: an implausible column is one mistake, not one per batch
+            self._ts_warned = _arrow.warn_if_implausible(
+                r[0], r[1], f"topic {self.name!r}: timestamp column {self.config.timestamp!r} holds", stacklevel=5)
         return r if r is not None else (now_ns, now_ns)
 
     def _frame_request(self, batch: pa.RecordBatch, now_ns: int, time_range: tuple[int, int] | None = None) -> tuple:
@@ -402,6 +430,7 @@ class Topic:
         partitions: int | Iterable[int] | None = None,
         columns: list[str] | None = None,
         on_corrupt: str = "raise",
+        with_offsets: bool = False,
     ) -> "Scan":
         """A streaming read: batches one frame at a time, bounded memory.
 
@@ -409,19 +438,28 @@ class Topic:
         exclusive; times are inclusive/exclusive too (int ns, datetime, ...).
         The end of each partition is fixed when the scan starts.
 
+        ``start_offset``/``end_offset`` may also be dicts ``{partition: offset}``,
+        as ``end_offsets()`` returns them (partitions missing from a start dict
+        start at their first offset, from an end dict end at their end).
+
         ``on_corrupt``: ``"raise"`` (default) raises ``CorruptionError`` when the
         scan reaches damaged data (it names the offsets); ``"skip"`` steps over
         it with a ``CorruptionWarning`` and counts it in ``log.stats()``.
+
+        ``with_offsets=True`` adds ``_partition`` (int32) and ``_offset`` (int64)
+        columns, so that a row found by a query can be mapped back to its place.
         """
         self._check_open()
-        return Scan(self, start_offset, end_offset, start_time, end_time, partitions, columns, on_corrupt)
+        return Scan(self, start_offset, end_offset, start_time, end_time, partitions, columns, on_corrupt,
+                    with_offsets)
 
     def read(self, start_offset=None, end_offset=None, *, start_time=None, end_time=None, partitions=None,
-             columns=None, on_corrupt: str = "raise") -> pa.Table:
+             columns=None, on_corrupt: str = "raise", with_offsets: bool = False) -> pa.Table:
         """Like ``scan(...).to_table()``: a ``pa.Table``, zero-copy when uncompressed.
         Rows come partition by partition, in offset order within each."""
         return self.scan(start_offset, end_offset, start_time=start_time, end_time=end_time,
-                         partitions=partitions, columns=columns, on_corrupt=on_corrupt).to_table()
+                         partitions=partitions, columns=columns, on_corrupt=on_corrupt,
+                         with_offsets=with_offsets).to_table()
 
     def end_offsets(self) -> dict[int, int]:
         self._check_open()
@@ -494,6 +532,37 @@ class Topic:
             p.enforce_retention()
 
 
+def _foreign_table(data: Any) -> pa.Table | None:
+    """A pa.Table from another library's object through the Arrow PyCapsule
+    interface (or its to_arrow()), or None if it exports no Arrow data."""
+    if hasattr(data, "__arrow_c_stream__"):
+        return pa.table(data)
+    if hasattr(data, "__arrow_c_array__"):
+        return pa.Table.from_batches([pa.record_batch(data)])
+    if hasattr(data, "to_arrow"):  # Polars before the PyCapsule interface
+        t = data.to_arrow()
+        return t if isinstance(t, pa.Table) else pa.table(t)
+    if type(data).__module__.startswith("pandas") and hasattr(data, "columns"):
+        return pa.Table.from_pandas(data, preserve_index=False)
+    return None
+
+
+def _per_partition(topic, value, what: str, partitions: list[int], default) -> dict[int, Any]:
+    """An offset for every partition read: one int for all, or a dict
+    {partition: offset} (also keyed (topic, partition), as consumers return them)."""
+    if value is None:
+        return {p: default for p in partitions}
+    if isinstance(value, Mapping):
+        out = {}
+        for k, v in value.items():
+            p = k[1] if isinstance(k, tuple) and len(k) == 2 and k[0] == topic.name else k
+            (p,) = topic._partition_list([p])
+            out[p] = _arrow.as_offset(v, what)
+        return {p: out.get(p, default) for p in partitions}
+    offset = _arrow.as_offset(value, what)
+    return {p: offset for p in partitions}
+
+
 def check_on_corrupt(on_corrupt: str) -> bool:
     """True for "skip", False for "raise"; anything else is a ValueError."""
     if on_corrupt not in ("raise", "skip"):
@@ -510,12 +579,13 @@ class Scan:
     _FRAMES_PER_CALL = 256
 
     def __init__(self, topic: Topic, start_offset, end_offset, start_time, end_time, partitions, columns,
-                 on_corrupt: str = "raise"):
+                 on_corrupt: str = "raise", with_offsets: bool = False):
         self.topic = topic
         self._skip_damage = check_on_corrupt(on_corrupt)
+        self._with_offsets = bool(with_offsets)
         self._partitions = topic._partition_list(partitions)
-        self._start = 0 if start_offset is None else _arrow.as_offset(start_offset, "start_offset")
-        self._end_given = None if end_offset is None else _arrow.as_offset(end_offset, "end_offset")
+        self._starts = _per_partition(topic, start_offset, "start_offset", self._partitions, 0)
+        self._end_given = _per_partition(topic, end_offset, "end_offset", self._partitions, None)
         self._t0 = None if start_time is None else _arrow.to_ns(start_time, "start_time")
         self._t1 = None if end_time is None else _arrow.to_ns(end_time, "end_time")
         schema = topic.schema
@@ -531,16 +601,19 @@ class Scan:
             self.schema = schema
         # The end is fixed at creation, so a scan is a consistent, finite read.
         self._ends = {p: topic._partitions[p].end_offset for p in self._partitions}
-        if self._end_given is not None:
-            self._ends = {p: min(e, self._end_given) for p, e in self._ends.items()}
+        self._ends = {p: e if self._end_given[p] is None else min(e, self._end_given[p]) for p, e in self._ends.items()}
+        if self._with_offsets:
+            self.schema = self.schema.append(pa.field("_partition", pa.int32(), nullable=False)).append(
+                pa.field("_offset", pa.int64(), nullable=False))
 
-    def _row_filter(self, batch: pa.RecordBatch, frame, end: int) -> pa.RecordBatch:
+    def _row_filter(self, batch: pa.RecordBatch, frame, start: int, end: int, partition: int) -> pa.RecordBatch:
         topic = self.topic
         base, count, fmin, fmax = frame[3], frame[4], frame[5], frame[6]
-        lo = max(self._start - base, 0)
+        lo = max(start - base, 0)
         hi = min(end - base, count)
         if lo > 0 or hi < count:
             batch = batch.slice(lo, hi - lo)
+        rows = None  # row numbers (within the slice) kept by a time filter
         if (self._t0 is not None or self._t1 is not None) and topic._ts_index >= 0:
             t0 = self._t0 if self._t0 is not None else -(2**63)
             t1 = self._t1 if self._t1 is not None else 2**63 - 1
@@ -552,9 +625,17 @@ class Scan:
                     pc.greater_equal(values, pa.scalar(-(-t0 // unit), pa.int64())),
                     pc.less(values, pa.scalar(-(-t1 // unit) if t1 < 2**63 - 1 else 2**63 - 1, pa.int64())),
                 )
+                if self._with_offsets:
+                    rows = np.flatnonzero(pc.fill_null(mask, False).to_numpy(zero_copy_only=False))
                 batch = batch.filter(mask)
         if self._column_indices is not None:
             batch = batch.select(self._column_indices)
+        if self._with_offsets:
+            first = base + lo
+            offsets = np.arange(first, first + batch.num_rows, dtype=np.int64) if rows is None else first + rows
+            batch = pa.RecordBatch.from_arrays(
+                [*batch.columns, pa.array(np.full(batch.num_rows, partition, dtype=np.int32)), pa.array(offsets)],
+                schema=self.schema)
         return batch
 
     def __iter__(self) -> Iterator[pa.RecordBatch]:
@@ -565,7 +646,7 @@ class Scan:
             topic._check_open()
             native = topic._partitions[p]
             end = self._ends[p]
-            cursor = self._start
+            start = cursor = self._starts[p]
             skipped = [] if self._skip_damage else None
             while cursor < end:
                 frames = native.frames(cursor, end, t0, t1, self._FRAMES_PER_CALL, skipped)
@@ -581,7 +662,7 @@ class Scan:
                     break
                 for frame in frames:
                     for batch in _arrow.decode_payload(frame, topic.schema, topic._decompress):
-                        batch = self._row_filter(batch, frame, end)
+                        batch = self._row_filter(batch, frame, start, end, p)
                         if batch.num_rows:
                             yield batch
                 cursor = max(frames[-1][3] + frames[-1][4], after)
@@ -594,6 +675,16 @@ class Scan:
         if not batches:
             return self.schema.empty_table()
         return pa.Table.from_batches(batches, schema=self.schema)
+
+    def to_pandas(self, **kwargs) -> Any:
+        """A pandas DataFrame (``to_table().to_pandas(**kwargs)``: copies)."""
+        return self.to_table().to_pandas(**kwargs)
+
+    def to_polars(self) -> Any:
+        """A Polars DataFrame (zero-copy where Polars can take the Arrow buffers)."""
+        import polars as pl
+
+        return pl.from_arrow(self.to_table())
 
     def __arrow_c_stream__(self, requested_schema=None):
         return self.to_reader().__arrow_c_stream__(requested_schema)

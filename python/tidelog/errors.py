@@ -13,11 +13,22 @@ class TidelogError(Exception):
 
 
 class LogLockedError(TidelogError, BlockingIOError):
-    """Another process holds the writer lock of this log folder."""
+    """Another writer holds the lock of this log folder: ``path`` names the
+    folder, ``pid`` the holder (this process's own pid when the same process
+    opened the log twice)."""
 
-    def __init__(self, message: str, pid: int | None = None):
+    def __init__(self, message: str, pid: int | None = None, path: str | None = None):
         super().__init__(message)
         self.pid = pid
+        self.path = path
+
+
+class NotALogFolderError(TidelogError, NotADirectoryError):
+    """``tidelog.open`` was given a path that is a file, not a folder."""
+
+
+class InvalidArgumentError(TidelogError, ValueError):
+    """An argument tidelog rejected (the message says which and why)."""
 
 
 class TopicExistsError(TidelogError, FileExistsError):
@@ -56,6 +67,13 @@ class CorruptionError(TidelogError, OSError):
     position: int | None = None
     start_offset: int | None = None
     end_offset: int | None = None
+
+
+class TimestampWarning(UserWarning):
+    """A timestamp written as int nanoseconds lies before 1980 or after 2200: it
+    is probably in another unit (``int(time.time() * 1000)`` is milliseconds).
+    Pass ``timestamp_ms=`` to ``send()``, a ``datetime``, or a timestamp-typed
+    column; silence it with ``warnings.filterwarnings`` if the times are meant."""
 
 
 class CorruptionWarning(UserWarning):
@@ -108,7 +126,7 @@ def _from_native(code: int, message: str) -> TidelogError:
         9: RecordTooLargeError,
     }.get(code, TidelogError)
     if cls is ValueError:
-        return _InvalidArgument(message)
+        return InvalidArgumentError(message)
     err = cls(message)
     if cls is CorruptionError:
         where = _FRAME_PLACE.match(message)
@@ -127,5 +145,4 @@ _FRAME_PLACE = re.compile(
 )
 
 
-class _InvalidArgument(TidelogError, ValueError):
-    """An argument the native core rejected."""
+_InvalidArgument = InvalidArgumentError  # the native core's errc::invalid_argument

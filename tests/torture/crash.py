@@ -609,7 +609,7 @@ class Torture:
         acks = self.rec_acks.get(p, {})
         values = table.column("value").to_pylist()
         keys = table.column("key").to_pylist()
-        stamps = table.column("timestamp").to_pylist()
+        stamps = table.column("timestamp").cast("int64").to_pylist()  # int ns, either record schema version
         headers = table.column("headers").to_pylist()
         self.stats.visible_rows_checked += table.num_rows
         for i, v in enumerate(values):
