@@ -18,7 +18,7 @@ bool successor_lines_up(const uint8_t* data, uint64_t next, uint64_t end, int64_
 
 }  // namespace
 
-resync_hit find_next_intact_frame(const uint8_t* data, uint64_t from, uint64_t end, int64_t after_offset,
+resync_hit find_next_intact_frame(const uint8_t* data, uint64_t from, uint64_t end, int64_t expected_offset,
                                   int64_t offset_bound, int64_t published_end) {
     resync_hit hit;
     if (!data) return hit;
@@ -33,7 +33,7 @@ resync_hit find_next_intact_frame(const uint8_t* data, uint64_t from, uint64_t e
             if (magic != frame_magic) continue;
             if (check_frame(data + q, end - q) != frame_check::ok) continue;
             frame_header h = load_header(data + q);
-            if (h.base_offset <= after_offset || h.next_offset() > offset_bound) continue;
+            if (h.base_offset < expected_offset || h.next_offset() > offset_bound) continue;
             bool lines_up = successor_lines_up(data, q + h.frame_length(), end, h.next_offset());
             if (!lines_up && !(pass == 1 && h.next_offset() >= published_end)) continue;
             hit.found = true;

@@ -23,12 +23,13 @@ struct resync_hit {
 };
 
 /// The first intact frame at an 8-aligned position in [from, end) of `data`
-/// whose offsets lie in (after_offset, offset_bound] (base_offset > after_offset,
-/// next offset <= offset_bound) and whose successor is either the end of the
+/// whose offsets lie in [expected_offset, offset_bound] (the offset the damage
+/// held or later: an intact copy of the damaged frame itself is as good as the
+/// original) and whose successor is either the end of the
 /// data or a structurally valid frame continuing its offsets. Only when no such
 /// frame exists, a frame that reaches `published_end` is taken whatever follows
 /// it: frames past what readers may see can still be in flight.
-resync_hit find_next_intact_frame(const uint8_t* data, uint64_t from, uint64_t end, int64_t after_offset,
+resync_hit find_next_intact_frame(const uint8_t* data, uint64_t from, uint64_t end, int64_t expected_offset,
                                   int64_t offset_bound, int64_t published_end);
 
 /// True when the frame at `pos` has a whole header holding `expected_offset`,

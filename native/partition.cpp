@@ -706,7 +706,9 @@ std::vector<frame_ref> partition::frames(int64_t start_offset, int64_t end_offse
     // when it lies before start_offset (a walk from an earlier index entry).
     auto on_damage = [&](const damaged_range& d) {
         note_damage(d);
-        if (d.end_offset <= start_offset) return;
+        // Nothing the caller asked for is missing (or nothing at all: bytes between
+        // two intact frames, such as a stray copy of one of them).
+        if (d.end_offset <= start_offset || d.end_offset <= d.start_offset) return;
         if (!skipped) throw corrupt_frame(_dir, d);
         skipped->push_back(d);
     };

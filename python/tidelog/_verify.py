@@ -460,7 +460,7 @@ def _find_next_intact(r: _Reader, start: int, size: int, after_offset: int, boun
             break
         for q in _magic_positions(r, start, size):
             status, h, length, raw = _parse_header(r, q, size)
-            if status != "ok" or h[6] <= after_offset:
+            if status != "ok" or h[6] < after_offset:  # the damaged offset itself: an intact copy is as good
                 continue
             nxt_off = h[6] + h[7]
             if nxt_off > bound:
