@@ -189,6 +189,7 @@ void partition::open_writer(bool clean_shutdown) {
                            next});
         note_damage({last->log_path(), last->size(), 0, end, next, why});
     }
+    if (_checkpoint.created()) fsync_directory(_dir);  // the checkpoints stored next must survive a power cut
     if (tail || next > end) {
         start_new_segment_at(next);
         // The gap must outlive the next crash: with the durable point still
@@ -200,6 +201,13 @@ void partition::open_writer(bool clean_shutdown) {
     end = _segments.back()->next_offset();
     _visible_end.store(end, std::memory_order_release);
     _durable = recovery_point{_segments.back()->base_offset(), _segments.back()->size(), end};
+    if (!clean_shutdown && !(_checkpointed.next_offset == end && _checkpointed.position == _durable.position)) {
+        // Recovery synced everything it kept, and may have kept damage because the
+        // (never fsynced) state file vouched for it: record the durable point now,
+        // so that a later crash cannot lose that evidence and cut what was kept.
+        _checkpointed = _durable;
+        _checkpoint.store(_checkpointed);
+    }
     _sealed_bytes = 0;
     for (size_t i = 0; i + 1 < _segments.size(); ++i) _sealed_bytes += _segments[i]->size();
     _shared.publish(end, _segments.front()->base_offset(), _sealed_bytes + _segments.back()->size());

@@ -29,6 +29,7 @@ uint32_t slot_crc(const slot& s) { return crc32c(reinterpret_cast<const uint8_t*
 
 recovery_checkpoint::recovery_checkpoint(const std::string& path, bool read_only) {
     if (read_only) return;
+    _created = !path_exists(path);
     _file = file_handle::open(path, O_RDWR | O_CREAT);
     slot s[2] = {};
     _file.pread_some(s, sizeof s, 0);

@@ -21,6 +21,9 @@ struct recovery_point {
 class recovery_checkpoint {
 public:
     recovery_checkpoint(const std::string& path, bool read_only);
+    /// The file did not exist before this open created it: its folder must be
+    /// fsynced before a checkpoint in it counts.
+    bool created() const { return _created; }
     std::optional<recovery_point> load() const;
     /// Writes and fdatasyncs the next slot.
     void store(const recovery_point& point);
@@ -29,6 +32,7 @@ public:
 private:
     file_handle _file;
     uint64_t _sequence = 0;
+    bool _created = false;
 };
 
 }  // namespace tidelog

@@ -43,9 +43,8 @@ segment::~segment() = default;
 std::shared_ptr<segment> segment::create(const std::string& dir, int64_t base_offset) {
     std::string path = dir + "/" + segment_file_stem(base_offset) + ".log";
     if (path_exists(path)) throw error(errc::already_exists, "segment already exists: " + path);
-    auto s = std::shared_ptr<segment>(new segment(dir, base_offset, false));
-    s->ensure_allocated(1);
-    return s;
+    // Nothing is allocated until the first append (units.h).
+    return std::shared_ptr<segment>(new segment(dir, base_offset, false));
 }
 
 std::shared_ptr<segment> segment::open(const std::string& dir, int64_t base_offset, bool read_only) {
@@ -54,7 +53,8 @@ std::shared_ptr<segment> segment::open(const std::string& dir, int64_t base_offs
 
 void segment::ensure_allocated(uint64_t end) {
     if (end <= _allocated) return;
-    uint64_t target = align_up(end, preallocation_step);
+    uint64_t step = std::min(std::max(_allocated, first_preallocation_bytes), preallocation_step);
+    uint64_t target = align_up(end, step);
     _log.allocate(_allocated, target - _allocated);
     _allocated = target;
 }
@@ -120,6 +120,12 @@ scan_result segment::scan(uint64_t position, int64_t offset, const walk_policy& 
         frame_check c = available == 0 ? frame_check::end_of_data
                         : verify            ? check_frame(p, available)
                                             : check_header(p, available);
+        if (!verify && c == frame_check::ok && pos + load_header(p).frame_length() > policy.verify_from) {
+            // A frame vouched for by header alone ends before the trusted point;
+            // one that claims to reach past it is checked in full (a flipped length).
+            verify = true;
+            c = check_frame(p, available);
+        }
         if (c == frame_check::ok) {
             frame_header h = load_header(p);
             if (h.base_offset != off || h.next_offset() > policy.offset_bound) c = frame_check::bad_header;
@@ -187,8 +193,10 @@ scan_result segment::scan(uint64_t position, int64_t offset, const walk_policy& 
             off = only.next_offset();
             continue;
         }
+        // (Frames that reach the durable point may be followed by a torn tail:
+        // their successor need not line up.)
         resync_hit hit = find_next_intact_frame(data, pos + frame_alignment, r.file_bytes, off, policy.offset_bound,
-                                                INT64_MAX);
+                                                policy.keep_below);
         if (maybe_end && !hit.found) {
             r.stop = c;  // zeros to the end: the end of the data
             break;

@@ -290,3 +290,57 @@ def test_log_locked_error_names_the_path(tmp_path):
     finally:
         proc.kill()
         proc.wait()
+
+
+# ------------------------------------------------------------- 3. create_topic
+def test_create_topic_is_all_or_nothing(tmp_path, monkeypatch):
+    from tidelog._topic import Topic
+
+    real = Topic._open_partitions
+
+    def fails_half_way(self, native_log):
+        real(self, native_log)
+        raise tidelog.TidelogIOError("fallocate: No space left on device (simulated)")
+
+    with tidelog.open(tmp_path) as log:
+        monkeypatch.setattr(Topic, "_open_partitions", fails_half_way)
+        with pytest.raises(tidelog.TidelogIOError):
+            log.create_topic("big", partitions=50)
+        monkeypatch.setattr(Topic, "_open_partitions", real)
+        assert log.topics() == []
+        assert not (tmp_path / "topics" / "big").exists()
+    with tidelog.open(tmp_path) as log:  # the next open is not disturbed by anything left behind
+        assert log.topics() == []
+        assert not any((tmp_path / "trash").iterdir()) if (tmp_path / "trash").exists() else True
+        t = log.create_topic("big", partitions=50)
+        assert t.partitions == 50
+
+
+def test_empty_partitions_cost_no_disk(tmp_path):
+    def disk_bytes(path):
+        return sum(os.stat(os.path.join(d, f)).st_blocks * 512 for d, _, fs in os.walk(path) for f in fs)
+
+    with tidelog.open(tmp_path) as log:
+        t = log.create_topic("wide", partitions=500)
+        assert disk_bytes(tmp_path / "topics" / "wide") < 8 << 20  # was 32 MiB per partition: 16 GB
+        with log.producer(linger_ms=0) as p:
+            p.send("wide", value=b"x", partition=7).get(timeout=5)
+        seg = tmp_path / "topics" / "wide" / "7" / "00000000000000000000.log"
+        assert os.path.getsize(seg) <= 1 << 20  # the first allocation step
+
+
+# ------------------------------------------------- 4. read-only handles
+def test_read_only_handle_notices_a_topic_deleted_and_created_again(tmp_path):
+    writer = tidelog.open(tmp_path)
+    writer.create_topic("t", pa.schema([("a", pa.int64())])).append({"a": [1, 2, 3]})
+    ro = tidelog.open(tmp_path, read_only=True)
+    assert ro.topic("t").read()["a"].to_pylist() == [1, 2, 3]
+    writer.delete_topic("t")
+    with pytest.raises(tidelog.UnknownTopicError):
+        ro.topic("t").read()
+    assert ro.topics() == []
+    writer.create_topic("t", pa.schema([("b", pa.string())])).append({"b": ["new"]})
+    assert ro.topics() == ["t"]
+    assert ro.topic("t").read().to_pydict() == {"b": ["new"]}
+    ro.close()
+    writer.close()

@@ -62,7 +62,7 @@ TEST(SegmentName, TwentyDigitStem) {
     EXPECT_EQ(segment_file_stem(INT64_MAX), "09223372036854775807");
 }
 
-TEST_F(SegmentTest, CreatePreallocates) {
+TEST_F(SegmentTest, CreateAllocatesNothingUntilTheFirstAppend) {
     auto seg = segment::create(tmp.path(), 100);
     EXPECT_EQ(seg->base_offset(), 100);
     EXPECT_EQ(seg->next_offset(), 100);
@@ -71,7 +71,7 @@ TEST_F(SegmentTest, CreatePreallocates) {
     EXPECT_EQ(seg->log_path(), tmp.sub("00000000000000000100.log"));
     EXPECT_TRUE(fs::exists(tmp.sub("00000000000000000100.index")));
     EXPECT_TRUE(fs::exists(tmp.sub("00000000000000000100.timeindex")));
-    EXPECT_EQ(file_size(seg->log_path()), preallocation_step);
+    EXPECT_EQ(file_size(seg->log_path()), 0u);  // allocated at the first append
     try {
         segment::create(tmp.path(), 100);
         FAIL() << "second create succeeded";
@@ -93,7 +93,7 @@ TEST_F(SegmentTest, AppendAndReadBack) {
     EXPECT_EQ(r.valid_bytes, seg->size());
     EXPECT_EQ(r.next_offset, seg->next_offset());
     EXPECT_EQ(r.max_timestamp, seg->max_timestamp());
-    EXPECT_EQ(r.file_bytes, preallocation_step);
+    EXPECT_EQ(r.file_bytes, first_preallocation_bytes);
 }
 
 TEST_F(SegmentTest, ManyPiecesAndEmptyPieces) {
@@ -246,4 +246,29 @@ TEST_F(SegmentTest, MappingOutlivesRemoval) {
     ASSERT_EQ(check_frame(region->data(), end), frame_check::ok);
     frame_header h = load_header(region->data());
     EXPECT_EQ(std::memcmp(region->data() + h.payload_offset, payloads[0].data(), payloads[0].size()), 0);
+}
+
+TEST_F(SegmentTest, AllocationDoublesFromTheFirstStepToTheLargest) {
+    auto seg = segment::create(tmp.path(), 0);
+    std::vector<uint64_t> sizes;
+    std::vector<uint8_t> payload(100 * 1024, 7);
+    for (int i = 0; i < 700; ++i) {  // ~70 MiB of frames
+        struct iovec iov{payload.data(), payload.size()};
+        frame_header h{};
+        h.magic = frame_magic;
+        h.version = frame_version;
+        h.header_length = frame_header_bytes;
+        h.base_offset = seg->next_offset();
+        h.record_count = 1;
+        h.payload_length = payload.size();
+        h.payload_offset = frame_header_bytes;
+        h.crc = frame_crc(h, payload.data());
+        seg->append(h, &iov, 1);
+        uint64_t size = file_size(seg->log_path());
+        if (sizes.empty() || sizes.back() != size) sizes.push_back(size);
+    }
+    ASSERT_GE(sizes.size(), 7u);
+    EXPECT_EQ(sizes[0], first_preallocation_bytes);
+    for (size_t i = 1; i < sizes.size(); ++i)
+        EXPECT_EQ(sizes[i] - sizes[i - 1], std::min(sizes[i - 1], preallocation_step)) << i;
 }

@@ -286,27 +286,64 @@ class Log:
         if name in self._topics or os.path.exists(os.path.join(directory, _META)):
             raise TopicExistsError(f"topic {name!r} already exists")
         if os.path.exists(directory):
-            shutil.rmtree(directory)  # a create that crashed before its metadata landed
-        os.makedirs(directory, mode=0o755)
-        _fsync_dir(self._topics_dir)
+            self._discard(directory)  # a create that crashed before its metadata landed (earlier versions)
         meta = {
             "format_version": TOPIC_FORMAT_VERSION,
             "config": {k: getattr(config, k) for k in TopicConfig.__dataclass_fields__},
             "schema": _schema_to_text(schema),
             "schema_text": str(schema),
         }
-        _write_atomically(os.path.join(directory, _META), json.dumps(meta, indent=1).encode())
+        # All or nothing: the topic is built aside (in trash/, which the next
+        # writer's open removes) and renamed into place whole; if its partitions
+        # then fail to open (no space left for their first files), it is removed
+        # again. Segments allocate nothing until their first append (FORMAT.md §2).
+        os.makedirs(self._topics_dir, mode=0o755, exist_ok=True)
+        trash = os.path.join(self.path, "trash")
+        os.makedirs(trash, mode=0o755, exist_ok=True)
+        staging = os.path.join(trash, f"creating.{name}.{uuid.uuid4().hex}")
+        try:
+            os.mkdir(staging, 0o755)
+            for p in range(config.partitions):
+                os.mkdir(os.path.join(staging, str(p)), 0o755)
+            _write_atomically(os.path.join(staging, _META), json.dumps(meta, indent=1).encode())
+            _fsync_dir(trash)
+            os.rename(staging, directory)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        _fsync_dir(self._topics_dir)
+        _fsync_dir(trash)
         topic = Topic(self, config, schema, directory)
-        topic._open_partitions(self._native)
+        try:
+            topic._open_partitions(self._native)
+        except BaseException:
+            topic._close()
+            for p in topic._partitions:
+                p.release()
+            self._discard(directory)
+            raise
         self._topics[name] = topic
         return topic
 
+    def _discard(self, directory: str) -> None:
+        """Removes a topic folder: renamed into trash/ first (atomic), then deleted."""
+        trash = os.path.join(self.path, "trash")
+        os.makedirs(trash, mode=0o755, exist_ok=True)
+        doomed = os.path.join(trash, f"{os.path.basename(directory)}.{uuid.uuid4().hex}")
+        os.rename(directory, doomed)
+        _fsync_dir(self._topics_dir)
+        shutil.rmtree(doomed, ignore_errors=True)
+        _fsync_dir(trash)
+
     def topic(self, name: str) -> Topic:
-        """An existing topic. Read-only logs also find topics created after they opened."""
+        """An existing topic. Read-only logs also find topics created after they
+        opened, and notice topics deleted (or deleted and created again) since."""
         self._check_open()
         t = self._topics.get(name)
         if t is not None:
-            return t
+            if not self.read_only or t._still_there():
+                return t
+            self._forget(name)
         validate_topic_name(name)
         if self.read_only and os.path.exists(os.path.join(self._topics_dir, name, _META)):
             return self._load_topic(name)
@@ -321,11 +358,21 @@ class Log:
     def topics(self) -> list[str]:
         """Names of the topics, sorted."""
         self._check_open()
-        if self.read_only and os.path.isdir(self._topics_dir):
-            for name in os.listdir(self._topics_dir):
-                if name not in self._topics and os.path.exists(os.path.join(self._topics_dir, name, _META)):
-                    self._load_topic(name)
+        if self.read_only:
+            for name, t in list(self._topics.items()):
+                if not t._still_there():
+                    self._forget(name)
+            if os.path.isdir(self._topics_dir):
+                for name in os.listdir(self._topics_dir):
+                    if name not in self._topics and os.path.exists(os.path.join(self._topics_dir, name, _META)):
+                        self._load_topic(name)
         return sorted(self._topics)
+
+    def _forget(self, name: str) -> None:
+        """A read-only handle's topic that its writer deleted: closed and dropped
+        (Arrow data already read from it stays valid)."""
+        t = self._topics.pop(name)
+        t._close()
 
     def delete_topic(self, name: str) -> None:
         """Deletes a topic and its files. Arrow data already read from it stays valid."""
@@ -335,13 +382,7 @@ class Log:
         for p in topic._partitions:
             p.release()
         del self._topics[name]
-        trash = os.path.join(self.path, "trash")
-        os.makedirs(trash, mode=0o755, exist_ok=True)
-        doomed = os.path.join(trash, f"{name}.{uuid.uuid4().hex}")
-        os.rename(topic.directory, doomed)
-        _fsync_dir(self._topics_dir)
-        shutil.rmtree(doomed, ignore_errors=True)
-        _fsync_dir(trash)
+        self._discard(topic.directory)
 
     # ------------------------------------------------------ producing/consuming
     def producer(self, config: dict | None = None, *, linger_ms: Any = _UNSET, batch_bytes: Any = _UNSET,

@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import _arrow, _core
-from .errors import LogClosedError, ReadOnlyError, SchemaMismatchError
+from .errors import LogClosedError, ReadOnlyError, SchemaMismatchError, UnknownTopicError
 
 DURABILITY_MODES = ("fsync", "interval", "none")
 COMPRESSIONS = ("none", "zstd")
@@ -150,6 +150,11 @@ class Topic:
         self.config = config
         self.schema = schema
         self.directory = directory
+        # Read-only handles check this on use: the writer may delete the topic (FORMAT.md §1).
+        self._identity = None
+        if log.read_only:
+            st = os.stat(directory)
+            self._identity = (st.st_dev, st.st_ino)
         self.name = config.name
         self._encoder = _arrow.BatchEncoder(schema)
         self._key_index = schema.get_field_index(config.key) if config.key else -1
@@ -197,6 +202,18 @@ class Topic:
     def _check_open(self) -> None:
         if self._closed:
             raise LogClosedError(f"topic {self.name!r} is closed (its log was closed or the topic deleted)")
+        if self._identity is not None and not self._still_there():
+            # a read-only handle: its writer deleted the topic (and may have created another of that name)
+            raise UnknownTopicError(f"topic {self.name!r} was deleted in {self._log.path}")
+
+    def _still_there(self) -> bool:
+        """Read-only handles: the topic folder this handle opened is still the
+        topic's (deletion renames it away; a new topic of the name is a new folder)."""
+        try:
+            st = os.stat(self.directory)
+        except FileNotFoundError:
+            return False
+        return (st.st_dev, st.st_ino) == self._identity
 
     @property
     def partitions(self) -> int:
