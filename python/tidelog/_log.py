@@ -300,7 +300,7 @@ class Log:
         os.makedirs(self._topics_dir, mode=0o755, exist_ok=True)
         trash = os.path.join(self.path, "trash")
         os.makedirs(trash, mode=0o755, exist_ok=True)
-        staging = os.path.join(trash, f"creating.{name}.{uuid.uuid4().hex}")
+        staging = os.path.join(trash, f"creating.{uuid.uuid4().hex}")  # (not the name: 249 + more > NAME_MAX)
         try:
             os.mkdir(staging, 0o755)
             for p in range(config.partitions):
@@ -329,7 +329,7 @@ class Log:
         """Removes a topic folder: renamed into trash/ first (atomic), then deleted."""
         trash = os.path.join(self.path, "trash")
         os.makedirs(trash, mode=0o755, exist_ok=True)
-        doomed = os.path.join(trash, f"{os.path.basename(directory)}.{uuid.uuid4().hex}")
+        doomed = os.path.join(trash, f"deleting.{uuid.uuid4().hex}")
         os.rename(directory, doomed)
         _fsync_dir(self._topics_dir)
         shutil.rmtree(doomed, ignore_errors=True)
