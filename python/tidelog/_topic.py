@@ -568,8 +568,10 @@ def _per_partition(topic, value, what: str, partitions: list[int], default) -> d
     """An offset for every partition read: one int for all, or a dict
     {partition: offset} (also keyed (topic, partition), as consumers return them)."""
     if value is None:
-        return {p: default for p in partitions}
-    if isinstance(value, Mapping):
+        return dict.fromkeys(partitions, default)
+    if type(value) is int and 0 <= value < 2**63:  # the common case, without the ABC check below
+        return dict.fromkeys(partitions, value)
+    if isinstance(value, dict) or isinstance(value, Mapping):
         out = {}
         for k, v in value.items():
             p = k[1] if isinstance(k, tuple) and len(k) == 2 and k[0] == topic.name else k
