@@ -85,13 +85,15 @@ BLOCKED = """
             log.consumer(["t"]).poll_batch()
         elif how == "wait_for_data":
             log.topic("t")._partitions[0].wait_for_data(0)
+        elif how == "future":
+            log.producer(linger_ms=600_000).send("t", value=b"x").result()  # waits for the linger
     except KeyboardInterrupt:
         print("interrupted", flush=True)
         sys.exit(7)
 """
 
 
-@pytest.mark.parametrize("how", ["iterate", "poll", "poll_batch", "wait_for_data"])
+@pytest.mark.parametrize("how", ["iterate", "poll", "poll_batch", "wait_for_data", "future"])
 def test_ctrl_c_interrupts_a_blocked_consumer(tmp_path, how):
     proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(BLOCKED), str(tmp_path), how],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
