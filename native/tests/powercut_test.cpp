@@ -28,11 +28,13 @@
 //   TIDELOG_POWERCUT_KEEP      1: keep each pre-recovery image (debugging)
 //   TIDELOG_POWERCUT_DAMAGE    share of the cuts followed by media damage (default
 //                              0.4: about a third of the cuts carry damage)
-//   TIDELOG_POWERCUT_DAMAGE_STATE_AHEAD
-//                              0: no planted state files past the data (default 1)
-//   TIDELOG_POWERCUT_DAMAGE_HEADER_LENGTHS, TIDELOG_POWERCUT_DAMAGE_CHECKPOINT_ENTRY,
+//   TIDELOG_POWERCUT_DAMAGE_STATE_AHEAD, TIDELOG_POWERCUT_DAMAGE_CHECKPOINT_ENTRY,
 //   TIDELOG_POWERCUT_DAMAGE_STATE_LOSS, TIDELOG_POWERCUT_DAMAGE_NEAR_DURABLE
-//                              1: damage that hits known bugs (see damage_options)
+//                              0: leave out damage that hit bugs fixed since
+//                              (default 1; see damage_options)
+//   TIDELOG_POWERCUT_DAMAGE_HEADER_LENGTHS
+//                              1: header flips in counts and lengths too, which
+//                              still hit known bugs (default 0; see damage_options)
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -132,7 +134,7 @@ struct partition_model {
     bool state_damaged = false;       // the state file was damaged at the last cut (once a cut)
     /// End of the damage injected where only a planted state file's published
     /// end vouched for it ("fsync" mode): until a checkpoint covers it, losing
-    /// the state file is a known bug (damage_options::state_loss_after_reliance).
+    /// the state file used to be a bug (damage_options::state_loss_after_reliance).
     int64_t damage_vouched_by_state = 0;
     bool scarred = false;             // damage or lost offsets were ever reported or injected
     int64_t written_end() const { return next; }
@@ -182,39 +184,44 @@ struct damage_options {
     /// such a gap; fixed); TIDELOG_POWERCUT_DAMAGE_STATE_AHEAD=0 turns it off.
     bool state_ahead = false;
     /// Let header bit flips hit record_count, payload_length and payload_offset
-    /// too. Off by default: an open walks the headers of frames before the
-    /// checkpoint's position without their CRC; a frame there whose flipped
-    /// length carries it onto the zeros past the data, and whose flipped count
-    /// carries its end past the durable point, is believed (no CRC check: the
-    /// zeros after it look like the end of the data), and the log's end leaps
-    /// by 2^k (a known bug, reported; see the hand-off);
-    /// TIDELOG_POWERCUT_DAMAGE_HEADER_LENGTHS=1 turns it on.
+    /// too. Off by default: two known bugs remain (reported; 3 violations in
+    /// ~27,500 damage cuts). (a) A header walked without its CRC (before the
+    /// checkpoint's position; after a clean close, the whole last segment) whose
+    /// flipped count carries the frame's end past the checkpoint's offset is
+    /// believed when the zeros of the end of the data follow it: the log's end
+    /// leaps by 2^k (run 18320133050532265567). (b) A frame before the checkpoint's position whose
+    /// CRC fails is believed whole when its header's count fits the durable
+    /// point, even if its flipped length carries it past the checkpoint's
+    /// position: it swallows the intact frames acknowledged after the
+    /// checkpoint ("interval" mode; run 17549211456813056705). (Lengths that
+    /// run past the trusted point of a walk of headers are CRC-checked since
+    /// d2ebf15.) TIDELOG_POWERCUT_DAMAGE_HEADER_LENGTHS=1 turns it on.
     bool header_lengths = false;
     /// Keep believing a recovery checkpoint the model saw stored after the cut
-    /// lost its file (its folder entry). Off by default: when the file is
-    /// missing at open with segments present (deleted by damage, or its entry
-    /// lost at a cut during the partition's creation), it is recreated without
-    /// a folder fsync, and the checkpoints stored in it until the next folder
-    /// fsync vanish at a cut with the entry (a known bug, reported; see the
-    /// hand-off); TIDELOG_POWERCUT_DAMAGE_CHECKPOINT_ENTRY=1 turns it on.
+    /// lost its file (its folder entry), and let damage delete the file. When
+    /// the file is missing at open with segments present it is recreated; that
+    /// used to happen without a folder fsync, and the checkpoints stored in it
+    /// vanished at a cut with the entry (run 7037081268988762508; fixed in
+    /// d2ebf15). On in the torture; TIDELOG_POWERCUT_DAMAGE_CHECKPOINT_ENTRY=0
+    /// turns it off.
     bool checkpoint_entry = false;
     /// Lose or garble a state file that was the only thing vouching for damage
     /// or a gap recovery kept ("fsync" mode: its published end is the durable
-    /// end). Off by default: recovery keeps them without storing a checkpoint
-    /// at the durable point it relied on (the gap checkpoint is stored only by
-    /// the open that starts the new segment), so once the state file (never
-    /// fsynced) is lost, the next recovery takes the damage or the gap for a
-    /// torn tail and cuts it with the acknowledged frames (and segments) after
-    /// it (a known bug, reported; see the hand-off);
-    /// TIDELOG_POWERCUT_DAMAGE_STATE_LOSS=1 turns it on.
+    /// end). Recovery used to keep them without storing a checkpoint at the
+    /// durable point it relied on, so once the state file (never fsynced) was
+    /// lost, the next recovery took the damage or the gap for a torn tail and
+    /// cut it with the acknowledged frames after it (fixed in d2ebf15: an
+    /// unclean open stores a checkpoint at the recovered end). On in the
+    /// torture; TIDELOG_POWERCUT_DAMAGE_STATE_LOSS=0 turns it off.
     bool state_loss_after_reliance = false;
-    /// Damage the last two intact frames before the durable point too. Off by
-    /// default: when damage ends just before the durable point, recovery's
-    /// resync rejects the intact frame at the durable point if its successor is
-    /// a torn, never-acknowledged frame (FORMAT.md §2.5 step 2: the successor
-    /// must line up), so the damage runs to the end of the data and swallows
-    /// the frames acknowledged after the checkpoint (a known bug, reported; see
-    /// the hand-off); TIDELOG_POWERCUT_DAMAGE_NEAR_DURABLE=1 turns it on.
+    /// Damage the last two intact frames before the durable point too. When
+    /// damage ended just before the durable point, recovery's resync used to
+    /// reject the intact frame at the durable point if its successor was a
+    /// torn, never-acknowledged frame (the successor had to line up), so the
+    /// damage ran to the end of the data and swallowed the frames acknowledged
+    /// after the checkpoint (fixed in d2ebf15: a frame reaching the durable
+    /// point is accepted whatever follows). On in the torture;
+    /// TIDELOG_POWERCUT_DAMAGE_NEAR_DURABLE=0 turns it off.
     bool near_durable_end = false;
 };
 
@@ -408,9 +415,10 @@ private:
         // changed it), but what it left is still worth a look.
         std::string keep = fs::temp_directory_path().string() + "/tidelog-powercut-violation-" + std::to_string(_seed);
         std::error_code ec;
-        fs::remove_all(keep, ec);
+        // (A self-test keeps nothing, and leaves alone what a run with the same
+        // seed kept: base seeds give the same run seeds in every configuration.)
         if (_self_test) keep = "(not kept here: set TIDELOG_POWERCUT_KEEP=1)";
-        else if (std::system(("cp -a --sparse=always '" + _root + "' '" + keep + "'").c_str()) != 0)
+        else if (fs::remove_all(keep, ec), std::system(("cp -a --sparse=always '" + _root + "' '" + keep + "'").c_str()) != 0)
             std::printf("could not keep %s\n", _root.c_str());
         if (!_self_test && !_image_before_open.empty()) {
             std::string cmd = "rm -rf '" + keep + "-before-recovery' && cp -a --sparse=always '" + _image_before_open +
@@ -1219,7 +1227,8 @@ void torture(uint64_t default_cuts, double default_unordered_share, const char* 
     // About a third of the cuts carry damage (0.4 asked: some find nothing
     // eligible to damage); TIDELOG_POWERCUT_DAMAGE=0 turns it off.
     damage.share = share && *share ? std::strtod(share, nullptr) : 0.4;
-    damage.state_ahead = true;
+    // Damage that hit core bugs fixed since (see damage_options) is on.
+    damage.state_ahead = damage.checkpoint_entry = damage.state_loss_after_reliance = damage.near_durable_end = true;
     if (const char* ahead = std::getenv("TIDELOG_POWERCUT_DAMAGE_STATE_AHEAD")) damage.state_ahead = std::string(ahead) != "0";
     if (const char* lengths = std::getenv("TIDELOG_POWERCUT_DAMAGE_HEADER_LENGTHS"))
         damage.header_lengths = std::string(lengths) != "0";
