@@ -170,7 +170,7 @@ void partition::open_writer(bool clean_shutdown) {
     // it is unreadable); after a crash, the checkpoint and (in "fsync" mode) what
     // the previous writer published as durable.
     int64_t keep_below = clean_shutdown && !cp ? INT64_MAX : durable;
-    std::optional<damaged_bytes> tail = recover(first, trusted_end, clean_shutdown, keep_below);
+    std::optional<damaged_bytes> tail = recover(first, trusted_end, clean_shutdown, keep_below, cp);
     auto last = _segments.back();
     int64_t end = last->next_offset();
     // Offsets are never handed out twice (FORMAT.md §8, "Offsets are never
@@ -285,7 +285,7 @@ void partition::start_new_segment_at(int64_t base) {
 }
 
 std::optional<damaged_bytes> partition::recover(size_t first, uint64_t trusted_end, bool clean_shutdown,
-                                                int64_t keep_below) {
+                                                int64_t keep_below, const std::optional<recovery_point>& checkpoint) {
     std::optional<damaged_bytes> last_tail;
     for (size_t i = first; i < _segments.size(); ++i) {
         auto& s = _segments[i];
@@ -325,6 +325,12 @@ std::optional<damaged_bytes> partition::recover(size_t first, uint64_t trusted_e
         policy.keep_below = keep_below;
         policy.expected_end = last ? (keep_below == INT64_MAX ? INT64_MIN : keep_below) : next_base;
         policy.offset_bound = next_base;
+        if (checkpoint && s->base_offset() == checkpoint->segment_base) {
+            // Frames before the checkpoint's position end at or before it (it is a frame
+            // boundary): a flipped length or count that says otherwise is damage.
+            policy.trusted_position = checkpoint->position;
+            policy.trusted_offset = checkpoint->next_offset;
+        }
         // A clean close trimmed the last segment: zeros before its end are a lost
         // sector, not the end (after a crash they may be the preallocated tail).
         policy.zeros_may_hide_frames = last && clean_shutdown;

@@ -133,7 +133,7 @@ private:
     /// Validates segments from first_segment on; returns the last segment's
     /// damaged tail, if it has one (the caller decides where its offsets end).
     std::optional<damaged_bytes> recover(size_t first_segment, uint64_t trusted_end, bool clean_shutdown,
-                                         int64_t keep_below);
+                                         int64_t keep_below, const std::optional<recovery_point>& checkpoint);
     void check_sealed_segment(size_t i, bool report_damage);
     void start_new_segment_at(int64_t base);
     void note_damage(const damaged_range& d);

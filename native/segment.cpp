@@ -113,6 +113,13 @@ scan_result segment::scan(uint64_t position, int64_t offset, const walk_policy& 
         int64_t scan_max = INT64_MIN, index_max = INT64_MIN;
         uint32_t last_frame_position = 0;
     } prev;
+    auto fits_checkpoint = [&](uint64_t at, const frame_header& h) {
+        if (at >= policy.trusted_position) return true;
+        uint64_t frame_end = at + h.frame_length();
+        return frame_end < policy.trusted_position    ? h.next_offset() <= policy.trusted_offset
+               : frame_end == policy.trusted_position ? h.next_offset() == policy.trusted_offset
+                                                      : false;
+    };
     while (true) {
         uint64_t available = r.file_bytes > pos ? r.file_bytes - pos : 0;
         const uint8_t* p = data ? data + pos : nullptr;
@@ -120,7 +127,8 @@ scan_result segment::scan(uint64_t position, int64_t offset, const walk_policy& 
         frame_check c = available == 0 ? frame_check::end_of_data
                         : verify            ? check_frame(p, available)
                                             : check_header(p, available);
-        if (!verify && c == frame_check::ok && pos + load_header(p).frame_length() > policy.verify_from) {
+        if (!verify && c == frame_check::ok &&
+            (pos + load_header(p).frame_length() > policy.verify_from || !fits_checkpoint(pos, load_header(p)))) {
             // A frame vouched for by header alone ends before the trusted point;
             // one that claims to reach past it is checked in full (a flipped length).
             verify = true;
@@ -186,7 +194,8 @@ scan_result segment::scan(uint64_t position, int64_t offset, const walk_policy& 
         // claims more is itself damage, whatever follows.)
         if (!maybe_end && only_this_frame_damaged(data, pos, r.file_bytes, off,
                                                   std::min(policy.offset_bound, policy.keep_below), &only,
-                                                  policy.expected_end)) {
+                                                  policy.expected_end) &&
+            fits_checkpoint(pos, only)) {
             r.damage.push_back({pos, only.frame_length(), off, only.next_offset(), c});
             if (policy.rebuild_index) _index.on_damage(static_cast<uint32_t>(pos));
             pos += only.frame_length();

@@ -57,6 +57,12 @@ struct walk_policy {
     /// expected_end (a file trimmed at a clean close has no zero tail): look
     /// for an intact frame after them; only zeros to the end are the end.
     bool zeros_may_hide_frames = false;
+    /// The recovery checkpoint's point in this segment (a frame boundary): a
+    /// frame starting before trusted_position ends at or before it, and the one
+    /// ending there ends at trusted_offset. A header that says otherwise is
+    /// damaged, whatever else it passes.
+    uint64_t trusted_position = UINT64_MAX;
+    int64_t trusted_offset = INT64_MAX;
 };
 
 /// What a walk over a segment's frames found.

@@ -29,12 +29,10 @@
 //   TIDELOG_POWERCUT_DAMAGE    share of the cuts followed by media damage (default
 //                              0.4: about a third of the cuts carry damage)
 //   TIDELOG_POWERCUT_DAMAGE_STATE_AHEAD, TIDELOG_POWERCUT_DAMAGE_CHECKPOINT_ENTRY,
-//   TIDELOG_POWERCUT_DAMAGE_STATE_LOSS, TIDELOG_POWERCUT_DAMAGE_NEAR_DURABLE
+//   TIDELOG_POWERCUT_DAMAGE_STATE_LOSS, TIDELOG_POWERCUT_DAMAGE_NEAR_DURABLE,
+//   TIDELOG_POWERCUT_DAMAGE_HEADER_LENGTHS
 //                              0: leave out damage that hit bugs fixed since
 //                              (default 1; see damage_options)
-//   TIDELOG_POWERCUT_DAMAGE_HEADER_LENGTHS
-//                              1: header flips in counts and lengths too, which
-//                              still hit known bugs (default 0; see damage_options)
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -195,8 +193,9 @@ struct damage_options {
     /// position: it swallows the intact frames acknowledged after the
     /// checkpoint ("interval" mode; run 17549211456813056705). (Lengths that
     /// run past the trusted point of a walk of headers are CRC-checked since
-    /// d2ebf15.) TIDELOG_POWERCUT_DAMAGE_HEADER_LENGTHS=1 turns it on.
-    bool header_lengths = false;
+    /// d2ebf15; both cases since recovery checks headers against the
+    /// checkpoint's frame boundary.) TIDELOG_POWERCUT_DAMAGE_HEADER_LENGTHS=0 turns it off.
+    bool header_lengths = true;
     /// Keep believing a recovery checkpoint the model saw stored after the cut
     /// lost its file (its folder entry), and let damage delete the file. When
     /// the file is missing at open with segments present it is recreated; that
@@ -1228,7 +1227,8 @@ void torture(uint64_t default_cuts, double default_unordered_share, const char* 
     // eligible to damage); TIDELOG_POWERCUT_DAMAGE=0 turns it off.
     damage.share = share && *share ? std::strtod(share, nullptr) : 0.4;
     // Damage that hit core bugs fixed since (see damage_options) is on.
-    damage.state_ahead = damage.checkpoint_entry = damage.state_loss_after_reliance = damage.near_durable_end = true;
+    damage.state_ahead = damage.checkpoint_entry = damage.state_loss_after_reliance = damage.near_durable_end =
+        damage.header_lengths = true;
     if (const char* ahead = std::getenv("TIDELOG_POWERCUT_DAMAGE_STATE_AHEAD")) damage.state_ahead = std::string(ahead) != "0";
     if (const char* lengths = std::getenv("TIDELOG_POWERCUT_DAMAGE_HEADER_LENGTHS"))
         damage.header_lengths = std::string(lengths) != "0";
