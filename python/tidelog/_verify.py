@@ -374,6 +374,8 @@ def _parse_header(r: _Reader, pos: int, limit: int):
         why.append(f"min_timestamp {tmin} > max_timestamp {tmax}")
     if count == 0:
         why.append("record_count 0")  # the writer never writes an empty frame (native check_header agrees)
+    if base + count > 2**63 - 1:
+        why.append(f"base_offset {base} + record_count {count} overflows")  # as native check_header
     if why:
         return "bad header: " + ", ".join(why), h, 0, raw
     length = _align8(poff + plen)
