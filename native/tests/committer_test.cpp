@@ -343,7 +343,54 @@ int real_unlink(const char* path) { return ::unlink(path); }
 int real_rename(const char* from, const char* to) { return ::rename(from, to); }
 const io::hooks failing_sync_hooks{real_open,      real_pwritev, failing_fdatasync, real_fsync, real_fallocate,
                                    real_ftruncate, real_mkdir,   real_unlink,       real_rename};
+
+std::atomic<int> slow_fdatasync_ms{0};
+int slow_fdatasync(int fd) {
+    if (int ms = slow_fdatasync_ms.load()) std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+    return ::fdatasync(fd);
+}
+const io::hooks slow_sync_hooks{real_open,      real_pwritev, slow_fdatasync, real_fsync, real_fallocate,
+                                real_ftruncate, real_mkdir,   real_unlink,    real_rename};
 }  // namespace
+
+TEST_F(CommitterTest, AnInterruptedDurableWaitLeavesAndTheCommitterGoesOn) {
+    // Ctrl-C in Python: a durable waiter's interrupt callback says stop. It must
+    // leave the committer's list (its record lives on its stack) unless the
+    // flusher already took it, and everything else must go on as before.
+    const io::hooks* previous = io::install_hooks(&slow_sync_hooks);
+    {
+        committer c;
+        auto p = std::make_unique<partition>(&c, dir, small_config(1 << 20, durability_mode::fsync), false, true);
+        c.wait_durable(append_payload(*p, make_payload(100, 1), 1, 0, 0).ticket);
+        slow_fdatasync_ms = 400;
+        for (int round = 0; round < 20; ++round) {
+            append_result r = append_payload(*p, make_payload(100, 2 + round), 1, 0, 0);
+            std::atomic<int> asked{0};
+            auto stop = [](void* counter) { return static_cast<std::atomic<int>*>(counter)->fetch_add(1) >= 0; };
+            auto t0 = std::chrono::steady_clock::now();
+            bool interrupted = false;
+            try {
+                c.wait_durable(r.ticket, false, stop, &asked);
+            } catch (const error& e) {
+                EXPECT_EQ(e.code(), errc::interrupted) << e.what();
+                interrupted = true;
+            }
+            auto took = std::chrono::steady_clock::now() - t0;
+            // Either it left after a slice, or the flusher had already taken it
+            // (then it waited for that flush to finish).
+            EXPECT_LT(took, std::chrono::milliseconds(interrupted ? 300 : 2000));
+            EXPECT_GE(asked.load(), interrupted ? 1 : 0);
+        }
+        slow_fdatasync_ms = 0;
+        // The committer still makes appends durable, for waiters that stay.
+        append_result last = append_payload(*p, make_payload(100, 99), 1, 0, 0);
+        c.wait_durable(last.ticket);
+        EXPECT_TRUE(c.is_durable(last.ticket));
+        EXPECT_EQ(p->end_offset(), last.base_offset + 1);
+        p->close();
+    }
+    io::install_hooks(previous);
+}
 
 TEST_F(CommitterTest, FailedFdatasyncWakesEveryDurableWaiterWithAnError) {
     // Waiters sleep on their own futex words: a failed flush must release all
