@@ -346,3 +346,47 @@ def test_read_only_handle_notices_a_topic_deleted_and_created_again(tmp_path):
     assert ro.topic("t").read().to_pydict() == {"b": ["new"]}
     ro.close()
     writer.close()
+
+
+CREATOR = """
+import sys, tidelog
+log = tidelog.open(sys.argv[1])
+start = int(sys.argv[2])
+for i in range(start, start + 1000):
+    log.create_topic(f"t{i}", partitions=20)
+    print(f"t{i}", flush=True)
+"""
+
+
+def test_create_topic_survives_sigkill_at_any_moment(tmp_path):
+    """A writer creating topics is SIGKILLed at random moments: every topic whose
+    create_topic returned is there and whole, any other is whole or absent, and
+    the next open never fails because of what was left."""
+    import random as _random
+
+    rng = _random.Random(7)
+    created: list[str] = []
+    start = 0
+    for cycle in range(12):
+        proc = subprocess.Popen([sys.executable, "-c", CREATOR, str(tmp_path), str(start)],
+                                stdout=subprocess.PIPE, text=True)
+        proc.stdout.readline()  # its first topic is made: the interpreter and the log are up
+        time.sleep(rng.uniform(0, 0.05))
+        proc.send_signal(signal.SIGKILL)
+        out, _ = proc.communicate()
+        # the first line was read above; it names a topic that was created
+        lines = [f"t{start}"] + out.split()
+        created += lines
+        start += 1000
+        with tidelog.open(tmp_path) as log:
+            names = log.topics()
+            assert set(created) <= set(names), sorted(set(created) - set(names))
+            for name in names:
+                t = log.topic(name)
+                assert t.partitions == 20 and len(t._partitions) == 20
+            if names:
+                with log.producer(linger_ms=0) as p:
+                    p.send(names[-1], value=b"x", partition=19).get(timeout=5)
+        trash = tmp_path / "trash"
+        assert not trash.exists() or not any(trash.iterdir())
+    assert len(created) >= 12
