@@ -58,7 +58,8 @@ OFFSET_RESET = {"earliest": "earliest", "smallest": "earliest", "beginning": "ea
                 "latest": "latest", "largest": "latest", "end": "latest"}
 
 
-def _merge(kind: str, config: dict | None, kwargs: dict, names: dict, own: set) -> dict:
+def _merge(kind: str, config: dict | None, kwargs: dict, names: dict, own: set) -> tuple[dict, set[str]]:
+    """The settings under tidelog's names, and which of them were given under a Kafka name."""
     out: dict[str, Any] = {}
     from_kafka: set[str] = set()  # settings given under a Kafka name (librdkafka passes numbers as strings)
     items = list((config or {}).items()) + list(kwargs.items())
@@ -82,20 +83,18 @@ def _merge(kind: str, config: dict | None, kwargs: dict, names: dict, own: set) 
             raise InvalidArgumentError(f"{kind} setting {target!r} given twice with different values "
                                        f"({out[target]!r} and {value!r})")
         out[target] = value
-    out["_from_kafka"] = from_kafka
-    return out
+    return out, from_kafka
 
 
 def producer_settings(config: dict | None, kwargs: dict) -> dict:
     """tidelog producer keywords from a confluent-style dict and/or keywords."""
     own = {"linger_ms", "batch_bytes", "acks", "max_record_bytes"}
-    out = _merge("producer", config, kwargs, PRODUCER_NAMES, own)
+    out, from_kafka = _merge("producer", config, kwargs, PRODUCER_NAMES, own)
     if "acks" in out:
         acks = out["acks"]
         if acks not in ACKS or isinstance(acks, bool):
             raise InvalidArgumentError(f"acks must be 'all', 1 or 0 (Kafka) or 'durable'/'written', not {acks!r}")
         out["acks"] = ACKS[acks]
-    from_kafka = out.pop("_from_kafka")
     for name in ("linger_ms", "batch_bytes", "max_record_bytes"):
         # librdkafka properties arrive as strings too ({"linger.ms": "5"}); tidelog's own keywords take numbers
         if name in from_kafka and isinstance(out.get(name), str):
@@ -109,8 +108,7 @@ def producer_settings(config: dict | None, kwargs: dict) -> dict:
 def consumer_settings(config: dict | None, kwargs: dict) -> dict:
     """tidelog consumer keywords (start, group, on_corrupt) from Kafka's names."""
     own = {"start", "group", "on_corrupt"}
-    out = _merge("consumer", config, kwargs, CONSUMER_NAMES, own)
-    out.pop("_from_kafka")
+    out, _ = _merge("consumer", config, kwargs, CONSUMER_NAMES, own)
     if "start" in out:
         start = out["start"]
         if start not in OFFSET_RESET:

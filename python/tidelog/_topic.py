@@ -152,6 +152,7 @@ class Topic:
         self.directory = directory
         # Read-only handles check this on use: the writer may delete the topic (FORMAT.md §1).
         self._identity = None
+        self._identity_checked_at = 0.0
         if log.read_only:
             st = os.stat(directory)
             self._identity = (st.st_dev, st.st_ino)
@@ -202,9 +203,20 @@ class Topic:
     def _check_open(self) -> None:
         if self._closed:
             raise LogClosedError(f"topic {self.name!r} is closed (its log was closed or the topic deleted)")
-        if self._identity is not None and not self._still_there():
+        if self._identity is not None and not self._still_there_recently():
             # a read-only handle: its writer deleted the topic (and may have created another of that name)
             raise UnknownTopicError(f"topic {self.name!r} was deleted in {self._log.path}")
+
+    def _still_there_recently(self) -> bool:
+        """_still_there(), looked at no more than every 5 ms (as readers refresh
+        indexes): a read-only reader's hot path pays no stat per call."""
+        now = time.monotonic()
+        if now - self._identity_checked_at < 0.005:
+            return True
+        ok = self._still_there()
+        if ok:
+            self._identity_checked_at = now
+        return ok
 
     def _still_there(self) -> bool:
         """Read-only handles: the topic folder this handle opened is still the
