@@ -29,16 +29,26 @@ std::string last_path_part(const std::string& path) {
     return path.substr(slash == std::string::npos ? 0 : slash + 1, end - (slash == std::string::npos ? 0 : slash + 1) + 1);
 }
 
-/// The one message for damage a reader meets: errors.py parses its
-/// "topic/partition/segment/position/offsets" fields into CorruptionError attributes.
+/// The error for damage a reader meets: its place travels as fields (Python's
+/// CorruptionError attributes), the message says the same for people.
 error corrupt_frame(const std::string& partition_dir, const damaged_range& d) {
     std::string topic_dir = partition_dir.substr(0, partition_dir.find_last_not_of('/') + 1);
     topic_dir = topic_dir.substr(0, topic_dir.rfind('/') == std::string::npos ? 0 : topic_dir.rfind('/'));
-    return error(errc::corrupt, "topic '" + last_path_part(topic_dir) + "' partition " + last_path_part(partition_dir) +
-                                    " segment " + last_path_part(d.segment) + " position " +
-                                    std::to_string(d.position) + " (offsets " + std::to_string(d.start_offset) +
-                                    ".." + std::to_string(d.end_offset - 1) + "): " + d.reason + " [" + d.segment +
-                                    "]");
+    damage_place place;
+    place.topic = last_path_part(topic_dir);
+    std::string partition_name = last_path_part(partition_dir);
+    if (!partition_name.empty() && partition_name.size() <= 9 &&
+        partition_name.find_first_not_of("0123456789") == std::string::npos)
+        place.partition = std::atoi(partition_name.c_str());
+    place.segment = d.segment;
+    place.position = d.position;
+    place.start_offset = d.start_offset;
+    place.end_offset = d.end_offset;
+    std::string message = "topic '" + place.topic + "' partition " + partition_name + " segment " +
+                          last_path_part(d.segment) + " position " + std::to_string(d.position) + " (offsets " +
+                          std::to_string(d.start_offset) + ".." + std::to_string(d.end_offset - 1) +
+                          "): " + d.reason + " [" + d.segment + "]";
+    return error(errc::corrupt, message, std::move(place));
 }
 
 std::vector<int64_t> list_segment_bases(const std::string& dir) {

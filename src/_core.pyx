@@ -5,7 +5,8 @@
 Buffers come in through the buffer protocol without copies; every call that may
 block or do I/O releases the GIL; native errors reach Python through one path,
 ``raise_native_error`` (src/error_bridge.h), which asks
-``tidelog.errors._from_native`` for the exception to raise.
+``tidelog.errors._from_native`` for the exception to raise, by the error
+code's name (``ErrorCode``, declared in tidelog/_core.pxd).
 """
 from cpython.buffer cimport PyBUF_ANY_CONTIGUOUS, PyBUF_SIMPLE, PyBUF_WRITABLE, PyBUF_READ, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytes cimport PyBytes_FromStringAndSize
@@ -23,7 +24,17 @@ from tidelog_native cimport *
 from tidelog.errors import (CorruptionError, DeliveryError, LogClosedError, RecordTooLargeError, TidelogError,
                             _from_native)
 
-set_error_factory(_from_native)
+#: errc value -> name, from the ErrorCode declaration (tidelog/_core.pxd).
+cdef dict _ERROR_NAMES = {int(code): code.name for code in ErrorCode}
+
+
+def _error_from_native(int code, str message, place):
+    """The exception for a native error (called by error_bridge.h): ``place``
+    is None or a dict of where damage lies (native damage_place)."""
+    return _from_native(_ERROR_NAMES.get(code, "unknown"), message, place)
+
+
+set_error_factory(_error_from_native)
 
 cdef extern from "Python.h":
     # Without Cython's exception check: a raised exception stays set for the caller.

@@ -11,6 +11,8 @@ cdef extern from "<sys/uio.h>":
         void* iov_base
         size_t iov_len
 
+# The native error codes (errc) are declared in tidelog/_core.pxd (ErrorCode),
+# where Cython also makes them a Python enum.
 cdef extern from "error_bridge.h" namespace "tidelog":
     void raise_native_error()
     void set_error_factory(object factory)

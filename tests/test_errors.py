@@ -366,3 +366,95 @@ def test_use_of_deleted_topic(log, sensors_schema):
         t.append(make_sensors(1))
     with pytest.raises(tidelog.TidelogError):
         t.read()
+
+
+# ------------------------------------------------------- the native error contract
+def test_every_native_error_code_maps_to_a_class_by_name():
+    """Each errc of native/errors.h (tidelog._core.ErrorCode) has its class in
+    errors._NATIVE_ERRORS: adding a code natively without a mapping fails here."""
+    from tidelog import _core, errors
+
+    names = [code.name for code in _core.ErrorCode]
+    assert len(names) == len(set(names)) >= 11
+    assert set(names) == set(errors._NATIVE_ERRORS), "a native error code without a Python class (or a stale entry)"
+    for code in _core.ErrorCode:
+        cls = errors._NATIVE_ERRORS[code.name]
+        assert issubclass(cls, tidelog.TidelogError), code
+        # The path error_bridge.h takes: the number becomes its name, the name its class.
+        err = _core._error_from_native(int(code), "42", None)
+        assert type(err) is cls, code
+    assert type(_core._error_from_native(0, "a std::exception", None)) is tidelog.TidelogError
+    assert errors._NATIVE_ERRORS["conflict"] is tidelog.IntegrityError
+    assert errors._NATIVE_ERRORS["invalid_argument"] is tidelog.InvalidArgumentError
+
+
+def test_invalid_argument_error_is_public_and_raised_natively(tmp_path):
+    from tidelog import _core
+
+    assert "InvalidArgumentError" in tidelog.__all__ and issubclass(tidelog.InvalidArgumentError, ValueError)
+    nlog = _core.NativeLog(str(tmp_path / "log"))
+    try:
+        with pytest.raises(tidelog.InvalidArgumentError, match="segment_bytes"):
+            nlog.open_partition(str(tmp_path / "log" / "t" / "0"), segment_bytes=0, durability="none")
+    finally:
+        nlog.close()
+
+
+def test_corruption_place_arrives_as_fields(log_dir):
+    """A read that meets a damaged frame raises CorruptionError whose place comes
+    from native fields (not parsed out of the message)."""
+    with tidelog.open(log_dir) as log:
+        t = log.create_topic("metrics.v1", partitions=2)
+        with log.producer(linger_ms=0) as producer:
+            for i in range(4):
+                producer.send("metrics.v1", value=b"v%d" % i, partition=1).result()  # a frame each
+        frames = t._partitions[1].frames()
+        victim = frames[2]
+        path, at = victim.mapping.path, victim.address - victim.mapping.address + victim.length // 2
+        base, end, position = victim.base_offset, victim.next_offset, victim.position
+    with open(path, "r+b") as f:
+        f.seek(at)
+        byte = f.read(1)
+        f.seek(at)
+        f.write(bytes([byte[0] ^ 0x5A]))
+    with tidelog.open(log_dir, read_only=True) as log:
+        with pytest.raises(tidelog.CorruptionError) as info:
+            log.topic("metrics.v1").read(partitions=1)
+    e = info.value
+    assert (e.topic, e.partition, e.segment, e.path) == ("metrics.v1", 1, os.path.basename(path), path)
+    assert (e.position, e.start_offset, e.end_offset) == (position, base, end)
+    assert f"position {position}" in str(e)  # the message still says it for people
+
+
+def test_corruption_fields_are_not_parsed_from_text():
+    from tidelog import errors
+
+    e = errors._from_native("corrupt", "topic 't' partition 1 segment 00000000000000000000.log position 64 "
+                                       "(offsets 0..9): bad CRC", None)
+    assert type(e) is tidelog.CorruptionError
+    assert (e.topic, e.partition, e.segment, e.position, e.start_offset, e.end_offset) == (None,) * 6
+    assert not hasattr(errors, "_FRAME_PLACE")
+
+
+@pytest.mark.parametrize("name, kafka", [
+    ("UnknownTopicError", "UNKNOWN_TOPIC_OR_PARTITION"),
+    ("CorruptionError", "CORRUPT_MESSAGE"),
+    ("RecordTooLargeError", "MESSAGE_TOO_LARGE"),
+    ("TopicExistsError", "TOPIC_ALREADY_EXISTS"),
+    ("InvalidTopicNameError", "INVALID_TOPIC_EXCEPTION"),
+    ("InvalidArgumentError", "INVALID_CONFIG"),
+    ("SchemaMismatchError", "INVALID_RECORD"),
+    ("TidelogIOError", "KAFKA_STORAGE_ERROR"),
+    ("TidelogError", "UNKNOWN_SERVER_ERROR"),
+])
+def test_kafka_error_names(name, kafka):
+    assert getattr(tidelog, name).kafka_error == kafka
+
+
+def test_every_error_class_has_a_kafka_name():
+    from tidelog import errors
+
+    classes = [c for c in vars(errors).values() if isinstance(c, type) and issubclass(c, tidelog.TidelogError)]
+    assert len(classes) >= 16
+    for cls in classes:
+        assert isinstance(cls.kafka_error, str) and cls.kafka_error.isupper(), cls

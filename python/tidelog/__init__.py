@@ -2,6 +2,7 @@
 from .errors import (
     CorruptionError,
     CorruptionWarning,
+    IntegrityError,
     InvalidArgumentError,
     InvalidTopicNameError,
     LogClosedError,
@@ -28,7 +29,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AsyncConsumer", "AsyncProducer", "Consumer", "DeliveryError", "DeliveryFuture", "Producer", "Record", "RecordMetadata",
-    "AppendResult", "CorruptionError", "CorruptionWarning", "InvalidArgumentError", "InvalidTopicNameError", "Log", "LogClosedError", "LogLockedError", "LogNotFoundError", "NotALogFolderError",
+    "AppendResult", "CorruptionError", "CorruptionWarning", "IntegrityError", "InvalidArgumentError", "InvalidTopicNameError", "Log", "LogClosedError", "LogLockedError", "LogNotFoundError", "NotALogFolderError",
     "RECORD_SCHEMA", "ReadOnlyError", "RecordTooLargeError", "Scan", "SchemaMismatchError", "TidelogError",
     "TidelogIOError", "TimestampWarning", "Topic", "TopicConfig", "TopicExistsError", "UnknownTopicError", "open",
 ]

@@ -11,6 +11,7 @@ through ``tidelog.errors._from_native`` as subclasses of
 has no native counterpart: its methods raise ``ValueError`` (``Mapping``) or
 ``LogClosedError`` (``NativePartition``, also after ``release()``).
 """
+import enum
 import sys
 from collections.abc import Sequence
 from typing import Any, Final, TypedDict
@@ -26,6 +27,25 @@ FLAG_IPC_STREAM: Final = 1
 CODEC_NONE: Final = 0
 #: Frame header codec: payload is one zstd frame (``zstandard`` package).
 CODEC_ZSTD: Final = 1
+
+class ErrorCode(enum.IntEnum):
+    """The native error codes (native/errors.h ``errc``). ``tidelog.errors``
+    maps each name to the exception class raised for it."""
+
+    io_error = 1
+    corrupt = 2
+    not_found = 3
+    already_exists = 4
+    locked = 5
+    read_only = 6
+    invalid_argument = 7
+    closed = 8
+    too_large = 9
+    interrupted = 10
+    conflict = 11
+
+def _error_from_native(code: int, message: str, place: dict[str, Any] | None) -> Exception:
+    """The exception for a native error (called by src/error_bridge.h)."""
 
 class _RecoveryEvent(TypedDict):
     file: str

@@ -2,14 +2,24 @@
 
 Classes also derive from the matching builtin (as pyarrow's do), so code that
 catches ``OSError`` or ``ValueError`` keeps working.
+
+Each class names the Kafka error code it corresponds to in ``kafka_error``
+(Kafka's ``Errors`` enum names, such as ``"CORRUPT_MESSAGE"``), for code that
+speaks Kafka's error vocabulary; ``"UNKNOWN_SERVER_ERROR"`` where Kafka has no
+closer one.
 """
 from __future__ import annotations
 
-import re
+import os
+from typing import Any, ClassVar
 
 
 class TidelogError(Exception):
     """Base class of every tidelog error."""
+
+    #: The Kafka error code name (``org.apache.kafka.common.protocol.Errors``)
+    #: this error corresponds to.
+    kafka_error: ClassVar[str] = "UNKNOWN_SERVER_ERROR"
 
 
 class LogLockedError(TidelogError, BlockingIOError):
@@ -28,15 +38,21 @@ class NotALogFolderError(TidelogError, NotADirectoryError):
 
 
 class InvalidArgumentError(TidelogError, ValueError):
-    """An argument tidelog rejected (the message says which and why)."""
+    """An argument or setting tidelog rejected (the message says which and why)."""
+
+    kafka_error = "INVALID_CONFIG"
 
 
 class TopicExistsError(TidelogError, FileExistsError):
     """create_topic() with a name that is taken."""
 
+    kafka_error = "TOPIC_ALREADY_EXISTS"
+
 
 class UnknownTopicError(TidelogError, KeyError):
     """A topic that does not exist."""
+
+    kafka_error = "UNKNOWN_TOPIC_OR_PARTITION"
 
     def __str__(self) -> str:  # KeyError would repr() the message
         return str(self.args[0]) if self.args else ""
@@ -45,9 +61,13 @@ class UnknownTopicError(TidelogError, KeyError):
 class InvalidTopicNameError(TidelogError, ValueError):
     """A topic name outside Kafka's rule: 1-249 of [A-Za-z0-9._-], not '.' or '..'."""
 
+    kafka_error = "INVALID_TOPIC_EXCEPTION"
+
 
 class SchemaMismatchError(TidelogError, TypeError):
     """Appended data does not match the topic's schema; nothing was written."""
+
+    kafka_error = "INVALID_RECORD"
 
 
 class CorruptionError(TidelogError, OSError):
@@ -55,15 +75,18 @@ class CorruptionError(TidelogError, OSError):
     written is gone.
 
     When a read meets damage, ``topic``, ``partition``, ``segment`` (the ``.log``
-    file name), ``position`` (byte position of the damage in it) and
-    ``start_offset``/``end_offset`` (the offsets it held, end exclusive) say
-    where; they are None for damage found elsewhere (for example in a metadata
-    file). Reads with ``on_corrupt="skip"`` step over such damage instead.
+    file name), ``path`` (the segment file's path), ``position`` (byte position
+    of the damage in it) and ``start_offset``/``end_offset`` (the offsets it
+    held, end exclusive) say where; they are None for damage found elsewhere
+    (for example in a metadata file). Reads with ``on_corrupt="skip"`` step
+    over such damage instead.
     """
 
+    kafka_error = "CORRUPT_MESSAGE"
     topic: str | None = None
     partition: int | None = None
     segment: str | None = None
+    path: str | None = None
     position: int | None = None
     start_offset: int | None = None
     end_offset: int | None = None
@@ -84,6 +107,8 @@ class CorruptionWarning(UserWarning):
 class ReadOnlyError(TidelogError, PermissionError):
     """A write through a log opened with read_only=True."""
 
+    kafka_error = "TOPIC_AUTHORIZATION_FAILED"
+
 
 class LogClosedError(TidelogError, ValueError):
     """Use of a log, topic or partition after close()."""
@@ -92,57 +117,69 @@ class LogClosedError(TidelogError, ValueError):
 class RecordTooLargeError(TidelogError, ValueError):
     """A batch or record over a size limit."""
 
+    kafka_error = "MESSAGE_TOO_LARGE"
+
 
 class LogNotFoundError(TidelogError, FileNotFoundError):
     """read_only=True on a folder that holds no log, or a file the log needs is missing."""
 
+    kafka_error = "KAFKA_STORAGE_ERROR"
+
 
 class TidelogIOError(TidelogError, OSError):
     """A system call failed (for example fdatasync); the message says which."""
+
+    kafka_error = "KAFKA_STORAGE_ERROR"
 
 
 class DeliveryError(TidelogError):
     """A record could not be appended; ``__cause__`` holds why."""
 
 
-def _from_native(code: int, message: str) -> TidelogError:
-    """Called by the native error bridge (src/error_bridge.h) for every native error."""
-    if code == 5:
-        pid = None
+class IntegrityError(TidelogError):
+    """An optimistic-concurrency check failed: a write expected a version
+    (of an event stream, a tracking position) that another writer already took;
+    nothing was written. The name is the one the ``eventsourcing`` library
+    uses for the same failure (``eventsourcing.persistence.IntegrityError``)."""
+
+
+#: Native error code name (tidelog._core.ErrorCode) -> the class raised for it.
+#: tests/test_errors.py checks that every native code has an entry.
+_NATIVE_ERRORS: dict[str, type[TidelogError]] = {
+    "io_error": TidelogIOError,
+    "corrupt": CorruptionError,
+    "not_found": LogNotFoundError,
+    "already_exists": TopicExistsError,
+    "locked": LogLockedError,
+    "read_only": ReadOnlyError,
+    "invalid_argument": InvalidArgumentError,
+    "closed": LogClosedError,
+    "too_large": RecordTooLargeError,
+    # A wait its caller interrupted normally raises what the signal handler
+    # raised; this is only reached if that exception got lost.
+    "interrupted": TidelogError,
+    "conflict": IntegrityError,
+}
+
+
+def _from_native(name: str, message: str, place: dict[str, Any] | None = None) -> TidelogError:
+    """The exception for a native error, by its code's name (called through
+    src/error_bridge.h for every native error); ``place`` (corruption a read
+    met) holds topic, partition, segment (path), position, start_offset and
+    end_offset."""
+    cls = _NATIVE_ERRORS.get(name, TidelogError)
+    if cls is LogLockedError:
         text = message.strip()
-        if text.isdigit():
-            pid = int(text)
+        pid = int(text) if text.isdigit() else None
         return LogLockedError(
             f"the log is locked by another writer (pid {pid if pid is not None else 'unknown'})", pid
         )
-    cls = {
-        1: TidelogIOError,
-        2: CorruptionError,
-        3: LogNotFoundError,
-        4: TopicExistsError,
-        6: ReadOnlyError,
-        7: ValueError,
-        8: LogClosedError,
-        9: RecordTooLargeError,
-    }.get(code, TidelogError)
-    if cls is ValueError:
-        return InvalidArgumentError(message)
     err = cls(message)
-    if cls is CorruptionError:
-        where = _FRAME_PLACE.match(message)
-        if where:
-            err.topic, err.segment = where["topic"], where["segment"]
-            err.partition, err.position = int(where["partition"]), int(where["position"])
-            if where["first"] is not None:
-                err.start_offset, err.end_offset = int(where["first"]), int(where["last"]) + 1
+    if place is not None and isinstance(err, CorruptionError):
+        err.topic = place["topic"]
+        err.partition = place["partition"] if place["partition"] >= 0 else None
+        err.path = place["segment"]
+        err.segment = os.path.basename(place["segment"])
+        err.position = place["position"]
+        err.start_offset, err.end_offset = place["start_offset"], place["end_offset"]
     return err
-
-
-# native/partition.cpp: corrupt_frame() writes this prefix.
-_FRAME_PLACE = re.compile(
-    r"topic '(?P<topic>[^']*)' partition (?P<partition>\d+) segment (?P<segment>\S+) position (?P<position>\d+)"
-    r"(?: \(offsets (?P<first>-?\d+)\.\.(?P<last>-?\d+)\))?"
-)
-
-
-_InvalidArgument = InvalidArgumentError  # the native core's errc::invalid_argument
