@@ -8,16 +8,22 @@ block or do I/O releases the GIL; native errors reach Python through one path,
 ``tidelog.errors._from_native`` for the exception to raise, by the error
 code's name (``ErrorCode``, declared in tidelog/_core.pxd).
 """
+cimport cython
 from cpython.buffer cimport PyBUF_ANY_CONTIGUOUS, PyBUF_SIMPLE, PyBUF_WRITABLE, PyBUF_READ, PyBuffer_Release, PyObject_GetBuffer
-from cpython.bytes cimport PyBytes_FromStringAndSize
-from libc.stdint cimport int64_t, uint32_t, uint64_t, uintptr_t, INT64_MAX, INT64_MIN
-from libc.string cimport memcpy
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_CheckExact, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE, PyList_New, PyList_SET_ITEM
+from cpython.memoryview cimport PyMemoryView_FromMemory
+from cpython.ref cimport Py_INCREF
+from cpython.unicode cimport PyUnicode_DecodeUTF8
+from libc.stdint cimport int32_t, int64_t, uint16_t, uint32_t, uint64_t, uintptr_t, INT64_MAX, INT64_MIN
+from libc.string cimport memcpy, memset
 from libcpp.memory cimport shared_ptr, unique_ptr
 from libcpp.string cimport string
+from libcpp.utility cimport pair
 from libcpp.vector cimport vector
 from libcpp cimport bool as cbool
 from cpython.exc cimport PyErr_CheckSignals
-from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
+from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC, CLOCK_REALTIME
 
 from tidelog_native cimport *
 
@@ -39,6 +45,9 @@ set_error_factory(_error_from_native)
 cdef extern from "Python.h":
     # Without Cython's exception check: a raised exception stays set for the caller.
     int _check_signals_raw "PyErr_CheckSignals"()
+    const char* PyUnicode_AsUTF8AndSize(object s, Py_ssize_t* size) except NULL
+    int PyGC_Disable()
+    int PyGC_Enable()
 
 # Blocking waits sleep in slices of this much and run Python's signal handlers
 # in between, so Ctrl-C (KeyboardInterrupt) reaches a blocked consumer or future
@@ -596,4 +605,10 @@ cdef class NativePartition:
             self.p.reset()
 
 
+# The producer and record paths, one concept per file (each says what it holds).
+include "binary_buffers.pxi"
+include "record_codec.pxi"
+include "record_decode.pxi"
+include "producer_batch.pxi"
+include "producer_engine.pxi"
 include "producer.pxi"

@@ -157,11 +157,11 @@ cdef extern from "log_core.h" namespace "tidelog" nogil:
 
 cdef extern from "record_builder.h" namespace "tidelog" nogil:
     cdef cppclass CBinaryColumn "tidelog::binary_column":
-        size_t count()
-        size_t null_count()
-        const vector[int]& offsets()
-        const vector[unsigned char]& data()
-        const vector[unsigned char]& validity()
+        size_t count() const
+        size_t null_count() const
+        const vector[int]& offsets() const
+        const vector[unsigned char]& data() const
+        const vector[unsigned char]& validity() const
 
     cdef cppclass CRecordBuilder "tidelog::record_builder":
         CRecordBuilder()
@@ -170,13 +170,13 @@ cdef extern from "record_builder.h" namespace "tidelog" nogil:
                  int64_t value_length) except +raise_native_error
         void add_header(const unsigned char* name, size_t name_length, const unsigned char* value,
                         int64_t value_length) except +raise_native_error
-        size_t count()
-        size_t bytes()
-        int64_t min_timestamp()
-        int64_t max_timestamp()
-        const vector[int64_t]& timestamps()
-        const CBinaryColumn& keys()
-        const CBinaryColumn& values()
-        const vector[int]& header_offsets()
-        const CBinaryColumn& header_names()
-        const CBinaryColumn& header_values()
+        size_t count() const
+        size_t bytes() const
+        int64_t min_timestamp() const
+        int64_t max_timestamp() const
+        const vector[int64_t]& timestamps() const
+        const CBinaryColumn& keys() const
+        const CBinaryColumn& values() const
+        const vector[int]& header_offsets() const
+        const CBinaryColumn& header_names() const
+        const CBinaryColumn& header_values() const

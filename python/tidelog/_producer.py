@@ -72,8 +72,11 @@ def batch_to_arrow(batch, schema: pa.Schema = RECORD_SCHEMA) -> pa.RecordBatch:
         schema=schema)
 
 
-class ProducerEngine:
-    """Everything of a producer but the per-record path. Thread-safe.
+class ProducerEngine(_core.ProducerEngineBase):
+    """Everything of a producer but the per-record path: it implements the
+    interface the Cython producer calls (src/producer_engine.pxi), taking the
+    batches the producer sealed, appending them and settling their futures.
+    Thread-safe.
 
     Delivery callbacks run on the thread that calls ``poll()`` or ``flush()``
     (as in confluent-kafka), never on the background thread.
@@ -177,13 +180,13 @@ class ProducerEngine:
                 err = e if isinstance(e, TidelogError) else DeliveryError(f"append to {key[0]}[{key[1]}] failed: {e}")
                 if err is not e:
                     err.__cause__ = e
-                self._finish(batches, FAILED, err)
+                self.finish(batches, FAILED, err)
                 return
             for b, (base, ticket) in zip(batches, results):
                 b.base_offset = base
                 b.ticket = ticket
             if self._acks == "written":
-                self._finish(batches, DONE)
+                self.finish(batches, DONE)
             else:
                 # State, the appended set and the in-flight count change together
                 # (under _finish_lock), or a waiter settling a batch in between
@@ -210,9 +213,9 @@ class ProducerEngine:
             else:
                 native.wait_durable(max(b.ticket for b in pending))
         except BaseException as e:
-            self._finish(pending, FAILED, e)
+            self.finish(pending, FAILED, e)
             return
-        self._finish(pending, DONE)
+        self.finish(pending, DONE)
 
     def track_direct(self, batch) -> None:
         """A batch send() appended itself (linger_ms=0) that now needs this engine:
@@ -235,7 +238,7 @@ class ProducerEngine:
                 return
         fn(future)
 
-    def _finish(self, batches, state: int, error=None) -> None:
+    def finish(self, batches, state: int, error=None) -> None:
         """Settles batches that nobody settled yet: queues their delivery
         callbacks, then publishes the final state (whoever sees DONE, such as
         flush(), finds the callbacks already queued), then wakes waiters."""
@@ -436,7 +439,7 @@ class ProducerEngine:
             batches.extend(self._appended)
         pending = [b for b in {id(b): b for b in batches}.values() if b.state < DONE]
         if pending:
-            self._finish(pending, FAILED, error)
+            self.finish(pending, FAILED, error)
         return len(pending)
 
 
