@@ -14,7 +14,7 @@ has no native counterpart: its methods raise ``ValueError`` (``Mapping``) or
 import enum
 import sys
 from collections.abc import Sequence
-from typing import Any, Final, TypedDict
+from typing import Any, Final, TypedDict, final
 
 from typing_extensions import Buffer, Self, disjoint_base
 
@@ -94,6 +94,10 @@ def group_by_partition(ids: Buffer, count: int, partitions: int, order: Buffer, 
     ``counts`` (int64[partitions]) the rows per partition. ``ids`` is
     int32[count]; ValueError if a buffer is too small or an id is outside
     ``[0, partitions)``."""
+
+def int64_min_max(values: Any) -> tuple[int, int] | None:
+    """(min, max) of the valid values of an int64 or timestamp pyarrow Array,
+    or None if none is valid."""
 
 def binary_buffers(
     items: list[Buffer | None], scratch: list[Any] | None = None
@@ -205,10 +209,23 @@ class NativeLog:
         writer recovers it first. Negative ``segment_ms``/``retention_*`` mean
         unlimited; ``durability`` is ``"fsync"``, ``"interval"`` or ``"none"``
         (ValueError otherwise)."""
-    def wait_durable(self, ticket: int) -> None:
+    def wait_durable(self, ticket: int, announced: bool = False) -> None:
         """Blocks (GIL released) until the append that returned ``ticket`` is
-        durable; returns at once for ticket 0. Raises ``TidelogIOError`` if an
-        fdatasync failed (the log is then unusable)."""
+        durable; returns at once for ticket 0 (unless ``announced``: the
+        caller called ``announce()`` before appending). Raises
+        ``TidelogIOError`` if an fdatasync failed (the log is then unusable)."""
+    def announce(self) -> None:
+        """Tells the group committer an append that will wait is on its way."""
+    def retract(self) -> None:
+        """Withdraws an ``announce()`` whose append will not wait (it failed)."""
+    def notify_sequence(self) -> int:
+        """The log-wide publish sequence; pass it to ``wait_notify`` after
+        checking for data."""
+    def wake_waiters(self) -> None:
+        """Wakes every thread sleeping in ``wait_notify``."""
+    def wait_notify(self, seen: int, timeout: float | None = None) -> bool:
+        """Sleeps (GIL released, futex) until any partition publishes after
+        ``seen`` was read; False on timeout (seconds; None: forever)."""
     def flush(self) -> None:
         """Makes every append so far durable, whatever the durability mode."""
     def stats(self) -> dict[str, int]:
@@ -298,3 +315,191 @@ class NativePartition:
     def release(self) -> None:
         """Drops the native partition (after close). Later calls raise
         ``LogClosedError``; mappings already handed out stay valid."""
+
+# ----------------------------------------------------------------- records
+def set_record_template(message: Buffer) -> None:
+    """Registers pyarrow's serialization of a 1-row byte-record batch (all
+    lengths non-zero) as the template ``encode_record_batch`` patches."""
+
+def encode_record_batch(batch: ProducerBatch) -> tuple[list[Buffer], int]:
+    """``(pieces, body_offset)`` of the IPC record-batch message for
+    ``batch``: a small metadata buffer, then the batch's own column buffers
+    (no copy) with zero padding between them."""
+
+def decode_records(batch: Any, topic: str, partition: int, first_offset: int, start: int, stop: int) -> list[Record]:
+    """Records ``[start, stop)`` of a byte-record ``pyarrow.RecordBatch``
+    whose row 0 has offset ``first_offset``."""
+
+def decode_record_payload(frame: Frame, topic: str, partition: int, start: int, stop: int) -> list[Record]:
+    """Records ``[start, stop)`` (rows of the frame) of an uncompressed
+    byte-record frame, straight from the mapping; ``NotImplementedError``
+    for other shapes, ``CorruptionError`` for a malformed payload."""
+
+@final
+class Record:
+    """One record as consumed: topic, partition, offset, timestamp (int ns),
+    key, value (bytes or None) and headers (a list of (str, bytes) pairs)."""
+
+    def __init__(
+        self, topic: str, partition: int, offset: int, timestamp: int, key: bytes | None, value: bytes | None,
+        headers: Sequence[tuple[str, bytes | None]] | None = None,
+    ) -> None: ...
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def timestamp(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+    @property
+    def headers(self) -> list[tuple[str, bytes | None]]: ...
+    def __eq__(self, other: object, /) -> bool: ...
+    def __hash__(self) -> int: ...
+
+# --------------------------------------------------------------- producer
+#: ProducerBatch states, in order.
+BATCH_OPEN: Final = 0
+BATCH_SEALED: Final = 1
+BATCH_APPENDED: Final = 2
+BATCH_DONE: Final = 3
+BATCH_FAILED: Final = 4
+
+@final
+class ProducerBatch:
+    """Records of one (topic, partition) gathered by a producer, in native
+    column buffers. Sealed once, appended as one frame; its futures resolve
+    together."""
+
+    def __new__(cls, topic: str, partition: int, engine: ProducerEngineBase) -> Self: ...
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    state: int
+    base_offset: int
+    error: BaseException | None
+    callbacks: list[tuple[int, Any]] | None
+    deadline: float
+    ticket: int
+    engine: ProducerEngineBase
+    untracked: bool
+    @property
+    def count(self) -> int: ...
+    @property
+    def nbytes(self) -> int: ...
+    @property
+    def min_timestamp(self) -> int: ...
+    @property
+    def max_timestamp(self) -> int: ...
+    def reserve(self, records: int, nbytes: int) -> None: ...
+    def timestamp_at(self, i: int) -> int: ...
+    def column_buffers(self) -> tuple[Any, ...]:
+        """(address, length) of every column buffer plus null counts."""
+    def add_callback(self, index: int, callback: Any) -> None: ...
+
+@final
+class DeliveryFuture:
+    """The outcome of one ``send()``: ``result(timeout)`` -> RecordMetadata."""
+
+    def done(self) -> bool: ...
+    def result(self, timeout: float | None = None) -> Any:
+        """Blocks (GIL released) until the record is delivered under the
+        producer's acks; returns RecordMetadata(topic, partition, offset, timestamp)."""
+    def add_done_callback(self, fn: Any) -> None: ...
+    def get(self, timeout: float | None = None) -> Any: ...
+    def exception(self, timeout: float | None = None) -> BaseException | None: ...
+
+@final
+class ProducerTopic:
+    """Per-topic state of a producer: the open batch of each partition and
+    the sticky partition for unkeyed records."""
+
+    def __new__(cls, name: str, partitions: int, topic: Any) -> Self: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def partitions(self) -> int: ...
+    batches: list[ProducerBatch | None]
+    sticky: int
+    topic: Any
+    natives: list[NativePartition]
+    plain: bool
+    ticketed: bool
+
+def install_batch(st: ProducerTopic, partition: int, fresh: ProducerBatch) -> ProducerBatch:
+    """Makes ``fresh`` the open batch of ``partition`` unless one is open;
+    returns the open batch. Atomic under the GIL."""
+
+def take_open_batch(st: ProducerTopic, partition: int, batch: ProducerBatch, queue: Any) -> bool:
+    """Seals ``batch`` if it is still open and not empty and appends it to
+    ``queue``; True if this call sealed it. Atomic under the GIL."""
+
+@disjoint_base
+class ProducerEngineBase:
+    """The interface a producer calls its engine through
+    (src/producer_engine.pxi); ``tidelog._producer.ProducerEngine``
+    implements it. Every method here raises ``NotImplementedError``."""
+
+    metadata: Any
+    to_ns: Any
+    def topic_state(self, name: str) -> ProducerTopic: ...
+    def new_batch(self, st: ProducerTopic, partition: int) -> Any: ...
+    def seal(self, st: ProducerTopic, partition: int, batch: ProducerBatch) -> Any: ...
+    def seal_soon(self, st: ProducerTopic, partition: int, batch: ProducerBatch) -> Any: ...
+    def warn_timestamp(self, ts: int) -> Any: ...
+    def track_direct(self, batch: ProducerBatch) -> Any: ...
+    def finish(self, batches: list[ProducerBatch], state: int, error: BaseException | None = None) -> Any: ...
+    def wait_batch(self, batch: ProducerBatch, timeout: float | None) -> Any: ...
+    def add_done_callback(self, batch: ProducerBatch, future: DeliveryFuture, fn: Any) -> Any: ...
+    def send_many(self, st: ProducerTopic, values: Any, keys: Any, headers: Any, partition: int | None) -> Any: ...
+    def flush(self, timeout: float | None = None) -> Any: ...
+    def poll(self, timeout: float = 0) -> Any: ...
+    def abort(self, error: BaseException) -> Any: ...
+    def close(self) -> Any: ...
+
+@disjoint_base
+class Producer:
+    """A thread-safe record producer (see ``tidelog.Log.producer``)."""
+
+    def __init__(
+        self, engine: ProducerEngineBase, linger_ms: float, batch_bytes: int, acks: str, max_record_bytes: int
+    ) -> None: ...
+    @property
+    def linger_ms(self) -> float: ...
+    @property
+    def batch_bytes(self) -> int: ...
+    @property
+    def acks(self) -> str: ...
+    @property
+    def max_record_bytes(self) -> int: ...
+    _closed: bool
+    _engine: ProducerEngineBase
+    def send(
+        self,
+        topic: str,
+        value: Any = None,
+        key: Any = None,
+        headers: Any = None,
+        timestamp: Any = None,
+        partition: int | None = None,
+        on_delivery: Any = None,
+        timestamp_ms: int | None = None,
+    ) -> DeliveryFuture:
+        """Queues one record; returns a DeliveryFuture."""
+    def send_many(
+        self, topic: str, values: Any, keys: Any = None, headers: Any = None, partition: int | None = None
+    ) -> Any:
+        """Appends many records at once; returns an AppendResult once delivered under acks."""
+    def flush(self, timeout: float | None = None) -> int:
+        """Sends every queued record, waits for delivery, runs delivery callbacks."""
+    def poll(self, timeout: float = 0) -> int:
+        """Runs the delivery callbacks of records delivered so far; returns how many."""
+    def close(self, timeout: float | None = None) -> None:
+        """Flushes, then stops the producer's background thread."""
+    def __enter__(self) -> Self: ...
+    def __exit__(self, *exc: object) -> None: ...
