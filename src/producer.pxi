@@ -181,12 +181,12 @@ cdef class Producer:
                 batch = ProducerBatch.__new__(ProducerBatch, topic, p, self._engine)
             else:
                 while True:
-                    # new_batch runs Python code (another thread may seal what it
+                    # _open_batch runs Python code (another thread may seal what it
                     # installed), so re-check: the add below must hit an open batch.
                     cur = <object>PyList_GET_ITEM(st.batches, p)
                     if cur is not None and (<ProducerBatch>cur).state == BATCH_OPEN:
                         break
-                    self._engine.new_batch(st, p)
+                    self._open_batch(st, p)
                 batch = <ProducerBatch>cur
             # From here to the future: no Python calls, so no other thread runs in between.
             batch.builder.get().add(ts, kp, kl, vp, vl)
@@ -212,6 +212,22 @@ cdef class Producer:
         elif self._immediate:
             self._engine.seal_soon(st, p, batch)
         return fut
+
+    cdef int _open_batch(self, ProducerTopic st, int p) except -1:
+        """Installs a fresh open batch for partition ``p`` unless one is open (the
+        accumulator's side of the flow); with linger_ms > 0 it hands the batch to
+        the engine, whose timer seals it at its deadline."""
+        cdef object cur = <object>PyList_GET_ITEM(st.batches, p)
+        if cur is not None and (<ProducerBatch>cur).state == BATCH_OPEN:
+            return 0
+        cdef ProducerBatch fresh = ProducerBatch.__new__(ProducerBatch, st.name, p, self._engine)
+        if not self._immediate:
+            fresh.builder.get().reserve(<size_t>self._engine.batch_records, <size_t>self.batch_bytes)
+            fresh.deadline = _monotonic() + self.linger_ms / 1000.0
+        st.batches[p] = fresh  # nothing ran Python code since the check above
+        if not self._immediate:
+            self._engine.lingering(fresh)
+        return 0
 
     cdef int _append_direct(self, ProducerTopic st, int p, ProducerBatch batch, DeliveryFuture fut) except -1:
         """The direct path: encodes the one-record batch and appends it now."""

@@ -209,16 +209,6 @@ cdef class ProducerTopic:
         self.ticketed = topic.config.durability != "none"
 
 
-def install_batch(ProducerTopic st, int partition, ProducerBatch fresh):
-    """Makes `fresh` the open batch of `partition` unless another thread already
-    installed an open one; returns the open batch. Atomic under the GIL."""
-    cdef object cur = st.batches[partition]
-    if cur is not None and (<ProducerBatch>cur).state == BATCH_OPEN:
-        return cur
-    st.batches[partition] = fresh
-    return fresh
-
-
 def take_open_batch(ProducerTopic st, int partition, ProducerBatch batch, queue):
     """Seals `batch` if it is still the open batch of its partition and appends it
     to `queue` (a deque), so queue order is seal order; True if this call sealed

@@ -18,14 +18,17 @@ cdef class ProducerEngineBase:
     cdef public object metadata
     # to_ns(value) -> int nanoseconds for a timestamp that is not an int (raises ValueError/TypeError).
     cdef public object to_ns
+    # Records a new batch reserves room for (the engine refines it from sealed batches).
+    cdef public Py_ssize_t batch_records
 
     # ------------------------------------------------ called by Producer.send()
     cpdef ProducerTopic topic_state(self, str name):
         """The ProducerTopic of topic ``name``; UnknownTopicError if there is none."""
         raise NotImplementedError
 
-    cpdef new_batch(self, ProducerTopic st, int partition):
-        """Installs an open batch for ``partition`` (install_batch) if none is open."""
+    cpdef lingering(self, ProducerBatch batch):
+        """The producer opened ``batch`` (linger_ms > 0; its deadline is set):
+        seal and append it once the deadline passes, if nothing sealed it before."""
         raise NotImplementedError
 
     cpdef seal(self, ProducerTopic st, int partition, ProducerBatch batch):

@@ -431,10 +431,6 @@ class ProducerTopic:
     plain: bool
     ticketed: bool
 
-def install_batch(st: ProducerTopic, partition: int, fresh: ProducerBatch) -> ProducerBatch:
-    """Makes ``fresh`` the open batch of ``partition`` unless one is open;
-    returns the open batch. Atomic under the GIL."""
-
 def take_open_batch(st: ProducerTopic, partition: int, batch: ProducerBatch, queue: Any) -> bool:
     """Seals ``batch`` if it is still open and not empty and appends it to
     ``queue``; True if this call sealed it. Atomic under the GIL."""
@@ -447,8 +443,9 @@ class ProducerEngineBase:
 
     metadata: Any
     to_ns: Any
+    batch_records: int
     def topic_state(self, name: str) -> ProducerTopic: ...
-    def new_batch(self, st: ProducerTopic, partition: int) -> Any: ...
+    def lingering(self, batch: ProducerBatch) -> Any: ...
     def seal(self, st: ProducerTopic, partition: int, batch: ProducerBatch) -> Any: ...
     def seal_soon(self, st: ProducerTopic, partition: int, batch: ProducerBatch) -> Any: ...
     def warn_timestamp(self, ts: int) -> Any: ...

@@ -85,8 +85,7 @@ class ProducerEngine(_core.ProducerEngineBase):
     def __init__(self, log, linger_ms: float, batch_bytes: int, acks: str):
         self._log = log
         self._linger_s = linger_ms / 1000.0
-        self._batch_bytes = batch_bytes
-        self._batch_records = max(1, batch_bytes // 128)  # a guess, refined by each sealed batch
+        self.batch_records = max(1, batch_bytes // 128)  # a guess, refined by each sealed batch
         self._acks = acks
         self._cond = threading.Condition()
         self._states: dict[str, Any] = {}
@@ -124,18 +123,15 @@ class ProducerEngine(_core.ProducerEngineBase):
                 self._locks.setdefault((name, p), threading.Lock())
         return st
 
-    def new_batch(self, st, partition: int):
-        fresh = _core.ProducerBatch(st.name, partition, self)
-        if self._linger_s > 0:
-            fresh.reserve(self._batch_records, self._batch_bytes)
-        if _core.install_batch(st, partition, fresh) is fresh and self._linger_s > 0:
-            fresh.deadline = time.monotonic() + self._linger_s
-            with self._cond:
-                wake = not self._open  # otherwise the thread already sleeps towards an earlier deadline
-                self._open.append(fresh)
-                self._ensure_thread()
-                if wake:
-                    self._cond.notify_all()
+    def lingering(self, batch) -> None:
+        """The producer opened ``batch`` (linger_ms > 0, its deadline set): the
+        background thread seals it when the deadline passes."""
+        with self._cond:
+            wake = not self._open  # otherwise the thread already sleeps towards an earlier deadline
+            self._open.append(batch)
+            self._ensure_thread()
+            if wake:
+                self._cond.notify_all()
 
     def seal_soon(self, st, partition: int, batch) -> None:
         """linger_ms=0: append at once, unless (acks="durable") a batch of this
@@ -150,7 +146,7 @@ class ProducerEngine(_core.ProducerEngineBase):
     def seal(self, st, partition: int, batch) -> None:
         key = (st.name, partition)
         if _core.take_open_batch(st, partition, batch, self._queues[key]):
-            self._batch_records = batch.count
+            self.batch_records = batch.count
             self._drain(st, key)
 
     # ---------------------------------------------------------------- appending
