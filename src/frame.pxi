@@ -6,6 +6,10 @@
 from pyarrow import foreign_buffer as _foreign_buffer, py_buffer as _py_buffer, RecordBatch as _RecordBatch
 from pyarrow.ipc import open_stream as _open_stream, read_record_batch as _read_record_batch
 
+@cython.final
+@cython.freelist(64)
+@cython.no_gc  # it refers only to a Mapping, which refers to no Python object: no cycle can pass through it
+@cython.auto_pickle(False)
 cdef class Frame:
     """One published frame of a partition: where its payload lies in the mapped
     segment and what its header says (FORMAT.md §4).

@@ -184,7 +184,7 @@ cdef class Producer:
                     # _open_batch runs Python code (another thread may seal what it
                     # installed), so re-check: the add below must hit an open batch.
                     cur = <object>PyList_GET_ITEM(st.batches, p)
-                    if cur is not None and (<ProducerBatch>cur).state == BATCH_OPEN:
+                    if cur is not None and (<ProducerBatch>cur).state == C_BATCH_OPEN:
                         break
                     self._open_batch(st, p)
                 batch = <ProducerBatch>cur
@@ -218,7 +218,7 @@ cdef class Producer:
         accumulator's side of the flow); with linger_ms > 0 it hands the batch to
         the engine, whose timer seals it at its deadline."""
         cdef object cur = <object>PyList_GET_ITEM(st.batches, p)
-        if cur is not None and (<ProducerBatch>cur).state == BATCH_OPEN:
+        if cur is not None and (<ProducerBatch>cur).state == C_BATCH_OPEN:
             return 0
         cdef ProducerBatch fresh = ProducerBatch.__new__(ProducerBatch, st.name, p, self._engine)
         if not self._immediate:
@@ -266,17 +266,17 @@ cdef class Producer:
             err = e if isinstance(e, TidelogError) else DeliveryError(f"append to {st.name}[{p}] failed: {e}")
             if err is not e:
                 err.__cause__ = e
-            self._engine.finish([batch], BATCH_FAILED, err)
+            self._engine.finish([batch], C_BATCH_FAILED, err)
             return 0
         batch.base_offset = res.base_offset
         batch.ticket = res.ticket
         if not self._durable_acks:
             if batch.callbacks is None:
-                batch.state = BATCH_DONE
+                batch.state = C_BATCH_DONE
             else:
-                self._engine.finish([batch], BATCH_DONE)
+                self._engine.finish([batch], C_BATCH_DONE)
             return 0
-        batch.state = BATCH_APPENDED
+        batch.state = C_BATCH_APPENDED
         if batch.callbacks is None:
             batch.untracked = True
             fut.announced = announced

@@ -1,17 +1,24 @@
 # The state a producer shares with its engine, included by _core.pyx:
 # ProducerBatch (the records of one open or in-flight batch, in a native
 # record_builder), DeliveryFuture (one send()'s outcome) and ProducerTopic (the
-# open batch per partition). Concurrency: no locks; every change of which
-# batch is open, and of a batch's state, happens in C with the GIL held and no
-# Python call in between, so it is atomic for Python threads.
+# open batch per partition). Concurrency: no locks of their own. Which batch
+# is open, and sealing it, change in C with the GIL held and no Python call in
+# between, so atomically for Python threads; after sealing, the engine moves a
+# batch's state on under its own locks.
 
 cdef class ProducerEngineBase  # producer_engine.pxi: what these call their engine through
 
-BATCH_OPEN = 0
-BATCH_SEALED = 1
-BATCH_APPENDED = 2
-BATCH_DONE = 3
-BATCH_FAILED = 4
+cdef enum:  # a batch's states, in order (C constants: send() compares one per record)
+    C_BATCH_OPEN = 0
+    C_BATCH_SEALED = 1
+    C_BATCH_APPENDED = 2
+    C_BATCH_DONE = 3
+    C_BATCH_FAILED = 4
+BATCH_OPEN = C_BATCH_OPEN
+BATCH_SEALED = C_BATCH_SEALED
+BATCH_APPENDED = C_BATCH_APPENDED
+BATCH_DONE = C_BATCH_DONE
+BATCH_FAILED = C_BATCH_FAILED
 
 
 cdef tuple _column_buffers(const CBinaryColumn& c):
@@ -127,31 +134,31 @@ cdef class DeliveryFuture:
                 core.wait_durable(ticket, announced, signal_raised, NULL)
         except KeyboardInterrupt:
             # The caller gave up waiting, not the append: the engine settles it.
-            if b.state == BATCH_APPENDED:
+            if b.state == C_BATCH_APPENDED:
                 b.engine.track_direct(b)
             raise
         except BaseException as e:
-            if b.state == BATCH_APPENDED:
-                b.engine.finish([b], BATCH_FAILED, e)
+            if b.state == C_BATCH_APPENDED:
+                b.engine.finish([b], C_BATCH_FAILED, e)
             raise
-        if b.state == BATCH_APPENDED:
-            b.state = BATCH_DONE
+        if b.state == C_BATCH_APPENDED:
+            b.state = C_BATCH_DONE
         return 0
 
     def done(self):
-        if self.batch.state == BATCH_APPENDED and self.batch.untracked:
+        if self.batch.state == C_BATCH_APPENDED and self.batch.untracked:
             self._settle_untracked(False)
-        return self.batch.state >= BATCH_DONE
+        return self.batch.state >= C_BATCH_DONE
 
     def result(self, timeout=None):
         """Blocks (GIL released) until the record is delivered under the producer's
         acks; returns RecordMetadata(topic, partition, offset, timestamp)."""
         cdef ProducerBatch b = self.batch
-        if b.state == BATCH_APPENDED and b.untracked:
+        if b.state == C_BATCH_APPENDED and b.untracked:
             self._settle_untracked(True)
-        if b.state < BATCH_DONE:
+        if b.state < C_BATCH_DONE:
             b.engine.wait_batch(b, timeout)
-        if b.state == BATCH_FAILED:
+        if b.state == C_BATCH_FAILED:
             raise b.error
         return b.engine.metadata(b.topic, b.partition, b.base_offset + self.index,
                                  b.builder.get().timestamps()[self.index])
@@ -213,9 +220,9 @@ def take_open_batch(ProducerTopic st, int partition, ProducerBatch batch, queue)
     """Seals `batch` if it is still the open batch of its partition and appends it
     to `queue` (a deque), so queue order is seal order; True if this call sealed
     it. Atomic under the GIL (deque.append runs no Python code)."""
-    if batch.state != BATCH_OPEN or batch.builder.get().count() == 0:
+    if batch.state != C_BATCH_OPEN or batch.builder.get().count() == 0:
         return False  # an empty batch stays open: a send() may be about to fill it
-    batch.state = BATCH_SEALED
+    batch.state = C_BATCH_SEALED
     queue.append(batch)
     if st.batches[partition] is batch:
         st.batches[partition] = None

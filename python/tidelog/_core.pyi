@@ -127,7 +127,7 @@ class Mapping:
     if sys.version_info >= (3, 12):
         def __buffer__(self, flags: int, /) -> memoryview: ...
 
-@disjoint_base
+@final
 class Frame:
     """One published frame of a partition, as ``NativePartition.frames``
     returns it: where its payload lies in the mapped segment and what its
