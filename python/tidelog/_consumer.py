@@ -17,8 +17,8 @@ import pyarrow as pa
 
 from . import _arrow, _core
 from ._topic import check_on_corrupt
-from ._types import (OFFSET_BEGINNING, OFFSET_END, OFFSET_INVALID, OFFSET_STORED, TopicPartition, commit_offsets,
-                     partition_key, partition_keys)
+from ._types import (LOGICAL_OFFSETS, OFFSET_BEGINNING, OFFSET_END, OFFSET_INVALID, OFFSET_STORED, TopicPartition,
+                     commit_offsets, partition_key, partition_keys)
 from .errors import InvalidArgumentError, LogClosedError
 
 logger = logging.getLogger("tidelog")
@@ -100,6 +100,9 @@ class Consumer:
         pairs = partition_keys(partitions, "assign()")
         for name, p in pairs:
             self._partition(name, p)  # the topic and the partition exist
+        for tp in partitions:
+            if isinstance(tp, TopicPartition) and tp.offset < 0 and tp.offset not in LOGICAL_OFFSETS:
+                raise InvalidArgumentError(f"assign(): {tp!r} has a negative offset that is none of OFFSET_*")
         positions = {}
         for key in pairs:
             if key in self._positions:
