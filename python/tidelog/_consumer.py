@@ -47,15 +47,20 @@ class Consumer:
     """
 
     def __init__(self, log, topics: Iterable[str] | str | None = None, start: str = "earliest", group=None,
-                 on_corrupt: str = "raise"):
+                 on_corrupt: str = "raise", notifier=None):
+        """``notifier``: what the consumer waits on, with ``notify_sequence()``
+        and ``wait_notify(sequence, timeout)``: the log (default), or the
+        log's native core, which ``Log.consumer()`` hands down so that a poll
+        saves a call."""
         if group is not None:
             raise NotImplementedError(GROUPS_NOT_YET)
         if start not in ("earliest", "latest"):
             raise ValueError(f"start must be 'earliest' or 'latest', not {start!r}")
         self._log = log
         self._skip_damage = check_on_corrupt(on_corrupt)
-        self._notify_sequence = log.notify_sequence
-        self._wait_notify = log.wait_notify
+        notifier = log if notifier is None else notifier
+        self._notify_sequence = notifier.notify_sequence
+        self._wait_notify = notifier.wait_notify
         self._start = start
         self._positions: dict[tuple[str, int], int] = {}
         self._assignment: list[tuple[str, int]] = []

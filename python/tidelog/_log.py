@@ -446,7 +446,7 @@ class Log:
         given = {k: v for k, v in (("start", start), ("group", group), ("on_corrupt", on_corrupt)) if v is not _UNSET}
         settings = consumer_settings(config, {**given, **kafka})
         return Consumer(self, topics, start=settings.get("start", "earliest"), group=settings.get("group"),
-                        on_corrupt=settings.get("on_corrupt", "raise"))
+                        on_corrupt=settings.get("on_corrupt", "raise"), notifier=self._native)
 
     def async_producer(self, **kwargs):
         """An asyncio producer: ``await p.send(...)``, ``await p.flush()``. Same options as producer()."""

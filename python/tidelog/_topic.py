@@ -145,7 +145,9 @@ class Topic:
 
     ``topic.partition(p)`` is the handle of one partition (``Partition``).
     Topics are made by their ``Log`` (``log.create_topic``, ``log.topic``),
-    which also closes them.
+    which also closes them: ``closed`` (read it, do not set it) is True once
+    the log closed or the topic was deleted; ``log.topic(name)`` then returns
+    the current handle, if any.
 
     Thread-safe: any number of threads may append and read at once.
     """
@@ -180,7 +182,8 @@ class Topic:
         self._sticky_lock = threading.Lock()
         self._partitions = []  # the native partitions
         self._handles: list[Partition] = []
-        self._closed = False
+        # A plain attribute, not a property: consumers check it on every poll.
+        self.closed = False
         self._compressor = None
         self._decompressor = None
         if config.compression == "zstd":
@@ -217,22 +220,16 @@ class Topic:
         """Internal, for the owning Log: closes the partitions (log closed,
         topic deleted or forgotten); ``release`` also drops the native
         partitions (their files are about to go). Idempotent."""
-        if not self._closed:
-            self._closed = True
+        if not self.closed:
+            self.closed = True
             for p in self._partitions:
                 p.close()
         if release:
             for p in self._partitions:
                 p.release()
 
-    @property
-    def closed(self) -> bool:
-        """True once its log closed or the topic was deleted (then
-        ``log.topic(name)`` returns the current handle, if any)."""
-        return self._closed
-
     def _check_open(self) -> None:
-        if self._closed:
+        if self.closed:
             raise LogClosedError(f"topic {self.name!r} is closed (its log was closed or the topic deleted)")
         if self._identity is not None and not self._still_there_recently():
             # a read-only handle: its writer deleted the topic (and may have created another of that name)
@@ -618,7 +615,7 @@ def _per_partition(topic, value, what: str, partitions: list[int], default) -> d
         out = {}
         for k, v in value.items():
             p = k[1] if isinstance(k, tuple) and len(k) == 2 and k[0] == topic.name else k
-            (p,) = topic._partition_list([p])
+            p = topic.partition(p).index  # checked: an int in range
             out[p] = _arrow.as_offset(v, what)
         return {p: out.get(p, default) for p in partitions}
     offset = _arrow.as_offset(value, what)

@@ -75,7 +75,7 @@ class TopicPartition:
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, TopicPartition):
-            return self._topic == other._topic and self._partition == other._partition
+            return self._topic == other.topic and self._partition == other.partition
         if isinstance(other, tuple):
             return (self._topic, self._partition) == other
         return NotImplemented
