@@ -298,7 +298,7 @@ class Consumer:
             start = native.start_offset
             if pos < start:
                 pos = start  # retention removed what we had not read: continue from the oldest kept
-            frames = self._frames(native, name, p, pos, end)
+            frames = self._frames(native, name, p, pos, end, topic)
             if not frames:
                 positions[key] = max(pos, positions[key])  # past damage it skipped, if any
                 continue
@@ -313,13 +313,13 @@ class Consumer:
             return name, p, frame, topic, lo, hi
         return None
 
-    def _frames(self, native, name: str, p: int, pos: int, end: int) -> list:
+    def _frames(self, native, name: str, p: int, pos: int, end: int, topic) -> list:
         """The next frame from ``pos`` (one or none). Skipping damage, the
         position moves past what was skipped."""
         if not self._skip_damage:
             return native.frames(pos, end, -(2**63), 2**63 - 1, 1)
         skipped = []
-        frames = self._partition(name, p).frames(pos, end, 1, skipped)  # reports what it skipped
+        frames = topic.partition(p).frames(pos, end, 1, skipped)  # reports what it skipped
         if skipped:
             past = max(d["end_offset"] for d in skipped)
             if not frames or frames[0][3] >= past:
@@ -405,7 +405,7 @@ class Consumer:
         # Fill up from the same partition's next frames while they fit.
         while total < max_records and self._positions[(name, p)] < native.end_offset:
             pos = self._positions[(name, p)]
-            frames = self._frames(native, name, p, pos, native.end_offset)
+            frames = self._frames(native, name, p, pos, native.end_offset, topic)
             if not frames or frames[0][3] > pos:
                 break  # damage was skipped: the batch's offsets stay contiguous, the next poll goes on
             (b,) = part.decode(frames[0])

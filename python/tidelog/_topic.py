@@ -247,8 +247,9 @@ class Topic:
         return ok
 
     def _still_there(self) -> bool:
-        """Internal, for the owning Log. Read-only handles: the topic folder this handle opened is still the
-        topic's (deletion renames it away; a new topic of the name is a new folder)."""
+        """Internal, for the owning Log. Read-only handles: the topic folder
+        this handle opened is still the topic's (deletion renames it away; a
+        new topic of the name is a new folder)."""
         try:
             st = os.stat(self.directory)
         except FileNotFoundError:
@@ -414,8 +415,9 @@ class Topic:
 
         ``durable``: None (default) waits as the topic's durability mode says;
         True returns once the data is durable whatever the mode (as a
-        producer's ``acks="durable"``); False once it is written and visible
-        to readers (``acks="written"``).
+        producer's ``acks="durable"``); False once it is written to the page
+        cache (``acks="written"``; on an ``"fsync"`` topic readers still see it
+        only once the group commit made it durable).
         """
         return self._append(data, wait=self._fsync if durable is None else bool(durable), partition=partition)
 
