@@ -152,8 +152,24 @@ class Contender:
         return {"kind": self.kind, "description": self.description, "available": self.available() is None,
                 "reason": self.available()}
 
+    def __new__(cls, *args, **kwargs):
+        self = super().__new__(cls)
+        self._recipe = (args, kwargs)   # the constructor arguments, for __reduce__
+        return self
+
+    def __reduce__(self):
+        """Pickles as a fresh copy, not set up: the class and its constructor
+        arguments, none of the state a setup left (open logs, connections).
+        What a child process (_child.py) needs to run the child-side methods."""
+        args, kwargs = self._recipe
+        return (_remake, (type(self), args, kwargs))
+
     def __repr__(self) -> str:
         return f"<contender {self.name!r} ({self.kind})>"
+
+
+def _remake(cls, args: tuple, kwargs: dict) -> Contender:
+    return cls(*args, **kwargs)
 
 
 # ------------------------------------------------------------- workloads
