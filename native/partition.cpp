@@ -535,7 +535,7 @@ bool partition::write_checkpoint() {
 }
 
 void partition::enforce_retention() {
-    if (_read_only || (_config.retention_bytes < 0 && _config.retention_ms < 0)) return;
+    if (!has_retention()) return;
     std::vector<std::shared_ptr<segment>> doomed;
     {
         std::lock_guard<std::mutex> g(_mu);

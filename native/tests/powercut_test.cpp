@@ -1,5 +1,5 @@
 // Power-loss torture: thousands of random power cuts through the simulated file
-// layer (native/sim_file_io.h), each followed by a reboot and a recovery that
+// layer (native/testing/sim_file_io.h), each followed by a reboot and a recovery that
 // must yield, for every partition, exactly a prefix of what was written that
 // holds every frame acknowledged as durable.
 //
@@ -55,7 +55,7 @@
 #include "frame.h"
 #include "log_core.h"
 #include "shared_state.h"
-#include "sim_file_io.h"
+#include "testing/sim_file_io.h"
 #include "test_util.h"
 
 namespace {
