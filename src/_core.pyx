@@ -43,7 +43,9 @@ cdef cbool signal_raised(void* unused) noexcept nogil:
         rc = _check_signals_raw()
     return rc != 0
 
-DURABILITY_MODES = {"none": 0, "interval": 1, "fsync": 2}
+# The durability names, defined here only (python/tidelog imports them), the
+# default first; the values are the native durability_mode's.
+DURABILITY_MODES = {"fsync": <int>CDurability.fsync, "interval": <int>CDurability.interval, "none": <int>CDurability.none}
 FLAG_IPC_STREAM = 1
 cdef Py_ssize_t SMALL_APPEND_BYTES = 64 * 1024
 CODEC_NONE = 0

@@ -17,7 +17,8 @@ from typing import Any, Final, TypedDict, final
 
 from typing_extensions import Buffer, Self, disjoint_base
 
-#: Durability mode name -> native enum value.
+#: Durability mode name -> native enum value; the one definition of the names
+#: (the default, "fsync", first).
 DURABILITY_MODES: dict[str, int]
 #: Frame header flag bit 0: the payload is a whole Arrow IPC stream (schema,
 #: dictionary batches, one record batch) instead of one record-batch message.

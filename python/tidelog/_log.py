@@ -47,6 +47,9 @@ def validate_topic_name(name: Any) -> str:
 
 
 def _fsync_dir(path: str) -> None:
+    """Makes the names created, renamed or removed in folder ``path`` durable:
+    the Python side's one directory fsync (others import it; native code has
+    ``fsync_directory`` in file_handle.h)."""
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)

@@ -13,10 +13,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import _arrow, _core
+from ._core import DURABILITY_MODES
 from ._partition import Partition
 from .errors import LogClosedError, ReadOnlyError, SchemaMismatchError, UnknownTopicError
 
-DURABILITY_MODES = ("fsync", "interval", "none")
 COMPRESSIONS = ("none", "zstd")
 TOPIC_FORMAT_VERSION = 1
 MiB = 1 << 20
@@ -86,7 +86,7 @@ class TopicConfig:
         if not 1 <= self.partitions <= 100_000:
             raise ValueError(f"partitions must be an int in [1, 100000], not {self.partitions!r}")
         if self.durability not in DURABILITY_MODES:
-            raise ValueError(f"durability must be one of {DURABILITY_MODES}, not {self.durability!r}")
+            raise ValueError(f"durability must be one of {tuple(DURABILITY_MODES)}, not {self.durability!r}")
         if self.compression not in COMPRESSIONS:
             raise ValueError(f"compression must be one of {COMPRESSIONS}, not {self.compression!r}")
         if not 1 <= self.compression_level <= 22:
