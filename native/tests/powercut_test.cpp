@@ -960,9 +960,10 @@ private:
     }
 
     bool housekeeping_allowed() const {
-        // The committer runs housekeeping on its own thread 1 s after the log
-        // opened; the workload calls write_checkpoint / enforce_retention itself
-        // only well before that, so the two never run at once.
+        // The log's housekeeper first runs a partition's checkpoint and
+        // retention tasks about 1 s after it opened; the workload calls
+        // write_checkpoint / enforce_retention itself only well before that, so
+        // the two never run at once.
         return std::chrono::steady_clock::now() - _opened_at < std::chrono::milliseconds(700);
     }
 
