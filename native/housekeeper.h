@@ -12,14 +12,15 @@
 //                   first run no earlier than one interval after add_task): a
 //                   stream of triggers costs one run per interval, and an idle
 //                   log wakes nobody.
-// Tasks due within a few milliseconds of each other run in the same wake-up.
+// Tasks due within 20 ms of each other run in the same wake-up.
 //
 // Concurrency: every public method is thread-safe. Tasks run one at a time on
 // the housekeeper's thread, never while its mutex is held: a run function may
 // take any lock and call trigger() or add_task(). remove_task() waits for a
 // run of that task in progress, so it must not be called from that run
 // function, nor while holding a lock the run function takes. trigger() and
-// add_task() never wait for a run. An exception from a run function is
+// add_task() never wait for a run; stop() waits for one (so not from a run
+// function either). An exception from a run function is
 // swallowed: the task runs again at its next due time (appends report real
 // I/O errors themselves).
 // Fork: like the committer, the thread is not recreated in a forked child; it
