@@ -41,6 +41,15 @@ error corrupt_frame(const std::string& partition_dir, const damaged_range& d) {
                                     "]");
 }
 
+/// A sparse frame (FORMAT.md §2.1) is intact, but this version cannot number its
+/// records: refuse it rather than hand out wrong offsets (not damage: never skipped).
+error sparse_frame(const std::string& partition_dir, const segment& s, uint64_t position, const frame_header& h) {
+    return corrupt_frame(partition_dir, {s.log_path(), position, h.frame_length(), h.base_offset, h.next_offset(),
+                                         "sparse frame: " + std::to_string(h.record_count) + " records over " +
+                                             std::to_string(h.offset_span() + 1) +
+                                             " offsets; this version cannot number its records"});
+}
+
 std::vector<int64_t> list_segment_bases(const std::string& dir) {
     std::vector<int64_t> bases;
     DIR* d = ::opendir(dir.c_str());
@@ -403,6 +412,7 @@ std::vector<append_result> partition::append(const append_request* requests, siz
         if (length + frame_header_bytes + body_alignment > max_frame_bytes)
             throw error(errc::too_large, "batch of " + std::to_string(length) + " bytes is over the 2 GiB frame limit");
         if (req.min_timestamp > req.max_timestamp) throw error(errc::invalid_argument, "min_timestamp > max_timestamp");
+        if (req.record_count == 0) throw error(errc::invalid_argument, "a frame holds at least one record");
         payload_crcs[k] = crc;
         payload_lengths[k] = length;
     }
@@ -436,6 +446,7 @@ std::vector<append_result> partition::append(const append_request* requests, siz
         h.flags = req.flags;
         h.base_offset = seg->next_offset();
         h.record_count = req.record_count;
+        h.last_offset_delta = req.record_count - 1;  // dense: one record per offset
         h.schema_id = req.schema_id;
         h.min_timestamp = req.min_timestamp;
         h.max_timestamp = req.max_timestamp;
@@ -832,6 +843,7 @@ std::vector<frame_ref> partition::frames(int64_t start_offset, int64_t end_offse
                     }
                 }
                 if (good) {
+                    if (wanted && !h.dense()) throw sparse_frame(_dir, *s, pos, h);
                     if (wanted) out.push_back(frame_ref{region, pos, h});
                     prev_unchecked = !wanted && !s->verified(pos, frame_end);
                     prev_pos = pos;
