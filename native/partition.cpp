@@ -597,6 +597,14 @@ std::vector<std::shared_ptr<segment>> partition::snapshot(int64_t* visible_end) 
     return _segments;
 }
 
+std::shared_ptr<segment> partition::segment_holding(int64_t offset) {
+    int64_t visible;
+    auto segs = snapshot(&visible);
+    auto it = std::upper_bound(segs.begin(), segs.end(), offset,
+                               [](int64_t o, const std::shared_ptr<segment>& s) { return o < s->base_offset(); });
+    return it == segs.begin() ? nullptr : *(it - 1);
+}
+
 int64_t partition::start_offset() {
     if (_read_only && _shared.available()) return _shared.start_offset();
     int64_t visible;

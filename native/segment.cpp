@@ -327,6 +327,7 @@ std::shared_ptr<mapped_region> segment::mapping(uint64_t end) {
 }
 
 void segment::remove_files() {
+    _removed.store(true, std::memory_order_release);
     remove_file(_log_path);
     _index.remove_files();
 }
