@@ -585,3 +585,4 @@ cdef class NativePartition:
 
 
 include "producer.pxi"
+include "reader.pxi"

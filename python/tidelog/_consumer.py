@@ -96,6 +96,7 @@ class Consumer:
         self._assignment = pairs
         self._positions = positions
         self._targets = [self._target(name, p) for name, p in pairs]
+        self._readers = {}  # (topic, partition) -> _core.PartitionReader: the fetch cursor
         self._drop_buffer()
 
     def _target(self, name: str, p: int) -> list:
@@ -220,12 +221,16 @@ class Consumer:
         return None
 
     def _frames(self, native, name: str, p: int, pos: int, end: int) -> list:
-        """The next frame from ``pos`` (one or none). Skipping damage, the
-        position moves past what was skipped."""
+        """The next frame from ``pos`` (one or none), through the partition's
+        cursor (which goes on from where its last frame ended instead of seeking
+        from the index). Skipping damage, the position moves past what was skipped."""
+        reader = self._readers.get((name, p))
+        if reader is None or reader.partition is not native:  # first fetch, or the topic was created again
+            reader = self._readers[(name, p)] = _core.PartitionReader(native, pos)
         if not self._skip_damage:
-            return native.frames(pos, end, -(2**63), 2**63 - 1, 1)
+            return reader.read(pos, 1)
         skipped = []
-        frames = native.frames(pos, end, -(2**63), 2**63 - 1, 1, skipped)
+        frames = reader.read(pos, 1, skipped)
         if skipped:
             self._log._note_skipped(name, p, skipped)
             past = max(d["end_offset"] for d in skipped)
