@@ -1,0 +1,76 @@
+#pragma once
+// The one loop that walks a segment's frames (Redpanda's continuous batch
+// parser with batch consumers). It checks each header, the CRC when the
+// visitor asks for it, and that the frame holds the offset expected (and none
+// at or past `offset_bound`); what to do with a good frame, and where to go on
+// after damage (FORMAT.md §2.5: frame_resync.h), is the visitor's.
+//
+// Recovery (segment::scan) and the index check (segment::index_matches_log)
+// walk through it; partition_reader reads frame by frame from a held position.
+// Pure over a byte range; thread-safe as its visitor is.
+#include <cstdint>
+#include <utility>
+
+#include "frame.h"
+
+namespace tidelog {
+
+/// Where a walk goes on after damage, or that it stops there.
+struct walk_resume {
+    bool stop = true;
+    uint64_t position = 0;
+    int64_t offset = 0;
+    static walk_resume stop_here() { return {}; }
+    static walk_resume at(uint64_t position, int64_t offset) { return {false, position, offset}; }
+};
+
+class frame_visitor {
+public:
+    virtual ~frame_visitor() = default;
+    /// Whether the frame at `position`, whose header passed, must pass its CRC too.
+    virtual bool check_crc(uint64_t position, const frame_header& h) = 0;
+    /// A frame that passed every check; false stops the walk after it.
+    virtual bool on_frame(uint64_t position, const frame_header& h, bool crc_checked) = 0;
+    /// The bytes at `position`, where the frame holding `offset` should start,
+    /// fail `why` (end_of_data: zeros or no bytes left). The visitor says where
+    /// to go on, or stops.
+    virtual walk_resume on_damage(uint64_t position, int64_t offset, frame_check why) = 0;
+};
+
+/// Where a walk ended: after the last frame a visitor stopped at, or at the damage it stopped at.
+struct walk_end {
+    uint64_t position;
+    int64_t offset;
+};
+
+/// Walks the frames of data[0, end) from `position`, where the frame holding
+/// `offset` starts (data may be null when end is 0).
+walk_end walk_frames(const uint8_t* data, uint64_t end, uint64_t position, int64_t offset, int64_t offset_bound,
+                     frame_visitor& visitor);
+
+/// A visitor from three callables (check_crc, on_frame, on_damage), so a walk's
+/// logic stays next to the state it updates.
+template <typename CheckCrc, typename OnFrame, typename OnDamage>
+class lambda_frame_visitor final : public frame_visitor {
+public:
+    lambda_frame_visitor(CheckCrc c, OnFrame f, OnDamage d) : _crc(std::move(c)), _frame(std::move(f)), _damage(std::move(d)) {}
+    bool check_crc(uint64_t position, const frame_header& h) override { return _crc(position, h); }
+    bool on_frame(uint64_t position, const frame_header& h, bool crc_checked) override {
+        return _frame(position, h, crc_checked);
+    }
+    walk_resume on_damage(uint64_t position, int64_t offset, frame_check why) override {
+        return _damage(position, offset, why);
+    }
+
+private:
+    CheckCrc _crc;
+    OnFrame _frame;
+    OnDamage _damage;
+};
+
+template <typename CheckCrc, typename OnFrame, typename OnDamage>
+lambda_frame_visitor<CheckCrc, OnFrame, OnDamage> make_frame_visitor(CheckCrc c, OnFrame f, OnDamage d) {
+    return {std::move(c), std::move(f), std::move(d)};
+}
+
+}  // namespace tidelog
