@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "errors.h"
+#include "frame_walker.h"
 
 namespace tidelog {
 
@@ -37,45 +38,36 @@ bool partition_reader::read_here(size_t max_frames, uint64_t max_bytes, int64_t 
     // file: read after `visible`, it cannot be a size from before a roll trimmed
     // the file (the writer trims before it publishes anything in the next segment).
     uint64_t file_end = _partition.read_only() ? s.log_file().size() : s.size();
-    size_t taken = 0;
-    uint64_t bytes = 0;
-    while (taken < max_frames && _offset < visible && (taken == 0 || bytes < max_bytes)) {
-        if (_position + frame_header_bytes > file_end) break;  // the segment ends here: frames() finds the next
+    bool complete = false;  // stopped because the caller has enough, not on something to judge
+    if (_position + frame_header_bytes <= file_end) {  // else the segment ends here: frames() finds the next
         try {
-            if (!_region || _region->length() < _position + frame_header_bytes)
-                _region = s.mapping(_position + frame_header_bytes);
+            if (!_region || _region->length() < file_end) _region = s.mapping(file_end);
         } catch (const error& err) {
             if (err.code() != errc::corrupt) throw;
-            break;
+            _region.reset();
         }
-        const uint8_t* p = _region->data() + _position;
-        if (check_header(p, std::min<uint64_t>(file_end, _region->length()) - _position) != frame_check::ok) {
-            // Maybe only the mapping is short of the frame's end.
-            frame_header h = load_header(p);
-            if (h.frame_length() > max_frame_bytes || _position + h.frame_length() > file_end) break;
-            try {
-                _region = s.mapping(_position + h.frame_length());
-            } catch (const error& err) {
-                if (err.code() != errc::corrupt) throw;
-                break;
-            }
-            p = _region->data() + _position;
-            if (check_header(p, std::min<uint64_t>(file_end, _region->length()) - _position) != frame_check::ok) break;
-        }
-        frame_header h = load_header(p);
-        if (h.base_offset != _offset || h.next_offset() > visible || !h.dense()) break;
-        uint64_t frame_end = _position + h.frame_length();
-        if (!s.verified(_position, frame_end)) {
-            if (frame_crc(h, p + h.payload_offset) != h.crc) break;
-            s.mark_verified(_position, frame_end);
-        }
-        out->push_back(frame_ref{_region, _position, h});
-        ++taken;
-        bytes += h.frame_length();
-        _position = frame_end;
-        _offset = h.next_offset();
     }
-    if (taken == max_frames || _offset >= visible || (taken > 0 && bytes >= max_bytes)) return true;
+    if (_region && _position + frame_header_bytes <= file_end) {
+        size_t taken = 0;
+        uint64_t bytes = 0;
+        auto visitor = make_frame_visitor(
+            [&](uint64_t pos, const frame_header& h) { return !s.verified(pos, pos + h.frame_length()); },
+            [&](uint64_t pos, const frame_header& h, bool crc_checked) {
+                if (!h.dense()) return false;  // frames() refuses it, naming it
+                if (crc_checked) s.mark_verified(pos, pos + h.frame_length());
+                out->push_back(frame_ref{_region, pos, h});
+                ++taken;
+                bytes += h.frame_length();
+                _position = pos + h.frame_length();
+                _offset = h.next_offset();
+                complete = taken == max_frames || bytes >= max_bytes || _offset >= visible;
+                return !complete;
+            },
+            // Damage, a frame not yet visible, the end of the bytes known: frames() judges.
+            [](uint64_t, int64_t, frame_check) { return walk_resume::stop_here(); });
+        walk_frames(_region->data(), file_end, _position, _offset, visible, visitor);
+    }
+    if (complete) return true;
     // Stopped on something frames() must judge: the next read goes through it.
     _segment.reset();
     _region.reset();
