@@ -2,11 +2,12 @@
 // The one loop that walks a segment's frames (Redpanda's continuous batch
 // parser with batch consumers). It checks each header, the CRC when the
 // visitor asks for it, and that the frame holds the offset expected (and none
-// at or past `offset_bound`); what to do with a good frame, and where to go on
+// at or past `offset_bound`), in the order the caller reports failures by;
+// what to do with a good frame, and where to go on
 // after damage (FORMAT.md §2.5: frame_resync.h), is the visitor's.
 //
-// Recovery (segment::scan) and the index check (segment::index_matches_log)
-// walk through it; partition_reader reads frame by frame from a held position.
+// Recovery (segment::scan), reads (partition::frames), the index check
+// (segment::index_matches_log) and partition_reader walk through it.
 // Pure over a byte range; thread-safe as its visitor is.
 #include <cstdint>
 #include <utility>
@@ -24,11 +25,21 @@ struct walk_resume {
     static walk_resume at(uint64_t position, int64_t offset) { return {false, position, offset}; }
 };
 
+/// What a visitor makes of a frame whose header passed.
+enum class frame_admission : uint8_t {
+    take,            // on its header alone
+    take_after_crc,  // if its CRC passes too
+    reject,          // as damage (bad_header): the visitor does not trust it
+};
+
+/// Which check decides first when a frame fails both: the CRC (bad_crc), as
+/// recovery reports it, or the offsets (bad_header), as reads report it.
+enum class check_order : uint8_t { crc_first, offsets_first };
+
 class frame_visitor {
 public:
     virtual ~frame_visitor() = default;
-    /// Whether the frame at `position`, whose header passed, must pass its CRC too.
-    virtual bool check_crc(uint64_t position, const frame_header& h) = 0;
+    virtual frame_admission admit(uint64_t position, const frame_header& h) = 0;
     /// A frame that passed every check; false stops the walk after it.
     virtual bool on_frame(uint64_t position, const frame_header& h, bool crc_checked) = 0;
     /// The bytes at `position`, where the frame holding `offset` should start,
@@ -46,15 +57,15 @@ struct walk_end {
 /// Walks the frames of data[0, end) from `position`, where the frame holding
 /// `offset` starts (data may be null when end is 0).
 walk_end walk_frames(const uint8_t* data, uint64_t end, uint64_t position, int64_t offset, int64_t offset_bound,
-                     frame_visitor& visitor);
+                     frame_visitor& visitor, check_order order = check_order::crc_first);
 
-/// A visitor from three callables (check_crc, on_frame, on_damage), so a walk's
+/// A visitor from three callables (admit, on_frame, on_damage), so a walk's
 /// logic stays next to the state it updates.
-template <typename CheckCrc, typename OnFrame, typename OnDamage>
+template <typename Admit, typename OnFrame, typename OnDamage>
 class lambda_frame_visitor final : public frame_visitor {
 public:
-    lambda_frame_visitor(CheckCrc c, OnFrame f, OnDamage d) : _crc(std::move(c)), _frame(std::move(f)), _damage(std::move(d)) {}
-    bool check_crc(uint64_t position, const frame_header& h) override { return _crc(position, h); }
+    lambda_frame_visitor(Admit a, OnFrame f, OnDamage d) : _admit(std::move(a)), _frame(std::move(f)), _damage(std::move(d)) {}
+    frame_admission admit(uint64_t position, const frame_header& h) override { return _admit(position, h); }
     bool on_frame(uint64_t position, const frame_header& h, bool crc_checked) override {
         return _frame(position, h, crc_checked);
     }
@@ -63,13 +74,13 @@ public:
     }
 
 private:
-    CheckCrc _crc;
+    Admit _admit;
     OnFrame _frame;
     OnDamage _damage;
 };
 
-template <typename CheckCrc, typename OnFrame, typename OnDamage>
-lambda_frame_visitor<CheckCrc, OnFrame, OnDamage> make_frame_visitor(CheckCrc c, OnFrame f, OnDamage d) {
+template <typename Admit, typename OnFrame, typename OnDamage>
+lambda_frame_visitor<Admit, OnFrame, OnDamage> make_frame_visitor(Admit c, OnFrame f, OnDamage d) {
     return {std::move(c), std::move(f), std::move(d)};
 }
 

@@ -11,6 +11,7 @@
 #include "crc32c.h"
 #include "errors.h"
 #include "frame_resync.h"
+#include "frame_walker.h"
 #include "units.h"
 
 namespace tidelog {
@@ -765,14 +766,96 @@ std::vector<frame_ref> partition::frames(int64_t start_offset, int64_t end_offse
         uint64_t pos = e.position;
         int64_t offset = s->base_offset() + e.relative_offset;
         bool from_index = pos > 0;
+        bool last = i + 1 == segs.size();
         uint64_t known_size = 0;  // readers: the file size last seen, re-read only when a header lies past it
         std::shared_ptr<mapped_region> region;
+        uint64_t walk_end = 0;  // the bytes the walk reads headers in: the mapping, and a reader's known size
+        auto set_walk_end = [&] {
+            walk_end = region ? region->length() : 0;
+            if (_read_only && last) walk_end = std::min(walk_end, known_size);
+        };
         // The last frame walked past on its header alone (not asked for, so not
         // CRC-checked): when damage follows it, its header may be the damage.
         bool prev_unchecked = false;
         uint64_t prev_pos = 0;
         int64_t prev_offset = 0;
-        while (offset < limit && out.size() < max_frames) {
+        bool rewalk = false;        // the walk stopped to map more of the file, or to start again elsewhere
+        bool segment_done = false;  // the rest of the segment is damaged
+        auto wanted = [&](const frame_header& h) {
+            return h.next_offset() > start_offset && h.max_timestamp >= min_timestamp && h.min_timestamp < max_timestamp;
+        };
+        auto go_on_at = [&](uint64_t at, int64_t off) {
+            pos = at;
+            offset = off;
+            rewalk = true;
+            return walk_resume::stop_here();
+        };
+        auto admit = [&](uint64_t at, const frame_header& h) {
+            if (from_index && h.max_timestamp > claimed_max) return frame_admission::reject;  // the index misleads
+            from_index = false;
+            return wanted(h) && !s->verified(at, at + h.frame_length()) ? frame_admission::take_after_crc
+                                                                         : frame_admission::take;
+        };
+        auto on_frame = [&](uint64_t at, const frame_header& h, bool crc_checked) {
+            uint64_t frame_end = at + h.frame_length();
+            if (crc_checked) s->mark_verified(at, frame_end);
+            bool w = wanted(h);
+            if (w && !h.dense()) throw sparse_frame(_dir, *s, at, h);
+            if (w) out.push_back(frame_ref{region, at, h});
+            prev_unchecked = !w && !s->verified(at, frame_end);
+            prev_pos = at;
+            prev_offset = h.base_offset;
+            offset = h.next_offset();
+            pos = frame_end;
+            return offset < limit && out.size() < max_frames;
+        };
+        auto on_bad = [&](uint64_t at, int64_t off, frame_check c) -> walk_resume {
+            // Out of mapped (or, in a reader, known) bytes: map more, or find the next segment.
+            if (at + frame_header_bytes > walk_end) return go_on_at(at, off);
+            if (region && c == frame_check::truncated &&
+                load_header(region->data() + at).frame_length() <= max_frame_bytes) {
+                uint64_t need = at + load_header(region->data() + at).frame_length();
+                try {
+                    region = s->mapping(need);
+                } catch (const error& err) {
+                    if (err.code() != errc::corrupt) throw;
+                }
+                set_walk_end();
+                if (need <= walk_end) return go_on_at(at, off);
+            }
+            pos = at;
+            offset = off;
+            if (from_index) {
+                // Indexes are derived data: if one misleads, walk the segment from its start.
+                from_index = false;
+                return go_on_at(0, s->base_offset());
+            }
+            // Damage: find where it ends and the next intact frame begins.
+            if (prev_unchecked && region && c != frame_check::bad_crc) {
+                const uint8_t* q = region->data() + prev_pos;
+                if (check_frame(q, region->length() - prev_pos) == frame_check::bad_crc) {
+                    pos = prev_pos;  // its count or length sent the walk astray
+                    offset = prev_offset;
+                    c = frame_check::bad_crc;
+                }
+            }
+            prev_unchecked = false;
+            uint64_t resume_position;
+            int64_t resume_offset;
+            damaged_range d = locate_damage(*s, region, pos, offset, c, segment_end, visible, &resume_position,
+                                            &resume_offset);
+            on_damage(d);
+            offset = resume_offset;
+            if (resume_position == UINT64_MAX) {  // the rest of the segment is damaged
+                segment_done = true;
+                return walk_resume::stop_here();
+            }
+            pos = resume_position;
+            if (region && region->length() < pos + frame_header_bytes) region.reset();
+            return go_on_at(pos, offset);
+        };
+        auto visitor = make_frame_visitor(admit, on_frame, on_bad);
+        while (offset < limit && out.size() < max_frames && !segment_done) {
             // An index entry past the end of the file is damage, not a roll: walk
             // the segment from its start instead.
             if (from_index &&
@@ -784,7 +867,7 @@ std::vector<frame_ref> partition::frames(int64_t start_offset, int64_t end_offse
             }
             // Only read a header we know was written: its offset is below the
             // published end and below the next segment's base.
-            if (_read_only && i + 1 == segs.size() && pos + frame_header_bytes > known_size &&
+            if (_read_only && last && pos + frame_header_bytes > known_size &&
                 pos + frame_header_bytes > (known_size = s->log_file().size())) {
                 // A reader's walk ran off its last known segment while the published
                 // end is further: the writer rolled (it trimmed this file before it
@@ -803,8 +886,6 @@ std::vector<frame_ref> partition::frames(int64_t start_offset, int64_t end_offse
                 i = static_cast<size_t>(next - segs.begin()) - 1;  // the for loop moves to it
                 break;
             }
-            frame_check c = frame_check::truncated;
-            const uint8_t* p = nullptr;
             if (!region || region->length() < pos + frame_header_bytes) {
                 try {
                     region = s->mapping(pos + frame_header_bytes);
@@ -813,74 +894,15 @@ std::vector<frame_ref> partition::frames(int64_t start_offset, int64_t end_offse
                     region.reset();
                 }
             }
-            if (region) {
-                p = region->data() + pos;
-                c = check_header(p, region->length() - pos);
-                if (c == frame_check::truncated && load_header(p).frame_length() <= max_frame_bytes) {
-                    try {
-                        region = s->mapping(pos + load_header(p).frame_length());
-                        p = region->data() + pos;
-                        c = check_header(p, region->length() - pos);
-                    } catch (const error& err) {
-                        if (err.code() != errc::corrupt) throw;
-                    }
-                }
+            set_walk_end();
+            rewalk = false;
+            if (!region) {
+                walk_end = UINT64_MAX;  // nothing to map more of: the damage path decides
+                on_bad(pos, offset, frame_check::truncated);
+            } else {
+                walk_frames(region->data(), walk_end, pos, offset, segment_end, visitor, check_order::offsets_first);
             }
-            bool good = c == frame_check::ok && load_header(p).base_offset == offset &&
-                        load_header(p).next_offset() <= segment_end &&
-                        (!from_index || load_header(p).max_timestamp <= claimed_max);
-            if (!good && from_index) {
-                // Indexes are derived data: if one misleads, walk the segment from its start.
-                from_index = false;
-                pos = 0;
-                offset = s->base_offset();
-                continue;
-            }
-            from_index = false;
-            if (good) {
-                frame_header h = load_header(p);
-                uint64_t frame_end = pos + h.frame_length();
-                bool wanted = h.next_offset() > start_offset && h.max_timestamp >= min_timestamp &&
-                              h.min_timestamp < max_timestamp;
-                if (wanted && !s->verified(pos, frame_end)) {
-                    if (frame_crc(h, p + h.payload_offset) != h.crc) {
-                        good = false;
-                        c = frame_check::bad_crc;
-                    } else {
-                        s->mark_verified(pos, frame_end);
-                    }
-                }
-                if (good) {
-                    if (wanted && !h.dense()) throw sparse_frame(_dir, *s, pos, h);
-                    if (wanted) out.push_back(frame_ref{region, pos, h});
-                    prev_unchecked = !wanted && !s->verified(pos, frame_end);
-                    prev_pos = pos;
-                    prev_offset = offset;
-                    offset = h.next_offset();
-                    pos += h.frame_length();
-                    continue;
-                }
-            }
-            // Damage: find where it ends and the next intact frame begins.
-            if (c == frame_check::ok) c = frame_check::bad_header;  // offsets that do not continue
-            if (prev_unchecked && region && c != frame_check::bad_crc) {
-                const uint8_t* q = region->data() + prev_pos;
-                if (check_frame(q, region->length() - prev_pos) == frame_check::bad_crc) {
-                    pos = prev_pos;  // its count or length sent the walk astray
-                    offset = prev_offset;
-                    c = frame_check::bad_crc;
-                }
-            }
-            prev_unchecked = false;
-            uint64_t resume_position;
-            int64_t resume_offset;
-            damaged_range d = locate_damage(*s, region, pos, offset, c, segment_end, visible, &resume_position,
-                                            &resume_offset);
-            on_damage(d);
-            offset = resume_offset;
-            if (resume_position == UINT64_MAX) break;  // the rest of the segment is damaged
-            pos = resume_position;
-            if (region && region->length() < pos + frame_header_bytes) region.reset();
+            if (!rewalk) break;
         }
         if (offset >= end_offset) break;
     }

@@ -51,7 +51,9 @@ bool partition_reader::read_here(size_t max_frames, uint64_t max_bytes, int64_t 
         size_t taken = 0;
         uint64_t bytes = 0;
         auto visitor = make_frame_visitor(
-            [&](uint64_t pos, const frame_header& h) { return !s.verified(pos, pos + h.frame_length()); },
+            [&](uint64_t pos, const frame_header& h) {
+                return s.verified(pos, pos + h.frame_length()) ? frame_admission::take : frame_admission::take_after_crc;
+            },
             [&](uint64_t pos, const frame_header& h, bool crc_checked) {
                 if (!h.dense()) return false;  // frames() refuses it, naming it
                 if (crc_checked) s.mark_verified(pos, pos + h.frame_length());
@@ -65,7 +67,7 @@ bool partition_reader::read_here(size_t max_frames, uint64_t max_bytes, int64_t 
             },
             // Damage, a frame not yet visible, the end of the bytes known: frames() judges.
             [](uint64_t, int64_t, frame_check) { return walk_resume::stop_here(); });
-        walk_frames(_region->data(), file_end, _position, _offset, visible, visitor);
+        walk_frames(_region->data(), file_end, _position, _offset, visible, visitor, check_order::offsets_first);
     }
     if (complete) return true;
     // Stopped on something frames() must judge: the next read goes through it.

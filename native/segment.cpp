@@ -121,8 +121,9 @@ scan_result segment::scan(uint64_t position, int64_t offset, const walk_policy& 
     };
     // A frame vouched for by header alone ends before the trusted point; one
     // that claims to reach past it (a flipped length) is checked in full.
-    auto check_crc = [&](uint64_t pos, const frame_header& h) {
-        return pos + h.frame_length() > policy.verify_from || !fits_checkpoint(pos, h);
+    auto admit = [&](uint64_t pos, const frame_header& h) {
+        return pos + h.frame_length() > policy.verify_from || !fits_checkpoint(pos, h) ? frame_admission::take_after_crc
+                                                                                        : frame_admission::take;
     };
     auto on_frame = [&](uint64_t pos, const frame_header& h, bool crc_checked) {
         prev = {!crc_checked, pos, h.base_offset, h.frame_length(), r.max_timestamp, _index.max_timestamp(),
@@ -204,7 +205,7 @@ scan_result segment::scan(uint64_t position, int64_t offset, const walk_policy& 
         r.stop = c;
         return walk_resume::stop_here();
     };
-    auto visitor = make_frame_visitor(check_crc, on_frame, on_damage);
+    auto visitor = make_frame_visitor(admit, on_frame, on_damage);
     walk_frames(data, r.file_bytes, position, offset, policy.offset_bound, visitor);
     if (!r.damaged_tail && !r.damage.empty() && r.damage.back().position >= r.valid_bytes) {
         // The data ends in damage whose extent is known (a frame whose payload
@@ -242,7 +243,7 @@ bool segment::index_matches_log(uint64_t valid_bytes) {
         if (!relative(off)) return false;
         bool walked = true;
         auto visitor = make_frame_visitor(
-            [](uint64_t, const frame_header&) { return false; },  // headers only
+            [](uint64_t, const frame_header&) { return frame_admission::take; },  // headers only
             [&](uint64_t at, const frame_header& h, bool) {
                 if (at + h.frame_length() >= o.position) return false;
                 if (!relative(h.next_offset())) walked = false;
