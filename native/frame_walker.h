@@ -36,17 +36,16 @@ enum class frame_admission : uint8_t {
 /// recovery reports it, or the offsets (bad_header), as reads report it.
 enum class check_order : uint8_t { crc_first, offsets_first };
 
-class frame_visitor {
-public:
-    virtual ~frame_visitor() = default;
-    virtual frame_admission admit(uint64_t position, const frame_header& h) = 0;
-    /// A frame that passed every check; false stops the walk after it.
-    virtual bool on_frame(uint64_t position, const frame_header& h, bool crc_checked) = 0;
-    /// The bytes at `position`, where the frame holding `offset` should start,
-    /// fail `why` (end_of_data: zeros or no bytes left). The visitor says where
-    /// to go on, or stops.
-    virtual walk_resume on_damage(uint64_t position, int64_t offset, frame_check why) = 0;
-};
+/// A visitor (any type with these three members; make_frame_visitor builds one
+/// from lambdas). The walk is a template over it, so that the per-frame calls
+/// inline: reads walk millions of small frames.
+///   frame_admission admit(uint64_t position, const frame_header& h);
+///     what to make of a frame whose header passed;
+///   bool on_frame(uint64_t position, const frame_header& h, bool crc_checked);
+///     a frame that passed every check; false stops the walk after it;
+///   walk_resume on_damage(uint64_t position, int64_t offset, frame_check why);
+///     the bytes at `position`, where the frame holding `offset` should start,
+///     fail `why` (end_of_data: zeros or no bytes left): where to go on, or stop.
 
 /// Where a walk ended: after the last frame a visitor stopped at, or at the damage it stopped at.
 struct walk_end {
@@ -56,20 +55,56 @@ struct walk_end {
 
 /// Walks the frames of data[0, end) from `position`, where the frame holding
 /// `offset` starts (data may be null when end is 0).
+template <typename Visitor>
 walk_end walk_frames(const uint8_t* data, uint64_t end, uint64_t position, int64_t offset, int64_t offset_bound,
-                     frame_visitor& visitor, check_order order = check_order::crc_first);
+                     Visitor& visitor, check_order order = check_order::crc_first) {
+    uint64_t pos = position;
+    int64_t off = offset;
+    while (true) {
+        uint64_t available = end > pos ? end - pos : 0;
+        const uint8_t* p = available ? data + pos : nullptr;
+        frame_check c = available == 0 ? frame_check::end_of_data : check_header(p, available);
+        bool crc_checked = false;
+        frame_header h;
+        if (c == frame_check::ok) h = load_header(p);
+        auto offsets_fit = [&] { return h.base_offset == off && h.next_offset() <= offset_bound; };
+        if (c == frame_check::ok && order == check_order::offsets_first && !offsets_fit()) c = frame_check::bad_header;
+        if (c == frame_check::ok) {
+            frame_admission a = visitor.admit(pos, h);
+            if (a == frame_admission::reject) {
+                c = frame_check::bad_header;
+            } else if (a == frame_admission::take_after_crc) {
+                crc_checked = true;
+                if (frame_crc(h, p + h.payload_offset) != h.crc) c = frame_check::bad_crc;
+            }
+        }
+        // (crc_first: a frame whose CRC fails is bad_crc whatever it holds.)
+        if (c == frame_check::ok && order == check_order::crc_first && !offsets_fit()) c = frame_check::bad_header;
+        if (c == frame_check::ok) {
+            bool go_on = visitor.on_frame(pos, h, crc_checked);
+            pos += h.frame_length();
+            off = h.next_offset();
+            if (!go_on) return {pos, off};
+            continue;
+        }
+        walk_resume next = visitor.on_damage(pos, off, c);
+        if (next.stop) return {pos, off};
+        pos = next.position;
+        off = next.offset;
+    }
+}
 
 /// A visitor from three callables (admit, on_frame, on_damage), so a walk's
 /// logic stays next to the state it updates.
 template <typename Admit, typename OnFrame, typename OnDamage>
-class lambda_frame_visitor final : public frame_visitor {
+class lambda_frame_visitor {
 public:
     lambda_frame_visitor(Admit a, OnFrame f, OnDamage d) : _admit(std::move(a)), _frame(std::move(f)), _damage(std::move(d)) {}
-    frame_admission admit(uint64_t position, const frame_header& h) override { return _admit(position, h); }
-    bool on_frame(uint64_t position, const frame_header& h, bool crc_checked) override {
+    frame_admission admit(uint64_t position, const frame_header& h) { return _admit(position, h); }
+    bool on_frame(uint64_t position, const frame_header& h, bool crc_checked) {
         return _frame(position, h, crc_checked);
     }
-    walk_resume on_damage(uint64_t position, int64_t offset, frame_check why) override {
+    walk_resume on_damage(uint64_t position, int64_t offset, frame_check why) {
         return _damage(position, offset, why);
     }
 

@@ -790,16 +790,18 @@ std::vector<frame_ref> partition::frames(int64_t start_offset, int64_t end_offse
             rewalk = true;
             return walk_resume::stop_here();
         };
+        bool admitted_wanted = false;  // admit() to on_frame(): the frame is one the caller asked for
         auto admit = [&](uint64_t at, const frame_header& h) {
             if (from_index && h.max_timestamp > claimed_max) return frame_admission::reject;  // the index misleads
             from_index = false;
-            return wanted(h) && !s->verified(at, at + h.frame_length()) ? frame_admission::take_after_crc
-                                                                         : frame_admission::take;
+            admitted_wanted = wanted(h);
+            return admitted_wanted && !s->verified(at, at + h.frame_length()) ? frame_admission::take_after_crc
+                                                                               : frame_admission::take;
         };
         auto on_frame = [&](uint64_t at, const frame_header& h, bool crc_checked) {
             uint64_t frame_end = at + h.frame_length();
             if (crc_checked) s->mark_verified(at, frame_end);
-            bool w = wanted(h);
+            bool w = admitted_wanted;
             if (w && !h.dense()) throw sparse_frame(_dir, *s, at, h);
             if (w) out.push_back(frame_ref{region, at, h});
             prev_unchecked = !w && !s->verified(at, frame_end);
