@@ -96,3 +96,43 @@ def test_read_write_appends_version_2_after_version_1(v1_log):
         _check_expected(log, extra)
         assert log.topic("sensors").read().num_rows == sum(len(c["ts"]) for c in EXPECTED["sensors"].values()) + 1
     assert _verify.verify(v1_log, progress="off").all_problems() == []
+
+
+def _frames_of(path):
+    """(position, payload_offset, payload_length, base_offset, record_count) of each frame."""
+    data = open(path, "rb").read()
+    out, pos = [], 0
+    while pos + 64 <= len(data) and data[pos:pos + 4] == b"TLF1":
+        base, count = struct.unpack_from("<qI", data, pos + 16)
+        plen, poff = struct.unpack_from("<QI", data, pos + 48)
+        out.append((pos, poff, plen, base, count))
+        pos += (poff + plen + 7) // 8 * 8
+    return out
+
+
+@pytest.mark.parametrize("where", ["payload", "header"])
+def test_damage_in_a_version_1_frame_verify_and_reads_agree(v1_log, where):
+    """verify (the independent checker) and the native reader find the same
+    offsets damaged in a version-1 frame, and the same ones intact."""
+    seg = os.path.join(v1_log, "topics", "orders", "0", "%020d.log" % 0)
+    frames = _frames_of(seg)
+    pos, poff, plen, base, count = frames[len(frames) // 2]
+    at = pos + poff + plen // 2 if where == "payload" else pos + 17  # a payload byte, or base_offset
+    with open(seg, "r+b") as f:
+        f.seek(at)
+        b = f.read(1)
+        f.seek(at)
+        f.write(bytes([b[0] ^ 0x10]))
+    report = _verify.verify(v1_log, progress="off")
+    (rep,) = [p for p in report.partitions if (p.topic, p.partition) == ("orders", 0)]
+    damaged = {o for r in rep.damaged for o in range(r.start_offset, r.end_offset)}
+    assert damaged == set(range(base, base + count))
+    with tidelog.open(v1_log, read_only=True) as log:
+        part = log.topic("orders")._partitions[0]
+        skipped = []
+        frames_read = part.frames(0, 2**63 - 1, -(2**63), 2**63 - 1, 10_000, skipped)
+        native_skipped = {o for d in skipped for o in range(d["start_offset"], d["end_offset"])}
+        native_intact = {o for f in frames_read for o in range(f[3], f[3] + f[4])}
+    assert native_skipped == damaged
+    intact = {o for a, b in rep.intact for o in range(a, b)}
+    assert native_intact == intact
