@@ -13,7 +13,7 @@ has no native counterpart: its methods raise ``ValueError`` (``Mapping``) or
 """
 import sys
 from collections.abc import Sequence
-from typing import Any, Final, TypedDict
+from typing import Any, Final, TypedDict, final
 
 from typing_extensions import Buffer, Self, disjoint_base
 
@@ -141,10 +141,22 @@ class NativeLog:
         writer recovers it first. Negative ``segment_ms``/``retention_*`` mean
         unlimited; ``durability`` is ``"fsync"``, ``"interval"`` or ``"none"``
         (ValueError otherwise)."""
-    def wait_durable(self, ticket: int) -> None:
+    def wait_durable(self, ticket: int, announced: bool = False) -> None:
         """Blocks (GIL released) until the append that returned ``ticket`` is
-        durable; returns at once for ticket 0. Raises ``TidelogIOError`` if an
+        durable; returns at once for ticket 0 unless ``announced`` (the caller
+        called ``announce()`` before appending). Raises ``TidelogIOError`` if an
         fdatasync failed (the log is then unusable)."""
+    def announce(self) -> None:
+        """Tells the group committer an append that will wait is on its way."""
+    def retract(self) -> None:
+        """Withdraws an ``announce()`` whose append will not wait (it failed)."""
+    def notify_sequence(self) -> int:
+        """The log-wide publish sequence; pass it to ``wait_notify`` after checking for data."""
+    def wake_waiters(self) -> None:
+        """Wakes every thread sleeping in ``wait_notify`` (used to cancel a wait)."""
+    def wait_notify(self, seen: int, timeout: float | None = None) -> bool:
+        """Sleeps (GIL released, futex) until any partition of the log publishes
+        after ``seen`` was read; False on timeout (seconds; None: forever)."""
     def flush(self) -> None:
         """Makes every append so far durable, whatever the durability mode."""
     def stats(self) -> dict[str, int]:
@@ -234,3 +246,144 @@ class NativePartition:
     def release(self) -> None:
         """Drops the native partition (after close). Later calls raise
         ``LogClosedError``; mappings already handed out stay valid."""
+
+def int64_min_max(values: Any) -> tuple[int, int] | None:
+    """(min, max) of the valid values of an int64 or timestamp pyarrow Array,
+    or None if none is valid."""
+
+# ------------------------------------------------------------ producer.pxi
+
+#: ProducerBatch.state: gathering records, sealed, appended, futures resolved, failed.
+BATCH_OPEN: Final = 0
+BATCH_SEALED: Final = 1
+BATCH_APPENDED: Final = 2
+BATCH_DONE: Final = 3
+BATCH_FAILED: Final = 4
+
+@final
+class ProducerBatch:
+    """Records of one (topic, partition) gathered by a producer, in native column
+    buffers. Sealed once, appended as one frame; its futures resolve together."""
+
+    def __new__(cls, topic: str, partition: int, engine: Any) -> Self: ...
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    state: int
+    base_offset: int
+    error: Any
+    callbacks: Any
+    deadline: float
+    ticket: int
+    engine: Any
+    untracked: bool
+    @property
+    def count(self) -> int: ...
+    @property
+    def nbytes(self) -> int: ...
+    @property
+    def min_timestamp(self) -> int: ...
+    @property
+    def max_timestamp(self) -> int: ...
+    def reserve(self, records: int, nbytes: int) -> None: ...
+    def timestamp_at(self, i: int) -> int: ...
+    def column_buffers(self) -> tuple[Any, ...]: ...
+    def add_callback(self, index: int, callback: Any) -> None: ...
+
+@final
+class DeliveryFuture:
+    """The outcome of one send(): ``result(timeout)`` -> RecordMetadata."""
+
+    def done(self) -> bool: ...
+    def result(self, timeout: float | None = None) -> Any: ...
+    def add_done_callback(self, fn: Any) -> None: ...
+    def get(self, timeout: float | None = None) -> Any: ...
+    def exception(self, timeout: float | None = None) -> BaseException | None: ...
+
+@final
+class ProducerTopic:
+    """Per-topic state of a producer: the open batch of each partition and the
+    sticky partition for unkeyed records."""
+
+    def __new__(cls, name: str, partitions: int, topic: Any) -> Self: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def partitions(self) -> int: ...
+    batches: list[Any]
+    sticky: int
+    topic: Any
+    natives: list[Any]
+    plain: bool
+    ticketed: bool
+
+def install_batch(st: ProducerTopic, partition: int, fresh: ProducerBatch) -> Any: ...
+def take_open_batch(st: ProducerTopic, partition: int, batch: ProducerBatch, queue: Any) -> Any: ...
+
+@disjoint_base
+class Producer:
+    """A thread-safe record producer (see tidelog.Log.producer)."""
+
+    def __init__(self, engine: Any, linger_ms: float, batch_bytes: int, acks: str, max_record_bytes: int) -> None: ...
+    @property
+    def linger_ms(self) -> float: ...
+    @property
+    def batch_bytes(self) -> int: ...
+    @property
+    def acks(self) -> str: ...
+    @property
+    def max_record_bytes(self) -> int: ...
+    _closed: bool
+    _engine: Any
+    def send(
+        self,
+        topic: str,
+        value: Any = None,
+        key: Any = None,
+        headers: Any = None,
+        timestamp: Any = None,
+        partition: int | None = None,
+        on_delivery: Any = None,
+        timestamp_ms: int | None = None,
+    ) -> DeliveryFuture: ...
+    def send_many(
+        self, topic: str, values: Any, keys: Any = None, headers: Any = None, partition: int | None = None
+    ) -> Any: ...
+    def flush(self, timeout: float | None = None) -> Any: ...
+    def poll(self, timeout: float = 0) -> Any: ...
+    def close(self, timeout: float | None = None) -> Any: ...
+    def __enter__(self) -> Self: ...
+    def __exit__(self, *exc: object) -> None: ...
+
+@final
+class Record:
+    """One record as consumed: topic, partition, offset, timestamp (int ns), key,
+    value (bytes or None) and headers (a list of (str, bytes) pairs)."""
+
+    def __init__(
+        self, topic: str, partition: int, offset: int, timestamp: int, key: Any, value: Any, headers: Any = None
+    ) -> None: ...
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def timestamp(self) -> int: ...
+    @property
+    def key(self) -> Any: ...
+    @property
+    def value(self) -> Any: ...
+    @property
+    def headers(self) -> list[tuple[str, bytes]]: ...
+    def __eq__(self, other: object, /) -> bool: ...
+    def __hash__(self) -> int: ...
+
+def decode_records(batch: Any, topic: str, partition: int, first_offset: int, start: int, stop: int) -> list[Record]:
+    """Records [start, stop) of a record-schema pa.RecordBatch whose row 0 has
+    offset ``first_offset``, read straight from its buffers."""
+def set_record_template(message: Any) -> None: ...
+def encode_record_batch(batch: ProducerBatch) -> Any: ...
+def decode_record_payload(frame: Any, topic: str, partition: int, start: int, stop: int) -> list[Record]: ...
