@@ -6,8 +6,8 @@ from libc.stdint cimport UINT64_MAX
 
 cdef class PartitionReader:
     """A cursor over one partition: it keeps the segment and byte position where
-    its last read ended, so the next read at the tail starts there. Frames are the
-    tuples ``NativePartition.frames`` gives. Not thread-safe: one per thread (the
+    its last read ended, so the next read at the tail starts there. Frames are
+    ``Frame`` objects, as ``NativePartition.frames`` gives. Not thread-safe: one per thread (the
     partition's appends may run concurrently). Reading after the partition was
     released raises LogClosedError."""
     cdef unique_ptr[CPartitionReader] r
@@ -36,13 +36,9 @@ cdef class PartitionReader:
             r.read(max_frames, max_bytes, &refs, damage_out)
         out = []
         cdef size_t i
-        cdef CFrameRef* f
         cdef NativePartition owner = self.partition
         for i in range(refs.size()):
-            f = &refs[i]
-            out.append((owner._mapping_for(f.region), <uintptr_t>f.payload(), f.header.payload_length,
-                        f.header.base_offset, f.header.record_count, f.header.min_timestamp,
-                        f.header.max_timestamp, f.header.codec, f.header.flags, f.header.schema_id))
+            out.append(Frame._from_ref(owner._mapping_for(refs[i].region), refs[i]))
         if skipped is not None:
             for i in range(damage.size()):
                 skipped.append(_damaged_range_dict(damage[i]))

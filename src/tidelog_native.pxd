@@ -34,7 +34,7 @@ cdef extern from "mapped_region.h" namespace "tidelog" nogil:
         const string& path()
 
 cdef extern from "frame.h" namespace "tidelog" nogil:
-    cdef struct CFrameHeader "tidelog::frame_header":
+    cdef cppclass CFrameHeader "tidelog::frame_header":
         uint32_t magic
         uint32_t crc
         uint16_t version
@@ -48,6 +48,7 @@ cdef extern from "frame.h" namespace "tidelog" nogil:
         int64_t max_timestamp
         uint64_t payload_length
         uint32_t payload_offset
+        int64_t next_offset()  # one past the frame's last offset
     int check_frame(const unsigned char* p, uint64_t available)
 
 cdef extern from "segment.h" namespace "tidelog" nogil:

@@ -132,7 +132,7 @@ def test_damage_in_a_version_1_frame_verify_and_reads_agree(v1_log, where):
         skipped = []
         frames_read = part.frames(0, 2**63 - 1, -(2**63), 2**63 - 1, 10_000, skipped)
         native_skipped = {o for d in skipped for o in range(d["start_offset"], d["end_offset"])}
-        native_intact = {o for f in frames_read for o in range(f[3], f[3] + f[4])}
+        native_intact = {o for f in frames_read for o in range(f.base_offset, f.next_offset)}
     assert native_skipped == damaged
     intact = {o for a, b in rep.intact for o in range(a, b)}
     assert native_intact == intact

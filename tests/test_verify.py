@@ -610,8 +610,8 @@ def _native_sets(d, read_only=True):
             for dmg in got:
                 skipped.update(range(dmg["start_offset"], dmg["end_offset"]))
             for f in frames:
-                intact.update(range(f[3], f[3] + f[4]))
-            after = max([cursor] + [f[3] + f[4] for f in frames] + [g["end_offset"] for g in got])
+                intact.update(range(f.base_offset, f.next_offset))
+            after = max([cursor] + [f.next_offset for f in frames] + [g["end_offset"] for g in got])
             if after == cursor:
                 break
             cursor = after
