@@ -212,6 +212,24 @@ class NativeLog:
         after every partition is closed. Idempotent."""
 
 @disjoint_base
+class PartitionReader:
+    """A cursor over one partition (native ``partition_reader``): keeps the
+    segment and position where its last read ended. One per thread."""
+
+    def __new__(cls, partition: NativePartition, offset: int = 0) -> PartitionReader: ...
+    @property
+    def partition(self) -> NativePartition: ...
+    @property
+    def position(self) -> int: ...
+    def read(
+        self,
+        offset: int,
+        max_frames: int = 1,
+        skipped: list[dict[str, Any]] | None = None,
+        max_bytes: int = 18446744073709551615,
+    ) -> list[Frame]: ...
+
+@disjoint_base
 class NativePartition:
     """One partition of a topic. Appends are thread-safe; reads see only
     published frames (in ``"fsync"`` mode: durable ones)."""
