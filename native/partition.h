@@ -132,6 +132,10 @@ public:
     void remove_files();
     const std::vector<recovery_event>& recovery_events() const { return _events; }
     const std::string& dir() const { return _dir; }
+    bool read_only() const { return _read_only; }
+    /// The segment whose offsets include `offset` (the last one starting at or
+    /// before it), null if none. For partition_reader, after a frames() call.
+    std::shared_ptr<segment> segment_holding(int64_t offset);
 
 private:
     void open_writer(bool clean_shutdown);

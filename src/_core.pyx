@@ -46,10 +46,14 @@ cdef cbool signal_raised(void* unused) noexcept nogil:
 # The durability names, defined here only (python/tidelog imports them), the
 # default first; the values are the native durability_mode's.
 DURABILITY_MODES = {"fsync": <int>CDurability.fsync, "interval": <int>CDurability.interval, "none": <int>CDurability.none}
-FLAG_IPC_STREAM = 1
+cdef enum:  # frame header values (FORMAT.md §4)
+    C_FLAG_IPC_STREAM = 1
+    C_CODEC_NONE = 0
+    C_CODEC_ZSTD = 1
+FLAG_IPC_STREAM = C_FLAG_IPC_STREAM
+CODEC_NONE = C_CODEC_NONE
+CODEC_ZSTD = C_CODEC_ZSTD
 cdef Py_ssize_t SMALL_APPEND_BYTES = 64 * 1024
-CODEC_NONE = 0
-CODEC_ZSTD = 1
 
 
 def crc32c(data, unsigned int value=0):
@@ -268,6 +272,9 @@ cdef class Mapping:
         return f"<tidelog Mapping {self.path!r} {self.size} bytes>"
 
 
+include "frame.pxi"
+
+
 cdef class NativeLog:
     """The log folder: writer lock, clean-shutdown marker, group committer."""
     cdef unique_ptr[CLogCore] core
@@ -453,9 +460,7 @@ cdef class NativePartition:
     def frames(self, int64_t start_offset=0, int64_t end_offset=INT64_MAX, int64_t min_timestamp=INT64_MIN,
                int64_t max_timestamp=INT64_MAX, size_t max_frames=1024, list skipped=None):
         """Published frames holding offsets in [start_offset, end_offset) whose time
-        span meets [min_timestamp, max_timestamp). Each is a tuple
-        (mapping, payload_address, payload_length, base_offset, record_count,
-        min_timestamp, max_timestamp, codec, flags, schema_id).
+        span meets [min_timestamp, max_timestamp), as Frame objects (frame.pxi).
 
         Damage holding offsets asked for raises CorruptionError; with ``skipped``
         (a list) it is skipped instead, and a dict per damaged range (as
@@ -466,14 +471,10 @@ cdef class NativePartition:
         cdef CPartition* part = self._get()
         with nogil:
             refs = part.frames(start_offset, end_offset, min_timestamp, max_timestamp, max_frames, damage_out)
-        out = []
+        cdef list out = []
         cdef size_t i
-        cdef CFrameRef* f
         for i in range(refs.size()):
-            f = &refs[i]
-            out.append((self._mapping_for(f.region), <uintptr_t>f.payload(), f.header.payload_length,
-                        f.header.base_offset, f.header.record_count, f.header.min_timestamp,
-                        f.header.max_timestamp, f.header.codec, f.header.flags, f.header.schema_id))
+            out.append(Frame._from_ref(self._mapping_for(refs[i].region), refs[i]))
         if skipped is not None:
             for i in range(damage.size()):
                 skipped.append(_damaged_range_dict(damage[i]))
@@ -587,3 +588,4 @@ cdef class NativePartition:
 
 
 include "producer.pxi"
+include "reader.pxi"

@@ -888,15 +888,15 @@ def encode_record_batch(ProducerBatch batch):
     return pieces, PyBytes_GET_SIZE(head)
 
 
-def decode_record_payload(frame, str topic, int partition, Py_ssize_t start, Py_ssize_t stop):
+def decode_record_payload(Frame frame not None, str topic, int partition, Py_ssize_t start, Py_ssize_t stop):
     """Records [start, stop) (rows of the frame) of an uncompressed byte-record
     frame, straight from the mapping; NotImplementedError for other shapes."""
-    mapping, address, length, base_offset = frame[0], frame[1], frame[2], frame[3]
-    cdef Mapping m = <Mapping>mapping
+    cdef int64_t base_offset = frame.base_offset
+    cdef Mapping m = frame.mapping
     cdef const unsigned char* region = m._get().data()
     cdef uint64_t region_len = m._get().length()
-    cdef const unsigned char* p = <const unsigned char*><uintptr_t>address
-    cdef Py_ssize_t plen = length
+    cdef const unsigned char* p = <const unsigned char*>frame.address
+    cdef Py_ssize_t plen = <Py_ssize_t>frame.length
     if p < region or <uint64_t>(p - region) + plen > region_len or plen < 8:
         raise CorruptionError("frame payload outside its mapping")
     if _u32(p) != 0xFFFFFFFF:

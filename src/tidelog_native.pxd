@@ -34,7 +34,7 @@ cdef extern from "mapped_region.h" namespace "tidelog" nogil:
         const string& path()
 
 cdef extern from "frame.h" namespace "tidelog" nogil:
-    cdef struct CFrameHeader "tidelog::frame_header":
+    cdef cppclass CFrameHeader "tidelog::frame_header":
         uint32_t magic
         uint32_t crc
         uint16_t version
@@ -48,6 +48,7 @@ cdef extern from "frame.h" namespace "tidelog" nogil:
         int64_t max_timestamp
         uint64_t payload_length
         uint32_t payload_offset
+        int64_t next_offset()  # one past the frame's last offset
     int check_frame(const unsigned char* p, uint64_t available)
 
 cdef extern from "segment.h" namespace "tidelog" nogil:
@@ -133,6 +134,14 @@ cdef extern from "partition.h" namespace "tidelog" nogil:
         void close() except +raise_native_error
         void remove_files() except +raise_native_error
         const vector[CRecoveryEvent]& recovery_events()
+
+cdef extern from "partition_reader.h" namespace "tidelog" nogil:
+    cdef cppclass CPartitionReader "tidelog::partition_reader":
+        CPartitionReader(CPartition& p, int64_t offset)
+        size_t read(size_t max_frames, uint64_t max_bytes, vector[CFrameRef]* out,
+                    vector[CDamagedRange]* skipped) except +raise_native_error
+        void seek(int64_t offset)
+        int64_t position()
 
 cdef extern from "log_core.h" namespace "tidelog" nogil:
     cdef cppclass CLogCore "tidelog::log_core":

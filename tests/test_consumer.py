@@ -255,7 +255,7 @@ def mappings_of(topic) -> list[tuple[int, int]]:
     out = {}
     for p in range(topic.partitions):
         for frame in topic._partitions[p].frames():
-            out[frame[0].address] = frame[0].size
+            out[frame.mapping.address] = frame.mapping.size
     return list(out.items())
 
 

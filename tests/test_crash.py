@@ -226,11 +226,11 @@ def _frame_positions(topic, partition=0):
     """[frame_start, payload_position, payload_length, base_offset, count] of each frame of the
     partition's last segment (frames follow each other at 8-byte-aligned positions from 0)."""
     frames = topic._partitions[partition].frames()
-    last = frames[-1][0].address
+    last = frames[-1].mapping.address
     out = []
     end = 0
     for f in frames:
-        mapping, address, length, base, count = f[0], f[1], f[2], f[3], f[4]
+        mapping, address, length, base, count = f.mapping, f.address, f.length, f.base_offset, f.record_count
         if mapping.address != last:
             continue
         pos = address - mapping.address

@@ -153,7 +153,7 @@ def test_bit_flip_in_a_sealed_segment(two_topics, capsys):
     assert open(new, "rb").read() == before[frames[k + 1][0]:]
 
 
-@pytest.mark.parametrize("field,value", [("magic", b"XXXX"), ("version", struct.pack("<H", 2)),
+@pytest.mark.parametrize("field,value", [("magic", b"XXXX"), ("version", struct.pack("<H", 3)),
                                          ("header_length", struct.pack("<H", 32)),
                                          ("payload_offset", struct.pack("<I", 12)),
                                          ("base_offset", struct.pack("<q", 5)),
@@ -610,8 +610,8 @@ def _native_sets(d, read_only=True):
             for dmg in got:
                 skipped.update(range(dmg["start_offset"], dmg["end_offset"]))
             for f in frames:
-                intact.update(range(f[3], f[3] + f[4]))
-            after = max([cursor] + [f[3] + f[4] for f in frames] + [g["end_offset"] for g in got])
+                intact.update(range(f.base_offset, f.next_offset))
+            after = max([cursor] + [f.next_offset for f in frames] + [g["end_offset"] for g in got])
             if after == cursor:
                 break
             cursor = after

@@ -46,7 +46,7 @@ def mappings_of(topic) -> list[tuple[int, int]]:
     out = {}
     for p in range(topic.partitions):
         for frame in topic._partitions[p].frames():
-            m = frame[0]
+            m = frame.mapping
             out[m.address] = m.size
     return list(out.items())
 
@@ -193,7 +193,7 @@ def test_first_body_buffer_64_aligned(log, schema_kind):
     frames = topic._partitions[0].frames()
     assert len(frames) == 6
     for frame, batch in zip(frames, topic.scan()):
-        mapping, address, length = frame[0], frame[1], frame[2]
+        mapping, address, length = frame.mapping, frame.address, frame.length
         assert address % 8 == 0
         view = memoryview(mapping)
         start = address - mapping.address

@@ -112,17 +112,10 @@ class BatchEncoder:
         return pieces, 8 + metadata_length, 0
 
 
-def decode_payload(frame: tuple, schema: pa.Schema, decompress) -> list[pa.RecordBatch]:
-    """The record batches stored in one frame (zero-copy when uncompressed)."""
-    mapping, address, length, _base, _count, _mn, _mx, codec, flags, _sid = frame
-    if codec == CODEC_NONE:
-        buf = pa.foreign_buffer(address, length, base=mapping)
-    else:
-        start = address - mapping.address
-        buf = pa.py_buffer(decompress(memoryview(mapping)[start : start + length]))
-    if flags & FLAG_IPC_STREAM:
-        return ipc.open_stream(buf).read_all().to_batches() or [pa.RecordBatch.from_pylist([], schema=schema)]
-    return [ipc.read_record_batch(buf, schema)]
+#: The record batches stored in one frame (zero-copy when uncompressed):
+#: ``decode_payload(frame, schema, decompress)``; in Cython, so a scan pays one
+#: call per frame.
+decode_payload = _core.decode_frame
 
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1

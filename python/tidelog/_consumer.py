@@ -30,13 +30,13 @@ GROUPS_NOT_YET = ("consumer groups (group=..., group.id) are not available yet: 
 def _decode_records(frame, topic, name: str, partition: int, lo: int, hi: int) -> list:
     """Records of one frame: natively from the mapping for plain record frames,
     through pyarrow for compressed or whole-stream ones."""
-    if frame[7] == _arrow.CODEC_NONE and not frame[8] & _arrow.FLAG_IPC_STREAM:
+    if frame.codec == _arrow.CODEC_NONE and not frame.flags & _arrow.FLAG_IPC_STREAM:
         try:
             return _core.decode_record_payload(frame, name, partition, lo, hi)
         except NotImplementedError:
             pass
     (batch,) = topic.partition(partition).decode(frame)
-    return _core.decode_records(batch, name, partition, frame[3], lo, hi)
+    return _core.decode_records(batch, name, partition, frame.base_offset, lo, hi)
 
 
 class Consumer:
@@ -118,6 +118,7 @@ class Consumer:
         self._assignment = pairs
         self._positions = positions
         self._targets = [self._target(name, p) for name, p in pairs]
+        self._readers = {}  # (topic, partition) -> _core.PartitionReader: the fetch cursor
         self._drop_buffer()
         for tp in partitions:
             if isinstance(tp, TopicPartition) and tp.offset not in (OFFSET_INVALID, OFFSET_STORED):
@@ -303,26 +304,33 @@ class Consumer:
                 positions[key] = max(pos, positions[key])  # past damage it skipped, if any
                 continue
             frame = frames[0]
-            base = frame[3]
+            base = frame.base_offset
             lo = pos - base if pos > base else 0
-            hi = frame[4]
+            hi = frame.record_count
             if hi - lo > max_records:
                 hi = lo + max_records
-            positions[key] = base + hi
+            # (The whole frame read: where the frame says its offsets go on.)
+            positions[key] = frame.next_offset if hi == frame.record_count else base + hi
             self._next = (self._next + i + 1) % n
             return name, p, frame, topic, lo, hi
         return None
 
     def _frames(self, native, name: str, p: int, pos: int, end: int, topic) -> list:
-        """The next frame from ``pos`` (one or none). Skipping damage, the
-        position moves past what was skipped."""
+        """The next frame from ``pos`` (one or none), through the partition's
+        cursor (which goes on from where its last frame ended instead of seeking
+        from the index). Skipping damage, the position moves past what was
+        skipped, which is counted and warned about as ``Partition.frames`` does."""
+        reader = self._readers.get((name, p))
+        if reader is None or reader.partition is not native:  # first fetch, or the topic was created again
+            reader = self._readers[(name, p)] = _core.PartitionReader(native, pos)
         if not self._skip_damage:
-            return native.frames(pos, end, -(2**63), 2**63 - 1, 1)
+            return reader.read(pos, 1)
         skipped = []
-        frames = topic.partition(p).frames(pos, end, 1, skipped)  # reports what it skipped
+        frames = reader.read(pos, 1, skipped)
         if skipped:
+            topic.partition(p)._note_skipped(name, p, skipped)
             past = max(d["end_offset"] for d in skipped)
-            if not frames or frames[0][3] >= past:
+            if not frames or frames[0].base_offset >= past:
                 self._positions[(name, p)] = max(self._positions[(name, p)], past)
         return frames
 
@@ -399,18 +407,18 @@ class Consumer:
         part = topic.partition(p)
         (batch,) = part.decode(frame)
         parts = [batch.slice(lo, hi - lo)]
-        first = frame[3] + lo
+        first = frame.base_offset + lo
         total = hi - lo
         native = part.native
         # Fill up from the same partition's next frames while they fit.
         while total < max_records and self._positions[(name, p)] < native.end_offset:
             pos = self._positions[(name, p)]
             frames = self._frames(native, name, p, pos, native.end_offset, topic)
-            if not frames or frames[0][3] > pos:
+            if not frames or frames[0].base_offset > pos:
                 break  # damage was skipped: the batch's offsets stay contiguous, the next poll goes on
             (b,) = part.decode(frames[0])
-            f_lo = pos - frames[0][3]
-            take = min(frames[0][4] - f_lo, max_records - total)
+            f_lo = pos - frames[0].base_offset
+            take = min(frames[0].record_count - f_lo, max_records - total)
             parts.append(b.slice(f_lo, take))
             total += take
             self._positions[(name, p)] = pos + take

@@ -42,11 +42,6 @@ class _RecoveryEvent(TypedDict):
 #: codec, flags, schema_id, body_offset).
 _FrameRequest = tuple[Sequence[Buffer], int, int, int, int, int, int, int]
 
-#: One frame as returned by ``NativePartition.frames``: (mapping,
-#: payload_address, payload_length, base_offset, record_count, min_timestamp,
-#: max_timestamp, codec, flags, schema_id).
-_Frame = tuple[Mapping, int, int, int, int, int, int, int, int, int]
-
 def crc32c(data: Buffer, value: int = 0) -> int:
     """CRC-32C (Castagnoli) of ``data``, continuing from ``value``:
     ``crc32c(b, crc32c(a)) == crc32c(a + b)``. SSE4.2 when available."""
@@ -110,6 +105,55 @@ class Mapping:
         def __buffer__(self, flags: int, /) -> memoryview: ...
 
 @disjoint_base
+class Frame:
+    """One published frame of a partition, as ``NativePartition.frames``
+    returns it: where its payload lies in the mapped segment and what its
+    header says (FORMAT.md §4). Immutable; only made by ``frames``."""
+
+    @property
+    def mapping(self) -> Mapping:
+        """The segment mapping holding the frame (keeps it mapped)."""
+    @property
+    def address(self) -> int:
+        """Address of the first payload byte."""
+    @property
+    def length(self) -> int:
+        """Payload length in bytes."""
+    @property
+    def position(self) -> int:
+        """Byte position of the frame header in its segment file."""
+    @property
+    def base_offset(self) -> int:
+        """Offset of the frame's first record."""
+    @property
+    def record_count(self) -> int: ...
+    @property
+    def next_offset(self) -> int:
+        """One past the frame's last offset, as its header gives it."""
+    @property
+    def min_timestamp(self) -> int: ...
+    @property
+    def max_timestamp(self) -> int: ...
+    @property
+    def codec(self) -> int:
+        """``CODEC_NONE`` or ``CODEC_ZSTD``."""
+    @property
+    def flags(self) -> int:
+        """Header flags (``FLAG_IPC_STREAM``)."""
+    @property
+    def schema_id(self) -> int: ...
+    @property
+    def version(self) -> int:
+        """Frame format version."""
+    def payload(self) -> Any:
+        """The payload as a ``pyarrow.Buffer`` over the mapping (no copy; it
+        keeps the mapping alive)."""
+
+def decode_frame(frame: Frame, schema: Any, decompress: Any) -> list[Any]:
+    """The record batches (``pyarrow.RecordBatch``) stored in ``frame`` (zero-copy when
+    uncompressed); ``decompress`` turns a zstd payload into bytes."""
+
+@disjoint_base
 class NativeLog:
     """A log folder: the writer lock, the clean-shutdown marker and the group
     committer shared by every partition.
@@ -169,6 +213,24 @@ class NativeLog:
         after every partition is closed. Idempotent."""
 
 @disjoint_base
+class PartitionReader:
+    """A cursor over one partition (native ``partition_reader``): keeps the
+    segment and position where its last read ended. One per thread."""
+
+    def __new__(cls, partition: NativePartition, offset: int = 0) -> PartitionReader: ...
+    @property
+    def partition(self) -> NativePartition: ...
+    @property
+    def position(self) -> int: ...
+    def read(
+        self,
+        offset: int,
+        max_frames: int = 1,
+        skipped: list[dict[str, Any]] | None = None,
+        max_bytes: int = 18446744073709551615,
+    ) -> list[Frame]: ...
+
+@disjoint_base
 class NativePartition:
     """One partition of a topic. Appends are thread-safe; reads see only
     published frames (in ``"fsync"`` mode: durable ones)."""
@@ -205,7 +267,7 @@ class NativePartition:
         max_timestamp: int = 9223372036854775807,
         max_frames: int = 1024,
         skipped: list[dict[str, Any]] | None = None,
-    ) -> list[_Frame]:
+    ) -> list[Frame]:
         """Up to ``max_frames`` published frames holding offsets in
         ``[start_offset, end_offset)`` whose time span meets
         ``[min_timestamp, max_timestamp)``, in offset order. Headers are

@@ -562,11 +562,11 @@ class Topic:
                 col = batch.column(self._ts_index)
                 values = col.view(pa.int64()) if pa.types.is_timestamp(col.type) else col
                 hits = np.flatnonzero(pc.fill_null(pc.greater_equal(values, -(-ts // self._ts_unit_ns)), False))
-                first = max(offset - frame[3], 0)
+                first = max(offset - frame.base_offset, 0)
                 hits = hits[hits >= first]
                 if hits.size:
-                    return frame[3] + int(hits[0])
-            offset = frames[-1][3] + frames[-1][4]
+                    return frame.base_offset + int(hits[0])
+            offset = frames[-1].next_offset
         return end
 
     def describe(self) -> dict:
@@ -669,7 +669,7 @@ class Scan:
 
     def _row_filter(self, batch: pa.RecordBatch, frame, start: int, end: int, partition: int) -> pa.RecordBatch:
         topic = self.topic
-        base, count, fmin, fmax = frame[3], frame[4], frame[5], frame[6]
+        base, count = frame.base_offset, frame.record_count
         lo = max(start - base, 0)
         hi = min(end - base, count)
         if lo > 0 or hi < count:
@@ -678,7 +678,7 @@ class Scan:
         if (self._t0 is not None or self._t1 is not None) and topic._ts_index >= 0:
             t0 = self._t0 if self._t0 is not None else -(2**63)
             t1 = self._t1 if self._t1 is not None else 2**63 - 1
-            if not (fmin >= t0 and fmax < t1):
+            if not (frame.min_timestamp >= t0 and frame.max_timestamp < t1):
                 unit = topic._ts_unit_ns
                 col = batch.column(topic._ts_index)
                 values = col.view(pa.int64()) if pa.types.is_timestamp(col.type) else col
@@ -724,7 +724,7 @@ class Scan:
                         batch = self._row_filter(batch, frame, start, end, p)
                         if batch.num_rows:
                             yield batch
-                cursor = max(frames[-1][3] + frames[-1][4], after)
+                cursor = max(frames[-1].next_offset, after)
 
     def to_reader(self) -> pa.RecordBatchReader:
         return pa.RecordBatchReader.from_batches(self.schema, iter(self))
