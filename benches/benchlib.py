@@ -1,4 +1,7 @@
-"""Shared helpers for the tidelog benchmarks (imported by the bench modules and report.py).
+"""The harness of the target benchmarks (test_bench_*.py) and report.py, on top of
+the suite of ``tidelog bench`` (tidelog.bench): the baselines are the suite's
+contenders, taken from its registry by name, and the data comes from the one
+sensor generator (tidelog._sensors).
 
 Every benchmark measures tidelog and its baseline(s) *interleaved* in the same
 session: before each timed tidelog round, pytest-benchmark's ``setup`` hook runs
@@ -6,36 +9,67 @@ one round of every baseline (each baseline times itself, so its own setup stays
 out of the figure). Noise on this shared 2-core VM then hits both sides alike.
 Medians are reported; the ratio of medians goes into ``benchmark.extra_info``
 together with the target, so ``report.py`` can print PASS/FAIL from the JSON.
+
+Sizes: ``TIDELOG_BENCH_MODE`` (as for the suite) is "quick" by default, small
+data and few rounds, a check that every benchmark runs; ``report.py`` runs with
+"full", the sizes the targets are defined on. ``sized(full=..., quick=...)``
+picks one. Single-threaded: one benchmark at a time.
 """
 from __future__ import annotations
 
-import statistics
+import contextlib
 import time
-from typing import Callable
+from typing import Callable, Iterator
 
-import numpy as np
 import pyarrow as pa
 
-SCHEMA = pa.schema([("ts", pa.int64()), ("sensor_id", pa.int32()), ("value", pa.float64())])
+from tidelog._sensors import SCHEMA, readings
+from tidelog.bench.contenders import find as find_contender
+from tidelog.bench.core import drop_page_cache, make_keys, make_values, median  # noqa: F401 (shared helpers)
+from tidelog.bench.pytest_support import MODE
+
 BATCH_ROWS = 64 * 1024
-SENSORS = 1000
+VALUE_BYTES = 100
+
+
+def sized(full, quick):
+    """``full`` with TIDELOG_BENCH_MODE=full, else ``quick``."""
+    return full if MODE == "full" else quick
 
 
 def make_batch(rows: int, seed: int, start_ts: int = 0) -> pa.RecordBatch:
-    """(int64 ts, int32 sensor_id, float64 value): 20 bytes a row, no nulls."""
-    rng = np.random.default_rng(seed)
-    ts = start_ts + np.arange(rows, dtype=np.int64) * 1_000_000
-    ids = rng.integers(0, SENSORS, rows, dtype=np.int32)
-    values = rng.normal(20.0, 5.0, rows)
-    return pa.record_batch([pa.array(ts), pa.array(ids), pa.array(values)], schema=SCHEMA)
+    """(int64 ts, int32 sensor_id, float64 value): 20 bytes a row, no nulls, ts 1 ms apart from ``start_ts``."""
+    return readings(rows, seed, start_ts)
 
 
 def make_batches(count: int, rows: int = BATCH_ROWS, seed: int = 0) -> list[pa.RecordBatch]:
     return [make_batch(rows, seed + i, start_ts=i * rows * 1_000_000) for i in range(count)]
 
 
-def median(xs: list[float]) -> float:
-    return statistics.median(xs) if xs else float("nan")
+@contextlib.contextmanager
+def contender_rounds(name: str, workload: str, params: dict, data, tmpdir: str,
+                     case: dict | None = None) -> Iterator[Callable[[], dict]]:
+    """The suite's contender ``name`` set up for ``workload`` at ``params`` on
+    ``data`` (the workload's data class); yields a function running one round
+    of ``case`` and returning the contender's measure ({"seconds": ..., ...});
+    tears the contender down on exit."""
+    c = find_contender(name)
+    reason = c.available()
+    if reason is not None:
+        import pytest
+
+        pytest.skip(f"{name}: {reason}")
+    assert c.supports(workload, params) is True, (name, workload, params)
+    c.setup(tmpdir, workload, params, data)
+    try:
+        yield lambda: c.run(case or {})
+    finally:
+        c.teardown()
+
+
+def seconds_of(round_fn: Callable[[], dict]) -> Callable[[], float]:
+    """A baseline for ``interleaved``: one contender round, its self-timed seconds."""
+    return lambda: round_fn()["seconds"]
 
 
 def interleaved(
@@ -102,12 +136,24 @@ def comparison(name: str, *, tidelog: float, baseline: float, unit: str, ratio: 
     }
 
 
+def absolute(name: str, *, value: float, target: str, unit: str, baseline: float, baseline_name: str,
+             ratio: float | None = None, note: str = "") -> dict:
+    """A comparison whose target bounds the tidelog median itself (">= 3e6"
+    records/s, "<= 20" us; report.py reads ``"target_on": "tidelog"``), the
+    baseline shown for context. ``ratio`` defaults to value / baseline; pass
+    baseline / value for lower-is-better units so that higher is better."""
+    op, num = target.split()
+    num = float(num)
+    passed = {">=": value >= num, ">": value > num, "<=": value <= num, "<": value < num}[op]
+    if ratio is None:
+        ratio = value / baseline if baseline else float("nan")
+    c = comparison(name, tidelog=value, baseline=baseline, unit=unit, ratio=ratio, target=target, passed=passed,
+                   baseline_name=baseline_name, note=note)
+    c["target_on"] = "tidelog"
+    return c
+
+
 def record(benchmark, comparisons: list[dict], **extra) -> None:
     benchmark.extra_info["comparisons"] = comparisons
     for k, v in extra.items():
         benchmark.extra_info[k] = v
-
-
-
-
-from tidelog.bench.core import drop_page_cache  # noqa: E402,F401  (one implementation, shared with the suite)

@@ -2,85 +2,44 @@
 
 64 Ki-row batches of (int64 ts, int32 sensor_id, float64 value), 1.25 MiB each,
 appended to a topic with durability="fsync" (each append returns once
-fdatasync'd), against
+fdatasync'd), against the contenders of ``tidelog bench -w ingest`` (64Ki-row
+batches, durable), on the same batches:
 
-* raw: the same bytes (``batch.serialize()``, the batch's Arrow IPC message,
-  serialized before the clock starts) written with ``os.write`` +
-  ``os.fdatasync`` per batch to a plain file opened once (O_APPEND-style
-  growth, no preallocation) - the cost floor of "durable per batch";
-* SQLite (stdlib sqlite3, WAL, ``executemany`` of the rows, one transaction
-  per batch, rows converted to Python tuples before the clock starts), with
-  ``synchronous=FULL`` (durable per commit: the comparison the target uses)
-  and ``synchronous=NORMAL`` (WAL's usual setting; a commit is *not* durable
-  until the next checkpoint, so it is reported for context).
+* raw, ``append+fdatasync``: the same bytes (``batch.serialize()``, the batch's
+  Arrow IPC message, serialized before the clock starts) written with
+  ``os.write`` + ``os.fdatasync`` per batch to a plain file opened once
+  (growing, no preallocation) - the cost floor of "durable per batch";
+* ``sqlite FULL`` / ``sqlite NORMAL`` (stdlib sqlite3, WAL, ``executemany`` of
+  the rows, one transaction per batch, rows converted to Python tuples before
+  the clock starts): FULL is durable per commit (the comparison the target
+  uses); NORMAL is WAL's usual setting, where a commit is *not* durable until
+  the next checkpoint, so it is reported for context.
 
 Targets: tidelog rows/s >= 0.7x raw and >= 30x SQLite(FULL).
 """
 from __future__ import annotations
 
+import contextlib
 import os
-import sqlite3
-import time
 
 import tidelog
-from benchlib import BATCH_ROWS, SCHEMA, comparison, make_batches, median, record, interleaved
+from benchlib import (
+    BATCH_ROWS, SCHEMA, comparison, contender_rounds, interleaved, make_batches, median, record, seconds_of, sized,
+)
+from tidelog.bench.workloads import IngestData
 
-BATCHES_PER_ROUND = 8
-ROUNDS = 20
-
-
-class RawWriter:
-    """os.write + os.fdatasync per batch into one plain file."""
-
-    def __init__(self, path: str, batches):
-        self.payloads = [b.serialize() for b in batches]
-        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-
-    def round(self, count: int) -> float:
-        payloads, fd = self.payloads, self.fd
-        t0 = time.perf_counter()
-        for i in range(count):
-            os.write(fd, payloads[i % len(payloads)])
-            os.fdatasync(fd)
-        return time.perf_counter() - t0
-
-    def close(self):
-        os.close(self.fd)
+BATCHES_PER_ROUND = sized(8, 4)
+ROUNDS = sized(20, 3)
 
 
-class SqliteWriter:
-    """WAL, executemany, one transaction per batch."""
-
-    def __init__(self, path: str, batches, synchronous: str):
-        self.rows = [
-            list(zip(b.column(0).to_pylist(), b.column(1).to_pylist(), b.column(2).to_pylist())) for b in batches
-        ]
-        self.con = sqlite3.connect(path, isolation_level=None)
-        mode = self.con.execute("pragma journal_mode=WAL").fetchone()[0]
-        assert mode.lower() == "wal", mode
-        self.con.execute(f"pragma synchronous={synchronous}")
-        self.con.execute("create table readings (ts integer, sensor_id integer, value real)")
-        self.n = 0
-
-    def round(self, count: int) -> float:
-        con = self.con
-        t0 = time.perf_counter()
-        for _ in range(count):
-            con.execute("begin")
-            con.executemany("insert into readings values (?, ?, ?)", self.rows[self.n % len(self.rows)])
-            con.execute("commit")
-            self.n += 1
-        return time.perf_counter() - t0
-
-    def close(self):
-        self.con.close()
+def ingest_data(batches, durable: bool = True) -> IngestData:
+    """The batches as the ingest workload's data; slow contenders (SQLite) take one batch a round."""
+    return IngestData(batches, BATCH_ROWS, durable, slow_rows=BATCH_ROWS)
 
 
 def test_durable_append_1p(benchmark, bench_dir):
     batches = make_batches(BATCHES_PER_ROUND)
-    raw = RawWriter(os.path.join(bench_dir, "raw.bin"), batches)
-    full = SqliteWriter(os.path.join(bench_dir, "full.db"), batches[:2], "FULL")
-    normal = SqliteWriter(os.path.join(bench_dir, "normal.db"), batches[:2], "NORMAL")
+    data = ingest_data(batches)
     log = tidelog.open(os.path.join(bench_dir, "log"))
     topic = log.create_topic("readings", schema=SCHEMA, partitions=1, timestamp="ts", durability="fsync")
     stats0 = log.stats()
@@ -90,22 +49,21 @@ def test_durable_append_1p(benchmark, bench_dir):
             topic.append(b)
 
     try:
-        times, base = interleaved(
-            benchmark,
-            subject,
-            {
-                "raw": lambda: raw.round(BATCHES_PER_ROUND),
-                "sqlite_full": lambda: full.round(1),
-                "sqlite_normal": lambda: normal.round(1),
-            },
-            rounds=ROUNDS,
-        )
+        with contextlib.ExitStack() as stack:
+            def baseline(name: str, durable: bool = True):
+                params = {"batch_rows": BATCH_ROWS, "durable": durable}
+                return seconds_of(stack.enter_context(contender_rounds(name, "ingest", params, data, bench_dir)))
+
+            times, base = interleaved(
+                benchmark,
+                subject,
+                {"raw": baseline("append+fdatasync"), "sqlite_full": baseline("sqlite FULL"),
+                 "sqlite_normal": baseline("sqlite NORMAL", durable=False)},
+                rounds=ROUNDS,
+            )
         stats1 = log.stats()
     finally:
         log.close()
-        raw.close()
-        full.close()
-        normal.close()
 
     rows = BATCHES_PER_ROUND * BATCH_ROWS
     tl_rate = rows / median(times)
@@ -137,7 +95,6 @@ def test_durable_append_4p_keyed(benchmark, bench_dir):
     """The same batches into 4 partitions keyed by sensor_id: each batch is split
     by murmur2(key) into 4 frames, one per partition, all made durable together."""
     batches = make_batches(BATCHES_PER_ROUND, seed=100)
-    raw = RawWriter(os.path.join(bench_dir, "raw.bin"), batches)
     log = tidelog.open(os.path.join(bench_dir, "log"))
     topic = log.create_topic("readings", schema=SCHEMA, partitions=4, key="sensor_id", timestamp="ts",
                              durability="fsync")
@@ -148,11 +105,12 @@ def test_durable_append_4p_keyed(benchmark, bench_dir):
             topic.append(b)
 
     try:
-        times, base = interleaved(benchmark, subject, {"raw": lambda: raw.round(BATCHES_PER_ROUND)}, rounds=ROUNDS)
+        with contender_rounds("append+fdatasync", "ingest", {"batch_rows": BATCH_ROWS, "durable": True},
+                              ingest_data(batches), bench_dir) as raw:
+            times, base = interleaved(benchmark, subject, {"raw": seconds_of(raw)}, rounds=ROUNDS)
         stats1 = log.stats()
     finally:
         log.close()
-        raw.close()
     rows = BATCHES_PER_ROUND * BATCH_ROWS
     tl_rate = rows / median(times)
     raw_rate = rows / median(base["raw"])

@@ -34,10 +34,10 @@ import pyarrow as pa
 
 import tidelog
 from tidelog import _core
-from benchlib import SCHEMA, comparison, make_batch, median, record, interleaved
+from benchlib import SCHEMA, comparison, interleaved, make_batch, median, record, sized
 
-ROWS = 4 * 1024 * 1024
-ROUNDS = 15
+ROWS = sized(4 * 1024 * 1024, 512 * 1024)
+ROUNDS = sized(15, 3)
 
 
 def test_append_copies(benchmark, bench_dir):

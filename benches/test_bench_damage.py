@@ -28,10 +28,10 @@ import warnings
 import pyarrow.compute as pc
 
 import tidelog
-from benchlib import SCHEMA, comparison, make_batch, median, record
+from benchlib import SCHEMA, comparison, make_batch, median, record, sized
 
-ROUNDS = 5
-TARGET_BYTES = 256 << 20
+ROUNDS = sized(5, 2)
+TARGET_BYTES = sized(256 << 20, 96 << 20)
 
 
 def _build(path: str) -> None:

@@ -1,4 +1,4 @@
-"""Issue 3 targets P1, P2, P3 and P5: Producer and Consumer throughput.
+"""Targets P1, P2, P3 and P5: Producer and Consumer throughput.
 
 All topics are byte-record topics (``create_topic`` without a schema). Every
 tidelog figure is measured interleaved, round by round, with its baselines
@@ -32,27 +32,31 @@ P5  16 threads share one producer (acks="durable", linger_ms=0) and each loops
     one thread doing the same. linger_ms=0 is the single thread's best setting
     (a linger would only delay its one record); the speed-up then comes from
     the group commit sharing fdatasyncs. Records per fdatasync from
-    ``log.stats()`` deltas over the 16-thread rounds. Target: >= 8x.
+    ``log.stats()`` deltas over the 16-thread rounds: the ``tidelog producer``
+    contender of ``tidelog bench -w threads`` at 16 threads and at 1 thread.
+    Target: >= 8x.
 """
 from __future__ import annotations
 
 import os
 import sqlite3
-import threading
 import time
 
 import pyarrow as pa
 import pytest
 
 import tidelog
-from benchlib import comparison, median, record, interleaved
-from recordlib import absolute, make_keys, make_values
+from benchlib import (
+    VALUE_BYTES, absolute, comparison, contender_rounds, interleaved, make_keys, make_values, median, record,
+    seconds_of, sized,
+)
+from tidelog.bench.workloads import Threads
 
 # ----------------------------------------------------------------------- P1
 
-SEND_N = 200_000
-SQLITE_N = 50_000
-SEND_ROUNDS = 12
+SEND_N = sized(200_000, 20_000)
+SQLITE_N = sized(50_000, 5_000)
+SEND_ROUNDS = sized(12, 3)
 
 
 class SqliteInserter:
@@ -79,7 +83,7 @@ class SqliteInserter:
 
 
 def test_send_written(benchmark, bench_dir):
-    values = make_values(SEND_N, seed=1)
+    values = make_values(SEND_N, VALUE_BYTES, seed=1)
     keys = make_keys(SEND_N)
     sqlite = SqliteInserter(os.path.join(bench_dir, "baseline.db"), list(zip(keys[:SQLITE_N], values[:SQLITE_N])))
     log = tidelog.open(os.path.join(bench_dir, "log"))
@@ -168,13 +172,13 @@ def test_send_written(benchmark, bench_dir):
 
 # ----------------------------------------------------------------------- P2
 
-MANY_N = 500_000
-MANY_ROUNDS = 10
+MANY_N = sized(500_000, 50_000)
+MANY_ROUNDS = sized(10, 3)
 
 
 @pytest.mark.parametrize("form", ["list", "arrow"])
 def test_send_many(benchmark, bench_dir, form):
-    values = make_values(MANY_N, seed=2)
+    values = make_values(MANY_N, VALUE_BYTES, seed=2)
     arr = pa.array(values, pa.binary())
     data = arr.buffers()[2].to_pybytes()
     log = tidelog.open(os.path.join(bench_dir, "log"))
@@ -235,16 +239,16 @@ def test_send_many(benchmark, bench_dir, form):
 
 # ----------------------------------------------------------------------- P3
 
-READ_N = 500_000
-SQLITE_READ_N = 100_000
-READ_ROUNDS = 10
+READ_N = sized(500_000, 50_000)
+SQLITE_READ_N = sized(100_000, 10_000)
+READ_ROUNDS = sized(10, 3)
 
 
 @pytest.fixture(scope="module")
 def filled(module_bench_dir):
     """A 1-partition byte-record topic holding READ_N keyed 100-byte records
     written by a default producer, and a SQLite table of the same rows."""
-    values = make_values(READ_N, seed=3)
+    values = make_values(READ_N, VALUE_BYTES, seed=3)
     keys = make_keys(READ_N)
     log = tidelog.open(os.path.join(module_bench_dir, "log"))
     topic = log.create_topic("events", partitions=1, durability="interval")
@@ -345,74 +349,46 @@ def test_consume_poll_batch(benchmark, filled):
 # ----------------------------------------------------------------------- P5
 
 THREADS = 16
-SENDS_PER_THREAD = 40
-SINGLE_SENDS = 150
-DURABLE_ROUNDS = 10
+SENDS_PER_THREAD = sized(40, 10)
+SINGLE_SENDS = sized(150, 30)
+DURABLE_ROUNDS = sized(10, 3)
 
 
 def test_durable_16_threads(benchmark, bench_dir):
-    log = tidelog.open(os.path.join(bench_dir, "log"))
-    log.create_topic("events", partitions=1, durability="fsync")
-    p = log.producer(linger_ms=0, acks="durable")
-    value = make_values(1, seed=5)[0]
-    counters = {"records": 0, "fdatasyncs": 0, "frames": 0, "single_rounds": 0}
+    multi_measures: list[dict] = []
+    with contender_rounds("tidelog producer", "threads", {"threads": THREADS},
+                          Threads.data_for(THREADS, SENDS_PER_THREAD), bench_dir) as multi, \
+            contender_rounds("tidelog producer", "threads", {"threads": 1}, Threads.data_for(1, SINGLE_SENDS),
+                             bench_dir + "/one") as single:
+        single_measures: list[dict] = []
 
-    def single() -> float:
-        counters["single_rounds"] += 1
-        send = p.send
-        t0 = time.perf_counter()
-        for _ in range(SINGLE_SENDS):
-            send("events", value).result()
-        return time.perf_counter() - t0
+        def one_thread() -> float:
+            single_measures.append(single())
+            return single_measures[-1]["seconds"]
 
-    def worker(barrier: threading.Barrier):
-        send = p.send
-        barrier.wait()
-        for _ in range(SENDS_PER_THREAD):
-            send("events", value).result()
-
-    def subject():
-        barrier = threading.Barrier(THREADS)
-        threads = [threading.Thread(target=worker, args=(barrier,)) for _ in range(THREADS)]
-        before = log.stats()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        after = log.stats()
-        counters["records"] += THREADS * SENDS_PER_THREAD
-        counters["fdatasyncs"] += after["fdatasyncs"] - before["fdatasyncs"]
-        counters["frames"] += after["frames"] - before["frames"]
-
-    try:
-        s0 = log.stats()
-        times, base = interleaved(benchmark, subject, {"one_thread": single}, rounds=DURABLE_ROUNDS)
-        s1 = log.stats()
-        end = log.topic("events").describe()["partitions"][0]["end_offset"]
-    finally:
-        p.close()
-        log.close()
+        times, base = interleaved(benchmark, lambda: multi_measures.append(multi()), {"one_thread": one_thread},
+                                  rounds=DURABLE_ROUNDS)
+    measured = multi_measures[-len(times):]
+    records = sum(m["acks"] for m in measured)
+    syncs = sum(m["fdatasyncs"] for m in measured)
+    single_records = sum(m["acks"] for m in single_measures)
+    single_syncs = sum(m["fdatasyncs"] for m in single_measures)
     total = THREADS * SENDS_PER_THREAD
-    assert end == counters["records"] + counters["single_rounds"] * SINGLE_SENDS, (end, counters)
-    multi = total / median(times)
+    multi_rate = total / median(times)
     one = SINGLE_SENDS / median(base["one_thread"])
-    per_sync = counters["records"] / counters["fdatasyncs"] if counters["fdatasyncs"] else float("inf")
-    single_syncs = (s1["fdatasyncs"] - s0["fdatasyncs"]) - counters["fdatasyncs"]
+    per_sync = records / syncs if syncs else float("inf")
     record(
         benchmark,
         [
             comparison(f"P5. {THREADS} threads x send().result(), acks=durable, fsync topic vs 1 thread",
-                       tidelog=multi, baseline=one, unit="records/s", ratio=multi / one, target=">= 8",
-                       passed=multi / one >= 8, baseline_name="1 thread"),
+                       tidelog=multi_rate, baseline=one, unit="records/s", ratio=multi_rate / one, target=">= 8",
+                       passed=multi_rate / one >= 8, baseline_name="1 thread"),
             comparison(f"P5. records per fdatasync, {THREADS} threads (log.stats() deltas)", tidelog=per_sync,
                        baseline=1.0, unit="records/fdatasync", ratio=per_sync, target=None, passed=None,
                        baseline_name="1 per fdatasync", note="reported, no target"),
         ],
-        records_16_threads=counters["records"],
-        fdatasyncs_16_threads=counters["fdatasyncs"],
-        frames_16_threads=counters["frames"],
-        records_per_frame_16_threads=counters["records"] / counters["frames"] if counters["frames"] else None,
-        single_thread_records_per_fdatasync=(counters["single_rounds"] * SINGLE_SENDS / single_syncs
-                                             if single_syncs > 0 else None),
+        records_16_threads=records,
+        fdatasyncs_16_threads=syncs,
+        single_thread_records_per_fdatasync=single_records / single_syncs if single_syncs > 0 else None,
         single_thread_ms_per_record=1e3 * median(base["one_thread"]) / SINGLE_SENDS,
     )

@@ -26,25 +26,24 @@ import tempfile
 import time
 
 import tidelog
-from benchlib import comparison, drop_page_cache, median, record, interleaved
+from benchlib import comparison, drop_page_cache, interleaved, median, record, sized
 
 GiB = 1 << 30
-ROUNDS = 4
-BENCHES = os.path.dirname(os.path.abspath(__file__))
+FILL = sized(GiB, 64 << 20)
+ROUNDS = sized(4, 2)
 
 WRITER = r"""
 import sys
-sys.path.insert(0, sys.argv[3])
 import tidelog
-from benchlib import SCHEMA, make_batch
+from tidelog._sensors import SCHEMA, readings
 path, fill = sys.argv[1], int(sys.argv[2])
 log = tidelog.open(path)
 if "readings" in log.topics():
     topic = log.topic("readings")
 else:
     topic = log.create_topic("readings", schema=SCHEMA, partitions=1, timestamp="ts", durability="fsync")
-big = make_batch(1 << 20, 1)
-small = make_batch(4096, 2, start_ts=1 << 40)
+big = readings(1 << 20, 1, start_ts=0)
+small = readings(4096, 2, start_ts=1 << 40)
 size = topic.describe()["bytes"]
 while size < fill:
     topic.append(big)
@@ -68,7 +67,7 @@ def crash_writer(path: str, fill: int, linger_s: float) -> None:
     """Runs a writer child until it reports ready, lets it append for linger_s
     more, then SIGKILLs it."""
     with tempfile.TemporaryFile(mode="w+") as err:
-        child = subprocess.Popen([sys.executable, "-c", WRITER, path, str(fill), BENCHES], stdout=subprocess.PIPE,
+        child = subprocess.Popen([sys.executable, "-c", WRITER, path, str(fill)], stdout=subprocess.PIPE,
                                  stderr=err, text=True)
         try:
             line = child.stdout.readline()
@@ -90,7 +89,7 @@ def test_open_after_sigkill(benchmark, bench_dir):
     info = {"clean_shutdown_seen": [], "recovery_events": [], "topic_bytes": [], "clean_reopen_saw_clean_shutdown": []}
 
     def crash():
-        fill = GiB if state["round"] == 0 else 0
+        fill = FILL if state["round"] == 0 else 0
         crash_writer(path, fill, 0.3 if state["round"] == 0 else 1.2)
         state["round"] += 1
 

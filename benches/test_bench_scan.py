@@ -8,7 +8,9 @@ segment is mapped.
 * tidelog: ``pc.sum(topic.read()["value"])`` - decode every frame zero-copy
   out of the mapping into a ``pa.Table`` (all columns), then sum one column;
 * baseline: ``pc.sum(table["value"])`` over a ``pa.Table`` already in memory
-  holding the same batches (same chunking, so the sum itself does the same work).
+  holding the same batches (same chunking, so the sum itself does the same work):
+  the ``arrow (in memory)`` contender of ``tidelog bench -w scans``, on the
+  same data (the scan workload's deterministic sensor stream).
 
 Parametrized by frame size: 64 Ki-row frames (the append benchmark's batches,
 256 frames: the primary figure) and 1 Mi-row frames (16 frames), which shows
@@ -20,37 +22,37 @@ from __future__ import annotations
 import os
 import time
 
-import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
 import tidelog
-from benchlib import SCHEMA, comparison, make_batches, median, record, interleaved
+from benchlib import SCHEMA, comparison, contender_rounds, interleaved, median, record, seconds_of, sized
+from tidelog._sensors import ROW_BYTES, SensorData
+from tidelog.bench.workloads import ScanData
 
-TOTAL_ROWS = 16 * 1024 * 1024
-ROUNDS = 15
+TOTAL_ROWS = sized(16 * 1024 * 1024, 1024 * 1024)
+ROUNDS = sized(15, 3)
+
+
+def scan_data(frame_rows: int) -> ScanData:
+    """TOTAL_ROWS readings in ``frame_rows`` batches, as the scans workload's data (only its "scan" case runs)."""
+    sensors = SensorData(TOTAL_ROWS, frame_rows, seed=7)
+    return ScanData(sensors, (0, 1), (sensors.ts_of_row(0), sensors.ts_of_row(1)), [0])
 
 
 @pytest.mark.parametrize("frame_rows", [64 * 1024, 1024 * 1024], ids=["64Ki-row-frames", "1Mi-row-frames"])
 def test_scan_sum(benchmark, bench_dir, frame_rows):
     # Every batch distinct in memory: a table repeating a few batches would sum
     # out of the CPU cache and flatter the baseline.
-    batches = make_batches(TOTAL_ROWS // frame_rows, rows=frame_rows, seed=7)
-    in_memory = pa.Table.from_batches(batches)
+    data = scan_data(frame_rows)
     log = tidelog.open(os.path.join(bench_dir, "log"))
     topic = log.create_topic("readings", schema=SCHEMA, partitions=1, timestamp="ts", durability="none",
                              segment_bytes=2**31 - 2**20)
-    for b in batches:
+    for b in data.sensors.batches():
         topic.append(b)
     log.flush()
-    expected = pc.sum(in_memory["value"]).as_py()
-    got = pc.sum(topic.read()["value"]).as_py()  # warms the page cache and the mapping
-    assert got == pytest.approx(expected)
-
-    def baseline():
-        t0 = time.perf_counter()
-        pc.sum(in_memory["value"])
-        return time.perf_counter() - t0
+    in_memory_rounds = contender_rounds("arrow (in memory)", "scans", {"size": TOTAL_ROWS * ROW_BYTES}, data,
+                                        bench_dir, case={"query": "scan"})
 
     def stream():
         t0 = time.perf_counter()
@@ -63,7 +65,12 @@ def test_scan_sum(benchmark, bench_dir, frame_rows):
         pc.sum(topic.read()["value"])
 
     try:
-        times, base = interleaved(benchmark, subject, {"in_memory": baseline, "scan_stream": stream}, rounds=ROUNDS)
+        with in_memory_rounds as in_memory:
+            expected = in_memory()["check"]
+            got = pc.sum(topic.read()["value"]).as_py()  # warms the page cache and the mapping
+            assert got == pytest.approx(expected)
+            times, base = interleaved(benchmark, subject, {"in_memory": seconds_of(in_memory), "scan_stream": stream},
+                                      rounds=ROUNDS)
         read_times = []
         for _ in range(5):
             t0 = time.perf_counter()
@@ -85,9 +92,9 @@ def test_scan_sum(benchmark, bench_dir, frame_rows):
                        baseline=mem_rate, unit="rows/s", ratio=stream_rate / mem_rate, target=None, passed=None,
                        baseline_name="pc.sum(in-memory table)", note="per-batch sums, context only"),
         ],
-        frames=len(batches),
+        frames=data.sensors.nbatches,
         total_rows=TOTAL_ROWS,
         read_only_median_s=median(read_times),
         sum_in_memory_median_s=median(base["in_memory"]),
-        per_frame_read_us=median(read_times) / len(batches) * 1e6,
+        per_frame_read_us=median(read_times) / data.sensors.nbatches * 1e6,
     )

@@ -16,6 +16,8 @@
 namespace tidelog {
 
 namespace {
+/// How often a partition's recovery checkpoint may be rewritten (FORMAT.md §8:
+/// recovery re-checks only what lies past it) and its retention applied.
 constexpr int64_t housekeeping_interval_ns = 1'000'000'000;
 /// Default upper bound on how long a flush waits for announced appenders to join
 /// it (TIDELOG_GATHER_US overrides it, for tuning; see docs/PERFORMANCE-NOTES.md).
@@ -38,8 +40,7 @@ int64_t committer::monotonic_ns() {
     return ts.tv_sec * 1'000'000'000LL + ts.tv_nsec;
 }
 
-committer::committer()
-    : _next_housekeeping_ns(monotonic_ns() + housekeeping_interval_ns), _max_gather_ns(configured_max_gather_ns()) {
+committer::committer(housekeeper* h) : _housekeeper(h), _max_gather_ns(configured_max_gather_ns()) {
     _thread = std::thread([this] { run(); });
 }
 
@@ -58,15 +59,42 @@ void committer::stop() {
 }
 
 void committer::register_partition(partition* p) {
+    partition_tasks tasks;
+    if (_housekeeper) {
+        // The checkpoint: only after a flush moved the durable point, at most
+        // once an interval (write_checkpoint syncs indexes and stores a file).
+        tasks.checkpoint = _housekeeper->add_task(
+            {"checkpoint " + p->dir(), housekeeping_interval_ns, housekeeping_task::schedule::when_triggered, [this, p] {
+                 if (p->write_checkpoint()) _checkpoints.fetch_add(1, std::memory_order_relaxed);
+             }});
+        // Retention by time needs the clock, not a trigger.
+        if (p->has_retention())
+            tasks.retention = _housekeeper->add_task({"retention " + p->dir(), housekeeping_interval_ns,
+                                                      housekeeping_task::schedule::periodic,
+                                                      [p] { p->enforce_retention(); }});
+    }
     std::lock_guard<std::mutex> g(_mu);
-    _partitions.insert(p);
+    _partitions[p] = tasks;
 }
 
 void committer::unregister_partition(partition* p) {
-    std::unique_lock<std::mutex> lk(_mu);
-    _waiters_cv.wait(lk, [&] { return !_busy; });
-    _partitions.erase(p);
-    _pending.erase(p);
+    partition_tasks tasks;
+    {
+        std::unique_lock<std::mutex> lk(_mu);
+        _waiters_cv.wait(lk, [&] { return !_busy; });
+        auto it = _partitions.find(p);
+        if (it != _partitions.end()) {
+            tasks = it->second;
+            _partitions.erase(it);
+        }
+        _pending.erase(p);
+    }
+    // Outside _mu: removing waits for a run in progress, which may take p's
+    // mutexes (and p's appenders may hold one while calling note_written).
+    if (_housekeeper) {
+        _housekeeper->remove_task(tasks.checkpoint);
+        _housekeeper->remove_task(tasks.retention);
+    }
 }
 
 uint64_t committer::note_written(partition* p, std::shared_ptr<segment> seg, const recovery_point& point,
@@ -207,12 +235,10 @@ void committer::run() {
             continue;
         }
         if (_stop) break;
-        if (now >= _next_housekeeping_ns) {
-            housekeeping_locked(lk);
-            continue;
-        }
-        int64_t wake = std::min(next_deadline, _next_housekeeping_ns);
-        _flusher_cv.wait_for(lk, std::chrono::nanoseconds(std::max<int64_t>(wake - now, 0)));
+        if (next_deadline == INT64_MAX)
+            _flusher_cv.wait(lk);
+        else
+            _flusher_cv.wait_for(lk, std::chrono::nanoseconds(std::max<int64_t>(next_deadline - now, 0)));
     }
     _waiters_cv.notify_all();
 }
@@ -224,8 +250,12 @@ void committer::flush_locked(std::unique_lock<std::mutex>& lk, bool everything) 
     uint64_t full = 0;
     if (everything) full = ++_full_started;
     std::unordered_map<partition*, pending_flush> batch;
+    _to_trigger.clear();
     for (auto it = _pending.begin(); it != _pending.end();) {
         if (everything || it->second.deadline_ns != no_deadline) {
+            auto tasks = _partitions.find(it->first);
+            if (tasks != _partitions.end() && tasks->second.checkpoint != housekeeper::no_task)
+                _to_trigger.push_back(tasks->second.checkpoint);
             batch.emplace(it->first, std::move(it->second));
             it = _pending.erase(it);
         } else {
@@ -298,25 +328,11 @@ void committer::flush_locked(std::unique_lock<std::mutex>& lk, bool everything) 
     _waiters_cv.notify_all();
     lk.unlock();
     for (durable_waiter* w : covered) release(w, outcome);
+    // After the acks: the checkpoints of the partitions this flush made
+    // durable further are due (the housekeeper writes them, at most once a second).
+    if (_housekeeper && failure.empty() && !_to_trigger.empty())
+        _housekeeper->trigger(_to_trigger.data(), _to_trigger.size());
     lk.lock();
-}
-
-void committer::housekeeping_locked(std::unique_lock<std::mutex>& lk) {
-    std::vector<partition*> parts(_partitions.begin(), _partitions.end());
-    _busy = true;
-    lk.unlock();
-    for (partition* p : parts) {
-        try {
-            if (p->write_checkpoint()) _checkpoints.fetch_add(1, std::memory_order_relaxed);
-            p->enforce_retention();
-        } catch (const std::exception&) {
-            // Housekeeping is retried next round; appends report real I/O errors.
-        }
-    }
-    lk.lock();
-    _busy = false;
-    _next_housekeeping_ns = monotonic_ns() + housekeeping_interval_ns;
-    _waiters_cv.notify_all();
 }
 
 }  // namespace tidelog

@@ -10,12 +10,15 @@
 // appenders share one fdatasync per segment (PostgreSQL's XLogFlush and
 // Redpanda's flush debouncing work the same way).
 //
-// The flusher also runs housekeeping about once a second: recovery checkpoints
-// and retention for every registered partition.
+// The flusher does no other file work: recovery checkpoints and retention run
+// on the log's housekeeper (housekeeper.h), so they never delay a durable ack.
+// register_partition gives each partition its checkpoint task (triggered by
+// the flushes that make the partition durable further) and, when it has
+// retention, its retention task (once a second).
 //
 // Concurrency: all public methods are thread-safe. Lock order: a partition's
 // mutex may be held while calling note_written; the flusher never holds the
-// committer mutex while calling into a partition.
+// committer mutex while calling into a partition or the housekeeper.
 #include <atomic>
 #include <climits>
 #include <condition_variable>
@@ -25,9 +28,9 @@
 #include <string>
 #include <thread>
 #include <unordered_map>
-#include <unordered_set>
 #include <vector>
 
+#include "housekeeper.h"
 #include "recovery_checkpoint.h"
 
 namespace tidelog {
@@ -48,13 +51,15 @@ struct committer_stats {
 
 class committer {
 public:
-    committer();
+    /// housekeeper (may be null: no background checkpoints or retention)
+    /// must outlive the committer.
+    explicit committer(housekeeper* h = nullptr);
     ~committer();
     committer(const committer&) = delete;
     committer& operator=(const committer&) = delete;
 
     void register_partition(partition* p);
-    /// Returns once no flush or housekeeping is using p.
+    /// Returns once no flush or housekeeping task is using p, nor ever will.
     void unregister_partition(partition* p);
 
     /// Records that `seg` of `p` holds data up to `point`, to be flushed by
@@ -100,7 +105,6 @@ private:
     };
     void run();
     void flush_locked(std::unique_lock<std::mutex>& lk, bool everything);
-    void housekeeping_locked(std::unique_lock<std::mutex>& lk);
 
     /// A thread in wait_durable. It sleeps on its own futex word, not on a
     /// condition variable of _mu: a flush that wakes several waiters would
@@ -121,7 +125,14 @@ private:
     std::condition_variable _flusher_cv;  // wakes the flusher
     std::condition_variable _waiters_cv;  // wakes appenders and unregister
     std::unordered_map<partition*, pending_flush> _pending;
-    std::unordered_set<partition*> _partitions;
+    /// A registered partition's housekeeping tasks (housekeeper::no_task: none).
+    struct partition_tasks {
+        housekeeper::task_id checkpoint = housekeeper::no_task;
+        housekeeper::task_id retention = housekeeper::no_task;
+    };
+    std::unordered_map<partition*, partition_tasks> _partitions;
+    housekeeper* const _housekeeper;
+    std::vector<housekeeper::task_id> _to_trigger;  // flusher thread only: checkpoint tasks of one flush
     uint64_t _written = 0;
     uint64_t _durable = 0;
     // flush_all() waits for a full flush that began after it was called.
@@ -130,7 +141,6 @@ private:
     bool _busy = false;
     bool _stop = false;
     std::string _failure;  // set once an fdatasync failed: the log is then unusable
-    int64_t _next_housekeeping_ns = 0;
     const int64_t _max_gather_ns;
     // Group gathering: see announce().
     std::atomic<int> _in_flight{0};  // announced appenders not yet waiting

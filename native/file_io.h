@@ -12,7 +12,7 @@
 // the interface costs nothing. Builds with TIDELOG_IO_HOOKS defined (the native
 // test suite: CMake option TIDELOG_IO_HOOKS, ON with TIDELOG_BUILD_TESTS) check a
 // global table of function pointers first; a test installs one to simulate power
-// loss (native/sim_file_io.h) or inject I/O errors. With no table installed the
+// loss (native/testing/sim_file_io.h) or inject I/O errors. With no table installed the
 // hooked build behaves exactly as the production one.
 #include <fcntl.h>
 #include <sys/stat.h>

@@ -36,11 +36,14 @@ frame_check check_header(const uint8_t* p, uint64_t available) {
         static const uint8_t zeros[frame_header_bytes] = {};
         return std::memcmp(p, zeros, frame_header_bytes) == 0 ? frame_check::end_of_data : frame_check::bad_magic;
     }
-    if (h.version != frame_version || h.header_length != frame_header_bytes || h.payload_offset < frame_header_bytes ||
+    int64_t span = h.offset_span();
+    if ((h.version != frame_version && h.version != frame_version_dense_only) ||
+        h.header_length != frame_header_bytes || h.payload_offset < frame_header_bytes ||
         h.payload_offset % frame_alignment != 0 || h.payload_length > max_frame_bytes || h.base_offset < 0 ||
         h.codec > static_cast<uint16_t>(frame_codec::zstd) || h.min_timestamp > h.max_timestamp ||
-        h.record_count == 0 ||  // the writer never writes an empty frame
-        h.base_offset > INT64_MAX - int64_t{h.record_count})  // next_offset() must not overflow
+        h.record_count == 0 ||                  // the writer never writes an empty frame
+        int64_t{h.record_count} > span + 1 ||  // more records than offsets
+        h.base_offset > INT64_MAX - 1 - span)  // next_offset() must not overflow
         return frame_check::bad_header;
     if (h.frame_length() > available) return frame_check::truncated;
     return frame_check::ok;

@@ -4,7 +4,7 @@
 //
 //   0  u32 magic           "TLF1"
 //   4  u32 crc32c          over the payload, then bytes [8, 64) of the header
-//   8  u16 version         1
+//   8  u16 version         2 (1: written before the offset span; still read)
 //  10  u16 header_length   64
 //  12  u16 codec           0 none, 1 zstd
 //  14  u16 flags           bit 0: payload is a whole Arrow IPC stream
@@ -15,7 +15,9 @@
 //  40  i64 max_timestamp
 //  48  u64 payload_length  stored (possibly compressed) bytes
 //  56  u32 payload_offset  from the frame start; >= 64, a multiple of 8
-//  60  u32 reserved        0
+//  60  u32 last_offset_delta  version 2: the frame covers offsets
+//                          [base_offset, base_offset + last_offset_delta];
+//                          version 1: 0 (reserved), the span is record_count - 1
 //  [padding to payload_offset, zeros][payload][padding to 8, zeros]
 #include <cstdint>
 #include <cstring>
@@ -25,7 +27,8 @@
 namespace tidelog {
 
 constexpr uint32_t frame_magic = 0x31464C54u;  // bytes "TLF1"
-constexpr uint16_t frame_version = 1;
+constexpr uint16_t frame_version = 2;             // what writers write
+constexpr uint16_t frame_version_dense_only = 1;  // before last_offset_delta: read, never written
 constexpr uint32_t frame_header_bytes = 64;
 
 enum class frame_codec : uint16_t { none = 0, zstd = 1 };
@@ -45,10 +48,19 @@ struct frame_header {
     int64_t max_timestamp;
     uint64_t payload_length;
     uint32_t payload_offset;
-    uint32_t reserved;
+    uint32_t last_offset_delta;
 
     uint64_t frame_length() const { return align_up(uint64_t{payload_offset} + payload_length, frame_alignment); }
-    int64_t next_offset() const { return base_offset + record_count; }
+    /// Offsets the frame covers, minus one. The one place that knows both
+    /// versions: every "where do the offsets go on" goes through next_offset().
+    int64_t offset_span() const {
+        return version >= 2 ? int64_t{last_offset_delta} : int64_t{record_count} - 1;
+    }
+    int64_t last_offset() const { return base_offset + offset_span(); }
+    int64_t next_offset() const { return last_offset() + 1; }
+    /// Every offset it covers holds a record, so record i has offset base_offset + i.
+    /// Not so only after compaction (FORMAT.md §2.1): its records carry their offsets.
+    bool dense() const { return offset_span() + 1 == int64_t{record_count}; }
 };
 static_assert(sizeof(frame_header) == frame_header_bytes, "frame header is 64 bytes");
 
@@ -66,7 +78,8 @@ inline frame_header load_header(const uint8_t* p) {
 /// can checksum their payload before they know its offset and position.
 uint32_t frame_crc(const frame_header& h, const uint8_t* payload);
 uint32_t frame_crc_with_payload_crc(const frame_header& h, uint32_t payload_crc);
-/// Structural checks only (magic, version, lengths fit in `available` bytes).
+/// Structural checks only (magic, version, lengths fit in `available` bytes,
+/// offsets: a count that fits the span, a last offset that fits an i64).
 frame_check check_header(const uint8_t* p, uint64_t available);
 /// Structural checks plus CRC.
 frame_check check_frame(const uint8_t* p, uint64_t available);

@@ -39,7 +39,8 @@ log_core::log_core(const std::string& path, bool read_only) : _path(path), _read
     make_directories(path + "/topics");
     fsync_directory(path);
     _notifier = std::make_unique<shared_state>(path + "/notify", true);
-    _committer = std::make_unique<committer>();
+    _housekeeper = std::make_unique<housekeeper>();
+    _committer = std::make_unique<committer>(_housekeeper.get());
 }
 
 bool log_core::wait_notify(uint32_t seen, int64_t timeout_ns) {
@@ -80,10 +81,14 @@ void log_core::close() {
         _committer->flush_all();
     } catch (...) {
         _committer->stop();  // no clean-shutdown marker: the next open recovers
+        _housekeeper->stop();
         _lock.close();
         throw;
     }
     _committer->stop();
+    // Partitions closed by now took their tasks with them (each close writes
+    // its final checkpoint itself); this only ends the thread.
+    _housekeeper->stop();
     file_handle marker = file_handle::open(_path + "/clean-shutdown", O_WRONLY | O_CREAT | O_TRUNC);
     marker.datasync();
     marker.close();

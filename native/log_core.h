@@ -1,6 +1,6 @@
 #pragma once
-// The log folder as a whole: the writer lock, the clean-shutdown marker and
-// the committer shared by every partition.
+// The log folder as a whole: the writer lock, the clean-shutdown marker, and
+// the committer and housekeeper shared by every partition.
 //
 //   <log>/LOCK            flock(LOCK_EX) by the single writer process; holds its pid
 //   <log>/clean-shutdown  present only while no writer has the log open, after
@@ -12,6 +12,7 @@
 
 #include "committer.h"
 #include "file_handle.h"
+#include "housekeeper.h"
 #include "partition.h"
 #include "shared_state.h"
 
@@ -47,7 +48,8 @@ public:
     bool is_durable(uint64_t ticket) const { return !ticket || _committer->is_durable(ticket); }
     void announce() { _committer->announce(); }
     void retract() { _committer->retract(); }
-    /// After every partition is closed: stop the flusher, mark the shutdown clean.
+    /// After every partition is closed: stop the flusher and the housekeeper,
+    /// mark the shutdown clean.
     void close();
 
 private:
@@ -56,6 +58,7 @@ private:
     bool _was_clean = true;
     bool _closed = false;
     file_handle _lock;
+    std::unique_ptr<housekeeper> _housekeeper;  // declared first: outlives the committer that uses it
     std::unique_ptr<committer> _committer;
     std::unique_ptr<shared_state> _notifier;
 };

@@ -11,6 +11,7 @@
 #include "crc32c.h"
 #include "errors.h"
 #include "frame_resync.h"
+#include "frame_walker.h"
 #include "units.h"
 
 namespace tidelog {
@@ -49,6 +50,15 @@ error corrupt_frame(const std::string& partition_dir, const damaged_range& d) {
                           std::to_string(d.start_offset) + ".." + std::to_string(d.end_offset - 1) +
                           "): " + d.reason + " [" + d.segment + "]";
     return error(errc::corrupt, message, std::move(place));
+}
+
+/// A sparse frame (FORMAT.md §2.1) is intact, but this version cannot number its
+/// records: refuse it rather than hand out wrong offsets (not damage: never skipped).
+error sparse_frame(const std::string& partition_dir, const segment& s, uint64_t position, const frame_header& h) {
+    return corrupt_frame(partition_dir, {s.log_path(), position, h.frame_length(), h.base_offset, h.next_offset(),
+                                         "sparse frame: " + std::to_string(h.record_count) + " records over " +
+                                             std::to_string(h.offset_span() + 1) +
+                                             " offsets; this version cannot number its records"});
 }
 
 std::vector<int64_t> list_segment_bases(const std::string& dir) {
@@ -413,6 +423,7 @@ std::vector<append_result> partition::append(const append_request* requests, siz
         if (length + frame_header_bytes + body_alignment > max_frame_bytes)
             throw error(errc::too_large, "batch of " + std::to_string(length) + " bytes is over the 2 GiB frame limit");
         if (req.min_timestamp > req.max_timestamp) throw error(errc::invalid_argument, "min_timestamp > max_timestamp");
+        if (req.record_count == 0) throw error(errc::invalid_argument, "a frame holds at least one record");
         payload_crcs[k] = crc;
         payload_lengths[k] = length;
     }
@@ -446,6 +457,7 @@ std::vector<append_result> partition::append(const append_request* requests, siz
         h.flags = req.flags;
         h.base_offset = seg->next_offset();
         h.record_count = req.record_count;
+        h.last_offset_delta = req.record_count - 1;  // dense: one record per offset
         h.schema_id = req.schema_id;
         h.min_timestamp = req.min_timestamp;
         h.max_timestamp = req.max_timestamp;
@@ -545,7 +557,7 @@ bool partition::write_checkpoint() {
 }
 
 void partition::enforce_retention() {
-    if (_read_only || (_config.retention_bytes < 0 && _config.retention_ms < 0)) return;
+    if (!has_retention()) return;
     std::vector<std::shared_ptr<segment>> doomed;
     {
         std::lock_guard<std::mutex> g(_mu);
@@ -594,6 +606,14 @@ std::vector<std::shared_ptr<segment>> partition::snapshot(int64_t* visible_end) 
         *visible_end = _visible_end.load(std::memory_order_acquire);
     }
     return _segments;
+}
+
+std::shared_ptr<segment> partition::segment_holding(int64_t offset) {
+    int64_t visible;
+    auto segs = snapshot(&visible);
+    auto it = std::upper_bound(segs.begin(), segs.end(), offset,
+                               [](int64_t o, const std::shared_ptr<segment>& s) { return o < s->base_offset(); });
+    return it == segs.begin() ? nullptr : *(it - 1);
 }
 
 int64_t partition::start_offset() {
@@ -756,14 +776,98 @@ std::vector<frame_ref> partition::frames(int64_t start_offset, int64_t end_offse
         uint64_t pos = e.position;
         int64_t offset = s->base_offset() + e.relative_offset;
         bool from_index = pos > 0;
+        bool last = i + 1 == segs.size();
         uint64_t known_size = 0;  // readers: the file size last seen, re-read only when a header lies past it
         std::shared_ptr<mapped_region> region;
+        uint64_t walk_end = 0;  // the bytes the walk reads headers in: the mapping, and a reader's known size
+        auto set_walk_end = [&] {
+            walk_end = region ? region->length() : 0;
+            if (_read_only && last) walk_end = std::min(walk_end, known_size);
+        };
         // The last frame walked past on its header alone (not asked for, so not
         // CRC-checked): when damage follows it, its header may be the damage.
         bool prev_unchecked = false;
         uint64_t prev_pos = 0;
         int64_t prev_offset = 0;
-        while (offset < limit && out.size() < max_frames) {
+        bool rewalk = false;        // the walk stopped to map more of the file, or to start again elsewhere
+        bool segment_done = false;  // the rest of the segment is damaged
+        auto wanted = [&](const frame_header& h) {
+            return h.next_offset() > start_offset && h.max_timestamp >= min_timestamp && h.min_timestamp < max_timestamp;
+        };
+        auto go_on_at = [&](uint64_t at, int64_t off) {
+            pos = at;
+            offset = off;
+            rewalk = true;
+            return walk_resume::stop_here();
+        };
+        bool admitted_wanted = false;  // admit() to on_frame(): the frame is one the caller asked for
+        auto admit = [&](uint64_t at, const frame_header& h) {
+            if (from_index && h.max_timestamp > claimed_max) return frame_admission::reject;  // the index misleads
+            from_index = false;
+            admitted_wanted = wanted(h);
+            return admitted_wanted && !s->verified(at, at + h.frame_length()) ? frame_admission::take_after_crc
+                                                                               : frame_admission::take;
+        };
+        auto on_frame = [&](uint64_t at, const frame_header& h, bool crc_checked) {
+            uint64_t frame_end = at + h.frame_length();
+            if (crc_checked) s->mark_verified(at, frame_end);
+            bool w = admitted_wanted;
+            if (w && !h.dense()) throw sparse_frame(_dir, *s, at, h);
+            if (w) out.push_back(frame_ref{region, at, h});
+            prev_unchecked = !w && !s->verified(at, frame_end);
+            prev_pos = at;
+            prev_offset = h.base_offset;
+            offset = h.next_offset();
+            pos = frame_end;
+            return offset < limit && out.size() < max_frames;
+        };
+        auto on_bad = [&](uint64_t at, int64_t off, frame_check c) -> walk_resume {
+            // Out of mapped (or, in a reader, known) bytes: map more, or find the next segment.
+            if (at + frame_header_bytes > walk_end) return go_on_at(at, off);
+            if (region && c == frame_check::truncated &&
+                load_header(region->data() + at).frame_length() <= max_frame_bytes) {
+                uint64_t need = at + load_header(region->data() + at).frame_length();
+                try {
+                    region = s->mapping(need);
+                } catch (const error& err) {
+                    if (err.code() != errc::corrupt) throw;
+                }
+                set_walk_end();
+                if (need <= walk_end) return go_on_at(at, off);
+            }
+            pos = at;
+            offset = off;
+            if (from_index) {
+                // Indexes are derived data: if one misleads, walk the segment from its start.
+                from_index = false;
+                return go_on_at(0, s->base_offset());
+            }
+            // Damage: find where it ends and the next intact frame begins.
+            if (prev_unchecked && region && c != frame_check::bad_crc) {
+                const uint8_t* q = region->data() + prev_pos;
+                if (check_frame(q, region->length() - prev_pos) == frame_check::bad_crc) {
+                    pos = prev_pos;  // its count or length sent the walk astray
+                    offset = prev_offset;
+                    c = frame_check::bad_crc;
+                }
+            }
+            prev_unchecked = false;
+            uint64_t resume_position;
+            int64_t resume_offset;
+            damaged_range d = locate_damage(*s, region, pos, offset, c, segment_end, visible, &resume_position,
+                                            &resume_offset);
+            on_damage(d);
+            offset = resume_offset;
+            if (resume_position == UINT64_MAX) {  // the rest of the segment is damaged
+                segment_done = true;
+                return walk_resume::stop_here();
+            }
+            pos = resume_position;
+            if (region && region->length() < pos + frame_header_bytes) region.reset();
+            return go_on_at(pos, offset);
+        };
+        auto visitor = make_frame_visitor(admit, on_frame, on_bad);
+        while (offset < limit && out.size() < max_frames && !segment_done) {
             // An index entry past the end of the file is damage, not a roll: walk
             // the segment from its start instead.
             if (from_index &&
@@ -775,7 +879,7 @@ std::vector<frame_ref> partition::frames(int64_t start_offset, int64_t end_offse
             }
             // Only read a header we know was written: its offset is below the
             // published end and below the next segment's base.
-            if (_read_only && i + 1 == segs.size() && pos + frame_header_bytes > known_size &&
+            if (_read_only && last && pos + frame_header_bytes > known_size &&
                 pos + frame_header_bytes > (known_size = s->log_file().size())) {
                 // A reader's walk ran off its last known segment while the published
                 // end is further: the writer rolled (it trimmed this file before it
@@ -794,8 +898,6 @@ std::vector<frame_ref> partition::frames(int64_t start_offset, int64_t end_offse
                 i = static_cast<size_t>(next - segs.begin()) - 1;  // the for loop moves to it
                 break;
             }
-            frame_check c = frame_check::truncated;
-            const uint8_t* p = nullptr;
             if (!region || region->length() < pos + frame_header_bytes) {
                 try {
                     region = s->mapping(pos + frame_header_bytes);
@@ -804,73 +906,15 @@ std::vector<frame_ref> partition::frames(int64_t start_offset, int64_t end_offse
                     region.reset();
                 }
             }
-            if (region) {
-                p = region->data() + pos;
-                c = check_header(p, region->length() - pos);
-                if (c == frame_check::truncated && load_header(p).frame_length() <= max_frame_bytes) {
-                    try {
-                        region = s->mapping(pos + load_header(p).frame_length());
-                        p = region->data() + pos;
-                        c = check_header(p, region->length() - pos);
-                    } catch (const error& err) {
-                        if (err.code() != errc::corrupt) throw;
-                    }
-                }
+            set_walk_end();
+            rewalk = false;
+            if (!region) {
+                walk_end = UINT64_MAX;  // nothing to map more of: the damage path decides
+                on_bad(pos, offset, frame_check::truncated);
+            } else {
+                walk_frames(region->data(), walk_end, pos, offset, segment_end, visitor, check_order::offsets_first);
             }
-            bool good = c == frame_check::ok && load_header(p).base_offset == offset &&
-                        load_header(p).next_offset() <= segment_end &&
-                        (!from_index || load_header(p).max_timestamp <= claimed_max);
-            if (!good && from_index) {
-                // Indexes are derived data: if one misleads, walk the segment from its start.
-                from_index = false;
-                pos = 0;
-                offset = s->base_offset();
-                continue;
-            }
-            from_index = false;
-            if (good) {
-                frame_header h = load_header(p);
-                uint64_t frame_end = pos + h.frame_length();
-                bool wanted = h.next_offset() > start_offset && h.max_timestamp >= min_timestamp &&
-                              h.min_timestamp < max_timestamp;
-                if (wanted && !s->verified(pos, frame_end)) {
-                    if (frame_crc(h, p + h.payload_offset) != h.crc) {
-                        good = false;
-                        c = frame_check::bad_crc;
-                    } else {
-                        s->mark_verified(pos, frame_end);
-                    }
-                }
-                if (good) {
-                    if (wanted) out.push_back(frame_ref{region, pos, h});
-                    prev_unchecked = !wanted && !s->verified(pos, frame_end);
-                    prev_pos = pos;
-                    prev_offset = offset;
-                    offset = h.next_offset();
-                    pos += h.frame_length();
-                    continue;
-                }
-            }
-            // Damage: find where it ends and the next intact frame begins.
-            if (c == frame_check::ok) c = frame_check::bad_header;  // offsets that do not continue
-            if (prev_unchecked && region && c != frame_check::bad_crc) {
-                const uint8_t* q = region->data() + prev_pos;
-                if (check_frame(q, region->length() - prev_pos) == frame_check::bad_crc) {
-                    pos = prev_pos;  // its count or length sent the walk astray
-                    offset = prev_offset;
-                    c = frame_check::bad_crc;
-                }
-            }
-            prev_unchecked = false;
-            uint64_t resume_position;
-            int64_t resume_offset;
-            damaged_range d = locate_damage(*s, region, pos, offset, c, segment_end, visible, &resume_position,
-                                            &resume_offset);
-            on_damage(d);
-            offset = resume_offset;
-            if (resume_position == UINT64_MAX) break;  // the rest of the segment is damaged
-            pos = resume_position;
-            if (region && region->length() < pos + frame_header_bytes) region.reset();
+            if (!rewalk) break;
         }
         if (offset >= end_offset) break;
     }

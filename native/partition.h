@@ -112,8 +112,18 @@ public:
     /// Blocks until end_offset() > known_end or timeout (ns, <0 forever). GIL-free.
     bool wait_for_data(int64_t known_end, int64_t timeout_ns);
 
+    /// Called by the committer's flusher once point is durable: records it (and
+    /// in "fsync" mode publishes up to it). No file work: the checkpoint that
+    /// stores it is the housekeeper's (write_checkpoint).
     void on_durable(const recovery_point& point);
+    /// Stores the durable point as the recovery checkpoint, after syncing the
+    /// indexes below it; false if it has not moved. One caller at a time (the
+    /// housekeeper, or close() once the housekeeper let go of the partition).
     bool write_checkpoint();
+    /// Whether this writer has a retention limit (enforce_retention may delete).
+    bool has_retention() const {
+        return !_read_only && (_config.retention_bytes >= 0 || _config.retention_ms >= 0);
+    }
     void enforce_retention();
     void flush();
     /// Clean close: trims the active segment, syncs everything, writes the checkpoint.
@@ -122,6 +132,10 @@ public:
     void remove_files();
     const std::vector<recovery_event>& recovery_events() const { return _events; }
     const std::string& dir() const { return _dir; }
+    bool read_only() const { return _read_only; }
+    /// The segment whose offsets include `offset` (the last one starting at or
+    /// before it), null if none. For partition_reader, after a frames() call.
+    std::shared_ptr<segment> segment_holding(int64_t offset);
 
 private:
     void open_writer(bool clean_shutdown);

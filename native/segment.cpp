@@ -9,6 +9,7 @@
 
 #include "errors.h"
 #include "frame_resync.h"
+#include "frame_walker.h"
 #include "units.h"
 
 namespace tidelog {
@@ -100,8 +101,6 @@ scan_result segment::scan(uint64_t position, int64_t offset, const walk_policy& 
     auto region = mapping(r.file_bytes);
     const uint8_t* data = region->data();
     uint64_t since_entry = 0;
-    uint64_t pos = position;
-    int64_t off = offset;
     // The last frame accepted on its header alone (before verify_from): when the
     // walk meets damage right after it, its header (a flipped count or length)
     // may be what led the walk astray; its CRC decides.
@@ -120,42 +119,28 @@ scan_result segment::scan(uint64_t position, int64_t offset, const walk_policy& 
                : frame_end == policy.trusted_position ? h.next_offset() == policy.trusted_offset
                                                       : false;
     };
-    while (true) {
-        uint64_t available = r.file_bytes > pos ? r.file_bytes - pos : 0;
-        const uint8_t* p = data ? data + pos : nullptr;
-        bool verify = pos >= policy.verify_from;
-        frame_check c = available == 0 ? frame_check::end_of_data
-                        : verify            ? check_frame(p, available)
-                                            : check_header(p, available);
-        if (!verify && c == frame_check::ok &&
-            (pos + load_header(p).frame_length() > policy.verify_from || !fits_checkpoint(pos, load_header(p)))) {
-            // A frame vouched for by header alone ends before the trusted point;
-            // one that claims to reach past it is checked in full (a flipped length).
-            verify = true;
-            c = check_frame(p, available);
-        }
-        if (c == frame_check::ok) {
-            frame_header h = load_header(p);
-            if (h.base_offset != off || h.next_offset() > policy.offset_bound) c = frame_check::bad_header;
-        }
-        if (c == frame_check::ok) {
-            frame_header h = load_header(p);
-            prev = {!verify, pos, off, h.frame_length(), r.max_timestamp, _index.max_timestamp(),
-                    _last_frame_position};
-            if (policy.rebuild_index)
-                _index.on_frame(static_cast<uint32_t>(h.base_offset - _base_offset), static_cast<uint32_t>(pos),
-                                static_cast<uint32_t>(h.frame_length()), h.max_timestamp);
-            else
-                since_entry += h.frame_length();
-            _last_frame_position = static_cast<uint32_t>(pos);
-            pos += h.frame_length();
-            off = h.next_offset();
-            r.valid_bytes = pos;
-            r.next_offset = off;
-            if (h.max_timestamp > r.max_timestamp) r.max_timestamp = h.max_timestamp;
-            ++r.frames;
-            continue;
-        }
+    // A frame vouched for by header alone ends before the trusted point; one
+    // that claims to reach past it (a flipped length) is checked in full.
+    auto admit = [&](uint64_t pos, const frame_header& h) {
+        return pos + h.frame_length() > policy.verify_from || !fits_checkpoint(pos, h) ? frame_admission::take_after_crc
+                                                                                        : frame_admission::take;
+    };
+    auto on_frame = [&](uint64_t pos, const frame_header& h, bool crc_checked) {
+        prev = {!crc_checked, pos, h.base_offset, h.frame_length(), r.max_timestamp, _index.max_timestamp(),
+                _last_frame_position};
+        if (policy.rebuild_index)
+            _index.on_frame(static_cast<uint32_t>(h.base_offset - _base_offset), static_cast<uint32_t>(pos),
+                            static_cast<uint32_t>(h.frame_length()), h.max_timestamp);
+        else
+            since_entry += h.frame_length();
+        _last_frame_position = static_cast<uint32_t>(pos);
+        r.valid_bytes = pos + h.frame_length();
+        r.next_offset = h.next_offset();
+        if (h.max_timestamp > r.max_timestamp) r.max_timestamp = h.max_timestamp;
+        ++r.frames;
+        return true;
+    };
+    auto on_damage = [&](uint64_t pos, int64_t off, frame_check c) -> walk_resume {
         // (Zeros count when they come before the offsets the walk must reach: a
         // length that swallowed the rest of the file ends the walk there.)
         if (prev.header_only && prev.position + prev.frame_length == pos &&
@@ -185,7 +170,7 @@ scan_result segment::scan(uint64_t position, int64_t offset, const walk_policy& 
         bool maybe_end = zeros && off >= policy.expected_end;
         if ((maybe_end && !policy.zeros_may_hide_frames) || off >= policy.keep_below) {
             r.stop = c;  // the end of the data, or a torn tail for the caller to cut
-            break;
+            return walk_resume::stop_here();
         }
         // Durable data that fails its checks: skip exactly the frame when only its
         // payload is damaged, else to the next intact frame.
@@ -198,9 +183,7 @@ scan_result segment::scan(uint64_t position, int64_t offset, const walk_policy& 
             fits_checkpoint(pos, only)) {
             r.damage.push_back({pos, only.frame_length(), off, only.next_offset(), c});
             if (policy.rebuild_index) _index.on_damage(static_cast<uint32_t>(pos));
-            pos += only.frame_length();
-            off = only.next_offset();
-            continue;
+            return walk_resume::at(pos + only.frame_length(), only.next_offset());
         }
         // (Frames that reach the durable point may be followed by a torn tail:
         // their successor need not line up.)
@@ -208,22 +191,22 @@ scan_result segment::scan(uint64_t position, int64_t offset, const walk_policy& 
                                                 policy.keep_below);
         if (maybe_end && !hit.found) {
             r.stop = c;  // zeros to the end: the end of the data
-            break;
+            return walk_resume::stop_here();
         }
         if (hit.found) {
             r.damage.push_back({pos, hit.position - pos, off, hit.header.base_offset, c});
             if (policy.rebuild_index) _index.on_damage(static_cast<uint32_t>(pos));
-            pos = hit.position;
-            off = hit.header.base_offset;
-            continue;
+            return walk_resume::at(hit.position, hit.header.base_offset);
         }
         uint64_t tail_end = end_of_nonzero(data, pos, r.file_bytes);
         r.damage.push_back({pos, tail_end - pos, off, -1, c});
         r.damaged_tail = true;
         r.data_end = tail_end;
         r.stop = c;
-        break;
-    }
+        return walk_resume::stop_here();
+    };
+    auto visitor = make_frame_visitor(admit, on_frame, on_damage);
+    walk_frames(data, r.file_bytes, position, offset, policy.offset_bound, visitor);
     if (!r.damaged_tail && !r.damage.empty() && r.damage.back().position >= r.valid_bytes) {
         // The data ends in damage whose extent is known (a frame whose payload
         // failed its CRC, the last thing in the file): a damaged tail too.
@@ -255,12 +238,25 @@ bool segment::index_matches_log(uint64_t valid_bytes) {
     offset_index_entry before = _index.second_last_offset_entry();
     uint64_t pos = before.position;
     int64_t off = _base_offset + before.relative_offset;
-    while (pos < o.position) {
-        if (off - _base_offset < 0 || off - _base_offset > int64_t{UINT32_MAX}) return false;
-        if (!frame_at(static_cast<uint32_t>(pos), static_cast<uint32_t>(off - _base_offset))) return false;
-        frame_header h = load_header(region->data() + pos);
-        pos += h.frame_length();
-        off = h.next_offset();
+    auto relative = [&](int64_t at) { return at - _base_offset >= 0 && at - _base_offset <= int64_t{UINT32_MAX}; };
+    if (pos < o.position) {
+        if (!relative(off)) return false;
+        bool walked = true;
+        auto visitor = make_frame_visitor(
+            [](uint64_t, const frame_header&) { return frame_admission::take; },  // headers only
+            [&](uint64_t at, const frame_header& h, bool) {
+                if (at + h.frame_length() >= o.position) return false;
+                if (!relative(h.next_offset())) walked = false;
+                return walked;
+            },
+            [&](uint64_t, int64_t, frame_check) {
+                walked = false;
+                return walk_resume::stop_here();
+            });
+        walk_end e = walk_frames(region->data(), valid_bytes, pos, off, INT64_MAX, visitor);
+        if (!walked) return false;
+        pos = e.position;
+        off = e.offset;
     }
     return pos == o.position && off == _base_offset + o.relative_offset;
 }
@@ -327,6 +323,7 @@ std::shared_ptr<mapped_region> segment::mapping(uint64_t end) {
 }
 
 void segment::remove_files() {
+    _removed.store(true, std::memory_order_release);
     remove_file(_log_path);
     _index.remove_files();
 }

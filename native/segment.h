@@ -131,6 +131,9 @@ public:
     void mark_verified(uint64_t position, uint64_t end);
     void datasync() { _log.datasync(); }
     void remove_files();
+    /// True once remove_files() ran in this process (retention): a reader
+    /// positioned in it goes back to the partition's start.
+    bool removed() const { return _removed.load(std::memory_order_acquire); }
     void close();
 
 private:
@@ -146,6 +149,7 @@ private:
     std::atomic<uint64_t> _size{0};
     std::atomic<int64_t> _next_offset;
     std::atomic<int64_t> _max_timestamp{INT64_MIN};
+    std::atomic<bool> _removed{false};
     uint64_t _allocated = 0;
     uint32_t _last_frame_position = 0;
     std::mutex _map_mu;

@@ -63,7 +63,9 @@ cdef cbool signal_raised(void* unused) noexcept nogil:
         rc = _check_signals_raw()
     return rc != 0
 
-DURABILITY_MODES = {"none": 0, "interval": 1, "fsync": 2}
+# The durability names, defined here only (python/tidelog imports them), the
+# default first; the values are the native durability_mode's.
+DURABILITY_MODES = {"fsync": <int>CDurability.fsync, "interval": <int>CDurability.interval, "none": <int>CDurability.none}
 cdef enum:  # frame header values (FORMAT.md §4)
     C_FLAG_IPC_STREAM = 1
     C_CODEC_NONE = 0
@@ -612,3 +614,4 @@ include "record_decode.pxi"
 include "producer_batch.pxi"
 include "producer_engine.pxi"
 include "producer.pxi"
+include "reader.pxi"

@@ -137,6 +137,14 @@ cdef extern from "partition.h" namespace "tidelog" nogil:
         void remove_files() except +raise_native_error
         const vector[CRecoveryEvent]& recovery_events()
 
+cdef extern from "partition_reader.h" namespace "tidelog" nogil:
+    cdef cppclass CPartitionReader "tidelog::partition_reader":
+        CPartitionReader(CPartition& p, int64_t offset)
+        size_t read(size_t max_frames, uint64_t max_bytes, vector[CFrameRef]* out,
+                    vector[CDamagedRange]* skipped) except +raise_native_error
+        void seek(int64_t offset)
+        int64_t position()
+
 cdef extern from "log_core.h" namespace "tidelog" nogil:
     cdef cppclass CLogCore "tidelog::log_core":
         CLogCore(const string& path, cbool read_only) except +raise_native_error

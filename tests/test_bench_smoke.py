@@ -133,3 +133,83 @@ def test_cli(tmp_path, capsys):
     assert {r["contender"] for r in doc["results"]} == {"tidelog", "tidelog interval", "tidelog none", "os.write"}
     assert "ingest" in doc["workloads"] and doc["machine"]["cores"] >= 1
     assert "vs limit" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------- import graph
+
+def _bench_import_graph() -> dict[str, set[str]]:
+    """{module: the tidelog.bench modules it imports}, from the source: module-level
+    and function-level imports alike (a function-level import is still an arrow).
+    The implicit import of a parent package is left out (every submodule has it)."""
+    import ast
+    import pathlib
+
+    import tidelog.bench
+
+    root = pathlib.Path(tidelog.bench.__file__).parent
+    modules = {}
+    for path in sorted(root.rglob("*.py")):
+        parts = list(path.relative_to(root.parent.parent).with_suffix("").parts)
+        is_pkg = parts[-1] == "__init__"
+        if is_pkg:
+            parts.pop()
+        modules[".".join(parts)] = (path, is_pkg)
+    graph: dict[str, set[str]] = {}
+    for name, (path, is_pkg) in modules.items():
+        package = name if is_pkg else name.rsplit(".", 1)[0]
+        deps: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    up = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    base = ".".join(up + ([base] if base else []))
+                targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base for a in node.names]
+            else:
+                continue
+            deps.update(t for t in targets if t in modules and t != name)
+        graph[name] = deps
+    return graph
+
+
+def _topological(graph: dict[str, set[str]]) -> list[str]:
+    """The modules, each after the ones it imports; fails naming a circle if there is one."""
+    order: list[str] = []
+    state: dict[str, str] = {}
+
+    def visit(m: str, path: list[str]) -> None:
+        if state.get(m) == "done":
+            return
+        if state.get(m) == "open":
+            raise AssertionError("import circle: " + " -> ".join(path[path.index(m):] + [m]))
+        state[m] = "open"
+        for d in sorted(graph[m]):
+            visit(d, path + [m])
+        state[m] = "done"
+        order.append(m)
+
+    for m in sorted(graph):
+        visit(m, [])
+    return order
+
+
+def test_bench_imports_form_a_tree():
+    graph = _bench_import_graph()
+    assert "tidelog.bench._child" in graph and "tidelog.bench.contenders" in graph
+    assert not graph["tidelog.bench._child"], graph["tidelog.bench._child"]  # it knows no contender
+    _topological(graph)
+
+
+def test_bench_modules_import_alone():
+    """Each module imports in a fresh interpreter, leaves first: an import that
+    only works after another module happened to be imported shows up here."""
+    import subprocess
+    import sys
+
+    for m in _topological(_bench_import_graph()):
+        if m.endswith(".__main__"):
+            continue  # importing it runs the suite: `python -m tidelog.bench`
+        r = subprocess.run([sys.executable, "-c", f"import {m}"], capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, (m, r.stderr[-2000:])

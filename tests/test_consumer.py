@@ -586,3 +586,153 @@ def test_other_process_sees_only_durable_records(log_dir, tmp_path, slow_fdatasy
         assert all(seen[off] >= t0 + 0.8 * delay for _, off, t0, _ in sent)
     else:
         assert min(acked_after) < 0.5 * delay, f"acks='written' waited for the commit: {acked_after}"
+
+
+# ------------------------------------------- Kafka's TopicPartition / OffsetAndMetadata
+from tidelog import OFFSET_BEGINNING, OFFSET_END, OFFSET_INVALID, OffsetAndMetadata, TopicPartition  # noqa: E402
+
+
+def test_assign_takes_topic_partitions(log, topic):
+    for p in range(3):
+        produce(log, "ev", [b"%d" % i for i in range(10)], partition=p)
+    c = log.consumer()
+    c.assign([TopicPartition("ev", 0), ("ev", 1), TopicPartition("ev", 2, 4)])
+    assert c.assignment() == [("ev", 0), ("ev", 1), ("ev", 2)]
+    assert c.assignment() == [TopicPartition("ev", 0), TopicPartition("ev", 1), TopicPartition("ev", 2)]
+    assert [c.position("ev", p) for p in range(3)] == [0, 0, 4], "a TopicPartition's offset is where it starts"
+    c.assign(iter([TopicPartition("ev", 0, OFFSET_END), TopicPartition("ev", 1, OFFSET_BEGINNING)]))
+    assert [c.position("ev", p) for p in range(2)] == [10, 0]
+    c.assign([TopicPartition("ev", 0, OFFSET_INVALID)])  # no offset: the kept position
+    assert c.position("ev", 0) == 10
+    late = log.consumer(start="latest")
+    late.assign([TopicPartition("ev", 1)])
+    assert late.position("ev", 1) == 10
+    for bad in ("ev", TopicPartition("ev", 0), [("ev",)], [("ev", 0, 1)], [0], ["ev"], [("ev", "0")], 5):
+        with pytest.raises(TypeError):
+            c.assign(bad)
+    with pytest.raises(ValueError):
+        c.assign([TopicPartition("ev", 3)])
+    with pytest.raises(tidelog.InvalidArgumentError):
+        c.assign([TopicPartition("ev", 1, -5)])
+    with pytest.raises(tidelog.UnknownTopicError):
+        c.assign([TopicPartition("nope", 0)])
+    assert c.assignment() == [("ev", 0)], "a rejected assign changes nothing"
+
+
+def test_seek_takes_topic_partitions(log, topic):
+    produce(log, "ev", [b"%d" % i for i in range(20)], partition=0)
+    c = log.consumer("ev")
+    c.seek("ev", 0, 5)  # today's form
+    assert c.position("ev", 0) == 5
+    c.seek(TopicPartition("ev", 0, 7))  # confluent-kafka
+    assert c.poll(5).offset == 7
+    c.seek(TopicPartition("ev", 0), 9)  # kafka-python: seek(partition, offset)
+    assert c.poll(5).offset == 9
+    c.seek(("ev", 0), 3)
+    assert c.position("ev", 0) == 3
+    c.seek(topic="ev", partition=0, offset=4)
+    assert c.position("ev", 0) == 4
+    c.seek(TopicPartition("ev", 0, OFFSET_END))
+    assert c.position("ev", 0) == 20
+    c.seek(TopicPartition("ev", 0, OFFSET_BEGINNING))
+    assert c.position("ev", 0) == 0
+    c.seek(TopicPartition("ev", 0, 99))  # out of range: reset as auto.offset.reset (start="earliest")
+    assert c.position("ev", 0) == 0
+    with pytest.raises(tidelog.InvalidArgumentError, match="no offset"):
+        c.seek(TopicPartition("ev", 0))
+    with pytest.raises(ValueError):
+        c.seek(TopicPartition("ev", 0), -1)  # logical offsets travel in a TopicPartition only
+    with pytest.raises(ValueError):
+        c.seek(TopicPartition("ev", 0, -5))
+    with pytest.raises(ValueError, match="not assigned"):
+        c.seek(TopicPartition("ev", 7, 0))
+    with pytest.raises(TypeError):
+        c.seek(TopicPartition("ev", 0), 1, 2)
+    with pytest.raises(TypeError):
+        c.seek("ev", 0)
+    with pytest.raises(TypeError):
+        c.seek(("ev", 0))
+    with pytest.raises(TypeError):
+        c.seek(5, 0, 1)
+    with pytest.raises(TypeError):
+        c.seek(TopicPartition("ev", 0), "1")
+    assert c.position("ev", 0) == 0
+
+
+def test_position_and_end_offsets_take_topic_partitions(log, topic):
+    produce(log, "ev", [b"x"] * 5, partition=0)
+    produce(log, "ev", [b"x"] * 2, partition=1)
+    c = log.consumer("ev")
+    read_all(c, 3)
+    at = c.position("ev", 0) if c.position("ev", 0) else c.position("ev", 1)
+    assert at > 0
+    assert c.position(TopicPartition("ev", 0)) == c.position("ev", 0)  # kafka-python: an int
+    assert c.position(("ev", 1)) == c.position("ev", 1)
+    got = c.position([TopicPartition("ev", 0), ("ev", 1), TopicPartition("ev", 2)])  # confluent-kafka: a list
+    assert all(isinstance(tp, TopicPartition) for tp in got)
+    assert [(tp.topic, tp.partition, tp.offset) for tp in got] == [
+        ("ev", 0, c.position("ev", 0)), ("ev", 1, c.position("ev", 1)), ("ev", 2, 0)]
+    ends = c.end_offsets([TopicPartition("ev", 0), ("ev", 1)])
+    assert ends == {("ev", 0): 5, ("ev", 1): 2}
+    assert ends[TopicPartition("ev", 0)] == 5, "a TopicPartition looks the tuple-keyed dict up"
+    with pytest.raises(ValueError, match="not assigned"):
+        c.position(TopicPartition("other", 0))
+    with pytest.raises(TypeError):
+        c.position("ev")
+    with pytest.raises(TypeError):
+        c.position(TopicPartition("ev", 0), 0)
+    with pytest.raises(TypeError):
+        c.position(["ev"])
+    with pytest.raises(TypeError):
+        c.end_offsets("ev")
+    with pytest.raises(ValueError):
+        c.end_offsets([TopicPartition("ev", 5)])
+
+
+def test_commit_and_committed_check_their_arguments(log, topic):
+    """Groups are not there yet: every form Kafka's clients use is accepted
+    (NotImplementedError naming groups), bad input is a TypeError or
+    InvalidArgumentError first."""
+    c = log.consumer("ev")
+    for call in (lambda: c.commit(), lambda: c.commit(offsets={("ev", 0): 5}),
+                 lambda: c.commit(offsets={TopicPartition("ev", 0): OffsetAndMetadata(5, "meta")}),
+                 lambda: c.commit({TopicPartition("ev", 0): OffsetAndMetadata(5)}),  # kafka-python, positionally
+                 lambda: c.commit(offsets=[TopicPartition("ev", 0, 5)]),
+                 lambda: c.commit(offsets=[TopicPartition("ev", 0, 5)], asynchronous=False),
+                 lambda: c.committed([TopicPartition("ev", 0)]), lambda: c.committed([("ev", 0)], timeout=1)):
+        with pytest.raises(NotImplementedError, match="group"):
+            call()
+    with pytest.raises(tidelog.InvalidArgumentError):
+        c.commit(offsets={("ev", 0): -3})
+    with pytest.raises(tidelog.InvalidArgumentError):
+        c.commit(offsets=[TopicPartition("ev", 0)])  # a TopicPartition without an offset
+    with pytest.raises(TypeError):
+        c.commit(offsets={("ev", 0): "5"})
+    with pytest.raises(TypeError):
+        c.commit(offsets="ev")
+    with pytest.raises(TypeError):
+        c.commit(message=b"not a record")
+    with pytest.raises(TypeError):
+        c.committed("ev")
+    with pytest.raises(TypeError):
+        c.committed([("ev",)])
+
+
+def test_async_consumer_takes_topic_partitions(log, topic):
+    import asyncio
+
+    produce(log, "ev", [b"%d" % i for i in range(10)], partition=1)
+
+    async def main():
+        async with log.async_consumer() as c:
+            c.assign([TopicPartition("ev", 1, 2)])
+            assert c.position(TopicPartition("ev", 1)) == 2
+            assert (await c.poll(5)).offset == 2
+            c.seek(TopicPartition("ev", 1, 6))
+            assert (await c.poll(5)).offset == 6
+            c.seek("ev", 1, 8)
+            assert [tp.offset for tp in c.position([TopicPartition("ev", 1)])] == [8]
+            with pytest.raises(NotImplementedError):
+                c.commit(offsets=[TopicPartition("ev", 1, 9)])
+
+    asyncio.run(main())

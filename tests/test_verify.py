@@ -153,7 +153,7 @@ def test_bit_flip_in_a_sealed_segment(two_topics, capsys):
     assert open(new, "rb").read() == before[frames[k + 1][0]:]
 
 
-@pytest.mark.parametrize("field,value", [("magic", b"XXXX"), ("version", struct.pack("<H", 2)),
+@pytest.mark.parametrize("field,value", [("magic", b"XXXX"), ("version", struct.pack("<H", 3)),
                                          ("header_length", struct.pack("<H", 32)),
                                          ("payload_offset", struct.pack("<I", 12)),
                                          ("base_offset", struct.pack("<q", 5)),

@@ -201,7 +201,7 @@ def test_first_body_buffer_64_aligned(log, schema_kind):
         assert head[:4] == b"\xff\xff\xff\xff", "payload is an Arrow IPC message"
         metadata_length = int.from_bytes(head[4:8], "little", signed=True)
         body = address + 8 + metadata_length
-        assert body % 64 == 0, f"frame at offset {frame[3]}: body at {body:#x}"
+        assert body % 64 == 0, f"frame at offset {frame.base_offset}: body at {body:#x}"
         # the batch read from this frame has its buffers inside the body
         addrs = [buf.address for col in batch.columns for buf in iter_buffers(col)]
         assert min(addrs) >= body

@@ -97,7 +97,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     // From every frame start and from inside frames: the frame holding the offset first.
     for (size_t i = 0; i < walk.size(); ++i) {
         int64_t base = walk[i].h.base_offset;
-        for (int64_t k : {base, base + int64_t{walk[i].h.record_count} - 1}) {
+        for (int64_t k : {base, walk[i].h.last_offset()}) {
             if (k < base) continue;
             std::vector<frame_ref> got = reader.frames(k, end, INT64_MIN, INT64_MAX, 2);
             FUZZ_CHECK(!got.empty() && got[0].position == walk[i].position, k, int64_t(walk[i].position));

@@ -186,14 +186,15 @@ TEST_F(CommitterTest, WaitForDataTimesOut) {
 }
 
 TEST_F(CommitterTest, HousekeepingWritesCheckpointsAndEnforcesRetention) {
-    committer c;
+    housekeeper h;
+    committer c(&h);
     partition_config cfg = small_config(4096, durability_mode::fsync);
     cfg.retention_bytes = 8192;
     auto p = std::make_unique<partition>(&c, dir, cfg, false, true);
     uint64_t t = 0;
     for (int i = 0; i < 30; ++i) t = append_payload(*p, make_payload(1000, i)).ticket;
     c.wait_durable(t);
-    // The flusher runs housekeeping about once a second.
+    // The housekeeper runs each partition's tasks about once a second.
     auto t0 = clock_type::now();
     while ((c.stats().checkpoints == 0 || c.stats().segments_deleted == 0) && seconds_since(t0) < 5.0)
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
@@ -203,9 +204,25 @@ TEST_F(CommitterTest, HousekeepingWritesCheckpointsAndEnforcesRetention) {
     p->close();
 }
 
-TEST_F(CommitterTest, UnregisterAfterCloseStopsCallbacks) {
-    // Partitions come and go while the flusher runs; closing one must not race it.
+TEST_F(CommitterTest, WithoutAHousekeeperNothingRunsInTheBackground) {
+    // Fuzzers and single-partition tests: no checkpoints or deletions behind their back.
     committer c;
+    partition_config cfg = small_config(4096, durability_mode::fsync);
+    cfg.retention_bytes = 4096;
+    auto p = std::make_unique<partition>(&c, dir, cfg, false, true);
+    for (int i = 0; i < 12; ++i) c.wait_durable(append_payload(*p, make_payload(1000, i)).ticket);
+    std::this_thread::sleep_for(std::chrono::milliseconds(1300));
+    EXPECT_EQ(c.stats().checkpoints, 0u);
+    EXPECT_EQ(c.stats().segments_deleted, 0u);
+    EXPECT_EQ(p->start_offset(), 0);
+    p->close();
+}
+
+TEST_F(CommitterTest, UnregisterAfterCloseStopsCallbacks) {
+    // Partitions come and go while the flusher and the housekeeper run; closing
+    // one must race neither.
+    housekeeper h;
+    committer c(&h);
     for (int round = 0; round < 20; ++round) {
         auto p = std::make_unique<partition>(&c, dir, small_config(1 << 20, durability_mode::fsync), false, true);
         append_result r = append_payload(*p, make_payload(64, round));
@@ -352,6 +369,45 @@ int slow_fdatasync(int fd) {
 const io::hooks slow_sync_hooks{real_open,      real_pwritev, slow_fdatasync, real_fsync, real_fallocate,
                                 real_ftruncate, real_mkdir,   real_unlink,    real_rename};
 }  // namespace
+
+namespace {
+std::atomic<int> slow_unlink_ms{0};
+std::atomic<int> unlinks_started{0};
+int slow_unlink(const char* path) {
+    unlinks_started++;
+    if (int ms = slow_unlink_ms.load()) std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+    return ::unlink(path);
+}
+const io::hooks slow_unlink_hooks{real_open,      real_pwritev, ::fdatasync, real_fsync, real_fallocate,
+                                  real_ftruncate, real_mkdir,   slow_unlink, real_rename};
+}  // namespace
+
+TEST_F(CommitterTest, ASlowRetentionDeleteDoesNotDelayDurableAcks) {
+    // Retention runs on the housekeeper, not on the flusher: while it is stuck
+    // deleting a segment (a slow disk, a huge file), durable appends go on.
+    const io::hooks* previous = io::install_hooks(&slow_unlink_hooks);
+    {
+        housekeeper h;
+        committer c(&h);
+        partition_config cfg = small_config(4096, durability_mode::fsync);
+        cfg.retention_bytes = 4096;
+        auto p = std::make_unique<partition>(&c, dir, cfg, false, true);
+        for (int i = 0; i < 12; ++i) c.wait_durable(append_payload(*p, make_payload(1000, i)).ticket);
+        slow_unlink_ms = 1500;
+        unlinks_started = 0;
+        auto t0 = clock_type::now();
+        while (unlinks_started.load() == 0 && seconds_since(t0) < 5.0)
+            std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        ASSERT_GT(unlinks_started.load(), 0) << "retention never ran";
+        // The housekeeper now sleeps in unlink for 1.5 s.
+        auto t1 = clock_type::now();
+        for (int i = 0; i < 20; ++i) c.wait_durable(append_payload(*p, make_payload(100, 100 + i)).ticket);
+        EXPECT_LT(seconds_since(t1), 1.0) << "durable acks waited for the retention delete";
+        slow_unlink_ms = 0;
+        p->close();  // waits for the retention run in progress
+    }
+    io::install_hooks(previous);
+}
 
 TEST_F(CommitterTest, AnInterruptedDurableWaitLeavesAndTheCommitterGoesOn) {
     // Ctrl-C in Python: a durable waiter's interrupt callback says stop. It must

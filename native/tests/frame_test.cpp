@@ -137,7 +137,8 @@ TEST(Frame, BadHeaderFields) {
         EXPECT_EQ(frame_of(g, g.size()), frame_check::bad_header) << what;
     };
     expect_bad("version 0", [](auto& g) { poke<uint16_t>(g, 8, 0); });
-    expect_bad("version 2", [](auto& g) { poke<uint16_t>(g, 8, 2); });
+    expect_bad("version 3", [](auto& g) { poke<uint16_t>(g, 8, 3); });
+    expect_bad("record_count 2 over a span of 1", [](auto& g) { poke<uint32_t>(g, 24, 2); });
     expect_bad("header_length 63", [](auto& g) { poke<uint16_t>(g, 10, 63); });
     expect_bad("header_length 128", [](auto& g) { poke<uint16_t>(g, 10, 128); });
     expect_bad("codec 2", [](auto& g) { poke<uint16_t>(g, 12, 2); });
@@ -193,7 +194,9 @@ TEST(Frame, EveryHeaderAndPayloadByteFlipIsDetectedWithPadding) {
 TEST(Frame, CrcFlipsAreBadCrc) {
     std::vector<uint8_t> f;
     build_frame(f, make_payload(48, 8), 0);
-    for (size_t i : {4, 5, 6, 7, 14, 25, 28, 60, 64, 100}) {  // 24: record_count 1 -> 0 is a bad header
+    // 24: record_count 1 -> 0 and 25: 1 -> 257 (more records than the span of 1) are bad headers;
+    // 60: a wider span with fewer records is a sparse frame, structurally fine.
+    for (size_t i : {4, 5, 6, 7, 14, 28, 60, 64, 100}) {
         auto g = f;
         g[i] ^= 1;
         EXPECT_EQ(frame_of(g, g.size()), frame_check::bad_crc) << "byte " << i;
@@ -268,4 +271,85 @@ TEST(Frame, DescribeCoversEveryVerdict) {
         ASSERT_NE(s, nullptr);
         EXPECT_STRNE(s, "?");
     }
+}
+
+namespace {
+// Rewrites the header of frame `f` (with a fresh CRC) after `edit`.
+template <typename Edit>
+frame_header rewrite_header(std::vector<uint8_t>& f, Edit edit) {
+    frame_header h = load_header(f.data());
+    edit(h);
+    h.crc = frame_crc(h, f.data() + h.payload_offset);
+    std::memcpy(f.data(), &h, sizeof h);
+    return h;
+}
+}  // namespace
+
+TEST(Frame, WritersWriteVersion2WithTheSpanOfADenseFrame) {
+    std::vector<uint8_t> f;
+    frame_header h = build_frame(f, make_payload(40, 1), 100, 5);
+    EXPECT_EQ(h.version, 2);
+    EXPECT_EQ(h.last_offset_delta, 4u);
+    EXPECT_EQ(h.offset_span(), 4);
+    EXPECT_EQ(h.last_offset(), 104);
+    EXPECT_EQ(h.next_offset(), 105);
+    EXPECT_TRUE(h.dense());
+    EXPECT_EQ(offsetof(frame_header, last_offset_delta), 60u);
+}
+
+TEST(Frame, Version1FramesReadWithTheSpanOfTheirCount) {
+    std::vector<uint8_t> f;
+    build_frame(f, make_payload(40, 2), 100, 5);
+    frame_header h = rewrite_header(f, [](frame_header& x) {
+        x.version = 1;
+        x.last_offset_delta = 0;  // "reserved" in version 1
+    });
+    EXPECT_EQ(frame_of(f, f.size()), frame_check::ok);
+    EXPECT_EQ(h.offset_span(), 4);
+    EXPECT_EQ(h.next_offset(), 105);
+    EXPECT_TRUE(h.dense());
+}
+
+TEST(Frame, SparseVersion2FramesAreStructurallyValid) {
+    std::vector<uint8_t> f;
+    build_frame(f, make_payload(40, 3), 100, 5);
+    frame_header h = rewrite_header(f, [](frame_header& x) { x.last_offset_delta = 9; });
+    EXPECT_EQ(frame_of(f, f.size()), frame_check::ok);
+    EXPECT_EQ(h.next_offset(), 110);
+    EXPECT_FALSE(h.dense());
+}
+
+TEST(Frame, BadSpansAndVersionsAreBadHeaders) {
+    std::vector<uint8_t> f;
+    build_frame(f, make_payload(40, 4), 100, 5);
+    auto bad = [&](auto edit) {
+        std::vector<uint8_t> g = f;
+        rewrite_header(g, edit);
+        return header_of(g, g.size());
+    };
+    EXPECT_EQ(bad([](frame_header& x) { x.last_offset_delta = 3; }), frame_check::bad_header);  // 5 records, 4 offsets
+    EXPECT_EQ(bad([](frame_header& x) { x.last_offset_delta = 0; }), frame_check::bad_header);
+    EXPECT_EQ(bad([](frame_header& x) { x.version = 0; }), frame_check::bad_header);
+    EXPECT_EQ(bad([](frame_header& x) { x.version = 3; }), frame_check::bad_header);
+    // The last offset must fit an i64 (next_offset() one past it too).
+    EXPECT_EQ(bad([](frame_header& x) {
+                  x.base_offset = INT64_MAX - 10;
+                  x.last_offset_delta = 10;
+              }),
+              frame_check::bad_header);
+    EXPECT_EQ(bad([](frame_header& x) {
+                  x.base_offset = INT64_MAX - 11;
+                  x.last_offset_delta = 10;
+              }),
+              frame_check::ok);
+    EXPECT_EQ(bad([](frame_header& x) {
+                  x.version = 1;
+                  x.base_offset = INT64_MAX - 4;
+              }),
+              frame_check::bad_header);
+    EXPECT_EQ(bad([](frame_header& x) {
+                  x.version = 1;
+                  x.base_offset = INT64_MAX - 5;
+              }),
+              frame_check::ok);
 }

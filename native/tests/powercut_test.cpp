@@ -1,5 +1,5 @@
 // Power-loss torture: thousands of random power cuts through the simulated file
-// layer (native/sim_file_io.h), each followed by a reboot and a recovery that
+// layer (native/testing/sim_file_io.h), each followed by a reboot and a recovery that
 // must yield, for every partition, exactly a prefix of what was written that
 // holds every frame acknowledged as durable.
 //
@@ -55,7 +55,7 @@
 #include "frame.h"
 #include "log_core.h"
 #include "shared_state.h"
-#include "sim_file_io.h"
+#include "testing/sim_file_io.h"
 #include "test_util.h"
 
 namespace {
@@ -960,9 +960,10 @@ private:
     }
 
     bool housekeeping_allowed() const {
-        // The committer runs housekeeping on its own thread 1 s after the log
-        // opened; the workload calls write_checkpoint / enforce_retention itself
-        // only well before that, so the two never run at once.
+        // The log's housekeeper first runs a partition's checkpoint and
+        // retention tasks about 1 s after it opened; the workload calls
+        // write_checkpoint / enforce_retention itself only well before that, so
+        // the two never run at once.
         return std::chrono::steady_clock::now() - _opened_at < std::chrono::milliseconds(700);
     }
 

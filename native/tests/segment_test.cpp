@@ -260,6 +260,7 @@ TEST_F(SegmentTest, AllocationDoublesFromTheFirstStepToTheLargest) {
         h.header_length = frame_header_bytes;
         h.base_offset = seg->next_offset();
         h.record_count = 1;
+        h.last_offset_delta = 0;
         h.payload_length = payload.size();
         h.payload_offset = frame_header_bytes;
         h.crc = frame_crc(h, payload.data());

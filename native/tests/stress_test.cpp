@@ -5,7 +5,9 @@
 // "interval"), announcing themselves and waiting for durability most of the
 // time; reader threads walk the frames of the writer's partitions and of a
 // read-only view (as another process would), waiting on the shared futex; a
-// housekeeping thread flushes and applies retention while small segments roll.
+// side thread flushes and sometimes applies retention itself while small
+// segments roll and the log's housekeeper writes checkpoints and applies
+// retention on its own thread.
 // Every payload carries its writer, sequence and a pattern, so a torn or mixed
 // read is caught; after a clean close and reopen, every durable append is present
 // unless retention deleted its segment.
@@ -84,6 +86,7 @@ TEST(Stress, AppendersReadersCommitterRollAndRetention) {
     std::mutex acked_mu;
     std::vector<durable_append> acked;
     std::atomic<uint64_t> appends{0}, frames_read{0}, reader_errors{0}, waits{0};
+    committer_stats housekeeping{};  // the log's counters at close
     std::atomic<bool> stop{false};
     std::string first_error;
     std::mutex error_mu;
@@ -181,7 +184,9 @@ TEST(Stress, AppendersReadersCommitterRollAndRetention) {
             while (!stop.load(std::memory_order_relaxed)) {
                 std::this_thread::sleep_for(std::chrono::milliseconds(5 + rng() % 20));
                 try {
-                    if (rng() % 2) core.flush_all();
+                    int pick = static_cast<int>(rng() % 8);
+                    if (pick == 0) parts[rng() % partitions]->enforce_retention();  // as Topic.enforce_retention()
+                    else if (pick % 2) core.flush_all();
                     else parts[rng() % partitions]->flush();
                 } catch (const std::exception& e) {
                     report(std::string("flush: ") + e.what());
@@ -194,6 +199,7 @@ TEST(Stress, AppendersReadersCommitterRollAndRetention) {
         EXPECT_EQ(reader_errors.load(), 0u) << first_error;
         for (auto& v : views) v.reset();
         for (auto& p : parts) p->close();
+        housekeeping = core.stats();
         core.close();
     }
 
@@ -222,13 +228,12 @@ TEST(Stress, AppendersReadersCommitterRollAndRetention) {
         part->close();
     }
     core.close();
-    committer_stats st{};
     std::printf("[ stress ] %.1f s: %llu appends, %llu durable frames checked after reopen (%llu deleted by retention), "
-                "%llu frames read concurrently, %llu futex waits\n",
+                "%llu frames read concurrently, %llu futex waits, %llu checkpoints, %llu segments deleted\n",
                 seconds, (unsigned long long)appends.load(), (unsigned long long)checked,
                 (unsigned long long)retained_away, (unsigned long long)frames_read.load(),
-                (unsigned long long)waits.load());
-    (void)st;
+                (unsigned long long)waits.load(), (unsigned long long)housekeeping.checkpoints,
+                (unsigned long long)housekeeping.segments_deleted);
     EXPECT_GT(checked + retained_away, 0u);
 }
 

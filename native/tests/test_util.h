@@ -77,6 +77,7 @@ inline frame_header build_frame(std::vector<uint8_t>& out, const std::vector<uin
     h.flags = 0;
     h.base_offset = base_offset;
     h.record_count = record_count;
+    h.last_offset_delta = record_count - 1;
     h.schema_id = 7;
     h.min_timestamp = min_ts;
     h.max_timestamp = max_ts;

@@ -22,8 +22,10 @@ from ._log import Log, open
 from ._core import DeliveryFuture, Producer, Record
 from ._aio import AsyncConsumer, AsyncProducer
 from ._consumer import Consumer
+from ._partition import Partition
 from ._producer import DeliveryError, RecordMetadata
 from ._topic import RECORD_SCHEMA, AppendResult, Scan, Topic, TopicConfig
+from ._types import OFFSET_BEGINNING, OFFSET_END, OFFSET_INVALID, OFFSET_STORED, OffsetAndMetadata, TopicPartition
 
 __version__ = "0.1.0"
 
@@ -32,4 +34,6 @@ __all__ = [
     "AppendResult", "CorruptionError", "CorruptionWarning", "IntegrityError", "InvalidArgumentError", "InvalidTopicNameError", "Log", "LogClosedError", "LogLockedError", "LogNotFoundError", "NotALogFolderError",
     "RECORD_SCHEMA", "ReadOnlyError", "RecordTooLargeError", "Scan", "SchemaMismatchError", "TidelogError",
     "TidelogIOError", "TimestampWarning", "Topic", "TopicConfig", "TopicExistsError", "UnknownTopicError", "open",
+    "OFFSET_BEGINNING", "OFFSET_END", "OFFSET_INVALID", "OFFSET_STORED", "OffsetAndMetadata", "Partition",
+    "TopicPartition",
 ]

@@ -83,19 +83,19 @@ class AsyncConsumer:
 
     def __init__(self, consumer: Consumer):
         self.consumer = consumer
-        self._native = consumer._native_log
+        self._log = consumer.log
 
     async def _wait(self, timeout: float | None) -> bool:
         """Until some partition publishes (True) or timeout passes (False)."""
-        seq = self._native.notify_sequence()
-        if self.consumer._has_data():
+        seq = self._log.notify_sequence()
+        if self.consumer.has_data():
             return True
         loop = asyncio.get_running_loop()
         woke = loop.create_future()
         cancelled = threading.Event()
 
         def park():
-            self._native.wait_notify(seq, timeout)
+            self._log.wait_notify(seq, timeout)
             if not cancelled.is_set():
                 loop.call_soon_threadsafe(lambda: woke.done() or woke.set_result(None))
 
@@ -110,7 +110,7 @@ class AsyncConsumer:
         finally:
             if helper.is_alive():
                 cancelled.set()
-                self._native.wake_waiters()
+                self._log.wake_waiters()
                 helper.join()
 
     async def poll(self, timeout: float | None = None):
@@ -145,7 +145,8 @@ class AsyncConsumer:
 
     # Positions and assignment do no I/O: plain methods, as aiokafka's seek/assignment.
     def assign(self, partitions) -> None:
-        """Reads exactly these (topic, partition) pairs (see Consumer.assign)."""
+        """Reads exactly these partitions: (topic, partition) pairs or
+        TopicPartitions (see Consumer.assign)."""
         self.consumer.assign(partitions)
 
     def subscribe(self, topics) -> None:
@@ -154,8 +155,9 @@ class AsyncConsumer:
     def assignment(self) -> list[tuple[str, int]]:
         return self.consumer.assignment()
 
-    def seek(self, topic: str, partition: int, offset: int) -> None:
-        """The next record read from that partition is ``offset``."""
+    def seek(self, topic, partition=None, offset=None) -> None:
+        """The next record read from that partition is ``offset``: ``seek(topic,
+        partition, offset)`` or ``seek(TopicPartition(...))`` (see Consumer.seek)."""
         self.consumer.seek(topic, partition, offset)
 
     def seek_to_time(self, topic: str, partition: int | None, timestamp: Any) -> None:
@@ -167,8 +169,10 @@ class AsyncConsumer:
     def seek_to_end(self) -> None:
         self.consumer.seek_to_end()
 
-    def position(self, topic: str, partition: int) -> int:
-        """The offset of the next record this consumer returns from that partition."""
+    def position(self, topic, partition=None):
+        """The offset of the next record this consumer returns from that
+        partition; for a list of TopicPartitions, the list with offsets (see
+        Consumer.position)."""
         return self.consumer.position(topic, partition)
 
     def end_offsets(self, partitions=None) -> dict[tuple[str, int], int]:
@@ -177,7 +181,7 @@ class AsyncConsumer:
     async def close(self) -> None:
         """Stops consuming; a poll waiting in another task returns."""
         self.consumer.close()
-        self._native.wake_waiters()
+        self._log.wake_waiters()
 
     def __getattr__(self, name: str) -> Any:  # anything else of Consumer
         return getattr(self.consumer, name)

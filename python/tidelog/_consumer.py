@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Mapping
 
 import numpy as np
 import pyarrow as pa
 
 from . import _arrow, _core
 from ._topic import check_on_corrupt
-from .errors import LogClosedError
+from ._types import (LOGICAL_OFFSETS, OFFSET_BEGINNING, OFFSET_END, OFFSET_INVALID, OFFSET_STORED, TopicPartition,
+                     commit_offsets, partition_key, partition_keys)
+from .errors import InvalidArgumentError, LogClosedError
 
 logger = logging.getLogger("tidelog")
 
@@ -33,22 +35,32 @@ def _decode_records(frame, topic, name: str, partition: int, lo: int, hi: int) -
             return _core.decode_record_payload(frame, name, partition, lo, hi)
         except NotImplementedError:
             pass
-    (batch,) = _arrow.decode_payload(frame, topic.schema, topic._decompress)
+    (batch,) = topic.partition(partition).decode(frame)
     return _core.decode_records(batch, name, partition, frame.base_offset, lo, hi)
 
 
 class Consumer:
-    """Reads the partitions it is assigned. Not thread-safe: one thread per consumer."""
+    """Reads the partitions it is assigned. Not thread-safe: one thread per consumer.
+
+    Partitions are named by ``(topic, partition)`` pairs or Kafka's
+    ``TopicPartition``; offsets to commit by ints or ``OffsetAndMetadata``.
+    """
 
     def __init__(self, log, topics: Iterable[str] | str | None = None, start: str = "earliest", group=None,
-                 on_corrupt: str = "raise"):
+                 on_corrupt: str = "raise", notifier=None):
+        """``notifier``: what the consumer waits on, with ``notify_sequence()``
+        and ``wait_notify(sequence, timeout)``: the log (default), or the
+        log's native core, which ``Log.consumer()`` hands down so that a poll
+        saves a call."""
         if group is not None:
             raise NotImplementedError(GROUPS_NOT_YET)
         if start not in ("earliest", "latest"):
             raise ValueError(f"start must be 'earliest' or 'latest', not {start!r}")
         self._log = log
         self._skip_damage = check_on_corrupt(on_corrupt)
-        self._native_log = log._native
+        notifier = log if notifier is None else notifier
+        self._notify_sequence = notifier.notify_sequence
+        self._wait_notify = notifier.wait_notify
         self._start = start
         self._positions: dict[tuple[str, int], int] = {}
         self._assignment: list[tuple[str, int]] = []
@@ -62,9 +74,17 @@ class Consumer:
         if topics is not None:
             self.subscribe([topics] if isinstance(topics, str) else list(topics))
 
+    @property
+    def log(self):
+        """The ``Log`` this consumer reads."""
+        return self._log
+
     # ------------------------------------------------------------- assignment
     def _topic(self, name: str):
         return self._log.topic(name)
+
+    def _partition(self, name: str, p: int):
+        return self._log.topic(name).partition(p)
 
     def subscribe(self, topics: list[str]) -> None:
         """Assigns every partition of the topics (no group: this consumer reads them all)."""
@@ -73,43 +93,51 @@ class Consumer:
             pairs.extend((name, p) for p in range(self._topic(name).partitions))
         self.assign(pairs)
 
-    def assign(self, partitions: Iterable[tuple[str, int]]) -> None:
-        """Reads exactly these (topic, partition) pairs; new ones start at ``start``."""
+    def assign(self, partitions: Iterable[tuple[str, int] | TopicPartition]) -> None:
+        """Reads exactly these partitions: ``(topic, partition)`` pairs or
+        ``TopicPartition`` objects. Partitions kept from the previous
+        assignment keep their position, new ones start at ``start``; a
+        TopicPartition with an offset (or ``OFFSET_BEGINNING``/``OFFSET_END``)
+        starts there, as ``seek`` would."""
         self._check_open()
-        if isinstance(partitions, (str, bytes)):
-            raise TypeError("assign() takes (topic, partition) pairs, e.g. [('orders', 0)]")
-        pairs = []
-        for pair in partitions:
-            if not isinstance(pair, (tuple, list)) or len(pair) != 2:
-                raise TypeError(f"assign() takes (topic, partition) pairs, not {pair!r}")
-            name, p = pair
-            topic = self._topic(name)
-            topic._partition_list([p])
-            pairs.append((name, int(p)))
-        positions = {}
+        if isinstance(partitions, Iterable) and not isinstance(partitions, (str, bytes, TopicPartition)):
+            partitions = list(partitions)  # read twice below
+        pairs = partition_keys(partitions, "assign()")
         for name, p in pairs:
-            if (name, p) in self._positions:
-                positions[(name, p)] = self._positions[(name, p)]
+            self._partition(name, p)  # the topic and the partition exist
+        for tp in partitions:
+            if isinstance(tp, TopicPartition) and tp.offset < 0 and tp.offset not in LOGICAL_OFFSETS:
+                raise InvalidArgumentError(f"assign(): {tp!r} has a negative offset that is none of OFFSET_*")
+        positions = {}
+        for key in pairs:
+            if key in self._positions:
+                positions[key] = self._positions[key]
             else:
-                native = self._topic(name)._partitions[p]
-                positions[(name, p)] = native.start_offset if self._start == "earliest" else native.end_offset
+                part = self._partition(*key)
+                positions[key] = part.start_offset if self._start == "earliest" else part.end_offset
         self._assignment = pairs
         self._positions = positions
         self._targets = [self._target(name, p) for name, p in pairs]
+        self._readers = {}  # (topic, partition) -> _core.PartitionReader: the fetch cursor
         self._drop_buffer()
+        for tp in partitions:
+            if isinstance(tp, TopicPartition) and tp.offset not in (OFFSET_INVALID, OFFSET_STORED):
+                self._seek((tp.topic, tp.partition), tp.offset, logical=True)
 
     def _target(self, name: str, p: int) -> list:
         topic = self._topic(name)
-        return [(name, p), name, p, topic, topic._partitions[p]]
+        return [(name, p), name, p, topic, topic.partition(p).native]
 
     def _live(self, target: list) -> list:
         """The target, looked up again if its topic object was closed (the log
         closed: raises; the topic deleted and created again: the new one)."""
-        if target[3]._closed:
+        if target[3].closed:
             target[:] = self._target(target[1], target[2])
         return target
 
     def assignment(self) -> list[tuple[str, int]]:
+        """The assigned partitions as ``(topic, partition)`` pairs (equal to
+        ``TopicPartition`` objects of the same partitions)."""
         return list(self._assignment)
 
     def _key(self, topic: str, partition: int) -> tuple[str, int]:
@@ -118,15 +146,41 @@ class Consumer:
             raise ValueError(f"{topic}[{partition}] is not assigned to this consumer")
         return key
 
-    def seek(self, topic: str, partition: int, offset: int) -> None:
-        """The next record read from that partition is ``offset``. An offset
-        outside the partition's [start, end] is reset as Kafka's
-        auto.offset.reset says (this consumer's ``start``: "earliest" or
-        "latest"), with a warning on the ``tidelog`` logger."""
-        key = self._key(topic, partition)
+    def seek(self, topic: str | TopicPartition, partition: int | None = None, offset: int | None = None) -> None:
+        """The next record read from that partition is ``offset``.
+
+        Forms: ``seek("orders", 0, 42)``; ``seek(TopicPartition("orders", 0,
+        42))`` (confluent-kafka; the offset may also be ``OFFSET_BEGINNING``
+        or ``OFFSET_END``); ``seek(TopicPartition("orders", 0), 42)``
+        (kafka-python). An offset outside the partition's [start, end] is
+        reset as Kafka's auto.offset.reset says (this consumer's ``start``:
+        "earliest" or "latest"), with a warning on the ``tidelog`` logger."""
+        if isinstance(topic, str):
+            if partition is None or offset is None:
+                raise TypeError("seek() takes (topic, partition, offset) or a TopicPartition with an offset")
+            self._seek(self._key(topic, partition), offset, logical=False)
+            return
+        key = partition_key(topic, "seek()")
+        if partition is not None and offset is not None:
+            raise TypeError("seek(TopicPartition, offset) takes one offset, not a partition and an offset")
+        given = partition if partition is not None else offset
+        if given is not None:
+            self._seek(self._key(*key), given, logical=False)
+        elif isinstance(topic, TopicPartition):
+            if topic.offset in (OFFSET_INVALID, OFFSET_STORED):
+                raise InvalidArgumentError(f"seek({topic!r}): the TopicPartition has no offset to seek to")
+            self._seek(self._key(*key), topic.offset, logical=True)
+        else:
+            raise TypeError(f"seek({topic!r}) needs an offset: seek(topic, partition, offset)")
+
+    def _seek(self, key: tuple[str, int], offset: int, logical: bool) -> None:
+        """Moves ``key``'s position; ``logical``: OFFSET_BEGINNING/OFFSET_END allowed."""
+        part = self._partition(*key)
+        if logical and offset in (OFFSET_BEGINNING, OFFSET_END):
+            offset = part.start_offset if offset == OFFSET_BEGINNING else part.end_offset
         offset = _arrow.as_offset(offset)
-        native = self._topic(topic)._partitions[key[1]]
-        first, end = native.start_offset, native.end_offset
+        topic = key[0]
+        first, end = part.start_offset, part.end_offset
         if not first <= offset <= end:
             reset = first if self._start == "earliest" else end
             logger.warning("tidelog consumer: seek(%r, %d, %d) is outside the partition's offsets [%d, %d]: "
@@ -149,29 +203,70 @@ class Consumer:
 
     def seek_to_beginning(self) -> None:
         for name, p in self._assignment:
-            self._positions[(name, p)] = self._topic(name)._partitions[p].start_offset
+            self._positions[(name, p)] = self._partition(name, p).start_offset
         self._drop_buffer()
 
     def seek_to_end(self) -> None:
         for name, p in self._assignment:
-            self._positions[(name, p)] = self._topic(name)._partitions[p].end_offset
+            self._positions[(name, p)] = self._partition(name, p).end_offset
         self._drop_buffer()
 
-    def position(self, topic: str, partition: int) -> int:
-        """The offset of the next record this consumer will return from that partition."""
-        key = self._key(topic, partition)
+    def position(self, topic, partition: int | None = None):
+        """The offset of the next record this consumer will return from a partition.
+
+        ``position("orders", 0)`` and ``position(TopicPartition("orders", 0))``
+        (kafka-python) return an int; ``position([TopicPartition(...), ...])``
+        (confluent-kafka) returns a list of TopicPartitions with offsets."""
+        if isinstance(topic, str):
+            if partition is None:
+                raise TypeError("position() takes (topic, partition), a TopicPartition, or a list of them")
+            return self._position(self._key(topic, partition))
+        if partition is not None:
+            raise TypeError("position(TopicPartition) takes no partition argument")
+        if isinstance(topic, TopicPartition) or (isinstance(topic, tuple) and topic and isinstance(topic[0], str)):
+            return self._position(self._key(*partition_key(topic, "position()")))
+        return [TopicPartition(t, p, self._position(self._key(t, p))) for t, p in partition_keys(topic, "position()")]
+
+    def _position(self, key: tuple[str, int]) -> int:
         if self._buffer_at < len(self._buffer):
             r = self._buffer[self._buffer_at]
             if (r.topic, r.partition) == key:
                 return r.offset
         return self._positions[key]
 
-    def end_offsets(self, partitions: Iterable[tuple[str, int]] | None = None) -> dict[tuple[str, int], int]:
-        """The visible end (next offset to be written) of each partition."""
-        pairs = self._assignment if partitions is None else [(t, int(p)) for t, p in partitions]
-        return {(t, p): self._topic(t)._partitions[p].end_offset for t, p in pairs}
+    def end_offsets(self, partitions: Iterable[tuple[str, int] | TopicPartition] | None = None
+                    ) -> dict[tuple[str, int], int]:
+        """The visible end (next offset to be written) of each partition (all
+        assigned ones by default), keyed by ``(topic, partition)``; a
+        ``TopicPartition`` looks its entry up too."""
+        pairs = self._assignment if partitions is None else partition_keys(partitions, "end_offsets()")
+        return {(t, p): self._partition(t, p).end_offset for t, p in pairs}
 
-    def commit(self, *args, **kwargs) -> None:
+    def commit(self, message=None, offsets=None, asynchronous: bool = False) -> None:
+        """Commits offsets for this consumer's group (not available yet: raises
+        NotImplementedError after checking the arguments).
+
+        Forms: ``commit()``; ``commit(offsets={("orders", 0): 43})`` (values
+        may be ``OffsetAndMetadata``; keys ``TopicPartition``, as
+        kafka-python's ``commit({tp: OffsetAndMetadata(43)})``);
+        ``commit(offsets=[TopicPartition("orders", 0, 43)])`` (confluent-kafka);
+        ``commit(message=record)`` (commits ``record.offset + 1``)."""
+        if offsets is None and isinstance(message, (Mapping, list, tuple)):
+            message, offsets = None, message  # kafka-python: commit(offsets) positionally
+        if message is not None and offsets is not None:
+            raise TypeError("commit() takes a message or offsets, not both")
+        if offsets is not None:
+            commit_offsets(offsets)
+        elif message is not None:
+            if not all(hasattr(message, a) for a in ("topic", "partition", "offset")):
+                raise TypeError(f"commit(message=...) takes a Record, not {type(message).__name__}")
+        raise NotImplementedError(GROUPS_NOT_YET)
+
+    def committed(self, partitions, timeout: float | None = None) -> list[TopicPartition]:
+        """The group's committed offsets of ``partitions`` (TopicPartitions or
+        pairs) as TopicPartitions (not available yet: raises
+        NotImplementedError after checking the arguments)."""
+        partition_keys(partitions, "committed()")
         raise NotImplementedError(GROUPS_NOT_YET)
 
     # ---------------------------------------------------------------- reading
@@ -204,7 +299,7 @@ class Consumer:
             start = native.start_offset
             if pos < start:
                 pos = start  # retention removed what we had not read: continue from the oldest kept
-            frames = self._frames(native, name, p, pos, end)
+            frames = self._frames(native, name, p, pos, end, topic)
             if not frames:
                 positions[key] = max(pos, positions[key])  # past damage it skipped, if any
                 continue
@@ -214,20 +309,26 @@ class Consumer:
             hi = frame.record_count
             if hi - lo > max_records:
                 hi = lo + max_records
-            positions[key] = base + hi
+            # (The whole frame read: where the frame says its offsets go on.)
+            positions[key] = frame.next_offset if hi == frame.record_count else base + hi
             self._next = (self._next + i + 1) % n
             return name, p, frame, topic, lo, hi
         return None
 
-    def _frames(self, native, name: str, p: int, pos: int, end: int) -> list:
-        """The next frame from ``pos`` (one or none). Skipping damage, the
-        position moves past what was skipped."""
+    def _frames(self, native, name: str, p: int, pos: int, end: int, topic) -> list:
+        """The next frame from ``pos`` (one or none), through the partition's
+        cursor (which goes on from where its last frame ended instead of seeking
+        from the index). Skipping damage, the position moves past what was
+        skipped, which is counted and warned about as ``Partition.frames`` does."""
+        reader = self._readers.get((name, p))
+        if reader is None or reader.partition is not native:  # first fetch, or the topic was created again
+            reader = self._readers[(name, p)] = _core.PartitionReader(native, pos)
         if not self._skip_damage:
-            return native.frames(pos, end, -(2**63), 2**63 - 1, 1)
+            return reader.read(pos, 1)
         skipped = []
-        frames = native.frames(pos, end, -(2**63), 2**63 - 1, 1, skipped)
+        frames = reader.read(pos, 1, skipped)
         if skipped:
-            self._log._note_skipped(name, p, skipped)
+            topic.partition(p)._note_skipped(name, p, skipped)
             past = max(d["end_offset"] for d in skipped)
             if not frames or frames[0].base_offset >= past:
                 self._positions[(name, p)] = max(self._positions[(name, p)], past)
@@ -235,16 +336,19 @@ class Consumer:
 
     def _wait(self, deadline: float | None) -> bool:
         """Sleeps until something is published or the deadline passes; False on timeout."""
-        seq = self._native_log.notify_sequence()
-        if self._has_data():
+        seq = self._notify_sequence()
+        if self.has_data():
             return True
         left = None if deadline is None else deadline - time.monotonic()
         if left is not None and left <= 0:
             return False
-        self._native_log.wait_notify(seq, left)
+        self._wait_notify(seq, left)
         return True
 
-    def _has_data(self) -> bool:
+    def has_data(self) -> bool:
+        """Whether an assigned partition has records past this consumer's
+        position now (a ``poll`` would not wait). No I/O: for event loops that
+        wait on ``log.notify_sequence()``/``log.wait_notify()`` themselves."""
         positions = self._positions
         for target in self._targets:
             if positions[target[0]] < self._live(target)[4].end_offset:
@@ -262,7 +366,7 @@ class Consumer:
                 self._buffer = _decode_records(frame, topic, name, p, lo, hi)
                 self._buffer_at = 0
                 return True
-            if not self._wait(deadline) and not self._has_data():
+            if not self._wait(deadline) and not self.has_data():
                 return False
 
     def poll(self, timeout: float | None = None):
@@ -297,21 +401,22 @@ class Consumer:
             got = self._next_frame(max_records)
             if got is not None:
                 break
-            if not self._wait(deadline) and not self._has_data():
+            if not self._wait(deadline) and not self.has_data():
                 return None
         name, p, frame, topic, lo, hi = got
-        (batch,) = _arrow.decode_payload(frame, topic.schema, topic._decompress)
+        part = topic.partition(p)
+        (batch,) = part.decode(frame)
         parts = [batch.slice(lo, hi - lo)]
         first = frame.base_offset + lo
         total = hi - lo
-        native = self._topic(name)._partitions[p]
+        native = part.native
         # Fill up from the same partition's next frames while they fit.
         while total < max_records and self._positions[(name, p)] < native.end_offset:
             pos = self._positions[(name, p)]
-            frames = self._frames(native, name, p, pos, native.end_offset)
+            frames = self._frames(native, name, p, pos, native.end_offset, topic)
             if not frames or frames[0].base_offset > pos:
                 break  # damage was skipped: the batch's offsets stay contiguous, the next poll goes on
-            (b,) = _arrow.decode_payload(frames[0], self._topic(name).schema, self._topic(name)._decompress)
+            (b,) = part.decode(frames[0])
             f_lo = pos - frames[0].base_offset
             take = min(frames[0].record_count - f_lo, max_records - total)
             parts.append(b.slice(f_lo, take))

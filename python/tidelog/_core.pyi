@@ -18,7 +18,8 @@ from typing import Any, Final, TypedDict, final
 
 from typing_extensions import Buffer, Self, disjoint_base
 
-#: Durability mode name -> native enum value.
+#: Durability mode name -> native enum value; the one definition of the names
+#: (the default, "fsync", first).
 DURABILITY_MODES: dict[str, int]
 #: Frame header flag bit 0: the payload is a whole Arrow IPC stream (schema,
 #: dictionary batches, one record batch) instead of one record-batch message.
@@ -94,10 +95,6 @@ def group_by_partition(ids: Buffer, count: int, partitions: int, order: Buffer, 
     ``counts`` (int64[partitions]) the rows per partition. ``ids`` is
     int32[count]; ValueError if a buffer is too small or an id is outside
     ``[0, partitions)``."""
-
-def int64_min_max(values: Any) -> tuple[int, int] | None:
-    """(min, max) of the valid values of an int64 or timestamp pyarrow Array,
-    or None if none is valid."""
 
 def binary_buffers(
     items: list[Buffer | None], scratch: list[Any] | None = None
@@ -211,21 +208,20 @@ class NativeLog:
         (ValueError otherwise)."""
     def wait_durable(self, ticket: int, announced: bool = False) -> None:
         """Blocks (GIL released) until the append that returned ``ticket`` is
-        durable; returns at once for ticket 0 (unless ``announced``: the
-        caller called ``announce()`` before appending). Raises
-        ``TidelogIOError`` if an fdatasync failed (the log is then unusable)."""
+        durable; returns at once for ticket 0 unless ``announced`` (the caller
+        called ``announce()`` before appending). Raises ``TidelogIOError`` if an
+        fdatasync failed (the log is then unusable)."""
     def announce(self) -> None:
         """Tells the group committer an append that will wait is on its way."""
     def retract(self) -> None:
         """Withdraws an ``announce()`` whose append will not wait (it failed)."""
     def notify_sequence(self) -> int:
-        """The log-wide publish sequence; pass it to ``wait_notify`` after
-        checking for data."""
+        """The log-wide publish sequence; pass it to ``wait_notify`` after checking for data."""
     def wake_waiters(self) -> None:
-        """Wakes every thread sleeping in ``wait_notify``."""
+        """Wakes every thread sleeping in ``wait_notify`` (used to cancel a wait)."""
     def wait_notify(self, seen: int, timeout: float | None = None) -> bool:
-        """Sleeps (GIL released, futex) until any partition publishes after
-        ``seen`` was read; False on timeout (seconds; None: forever)."""
+        """Sleeps (GIL released, futex) until any partition of the log publishes
+        after ``seen`` was read; False on timeout (seconds; None: forever)."""
     def flush(self) -> None:
         """Makes every append so far durable, whatever the durability mode."""
     def stats(self) -> dict[str, int]:
@@ -235,6 +231,24 @@ class NativeLog:
     def close(self) -> None:
         """Flushes, stops the flusher and writes the clean-shutdown marker. Call
         after every partition is closed. Idempotent."""
+
+@disjoint_base
+class PartitionReader:
+    """A cursor over one partition (native ``partition_reader``): keeps the
+    segment and position where its last read ended. One per thread."""
+
+    def __new__(cls, partition: NativePartition, offset: int = 0) -> PartitionReader: ...
+    @property
+    def partition(self) -> NativePartition: ...
+    @property
+    def position(self) -> int: ...
+    def read(
+        self,
+        offset: int,
+        max_frames: int = 1,
+        skipped: list[dict[str, Any]] | None = None,
+        max_bytes: int = 18446744073709551615,
+    ) -> list[Frame]: ...
 
 @disjoint_base
 class NativePartition:
@@ -316,53 +330,13 @@ class NativePartition:
         """Drops the native partition (after close). Later calls raise
         ``LogClosedError``; mappings already handed out stay valid."""
 
-# ----------------------------------------------------------------- records
-def set_record_template(message: Buffer) -> None:
-    """Registers pyarrow's serialization of a 1-row byte-record batch (all
-    lengths non-zero) as the template ``encode_record_batch`` patches."""
+def int64_min_max(values: Any) -> tuple[int, int] | None:
+    """(min, max) of the valid values of an int64 or timestamp pyarrow Array,
+    or None if none is valid."""
 
-def encode_record_batch(batch: ProducerBatch) -> tuple[list[Buffer], int]:
-    """``(pieces, body_offset)`` of the IPC record-batch message for
-    ``batch``: a small metadata buffer, then the batch's own column buffers
-    (no copy) with zero padding between them."""
+# ------------------------------------------------------------ producer.pxi
 
-def decode_records(batch: Any, topic: str, partition: int, first_offset: int, start: int, stop: int) -> list[Record]:
-    """Records ``[start, stop)`` of a byte-record ``pyarrow.RecordBatch``
-    whose row 0 has offset ``first_offset``."""
-
-def decode_record_payload(frame: Frame, topic: str, partition: int, start: int, stop: int) -> list[Record]:
-    """Records ``[start, stop)`` (rows of the frame) of an uncompressed
-    byte-record frame, straight from the mapping; ``NotImplementedError``
-    for other shapes, ``CorruptionError`` for a malformed payload."""
-
-@final
-class Record:
-    """One record as consumed: topic, partition, offset, timestamp (int ns),
-    key, value (bytes or None) and headers (a list of (str, bytes) pairs)."""
-
-    def __init__(
-        self, topic: str, partition: int, offset: int, timestamp: int, key: bytes | None, value: bytes | None,
-        headers: Sequence[tuple[str, bytes | None]] | None = None,
-    ) -> None: ...
-    @property
-    def topic(self) -> str: ...
-    @property
-    def partition(self) -> int: ...
-    @property
-    def offset(self) -> int: ...
-    @property
-    def timestamp(self) -> int: ...
-    @property
-    def key(self) -> bytes | None: ...
-    @property
-    def value(self) -> bytes | None: ...
-    @property
-    def headers(self) -> list[tuple[str, bytes | None]]: ...
-    def __eq__(self, other: object, /) -> bool: ...
-    def __hash__(self) -> int: ...
-
-# --------------------------------------------------------------- producer
-#: ProducerBatch states, in order.
+#: ProducerBatch.state: gathering records, sealed, appended, futures resolved, failed.
 BATCH_OPEN: Final = 0
 BATCH_SEALED: Final = 1
 BATCH_APPENDED: Final = 2
@@ -371,9 +345,8 @@ BATCH_FAILED: Final = 4
 
 @final
 class ProducerBatch:
-    """Records of one (topic, partition) gathered by a producer, in native
-    column buffers. Sealed once, appended as one frame; its futures resolve
-    together."""
+    """Records of one (topic, partition) gathered by a producer, in native column
+    buffers. Sealed once, appended as one frame; its futures resolve together."""
 
     def __new__(cls, topic: str, partition: int, engine: ProducerEngineBase) -> Self: ...
     @property
@@ -382,8 +355,8 @@ class ProducerBatch:
     def partition(self) -> int: ...
     state: int
     base_offset: int
-    error: BaseException | None
-    callbacks: list[tuple[int, Any]] | None
+    error: Any
+    callbacks: Any
     deadline: float
     ticket: int
     engine: ProducerEngineBase
@@ -398,42 +371,37 @@ class ProducerBatch:
     def max_timestamp(self) -> int: ...
     def reserve(self, records: int, nbytes: int) -> None: ...
     def timestamp_at(self, i: int) -> int: ...
-    def column_buffers(self) -> tuple[Any, ...]:
-        """(address, length) of every column buffer plus null counts."""
+    def column_buffers(self) -> tuple[Any, ...]: ...
     def add_callback(self, index: int, callback: Any) -> None: ...
 
 @final
 class DeliveryFuture:
-    """The outcome of one ``send()``: ``result(timeout)`` -> RecordMetadata."""
+    """The outcome of one send(): ``result(timeout)`` -> RecordMetadata."""
 
     def done(self) -> bool: ...
-    def result(self, timeout: float | None = None) -> Any:
-        """Blocks (GIL released) until the record is delivered under the
-        producer's acks; returns RecordMetadata(topic, partition, offset, timestamp)."""
+    def result(self, timeout: float | None = None) -> Any: ...
     def add_done_callback(self, fn: Any) -> None: ...
     def get(self, timeout: float | None = None) -> Any: ...
     def exception(self, timeout: float | None = None) -> BaseException | None: ...
 
 @final
 class ProducerTopic:
-    """Per-topic state of a producer: the open batch of each partition and
-    the sticky partition for unkeyed records."""
+    """Per-topic state of a producer: the open batch of each partition and the
+    sticky partition for unkeyed records."""
 
     def __new__(cls, name: str, partitions: int, topic: Any) -> Self: ...
     @property
     def name(self) -> str: ...
     @property
     def partitions(self) -> int: ...
-    batches: list[ProducerBatch | None]
+    batches: list[Any]
     sticky: int
     topic: Any
-    natives: list[NativePartition]
+    natives: list[Any]
     plain: bool
     ticketed: bool
 
-def take_open_batch(st: ProducerTopic, partition: int, batch: ProducerBatch, queue: Any) -> bool:
-    """Seals ``batch`` if it is still open and not empty and appends it to
-    ``queue``; True if this call sealed it. Atomic under the GIL."""
+def take_open_batch(st: ProducerTopic, partition: int, batch: ProducerBatch, queue: Any) -> Any: ...
 
 @disjoint_base
 class ProducerEngineBase:
@@ -461,11 +429,9 @@ class ProducerEngineBase:
 
 @disjoint_base
 class Producer:
-    """A thread-safe record producer (see ``tidelog.Log.producer``)."""
+    """A thread-safe record producer (see tidelog.Log.producer)."""
 
-    def __init__(
-        self, engine: ProducerEngineBase, linger_ms: float, batch_bytes: int, acks: str, max_record_bytes: int
-    ) -> None: ...
+    def __init__(self, engine: ProducerEngineBase, linger_ms: float, batch_bytes: int, acks: str, max_record_bytes: int) -> None: ...
     @property
     def linger_ms(self) -> float: ...
     @property
@@ -486,17 +452,44 @@ class Producer:
         partition: int | None = None,
         on_delivery: Any = None,
         timestamp_ms: int | None = None,
-    ) -> DeliveryFuture:
-        """Queues one record; returns a DeliveryFuture."""
+    ) -> DeliveryFuture: ...
     def send_many(
         self, topic: str, values: Any, keys: Any = None, headers: Any = None, partition: int | None = None
-    ) -> Any:
-        """Appends many records at once; returns an AppendResult once delivered under acks."""
-    def flush(self, timeout: float | None = None) -> int:
-        """Sends every queued record, waits for delivery, runs delivery callbacks."""
-    def poll(self, timeout: float = 0) -> int:
-        """Runs the delivery callbacks of records delivered so far; returns how many."""
-    def close(self, timeout: float | None = None) -> None:
-        """Flushes, then stops the producer's background thread."""
+    ) -> Any: ...
+    def flush(self, timeout: float | None = None) -> Any: ...
+    def poll(self, timeout: float = 0) -> Any: ...
+    def close(self, timeout: float | None = None) -> Any: ...
     def __enter__(self) -> Self: ...
     def __exit__(self, *exc: object) -> None: ...
+
+@final
+class Record:
+    """One record as consumed: topic, partition, offset, timestamp (int ns), key,
+    value (bytes or None) and headers (a list of (str, bytes) pairs)."""
+
+    def __init__(
+        self, topic: str, partition: int, offset: int, timestamp: int, key: Any, value: Any, headers: Any = None
+    ) -> None: ...
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def timestamp(self) -> int: ...
+    @property
+    def key(self) -> Any: ...
+    @property
+    def value(self) -> Any: ...
+    @property
+    def headers(self) -> list[tuple[str, bytes]]: ...
+    def __eq__(self, other: object, /) -> bool: ...
+    def __hash__(self) -> int: ...
+
+def decode_records(batch: Any, topic: str, partition: int, first_offset: int, start: int, stop: int) -> list[Record]:
+    """Records [start, stop) of a record-schema pa.RecordBatch whose row 0 has
+    offset ``first_offset``, read straight from its buffers."""
+def set_record_template(message: Any) -> None: ...
+def encode_record_batch(batch: ProducerBatch) -> Any: ...
+def decode_record_payload(frame: Frame, topic: str, partition: int, start: int, stop: int) -> list[Record]: ...

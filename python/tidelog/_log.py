@@ -47,6 +47,9 @@ def validate_topic_name(name: Any) -> str:
 
 
 def _fsync_dir(path: str) -> None:
+    """Makes the names created, renamed or removed in folder ``path`` durable:
+    the Python side's one directory fsync (others import it; native code has
+    ``fsync_directory`` in file_handle.h)."""
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
@@ -110,7 +113,7 @@ def _close_all(topics: dict, native, producers: weakref.WeakSet) -> None:
         except Exception as e:  # the records' futures carry the failure
             logger.warning("tidelog: a producer could not deliver its records at close: %s", e)
     for t in list(topics.values()):
-        t._close()
+        t._close()  # Log -> Topic: the owner ends what it opened
     native.close()
 
 
@@ -230,11 +233,10 @@ class Log:
     def _load_topic(self, name: str) -> Topic:
         directory = os.path.join(self._topics_dir, name)
         config, schema = _read_topic_meta(os.path.join(directory, _META), name)
-        topic = Topic(self, config, schema, directory)
-        topic._open_partitions(self._native)
-        for i, p in enumerate(topic._partitions):
+        topic = Topic(self, config, schema, directory, self._native, self._note_skipped)
+        for i in range(topic.partitions):
             acknowledged = None
-            for event in p.recovery_events():
+            for event in topic.partition(i).recovery_events():
                 if event["kind"] == "lost":
                     if acknowledged is None:
                         acknowledged = _gaps.read_acknowledged(os.path.join(directory, str(i)))
@@ -313,13 +315,9 @@ class Log:
             raise
         _fsync_dir(self._topics_dir)
         _fsync_dir(trash)
-        topic = Topic(self, config, schema, directory)
         try:
-            topic._open_partitions(self._native)
-        except BaseException:
-            topic._close()
-            for p in topic._partitions:
-                p.release()
+            topic = Topic(self, config, schema, directory, self._native, self._note_skipped)
+        except BaseException:  # the topic closed and released what it had opened
             self._discard(directory)
             raise
         self._topics[name] = topic
@@ -378,9 +376,7 @@ class Log:
         """Deletes a topic and its files. Arrow data already read from it stays valid."""
         self._check_writable()
         topic = self.topic(name)
-        topic._close()
-        for p in topic._partitions:
-            p.release()
+        topic._close(release=True)
         del self._topics[name]
         self._discard(topic.directory)
 
@@ -453,7 +449,7 @@ class Log:
         given = {k: v for k, v in (("start", start), ("group", group), ("on_corrupt", on_corrupt)) if v is not _UNSET}
         settings = consumer_settings(config, {**given, **kafka})
         return Consumer(self, topics, start=settings.get("start", "earliest"), group=settings.get("group"),
-                        on_corrupt=settings.get("on_corrupt", "raise"))
+                        on_corrupt=settings.get("on_corrupt", "raise"), notifier=self._native)
 
     def async_producer(self, **kwargs):
         """An asyncio producer: ``await p.send(...)``, ``await p.flush()``. Same options as producer()."""
@@ -474,6 +470,34 @@ class Log:
         self._check_writable()
         self._native.flush()
 
+    def wait_durable(self, ticket: int) -> None:
+        """Waits (the GIL released) until the group commit has made durable
+        everything up to ``ticket``, as ``Partition.append_frames`` returns
+        it (0: nothing to wait for)."""
+        self._check_open()
+        self._native.wait_durable(ticket)
+
+    # The log-wide wake-up notifier: a counter that every publish (an append
+    # becoming visible, in any process) bumps. Read it, check your state, then
+    # wait for it to move: no wake-up is lost in between.
+    def notify_sequence(self) -> int:
+        """The notifier's counter now; pass it to ``wait_notify``."""
+        return self._native.notify_sequence()
+
+    def wait_notify(self, sequence: int, timeout: float | None = None) -> bool:
+        """Sleeps without CPU (the GIL released) until the counter differs
+        from ``sequence`` (something was published since it was read) or
+        ``wake_waiters()`` is called (True), or ``timeout`` seconds pass
+        (False; None: no limit). Returns at once if it moved already; callers
+        check their state again on return (wake-ups may be spurious)."""
+        return self._native.wait_notify(sequence, timeout)
+
+    def wake_waiters(self) -> None:
+        """Wakes every ``wait_notify`` of this log in this process at once
+        (they return and re-check their state): how a waiting thread is
+        stopped, as when an async consumer's wait is cancelled."""
+        self._native.wake_waiters()
+
     def stats(self) -> dict:
         """Counters since open: appends, frames, bytes, fdatasyncs, flushes, ..."""
         self._check_open()
@@ -489,7 +513,7 @@ class Log:
                 f"{d['start_offset']}..{d['end_offset'] - 1} ({d['reason']}; {d['bytes']} bytes at position "
                 f"{d['position']} of {d['segment']})",
                 CorruptionWarning,
-                stacklevel=4,
+                stacklevel=5,
             )
 
 

@@ -13,9 +13,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import _arrow, _core
+from ._core import DURABILITY_MODES
+from ._partition import Partition
 from .errors import LogClosedError, ReadOnlyError, SchemaMismatchError, UnknownTopicError
 
-DURABILITY_MODES = ("fsync", "interval", "none")
 COMPRESSIONS = ("none", "zstd")
 TOPIC_FORMAT_VERSION = 1
 MiB = 1 << 20
@@ -85,7 +86,7 @@ class TopicConfig:
         if not 1 <= self.partitions <= 100_000:
             raise ValueError(f"partitions must be an int in [1, 100000], not {self.partitions!r}")
         if self.durability not in DURABILITY_MODES:
-            raise ValueError(f"durability must be one of {DURABILITY_MODES}, not {self.durability!r}")
+            raise ValueError(f"durability must be one of {tuple(DURABILITY_MODES)}, not {self.durability!r}")
         if self.compression not in COMPRESSIONS:
             raise ValueError(f"compression must be one of {COMPRESSIONS}, not {self.compression!r}")
         if not 1 <= self.compression_level <= 22:
@@ -142,11 +143,24 @@ class AppendResult:
 class Topic:
     """A named, partitioned stream of record batches with one Arrow schema.
 
+    ``topic.partition(p)`` is the handle of one partition (``Partition``).
+    Topics are made by their ``Log`` (``log.create_topic``, ``log.topic``),
+    which also closes them: ``closed`` (read it, do not set it) is True once
+    the log closed or the topic was deleted; ``log.topic(name)`` then returns
+    the current handle, if any.
+
     Thread-safe: any number of threads may append and read at once.
     """
 
-    def __init__(self, log, config: TopicConfig, schema: pa.Schema, directory: str):
+    def __init__(self, log, config: TopicConfig, schema: pa.Schema, directory: str, native_log,
+                 note_skipped):
+        """Opens the topic's partitions (all or none: on failure the ones opened
+        are closed and released again). ``native_log`` is the log's native
+        core, ``note_skipped(topic, partition, ranges)`` where reads report the
+        damage they stepped over (``log.stats()``)."""
         self._log = log
+        self._native_log = native_log
+        self._note_skipped = note_skipped
         self.config = config
         self.schema = schema
         self.directory = directory
@@ -166,8 +180,10 @@ class Topic:
         self._fsync = config.durability == "fsync"
         self._sticky = 0
         self._sticky_lock = threading.Lock()
-        self._partitions = []
-        self._closed = False
+        self._partitions = []  # the native partitions
+        self._handles: list[Partition] = []
+        # A plain attribute, not a property: consumers check it on every poll.
+        self.closed = False
         self._compressor = None
         self._decompressor = None
         if config.compression == "zstd":
@@ -176,6 +192,13 @@ class Topic:
             self._zstd = zstandard
         # Frames stay below this so one append never builds a frame near the 2 GiB limit.
         self._max_frame_bytes = max(1 * MiB, min(config.segment_bytes // 2, 256 * MiB))
+        try:
+            self._open_partitions(native_log)
+        except BaseException:
+            self._close(release=True)
+            raise
+        self._handles = [Partition(self, i, native, self._check_open, self._decompress, self._frame_request,
+                                   note_skipped) for i, native in enumerate(self._partitions)]
 
     # ------------------------------------------------------------------ opening
     def _open_partitions(self, native_log) -> None:
@@ -193,15 +216,20 @@ class Topic:
                 )
             )
 
-    def _close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        for p in self._partitions:
-            p.close()
+    def _close(self, release: bool = False) -> None:
+        """Internal, for the owning Log: closes the partitions (log closed,
+        topic deleted or forgotten); ``release`` also drops the native
+        partitions (their files are about to go). Idempotent."""
+        if not self.closed:
+            self.closed = True
+            for p in self._partitions:
+                p.close()
+        if release:
+            for p in self._partitions:
+                p.release()
 
     def _check_open(self) -> None:
-        if self._closed:
+        if self.closed:
             raise LogClosedError(f"topic {self.name!r} is closed (its log was closed or the topic deleted)")
         if self._identity is not None and not self._still_there_recently():
             # a read-only handle: its writer deleted the topic (and may have created another of that name)
@@ -219,8 +247,9 @@ class Topic:
         return ok
 
     def _still_there(self) -> bool:
-        """Read-only handles: the topic folder this handle opened is still the
-        topic's (deletion renames it away; a new topic of the name is a new folder)."""
+        """Internal, for the owning Log. Read-only handles: the topic folder
+        this handle opened is still the topic's (deletion renames it away; a
+        new topic of the name is a new folder)."""
         try:
             st = os.stat(self.directory)
         except FileNotFoundError:
@@ -229,7 +258,14 @@ class Topic:
 
     @property
     def partitions(self) -> int:
+        """The number of partitions (``partition(p)`` for one of them)."""
         return self.config.partitions
+
+    def partition(self, partition: int) -> Partition:
+        """The handle of one partition: its offsets, reads, appends and waits."""
+        if type(partition) is not int or not 0 <= partition < len(self._handles):
+            (partition,) = self._partition_list([partition])
+        return self._handles[partition]
 
     def __repr__(self) -> str:
         return f"<tidelog.Topic {self.name!r} partitions={self.partitions} schema={self.schema.names}>"
@@ -367,16 +403,23 @@ class Topic:
     def _decompress(self, data) -> bytes:
         return self._zstd.ZstdDecompressor().decompress(data)
 
-    def append(self, data: Any) -> AppendResult:
+    def append(self, data: Any, *, partition: int | None = None, durable: bool | None = None) -> AppendResult:
         """Appends a ``pa.RecordBatch``, ``pa.Table`` or dict of columns.
 
         The data is validated against the topic schema first (nothing is written
-        on a mismatch), split across partitions, written as one frame per
-        partition, and - under ``durability="fsync"`` - acknowledged once the
-        group commit has made it durable. Returns an ``AppendResult`` whose
-        ``offsets`` maps partition -> (first_offset, last_offset).
+        on a mismatch), split across partitions (``partition``: all rows go
+        there instead), written as one frame per partition, and - under
+        ``durability="fsync"`` - acknowledged once the group commit has made it
+        durable. Returns an ``AppendResult`` whose ``offsets`` maps partition
+        -> (first_offset, last_offset).
+
+        ``durable``: None (default) waits as the topic's durability mode says;
+        True returns once the data is durable whatever the mode (as a
+        producer's ``acks="durable"``); False once it is written to the page
+        cache (``acks="written"``; on an ``"fsync"`` topic readers still see it
+        only once the group commit made it durable).
         """
-        return self._append(data, wait=self._fsync)
+        return self._append(data, wait=self._fsync if durable is None else bool(durable), partition=partition)
 
     def _append(self, data: Any, wait: bool, partition: int | None = None) -> AppendResult:
         """append() without the durability wait unless ``wait``; ``partition``
@@ -384,7 +427,7 @@ class Topic:
         self._check_open()
         if self._log.read_only:
             raise ReadOnlyError(f"log {self._log.path!r} is open read-only")
-        native_log = self._log._native
+        native_log = self._native_log
         announced = wait and self.config.durability != "none"
         if announced:
             native_log.announce()  # so the group commit waits for this append
@@ -432,7 +475,7 @@ class Topic:
         self._check_open()
         if self._log.read_only:
             raise ReadOnlyError(f"log {self._log.path!r} is open read-only: only its writer can flush")
-        self._log._native.flush()
+        self._native_log.flush()
 
     # ------------------------------------------------------------------ reading
     def _partition_list(self, partitions) -> list[int]:
@@ -529,20 +572,7 @@ class Topic:
     def describe(self) -> dict:
         """Partitions (start/end offsets, bytes, segments), configuration and schema."""
         self._check_open()
-        parts = []
-        for i, p in enumerate(self._partitions):
-            parts.append(
-                {
-                    "partition": i,
-                    "start_offset": p.start_offset,
-                    "end_offset": p.end_offset,
-                    "bytes": p.size_bytes,
-                    "segments": p.segment_count,
-                    # Damage this process knows of (recovery, reads); `tidelog verify` finds all of it.
-                    "damaged": [{k: d[k] for k in ("start_offset", "end_offset", "segment", "position", "bytes",
-                                                   "reason")} for d in p.damaged_ranges()],
-                }
-            )
+        parts = [h.describe() for h in self._handles]
         return {
             "name": self.name,
             "partitions": parts,
@@ -587,7 +617,7 @@ def _per_partition(topic, value, what: str, partitions: list[int], default) -> d
         out = {}
         for k, v in value.items():
             p = k[1] if isinstance(k, tuple) and len(k) == 2 and k[0] == topic.name else k
-            (p,) = topic._partition_list([p])
+            p = topic.partition(p).index  # checked: an int in range
             out[p] = _arrow.as_offset(v, what)
         return {p: out.get(p, default) for p in partitions}
     offset = _arrow.as_offset(value, what)
@@ -631,7 +661,7 @@ class Scan:
             self._column_indices = None
             self.schema = schema
         # The end is fixed at creation, so a scan is a consistent, finite read.
-        self._ends = {p: topic._partitions[p].end_offset for p in self._partitions}
+        self._ends = {p: topic.partition(p).end_offset for p in self._partitions}
         self._ends = {p: e if self._end_given[p] is None else min(e, self._end_given[p]) for p, e in self._ends.items()}
         if self._with_offsets:
             self.schema = self.schema.append(pa.field("_partition", pa.int32(), nullable=False)).append(
@@ -674,16 +704,14 @@ class Scan:
         t0 = self._t0 if self._t0 is not None else -(2**63)
         t1 = self._t1 if self._t1 is not None else 2**63 - 1
         for p in self._partitions:
-            topic._check_open()
-            native = topic._partitions[p]
+            part = topic.partition(p)
             end = self._ends[p]
             start = cursor = self._starts[p]
             skipped = [] if self._skip_damage else None
             while cursor < end:
-                frames = native.frames(cursor, end, t0, t1, self._FRAMES_PER_CALL, skipped)
+                frames = part.frames(cursor, end, self._FRAMES_PER_CALL, skipped, t0, t1)
                 after = cursor
                 if skipped:
-                    topic._log._note_skipped(topic.name, p, skipped)
                     after = max(d["end_offset"] for d in skipped)
                     skipped.clear()
                 if not frames:
@@ -692,7 +720,7 @@ class Scan:
                         continue
                     break
                 for frame in frames:
-                    for batch in _arrow.decode_payload(frame, topic.schema, topic._decompress):
+                    for batch in part.decode(frame):
                         batch = self._row_filter(batch, frame, start, end, p)
                         if batch.num_rows:
                             yield batch

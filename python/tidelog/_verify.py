@@ -80,7 +80,8 @@ from ._gaps import ACK_FILE, covered as _covered, read_acknowledged as _read_ack
 from ._log import _fsync_dir
 
 FRAME_MAGIC = 0x31464C54  # "TLF1"
-FRAME_VERSION = 1
+FRAME_VERSION = 2  # what writers write; version 1 (before last_offset_delta) is still read
+FRAME_VERSIONS = (1, 2)
 HEADER_BYTES = 64
 MAX_PAYLOAD = 2**31 - 1
 CHECKPOINT_MAGIC = 0x50434C54  # "TLCP"
@@ -88,6 +89,12 @@ STATE_MAGIC = 0x53464C54  # "TLFS"
 TOPIC_FORMAT_VERSION = 1
 
 _HEADER = struct.Struct("<IIHHHHqIIqqQII")  # FORMAT.md §2.1
+
+
+def _span(h: tuple) -> int:
+    """How many offsets a frame covers (FORMAT.md §2.1): last_offset_delta + 1 in
+    version 2, record_count in version 1. The one place this checker knows both."""
+    return h[13] + 1 if h[2] >= 2 else h[7]
 _SLOT = struct.Struct("<IIQqQq24x")  # FORMAT.md §5
 _SEGMENT_NAME = re.compile(r"^(\d{20})\.log$")
 _ZERO_HEADER = bytes(HEADER_BYTES)
@@ -354,11 +361,11 @@ def _parse_header(r: _Reader, pos: int, limit: int):
     if raw == _ZERO_HEADER:
         return "end", None, 0, raw
     h = _HEADER.unpack(raw)
-    magic, crc, version, header_length, codec, _flags, base, count, _sid, tmin, tmax, plen, poff, _res = h
+    magic, crc, version, header_length, codec, _flags, base, count, _sid, tmin, tmax, plen, poff, _delta = h
     if magic != FRAME_MAGIC:
         return "bad magic", h, 0, raw
     why = []
-    if version != FRAME_VERSION:
+    if version not in FRAME_VERSIONS:
         why.append(f"version {version}")
     if header_length != HEADER_BYTES:
         why.append(f"header_length {header_length}")
@@ -374,8 +381,10 @@ def _parse_header(r: _Reader, pos: int, limit: int):
         why.append(f"min_timestamp {tmin} > max_timestamp {tmax}")
     if count == 0:
         why.append("record_count 0")  # the writer never writes an empty frame (native check_header agrees)
-    if base + count > 2**63 - 1:
-        why.append(f"base_offset {base} + record_count {count} overflows")  # as native check_header
+    elif version in FRAME_VERSIONS and count > _span(h):
+        why.append(f"record_count {count} > the {_span(h)} offsets it spans")  # as native check_header
+    if version in FRAME_VERSIONS and base + _span(h) > 2**63 - 1:
+        why.append(f"base_offset {base} + {_span(h)} offsets overflows")  # as native check_header
     if why:
         return "bad header: " + ", ".join(why), h, 0, raw
     length = _align8(poff + plen)
@@ -464,7 +473,7 @@ def _find_next_intact(r: _Reader, start: int, size: int, after_offset: int, boun
             status, h, length, raw = _parse_header(r, q, size)
             if status != "ok" or h[6] < after_offset:  # the damaged offset itself: an intact copy is as good
                 continue
-            nxt_off = h[6] + h[7]
+            nxt_off = h[6] + _span(h)
             if nxt_off > bound:
                 if out.overlap is None and _crc_matches(r, q, h, raw):
                     out.overlap = (q, h[6])
@@ -847,11 +856,11 @@ def _walk_segment(rep, r: _Reader, path: str, base: int, bound: int, last: bool,
         if live and last and offset >= live_end:
             break  # past the writer's published end: in progress, not ours to judge
         status, h, length = _check_frame(r, pos, offset, size)
-        if status == "ok" and h[6] + h[7] > bound:
-            status = (f"the frame holds offsets {h[6]}..{h[6] + h[7] - 1}, past the next segment's base {bound} "
+        if status == "ok" and h[6] + _span(h) > bound:
+            status = (f"the frame holds offsets {h[6]}..{h[6] + _span(h) - 1}, past the next segment's base {bound} "
                       f"(the segments overlap)")
         if status == "ok":
-            count, tmax = h[7], h[10]
+            count, span, tmax = h[7], _span(h), h[10]
             poff, plen = h[12], h[11]
             head_pad, tail_pad = poff - HEADER_BYTES, length - poff - plen
             if (head_pad and r.get(pos + HEADER_BYTES, head_pad) != _ZERO_HEADER[:head_pad]) or (
@@ -865,9 +874,9 @@ def _walk_segment(rep, r: _Reader, path: str, base: int, bound: int, last: bool,
             rep.frames += 1
             rep.records += count
             rep.bytes += length
-            rep._add_intact(offset, offset + count)
+            rep._add_intact(offset, offset + span)
             progress.add(length)
-            offset += count
+            offset += span
             pos += length
             continue
         if status == "end":
@@ -933,8 +942,8 @@ def _damage_here(rep, r: _Reader, path: str, pos: int, offset: int, reason: str,
     #    only this frame is damaged (its payload or CRC).
     #    The header failed its CRC: the last frame of the data is believed only
     #    when it ends at the offset the segment must reach (when known).
-    if status == "ok" and h[6] == offset and h[6] + h[7] <= min(bound, published):
-        nxt, nxt_off = pos + length, h[6] + h[7]
+    if status == "ok" and h[6] == offset and h[6] + _span(h) <= min(bound, published):
+        nxt, nxt_off = pos + length, h[6] + _span(h)
         st2, h2 = ("end", None) if nxt >= size else _parse_header(r, nxt, size)[:2]
         if st2 == "end":
             end_if_last = seg_end if seg_end != _NO_BOUND else published

@@ -16,35 +16,11 @@ import sqlite3
 import tempfile
 import time
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 import tidelog
-
-SCHEMA = pa.schema([("ts", pa.timestamp("ns")), ("sensor_id", pa.int32()), ("value", pa.float64())])
-READING_INTERVAL_NS = 100_000_000  # each sensor reports every 100 ms
-
-
-def simulate(rows: int, sensors: int, batch_rows: int, start_ns: int):
-    """Yields batches of readings in time order: every sensor reports each tick."""
-    rng = np.random.default_rng(42)
-    baseline = rng.normal(20.0, 5.0, sensors)
-    sensor_ids = np.arange(sensors, dtype=np.int32)
-    produced = 0
-    tick = 0
-    ticks_per_batch = max(1, batch_rows // sensors)
-    while produced < rows:
-        n_ticks = ticks_per_batch
-        ts = start_ns + (tick + np.repeat(np.arange(n_ticks, dtype=np.int64), sensors)) * READING_INTERVAL_NS
-        ids = np.tile(sensor_ids, n_ticks)
-        values = np.repeat(baseline[None, :], n_ticks, axis=0).ravel() + rng.normal(0.0, 0.5, n_ticks * sensors)
-        take = min(len(ts), rows - produced)
-        yield pa.record_batch(
-            [pa.array(ts[:take], pa.timestamp("ns")), pa.array(ids[:take]), pa.array(values[:take])], schema=SCHEMA
-        )
-        produced += take
-        tick += n_ticks
+from tidelog._sensors import TICK_NS, TICK_SCHEMA, ticks
 
 
 def dir_bytes(path: str) -> int:
@@ -74,15 +50,15 @@ def run_demo(rows: int, sensors: int, batch_rows: int, directory: str | None, sq
     owned = directory is None
     root = tempfile.mkdtemp(prefix="tidelog-demo-") if owned else directory
     try:
-        start_ns = time.time_ns() - (rows // sensors) * READING_INTERVAL_NS
-        batches = list(simulate(rows, sensors, batch_rows, start_ns))
+        start_ns = time.time_ns() - (rows // sensors) * TICK_NS
+        batches = list(ticks(rows, sensors, batch_rows, start_ns))
         raw_bytes = sum(b.nbytes for b in batches)
         print(f"tidelog demo: {rows:,} readings from {sensors:,} sensors, {len(batches)} batches "
               f"of ~{batch_rows:,} rows, {raw_bytes / 1e6:,.0f} MB of Arrow data")
 
         log_dir = os.path.join(root, "log")
         with tidelog.open(log_dir) as log:
-            topic = log.create_topic("sensors", schema=SCHEMA, partitions=4, key="sensor_id", timestamp="ts",
+            topic = log.create_topic("sensors", schema=TICK_SCHEMA, partitions=4, key="sensor_id", timestamp="ts",
                                      durability="fsync")
             t0 = time.perf_counter()
             for b in batches:
@@ -93,7 +69,7 @@ def run_demo(rows: int, sensors: int, batch_rows: int, directory: str | None, sq
                   f"{raw_bytes / ingest_s / 1e6:7,.0f} MB/s  {stats['fdatasyncs']:,} fdatasyncs "
                   f"for {stats['appends']:,} partition appends")
 
-            window_start = start_ns + (rows // sensors // 2) * READING_INTERVAL_NS
+            window_start = start_ns + (rows // sensors // 2) * TICK_NS
             window_end = window_start + 60 * 1_000_000_000
             t0 = time.perf_counter()
             window = topic.read(start_time=window_start, end_time=window_end, columns=["sensor_id", "value"])

@@ -3,8 +3,14 @@ mid-append (recovery), and consumers in another process (latency).
 
 They are forked from a multiprocessing *forkserver* that imported tidelog,
 pyarrow and the contenders once, so a child starts in milliseconds rather than
-paying a Python start-up and imports each time. A child finds its contender by
-name in the registry and calls the contender's child-side method.
+paying a Python start-up and imports each time. A child gets its contender
+pickled (a fresh copy: class and constructor arguments, see
+``core.Contender.__reduce__``) and calls the contender's child-side method.
+
+This module imports nothing from the suite: the contenders import it, and it
+knows them only as the objects they hand it (the import graph stays a tree).
+The forkserver preload list names the contenders package as a string, an
+optimisation the children do not depend on.
 """
 from __future__ import annotations
 
@@ -27,18 +33,11 @@ def context():
     return _CTX
 
 
-def _contender(name: str):
-    from .contenders import find
-
-    return find(name)
-
-
 # ---------------------------------------------------------------- writers
 
-def _writer_main(conn, name: str, path: str, size: int, value_bytes: int, keep_writing: bool) -> None:
+def _writer_main(conn, contender, path: str, size: int, value_bytes: int, keep_writing: bool) -> None:
     try:
-        c = _contender(name)
-        c.recovery_writer(path, size, value_bytes, keep_writing, lambda: conn.send(("ready", None)))
+        contender.recovery_writer(path, size, value_bytes, keep_writing, lambda: conn.send(("ready", None)))
         conn.send(("done", None))
     except BaseException as e:  # reported to the parent
         conn.send(("error", f"{type(e).__name__}: {e}"))
@@ -95,9 +94,9 @@ def _expect(proc, conn, what: str, timeout: float):
     return payload
 
 
-def fill(name: str, path: str, size: int, value_bytes: int, timeout: float = 1800) -> None:
+def fill(contender, path: str, size: int, value_bytes: int, timeout: float = 1800) -> None:
     """A child fills the store at ``path`` up to ``size`` bytes of records, closes it cleanly and exits."""
-    proc, conn = _start(_writer_main, name, path, size, value_bytes, False)
+    proc, conn = _start(_writer_main, contender, path, size, value_bytes, False)
     try:
         _expect(proc, conn, "ready", timeout)
         _expect(proc, conn, "done", timeout)
@@ -108,10 +107,10 @@ def fill(name: str, path: str, size: int, value_bytes: int, timeout: float = 180
         raise RuntimeError(f"filler exited with {proc.exitcode}")
 
 
-def crash(name: str, path: str, value_bytes: int, linger_s: float, timeout: float = 120) -> None:
+def crash(contender, path: str, value_bytes: int, linger_s: float, timeout: float = 120) -> None:
     """A child opens the store, appends small durable transactions, and is SIGKILLed ``linger_s`` after
     its first append."""
-    proc, conn = _start(_writer_main, name, path, 0, value_bytes, True)
+    proc, conn = _start(_writer_main, contender, path, 0, value_bytes, True)
     try:
         _expect(proc, conn, "ready", timeout)
         time.sleep(linger_s)
@@ -124,10 +123,9 @@ def crash(name: str, path: str, value_bytes: int, linger_s: float, timeout: floa
 
 # -------------------------------------------------------------- consumers
 
-def _consumer_main(conn, name: str, info) -> None:
+def _consumer_main(conn, contender, info) -> None:
     try:
-        c = _contender(name)
-        c.latency_consume(info, conn)
+        contender.latency_consume(info, conn)
     except BaseException as e:
         conn.send(("error", f"{type(e).__name__}: {e}"))
         raise
@@ -138,8 +136,8 @@ class RemoteConsumer:
     is blocked waiting, then ("samples", [ns, ...]) after every round marker,
     and exits on the stop marker."""
 
-    def __init__(self, name: str, info):
-        self.proc, self.conn = _start(_consumer_main, name, info)
+    def __init__(self, contender, info):
+        self.proc, self.conn = _start(_consumer_main, contender, info)
         _expect(self.proc, self.conn, "ready", 120)
 
     def samples(self, timeout: float = 60) -> list[int]:

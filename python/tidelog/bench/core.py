@@ -36,13 +36,10 @@ from typing import Any, Callable
 import numpy as np
 import pyarrow as pa
 
-# ------------------------------------------------------------------ data
+# The sensor readings come from the one generator shared with the demo and benches/.
+from .._sensors import ROW_BYTES, SCHEMA, SENSORS, TS0, TS_STEP, SensorData, readings  # noqa: F401
 
-SCHEMA = pa.schema([("ts", pa.int64()), ("sensor_id", pa.int32()), ("value", pa.float64())])
-ROW_BYTES = 20          # 8 + 4 + 8, no nulls
-SENSORS = 1000
-TS0 = 1_700_000_000_000_000_000   # ns since the epoch
-TS_STEP = 1_000_000     # rows are 1 ms apart
+# ------------------------------------------------------------------ data
 
 KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
 MB, GB = 1_000_000, 1_000_000_000
@@ -52,44 +49,18 @@ def sensor_batch(rows: int, seed: int, start_row: int = 0) -> pa.RecordBatch:
     """``rows`` sensor readings (int64 ts, int32 sensor_id, float64 value), 20 bytes a row.
     Row ``i`` has ts = TS0 + (start_row + i) * 1 ms, so batches made with
     consecutive ``start_row`` are in time order."""
-    rng = np.random.default_rng(seed)
-    ts = TS0 + (start_row + np.arange(rows, dtype=np.int64)) * TS_STEP
-    ids = rng.integers(0, SENSORS, rows, dtype=np.int32)
-    values = rng.normal(20.0, 5.0, rows)
-    return pa.record_batch([pa.array(ts), pa.array(ids), pa.array(values)], schema=SCHEMA)
-
-
-class SensorData:
-    """A deterministic stream of ``total_rows`` sensor rows in ``batch_rows``
-    batches, generated on demand (a 5 GB data set never has to sit in memory
-    twice): every contender that iterates ``batches()`` gets the same rows."""
-
-    def __init__(self, total_rows: int, batch_rows: int, seed: int = 0):
-        self.total_rows = int(total_rows)
-        self.batch_rows = int(batch_rows)
-        self.seed = seed
-
-    @property
-    def nbatches(self) -> int:
-        return -(-self.total_rows // self.batch_rows)
-
-    @property
-    def nbytes(self) -> int:
-        return self.total_rows * ROW_BYTES
-
-    def batches(self):
-        for i in range(self.nbatches):
-            start = i * self.batch_rows
-            yield sensor_batch(min(self.batch_rows, self.total_rows - start), self.seed * 1_000_003 + i, start)
-
-    def ts_of_row(self, row: int) -> int:
-        return TS0 + row * TS_STEP
+    return readings(rows, seed, TS0 + start_row * TS_STEP)
 
 
 def make_values(n: int, size: int, seed: int = 0) -> list[bytes]:
     """``n`` distinct, incompressible values of ``size`` bytes."""
     blob = np.random.default_rng(seed).bytes(n * size)
     return [blob[i * size:(i + 1) * size] for i in range(n)]
+
+
+def make_keys(n: int, start: int = 0) -> list[bytes]:
+    """``n`` distinct 16-byte keys, b"key-000000000042"."""
+    return [b"key-%012d" % i for i in range(start, start + n)]
 
 
 # --------------------------------------------------------------- metrics
@@ -181,8 +152,24 @@ class Contender:
         return {"kind": self.kind, "description": self.description, "available": self.available() is None,
                 "reason": self.available()}
 
+    def __new__(cls, *args, **kwargs):
+        self = super().__new__(cls)
+        self._recipe = (args, kwargs)   # the constructor arguments, for __reduce__
+        return self
+
+    def __reduce__(self):
+        """Pickles as a fresh copy, not set up: the class and its constructor
+        arguments, none of the state a setup left (open logs, connections).
+        What a child process (_child.py) needs to run the child-side methods."""
+        args, kwargs = self._recipe
+        return (_remake, (type(self), args, kwargs))
+
     def __repr__(self) -> str:
         return f"<contender {self.name!r} ({self.kind})>"
+
+
+def _remake(cls, args: tuple, kwargs: dict) -> Contender:
+    return cls(*args, **kwargs)
 
 
 # ------------------------------------------------------------- workloads

@@ -1,5 +1,5 @@
 """Runs one (workload, parameters, case, contender) of the suite under
-pytest-benchmark: used by benches/test_suite_*.py.
+pytest-benchmark: used by benches/test_suite.py.
 
 pytest-benchmark times each ``contender.run(case)`` call as a whole (including
 work a round does off the clock, such as crashing a writer); the suite's own,

@@ -168,10 +168,15 @@ class Threads(Workload):
     def make_data(self, params, mode):
         total, least = self.BUDGET[mode]
         n = params["threads"]
-        per = max(least, math.ceil(total / n))
-        acks = n * per
-        big = sensor_batch(acks, seed=n)
-        return ThreadsData(n, per, [big.slice(i, 1) for i in range(acks)], make_values(acks, 100, seed=n))
+        return self.data_for(n, max(least, math.ceil(total / n)))
+
+    @staticmethod
+    def data_for(threads: int, per_thread: int) -> ThreadsData:
+        """``per_thread`` acks for each of ``threads`` threads (benches/ picks its own counts)."""
+        acks = threads * per_thread
+        big = sensor_batch(acks, seed=threads)
+        return ThreadsData(threads, per_thread, [big.slice(i, 1) for i in range(acks)],
+                           make_values(acks, 100, seed=threads))
 
     def limit(self, params, case):
         return "write+fdatasync"

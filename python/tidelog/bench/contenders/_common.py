@@ -31,7 +31,7 @@ def fill_recovery_store(contender, tmpdir: str, data) -> str:
     """The recovery workload's store of ``contender``: its folder, filled up to
     ``data.size`` by a writer child that then closes it cleanly."""
     path = store_dir(tmpdir, contender.name)
-    _child.fill(contender.name, path, data.size, data.value_bytes)
+    _child.fill(contender, path, data.size, data.value_bytes)
     return path
 
 
@@ -39,7 +39,7 @@ def crash_writer_if_asked(contender, case: dict, path: str, data) -> None:
     """Before a timed "sigkill" round: a fresh writer child appends to the
     store at ``path`` and is SIGKILLed mid-write."""
     if case["after"] == "sigkill":
-        _child.crash(contender.name, path, data.value_bytes, data.linger_s)
+        _child.crash(contender, path, data.value_bytes, data.linger_s)
 
 
 def stamp_value(size: int):

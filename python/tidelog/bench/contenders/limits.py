@@ -382,7 +382,7 @@ class OsPipe(Contender):
             r, w = ctx.Pipe(duplex=False)
             self.w = w.fileno()
             self._conns = (r, w)
-            self.consumer = _child.RemoteConsumer(self.name, r)
+            self.consumer = _child.RemoteConsumer(self, r)
             r.close()
         else:
             r, w = os.pipe()

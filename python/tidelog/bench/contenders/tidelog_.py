@@ -209,7 +209,7 @@ class Tidelog(Contender):
         self.producer = log.producer(linger_ms=0, acks="durable" if self.durability == "fsync" else "written")
         self.data = data
         if data.where == "process":
-            self.consumer = _child.RemoteConsumer(self.name, {"path": self.path, "topic": "latency"})
+            self.consumer = _child.RemoteConsumer(self, {"path": self.path, "topic": "latency"})
         else:
             c = log.consumer("latency", start="earliest")
             it = iter(c)

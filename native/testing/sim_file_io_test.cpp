@@ -1,4 +1,4 @@
-// The power-loss simulator itself (native/sim_file_io.*): what survives a cut.
+// The power-loss simulator itself (native/testing/sim_file_io.*): what survives a cut.
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -6,8 +6,8 @@
 #include <string>
 
 #include "file_handle.h"
-#include "sim_file_io.h"
-#include "test_util.h"
+#include "testing/sim_file_io.h"
+#include "tests/test_util.h"
 
 namespace {
 

@@ -1,0 +1,105 @@
+#include "partition_reader.h"
+
+#include <algorithm>
+
+#include "errors.h"
+#include "frame_walker.h"
+
+namespace tidelog {
+
+partition_reader::partition_reader(partition& p, int64_t offset) : _partition(p), _offset(offset) {}
+
+void partition_reader::seek(int64_t offset) {
+    _offset = offset;
+    _segment.reset();
+    _region.reset();
+}
+
+size_t partition_reader::read(size_t max_frames, uint64_t max_bytes, std::vector<frame_ref>* out,
+                              std::vector<damaged_range>* skipped) {
+    size_t before = out->size();
+    if (max_frames == 0) return 0;
+    int64_t visible = _partition.end_offset();
+    if (_offset >= visible) return 0;  // at the tail: nothing to do, no syscall
+    if (_segment && read_here(max_frames, max_bytes, visible, out)) return out->size() - before;
+    if (out->size() > before) return out->size() - before;  // the rest on the next read
+    read_through_partition(max_frames, max_bytes, out, skipped);
+    return out->size() - before;
+}
+
+bool partition_reader::read_here(size_t max_frames, uint64_t max_bytes, int64_t visible, std::vector<frame_ref>* out) {
+    segment& s = *_segment;
+    // Retention removed the segment (its mapping still reads): frames() moves to the start.
+    if (s.removed() || (_partition.read_only() && _partition.start_offset() > s.base_offset())) {
+        seek(_offset);
+        return false;
+    }
+    // The bytes known to be in the file. A reader process learns it from the
+    // file: read after `visible`, it cannot be a size from before a roll trimmed
+    // the file (the writer trims before it publishes anything in the next segment).
+    uint64_t file_end = _partition.read_only() ? s.log_file().size() : s.size();
+    bool complete = false;  // stopped because the caller has enough, not on something to judge
+    if (_position + frame_header_bytes <= file_end) {  // else the segment ends here: frames() finds the next
+        try {
+            if (!_region || _region->length() < file_end) _region = s.mapping(file_end);
+        } catch (const error& err) {
+            if (err.code() != errc::corrupt) throw;
+            _region.reset();
+        }
+    }
+    if (_region && _position + frame_header_bytes <= file_end) {
+        size_t taken = 0;
+        uint64_t bytes = 0;
+        auto visitor = make_frame_visitor(
+            [&](uint64_t pos, const frame_header& h) {
+                return s.verified(pos, pos + h.frame_length()) ? frame_admission::take : frame_admission::take_after_crc;
+            },
+            [&](uint64_t pos, const frame_header& h, bool crc_checked) {
+                if (!h.dense()) return false;  // frames() refuses it, naming it
+                if (crc_checked) s.mark_verified(pos, pos + h.frame_length());
+                out->push_back(frame_ref{_region, pos, h});
+                ++taken;
+                bytes += h.frame_length();
+                _position = pos + h.frame_length();
+                _offset = h.next_offset();
+                complete = taken == max_frames || bytes >= max_bytes || _offset >= visible;
+                return !complete;
+            },
+            // Damage, a frame not yet visible, the end of the bytes known: frames() judges.
+            [](uint64_t, int64_t, frame_check) { return walk_resume::stop_here(); });
+        walk_frames(_region->data(), file_end, _position, _offset, visible, visitor, check_order::offsets_first);
+    }
+    if (complete) return true;
+    // Stopped on something frames() must judge: the next read goes through it.
+    _segment.reset();
+    _region.reset();
+    return false;
+}
+
+void partition_reader::read_through_partition(size_t max_frames, uint64_t max_bytes, std::vector<frame_ref>* out,
+                                              std::vector<damaged_range>* skipped) {
+    size_t first_skip = skipped ? skipped->size() : 0;
+    std::vector<frame_ref> got = _partition.frames(_offset, INT64_MAX, INT64_MIN, INT64_MAX, max_frames, skipped);
+    uint64_t bytes = 0;
+    size_t keep = 0;
+    while (keep < got.size() && (keep == 0 || bytes < max_bytes)) bytes += got[keep++].header.frame_length();
+    got.resize(keep);
+    if (skipped)  // past damage skipped before (or instead of) the frames returned
+        for (size_t k = first_skip; k < skipped->size(); ++k)
+            if (got.empty() || (*skipped)[k].end_offset <= got.front().header.base_offset)
+                _offset = std::max(_offset, (*skipped)[k].end_offset);
+    if (got.empty()) {
+        _segment.reset();
+        _region.reset();
+        return;
+    }
+    const frame_ref& last = got.back();
+    _offset = last.header.next_offset();
+    _position = last.position + last.header.frame_length();
+    _region = last.region;
+    _segment = _partition.segment_holding(last.header.base_offset);
+    if (_segment && _segment->base_offset() > last.header.base_offset) _segment.reset();
+    out->insert(out->end(), got.begin(), got.end());
+}
+
+}  // namespace tidelog

@@ -1,0 +1,192 @@
+// partition_reader: a cursor that reads every frame once, in order, across
+// rolls, retention, damage (raised or skipped, as frames()), read-only handles
+// and concurrent appends.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <thread>
+
+#include "committer.h"
+#include "partition.h"
+#include "partition_reader.h"
+#include "test_util.h"
+
+using namespace tidelog;
+using namespace tidelog_test;
+
+namespace {
+
+std::vector<uint8_t> payload_of(int64_t off) {
+    return make_payload(1 + static_cast<size_t>(off * 131 % 700), static_cast<uint64_t>(off));
+}
+
+void append_range(partition& p, int64_t from, int64_t to) {
+    for (int64_t off = from; off < to; ++off) ASSERT_EQ(append_payload(p, payload_of(off)).base_offset, off);
+}
+
+// Reads until the cursor is at the end; checks offsets and payloads; returns the offsets read.
+std::vector<int64_t> read_all(partition_reader& r, size_t per_call = 3, std::vector<damaged_range>* skipped = nullptr) {
+    std::vector<int64_t> seen;
+    while (true) {
+        std::vector<frame_ref> out;
+        int64_t before = r.position();
+        if (r.read(per_call, UINT64_MAX, &out, skipped) == 0 && r.position() == before) break;  // the end
+        for (auto& f : out) {
+            EXPECT_EQ(frame_payload(f), payload_of(f.header.base_offset)) << f.header.base_offset;
+            seen.push_back(f.header.base_offset);
+        }
+    }
+    return seen;
+}
+
+std::vector<int64_t> range(int64_t from, int64_t to) {
+    std::vector<int64_t> out;
+    for (int64_t o = from; o < to; ++o) out.push_back(o);
+    return out;
+}
+
+class PartitionReaderTest : public ::testing::Test {
+protected:
+    temp_dir tmp;
+    std::string dir = tmp.sub("topics/t/0");
+    committer com;
+    std::unique_ptr<partition> open(const partition_config& cfg) {
+        return std::make_unique<partition>(&com, dir, cfg, false, true);
+    }
+    std::unique_ptr<partition> open_reader(const partition_config& cfg) {
+        return std::make_unique<partition>(nullptr, dir, cfg, true, true);
+    }
+};
+
+}  // namespace
+
+TEST_F(PartitionReaderTest, ReadsEveryFrameOnceAcrossRolls) {
+    auto p = open(small_config(8 * 1024));
+    append_range(*p, 0, 120);
+    ASSERT_GT(p->segment_count(), 3u);
+    partition_reader r(*p, 0);
+    EXPECT_EQ(read_all(r), range(0, 120));
+    EXPECT_EQ(r.position(), 120);
+    // At the tail: nothing, then what is appended.
+    std::vector<frame_ref> out;
+    EXPECT_EQ(r.read(10, UINT64_MAX, &out), 0u);
+    append_range(*p, 120, 130);
+    EXPECT_EQ(read_all(r, 100), range(120, 130));
+}
+
+TEST_F(PartitionReaderTest, SeekAndByteLimit) {
+    auto p = open(small_config(8 * 1024));
+    append_range(*p, 0, 60);
+    partition_reader r(*p, 0);
+    r.seek(37);
+    std::vector<frame_ref> out;
+    ASSERT_EQ(r.read(1, UINT64_MAX, &out), 1u);
+    EXPECT_EQ(out[0].header.base_offset, 37);
+    out.clear();
+    EXPECT_EQ(r.read(100, 1, &out), 1u);  // at least one frame, however small max_bytes
+    EXPECT_EQ(out[0].header.base_offset, 38);
+    r.seek(5);
+    EXPECT_EQ(read_all(r, 7), range(5, 60));
+}
+
+TEST_F(PartitionReaderTest, FsyncModeReturnsOnlyDurableFrames) {
+    auto p = open(small_config(8 * 1024, durability_mode::fsync));
+    partition_reader r(*p, 0);
+    append_range(*p, 0, 5);
+    std::vector<frame_ref> out;
+    r.read(100, UINT64_MAX, &out);
+    for (auto& f : out) EXPECT_LT(f.header.base_offset, p->end_offset());
+    com.flush_all();
+    read_all(r);
+    EXPECT_EQ(r.position(), p->end_offset());
+}
+
+TEST_F(PartitionReaderTest, RetentionMovesACursorInARemovedSegmentToTheStart) {
+    partition_config cfg = small_config(8 * 1024);
+    {
+        auto w = open(cfg);
+        append_range(*w, 0, 150);
+    }
+    cfg.retention_bytes = 16 * 1024;
+    auto p = open(cfg);
+    partition_reader r(*p, 0);
+    std::vector<frame_ref> out;
+    ASSERT_EQ(r.read(2, UINT64_MAX, &out), 2u);
+    p->enforce_retention();
+    int64_t start = p->start_offset();
+    ASSERT_GT(start, 2);
+    EXPECT_EQ(read_all(r), range(start, 150));
+}
+
+TEST_F(PartitionReaderTest, DamageRaisesOrIsSkippedAsFramesDoes) {
+    partition_config cfg = small_config(1 << 20);
+    {
+        auto w = open(cfg);
+        append_range(*w, 0, 30);
+    }
+    // Garble the payload of the frame of offset 20.
+    {
+        auto w = open(cfg);
+        auto f = w->frames(20, 21, INT64_MIN, INT64_MAX, 1);
+        ASSERT_EQ(f.size(), 1u);
+        overwrite(w->segment_holding(20)->log_path(), f[0].position + f[0].header.payload_offset, {0xDE, 0xAD});
+    }
+    auto p = open(cfg);
+    partition_reader r(*p, 0);
+    std::vector<frame_ref> out;
+    while (r.position() < 20) ASSERT_GT(r.read(4, UINT64_MAX, &out), 0u);
+    EXPECT_EQ(r.position(), 20);
+    EXPECT_THROW(r.read(4, UINT64_MAX, &out), error);
+    EXPECT_THROW(p->frames(20, 30, INT64_MIN, INT64_MAX, 4), error);
+    std::vector<damaged_range> skipped;
+    out.clear();
+    r.read(4, UINT64_MAX, &out, &skipped);
+    ASSERT_EQ(skipped.size(), 1u);
+    EXPECT_EQ(skipped[0].start_offset, 20);
+    EXPECT_EQ(skipped[0].end_offset, 21);
+    ASSERT_FALSE(out.empty());
+    EXPECT_EQ(out[0].header.base_offset, 21);
+    EXPECT_EQ(read_all(r, 4, &skipped), range(21 + static_cast<int64_t>(out.size()), 30));
+}
+
+TEST_F(PartitionReaderTest, ReadOnlyHandleFollowsTheWriterAcrossRollsAndRetention) {
+    partition_config cfg = small_config(8 * 1024);
+    auto w = open(cfg);
+    append_range(*w, 0, 10);
+    auto ro = open_reader(cfg);
+    partition_reader r(*ro, 0);
+    EXPECT_EQ(read_all(r), range(0, 10));
+    for (int64_t at = 10; at < 200; at += 19) {
+        append_range(*w, at, at + 19);
+        EXPECT_EQ(read_all(r, 5), range(at, at + 19));
+    }
+    w->close();
+    w.reset();
+    partition_config retain = cfg;
+    retain.retention_bytes = 16 * 1024;
+    w = open(retain);
+    w->enforce_retention();
+    int64_t start = w->start_offset();
+    ASSERT_GT(start, 0);
+    r.seek(0);
+    EXPECT_EQ(read_all(r), range(start, 200));
+}
+
+TEST_F(PartitionReaderTest, ConcurrentAppendsAreReadInOrder) {
+    auto p = open(small_config(16 * 1024));
+    constexpr int64_t total = 3000;
+    std::thread writer([&] { append_range(*p, 0, total); });
+    partition_reader r(*p, 0);
+    int64_t next = 0;
+    while (next < total) {
+        std::vector<frame_ref> out;
+        r.read(16, UINT64_MAX, &out);
+        for (auto& f : out) {
+            ASSERT_EQ(f.header.base_offset, next);
+            ASSERT_EQ(frame_payload(f), payload_of(next));
+            ++next;
+        }
+        if (out.empty()) p->wait_for_data(next, 1'000'000);
+    }
+    writer.join();
+}
