@@ -71,9 +71,29 @@ def test_fixture_holds_version_1_frames_only():
     assert set(_frame_versions(os.path.join(FIXTURES, "format_v1"))) == {1}
 
 
+def _meta_versions(d) -> dict[str, int]:
+    topics = os.path.join(d, "topics")
+    return {t: json.load(open(os.path.join(topics, t, "topic.json")))["format_version"] for t in os.listdir(topics)}
+
+
 def test_read_only_reads_every_value(v1_log):
     with tidelog.open(v1_log, read_only=True) as log:
         _check_expected(log)
+    assert _verify.verify(v1_log, progress="off").all_problems() == []
+    assert _meta_versions(v1_log) == {"orders": 1, "sensors": 1}  # a reader changes nothing
+
+
+def test_a_writer_lifts_topic_metadata_to_version_2_before_it_appends(v1_log):
+    """An earlier build takes version-2 frames for damage: once a writer of this
+    version has opened a topic, topic.json says 2 and earlier builds refuse it
+    (their check: format_version above theirs), before their recovery runs."""
+    with tidelog.open(v1_log) as log:
+        assert _meta_versions(v1_log) == {"orders": 2, "sensors": 2}
+        _check_expected(log)
+    # what the earlier build's refusal reads
+    for t in ("orders", "sensors"):
+        meta = json.load(open(os.path.join(v1_log, "topics", t, "topic.json")))
+        assert meta["format_version"] == 2 and meta["config"]["name"] == t
     assert _verify.verify(v1_log, progress="off").all_problems() == []
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import pyarrow as pa
 
 from . import _core, _gaps
-from ._topic import RECORD_SCHEMA, RECORD_SCHEMAS, TOPIC_FORMAT_VERSION, Topic, TopicConfig, _schema_from_text, _schema_to_text
+from ._topic import RECORD_SCHEMA, RECORD_SCHEMAS, TOPIC_FORMAT_VERSION, TOPIC_FORMAT_VERSIONS_READ, Topic, TopicConfig, _schema_from_text, _schema_to_text
 from .errors import (
     CorruptionError,
     CorruptionWarning,
@@ -117,9 +117,9 @@ def _close_all(topics: dict, native, producers: weakref.WeakSet) -> None:
     native.close()
 
 
-def _read_topic_meta(path: str, name: str) -> tuple[TopicConfig, pa.Schema]:
-    """A topic's config and schema from its metadata file; CorruptionError
-    naming the file for anything that is not what create_topic wrote."""
+def _read_topic_meta(path: str, name: str) -> tuple[TopicConfig, pa.Schema, int]:
+    """A topic's config, schema and format version from its metadata file;
+    CorruptionError naming the file for anything that is not what create_topic wrote."""
     with io.open(path, "rb") as f:
         raw = f.read()
     try:
@@ -127,7 +127,7 @@ def _read_topic_meta(path: str, name: str) -> tuple[TopicConfig, pa.Schema]:
         if not isinstance(meta, dict):
             raise ValueError("not a JSON object")
         version = meta.get("format_version")
-        if version != TOPIC_FORMAT_VERSION:
+        if version not in TOPIC_FORMAT_VERSIONS_READ or type(version) is not int:
             if isinstance(version, int) and version > TOPIC_FORMAT_VERSION:
                 raise TidelogError(f"topic {name!r} has metadata format {version}, "
                                    f"this tidelog reads {TOPIC_FORMAT_VERSION}")
@@ -149,7 +149,17 @@ def _read_topic_meta(path: str, name: str) -> tuple[TopicConfig, pa.Schema]:
         raise CorruptionError(f"topic metadata {path} is damaged: {e}") from e
     except (ValueError, TypeError, KeyError, AttributeError, UnicodeDecodeError, pa.ArrowException) as e:
         raise CorruptionError(f"topic metadata {path} is damaged: {type(e).__name__}: {e}") from e
-    return config, schema
+    return config, schema, version
+
+
+def _lift_topic_meta(path: str) -> None:
+    """Rewrites a version-1 topic.json as the current version (atomically), so
+    that builds from before frame version 2 refuse the topic once this writer
+    may have appended version-2 frames to it (FORMAT.md §10)."""
+    with io.open(path, "rb") as f:
+        meta = json.loads(f.read())
+    meta["format_version"] = TOPIC_FORMAT_VERSION
+    _write_atomically(path, json.dumps(meta, indent=1).encode())
 
 
 class Log:
@@ -232,7 +242,10 @@ class Log:
     # ------------------------------------------------------------------ topics
     def _load_topic(self, name: str) -> Topic:
         directory = os.path.join(self._topics_dir, name)
-        config, schema = _read_topic_meta(os.path.join(directory, _META), name)
+        meta_path = os.path.join(directory, _META)
+        config, schema, version = _read_topic_meta(meta_path, name)
+        if version < TOPIC_FORMAT_VERSION and not self.read_only:
+            _lift_topic_meta(meta_path)
         topic = Topic(self, config, schema, directory, self._native, self._note_skipped)
         for i in range(topic.partitions):
             acknowledged = None

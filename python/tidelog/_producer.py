@@ -161,6 +161,7 @@ class ProducerEngine(_core.ProducerEngineBase):
             if not batches:
                 return
             topic = st.topic
+            part = topic.partition(key[1])
             try:
                 if topic.config.compression == "none":
                     frames = []
@@ -169,9 +170,9 @@ class ProducerEngine(_core.ProducerEngineBase):
                         frames.append((pieces, b.count, b.min_timestamp, b.max_timestamp, 0, 0, 0, body_offset))
                 else:
                     now = time.time_ns()
-                    frames = [topic._frame_request(batch_to_arrow(b, topic.schema), now, (b.min_timestamp, b.max_timestamp))
+                    frames = [part.encode(batch_to_arrow(b, topic.schema), now, (b.min_timestamp, b.max_timestamp))
                               for b in batches]
-                results = topic._partitions[key[1]].append_frames(frames)
+                results = part.append_frames(frames)
             except BaseException as e:  # the futures carry the failure
                 err = e if isinstance(e, TidelogError) else DeliveryError(f"append to {key[0]}[{key[1]}] failed: {e}")
                 if err is not e:
@@ -199,15 +200,15 @@ class ProducerEngine(_core.ProducerEngineBase):
 
     def _make_durable(self, batches) -> None:
         """Waits (GIL released) until the group commit covers every batch."""
-        native = self._log._native
+        log = self._log
         pending = [b for b in batches if b.state == APPENDED]
         if not pending:
             return
         try:
             if any(b.engine is self and self._states[b.topic].topic.config.durability == "none" for b in pending):
-                native.flush()  # "none" topics are only synced on request
+                log.flush()  # "none" topics are only synced on request
             else:
-                native.wait_durable(max(b.ticket for b in pending))
+                log.wait_durable(max(b.ticket for b in pending))
         except BaseException as e:
             self.finish(pending, FAILED, e)
             return
@@ -361,7 +362,7 @@ class ProducerEngine(_core.ProducerEngineBase):
         if partition is None and keys.null_count == n:
             partition = st.sticky  # unkeyed: the whole batch to one partition, as Kafka's sticky partitioner
             st.sticky = (st.sticky + 1) % st.partitions
-        return topic._append(batch, wait=self._acks == "durable", partition=partition)
+        return topic.append(batch, partition=partition, durable=self._acks == "durable")
 
     def flush(self, timeout=None) -> int:
         """Seals and appends every open batch, waits for acks, runs callbacks."""
@@ -378,7 +379,7 @@ class ProducerEngine(_core.ProducerEngineBase):
         if self._acks == "durable":
             # Everything appended so far, whoever is waiting for it: one full flush
             # makes it durable, then every such batch is resolved here.
-            self._log._native.flush()
+            self._log.flush()
             with self._cond:
                 appended = sorted(self._appended, key=lambda b: (b.topic, b.partition, b.base_offset))
             self._make_durable(appended)

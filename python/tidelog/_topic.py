@@ -18,7 +18,11 @@ from ._partition import Partition
 from .errors import LogClosedError, ReadOnlyError, SchemaMismatchError, UnknownTopicError
 
 COMPRESSIONS = ("none", "zstd")
-TOPIC_FORMAT_VERSION = 1
+# topic.json's format_version: 2 since frame version 2 (FORMAT.md §10). A
+# writer lifts a version-1 topic to 2 before it appends, so earlier builds,
+# which take version-2 frames for damage, refuse the topic instead.
+TOPIC_FORMAT_VERSION = 2
+TOPIC_FORMAT_VERSIONS_READ = (1, 2)
 MiB = 1 << 20
 
 def _record_schema(timestamp_type: pa.DataType) -> pa.Schema:

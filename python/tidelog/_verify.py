@@ -86,7 +86,7 @@ HEADER_BYTES = 64
 MAX_PAYLOAD = 2**31 - 1
 CHECKPOINT_MAGIC = 0x50434C54  # "TLCP"
 STATE_MAGIC = 0x53464C54  # "TLFS"
-TOPIC_FORMAT_VERSION = 1
+TOPIC_FORMAT_VERSIONS = (1, 2)  # topic.json format versions this checker knows
 
 _HEADER = struct.Struct("<IIHHHHqIIqqQII")  # FORMAT.md §2.1
 
@@ -1015,9 +1015,9 @@ def _iter_topics(path: str, report: VerifyReport) -> Iterator[tuple[str, str, in
                 meta = json.loads(f.read())
             if not isinstance(meta, dict) or not isinstance(meta.get("config"), dict):
                 raise ValueError("not an object with a 'config' object")
-            if meta.get("format_version") != TOPIC_FORMAT_VERSION:
+            if meta.get("format_version") not in TOPIC_FORMAT_VERSIONS or type(meta.get("format_version")) is not int:
                 raise ValueError(f"format_version {meta.get('format_version')!r}, this tidelog reads "
-                                 f"{TOPIC_FORMAT_VERSION}")
+                                 f"{' and '.join(map(str, TOPIC_FORMAT_VERSIONS))}")
             partitions = meta["config"].get("partitions")
             durability = meta["config"].get("durability", "fsync")
             if type(partitions) is not int or not 1 <= partitions <= 100_000:
