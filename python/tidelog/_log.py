@@ -433,7 +433,7 @@ class Log:
             raise ValueError("batch_bytes must be >= 1")
         if not 1 <= max_record_bytes < 2**31:
             raise ValueError("max_record_bytes must be in [1, 2 GiB)")
-        engine = ProducerEngine(self, linger_ms, batch_bytes, acks)
+        engine = ProducerEngine(self, self._native, linger_ms, batch_bytes, acks)
         producer = _core.Producer(engine, float(linger_ms), int(batch_bytes), acks, int(max_record_bytes))
         self._producers.add(producer)
         return producer

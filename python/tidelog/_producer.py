@@ -82,8 +82,11 @@ class ProducerEngine(_core.ProducerEngineBase):
     (as in confluent-kafka), never on the background thread.
     """
 
-    def __init__(self, log, linger_ms: float, batch_bytes: int, acks: str):
+    def __init__(self, log, native_log, linger_ms: float, batch_bytes: int, acks: str):
         self._log = log
+        # The Log hands its native handle down (as to its topics): records still
+        # pending when the Log closes are made durable through it then.
+        self._native_log = native_log
         self._linger_s = linger_ms / 1000.0
         self.batch_records = max(1, batch_bytes // 128)  # a guess, refined by each sealed batch
         self._acks = acks
@@ -200,15 +203,15 @@ class ProducerEngine(_core.ProducerEngineBase):
 
     def _make_durable(self, batches) -> None:
         """Waits (GIL released) until the group commit covers every batch."""
-        log = self._log
+        native_log = self._native_log
         pending = [b for b in batches if b.state == APPENDED]
         if not pending:
             return
         try:
             if any(b.engine is self and self._states[b.topic].topic.config.durability == "none" for b in pending):
-                log.flush()  # "none" topics are only synced on request
+                native_log.flush()  # "none" topics are only synced on request
             else:
-                log.wait_durable(max(b.ticket for b in pending))
+                native_log.wait_durable(max(b.ticket for b in pending))
         except BaseException as e:
             self.finish(pending, FAILED, e)
             return
@@ -379,7 +382,7 @@ class ProducerEngine(_core.ProducerEngineBase):
         if self._acks == "durable":
             # Everything appended so far, whoever is waiting for it: one full flush
             # makes it durable, then every such batch is resolved here.
-            self._log.flush()
+            self._native_log.flush()
             with self._cond:
                 appended = sorted(self._appended, key=lambda b: (b.topic, b.partition, b.base_offset))
             self._make_durable(appended)
