@@ -700,8 +700,11 @@ damaged_range partition::locate_damage(segment& s, const std::shared_ptr<mapped_
         return d;
     }
     // The last visible frame, whose successor may still be in flight: its header
-    // (which failed its CRC) is believed only when it ends exactly there.
-    if (check_header(data + pos, file_end - pos) == frame_check::ok) {
+    // (which failed its CRC) is believed only when it ends exactly there, and
+    // only in the segment that holds the visible end: in an earlier segment a
+    // header claiming offsets up to `visible` would skip the next segments'
+    // intact frames (a skip never leaves [segment base, next segment base)).
+    if (visible <= segment_end_offset && check_header(data + pos, file_end - pos) == frame_check::ok) {
         h = load_header(data + pos);
         if (h.base_offset == offset && h.next_offset() == visible) {
             d.bytes = h.frame_length();

@@ -153,6 +153,8 @@ private:
     void note_damage(const damaged_range& d);
     void report_damage(const segment& s, const damaged_bytes& d, int64_t end_offset);
     /// One damaged spot met by a read: its offsets and where reading resumes.
+    /// The offsets never reach past segment_end_offset (the next segment's base):
+    /// the next segment's frames are judged by its own walk.
     damaged_range locate_damage(segment& s, const std::shared_ptr<mapped_region>& region, uint64_t pos,
                                 int64_t offset, frame_check why, int64_t segment_end_offset, int64_t visible,
                                 uint64_t* resume_position, int64_t* resume_offset);

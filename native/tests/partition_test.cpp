@@ -3,8 +3,9 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
-#include <climits>
 #include <atomic>
+#include <climits>
+#include <cstddef>
 #include <memory>
 #include <ostream>
 #include <random>
@@ -558,6 +559,35 @@ TEST_F(PartitionTest, ZeroedSectorInASealedSegmentCostsOnlyTheFramesInIt) {
     for (bool clean : {true, false}) {
         auto p = open(cfg, clean);
         expect_frames_around_damage(*p, 0, 120, hit);
+    }
+}
+
+TEST_F(PartitionTest, DamagedLastFrameOfASealedSegmentDoesNotSkipTheNextSegment) {
+    // The last frame of the first segment gets a header (CRC now failing) whose
+    // offsets run to the partition's visible end. A read that skips it must stop
+    // the skip at the next segment's base, not lose that segment's intact frames
+    // (found by segment_recovery_fuzz: regressions/reader-skip-past-segment-end).
+    partition_config cfg = small_config(8 * 1024);
+    const int64_t end = 40;
+    { auto p = open(cfg); append_range(*p, 0, end); }
+    auto logs = files_with_suffix(dir, ".log");
+    ASSERT_GE(logs.size(), 3u);
+    auto frames = walk_log(logs[0]);
+    ASSERT_GE(frames.size(), 2u);
+    const frame_pos& last = frames.back();
+    ASSERT_EQ(last.header.version, 2u);
+    int64_t hit = last.header.base_offset;
+    uint32_t count = static_cast<uint32_t>(end - hit);
+    uint32_t delta = count - 1;
+    auto le32 = [](uint32_t v) {
+        return std::vector<uint8_t>{uint8_t(v), uint8_t(v >> 8), uint8_t(v >> 16), uint8_t(v >> 24)};
+    };
+    overwrite(logs[0], last.position + offsetof(frame_header, record_count), le32(count));
+    overwrite(logs[0], last.position + offsetof(frame_header, last_offset_delta), le32(delta));
+    for (bool clean : {true, false}) {
+        auto p = open(cfg, clean);
+        expect_frames_around_damage(*p, 0, end, {hit});
+        for (auto& d : p->damaged_ranges()) EXPECT_LE(d.end_offset, hit + 1) << d.segment;
     }
 }
 
