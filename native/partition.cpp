@@ -548,6 +548,10 @@ bool partition::write_checkpoint() {
 
 void partition::enforce_retention() {
     if (!has_retention()) return;
+    // One pass at a time (the housekeeper's and explicit calls alike): a pass
+    // that chose newer segments while another still unlinks older ones could
+    // make its unlink durable first, leaving a hole at the front after a power cut.
+    std::lock_guard<std::mutex> one_pass(_retention_mu);
     std::vector<std::shared_ptr<segment>> doomed;
     {
         std::lock_guard<std::mutex> g(_mu);

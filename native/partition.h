@@ -4,7 +4,9 @@
 // Concurrency: append() is thread-safe (serialized by the partition mutex; the
 // payload CRC is computed before taking it). frames(), start_offset(),
 // end_offset() and wait_for_data() may run concurrently with appends from any
-// thread; they see only published (in "fsync" mode: durable) frames. close()
+// thread; they see only published (in "fsync" mode: durable) frames.
+// enforce_retention() is thread-safe: passes run one at a time, each removing
+// its segments oldest first, every removal durable before the next. close()
 // must not race with appends.
 #include <sys/uio.h>
 #include <time.h>
@@ -124,6 +126,8 @@ public:
     bool has_retention() const {
         return !_read_only && (_config.retention_bytes >= 0 || _config.retention_ms >= 0);
     }
+    /// Deletes the oldest segments past the retention limits, oldest first, the
+    /// folder fsynced after each; concurrent calls wait for the pass in progress.
     void enforce_retention();
     void flush();
     /// Clean close: trims the active segment, syncs everything, writes the checkpoint.
@@ -164,6 +168,7 @@ private:
     const partition_config _config;
     const bool _read_only;
     std::mutex _mu;  // appends, segment list changes
+    std::mutex _retention_mu;  // one enforce_retention pass at a time; taken before _mu
     std::vector<std::shared_ptr<segment>> _segments;
     std::atomic<int64_t> _visible_end{0};
     std::mutex _durable_mu;
