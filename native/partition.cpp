@@ -602,11 +602,12 @@ std::vector<std::shared_ptr<segment>> partition::snapshot(int64_t* visible_end) 
     return _segments;
 }
 
-std::shared_ptr<segment> partition::segment_holding(int64_t offset) {
+std::shared_ptr<segment> partition::segment_holding(int64_t offset, int64_t* next_base) {
     int64_t visible;
     auto segs = snapshot(&visible);
     auto it = std::upper_bound(segs.begin(), segs.end(), offset,
                                [](int64_t o, const std::shared_ptr<segment>& s) { return o < s->base_offset(); });
+    if (next_base) *next_base = it == segs.end() ? INT64_MAX : (*it)->base_offset();
     return it == segs.begin() ? nullptr : *(it - 1);
 }
 

@@ -138,8 +138,9 @@ public:
     const std::string& dir() const { return _dir; }
     bool read_only() const { return _read_only; }
     /// The segment whose offsets include `offset` (the last one starting at or
-    /// before it), null if none. For partition_reader, after a frames() call.
-    std::shared_ptr<segment> segment_holding(int64_t offset);
+    /// before it), null if none; *next_base (if given) gets the next segment's
+    /// base, INT64_MAX when it is the last. For partition_reader, after a frames() call.
+    std::shared_ptr<segment> segment_holding(int64_t offset, int64_t* next_base = nullptr);
 
 private:
     void open_writer(bool clean_shutdown);
