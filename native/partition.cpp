@@ -558,6 +558,10 @@ bool partition::write_checkpoint() {
 
 void partition::enforce_retention() {
     if (!has_retention()) return;
+    // One pass at a time (the housekeeper's and explicit calls alike): a pass
+    // that chose newer segments while another still unlinks older ones could
+    // make its unlink durable first, leaving a hole at the front after a power cut.
+    std::lock_guard<std::mutex> one_pass(_retention_mu);
     std::vector<std::shared_ptr<segment>> doomed;
     {
         std::lock_guard<std::mutex> g(_mu);
@@ -608,11 +612,12 @@ std::vector<std::shared_ptr<segment>> partition::snapshot(int64_t* visible_end) 
     return _segments;
 }
 
-std::shared_ptr<segment> partition::segment_holding(int64_t offset) {
+std::shared_ptr<segment> partition::segment_holding(int64_t offset, int64_t* next_base) {
     int64_t visible;
     auto segs = snapshot(&visible);
     auto it = std::upper_bound(segs.begin(), segs.end(), offset,
                                [](int64_t o, const std::shared_ptr<segment>& s) { return o < s->base_offset(); });
+    if (next_base) *next_base = it == segs.end() ? INT64_MAX : (*it)->base_offset();
     return it == segs.begin() ? nullptr : *(it - 1);
 }
 
@@ -710,8 +715,11 @@ damaged_range partition::locate_damage(segment& s, const std::shared_ptr<mapped_
         return d;
     }
     // The last visible frame, whose successor may still be in flight: its header
-    // (which failed its CRC) is believed only when it ends exactly there.
-    if (check_header(data + pos, file_end - pos) == frame_check::ok) {
+    // (which failed its CRC) is believed only when it ends exactly there, and
+    // only in the segment that holds the visible end: in an earlier segment a
+    // header claiming offsets up to `visible` would skip the next segments'
+    // intact frames (a skip never leaves [segment base, next segment base)).
+    if (visible <= segment_end_offset && check_header(data + pos, file_end - pos) == frame_check::ok) {
         h = load_header(data + pos);
         if (h.base_offset == offset && h.next_offset() == visible) {
             d.bytes = h.frame_length();

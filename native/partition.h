@@ -4,7 +4,9 @@
 // Concurrency: append() is thread-safe (serialized by the partition mutex; the
 // payload CRC is computed before taking it). frames(), start_offset(),
 // end_offset() and wait_for_data() may run concurrently with appends from any
-// thread; they see only published (in "fsync" mode: durable) frames. close()
+// thread; they see only published (in "fsync" mode: durable) frames.
+// enforce_retention() is thread-safe: passes run one at a time, each removing
+// its segments oldest first, every removal durable before the next. close()
 // must not race with appends.
 #include <sys/uio.h>
 #include <time.h>
@@ -124,6 +126,8 @@ public:
     bool has_retention() const {
         return !_read_only && (_config.retention_bytes >= 0 || _config.retention_ms >= 0);
     }
+    /// Deletes the oldest segments past the retention limits, oldest first, the
+    /// folder fsynced after each; concurrent calls wait for the pass in progress.
     void enforce_retention();
     void flush();
     /// Clean close: trims the active segment, syncs everything, writes the checkpoint.
@@ -134,8 +138,9 @@ public:
     const std::string& dir() const { return _dir; }
     bool read_only() const { return _read_only; }
     /// The segment whose offsets include `offset` (the last one starting at or
-    /// before it), null if none. For partition_reader, after a frames() call.
-    std::shared_ptr<segment> segment_holding(int64_t offset);
+    /// before it), null if none; *next_base (if given) gets the next segment's
+    /// base, INT64_MAX when it is the last. For partition_reader, after a frames() call.
+    std::shared_ptr<segment> segment_holding(int64_t offset, int64_t* next_base = nullptr);
 
 private:
     void open_writer(bool clean_shutdown);
@@ -153,6 +158,8 @@ private:
     void note_damage(const damaged_range& d);
     void report_damage(const segment& s, const damaged_bytes& d, int64_t end_offset);
     /// One damaged spot met by a read: its offsets and where reading resumes.
+    /// The offsets never reach past segment_end_offset (the next segment's base):
+    /// the next segment's frames are judged by its own walk.
     damaged_range locate_damage(segment& s, const std::shared_ptr<mapped_region>& region, uint64_t pos,
                                 int64_t offset, frame_check why, int64_t segment_end_offset, int64_t visible,
                                 uint64_t* resume_position, int64_t* resume_offset);
@@ -162,6 +169,7 @@ private:
     const partition_config _config;
     const bool _read_only;
     std::mutex _mu;  // appends, segment list changes
+    std::mutex _retention_mu;  // one enforce_retention pass at a time; taken before _mu
     std::vector<std::shared_ptr<segment>> _segments;
     std::atomic<int64_t> _visible_end{0};
     std::mutex _durable_mu;

@@ -67,7 +67,8 @@ bool partition_reader::read_here(size_t max_frames, uint64_t max_bytes, int64_t 
             },
             // Damage, a frame not yet visible, the end of the bytes known: frames() judges.
             [](uint64_t, int64_t, frame_check) { return walk_resume::stop_here(); });
-        walk_frames(_region->data(), file_end, _position, _offset, visible, visitor, check_order::offsets_first);
+        walk_frames(_region->data(), file_end, _position, _offset, std::min(visible, _segment_end), visitor,
+                    check_order::offsets_first);
     }
     if (complete) return true;
     // Stopped on something frames() must judge: the next read goes through it.
@@ -97,7 +98,7 @@ void partition_reader::read_through_partition(size_t max_frames, uint64_t max_by
     _offset = last.header.next_offset();
     _position = last.position + last.header.frame_length();
     _region = last.region;
-    _segment = _partition.segment_holding(last.header.base_offset);
+    _segment = _partition.segment_holding(last.header.base_offset, &_segment_end);
     if (_segment && _segment->base_offset() > last.header.base_offset) _segment.reset();
     out->insert(out->end(), got.begin(), got.end());
 }

@@ -48,6 +48,11 @@ private:
     partition& _partition;
     std::shared_ptr<segment> _segment;  // null: the next read goes through frames()
     std::shared_ptr<mapped_region> _region;
+    // The next segment's base when _segment was taken (INT64_MAX: it was the
+    // last): frames() names a frame reaching past it damage, so a straight read
+    // must not take it. (A roll after that starts the next segment where this
+    // one's frames end.)
+    int64_t _segment_end = INT64_MAX;
     uint64_t _position = 0;  // in _segment: where the frame holding _offset starts
     int64_t _offset;
 };

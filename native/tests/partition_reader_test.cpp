@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cstring>
 #include <thread>
 
 #include "committer.h"
@@ -189,4 +190,47 @@ TEST_F(PartitionReaderTest, ConcurrentAppendsAreReadInOrder) {
         if (out.empty()) p->wait_for_data(next, 1'000'000);
     }
     writer.join();
+}
+
+TEST_F(PartitionReaderTest, AFrameReachingIntoTheNextSegmentIsDamageAsFramesSays) {
+    // The last frame of the first segment claims (with a valid CRC) offsets that
+    // the next segment holds. frames() names it damage (its offsets end past the
+    // segment's); a cursor walking on in that segment must not return it and then
+    // skip the next segment's first frames.
+    partition_config cfg = small_config(8 * 1024);
+    const int64_t end = 40;
+    { auto w = open(cfg); append_range(*w, 0, end); }
+    auto logs = files_with_suffix(dir, ".log");
+    ASSERT_GE(logs.size(), 2u);
+    auto bytes = read_file_bytes(logs[0]);
+    uint64_t pos = 0, last = 0;
+    while (pos < bytes.size() && check_header(bytes.data() + pos, bytes.size() - pos) == frame_check::ok) {
+        last = pos;
+        pos += load_header(bytes.data() + pos).frame_length();
+    }
+    frame_header h = load_header(bytes.data() + last);
+    ASSERT_EQ(h.version, 2u);
+    int64_t hit = h.base_offset;
+    h.record_count = 3;
+    h.last_offset_delta = 2;
+    h.crc = frame_crc(h, bytes.data() + last + h.payload_offset);
+    std::vector<uint8_t> header(frame_header_bytes);
+    std::memcpy(header.data(), &h, sizeof h);
+    overwrite(logs[0], last, header);
+
+    auto p = open(cfg);
+    std::vector<damaged_range> from_frames;
+    auto all = p->frames(0, end, INT64_MIN, INT64_MAX, SIZE_MAX, &from_frames);
+    ASSERT_EQ(from_frames.size(), 1u);
+    EXPECT_EQ(from_frames[0].start_offset, hit);
+    EXPECT_EQ(from_frames[0].end_offset, hit + 1);
+    std::vector<int64_t> expected = range(0, hit);
+    for (int64_t o = hit + 1; o < end; ++o) expected.push_back(o);
+    ASSERT_EQ(all.size(), expected.size());
+    partition_reader r(*p, 0);
+    std::vector<damaged_range> skipped;
+    EXPECT_EQ(read_all(r, 3, &skipped), expected);
+    ASSERT_EQ(skipped.size(), 1u);
+    EXPECT_EQ(skipped[0].start_offset, hit);
+    EXPECT_EQ(skipped[0].end_offset, hit + 1);
 }

@@ -2,16 +2,22 @@
 // tails and lost or garbled indexes, retention, offset_for_time, readers.
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+
+#include <atomic>
 #include <chrono>
 #include <climits>
-#include <atomic>
+#include <condition_variable>
+#include <cstddef>
 #include <memory>
+#include <mutex>
 #include <ostream>
 #include <random>
 #include <set>
 #include <thread>
 
 #include "committer.h"
+#include "file_io.h"
 #include "partition.h"
 #include "test_util.h"
 #include "units.h"
@@ -561,6 +567,35 @@ TEST_F(PartitionTest, ZeroedSectorInASealedSegmentCostsOnlyTheFramesInIt) {
     }
 }
 
+TEST_F(PartitionTest, DamagedLastFrameOfASealedSegmentDoesNotSkipTheNextSegment) {
+    // The last frame of the first segment gets a header (CRC now failing) whose
+    // offsets run to the partition's visible end. A read that skips it must stop
+    // the skip at the next segment's base, not lose that segment's intact frames
+    // (found by segment_recovery_fuzz: regressions/reader-skip-past-segment-end).
+    partition_config cfg = small_config(8 * 1024);
+    const int64_t end = 40;
+    { auto p = open(cfg); append_range(*p, 0, end); }
+    auto logs = files_with_suffix(dir, ".log");
+    ASSERT_GE(logs.size(), 3u);
+    auto frames = walk_log(logs[0]);
+    ASSERT_GE(frames.size(), 2u);
+    const frame_pos& last = frames.back();
+    ASSERT_EQ(last.header.version, 2u);
+    int64_t hit = last.header.base_offset;
+    uint32_t count = static_cast<uint32_t>(end - hit);
+    uint32_t delta = count - 1;
+    auto le32 = [](uint32_t v) {
+        return std::vector<uint8_t>{uint8_t(v), uint8_t(v >> 8), uint8_t(v >> 16), uint8_t(v >> 24)};
+    };
+    overwrite(logs[0], last.position + offsetof(frame_header, record_count), le32(count));
+    overwrite(logs[0], last.position + offsetof(frame_header, last_offset_delta), le32(delta));
+    for (bool clean : {true, false}) {
+        auto p = open(cfg, clean);
+        expect_frames_around_damage(*p, 0, end, {hit});
+        for (auto& d : p->damaged_ranges()) EXPECT_LE(d.end_offset, hit + 1) << d.segment;
+    }
+}
+
 TEST_F(PartitionTest, CleanMarkerOverATornTailIsRecovered) {
     // A clean close vouched for offset 19: after its bytes are lost the log is
     // usable, the loss is reported, and offset 19 is not given out again.
@@ -836,6 +871,135 @@ TEST_F(PartitionTest, RetentionByBytesDeletesOldSegments) {
     expect_standard_frames(*p, start, 150);
     append_range(*p, 150, 160);
     expect_standard_frames(*p, start, 160);
+}
+
+namespace {
+// I/O hooks recording the order of segment deletions and directory fsyncs: the
+// first .log unlink waits at a gate (so a second retention pass can try to run
+// meanwhile), and every unlink checks that all older deletions are durable.
+struct retention_order_log {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool gate_armed = false;     // the next .log unlink waits until opened
+    bool gate_reached = false;
+    bool gate_open = false;
+    uint64_t events = 0;         // unlinks and fsync starts, numbered
+    uint64_t durable_through = 0;  // unlinks numbered below this are durable
+    std::vector<std::pair<int64_t, uint64_t>> unlinked;  // .log base, its event number
+    std::vector<std::string> violations;
+};
+retention_order_log* order_log = nullptr;
+
+int64_t log_base(const char* path) {
+    std::string p = path;
+    if (p.size() < 4 || p.compare(p.size() - 4, 4, ".log") != 0) return -1;
+    size_t slash = p.find_last_of('/');
+    return std::stoll(p.substr(slash + 1, p.size() - 4 - slash - 1));
+}
+int ordered_unlink(const char* path) {
+    int64_t base = log_base(path);
+    if (base >= 0) {
+        std::unique_lock<std::mutex> lk(order_log->mu);
+        if (order_log->gate_armed) {
+            order_log->gate_armed = false;
+            order_log->gate_reached = true;
+            order_log->cv.notify_all();
+            order_log->cv.wait(lk, [] { return order_log->gate_open; });
+        }
+        for (auto& [earlier, at] : order_log->unlinked) {
+            if (earlier > base)
+                order_log->violations.push_back("segment " + std::to_string(base) + " deleted after the newer " +
+                                                std::to_string(earlier));
+            else if (at >= order_log->durable_through)
+                order_log->violations.push_back("segment " + std::to_string(base) + " deleted before the deletion of " +
+                                                std::to_string(earlier) + " was durable");
+        }
+        order_log->unlinked.emplace_back(base, order_log->events++);
+    }
+    return ::unlink(path);
+}
+int ordered_fsync(int fd) {
+    struct stat st;
+    bool dir = ::fstat(fd, &st) == 0 && S_ISDIR(st.st_mode);
+    uint64_t started = 0;
+    if (dir) {
+        std::lock_guard<std::mutex> g(order_log->mu);
+        started = order_log->events++;
+    }
+    int rc = ::fsync(fd);
+    if (dir && rc == 0) {
+        std::lock_guard<std::mutex> g(order_log->mu);
+        order_log->durable_through = std::max(order_log->durable_through, started);
+    }
+    return rc;
+}
+int pass_open(const char* path, int flags, mode_t mode) { return ::open(path, flags, mode); }
+ssize_t pass_pwritev(int fd, const struct iovec* iov, int count, off_t position) {
+    return ::pwritev(fd, iov, count, position);
+}
+int pass_fallocate(int fd, int mode, off_t position, off_t length) { return ::fallocate(fd, mode, position, length); }
+int pass_ftruncate(int fd, off_t length) { return ::ftruncate(fd, length); }
+int pass_mkdir(const char* path, mode_t mode) { return ::mkdir(path, mode); }
+int pass_rename(const char* from, const char* to) { return ::rename(from, to); }
+const io::hooks retention_order_hooks{pass_open,      pass_pwritev, ::fdatasync,    ordered_fsync, pass_fallocate,
+                                      pass_ftruncate, pass_mkdir,   ordered_unlink, pass_rename};
+}  // namespace
+
+TEST_F(PartitionTest, ConcurrentRetentionPassesDeleteOldestFirst) {
+    // A retention pass stalls deleting its oldest segment; meanwhile appends roll
+    // new segments past the limit and a second pass starts. The second must wait:
+    // had it deleted newer segments (and fsynced the folder) first, a power cut
+    // could keep the old segment and lose the newer ones, a hole at the front.
+    retention_order_log log;
+    order_log = &log;
+    const io::hooks* previous = io::install_hooks(&retention_order_hooks);
+    {
+        partition_config cfg = small_config(4 * 1024);
+        cfg.retention_bytes = 4 * 1024;
+        auto p = open(cfg);
+        int64_t end = 0;
+        auto roll_a_few = [&] {
+            size_t before = p->segment_count();
+            while (p->segment_count() < before + 3) append_standard(*p, end++);
+        };
+        roll_a_few();
+        {
+            std::lock_guard<std::mutex> g(log.mu);
+            log.gate_armed = true;
+        }
+        std::thread first([&] { p->enforce_retention(); });
+        bool stalled;
+        {
+            std::unique_lock<std::mutex> lk(log.mu);
+            stalled = log.cv.wait_for(lk, std::chrono::seconds(10), [&] { return log.gate_reached; });
+        }
+        std::thread second;
+        if (stalled) {
+            roll_a_few();  // more segments past the limit, which the stalled pass did not choose
+            second = std::thread([&] { p->enforce_retention(); });
+            // Give the second pass time to delete (it must not): then let the first go on.
+            std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        }
+        {
+            std::lock_guard<std::mutex> g(log.mu);
+            log.gate_armed = false;
+            log.gate_open = true;
+            log.cv.notify_all();
+        }
+        first.join();
+        if (second.joinable()) second.join();
+        EXPECT_TRUE(stalled) << "the first retention pass deleted nothing";
+        EXPECT_TRUE(log.violations.empty()) << log.violations.front();
+        EXPECT_GE(log.unlinked.size(), 4u);
+        // What is left is the newest segments, contiguous up to the end.
+        int64_t start = p->start_offset();
+        EXPECT_GT(start, 0);
+        EXPECT_EQ(files_with_suffix(dir, ".log").front(), log_path(start));
+        expect_standard_frames(*p, start, end);
+        p->close();
+    }
+    io::install_hooks(previous);
+    order_log = nullptr;
 }
 
 TEST_F(PartitionTest, RetentionByTimeKeepsTheActiveSegment) {
