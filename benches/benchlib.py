@@ -23,7 +23,7 @@ from typing import Callable, Iterator
 
 import pyarrow as pa
 
-from tidelog._sensors import SCHEMA, readings
+from tidelog._sensors import SCHEMA, TS0, readings
 from tidelog.bench.contenders import find as find_contender
 from tidelog.bench.core import drop_page_cache, make_keys, make_values, median  # noqa: F401 (shared helpers)
 from tidelog.bench.pytest_support import MODE
@@ -43,7 +43,8 @@ def make_batch(rows: int, seed: int, start_ts: int = 0) -> pa.RecordBatch:
 
 
 def make_batches(count: int, rows: int = BATCH_ROWS, seed: int = 0) -> list[pa.RecordBatch]:
-    return [make_batch(rows, seed + i, start_ts=i * rows * 1_000_000) for i in range(count)]
+    """``count`` batches in time order from the sensor stream's start (TS0: a timestamp a topic takes as is)."""
+    return [make_batch(rows, seed + i, start_ts=TS0 + i * rows * 1_000_000) for i in range(count)]
 
 
 @contextlib.contextmanager
