@@ -189,7 +189,7 @@ def _print_plain(doc: dict, file) -> None:
 
 # parameters only some rows have (ingest's keyed partitions, scans' frame sizes): a headline reads the
 # rows without them unless it names them
-VARIANT_PARAMS = ("partitions", "frame_rows")
+VARIANT_PARAMS = ("partitions", "frame_rows", "columnar")
 
 
 def _plain(r: dict, match: dict | None = None) -> bool:

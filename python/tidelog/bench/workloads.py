@@ -323,11 +323,16 @@ class Recovery(Workload):
     SIZES = {"smoke": [100_000], "quick": [1 * MB, 10 * MB], "full": [10 * MB, 100 * MB, 1 * GB]}
     LINGER = {"smoke": 0.02, "quick": 0.03, "full": 0.3}
 
+    # a columnar topic of sensor rows (tidelog columnar and open+mmap only; full: benches/test_bench_recovery.py)
+    COLUMNAR = {"smoke": 4 * MiB, "quick": 64 * MiB, "full": 1 << 30}
+
     def grid(self, mode, opts):
         sizes = self.SIZES[mode]
+        columnar = [self.COLUMNAR[mode]]
         if opts.get("max_size"):
             sizes = [s for s in sizes if s <= opts["max_size"]]
-        return [{"size": s} for s in sizes]
+            columnar = [s for s in columnar if s <= opts["max_size"]]
+        return [{"size": s} for s in sizes] + [{"size": s, "columnar": True} for s in columnar]
 
     def cases(self, params):
         return [{"after": "sigkill"}, {"after": "clean"}]
@@ -350,7 +355,8 @@ class Recovery(Workload):
         return {"ms": m["seconds"] * 1e3}
 
     def label(self, params, case):
-        return f"{human_bytes(params['size'])}" + (f" after {case['after']}" if case else "")
+        kind = " columnar" if params.get("columnar") else ""
+        return f"{human_bytes(params['size'])}{kind}" + (f" after {case['after']}" if case else "")
 
 
 # ----------------------------------------------------------------- 6 latency

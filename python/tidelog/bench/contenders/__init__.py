@@ -11,14 +11,14 @@ from .limits import (
 from .lmdb_ import Lmdb
 from .placeholders import EventSourcing, Kafka
 from .sqlite_ import Sqlite
-from .tidelog_ import Tidelog, TidelogProducer
+from .tidelog_ import Tidelog, TidelogColumnar, TidelogProducer
 from .tidelog_targets import TidelogIntact
 
 
 def default_contenders() -> list[Contender]:
     return [
         # tidelog
-        Tidelog("fsync"), Tidelog("interval"), Tidelog("none"), TidelogProducer(), TidelogIntact(),
+        Tidelog("fsync"), Tidelog("interval"), Tidelog("none"), TidelogProducer(), TidelogColumnar(), TidelogIntact(),
         # physical limits
         NumpyCopy(), OsWrite(), OsWrite(preallocate=False), WriteFdatasync(True), WriteFdatasync(False),
         ArrowInMemory(), ArrowIpcFile(), OpenMmap(), OsPipe(), PythonCallFloor(), PaArrayConversion(), Crc32c(),
@@ -36,6 +36,6 @@ def find(name: str) -> Contender:
     raise KeyError(f"no contender {name!r}")
 
 
-__all__ = ["default_contenders", "find", "Contender", "Tidelog", "TidelogProducer", "TidelogIntact", "NumpyCopy",
+__all__ = ["default_contenders", "find", "Contender", "Tidelog", "TidelogProducer", "TidelogColumnar", "TidelogIntact", "NumpyCopy",
            "OsWrite", "WriteFdatasync", "ArrowInMemory", "ArrowIpcFile", "OpenMmap", "OsPipe", "PythonCallFloor",
            "PaArrayConversion", "Crc32c", "Sqlite", "DuckDB", "Lmdb", "Kafka", "EventSourcing"]

@@ -124,6 +124,9 @@ class DuckDB(Contender):
         self.data = data
         self.dir = fill_recovery_store(self, tmpdir, data)
 
+    def recovery_supports(self, params):
+        return not params.get("columnar")
+
     def recovery_run(self, case):
         import duckdb
 

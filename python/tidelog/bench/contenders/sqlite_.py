@@ -196,7 +196,7 @@ class Sqlite(Contender):
 
     # ----------------------------------------------------------- recovery
     def recovery_supports(self, params):
-        return self.synchronous == "FULL"
+        return self.synchronous == "FULL" and not params.get("columnar")
 
     def recovery_writer(self, path, size, value_bytes, keep_writing, ready):
         from ..core import make_values

@@ -170,7 +170,7 @@ class Tidelog(TidelogTargets, Contender):
 
     # ----------------------------------------------------------- recovery
     def recovery_supports(self, params):
-        return self.durability == "fsync"
+        return self.durability == "fsync" and not params.get("columnar")
 
     def recovery_writer(self, path, size, value_bytes, keep_writing, ready):
         """Child side: fill ``path`` to ``size`` bytes of records, or append small durable batches until killed."""
@@ -261,6 +261,59 @@ class Tidelog(TidelogTargets, Contender):
             self.producer.close()
         finally:
             self._close()
+
+
+class TidelogColumnar(Tidelog):
+    """The recovery workload's columnar case (benches/test_bench_recovery.py): a
+    writer child appends 1 Mi-row sensor batches to a 1-partition
+    durability="fsync" topic until it holds ``size`` bytes, then 4 Ki-row
+    batches until it is killed."""
+
+    TOPIC = "readings"
+
+    def __init__(self):
+        super().__init__("fsync")
+        self.name = "tidelog columnar"
+        self.description = "a columnar topic filled with 1 Mi-row batches, durability=\"fsync\"; open + end offsets"
+
+    def supports(self, workload, params):
+        return workload == "recovery" and bool(params.get("columnar"))
+
+    def recovery_writer(self, path, size, value_bytes, keep_writing, ready):
+        """Child side: fill ``path`` to ``size`` bytes of sensor rows, or append small batches until killed."""
+        import tidelog
+        from ..core import TS0, readings
+
+        log = tidelog.open(path)
+        if self.TOPIC in log.topics():
+            topic = log.topic(self.TOPIC)
+        else:
+            topic = log.create_topic(self.TOPIC, schema=SCHEMA, partitions=1, timestamp="ts", durability="fsync")
+        big = readings(1 << 20, 1, TS0)
+        small = readings(4096, 2, TS0 + (1 << 40))
+        filled = topic.describe()["bytes"]
+        while filled < size:
+            topic.append(big)
+            filled += big.nbytes
+        ready()
+        while keep_writing:
+            topic.append(small)
+        log.close()
+
+    def recovery_run(self, case):
+        """The timed open; also what the open saw (outside the clock)."""
+        import tidelog
+
+        crash_writer_if_asked(self, case, self.path, self.data)
+        t0 = time.perf_counter()
+        log = tidelog.open(self.path)
+        log.topic(self.TOPIC).end_offsets()
+        seconds = time.perf_counter() - t0
+        try:
+            return {"seconds": seconds, "clean_shutdown": log.clean_shutdown,
+                    "recovery_events": len(log.recovery_report), "topic_bytes": log.topic(self.TOPIC).describe()["bytes"]}
+        finally:
+            log.close()
 
 
 class TidelogProducer(Tidelog):
