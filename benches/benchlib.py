@@ -23,7 +23,7 @@ from typing import Callable, Iterator
 
 import pyarrow as pa
 
-from tidelog._sensors import SCHEMA, readings
+from tidelog._sensors import SCHEMA, TS0, readings
 from tidelog.bench.contenders import find as find_contender
 from tidelog.bench.core import drop_page_cache, make_keys, make_values, median  # noqa: F401 (shared helpers)
 from tidelog.bench.pytest_support import MODE
@@ -43,16 +43,17 @@ def make_batch(rows: int, seed: int, start_ts: int = 0) -> pa.RecordBatch:
 
 
 def make_batches(count: int, rows: int = BATCH_ROWS, seed: int = 0) -> list[pa.RecordBatch]:
-    return [make_batch(rows, seed + i, start_ts=i * rows * 1_000_000) for i in range(count)]
+    """``count`` batches in time order from the sensor stream's start (TS0: a timestamp a topic takes as is)."""
+    return [make_batch(rows, seed + i, start_ts=TS0 + i * rows * 1_000_000) for i in range(count)]
 
 
 @contextlib.contextmanager
 def contender_rounds(name: str, workload: str, params: dict, data, tmpdir: str,
-                     case: dict | None = None) -> Iterator[Callable[[], dict]]:
+                     case: dict | None = None) -> Iterator["ContenderRounds"]:
     """The suite's contender ``name`` set up for ``workload`` at ``params`` on
     ``data`` (the workload's data class); yields a function running one round
-    of ``case`` and returning the contender's measure ({"seconds": ..., ...});
-    tears the contender down on exit."""
+    of ``case`` (or of the case it is called with) and returning the
+    contender's measure ({"seconds": ..., ...}); tears the contender down on exit."""
     c = find_contender(name)
     reason = c.available()
     if reason is not None:
@@ -62,9 +63,27 @@ def contender_rounds(name: str, workload: str, params: dict, data, tmpdir: str,
     assert c.supports(workload, params) is True, (name, workload, params)
     c.setup(tmpdir, workload, params, data)
     try:
-        yield lambda: c.run(case or {})
+        yield ContenderRounds(c, case or {})
     finally:
         c.teardown()
+
+
+class ContenderRounds:
+    """One set-up contender: calling it runs one round (of ``case``, default the
+    one it was made with); ``contender`` is the contender itself."""
+
+    def __init__(self, contender, case: dict):
+        self.contender, self.case = contender, case
+
+    def __call__(self, case: dict | None = None) -> dict:
+        return self.contender.run(self.case if case is None else case)
+
+
+def collect(round_fn: Callable[[], dict], measures: list[dict], case: dict | None = None) -> Callable[[], None]:
+    """A subject for ``interleaved``: one round of a contender, its measure kept
+    in ``measures`` (the figures come from the contender's own clock; take the
+    last ``len(times)`` entries, the warm-up rounds come first)."""
+    return lambda: measures.append(round_fn(case))
 
 
 def seconds_of(round_fn: Callable[[], dict]) -> Callable[[], float]:

@@ -2,7 +2,7 @@
 
 64 Ki-row batches of (int64 ts, int32 sensor_id, float64 value), 1.25 MiB each,
 appended to a topic with durability="fsync" (each append returns once
-fdatasync'd), against the contenders of ``tidelog bench -w ingest`` (64Ki-row
+fdatasync'd; the ``tidelog`` contender), against the contenders of ``tidelog bench -w ingest`` (64Ki-row
 batches, durable), on the same batches:
 
 * raw, ``append+fdatasync``: the same bytes (``batch.serialize()``, the batch's
@@ -20,11 +20,8 @@ Targets: tidelog rows/s >= 0.7x raw and >= 30x SQLite(FULL).
 from __future__ import annotations
 
 import contextlib
-import os
-
-import tidelog
 from benchlib import (
-    BATCH_ROWS, SCHEMA, comparison, contender_rounds, interleaved, make_batches, median, record, seconds_of, sized,
+    BATCH_ROWS, collect, comparison, contender_rounds, interleaved, make_batches, median, record, seconds_of, sized,
 )
 from tidelog.bench.workloads import IngestData
 
@@ -40,38 +37,27 @@ def ingest_data(batches, durable: bool = True) -> IngestData:
 def test_durable_append_1p(benchmark, bench_dir):
     batches = make_batches(BATCHES_PER_ROUND)
     data = ingest_data(batches)
-    log = tidelog.open(os.path.join(bench_dir, "log"))
-    topic = log.create_topic("readings", schema=SCHEMA, partitions=1, timestamp="ts", durability="fsync")
-    stats0 = log.stats()
+    measures: list[dict] = []
+    with contextlib.ExitStack() as stack:
+        def rounds_of(name: str, durable: bool = True):
+            params = {"batch_rows": BATCH_ROWS, "durable": durable}
+            return stack.enter_context(contender_rounds(name, "ingest", params, data, bench_dir))
 
-    def subject():
-        for b in batches:
-            topic.append(b)
-
-    try:
-        with contextlib.ExitStack() as stack:
-            def baseline(name: str, durable: bool = True):
-                params = {"batch_rows": BATCH_ROWS, "durable": durable}
-                return seconds_of(stack.enter_context(contender_rounds(name, "ingest", params, data, bench_dir)))
-
-            times, base = interleaved(
-                benchmark,
-                subject,
-                {"raw": baseline("append+fdatasync"), "sqlite_full": baseline("sqlite FULL"),
-                 "sqlite_normal": baseline("sqlite NORMAL", durable=False)},
-                rounds=ROUNDS,
-            )
-        stats1 = log.stats()
-    finally:
-        log.close()
+        times, base = interleaved(
+            benchmark,
+            collect(rounds_of("tidelog"), measures),
+            {"raw": seconds_of(rounds_of("append+fdatasync")), "sqlite_full": seconds_of(rounds_of("sqlite FULL")),
+             "sqlite_normal": seconds_of(rounds_of("sqlite NORMAL", durable=False))},
+            rounds=ROUNDS,
+        )
 
     rows = BATCHES_PER_ROUND * BATCH_ROWS
-    tl_rate = rows / median(times)
+    tl_rate = rows / median([m["seconds"] for m in measures[len(measures) - len(times):]])
     raw_rate = rows / median(base["raw"])
     full_rate = BATCH_ROWS / median(base["sqlite_full"])
     normal_rate = BATCH_ROWS / median(base["sqlite_normal"])
-    appends = stats1["appends"] - stats0["appends"]
-    syncs = stats1["fdatasyncs"] - stats0["fdatasyncs"]
+    appends = sum(m["appends"] for m in measures)
+    syncs = sum(m["fdatasyncs"] for m in measures)
     record(
         benchmark,
         [
@@ -92,29 +78,19 @@ def test_durable_append_1p(benchmark, bench_dir):
 
 
 def test_durable_append_4p_keyed(benchmark, bench_dir):
-    """The same batches into 4 partitions keyed by sensor_id: each batch is split
-    by murmur2(key) into 4 frames, one per partition, all made durable together."""
-    batches = make_batches(BATCHES_PER_ROUND, seed=100)
-    log = tidelog.open(os.path.join(bench_dir, "log"))
-    topic = log.create_topic("readings", schema=SCHEMA, partitions=4, key="sensor_id", timestamp="ts",
-                             durability="fsync")
-    stats0 = log.stats()
-
-    def subject():
-        for b in batches:
-            topic.append(b)
-
-    try:
-        with contender_rounds("append+fdatasync", "ingest", {"batch_rows": BATCH_ROWS, "durable": True},
-                              ingest_data(batches), bench_dir) as raw:
-            times, base = interleaved(benchmark, subject, {"raw": seconds_of(raw)}, rounds=ROUNDS)
-        stats1 = log.stats()
-    finally:
-        log.close()
+    """The same batches into 4 partitions keyed by sensor_id (the ingest workload's
+    4-partition case): each batch is split by murmur2(key) into 4 frames, one per
+    partition, all made durable together."""
+    data = ingest_data(make_batches(BATCHES_PER_ROUND, seed=100))
+    params = {"batch_rows": BATCH_ROWS, "durable": True, "partitions": 4}
+    measures: list[dict] = []
+    with contender_rounds("tidelog", "ingest", params, data, bench_dir) as tl, \
+            contender_rounds("append+fdatasync", "ingest", params, data, bench_dir) as raw:
+        times, base = interleaved(benchmark, collect(tl, measures), {"raw": seconds_of(raw)}, rounds=ROUNDS)
     rows = BATCHES_PER_ROUND * BATCH_ROWS
-    tl_rate = rows / median(times)
+    tl_rate = rows / median([m["seconds"] for m in measures[len(measures) - len(times):]])
     raw_rate = rows / median(base["raw"])
-    appends = (ROUNDS + 1) * BATCHES_PER_ROUND
+    appends = sum(m["appends"] for m in measures)
     record(
         benchmark,
         [
@@ -122,6 +98,6 @@ def test_durable_append_4p_keyed(benchmark, bench_dir):
                        baseline=raw_rate, unit="rows/s", ratio=tl_rate / raw_rate, target=None, passed=None,
                        baseline_name="os.write+os.fdatasync (1 file)", note="reported, no target"),
         ],
-        fdatasyncs_per_append=(stats1["fdatasyncs"] - stats0["fdatasyncs"]) / appends,
-        frames_per_append=(stats1["frames"] - stats0["frames"]) / appends,
+        fdatasyncs_per_append=sum(m["fdatasyncs"] for m in measures) / appends,
+        frames_per_append=sum(m["frames"] for m in measures) / appends,
     )

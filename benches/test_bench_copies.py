@@ -14,6 +14,10 @@ that is left to see), against, on the same bytes (``batch.serialize()``):
 * crc32c: tidelog's own CRC32C over the same bytes (``tidelog._core.crc32c``),
   work the append must do besides copying.
 
+The contenders of ``tidelog bench -w copies`` (tidelog.bench.targets.Copies):
+``tidelog none``, ``numpy copy``, ``os.write``, ``os.write (extending)`` and
+``crc32c``, each timing itself (wall and thread CPU time).
+
 Each tidelog round appends to a fresh topic (the previous one is deleted and
 every file flushed outside the timed region, so no round pays for another's
 writeback). The figure of merit is the time tidelog spends beyond
@@ -25,97 +29,49 @@ Target: extra < 0.5. Also recorded: bytes allocated during an append
 """
 from __future__ import annotations
 
-import os
-import time
-import tracemalloc
+import contextlib
 
-import numpy as np
-import pyarrow as pa
-
-import tidelog
-from tidelog import _core
-from benchlib import SCHEMA, comparison, interleaved, make_batch, median, record, sized
+from benchlib import collect, comparison, contender_rounds, interleaved, median, record, sized
+from tidelog.bench.targets import CopiesData
 
 ROWS = sized(4 * 1024 * 1024, 512 * 1024)
 ROUNDS = sized(15, 3)
+BASELINES = {"memcpy": "numpy copy", "write": "os.write", "write_extending": "os.write (extending)",
+             "crc32c": "crc32c"}
 
 
 def test_append_copies(benchmark, bench_dir):
-    batch = make_batch(ROWS, 11)
-    payload = batch.serialize()
-    nbytes = payload.size
-    src = np.frombuffer(payload, dtype=np.uint8)
-    dst = np.empty_like(src)
-    dst[:] = 1  # fault the pages in
-    raw_path = os.path.join(bench_dir, "raw.bin")
-    ext_path = os.path.join(bench_dir, "raw-extending.bin")
-    log = tidelog.open(os.path.join(bench_dir, "log"))
-    state = {"n": 0, "topic": None}
+    data = CopiesData.build(ROWS)
+    nbytes = data.nbytes
+    params = {"rows": ROWS}
+    appends: list[dict] = []
+    measures: dict[str, list[dict]] = {k: [] for k in BASELINES}
+    with contextlib.ExitStack() as stack:
+        def rounds_of(name: str):
+            return stack.enter_context(contender_rounds(name, "copies", params, data, bench_dir))
 
-    cpu: dict[str, list[float]] = {"append": [], "memcpy": [], "write": [], "write_extending": [], "crc32c": []}
+        tl = rounds_of("tidelog none")
 
-    def clock(name, fn):
-        """Runs fn, returns its wall time and records its thread CPU time (user +
-        system: the kernel's copy in write() counts), which other processes on
-        this shared VM disturb far less than wall time."""
-        c0, t0 = time.thread_time(), time.perf_counter()
-        fn()
-        elapsed, used = time.perf_counter() - t0, time.thread_time() - c0
-        cpu[name].append(used)
-        return elapsed
+        def baseline(key: str):
+            run = rounds_of(BASELINES[key])
 
-    def memcpy() -> float:
-        return clock("memcpy", lambda: np.copyto(dst, src))
+            def one() -> float:
+                measures[key].append(run())
+                return measures[key][-1]["seconds"]
+            return one
 
-    def write_file(path: str, preallocate: bool) -> float:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        try:
-            if preallocate:
-                os.posix_fallocate(fd, 0, nbytes + (1 << 20))
-            written = []
-            elapsed = clock("write" if preallocate else "write_extending", lambda: written.append(os.write(fd, payload)))
-            assert written == [nbytes]
-            os.fdatasync(fd)  # outside the clock: no dirty pages left for the next timed step
-        finally:
-            os.close(fd)
-        return elapsed
-
-    def crc() -> float:
-        return clock("crc32c", lambda: _core.crc32c(payload))
-
-    def fresh_topic():
-        if state["topic"] is not None:
-            log.delete_topic(state["topic"].name)
-        state["n"] += 1
-        state["topic"] = log.create_topic(f"big{state['n']}", schema=SCHEMA, partitions=1, timestamp=None,
-                                          durability="none")
-        log.flush()
-
-    def subject():
-        clock("append", lambda: state["topic"].append(batch))
-
-    try:
-        times, base = interleaved(
-            benchmark, subject,
-            {"memcpy": memcpy, "write": lambda: write_file(raw_path, True),
-             "write_extending": lambda: write_file(ext_path, False), "crc32c": crc},
-            rounds=ROUNDS, before_subject=fresh_topic, after_subject=log.flush,
-        )
+        times, base = interleaved(benchmark, collect(tl, appends), {k: baseline(k) for k in BASELINES},
+                                  rounds=ROUNDS)
         # Allocations made by one more append (outside any timing).
-        fresh_topic()
-        pool = pa.default_memory_pool()
-        pool_before, peak_before = pool.bytes_allocated(), pool.max_memory()
-        tracemalloc.start()
-        state["topic"].append(batch)
-        _, py_peak = tracemalloc.get_traced_memory()
-        tracemalloc.stop()
-        pool_after, peak_after = pool.bytes_allocated(), pool.max_memory()
-    finally:
-        log.close()
+        alloc = tl({"allocations": True})
 
-    t_app, t_mem, t_wr = median(times), median(base["memcpy"]), median(base["write"])
+    def cpu(ms: list[dict]) -> float:
+        return median([m["cpu_seconds"] for m in ms[len(ms) - len(times):]])
+
+    t_app = median([m["seconds"] for m in appends[len(appends) - len(times):]])
+    t_mem, t_wr = median(base["memcpy"]), median(base["write"])
     t_ext, t_crc = median(base["write_extending"]), median(base["crc32c"])
-    c = {k: median(v[1:] if len(v) > 1 else v) for k, v in cpu.items()}  # first entry: the warm-up round
+    c = {"append": cpu(appends), **{k: cpu(v) for k, v in measures.items()}}
     extra_wall = (t_app - t_wr - t_crc) / t_mem
     extra_cpu = (c["append"] - c["write"] - c["crc32c"]) / c["memcpy"]
     gbps = lambda t: nbytes / t / 1e9  # noqa: E731
@@ -140,9 +96,9 @@ def test_append_copies(benchmark, bench_dir):
         payload_bytes=nbytes,
         wall_s={"append": t_app, "memcpy": t_mem, "write": t_wr, "write_extending": t_ext, "crc32c": t_crc},
         thread_cpu_s=c,
-        crc32c_hardware=bool(_core.crc32c_hardware()),
-        python_alloc_peak_bytes_during_append=py_peak,
-        arrow_pool_bytes_delta_during_append=pool_after - pool_before,
-        arrow_pool_peak_increase_during_append=peak_after - peak_before,
-        arrow_pool_in_use_before_append=pool_before,
+        crc32c_hardware=bool(measures["crc32c"][-1]["hardware"]),
+        python_alloc_peak_bytes_during_append=alloc["python_alloc_peak_bytes"],
+        arrow_pool_bytes_delta_during_append=alloc["arrow_pool_bytes_delta"],
+        arrow_pool_peak_increase_during_append=alloc["arrow_pool_peak_increase"],
+        arrow_pool_in_use_before_append=alloc["arrow_pool_in_use_before"],
     )

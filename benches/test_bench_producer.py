@@ -4,28 +4,31 @@ All topics are byte-record topics (``create_topic`` without a schema). Every
 tidelog figure is measured interleaved, round by round, with its baselines
 (benchlib.interleaved); medians over rounds.
 
+P1-P3 run the contenders of ``tidelog bench -w records`` (tidelog.bench.targets.Records,
+the ``tidelog interval`` contender and the baselines named below) on the same data.
+
 P1  ``send()`` of 100-byte values, ``acks="written"``, one Python thread, the
     default producer (linger_ms=5, batch_bytes=1 MiB), ``p.flush()`` inside the
     clock, into a fresh 4-partition topic per round with durability="interval"
     (the committer fdatasyncs every 100 ms in the background, as Kafka leaves
     data to the page cache). Unkeyed (sticky partitioner) is the subject; keyed
     (16-byte keys, murmur2) and the baselines run in the same round:
-    * SQLite (stdlib sqlite3, WAL, ``synchronous=OFF`` - nothing synced, the
+    * ``sqlite OFF`` (stdlib sqlite3, WAL, ``synchronous=OFF`` - nothing synced, the
       same promise as acks="written"): ``executemany`` of the same (key, value)
       rows, prepared as tuples before the clock, in one transaction;
-    * the Python call floor: the same loop calling ``slice(topic, value, key)``
+    * ``python call floor``: the same loop calling ``slice(topic, value, key)``
       (a C call of 3 arguments that allocates one object, as send() allocates its
       future) - how much of send()'s cost is the interpreter's.
     Targets: >= 3 M records/s, and >= 5x SQLite.
 P2  ``send_many`` of 100-byte values, acks="written", one topic per round:
-    from a list of bytes (baseline: ``pa.array(values, pa.binary())`` alone, the
-    conversion any list path pays) and from a ``pa.array`` of binary (baseline:
-    ``os.write`` of the same value bytes into a page-cache file, the one copy).
+    from a list of bytes (baseline ``pa.array conversion``: ``pa.array(values, pa.binary())`` alone, the
+    conversion any list path pays) and from a ``pa.array`` of binary (baseline
+    ``os.write``: one os.write of the same value bytes into a page-cache file, the one copy).
     Target: >= 10 M records/s.
 P3  Reading 500 k records written by a default producer (1 MiB frames, ~8 k
-    records each), page cache warm: ``for rec in consumer`` (baseline: SQLite
+    records each), page cache warm: ``for rec in consumer`` (baseline ``sqlite OFF``:
     ``for row in con.execute("select key, value ...")`` over the same rows) and
-    ``poll_batch(100_000)`` (baseline: ``topic.read()``, the zero-copy Arrow
+    ``poll_batch(100_000)`` (baseline: the contender's ``topic.read()``, the zero-copy Arrow
     read of the same records). Targets: >= 2 M and >= 20 M records/s.
 P5  16 threads share one producer (acks="durable", linger_ms=0) and each loops
     ``p.send(...).result()`` on a 1-partition durability="fsync" topic, against
@@ -38,19 +41,19 @@ P5  16 threads share one producer (acks="durable", linger_ms=0) and each loops
 """
 from __future__ import annotations
 
-import os
-import sqlite3
-import time
+import contextlib
 
-import pyarrow as pa
 import pytest
 
-import tidelog
-from benchlib import (
-    VALUE_BYTES, absolute, comparison, contender_rounds, interleaved, make_keys, make_values, median, record,
-    seconds_of, sized,
-)
+from benchlib import absolute, collect, comparison, contender_rounds, interleaved, median, record, seconds_of, sized
+from tidelog.bench.targets import RecordsData
 from tidelog.bench.workloads import Threads
+
+
+def self_timed(measures: list[dict], times: list[float]) -> list[dict]:
+    """The measured rounds' measures (warm-up rounds dropped, as ``interleaved`` drops them)."""
+    return measures[len(measures) - len(times):]
+
 
 # ----------------------------------------------------------------------- P1
 
@@ -59,114 +62,51 @@ SQLITE_N = sized(50_000, 5_000)
 SEND_ROUNDS = sized(12, 3)
 
 
-class SqliteInserter:
-    """WAL, synchronous=OFF, executemany of (key, value) rows in one transaction."""
-
-    def __init__(self, path: str, rows: list[tuple[bytes, bytes]]):
-        self.rows = rows
-        self.con = sqlite3.connect(path, isolation_level=None)
-        mode = self.con.execute("pragma journal_mode=WAL").fetchone()[0]
-        assert mode.lower() == "wal", mode
-        self.con.execute("pragma synchronous=OFF")
-        self.con.execute("create table records (key blob, value blob)")
-
-    def round(self) -> float:
-        con = self.con
-        t0 = time.perf_counter()
-        con.execute("begin")
-        con.executemany("insert into records values (?, ?)", self.rows)
-        con.execute("commit")
-        return time.perf_counter() - t0
-
-    def close(self):
-        self.con.close()
-
-
 def test_send_written(benchmark, bench_dir):
-    values = make_values(SEND_N, VALUE_BYTES, seed=1)
-    keys = make_keys(SEND_N)
-    sqlite = SqliteInserter(os.path.join(bench_dir, "baseline.db"), list(zip(keys[:SQLITE_N], values[:SQLITE_N])))
-    log = tidelog.open(os.path.join(bench_dir, "log"))
-    p = log.producer(linger_ms=5, batch_bytes=1 << 20, acks="written")
-    n = {"round": 0, "frames": 0, "records": 0}
+    data = RecordsData.build("send", SEND_N, SQLITE_N, seed=1)
+    unkeyed, keyed = [], []
+    with contextlib.ExitStack() as stack:
+        def rounds_of(name: str):
+            return stack.enter_context(contender_rounds(name, "records", {"op": "send"}, data, bench_dir))
 
-    def topic(prefix: str) -> str:
-        name = f"{prefix}{n['round']}"
-        log.create_topic(name, partitions=4, durability="interval")
-        return name
+        tl = rounds_of("tidelog interval")
 
-    def unkeyed(name: str) -> None:
-        send = p.send
-        for v in values:
-            send(name, v)
-        p.flush()
+        def keyed_round() -> float:
+            keyed.append(tl({"keys": True}))
+            return keyed[-1]["seconds"]
 
-    def keyed_round() -> float:
-        name = topic("keyed")
-        send = p.send
-        t0 = time.perf_counter()
-        for k, v in zip(keys, values):
-            send(name, v, k)
-        p.flush()
-        elapsed = time.perf_counter() - t0
-        log.delete_topic(name)
-        return elapsed
-
-    def floor_round() -> float:
-        call = slice
-        t0 = time.perf_counter()
-        for k, v in zip(keys, values):
-            call("events", v, k)
-        return time.perf_counter() - t0
-
-    state = {}
-
-    def before():
-        state["name"] = topic("unkeyed")
-        state["stats"] = log.stats()
-
-    def after():
-        s = log.stats()
-        n["frames"] += s["frames"] - state["stats"]["frames"]
-        n["records"] += sum(pp["end_offset"] for pp in log.topic(state["name"]).describe()["partitions"])
-        log.delete_topic(state["name"])
-        n["round"] += 1
-
-    try:
-        times, base = interleaved(benchmark, lambda: unkeyed(state["name"]),
-                                  {"keyed": keyed_round, "sqlite": sqlite.round, "floor": floor_round},
-                                  rounds=SEND_ROUNDS, before_subject=before, after_subject=after)
-    finally:
-        p.close()
-        log.close()
-        sqlite.close()
-    rate = SEND_N / median(times)
-    keyed = SEND_N / median(base["keyed"])
+        times, base = interleaved(benchmark, collect(tl, unkeyed, {"keys": False}),
+                                  {"keyed": keyed_round, "sqlite": seconds_of(rounds_of("sqlite OFF")),
+                                   "floor": seconds_of(rounds_of("python call floor"))},
+                                  rounds=SEND_ROUNDS)
+    unkeyed = self_timed(unkeyed, times)
+    rate = SEND_N / median([m["seconds"] for m in unkeyed])
+    keyed_rate = SEND_N / median(base["keyed"])
     sq = SQLITE_N / median(base["sqlite"])
     floor = SEND_N / median(base["floor"])
-    assert n["records"] == SEND_N * n["round"], n  # every round (fewer with --benchmark-disable)
+    frames = sum(m["frames"] for m in unkeyed)
     record(
         benchmark,
         [
             absolute("P1. send() unkeyed, acks=written, 1 thread (records/s)", value=rate, target=">= 3e6",
                      unit="records/s", baseline=sq, baseline_name="sqlite3 executemany"),
-            absolute("P1. send() keyed, acks=written, 1 thread (records/s)", value=keyed, target=">= 3e6",
+            absolute("P1. send() keyed, acks=written, 1 thread (records/s)", value=keyed_rate, target=">= 3e6",
                      unit="records/s", baseline=sq, baseline_name="sqlite3 executemany"),
             comparison("P1. send() unkeyed vs SQLite executemany (WAL, synchronous=OFF)", tidelog=rate, baseline=sq,
                        unit="records/s", ratio=rate / sq, target=">= 5", passed=rate / sq >= 5,
                        baseline_name="sqlite3 executemany"),
-            comparison("P1. send() keyed vs SQLite executemany (WAL, synchronous=OFF)", tidelog=keyed, baseline=sq,
-                       unit="records/s", ratio=keyed / sq, target=">= 5", passed=keyed / sq >= 5,
-                       baseline_name="sqlite3 executemany"),
+            comparison("P1. send() keyed vs SQLite executemany (WAL, synchronous=OFF)", tidelog=keyed_rate,
+                       baseline=sq, unit="records/s", ratio=keyed_rate / sq, target=">= 5",
+                       passed=keyed_rate / sq >= 5, baseline_name="sqlite3 executemany"),
             comparison("P1. send() unkeyed vs the Python call floor", tidelog=rate, baseline=floor,
                        unit="records/s", ratio=rate / floor, target=None, passed=None,
                        baseline_name="slice(t, v, k) loop", note="context: interpreter cost of the loop and call"),
         ],
         records_per_round=SEND_N,
         sqlite_rows_per_round=SQLITE_N,
-        unkeyed_records_per_frame=n["records"] / n["frames"] if n["frames"] else None,
+        unkeyed_records_per_frame=sum(m["records"] for m in unkeyed) / frames if frames else None,
         durability="interval",
-        per_round_unkeyed_s=times,
+        per_round_unkeyed_s=[m["seconds"] for m in unkeyed],
     )
 
 
@@ -178,62 +118,25 @@ MANY_ROUNDS = sized(10, 3)
 
 @pytest.mark.parametrize("form", ["list", "arrow"])
 def test_send_many(benchmark, bench_dir, form):
-    values = make_values(MANY_N, VALUE_BYTES, seed=2)
-    arr = pa.array(values, pa.binary())
-    data = arr.buffers()[2].to_pybytes()
-    log = tidelog.open(os.path.join(bench_dir, "log"))
-    p = log.producer(acks="written")
-    raw_path = os.path.join(bench_dir, "raw.bin")
-    state = {"round": 0}
-
-    def convert_round() -> float:
-        t0 = time.perf_counter()
-        pa.array(values, pa.binary())
-        return time.perf_counter() - t0
-
-    def write_round() -> float:
-        fd = os.open(raw_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        try:
-            t0 = time.perf_counter()
-            os.write(fd, data)
-            return time.perf_counter() - t0
-        finally:
-            os.close(fd)
-
-    payload = values if form == "list" else arr
-
-    def subject():
-        p.send_many(state["name"], payload)
-        p.flush()
-
-    def before():
-        state["name"] = f"many{state['round']}"
-        log.create_topic(state["name"], partitions=1, durability="interval")
-
-    def after():
-        end = log.topic(state["name"]).describe()["partitions"][0]["end_offset"]
-        assert end == MANY_N, end
-        log.delete_topic(state["name"])
-        state["round"] += 1
-
-    baselines = {"floor": convert_round if form == "list" else write_round}
-    try:
-        times, base = interleaved(benchmark, subject, baselines, rounds=MANY_ROUNDS, before_subject=before,
-                                  after_subject=after)
-    finally:
-        p.close()
-        log.close()
-    rate = MANY_N / median(times)
+    data = RecordsData.build("send_many", MANY_N, MANY_N, seed=2, form=form)
+    params = {"op": "send_many", "form": form}
+    floor_name = "pa.array conversion" if form == "list" else "os.write"
+    measures: list[dict] = []
+    with contender_rounds("tidelog interval", "records", params, data, bench_dir) as tl, \
+            contender_rounds(floor_name, "records", params, data, bench_dir) as floor_round:
+        times, base = interleaved(benchmark, collect(tl, measures), {"floor": seconds_of(floor_round)},
+                                  rounds=MANY_ROUNDS)
+    measures = self_timed(measures, times)
+    rate = MANY_N / median([m["seconds"] for m in measures])
     floor = MANY_N / median(base["floor"])
-    floor_name = "pa.array(list of bytes)" if form == "list" else "os.write of the value bytes"
     record(
         benchmark,
         [absolute(f"P2. send_many, {'list of bytes' if form == 'list' else 'pa.array binary'}, acks=written "
                   "(records/s)", value=rate, target=">= 1e7", unit="records/s", baseline=floor,
-                  baseline_name=floor_name)],
+                  baseline_name="pa.array(list of bytes)" if form == "list" else "os.write of the value bytes")],
         records_per_round=MANY_N,
         durability="interval",
-        per_round_s=times,
+        per_round_s=[m["seconds"] for m in measures],
     )
 
 
@@ -245,60 +148,21 @@ READ_ROUNDS = sized(10, 3)
 
 
 @pytest.fixture(scope="module")
-def filled(module_bench_dir):
-    """A 1-partition byte-record topic holding READ_N keyed 100-byte records
-    written by a default producer, and a SQLite table of the same rows."""
-    values = make_values(READ_N, VALUE_BYTES, seed=3)
-    keys = make_keys(READ_N)
-    log = tidelog.open(os.path.join(module_bench_dir, "log"))
-    topic = log.create_topic("events", partitions=1, durability="interval")
-    with log.producer(acks="written") as p:
-        for k, v in zip(keys, values):
-            p.send("events", v, k)
-    log.flush()
-    con = sqlite3.connect(os.path.join(module_bench_dir, "read.db"), isolation_level=None)
-    con.execute("pragma journal_mode=WAL")
-    con.execute("create table records (key blob, value blob)")
-    con.execute("begin")
-    con.executemany("insert into records values (?, ?)", zip(keys[:SQLITE_READ_N], values[:SQLITE_READ_N]))
-    con.execute("commit")
-    topic.read()  # warm the page cache and the mapping
-    try:
-        yield log, topic, con
-    finally:
-        con.close()
-        log.close()
+def read_data():
+    """READ_N keyed 100-byte records: the ``tidelog interval`` contender writes them with a
+    default producer into a 1-partition topic; ``sqlite OFF`` loads the first SQLITE_READ_N."""
+    return RecordsData.build("consume", READ_N, SQLITE_READ_N, seed=3)
 
 
-def sqlite_select(con) -> float:
-    n = 0
-    t0 = time.perf_counter()
-    for row in con.execute("select key, value from records"):
-        n += 1
-    elapsed = time.perf_counter() - t0
-    assert n == SQLITE_READ_N
-    return elapsed
-
-
-def test_consume_iterate(benchmark, filled):
-    log, topic, con = filled
-    c = log.consumer("events", start="earliest")
-
-    def subject():
-        n = 0
-        for rec in c:
-            n += 1
-            if n == READ_N:
-                break
-
-    try:
-        times, base = interleaved(benchmark, subject, {"sqlite": lambda: sqlite_select(con)}, rounds=READ_ROUNDS,
-                                  before_subject=c.seek_to_beginning)
-        assert c.position("events", 0) == READ_N
-    finally:
-        c.close()
-    frames = len(topic._partitions[0].frames(0, READ_N, -(2**63), 2**63 - 1, 1 << 30))
-    rate = READ_N / median(times)
+def test_consume_iterate(benchmark, bench_dir, read_data):
+    measures: list[dict] = []
+    with contender_rounds("tidelog interval", "records", {"op": "consume"}, read_data, bench_dir) as tl, \
+            contender_rounds("sqlite OFF", "records", {"op": "consume"}, read_data, bench_dir) as sqlite:
+        times, base = interleaved(benchmark, collect(tl, measures, {"how": "iterate"}),
+                                  {"sqlite": lambda: sqlite({"how": "iterate"})["seconds"]}, rounds=READ_ROUNDS)
+        frames = tl.contender.records_frames()
+    measures = self_timed(measures, times)
+    rate = READ_N / median([m["seconds"] for m in measures])
     sq = SQLITE_READ_N / median(base["sqlite"])
     record(
         benchmark,
@@ -306,43 +170,24 @@ def test_consume_iterate(benchmark, filled):
                   baseline=sq, baseline_name="sqlite3 select iteration")],
         records_per_round=READ_N,
         frames=frames,
-        per_round_s=times,
+        per_round_s=[m["seconds"] for m in measures],
     )
 
 
-def test_consume_poll_batch(benchmark, filled):
-    log, topic, con = filled
-    c = log.consumer("events", start="earliest")
-    sizes = []
-
-    def subject():
-        n = 0
-        while n < READ_N:
-            b = c.poll_batch(100_000)
-            n += b.num_rows
-        sizes.append(n)
-
-    def read_round() -> float:
-        t0 = time.perf_counter()
-        t = topic.read()
-        elapsed = time.perf_counter() - t0
-        assert t.num_rows == READ_N
-        return elapsed
-
-    try:
-        times, base = interleaved(benchmark, subject, {"read": read_round}, rounds=READ_ROUNDS,
-                                  before_subject=c.seek_to_beginning)
-    finally:
-        c.close()
-    assert all(s == READ_N for s in sizes), sizes
-    rate = READ_N / median(times)
+def test_consume_poll_batch(benchmark, bench_dir, read_data):
+    measures: list[dict] = []
+    with contender_rounds("tidelog interval", "records", {"op": "consume"}, read_data, bench_dir) as tl:
+        times, base = interleaved(benchmark, collect(tl, measures, {"how": "poll_batch"}),
+                                  {"read": lambda: tl({"how": "read"})["seconds"]}, rounds=READ_ROUNDS)
+    measures = self_timed(measures, times)
+    rate = READ_N / median([m["seconds"] for m in measures])
     rd = READ_N / median(base["read"])
     record(
         benchmark,
         [absolute("P3. consumer: poll_batch(100_000) (records/s)", value=rate, target=">= 2e7", unit="records/s",
                   baseline=rd, baseline_name="topic.read() (Arrow)")],
         records_per_round=READ_N,
-        per_round_s=times,
+        per_round_s=[m["seconds"] for m in measures],
     )
 
 

@@ -14,44 +14,26 @@ to land mid-run) and is killed. Also measured: a clean reopen after
 after its imports) and an open with the log's pages evicted from the page
 cache (``posix_fadvise(DONTNEED)`` per file).
 
+The writer child and the timed open are the ``tidelog columnar`` contender
+of ``tidelog bench -w recovery`` (its columnar case); the first fill is the
+contender's setup (a child fills the topic and closes it), each round a crash.
+
 Target: open after SIGKILL < 1 s (median).
 """
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import sys
-import tempfile
 import time
 
 import tidelog
-from benchlib import comparison, drop_page_cache, interleaved, median, record, sized
+from benchlib import collect, comparison, contender_rounds, drop_page_cache, interleaved, median, record, sized
+from tidelog.bench import _child
+from tidelog.bench.workloads import RecoveryData
 
 GiB = 1 << 30
 FILL = sized(GiB, 64 << 20)
 ROUNDS = sized(4, 2)
-
-WRITER = r"""
-import sys
-import tidelog
-from tidelog._sensors import SCHEMA, readings
-path, fill = sys.argv[1], int(sys.argv[2])
-log = tidelog.open(path)
-if "readings" in log.topics():
-    topic = log.topic("readings")
-else:
-    topic = log.create_topic("readings", schema=SCHEMA, partitions=1, timestamp="ts", durability="fsync")
-big = readings(1 << 20, 1, start_ts=0)
-small = readings(4096, 2, start_ts=1 << 40)
-size = topic.describe()["bytes"]
-while size < fill:
-    topic.append(big)
-    size += big.nbytes
-print("ready", size, flush=True)
-while True:
-    topic.append(small)
-"""
 
 OPENER = r"""
 import sys, time
@@ -63,66 +45,33 @@ print(elapsed, int(log.clean_shutdown), sum(p["bytes"] for p in log.topic("readi
 """
 
 
-def crash_writer(path: str, fill: int, linger_s: float) -> None:
-    """Runs a writer child until it reports ready, lets it append for linger_s
-    more, then SIGKILLs it."""
-    with tempfile.TemporaryFile(mode="w+") as err:
-        child = subprocess.Popen([sys.executable, "-c", WRITER, path, str(fill)], stdout=subprocess.PIPE,
-                                 stderr=err, text=True)
-        try:
-            line = child.stdout.readline()
-            if not line.startswith("ready"):
-                child.wait()
-                err.seek(0)
-                raise RuntimeError(f"writer child failed (exit {child.returncode}): {line!r}\n{err.read()[-3000:]}")
-            time.sleep(linger_s)
-        finally:
-            child.send_signal(signal.SIGKILL)
-            child.wait()
-            child.stdout.close()
-
-
 def test_open_after_sigkill(benchmark, bench_dir):
-    path = os.path.join(bench_dir, "log")
-    state = {"log": None, "round": 0}
-    clean_times: list[float] = []
-    info = {"clean_shutdown_seen": [], "recovery_events": [], "topic_bytes": [], "clean_reopen_saw_clean_shutdown": []}
+    data = RecoveryData(FILL, 1024, linger_s=0.3)
+    crashed: list[dict] = []
+    clean: list[dict] = []
+    with contender_rounds("tidelog columnar", "recovery", {"size": FILL, "columnar": True}, data,
+                          bench_dir) as tl:
+        def after():
+            clean.append(tl({"after": "clean"}))
+            data.linger_s = 1.2   # later rounds: long enough for a housekeeping checkpoint to land mid-run
 
-    def crash():
-        fill = FILL if state["round"] == 0 else 0
-        crash_writer(path, fill, 0.3 if state["round"] == 0 else 1.2)
-        state["round"] += 1
-
-    def subject():
-        state["log"] = tidelog.open(path)
-
-    def after():
-        log = state["log"]
-        info["clean_shutdown_seen"].append(log.clean_shutdown)
-        info["recovery_events"].append(len(log.recovery_report))
-        info["topic_bytes"].append(log.topic("readings").describe()["bytes"])
-        log.close()
+        times, _ = interleaved(benchmark, collect(tl, crashed, {"after": "sigkill"}), {}, rounds=ROUNDS,
+                               warmup_rounds=0, after_subject=after)
+        contender, path = tl.contender, tl.contender.path
+        # One more crash, opened by a fresh process (timed inside it, after imports).
+        _child.crash(contender, path, data.value_bytes, 1.2)
+        out = subprocess.run([sys.executable, "-c", OPENER, path], capture_output=True, text=True, check=True)
+        fresh_s, fresh_clean, fresh_bytes = out.stdout.split()
+        # And one with the log's pages evicted from the page cache.
+        _child.crash(contender, path, data.value_bytes, 1.2)
+        drop_page_cache(path)
         t0 = time.perf_counter()
-        again = tidelog.open(path)
-        clean_times.append(time.perf_counter() - t0)
-        info["clean_reopen_saw_clean_shutdown"].append(again.clean_shutdown)
-        again.close()
+        log = tidelog.open(path)
+        cold_s = time.perf_counter() - t0
+        log.close()
 
-    times, _ = interleaved(benchmark, subject, {}, rounds=ROUNDS, warmup_rounds=0, before_subject=crash,
-                           after_subject=after)
-
-    # One more crash, opened by a fresh process (timed inside it, after imports).
-    crash_writer(path, 0, 1.2)
-    out = subprocess.run([sys.executable, "-c", OPENER, path], capture_output=True, text=True, check=True)
-    fresh_s, fresh_clean, fresh_bytes = out.stdout.split()
-    # And one with the log's pages evicted from the page cache.
-    crash_writer(path, 0, 1.2)
-    drop_page_cache(path)
-    t0 = time.perf_counter()
-    log = tidelog.open(path)
-    cold_s = time.perf_counter() - t0
-    log.close()
-
+    times = [m["seconds"] for m in crashed]
+    clean_times = [m["seconds"] for m in clean]
     med = median(times)
     record(
         benchmark,
@@ -143,5 +92,8 @@ def test_open_after_sigkill(benchmark, bench_dir):
         clean_open_times_s=clean_times,
         fresh_process_clean_shutdown=bool(int(fresh_clean)),
         fresh_process_topic_bytes=int(fresh_bytes),
-        **info,
+        clean_shutdown_seen=[m["clean_shutdown"] for m in crashed],
+        recovery_events=[m["recovery_events"] for m in crashed],
+        topic_bytes=[m["topic_bytes"] for m in crashed],
+        clean_reopen_saw_clean_shutdown=[m["clean_shutdown"] for m in clean],
     )

@@ -5,28 +5,25 @@ A 1-partition, uncompressed topic holds 16 Mi rows (320 MiB) of
 then flushed) and read once before timing, so the page cache is warm and the
 segment is mapped.
 
-* tidelog: ``pc.sum(topic.read()["value"])`` - decode every frame zero-copy
+* tidelog (the ``tidelog`` contender of ``tidelog bench -w scans``, query
+  "scan", segments of 2 GiB - 1 MiB so the topic is one segment):
+  ``pc.sum(topic.read()["value"])`` - decode every frame zero-copy
   out of the mapping into a ``pa.Table`` (all columns), then sum one column;
 * baseline: ``pc.sum(table["value"])`` over a ``pa.Table`` already in memory
   holding the same batches (same chunking, so the sum itself does the same work):
   the ``arrow (in memory)`` contender of ``tidelog bench -w scans``, on the
   same data (the scan workload's deterministic sensor stream).
 
-Parametrized by frame size: 64 Ki-row frames (the append benchmark's batches,
+Parametrized by frame size (the scans workload's ``frame_rows`` cases): 64 Ki-row frames (the append benchmark's batches,
 256 frames: the primary figure) and 1 Mi-row frames (16 frames), which shows
 how much of the gap is per-frame overhead. Target: tidelog >= 0.8x the
 in-memory rows/s.
 """
 from __future__ import annotations
 
-import os
-import time
-
-import pyarrow.compute as pc
 import pytest
 
-import tidelog
-from benchlib import SCHEMA, comparison, contender_rounds, interleaved, median, record, seconds_of, sized
+from benchlib import collect, comparison, contender_rounds, interleaved, median, record, seconds_of, sized
 from tidelog._sensors import ROW_BYTES, SensorData
 from tidelog.bench.workloads import ScanData
 
@@ -37,7 +34,8 @@ ROUNDS = sized(15, 3)
 def scan_data(frame_rows: int) -> ScanData:
     """TOTAL_ROWS readings in ``frame_rows`` batches, as the scans workload's data (only its "scan" case runs)."""
     sensors = SensorData(TOTAL_ROWS, frame_rows, seed=7)
-    return ScanData(sensors, (0, 1), (sensors.ts_of_row(0), sensors.ts_of_row(1)), [0])
+    return ScanData(sensors, (0, 1), (sensors.ts_of_row(0), sensors.ts_of_row(1)), [0],
+                    segment_bytes=2**31 - 2**20)
 
 
 @pytest.mark.parametrize("frame_rows", [64 * 1024, 1024 * 1024], ids=["64Ki-row-frames", "1Mi-row-frames"])
@@ -45,40 +43,18 @@ def test_scan_sum(benchmark, bench_dir, frame_rows):
     # Every batch distinct in memory: a table repeating a few batches would sum
     # out of the CPU cache and flatter the baseline.
     data = scan_data(frame_rows)
-    log = tidelog.open(os.path.join(bench_dir, "log"))
-    topic = log.create_topic("readings", schema=SCHEMA, partitions=1, timestamp="ts", durability="none",
-                             segment_bytes=2**31 - 2**20)
-    for b in data.sensors.batches():
-        topic.append(b)
-    log.flush()
-    in_memory_rounds = contender_rounds("arrow (in memory)", "scans", {"size": TOTAL_ROWS * ROW_BYTES}, data,
-                                        bench_dir, case={"query": "scan"})
-
-    def stream():
-        t0 = time.perf_counter()
-        total = 0.0
-        for batch in topic.scan(columns=["value"]):
-            total += pc.sum(batch.column(0)).as_py()
-        return time.perf_counter() - t0
-
-    def subject():
-        pc.sum(topic.read()["value"])
-
-    try:
-        with in_memory_rounds as in_memory:
-            expected = in_memory()["check"]
-            got = pc.sum(topic.read()["value"]).as_py()  # warms the page cache and the mapping
-            assert got == pytest.approx(expected)
-            times, base = interleaved(benchmark, subject, {"in_memory": seconds_of(in_memory), "scan_stream": stream},
-                                      rounds=ROUNDS)
-        read_times = []
-        for _ in range(5):
-            t0 = time.perf_counter()
-            topic.read()
-            read_times.append(time.perf_counter() - t0)
-    finally:
-        log.close()
-    tl_rate = TOTAL_ROWS / median(times)
+    params = {"size": TOTAL_ROWS * ROW_BYTES, "frame_rows": frame_rows}
+    scans: list[dict] = []
+    with contender_rounds("tidelog", "scans", params, data, bench_dir, case={"query": "scan"}) as tl, \
+            contender_rounds("arrow (in memory)", "scans", params, data, bench_dir, case={"query": "scan"}) as mem:
+        expected = mem()["check"]
+        assert tl()["check"] == pytest.approx(expected)  # warms the page cache and the mapping
+        times, base = interleaved(benchmark, collect(tl, scans),
+                                  {"in_memory": seconds_of(mem),
+                                   "scan_stream": lambda: tl({"query": "stream"})["seconds"]},
+                                  rounds=ROUNDS)
+        read_times = [tl({"query": "read"})["seconds"] for _ in range(5)]
+    tl_rate = TOTAL_ROWS / median([m["seconds"] for m in scans[len(scans) - len(times):]])
     mem_rate = TOTAL_ROWS / median(base["in_memory"])
     stream_rate = TOTAL_ROWS / median(base["scan_stream"])
     label = f"{frame_rows // 1024} Ki-row frames"

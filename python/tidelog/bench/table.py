@@ -187,10 +187,19 @@ def _print_plain(doc: dict, file) -> None:
 
 # ------------------------------------------------------------ headlines
 
+# parameters only some rows have (ingest's keyed partitions, scans' frame sizes): a headline reads the
+# rows without them unless it names them
+VARIANT_PARAMS = ("partitions", "frame_rows", "columnar")
+
+
+def _plain(r: dict, match: dict | None = None) -> bool:
+    return not any(k in r["params"] and k not in (match or {}) for k in VARIANT_PARAMS)
+
+
 def _find(doc, workload, contender, **match):
     best = None
     for r in doc["results"]:
-        if r["workload"] != workload or r["contender"] != contender:
+        if r["workload"] != workload or r["contender"] != contender or not _plain(r, match):
             continue
         merged = {**r["params"], **r["case"]}
         if all(merged.get(k) == v for k, v in match.items()):
@@ -199,7 +208,8 @@ def _find(doc, workload, contender, **match):
 
 
 def _largest(doc, workload, key):
-    vals = [r["params"][key] for r in doc["results"] if r["workload"] == workload and key in r["params"]]
+    vals = [r["params"][key] for r in doc["results"]
+            if r["workload"] == workload and key in r["params"] and _plain(r)]
     return max(vals) if vals else None
 
 

@@ -1,4 +1,4 @@
-"""The six workloads of the suite. Each builds its data once per parameter set
+"""The workloads of the suite (the last three, behind target benchmarks, in targets.py). Each builds its data once per parameter set
 (every contender gets the same bytes), turns a contender's raw measure into
 metrics, and names its physical-limit baseline.
 
@@ -17,6 +17,7 @@ from .core import (
     GB, KiB, MB, MiB, ROW_BYTES, Metric, SensorData, Workload, available_memory, human_bytes, human_count,
     make_values, median, percentiles, sensor_batch,
 )
+from .targets import Copies, Damage, Records
 
 # ---------------------------------------------------------------- 1 ingest
 
@@ -58,7 +59,11 @@ class Ingest(Workload):
               "full": (4 * MiB, 100, 3000, 256 * KiB)}
 
     def grid(self, mode, opts):
-        return [{"batch_rows": b, "durable": d} for d in (True, False) for b in self.SIZES[mode]]
+        grid = [{"batch_rows": b, "durable": d} for d in (True, False) for b in self.SIZES[mode]]
+        # the same durable batches into 4 partitions keyed by sensor_id (tidelog and the raw limits only):
+        # each batch split into 4 frames, made durable together
+        keyed_rows = 100 if mode == "smoke" else 64 * KiB
+        return grid + [{"batch_rows": keyed_rows, "durable": True, "partitions": 4}]
 
     def make_data(self, params, mode):
         target, max_durable, max_fast, slow = self.BUDGET[mode]
@@ -81,7 +86,9 @@ class Ingest(Workload):
         return out
 
     def label(self, params, case):
-        return f"{human_count(params['batch_rows'])}-row batches, {'durable' if params['durable'] else 'not durable'}"
+        keyed = f", {params['partitions']} partitions keyed" if params.get("partitions") else ""
+        return (f"{human_count(params['batch_rows'])}-row batches, {'durable' if params['durable'] else 'not durable'}"
+                f"{keyed}")
 
 
 # --------------------------------------------------------------- 2 produce
@@ -213,6 +220,7 @@ class ScanData:
     range_rows: tuple[int, int]        # [lo, hi) row numbers of the 1 % time range
     range_ts: tuple[int, int]          # the same as [t0, t1) timestamps
     points: list[int]                  # offsets looked up, one round's worth
+    segment_bytes: int | None = None   # tidelog's segment size (None: the default)
 
     @property
     def nbytes(self) -> int:
@@ -233,13 +241,21 @@ class Scans(Workload):
     POINTS = {"smoke": 4, "quick": 50, "full": 200}
     BATCH_ROWS = {"smoke": 4 * KiB, "quick": 64 * KiB, "full": 64 * KiB}
 
+    # per-frame overhead: the same rows in 64 Ki-row and in 1 Mi-row frames (tidelog and plain Arrow only;
+    # full: the 16 Mi rows of benches/test_bench_scan.py)
+    FRAME_ROWS = {"smoke": [], "quick": [64 * KiB, 1 * MiB], "full": [64 * KiB, 1 * MiB]}
+    FRAMES_SIZE = {"smoke": 0, "quick": 2 * MiB * ROW_BYTES, "full": 16 * MiB * ROW_BYTES}
+
     def grid(self, mode, opts):
         sizes = self.SIZES[mode]
         if opts.get("scan_sizes"):
             sizes = opts["scan_sizes"]
         if opts.get("max_size"):
             sizes = [s for s in sizes if s <= opts["max_size"]]
-        return [{"size": s} for s in sizes]
+        frames_size = self.FRAMES_SIZE[mode]
+        capped = opts.get("max_size") and frames_size > opts["max_size"]
+        frames = [] if capped or opts.get("scan_sizes") else self.FRAME_ROWS[mode]
+        return [{"size": s} for s in sizes] + [{"size": frames_size, "frame_rows": f} for f in frames]
 
     def cases(self, params):
         return [{"query": "scan"}, {"query": "range"}, {"query": "point"}]
@@ -256,7 +272,7 @@ class Scans(Workload):
 
     def make_data(self, params, mode):
         rows = params["size"] // ROW_BYTES
-        sensors = SensorData(rows, self.BATCH_ROWS[mode], seed=rows % 997)
+        sensors = SensorData(rows, params.get("frame_rows", self.BATCH_ROWS[mode]), seed=rows % 997)
         lo = int(rows * 0.495)
         hi = lo + max(1, rows // 100)
         points = [int(x) for x in np.random.default_rng(rows).integers(0, rows, self.POINTS[mode])]
@@ -279,7 +295,8 @@ class Scans(Workload):
         return {"µs/lookup": s / m["lookups"] * 1e6}
 
     def label(self, params, case):
-        return f"{human_bytes(params['size'])} {case.get('query', '')}".rstrip()
+        frames = f" in {human_count(params['frame_rows'])}-row frames" if params.get("frame_rows") else ""
+        return f"{human_bytes(params['size'])}{frames} {case.get('query', '')}".rstrip()
 
 
 # ---------------------------------------------------------------- 5 recovery
@@ -306,11 +323,16 @@ class Recovery(Workload):
     SIZES = {"smoke": [100_000], "quick": [1 * MB, 10 * MB], "full": [10 * MB, 100 * MB, 1 * GB]}
     LINGER = {"smoke": 0.02, "quick": 0.03, "full": 0.3}
 
+    # a columnar topic of sensor rows (tidelog columnar and open+mmap only; full: benches/test_bench_recovery.py)
+    COLUMNAR = {"smoke": 4 * MiB, "quick": 64 * MiB, "full": 1 << 30}
+
     def grid(self, mode, opts):
         sizes = self.SIZES[mode]
+        columnar = [self.COLUMNAR[mode]]
         if opts.get("max_size"):
             sizes = [s for s in sizes if s <= opts["max_size"]]
-        return [{"size": s} for s in sizes]
+            columnar = [s for s in columnar if s <= opts["max_size"]]
+        return [{"size": s} for s in sizes] + [{"size": s, "columnar": True} for s in columnar]
 
     def cases(self, params):
         return [{"after": "sigkill"}, {"after": "clean"}]
@@ -333,7 +355,8 @@ class Recovery(Workload):
         return {"ms": m["seconds"] * 1e3}
 
     def label(self, params, case):
-        return f"{human_bytes(params['size'])}" + (f" after {case['after']}" if case else "")
+        kind = " columnar" if params.get("columnar") else ""
+        return f"{human_bytes(params['size'])}{kind}" + (f" after {case['after']}" if case else "")
 
 
 # ----------------------------------------------------------------- 6 latency
@@ -384,7 +407,8 @@ class Latency(Workload):
         return "consumer in a thread" if params["where"] == "thread" else "consumer in another process"
 
 
-WORKLOADS: list[Workload] = [Ingest(), Produce(), Threads(), Scans(), Recovery(), Latency()]
+WORKLOADS: list[Workload] = [Ingest(), Produce(), Threads(), Scans(), Recovery(), Latency(), Records(), Copies(),
+                             Damage()]
 
 
 def find(name: str) -> Workload:
@@ -394,4 +418,5 @@ def find(name: str) -> Workload:
     raise KeyError(f"no workload {name!r}; there are {[w.name for w in WORKLOADS]}")
 
 
-__all__ = ["WORKLOADS", "find", "Ingest", "Produce", "Threads", "Scans", "Recovery", "Latency", "median"]
+__all__ = ["WORKLOADS", "find", "Ingest", "Produce", "Threads", "Scans", "Recovery", "Latency", "Records", "Copies",
+           "Damage", "median"]

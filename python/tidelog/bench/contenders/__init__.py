@@ -4,21 +4,26 @@ from __future__ import annotations
 
 from ..core import Contender
 from .duckdb_ import DuckDB
-from .limits import ArrowInMemory, ArrowIpcFile, NumpyCopy, OpenMmap, OsPipe, OsWrite, WriteFdatasync
+from .limits import (
+    ArrowInMemory, ArrowIpcFile, Crc32c, NumpyCopy, OpenMmap, OsPipe, OsWrite, PaArrayConversion, PythonCallFloor,
+    WriteFdatasync,
+)
 from .lmdb_ import Lmdb
 from .placeholders import EventSourcing, Kafka
 from .sqlite_ import Sqlite
-from .tidelog_ import Tidelog, TidelogProducer
+from .tidelog_ import Tidelog, TidelogColumnar, TidelogProducer
+from .tidelog_targets import TidelogIntact
 
 
 def default_contenders() -> list[Contender]:
     return [
         # tidelog
-        Tidelog("fsync"), Tidelog("interval"), Tidelog("none"), TidelogProducer(),
+        Tidelog("fsync"), Tidelog("interval"), Tidelog("none"), TidelogProducer(), TidelogColumnar(), TidelogIntact(),
         # physical limits
-        NumpyCopy(), OsWrite(), WriteFdatasync(True), WriteFdatasync(False), ArrowInMemory(), ArrowIpcFile(), OpenMmap(), OsPipe(),
+        NumpyCopy(), OsWrite(), OsWrite(preallocate=False), WriteFdatasync(True), WriteFdatasync(False),
+        ArrowInMemory(), ArrowIpcFile(), OpenMmap(), OsPipe(), PythonCallFloor(), PaArrayConversion(), Crc32c(),
         # peers
-        Sqlite("NORMAL"), Sqlite("FULL"), DuckDB(), Lmdb(True), Lmdb(False),
+        Sqlite("NORMAL"), Sqlite("FULL"), Sqlite("OFF"), DuckDB(), Lmdb(True), Lmdb(False),
         # reserved slots, not measured yet
         Kafka(), EventSourcing(),
     ]
@@ -31,6 +36,6 @@ def find(name: str) -> Contender:
     raise KeyError(f"no contender {name!r}")
 
 
-__all__ = ["default_contenders", "find", "Contender", "Tidelog", "TidelogProducer", "NumpyCopy", "OsWrite",
-           "WriteFdatasync", "ArrowInMemory", "ArrowIpcFile", "OpenMmap", "OsPipe", "Sqlite", "DuckDB", "Lmdb",
-           "Kafka", "EventSourcing"]
+__all__ = ["default_contenders", "find", "Contender", "Tidelog", "TidelogProducer", "TidelogColumnar", "TidelogIntact", "NumpyCopy",
+           "OsWrite", "WriteFdatasync", "ArrowInMemory", "ArrowIpcFile", "OpenMmap", "OsPipe", "PythonCallFloor",
+           "PaArrayConversion", "Crc32c", "Sqlite", "DuckDB", "Lmdb", "Kafka", "EventSourcing"]

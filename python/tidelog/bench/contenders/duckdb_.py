@@ -34,7 +34,8 @@ class DuckDB(Contender):
 
     # ------------------------------------------------------------- ingest
     def ingest_supports(self, params):
-        return bool(params["durable"])   # every DuckDB commit is durable; there is no cheaper mode
+        # every DuckDB commit is durable, there is no cheaper mode; a table has no partitions
+        return bool(params["durable"]) and "partitions" not in params
 
     def ingest_setup(self, tmpdir, params, data):
         self._open(tmpdir, "create table readings (ts BIGINT, sensor_id INTEGER, value DOUBLE)")
@@ -52,6 +53,9 @@ class DuckDB(Contender):
         self._close()
 
     # -------------------------------------------------------------- scans
+    def scans_supports(self, params):
+        return "frame_rows" not in params     # a table has no frames to size
+
     def scans_setup(self, tmpdir, params, data):
         need_disk(tmpdir, int(data.nbytes * 1.5), "the DuckDB database")
         con = self._open(tmpdir, "create table readings (ts BIGINT, sensor_id INTEGER, value DOUBLE)")
@@ -119,6 +123,9 @@ class DuckDB(Contender):
         need_disk(tmpdir, int(data.size * 1.5), "the DuckDB database")
         self.data = data
         self.dir = fill_recovery_store(self, tmpdir, data)
+
+    def recovery_supports(self, params):
+        return not params.get("columnar")
 
     def recovery_run(self, case):
         import duckdb

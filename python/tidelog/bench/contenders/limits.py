@@ -52,13 +52,41 @@ class NumpyCopy(Contender):
     def ingest_teardown(self):
         self.dst = self.bufs = None
 
+    def copies_setup(self, tmpdir, params, data):
+        self.src = np.frombuffer(data.payload, dtype=np.uint8)
+        self.dst = np.empty_like(self.src)
+        self.dst[:] = 1  # fault the pages in
+
+    def copies_run(self, case):
+        src, dst, copyto = self.src, self.dst, np.copyto
+        c0, t0 = time.thread_time(), time.perf_counter()
+        copyto(dst, src)
+        return {"seconds": time.perf_counter() - t0, "cpu_seconds": time.thread_time() - c0, "bytes": src.size}
+
+    def copies_teardown(self):
+        self.src = self.dst = None
+
 
 class OsWrite(Contender):
-    """The page-cache write: os.pwrite of the same bytes into a preallocated file, no fdatasync."""
+    """The page-cache write: os.pwrite of the same bytes into a preallocated file, no fdatasync.
 
-    name = "os.write"
+    ``preallocate=False`` ("os.write (extending)", the copies workload only):
+    one os.write into a plain file that grows, for reference."""
+
     kind = "limit"
-    description = "os.pwrite of the same bytes (Arrow IPC messages / 1 MiB chunks of values) into a preallocated file"
+
+    def __init__(self, preallocate: bool = True):
+        self.preallocate = preallocate
+        self.name = "os.write" if preallocate else "os.write (extending)"
+        self.description = (
+            "os.pwrite of the same bytes (Arrow IPC messages / 1 MiB chunks of values) into a preallocated file; "
+            "records: one os.write of the value bytes" if preallocate else
+            "one os.write of the same bytes into a plain, growing file")
+
+    def supports(self, workload, params):
+        if not self.preallocate and workload != "copies":
+            return False
+        return super().supports(workload, params)
 
     def _prepare(self, tmpdir, payloads):
         self.dir = store_dir(tmpdir, self.name)
@@ -104,6 +132,118 @@ class OsWrite(Contender):
 
     def produce_teardown(self):
         self._close()
+
+    # records (send_many from a pa.array): one os.write of the value bytes, the one copy
+    def records_supports(self, params):
+        return params["op"] == "send_many" and params["form"] == "arrow"
+
+    def records_setup(self, tmpdir, params, data):
+        self.dir = store_dir(tmpdir, self.name)
+        self.path = os.path.join(self.dir, "raw.bin")
+        self.blob, self.records = data.value_bytes_blob, data.records
+
+    def records_run(self, case):
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            t0 = time.perf_counter()
+            os.write(fd, self.blob)
+            return {"seconds": time.perf_counter() - t0, "records": self.records}
+        finally:
+            os.close(fd)
+
+    def records_teardown(self):
+        rmtree(self.dir)
+
+    # copies: one os.write of the serialized batch; fdatasync outside the clock, so no dirty pages are left
+    # for the next timed step
+    def copies_setup(self, tmpdir, params, data):
+        self.dir = store_dir(tmpdir, self.name)
+        self.path = os.path.join(self.dir, "raw.bin")
+        self.payload = data.payload
+
+    def copies_run(self, case):
+        payload, n = self.payload, self.payload.size
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            if self.preallocate:
+                os.posix_fallocate(fd, 0, n + (1 << 20))
+            c0, t0 = time.thread_time(), time.perf_counter()
+            written = os.write(fd, payload)
+            out = {"seconds": time.perf_counter() - t0, "cpu_seconds": time.thread_time() - c0, "bytes": n}
+            if written != n:
+                raise AssertionError(f"os.write wrote {written} of {n} bytes")
+            os.fdatasync(fd)
+        finally:
+            os.close(fd)
+        return out
+
+    def copies_teardown(self):
+        rmtree(self.dir)
+
+
+class PythonCallFloor(Contender):
+    """What a Python loop over the records costs before any log: the send loop
+    calling ``slice(topic, value, key)``, a C call of three arguments that
+    allocates one object (as send() allocates its future)."""
+
+    name = "python call floor"
+    kind = "limit"
+    description = "the send() loop calling slice(topic, value, key): the interpreter's share of a per-record call"
+
+    def records_supports(self, params):
+        return params["op"] == "send"
+
+    def records_setup(self, tmpdir, params, data):
+        self.data = data
+
+    def records_run(self, case):
+        call, keys, values = slice, self.data.keys, self.data.values
+        t0 = time.perf_counter()
+        for k, v in zip(keys, values):
+            call("events", v, k)
+        return {"seconds": time.perf_counter() - t0, "records": len(values)}
+
+
+class PaArrayConversion(Contender):
+    """The conversion any list-of-bytes path pays: ``pa.array(values, pa.binary())``."""
+
+    name = "pa.array conversion"
+    kind = "limit"
+    description = "pa.array(values, pa.binary()) of the list of bytes, the conversion a list path pays"
+
+    def records_supports(self, params):
+        return params["op"] == "send_many" and params["form"] == "list"
+
+    def records_setup(self, tmpdir, params, data):
+        self.values = data.values
+
+    def records_run(self, case):
+        values, array, binary = self.values, pa.array, pa.binary()
+        t0 = time.perf_counter()
+        array(values, binary)
+        return {"seconds": time.perf_counter() - t0, "records": len(values)}
+
+
+class Crc32c(Contender):
+    """tidelog's CRC32C (``tidelog._core.crc32c``, SSE4.2 when available) over the
+    same bytes: work an append does besides copying."""
+
+    name = "crc32c"
+    kind = "limit"
+    requires = ("tidelog",)
+    description = "tidelog._core.crc32c over the same bytes (work an append must do besides copying)"
+
+    def copies_setup(self, tmpdir, params, data):
+        self.payload = data.payload
+
+    def copies_run(self, case):
+        from tidelog import _core
+
+        payload, crc = self.payload, _core.crc32c
+        c0, t0 = time.thread_time(), time.perf_counter()
+        crc(payload)
+        return {"seconds": time.perf_counter() - t0, "cpu_seconds": time.thread_time() - c0,
+                "bytes": payload.size, "hardware": bool(_core.crc32c_hardware())}
 
 
 class WriteFdatasync(Contender):
@@ -264,6 +404,9 @@ class ArrowIpcFile(Contender):
     description = ("pyarrow IPC file: RecordBatchFileWriter.write_batch per batch (+ fdatasync when durable); "
                    "reads via pa.memory_map, zero-copy")
 
+    def ingest_supports(self, params):
+        return "partitions" not in params     # one file: the 1-partition case
+
     def ingest_setup(self, tmpdir, params, data):
         self.dir = store_dir(tmpdir, self.name)
         path = os.path.join(self.dir, "data.arrow")
@@ -409,4 +552,5 @@ class OsPipe(Contender):
                 os.close(fd)
 
 
-__all__ = ["NumpyCopy", "OsWrite", "WriteFdatasync", "ArrowInMemory", "ArrowIpcFile", "OpenMmap", "OsPipe"]
+__all__ = ["NumpyCopy", "OsWrite", "WriteFdatasync", "ArrowInMemory", "ArrowIpcFile", "OpenMmap", "OsPipe",
+           "PythonCallFloor", "PaArrayConversion", "Crc32c"]

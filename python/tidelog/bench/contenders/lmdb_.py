@@ -82,7 +82,7 @@ class Lmdb(Contender):
 
     # ----------------------------------------------------------- recovery
     def recovery_supports(self, params):
-        return self.sync
+        return self.sync and not params.get("columnar")
 
     def recovery_writer(self, path, size, value_bytes, keep_writing, ready):
         from ..core import make_values

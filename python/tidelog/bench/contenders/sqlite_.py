@@ -1,4 +1,5 @@
-"""SQLite (stdlib sqlite3), WAL, synchronous=NORMAL (not durable per commit) or FULL (durable per commit)."""
+"""SQLite (stdlib sqlite3), WAL, synchronous=NORMAL (not durable per commit), FULL (durable per commit) or
+OFF (nothing synced: the records workload, the promise of acks="written")."""
 from __future__ import annotations
 
 import os
@@ -17,8 +18,15 @@ class Sqlite(Contender):
         self.synchronous = synchronous
         self.name = f"sqlite {synchronous}"
         self.description = (f"sqlite3, journal_mode=WAL, synchronous={synchronous}, executemany in one transaction "
-                            f"per batch/round" + (" (durable per commit)" if synchronous == "FULL" else
-                                                  " (a commit is durable only at the next checkpoint)"))
+                            f"per batch/round" + {"FULL": " (durable per commit)",
+                                                  "NORMAL": " (a commit is durable only at the next checkpoint)",
+                                                  "OFF": " (nothing synced); reads: select over the same rows"}
+                            [synchronous])
+
+    def supports(self, workload, params):
+        if (self.synchronous == "OFF") != (workload == "records"):
+            return False      # OFF is the records workload's peer, and only its
+        return super().supports(workload, params)
 
     def _connect(self, path: str, synchronous: str | None = None) -> sqlite3.Connection:
         con = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=60)
@@ -43,7 +51,7 @@ class Sqlite(Contender):
 
     # ------------------------------------------------------------- ingest
     def ingest_supports(self, params):
-        return self._matches(params)
+        return self._matches(params) and "partitions" not in params
 
     def ingest_setup(self, tmpdir, params, data):
         self._open(tmpdir, "create table readings (ts integer, sensor_id integer, value real)")
@@ -80,6 +88,47 @@ class Sqlite(Contender):
     def produce_teardown(self):
         self._close()
 
+    # ------------------------------------------------------------ records
+    def records_supports(self, params):
+        return params["op"] in ("send", "consume")
+
+    def records_setup(self, tmpdir, params, data):
+        self._open(tmpdir, "create table records (key blob, value blob)")
+        self.op, self.rows = data.op, data.take()    # (key, value) tuples, prepared before the clock
+        if data.op == "consume":
+            con = self.con
+            con.execute("begin")
+            con.executemany("insert into records values (?, ?)", self.rows)
+            con.execute("commit")
+
+    def records_run(self, case):
+        con = self.con
+        if self.op == "send":
+            t0 = time.perf_counter()
+            con.execute("begin")
+            con.executemany("insert into records values (?, ?)", self.rows)
+            con.execute("commit")
+            return {"seconds": time.perf_counter() - t0, "records": len(self.rows)}
+        how = case["how"]
+        n = 0
+        t0 = time.perf_counter()
+        cur = con.execute("select key, value from records")
+        if how == "iterate":
+            for _ in cur:
+                n += 1
+        elif how == "poll_batch":
+            while rows := cur.fetchmany(100_000):
+                n += len(rows)
+        else:
+            n = len(cur.fetchall())
+        seconds = time.perf_counter() - t0
+        if n != len(self.rows):
+            raise AssertionError(f"selected {n} rows of {len(self.rows)}")
+        return {"seconds": seconds, "records": n}
+
+    def records_teardown(self):
+        self._close()
+
     # ------------------------------------------------------------ threads
     def threads_supports(self, params):
         return self.synchronous == "FULL"
@@ -104,7 +153,7 @@ class Sqlite(Contender):
 
     # -------------------------------------------------------------- scans
     def scans_supports(self, params):
-        if self.synchronous != "NORMAL":
+        if self.synchronous != "NORMAL" or "frame_rows" in params:
             return False
         if params["size"] > self.MAX_SCAN_BYTES:
             return "SQLite loads about 1 M rows/s: sizes above 1 GB are skipped"
@@ -147,7 +196,7 @@ class Sqlite(Contender):
 
     # ----------------------------------------------------------- recovery
     def recovery_supports(self, params):
-        return self.synchronous == "FULL"
+        return self.synchronous == "FULL" and not params.get("columnar")
 
     def recovery_writer(self, path, size, value_bytes, keep_writing, ready):
         from ..core import make_values

@@ -11,9 +11,10 @@ from ._common import (
     STOP, LocalConsumer, consume_loop, crash_writer_if_asked, fill_recovery_store, paced_round, stamp_value,
     store_dir,
 )
+from .tidelog_targets import TidelogTargets
 
 
-class Tidelog(Contender):
+class Tidelog(TidelogTargets, Contender):
     """``durability``: "fsync" (the contender named plain "tidelog"), "interval" or "none"."""
 
     kind = "tidelog"
@@ -51,18 +52,23 @@ class Tidelog(Contender):
 
     def ingest_setup(self, tmpdir, params, data):
         log = self._open(tmpdir)
-        self.topic = log.create_topic("sensors", schema=SCHEMA, timestamp="ts", durability=self.durability)
+        partitions = params.get("partitions", 1)
+        # more than one partition: keyed by sensor_id, each batch split into one frame per partition
+        self.topic = log.create_topic("sensors", schema=SCHEMA, timestamp="ts", durability=self.durability,
+                                      partitions=partitions, key="sensor_id" if partitions > 1 else None)
         self.batches = data.batches
 
     def ingest_run(self, case):
         append, batches = self.topic.append, self.batches
-        s0 = self.log.stats()["fdatasyncs"]
+        s0 = self.log.stats()
         t0 = time.perf_counter()
         for b in batches:
             append(b)
         seconds = time.perf_counter() - t0
+        s1 = self.log.stats()
         return {"seconds": seconds, "rows": sum(b.num_rows for b in batches),
-                "fdatasyncs": self.log.stats()["fdatasyncs"] - s0}
+                "fdatasyncs": s1["fdatasyncs"] - s0["fdatasyncs"], "appends": len(batches),
+                "frames": s1["frames"] - s0["frames"]}
 
     def ingest_teardown(self):
         self._close()
@@ -122,7 +128,8 @@ class Tidelog(Contender):
         log = self._open(tmpdir)
         # Written with durability="none" and one flush at the end (quicker to fill); how data was written
         # does not change how it is read.
-        self.topic = log.create_topic("sensors", schema=SCHEMA, timestamp="ts", durability="none")
+        self.topic = log.create_topic("sensors", schema=SCHEMA, timestamp="ts", durability="none",
+                                      **({"segment_bytes": data.segment_bytes} if data.segment_bytes else {}))
         for b in data.sensors.batches():
             self.topic.append(b)
         log.flush()
@@ -135,6 +142,17 @@ class Tidelog(Contender):
             table = topic.read()
             total = pc.sum(table["value"]).as_py()
             return {"seconds": time.perf_counter() - t0, "rows": table.num_rows, "check": total}
+        if q == "stream":   # not a case of the suite: benches/test_bench_scan.py's streaming context figure
+            t0 = time.perf_counter()
+            total, rows = 0.0, 0
+            for batch in topic.scan(columns=["value"]):
+                total += pc.sum(batch.column(0)).as_py()
+                rows += batch.num_rows
+            return {"seconds": time.perf_counter() - t0, "rows": rows, "check": total}
+        if q == "read":     # the read alone, no sum (benches: the per-frame cost)
+            t0 = time.perf_counter()
+            rows = topic.read().num_rows
+            return {"seconds": time.perf_counter() - t0, "rows": rows}
         if q == "range":
             t0 = time.perf_counter()
             table = topic.read(start_time=data.range_ts[0], end_time=data.range_ts[1])
@@ -152,7 +170,7 @@ class Tidelog(Contender):
 
     # ----------------------------------------------------------- recovery
     def recovery_supports(self, params):
-        return self.durability == "fsync"
+        return self.durability == "fsync" and not params.get("columnar")
 
     def recovery_writer(self, path, size, value_bytes, keep_writing, ready):
         """Child side: fill ``path`` to ``size`` bytes of records, or append small durable batches until killed."""
@@ -243,6 +261,59 @@ class Tidelog(Contender):
             self.producer.close()
         finally:
             self._close()
+
+
+class TidelogColumnar(Tidelog):
+    """The recovery workload's columnar case (benches/test_bench_recovery.py): a
+    writer child appends 1 Mi-row sensor batches to a 1-partition
+    durability="fsync" topic until it holds ``size`` bytes, then 4 Ki-row
+    batches until it is killed."""
+
+    TOPIC = "readings"
+
+    def __init__(self):
+        super().__init__("fsync")
+        self.name = "tidelog columnar"
+        self.description = "a columnar topic filled with 1 Mi-row batches, durability=\"fsync\"; open + end offsets"
+
+    def supports(self, workload, params):
+        return workload == "recovery" and bool(params.get("columnar"))
+
+    def recovery_writer(self, path, size, value_bytes, keep_writing, ready):
+        """Child side: fill ``path`` to ``size`` bytes of sensor rows, or append small batches until killed."""
+        import tidelog
+        from ..core import TS0, readings
+
+        log = tidelog.open(path)
+        if self.TOPIC in log.topics():
+            topic = log.topic(self.TOPIC)
+        else:
+            topic = log.create_topic(self.TOPIC, schema=SCHEMA, partitions=1, timestamp="ts", durability="fsync")
+        big = readings(1 << 20, 1, TS0)
+        small = readings(4096, 2, TS0 + (1 << 40))
+        filled = topic.describe()["bytes"]
+        while filled < size:
+            topic.append(big)
+            filled += big.nbytes
+        ready()
+        while keep_writing:
+            topic.append(small)
+        log.close()
+
+    def recovery_run(self, case):
+        """The timed open; also what the open saw (outside the clock)."""
+        import tidelog
+
+        crash_writer_if_asked(self, case, self.path, self.data)
+        t0 = time.perf_counter()
+        log = tidelog.open(self.path)
+        log.topic(self.TOPIC).end_offsets()
+        seconds = time.perf_counter() - t0
+        try:
+            return {"seconds": seconds, "clean_shutdown": log.clean_shutdown,
+                    "recovery_events": len(log.recovery_report), "topic_bytes": log.topic(self.TOPIC).describe()["bytes"]}
+        finally:
+            log.close()
 
 
 class TidelogProducer(Tidelog):
