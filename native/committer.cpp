@@ -12,6 +12,7 @@
 #include "errors.h"
 #include "partition.h"
 #include "segment.h"
+#include "units.h"
 
 namespace tidelog {
 
@@ -34,11 +35,6 @@ int64_t configured_max_gather_ns() {
 constexpr size_t max_parallel_syncs = 8;
 }
 
-int64_t committer::monotonic_ns() {
-    struct timespec ts;
-    ::clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1'000'000'000LL + ts.tv_nsec;
-}
 
 committer::committer(housekeeper* h) : _housekeeper(h), _max_gather_ns(configured_max_gather_ns()) {
     _thread = std::thread([this] { run(); });

@@ -95,8 +95,6 @@ public:
     void count_segment_deleted();
     committer_stats stats() const;
 
-    static int64_t monotonic_ns();
-
 private:
     struct pending_flush {
         std::vector<std::shared_ptr<segment>> segments;

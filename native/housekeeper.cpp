@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <chrono>
 
+#include "units.h"
+
 namespace tidelog {
 
 namespace {
@@ -16,11 +18,6 @@ constexpr int64_t coalesce_ns = 20'000'000;
 constexpr int64_t awake = INT64_MIN;
 }  // namespace
 
-int64_t housekeeper::monotonic_ns() {
-    struct timespec ts;
-    ::clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1'000'000'000LL + ts.tv_nsec;
-}
 
 housekeeper::~housekeeper() { stop(); }
 

@@ -72,8 +72,6 @@ public:
     /// Runs of every task so far that returned without throwing.
     uint64_t runs() const;
 
-    static int64_t monotonic_ns();
-
 private:
     struct entry {
         housekeeping_task task;

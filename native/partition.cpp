@@ -482,7 +482,7 @@ std::vector<append_result> partition::append(const append_request* requests, siz
             if (_config.durability != durability_mode::fsync) publish_locked(point.next_offset);
             _committer->note_written(this, seg, point,
                                      _config.durability == durability_mode::none ? committer::no_deadline
-                                                                                 : committer::monotonic_ns());
+                                                                                 : monotonic_ns());
         }
         throw;
     }
@@ -490,7 +490,7 @@ std::vector<append_result> partition::append(const append_request* requests, siz
     int64_t end = seg->next_offset();
     recovery_point point{seg->base_offset(), seg->size(), end};
     uint64_t ticket = 0;
-    int64_t now = committer::monotonic_ns();
+    int64_t now = monotonic_ns();
     switch (_config.durability) {
         case durability_mode::fsync:
             ticket = _committer->note_written(this, seg, point, now);
@@ -517,7 +517,7 @@ void partition::roll_locked() {
     // Even in "none" mode a sealed segment is flushed soon (as Kafka flushes on
     // roll), so the recovery checkpoint can move past it.
     _committer->note_written(this, old, {old->base_offset(), old->size(), old->next_offset()},
-                             committer::monotonic_ns());
+                             monotonic_ns());
     auto next = segment::create(_dir, old->next_offset());
     fsync_directory(_dir);
     _sealed_bytes += old->size();
@@ -653,11 +653,11 @@ size_t partition::segment_count() {
 }
 
 bool partition::wait_for_data(int64_t known_end, int64_t timeout_ns) {
-    int64_t deadline = timeout_ns < 0 ? INT64_MAX : committer::monotonic_ns() + timeout_ns;
+    int64_t deadline = timeout_ns < 0 ? INT64_MAX : monotonic_ns() + timeout_ns;
     while (true) {
         uint32_t seq = _shared.sequence();
         if (end_offset() > known_end) return true;
-        int64_t left = timeout_ns < 0 ? -1 : deadline - committer::monotonic_ns();
+        int64_t left = timeout_ns < 0 ? -1 : deadline - monotonic_ns();
         if (timeout_ns >= 0 && left <= 0) return false;
         if (!_shared.available()) {
             // No writer has created the state file yet: poll it at a coarse interval.

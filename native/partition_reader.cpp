@@ -99,7 +99,6 @@ void partition_reader::read_through_partition(size_t max_frames, uint64_t max_by
     _position = last.position + last.header.frame_length();
     _region = last.region;
     _segment = _partition.segment_holding(last.header.base_offset, &_segment_end);
-    if (_segment && _segment->base_offset() > last.header.base_offset) _segment.reset();
     out->insert(out->end(), got.begin(), got.end());
 }
 

@@ -1,5 +1,7 @@
 #pragma once
 // Named size and time units, so that constants say what they measure.
+#include <time.h>
+
 #include <cstdint>
 
 namespace tidelog {
@@ -27,6 +29,14 @@ constexpr uint64_t index_interval_bytes = 4_KiB;
 /// Segment positions are stored as uint32 in the offset index.
 constexpr uint64_t max_segment_bytes = 2_GiB - 1;
 constexpr uint64_t max_frame_bytes = 2_GiB - 1;
+
+/// CLOCK_MONOTONIC in ns: deadlines and intervals (the committer's gathering,
+/// the housekeeper's schedule, waits and segment ages).
+inline int64_t monotonic_ns() {
+    struct timespec ts;
+    ::clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1'000'000'000LL + ts.tv_nsec;
+}
 
 inline uint64_t align_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
 

@@ -71,10 +71,6 @@ cdef class ProducerBatch:
     def max_timestamp(self):
         return self.builder.get().max_timestamp()
 
-    def reserve(self, size_t records, size_t nbytes):
-        """Pre-sizes the columns (the engine passes the previous batch's size)."""
-        self.builder.get().reserve(records, nbytes)
-
     def timestamp_at(self, Py_ssize_t i):
         return self.builder.get().timestamps()[i]
 

@@ -88,10 +88,8 @@ def decode_records(batch, str topic, int partition, int64_t first_offset, Py_ssi
     cdef const unsigned char* hvval = _addr(hvb[0]) if hvalues.null_count else NULL
     cdef const int* hvoffs = ((<const int*>_addr(hvb[1])) + hvoff) if len(hvalues) else NULL
     cdef const unsigned char* hvdata = _addr(hvb[2]) if len(hvalues) else NULL
-    cdef Py_ssize_t n = stop - start, i, h, row
+    cdef Py_ssize_t n = stop - start
     cdef list out = PyList_New(n)
-    cdef Record r
-    cdef list hl
     # Thousands of fresh objects that all survive would trigger a young-generation
     # collection every 700 allocations (2.5x the cost of decoding): pause the GC.
     cdef int gc_was_enabled = PyGC_Disable()

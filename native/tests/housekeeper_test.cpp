@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "housekeeper.h"
+#include "units.h"
 
 using namespace tidelog;
 
@@ -58,7 +59,7 @@ TEST(Housekeeper, TriggeredTaskRunsOnlyAfterATriggerAtMostOncePerInterval) {
     std::atomic<int> runs{0};
     std::atomic<int64_t> last_run_ns{0};
     auto id = h.add_task({"checkpoint", 300 * ms, housekeeping_task::schedule::when_triggered, [&] {
-                              last_run_ns = housekeeper::monotonic_ns();
+                              last_run_ns = monotonic_ns();
                               runs++;
                           }});
     sleep_ms(400);

@@ -121,11 +121,16 @@ decode_payload = _core.decode_frame
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
-def as_offset(value: Any, name: str = "offset") -> int:
-    """An offset argument: an int (not bool) in [0, 2**63)."""
+def as_int(value: Any, name: str) -> int:
+    """An int argument (a Python or numpy integer, not a bool); TypeError naming it."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{name} must be an int, not {type(value).__name__}")
-    value = int(value)
+    return int(value)
+
+
+def as_offset(value: Any, name: str = "offset") -> int:
+    """An offset argument: an int (not bool) in [0, 2**63)."""
+    value = as_int(value, name)
     if not 0 <= value <= INT64_MAX:
         raise ValueError(f"{name} must be in [0, 2**63), not {value}")
     return value

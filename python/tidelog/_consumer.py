@@ -299,7 +299,7 @@ class Consumer:
             start = native.start_offset
             if pos < start:
                 pos = start  # retention removed what we had not read: continue from the oldest kept
-            frames = self._frames(native, name, p, pos, end, topic)
+            frames = self._frames(native, name, p, pos, topic)
             if not frames:
                 positions[key] = max(pos, positions[key])  # past damage it skipped, if any
                 continue
@@ -315,7 +315,7 @@ class Consumer:
             return name, p, frame, topic, lo, hi
         return None
 
-    def _frames(self, native, name: str, p: int, pos: int, end: int, topic) -> list:
+    def _frames(self, native, name: str, p: int, pos: int, topic) -> list:
         """The next frame from ``pos`` (one or none), through the partition's
         cursor (which goes on from where its last frame ended instead of seeking
         from the index). Skipping damage, the position moves past what was
@@ -413,7 +413,7 @@ class Consumer:
         # Fill up from the same partition's next frames while they fit.
         while total < max_records and self._positions[(name, p)] < native.end_offset:
             pos = self._positions[(name, p)]
-            frames = self._frames(native, name, p, pos, native.end_offset, topic)
+            frames = self._frames(native, name, p, pos, topic)
             if not frames or frames[0].base_offset > pos:
                 break  # damage was skipped: the batch's offsets stay contiguous, the next poll goes on
             (b,) = part.decode(frames[0])

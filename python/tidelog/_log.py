@@ -117,9 +117,10 @@ def _close_all(topics: dict, native, producers: weakref.WeakSet) -> None:
     native.close()
 
 
-def _read_topic_meta(path: str, name: str) -> tuple[TopicConfig, pa.Schema, int]:
-    """A topic's config, schema and format version from its metadata file;
-    CorruptionError naming the file for anything that is not what create_topic wrote."""
+def _read_topic_meta(path: str, name: str) -> tuple[TopicConfig, pa.Schema, dict]:
+    """A topic's config and schema from its metadata file, and the file's
+    parsed JSON; CorruptionError naming the file for anything that is not what
+    create_topic wrote."""
     with io.open(path, "rb") as f:
         raw = f.read()
     try:
@@ -149,16 +150,14 @@ def _read_topic_meta(path: str, name: str) -> tuple[TopicConfig, pa.Schema, int]
         raise CorruptionError(f"topic metadata {path} is damaged: {e}") from e
     except (ValueError, TypeError, KeyError, AttributeError, UnicodeDecodeError, pa.ArrowException) as e:
         raise CorruptionError(f"topic metadata {path} is damaged: {type(e).__name__}: {e}") from e
-    return config, schema, version
+    return config, schema, meta
 
 
-def _lift_topic_meta(path: str) -> None:
-    """Rewrites a version-1 topic.json as the current version (atomically), so
-    that builds from before frame version 2 refuse the topic once this writer
-    may have appended version-2 frames to it (FORMAT.md §10)."""
-    with io.open(path, "rb") as f:
-        meta = json.loads(f.read())
-    meta["format_version"] = TOPIC_FORMAT_VERSION
+def _lift_topic_meta(path: str, meta: dict) -> None:
+    """Rewrites a version-1 topic.json (``meta``, as read) as the current
+    version (atomically), so that builds from before frame version 2 refuse the
+    topic once this writer may have appended version-2 frames to it (FORMAT.md §10)."""
+    meta = {**meta, "format_version": TOPIC_FORMAT_VERSION}
     _write_atomically(path, json.dumps(meta, indent=1).encode())
 
 
@@ -243,9 +242,9 @@ class Log:
     def _load_topic(self, name: str) -> Topic:
         directory = os.path.join(self._topics_dir, name)
         meta_path = os.path.join(directory, _META)
-        config, schema, version = _read_topic_meta(meta_path, name)
-        if version < TOPIC_FORMAT_VERSION and not self.read_only:
-            _lift_topic_meta(meta_path)
+        config, schema, meta = _read_topic_meta(meta_path, name)
+        if meta["format_version"] < TOPIC_FORMAT_VERSION and not self.read_only:
+            _lift_topic_meta(meta_path, meta)
         topic = Topic(self, config, schema, directory, self._native, self._note_skipped)
         for i in range(topic.partitions):
             acknowledged = None
@@ -420,8 +419,6 @@ class Log:
         batch_bytes = settings.get("batch_bytes", 1 << 20)
         acks = settings.get("acks", "durable")
         max_record_bytes = settings.get("max_record_bytes", 1 << 20)
-        if acks not in ("durable", "written"):
-            raise ValueError(f"acks must be 'durable' or 'written', not {acks!r}")
         if isinstance(linger_ms, bool) or not isinstance(linger_ms, (int, float)):
             raise TypeError(f"linger_ms must be a number, not {type(linger_ms).__name__}")
         if not 0 <= linger_ms < 3_600_000:  # also rejects nan

@@ -13,6 +13,7 @@ from typing import Any, Iterable, Iterator, Mapping, NamedTuple
 
 import numpy as np
 
+from ._arrow import as_int
 from .errors import InvalidArgumentError
 
 #: Logical offsets, with confluent-kafka's values: the first kept offset, the
@@ -47,8 +48,8 @@ class TopicPartition:
         if not isinstance(topic, str):
             raise TypeError(f"TopicPartition: topic must be a str, not {type(topic).__name__}")
         self._topic = topic
-        self._partition = _as_int("TopicPartition: partition", partition)
-        self.offset = _as_int("TopicPartition: offset", offset)
+        self._partition = as_int(partition, "TopicPartition: partition")
+        self.offset = as_int(offset, "TopicPartition: offset")
         self.metadata = metadata
         self.leader_epoch = leader_epoch
         self.error = None
@@ -104,19 +105,13 @@ class OffsetAndMetadata(NamedTuple):
     leader_epoch: int | None = None
 
 
-def _as_int(what: str, value: Any) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{what} must be an int, not {type(value).__name__}")
-    return int(value)
-
-
 def partition_key(item: Any, what: str) -> tuple[str, int]:
     """(topic, partition) of a TopicPartition or a (topic, partition) pair;
     TypeError naming ``what`` for anything else."""
     if isinstance(item, TopicPartition):
         return item.topic, item.partition
     if isinstance(item, (tuple, list)) and len(item) == 2 and isinstance(item[0], str):
-        return item[0], _as_int(f"{what}: the partition of {item!r}", item[1])
+        return item[0], as_int(item[1], f"{what}: the partition of {item!r}")
     raise TypeError(f"{what} takes TopicPartition objects or (topic, partition) pairs, e.g. [('orders', 0)], "
                     f"not {item!r}")
 
@@ -156,7 +151,7 @@ def commit_offsets(offsets: Any, what: str = "commit(offsets=...)") -> dict[tupl
                                 f"(a dict maps (topic, partition) to an offset)")
             out[(tp.topic, tp.partition)] = OffsetAndMetadata(tp.offset, tp.metadata or "", tp.leader_epoch)
     for key, om in out.items():
-        offset = _as_int(f"{what}: the offset of {key!r}", om.offset)
+        offset = as_int(om.offset, f"{what}: the offset of {key!r}")
         if not 0 <= offset < 2**63:
             raise InvalidArgumentError(f"{what}: the offset of {key!r} must be >= 0 (the next offset to read), "
                                        f"not {offset}")
