@@ -12,6 +12,19 @@
 
 #include "errors.h"
 
+// ThreadSanitizer (gcc 12's libtsan) intercepts pthread_mutex_lock/trylock/
+// timedlock but not pthread_mutex_clocklock: tell it about lock_for's locks.
+#if defined(__SANITIZE_THREAD__)
+#define TIDELOG_SHARED_MUTEX_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define TIDELOG_SHARED_MUTEX_TSAN 1
+#endif
+#endif
+#ifdef TIDELOG_SHARED_MUTEX_TSAN
+#include <sanitizer/tsan_interface.h>
+#endif
+
 namespace tidelog {
 
 namespace {
@@ -113,7 +126,15 @@ shared_mutex::lock_result shared_mutex::lock_for(int64_t timeout_ns) {
     }
     deadline.tv_sec += static_cast<time_t>(sec);
     deadline.tv_nsec = static_cast<long>(nsec);
-    return result_of("lock_for", pthread_mutex_clocklock(_m, CLOCK_MONOTONIC, &deadline));
+#ifdef TIDELOG_SHARED_MUTEX_TSAN
+    __tsan_mutex_pre_lock(_m, __tsan_mutex_try_lock);
+#endif
+    int rc = pthread_mutex_clocklock(_m, CLOCK_MONOTONIC, &deadline);
+#ifdef TIDELOG_SHARED_MUTEX_TSAN
+    __tsan_mutex_post_lock(_m, (rc == 0 || rc == EOWNERDEAD) ? __tsan_mutex_try_lock
+                                                              : __tsan_mutex_try_lock | __tsan_mutex_try_lock_failed, 0);
+#endif
+    return result_of("lock_for", rc);
 }
 
 void shared_mutex::mark_consistent() {

@@ -30,6 +30,19 @@
 using namespace tidelog;
 using tidelog_test::temp_dir;
 
+#if defined(__SANITIZE_THREAD__)
+#define UNDER_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define UNDER_TSAN 1
+#endif
+#endif
+#ifdef UNDER_TSAN
+constexpr bool under_tsan = true;
+#else
+constexpr bool under_tsan = false;
+#endif
+
 namespace {
 
 using clock_type = std::chrono::steady_clock;
@@ -43,6 +56,8 @@ struct region {
     uint64_t b;
     int32_t inside;      // 1 while someone is in the critical section
     int32_t violations;  // entries that found inside == 1
+    int32_t ready;       // children at the start line
+    int32_t go;          // the start signal
 };
 static_assert(alignof(region) >= shared_mutex::alignment, "region alignment");
 
@@ -173,7 +188,7 @@ TEST(SharedMutex, LayoutIsOnePthreadMutex) {
 TEST(SharedMutex, MutualExclusionAcrossProcesses) {
     shared_file f;
     constexpr int children = 4;
-    const int per_child = 20000;
+    const int per_child = 50000;
     std::vector<pid_t> pids;
     for (int c = 0; c < children; ++c) {
         pids.push_back(spawn([&, c]() {
@@ -182,6 +197,9 @@ TEST(SharedMutex, MutualExclusionAcrossProcesses) {
             region* r = (c % 2 == 0) ? map_region(f.path()) : f.r();
             if (!r) return 2;
             shared_mutex m(r->mutex);
+            // Start together, so the children really contend.
+            __atomic_add_fetch(&r->ready, 1, __ATOMIC_SEQ_CST);
+            while (!__atomic_load_n(&r->go, __ATOMIC_ACQUIRE)) sched_yield();
             for (int i = 0; i < per_child; ++i) {
                 auto res = m.lock();
                 if (!res.acquired || res.acquired_after_owner_died) return 3;
@@ -191,6 +209,8 @@ TEST(SharedMutex, MutualExclusionAcrossProcesses) {
             return 0;
         }));
     }
+    while (__atomic_load_n(&f.r()->ready, __ATOMIC_SEQ_CST) < children) sched_yield();
+    __atomic_store_n(&f.r()->go, 1, __ATOMIC_RELEASE);
     for (pid_t p : pids) EXPECT_EQ(wait_for(p), 0);
     EXPECT_EQ(f.r()->counter, static_cast<uint64_t>(children) * per_child);
     EXPECT_EQ(f.r()->violations, 0);
@@ -397,6 +417,9 @@ TEST(SharedMutex, UnlockWithoutMarkConsistentIsNotRecoverable) {
             EXPECT_NE(std::string(e.what()).find("not recoverable"), std::string::npos) << e.what();
         }
     };
+    // lock, then try_lock twice (lock_for tries first): glibc's trylock leaves
+    // the word held on not-recoverable unless shared_mutex releases it, and
+    // the other process's lock() below would then sleep forever.
     expect_not_recoverable([&]() { m.lock(); }, "lock");
     expect_not_recoverable([&]() { m.try_lock(); }, "try_lock");
     auto t0 = clock_type::now();
@@ -458,13 +481,16 @@ TEST(SharedMutex, MisuseIsInvalidArgument) {
         return 0;
     };
     const int invalid = static_cast<int>(errc::invalid_argument);
-    EXPECT_EQ(code_of([&]() { m.unlock(); }), invalid) << "unlock of an unlocked mutex";
+    // TSan reports the wrong unlocks itself (pthread's EPERM notwithstanding).
+    if (!under_tsan) EXPECT_EQ(code_of([&]() { m.unlock(); }), invalid) << "unlock of an unlocked mutex";
     ASSERT_TRUE(m.lock().acquired);
     EXPECT_EQ(code_of([&]() { m.lock(); }), invalid) << "relock by the owner";
     EXPECT_EQ(code_of([&]() { m.mark_consistent(); }), invalid) << "mark_consistent when consistent";
-    int from_other_thread = -1;
-    std::thread([&]() { from_other_thread = code_of([&]() { f.mutex().unlock(); }); }).join();
-    EXPECT_EQ(from_other_thread, invalid) << "unlock by a thread that does not hold it";
+    if (!under_tsan) {
+        int from_other_thread = -1;
+        std::thread([&]() { from_other_thread = code_of([&]() { f.mutex().unlock(); }); }).join();
+        EXPECT_EQ(from_other_thread, invalid) << "unlock by a thread that does not hold it";
+    }
     bool other_got_it = true;
     std::thread([&]() { other_got_it = f.mutex().try_lock().acquired; }).join();
     EXPECT_FALSE(other_got_it);
