@@ -67,6 +67,10 @@
 // files: the process that resets the file, with no one else mapping the old
 // bytes as live).
 //
+// (glibc 2.36's pthread_mutex_trylock leaves a not-recoverable mutex's futex
+// word holding the caller's TID, which would hang every other process's
+// lock(); try_lock() releases it again: see shared_mutex.cpp.)
+//
 // fork(). A child inherits the mapping (MAP_SHARED stays shared) and may use
 // the same mutex like any other process. It does NOT own a mutex the parent
 // held at fork() (ownership is per thread; the child's threads are new): the
