@@ -345,9 +345,15 @@ void partition::adopt_view_locked(const committed_point& c, bool relist) {
                 continue;
             }
             try {
-                next.push_back(segment::open(_dir, b, false));
+                // Creating nothing: a segment another handle's retention unlinks
+                // after this listing must not come back empty.
+                next.push_back(segment::open_existing(_dir, b));
             } catch (const error& e) {
                 if (e.code() != errc::not_found) throw;  // unlinked by retention meanwhile
+                // The active segment is never retention's; its index files may be
+                // missing (its creator died between the files): create those.
+                if (b == c.segment_base && path_exists(_dir + "/" + segment_file_stem(b) + ".log"))
+                    next.push_back(segment::open(_dir, b, false));
             }
         }
         if (next.empty() || next.back()->base_offset() != c.segment_base)

@@ -29,13 +29,13 @@ std::string segment_file_stem(int64_t base_offset) {
     return name;
 }
 
-segment::segment(const std::string& dir, int64_t base_offset, bool read_only)
+segment::segment(const std::string& dir, int64_t base_offset, bool read_only, bool create)
     : _base_offset(base_offset),
       _read_only(read_only),
       _log_path(dir + "/" + segment_file_stem(base_offset) + ".log"),
       _created_ns(now_ns()),
-      _log(file_handle::open(_log_path, read_only ? O_RDONLY : O_RDWR | O_CREAT)),
-      _index(dir + "/" + segment_file_stem(base_offset), read_only),
+      _log(file_handle::open(_log_path, read_only ? O_RDONLY : create ? O_RDWR | O_CREAT : O_RDWR)),
+      _index(dir + "/" + segment_file_stem(base_offset), read_only, create),
       _next_offset(base_offset) {
     _allocated = _log.size();
 }
@@ -47,6 +47,10 @@ std::shared_ptr<segment> segment::create(const std::string& dir, int64_t base_of
     if (path_exists(path)) throw error(errc::already_exists, "segment already exists: " + path);
     // Nothing is allocated until the first append (units.h).
     return std::shared_ptr<segment>(new segment(dir, base_offset, false));
+}
+
+std::shared_ptr<segment> segment::open_existing(const std::string& dir, int64_t base_offset) {
+    return std::shared_ptr<segment>(new segment(dir, base_offset, false, false));
 }
 
 std::shared_ptr<segment> segment::open(const std::string& dir, int64_t base_offset, bool read_only) {

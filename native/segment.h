@@ -83,6 +83,9 @@ class segment {
 public:
     static std::shared_ptr<segment> create(const std::string& dir, int64_t base_offset);
     static std::shared_ptr<segment> open(const std::string& dir, int64_t base_offset, bool read_only);
+    /// Read-write, creating nothing: errc::not_found if a file is gone (another
+    /// handle's retention unlinked the segment after it was listed).
+    static std::shared_ptr<segment> open_existing(const std::string& dir, int64_t base_offset);
     segment(const segment&) = delete;
     segment& operator=(const segment&) = delete;
     ~segment();
@@ -156,7 +159,7 @@ public:
     void close();
 
 private:
-    segment(const std::string& dir, int64_t base_offset, bool read_only);
+    segment(const std::string& dir, int64_t base_offset, bool read_only, bool create = true);
     void ensure_allocated(uint64_t end);
 
     const int64_t _base_offset;

@@ -11,7 +11,7 @@
 
 namespace tidelog {
 
-segment_index::segment_index(const std::string& base_path, bool read_only)
+segment_index::segment_index(const std::string& base_path, bool read_only, bool create)
     : _offset_path(base_path + ".index"), _time_path(base_path + ".timeindex"), _read_only(read_only),
       _max_timestamp(INT64_MIN) {
     if (read_only) {
@@ -23,8 +23,8 @@ segment_index::segment_index(const std::string& base_path, bool read_only)
             return;  // a reader before the writer created them: walk the log instead
         }
     } else {
-        _offset_file = file_handle::open(_offset_path, O_RDWR | O_CREAT);
-        _time_file = file_handle::open(_time_path, O_RDWR | O_CREAT);
+        _offset_file = file_handle::open(_offset_path, create ? O_RDWR | O_CREAT : O_RDWR);
+        _time_file = file_handle::open(_time_path, create ? O_RDWR | O_CREAT : O_RDWR);
     }
     load();
 }

@@ -40,7 +40,8 @@ struct index_cursor {
 
 class segment_index {
 public:
-    segment_index(const std::string& base_path, bool read_only);
+    /// create: a read-write index creates missing files (false: errc::not_found).
+    segment_index(const std::string& base_path, bool read_only, bool create = true);
     segment_index(const segment_index&) = delete;
     segment_index& operator=(const segment_index&) = delete;
 

@@ -453,7 +453,7 @@ TEST_F(PartitionTest, UncleanReopenAfterTornTail) {
     std::remove((dir + "/state").c_str());
     auto p = open(cfg, false);
     ASSERT_FALSE(p->recovery_events().empty());
-    const recovery_event& ev = p->recovery_events().front();
+    const recovery_event ev = p->recovery_events().front();
     EXPECT_EQ(ev.kind, "cut");
     EXPECT_EQ(ev.file, log_path(0));
     EXPECT_EQ(ev.position, last.position);
@@ -505,7 +505,7 @@ TEST_F(PartitionTest, GarbledPayloadBelowTheDurablePointCostsOnlyThatFrame) {
         auto p = open(cfg, clean);
         if (!clean) {
             ASSERT_EQ(p->recovery_events().size(), 1u);
-            const recovery_event& ev = p->recovery_events()[0];
+            const recovery_event ev = p->recovery_events()[0];
             EXPECT_EQ(ev.kind, "damaged");
             EXPECT_EQ(ev.reason, describe(frame_check::bad_crc));
             EXPECT_EQ(ev.first_offset_dropped, 25);
