@@ -10,6 +10,16 @@
 // durable waits, flush_all, checkpoints, retention, clean closes), cut, tear the
 // objects down, reboot (rewrite the folder from the crash image).
 //
+// Interleaved writers: in a third of the runs (TIDELOG_POWERCUT_WRITERS) k = 2..4
+// read-write handles (log_core objects on the folder, one session) each run a
+// workload on their own thread against the same partitions: appends, durable
+// waits, flush_all, checkpoints, retention, rolls, a handle closing amid the
+// others (the last closer seals and marks the shutdown clean). The model learns
+// every frame's offset from what append returned (frames of a failed append are
+// recognized by their timestamps if recovery keeps them). After the cut every
+// handle is torn down; one fresh handle recovers, and the checks below hold, plus
+// each writer's frames in its own order and a probe append at the recovered end.
+//
 // Media damage: after a share of the cuts the disk also changes bytes it had
 // acknowledged (bit flips, zeroed sectors, misdirected frame copies, damaged
 // side files), only in frames a durable checkpoint vouches for. The checker then
@@ -24,6 +34,13 @@
 //   TIDELOG_POWERCUT_PER_RUN   cuts per run (default 40)
 //   TIDELOG_POWERCUT_METADATA  ordered | unordered: directory operations at a
 //                              cut (default: a quarter of the cuts unordered)
+//   TIDELOG_POWERCUT_WRITERS   k read-write handles (one session, one thread
+//                              each) appending to the same partitions at once
+//                              (1: the single writer; default: a third of the
+//                              runs with k = 2..4, see run::workload_interleaved)
+//   TIDELOG_POWERCUT_INTERLEAVED_RETENTION
+//                              1: retention in interleaved runs too (off by
+//                              default: a known bug, see BUGS.md)
 //   TIDELOG_POWERCUT_VERBOSE   1: print every cut
 //   TIDELOG_POWERCUT_KEEP      1: keep each pre-recovery image (debugging)
 //   TIDELOG_POWERCUT_DAMAGE    share of the cuts followed by media damage (default
@@ -104,6 +121,11 @@ struct model_frame {
     uint32_t size;
     uint64_t tag;
     uint32_t payload_crc;  // crc32c of make_payload(size, tag)
+    int64_t min_ts = 0;    // the frame's min_timestamp (max is min_ts + count)
+    /// Interleaved writers: the handle that appended it (-1: the single writer
+    /// or a probe) and a run-unique id, increasing in each writer's program order.
+    int writer = -1;
+    uint64_t uid = 0;
     /// Reported damaged or lost (media damage): no longer expected back, but
     /// whatever is read at its offset must still be exactly this frame.
     bool gone = false;
@@ -135,7 +157,11 @@ struct partition_model {
     /// the state file used to be a bug (damage_options::state_loss_after_reliance).
     int64_t damage_vouched_by_state = 0;
     bool scarred = false;             // damage or lost offsets were ever reported or injected
-    int64_t written_end() const { return next; }
+    /// Interleaved writers: frames of appends that failed (a cut), whose offsets
+    /// the model never learned. Recovery may keep them (found by their min_ts).
+    std::vector<model_frame> unsure_frames;
+    int64_t unsure_records = 0;
+    int64_t written_end() const { return next + unsure_records; }
     model_frame* find(int64_t base) {
         auto it = std::lower_bound(frames.begin(), frames.end(), base,
                                    [](const model_frame& f, int64_t b) { return f.base < b; });
@@ -165,6 +191,11 @@ struct figures {
     uint64_t injured_read_intact = 0, damage_events = 0, lost_events = 0, skipped_ranges = 0;
     uint64_t corrupt_reads_checked = 0, probe_appends = 0, frames_reappeared = 0;
     uint64_t checkpoints_lost = 0;  // vouching checkpoints gone with their folder entry at a cut
+    // Interleaved writers (several read-write handles appending to the same partitions).
+    uint64_t interleaved_runs = 0, interleaved_cuts = 0, handles_by_count[5] = {};
+    std::atomic<uint64_t> interleaved_workloads{0}, interleaved_frames{0}, interleaved_acks{0},
+        handle_closes{0}, all_handles_closed{0}, foreign_frames_seen{0};
+    uint64_t unsure_frames_recovered = 0, unsure_frames_dropped = 0;
     std::vector<std::string> violations;
 };
 
@@ -266,8 +297,10 @@ void write_at(const std::string& path, uint64_t position, const void* bytes, siz
 
 class run {
 public:
+    /// writers: read-write handles appending at once (1: the single writer;
+    /// 0: chosen per run, a third of the runs with 2..4).
     run(uint64_t seed, figures& fig, double unordered_share, double forget_dir_syncs = 0,
-        double forget_file_syncs = 0, damage_options damage = {})
+        double forget_file_syncs = 0, damage_options damage = {}, uint64_t writers = 1)
         : _seed(seed), _rng(seed), _fig(fig), _unordered_share(unordered_share), _damage(damage),
           _forget_dir_syncs(forget_dir_syncs), _forget_file_syncs(forget_file_syncs),
           _self_test(forget_dir_syncs > 0 || forget_file_syncs > 0 ||
@@ -289,12 +322,31 @@ public:
             _configs.push_back(c);
         }
         _models.resize(_partitions);
+        // Interleaved writers: k read-write handles (one session) appending to the
+        // same partitions. A separate stream of the seed decides, so the other
+        // runs keep their configurations.
+        _writers = static_cast<int>(writers);
+        if (_writers == 0) _writers = mix(seed ^ 0x77726974657273ull) % 3 == 0 ? 2 + static_cast<int>(mix(seed) % 3) : 1;
+        _writers = std::max(1, std::min(4, _writers));
+        if (_writers > 1) {
+            _fig.interleaved_runs++;
+            _fig.handles_by_count[_writers]++;
+            // Known bug (BUGS.md): a handle catching up with the segment list
+            // re-creates, empty, a segment another handle's retention just
+            // unlinked. Until it is fixed, interleaved runs keep every segment
+            // unless TIDELOG_POWERCUT_INTERLEAVED_RETENTION=1.
+            const char* retention = std::getenv("TIDELOG_POWERCUT_INTERLEAVED_RETENTION");
+            if (!retention || std::string(retention) != "1")
+                for (auto& c : _configs) c.retention_bytes = -1;
+        }
         _sim = std::make_unique<sim::file_system>(_root);
         _sim->install();
         if (forget_dir_syncs > 0 || forget_file_syncs > 0) _sim->forget_syncs(forget_dir_syncs, forget_file_syncs, seed);
     }
     ~run() {
+        _other_parts.clear();
         _parts.clear();
+        _other_cores.clear();
         _core.reset();
         _sim.reset();
         std::error_code ec;
@@ -325,21 +377,37 @@ public:
         uint64_t ops_before = _sim->operations();
         enum { in_open, in_workload, at_end, after_close } where = in_open;
 
+        bool clean_before = _clean_close_done;
+        _clean_close_done = false;
         bool opened = open();
         if (!_violation.empty()) return report();
+        // Every handle closed cleanly before the cut: the clean-shutdown marker
+        // (written and fsynced by the last closer) spares this open the recovery.
+        if (opened && clean_before && !_core->was_clean())
+            return fail("every handle closed cleanly, yet the next open finds no clean-shutdown marker"), report();
         if (opened) {
             uint64_t ops_open = _sim->operations() - ops_before;
             _typical_open_ops = (_typical_open_ops * 7 + ops_open) / 8 + 1;
             if (!verify_recovery()) return report();
         }
+        // Interleaved writers: the other handles join the session the recovering
+        // handle started (the cut armed for the open may land here too).
+        if (opened && !_sim->cut() && _writers > 1) {
+            opened = open_other_handles();
+            if (!_violation.empty()) return report();
+        }
         // A probe append after media damage (verify_recovery) may meet the cut
         // armed for the open: the machine is dead, no workload then.
         if (opened && !_sim->cut()) {
             where = in_workload;
-            if (!cut_in_open) _sim->arm(pick_n(_typical_workload_ops), cut_seed, o);
+            // Interleaved workloads vary widely in length: some run to their end
+            // (and their clean closes) before the cut.
+            bool run_to_end = _writers > 1 && u(rng) < 0.15;
+            if (!cut_in_open && !run_to_end) _sim->arm(pick_n(_typical_workload_ops), cut_seed, o);
             bool closed = false;
             uint64_t ops_before_workload = _sim->operations();
-            workload(rng, &closed);
+            if (_writers > 1) workload_interleaved(rng, &closed);
+            else workload(rng, &closed);
             if (!_violation.empty()) return report();
             if (!_sim->cut()) {
                 where = closed ? after_close : at_end;
@@ -351,6 +419,7 @@ public:
         teardown();
         const auto& st = _sim->last_cut();
         _fig.cuts++;
+        if (_writers > 1) _fig.interleaved_cuts++;
         (where == in_open ? _fig.cuts_in_open : where == in_workload ? _fig.cuts_in_workload
                                                 : where == at_end    ? _fig.cuts_at_end
                                                                      : _fig.cuts_after_close)++;
@@ -490,8 +559,8 @@ private:
         for (auto& f : *all) {
             const model_frame* mf = m.find(f.header.base_offset);
             if (!mf || seen[f.header.base_offset] != 1 || f.header.record_count != mf->count ||
-                f.header.payload_length != mf->size || f.header.min_timestamp != mf->base * 10 ||
-                f.header.max_timestamp != mf->base * 10 + mf->count)
+                f.header.payload_length != mf->size || f.header.min_timestamp != mf->min_ts ||
+                f.header.max_timestamp != mf->min_ts + mf->count)
                 continue;
             const std::string& data = (*contents)[f.log];
             if (crc32c(reinterpret_cast<const uint8_t*>(data.data()) + f.position + f.header.payload_offset, mf->size) !=
@@ -845,6 +914,7 @@ private:
             // frame for its offset, in strictly increasing, non-overlapping order.
             std::vector<std::pair<int64_t, int64_t>> tiles;
             std::vector<int64_t> returned;
+            std::map<int, uint64_t> writer_last_uid;  // interleaved writers: each one's frames in its order
             int64_t prev_end = start;
             for (auto& f : got) {
                 const frame_header& h = f.header;
@@ -855,12 +925,20 @@ private:
                     return fail(where.str() + ": frame at offset " + std::to_string(h.base_offset) +
                                 " reaches past the end offset");
                 model_frame* mf = m.find(h.base_offset);
+                if (!mf) mf = adopt_unsure_frame(m, h);
                 if (!mf) return fail(where.str() + ": offset " + std::to_string(h.base_offset) + " is no frame start in the model");
-                if (h.record_count != mf->count || h.payload_length != mf->size || h.min_timestamp != mf->base * 10 ||
-                    h.max_timestamp != mf->base * 10 + mf->count || crc32c(f.payload(), mf->size) != mf->payload_crc ||
+                if (h.record_count != mf->count || h.payload_length != mf->size || h.min_timestamp != mf->min_ts ||
+                    h.max_timestamp != mf->min_ts + mf->count || crc32c(f.payload(), mf->size) != mf->payload_crc ||
                     check_frame(f.region->data() + f.position, f.region->length() - f.position) != frame_check::ok)
                     return fail(where.str() + ": frame at offset " + std::to_string(h.base_offset) +
                                 " differs from what was written");
+                if (mf->writer >= 0) {
+                    uint64_t& last = writer_last_uid[mf->writer];
+                    if (mf->uid <= last)
+                        return fail(where.str() + ": writer " + std::to_string(mf->writer) + "'s frame at offset " +
+                                    std::to_string(h.base_offset) + " comes after a frame it appended later");
+                    last = mf->uid;
+                }
                 if (mf->gone) _fig.frames_reappeared++;
                 if (mf->injured) _fig.injured_read_intact++;  // only padding bytes were hit
                 _fig.frames_checked++;
@@ -930,6 +1008,9 @@ private:
                            std::lower_bound(m.frames.begin(), m.frames.end(), start,
                                             [](const model_frame& f, int64_t b) { return f.base < b; }));
             for (auto& mf : m.frames) mf.injured = false;
+            if (!m.unsure_frames.empty()) _fig.unsure_frames_dropped += m.unsure_frames.size();
+            m.unsure_frames.clear();
+            m.unsure_records = 0;
             m.start = start;
             m.start_floor = start;
             m.next = end;
@@ -940,8 +1021,8 @@ private:
             m.injected = false;
             m.state_damaged = false;
         }
-        if (_damage_cut) {
-            // (b) After damage, the next offset handed out is past everything
+        if (_damage_cut || _writers > 1) {
+            // (b) After damage (and after every recovery of interleaved writers), the next offset handed out is past everything
             // acknowledged or published: one probe append per partition (append()
             // checks the offset it gets against the model and its floor).
             _damage_cut = false;
@@ -957,6 +1038,25 @@ private:
             if (failed()) return false;
         }
         return true;
+    }
+
+    /// A frame read back at an offset the model has no frame for: one of a
+    /// failed append of interleaved writers (its offset was never returned),
+    /// recognized by its min_timestamp; null if none matches.
+    model_frame* adopt_unsure_frame(partition_model& m, const frame_header& h) {
+        for (auto it = m.unsure_frames.begin(); it != m.unsure_frames.end(); ++it) {
+            if (it->min_ts != h.min_timestamp || it->count != h.record_count) continue;
+            model_frame f = *it;
+            f.base = h.base_offset;
+            m.unsure_frames.erase(it);
+            m.unsure_records -= f.count;
+            auto at = std::lower_bound(m.frames.begin(), m.frames.end(), f.base,
+                                       [](const model_frame& x, int64_t b) { return x.base < b; });
+            m.frames.insert(at, f);
+            _fig.unsure_frames_recovered++;
+            return m.find(f.base);
+        }
+        return nullptr;
     }
 
     bool housekeeping_allowed() const {
@@ -1045,6 +1145,7 @@ private:
                     }
                     _core->close();
                     ack_all();
+                    _clean_close_done = true;
                     *closed = true;
                     return;
                 }
@@ -1055,11 +1156,233 @@ private:
         join_helper();
     }
 
-    void note_start(int p) {
-        int64_t s = _parts[p]->start_offset();
+    void note_start(int p) { note_start_of(p, *_parts[p]); }
+
+    void note_start_of(int p, partition& part) {
+        int64_t s = part.start_offset();
+        std::lock_guard<std::mutex> g(_model_mu);
         if (s > _models[p].start_floor) {
             _models[p].start_floor = s;
             _fig.retention_moves++;
+        }
+    }
+
+    // --- interleaved writers ----------------------------------------------------
+
+    std::vector<std::unique_ptr<partition>>& handle_parts(int h) { return h == 0 ? _parts : _other_parts[h - 1]; }
+    log_core& handle_core(int h) { return h == 0 ? *_core : *_other_cores[h - 1]; }
+
+    /// Opens handles 1..k-1 and their partitions (they join the session of
+    /// handle 0, which recovered the log). False if the cut interrupted it.
+    bool open_other_handles() {
+        _handle_closed.assign(_writers, false);
+        try {
+            for (int h = 1; h < _writers; ++h) {
+                _other_cores.push_back(std::make_unique<log_core>(_log, false));
+                _other_parts.emplace_back();
+                for (int p = 0; p < _partitions; ++p)
+                    _other_parts.back().push_back(_other_cores.back()->open_partition(part_dir(p), _configs[p]));
+            }
+            for (int h = 1; h < _writers; ++h)
+                if (_other_cores[h - 1]->was_clean() != _core->was_clean())
+                    return fail("handle " + std::to_string(h) + " of the session sees another clean-shutdown marker");
+            return true;
+        } catch (const std::exception& e) {
+            if (!_sim->cut()) fail(std::string("joining the session failed: ") + e.what());
+            return false;
+        }
+    }
+
+    /// k threads, one per handle, each running a random workload on the same
+    /// partitions: appends (several frames) with durable waits, flush_all,
+    /// checkpoints, retention, and now and then closing its handle (the last
+    /// handle to close seals every partition and marks the shutdown clean).
+    void workload_interleaved(std::mt19937_64& rng, bool* closed) {
+        _fig.interleaved_workloads++;
+        std::vector<std::thread> threads;
+        std::vector<uint64_t> seeds;
+        for (int h = 0; h < _writers; ++h) seeds.push_back(rng());
+        int steps = 3 + static_cast<int>(rng() % 25);
+        // Sometimes every handle closes at the end of its steps: the last one
+        // to close seals the partitions and marks the shutdown clean.
+        bool close_at_end = rng() % 100 < 12;
+        std::atomic<int> open_handles{_writers};
+        for (int h = 0; h < _writers; ++h)
+            threads.emplace_back([this, h, steps, close_at_end, seed = seeds[h], &open_handles] {
+                writer_thread(h, seed, steps, close_at_end, open_handles);
+            });
+        for (auto& t : threads) t.join();
+        if (open_handles.load() == 0 && !failed() && !_sim->cut()) {
+            _clean_close_done = true;
+            // Every handle closed cleanly: the last one sealed and checkpointed
+            // every partition at its end.
+            _fig.all_handles_closed++;
+            for (int q = 0; q < _partitions; ++q) {
+                std::lock_guard<std::mutex> g(_model_mu);
+                _models[q].vouched = std::max(_models[q].vouched, _models[q].written_end());
+                _models[q].acked = std::max(_models[q].acked, _models[q].written_end());
+            }
+            *closed = true;
+        }
+    }
+
+    void writer_thread(int h, uint64_t seed, int steps, bool close_at_end, std::atomic<int>& open_handles) {
+        std::mt19937_64 rng(seed);
+        std::uniform_int_distribution<int> pick(0, 999);
+        auto& parts = handle_parts(h);
+        log_core& core = handle_core(h);
+        std::vector<int64_t> own_end(_partitions, -1);  // end of this handle's last successful append, per partition
+        auto ack_own = [&] {
+            std::lock_guard<std::mutex> g(_model_mu);
+            for (int q = 0; q < _partitions; ++q)
+                if (own_end[q] >= 0) _models[q].acked = std::max(_models[q].acked, own_end[q]);
+        };
+        try {
+            for (int s = 0; s < steps + (close_at_end ? 1 : 0) && !failed(); ++s) {
+                int action = s == steps ? 999 : pick(rng);
+                int p = pick(rng) % _partitions;
+                if (action < 680) {
+                    append_as(h, rng, p, own_end);
+                } else if (action < 760) {
+                    core.flush_all();
+                    ack_own();
+                } else if (action < 860) {
+                    if (housekeeping_allowed()) {
+                        // The checkpoint stores the shared durable point, which
+                        // covers every acknowledgement made so far by any handle.
+                        int64_t acked;
+                        {
+                            std::lock_guard<std::mutex> g(_model_mu);
+                            acked = _models[p].acked;
+                        }
+                        parts[p]->write_checkpoint();
+                        std::lock_guard<std::mutex> g(_model_mu);
+                        _models[p].vouched = std::max(_models[p].vouched, acked);
+                    }
+                } else if (action < 940) {
+                    if (housekeeping_allowed()) {
+                        parts[p]->enforce_retention();
+                        note_start_of(p, *parts[p]);
+                    }
+                } else if (action < 990) {
+                    parts[p]->flush();
+                    ack_own();
+                } else {
+                    // This handle closes (its partitions, then itself); the others go on.
+                    for (int q = 0; q < _partitions; ++q) {
+                        note_start_of(q, *parts[q]);
+                        parts[q]->close();
+                    }
+                    core.close();
+                    ack_own();
+                    {
+                        std::lock_guard<std::mutex> g(_model_mu);
+                        _handle_closed[h] = true;
+                    }
+                    open_handles--;
+                    _fig.handle_closes++;
+                    return;
+                }
+            }
+        } catch (const std::exception& e) {
+            if (!_sim->cut()) fail("writer " + std::to_string(h) + " failed without a cut: " + e.what());
+        }
+    }
+
+    /// One multi-frame append by handle h to partition p: the model learns the
+    /// offsets from what append returned; then (usually) a durable wait.
+    void append_as(int h, std::mt19937_64& rng, int p, std::vector<int64_t>& own_end) {
+        std::uniform_int_distribution<int> pick(0, 999);
+        int frames = 1 + (pick(rng) < 300 ? pick(rng) % 4 : 0);
+        std::vector<model_frame> planned;
+        std::vector<std::vector<uint8_t>> payloads;
+        for (int k = 0; k < frames; ++k) {
+            model_frame f;
+            f.base = -1;
+            f.count = 1 + static_cast<uint32_t>(pick(rng) % 5);
+            int r = pick(rng);
+            f.size = static_cast<uint32_t>(r < 50 ? 0 : r < 850 ? pick(rng) % 700 : 700 + pick(rng) * 6);
+            f.writer = h;
+            f.uid = (1ull << 50) | (_index << 24) | _next_uid++;
+            f.min_ts = static_cast<int64_t>(f.uid);
+            f.tag = mix(_seed ^ f.uid);
+            payloads.push_back(make_payload(f.size, f.tag));
+            f.payload_crc = crc32c(payloads.back().data(), f.size);
+            planned.push_back(f);
+        }
+        std::vector<struct iovec> iov(frames);
+        std::vector<append_request> reqs(frames);
+        for (int k = 0; k < frames; ++k) {
+            iov[k] = {payloads[k].data(), payloads[k].size()};
+            reqs[k].pieces = &iov[k];
+            reqs[k].piece_count = 1;
+            reqs[k].record_count = planned[k].count;
+            reqs[k].min_timestamp = planned[k].min_ts;
+            reqs[k].max_timestamp = planned[k].min_ts + planned[k].count;
+            reqs[k].schema_id = 1;
+            reqs[k].body_offset = pick(rng) < 500 ? -1 : 8 * (pick(rng) % 40);
+        }
+        partition& part = *handle_parts(h)[p];
+        size_t segments_before = part.segment_count();
+        std::vector<append_result> results;
+        try {
+            results = part.append(reqs.data(), reqs.size());
+        } catch (...) {
+            // A failed append may leave a prefix of its frames, at offsets it never returned.
+            std::lock_guard<std::mutex> g(_model_mu);
+            partition_model& m = _models[p];
+            for (auto& f : planned) {
+                m.unsure_frames.push_back(f);
+                m.unsure_records += f.count;
+            }
+            throw;
+        }
+        {
+            std::lock_guard<std::mutex> g(_model_mu);
+            partition_model& m = _models[p];
+            for (int k = 0; k < frames; ++k) {
+                model_frame f = planned[k];
+                f.base = results[k].base_offset;
+                // One call's frames get consecutive offsets; no offset is handed
+                // out twice (nor below what recovery or an acknowledgement fixed).
+                if (k > 0 && f.base != results[k - 1].base_offset + planned[k - 1].count)
+                    return (void)fail("partition " + std::to_string(p) + ": writer " + std::to_string(h) +
+                                      "'s frames of one call got offsets " + std::to_string(results[k - 1].base_offset) +
+                                      " and " + std::to_string(f.base));
+                auto at = std::lower_bound(m.frames.begin(), m.frames.end(), f.base,
+                                           [](const model_frame& x, int64_t b) { return x.base < b; });
+                bool overlaps = (at != m.frames.end() && at->base < f.end()) ||
+                                (at != m.frames.begin() && std::prev(at)->end() > f.base);
+                if (overlaps || f.base < m.floor) {
+                    fail("partition " + std::to_string(p) + ": writer " + std::to_string(h) + " was given offset " +
+                         std::to_string(f.base) + (overlaps ? ", which another append holds" : ", below the never-reuse floor ") +
+                         (overlaps ? "" : std::to_string(m.floor)));
+                    throw std::runtime_error("offset handed out twice");
+                }
+                if (at != m.frames.begin() && std::prev(at)->writer >= 0 && std::prev(at)->writer != h)
+                    _fig.foreign_frames_seen++;  // interleaved: right after another handle's frame
+                m.frames.insert(at, f);
+                m.next = std::max(m.next, f.end());
+            }
+            own_end[p] = std::max(own_end[p], results.back().base_offset + planned.back().count);
+        }
+        _fig.frames_appended += frames;
+        _fig.interleaved_frames += frames;
+        if (part.segment_count() != segments_before) _fig.rolls_seen++;
+        if (pick(rng) < 650) {
+            int64_t end = results.back().base_offset + planned.back().count;
+            if (_configs[p].durability == durability_mode::none) {
+                handle_core(h).flush_all();
+                std::lock_guard<std::mutex> g(_model_mu);
+                for (int q = 0; q < _partitions; ++q)
+                    if (own_end[q] >= 0) _models[q].acked = std::max(_models[q].acked, own_end[q]);
+            } else {
+                handle_core(h).wait_durable(results.back().ticket);
+                std::lock_guard<std::mutex> g(_model_mu);
+                _models[p].acked = std::max(_models[p].acked, end);
+            }
+            _fig.durable_acks++;
+            _fig.interleaved_acks++;
         }
     }
 
@@ -1081,6 +1404,7 @@ private:
             f.tag = mix(_seed ^ mix(static_cast<uint64_t>(p) << 56 ^ static_cast<uint64_t>(base)) ^ _index);
             payloads.push_back(make_payload(f.size, f.tag));
             f.payload_crc = crc32c(payloads.back().data(), f.size);
+            f.min_ts = f.base * 10;
             planned.push_back(f);
             base += f.count;
         }
@@ -1134,9 +1458,17 @@ private:
     }
 
     void teardown() {
-        for (int p = 0; p < static_cast<int>(_parts.size()); ++p) note_start(p);
+        // Every handle's partitions go before any handle (they use its committer).
+        for (size_t h = 0; h <= _other_parts.size(); ++h) {
+            if (h < _handle_closed.size() && _handle_closed[h]) continue;
+            auto& parts = handle_parts(static_cast<int>(h));
+            for (size_t p = 0; p < parts.size(); ++p) note_start_of(static_cast<int>(p), *parts[p]);
+        }
+        _other_parts.clear();
         _parts.clear();  // after a cut, close() fails inside the destructors: as on a dead machine
+        _other_cores.clear();
         _core.reset();
+        _handle_closed.clear();
     }
 
     uint64_t _seed;
@@ -1153,6 +1485,13 @@ private:
     std::unique_ptr<sim::file_system> _sim;
     std::unique_ptr<log_core> _core;
     std::vector<std::unique_ptr<partition>> _parts;
+    // Interleaved writers: handles 1..k-1 (handle 0 is _core/_parts, which recovers).
+    int _writers = 1;
+    std::vector<std::unique_ptr<log_core>> _other_cores;
+    std::vector<std::vector<std::unique_ptr<partition>>> _other_parts;
+    std::vector<bool> _handle_closed;  // per handle, this workload (_model_mu)
+    std::mutex _model_mu;              // _models while writer threads run
+    std::atomic<uint64_t> _next_uid{1};  // frame ids of interleaved writers, in the order they are made
     std::chrono::steady_clock::time_point _opened_at;
     uint64_t _typical_open_ops = 30, _typical_workload_ops = 40;
     uint64_t _index = 0;
@@ -1160,18 +1499,19 @@ private:
     std::mutex _violation_mu;
     int _helper = -1;  // the partition a second appender thread drives during a workload (-1: none)
     bool _damage_cut = false;        // media damage was injected after the last cut
+    bool _clean_close_done = false;  // every handle closed cleanly before the last cut
     std::string _last_damage = "none";  // what it was, for failure messages
 };
 
 /// Runs cuts until `total` (or 10 violations); returns the number of runs.
 uint64_t run_cuts(figures& fig, uint64_t total, uint64_t per_run, uint64_t base_seed, uint64_t replay,
                   double unordered_share, double forget_dir_syncs = 0, double forget_file_syncs = 0,
-                  damage_options damage = {}) {
+                  damage_options damage = {}, uint64_t writers = 1) {
     uint64_t runs = 0;
     while (fig.cuts < total && fig.violations.size() < 10) {
         uint64_t seed = replay ? replay : mix(base_seed * 1000003 + runs);
         ++runs;
-        run r(seed, fig, unordered_share, forget_dir_syncs, forget_file_syncs, damage);
+        run r(seed, fig, unordered_share, forget_dir_syncs, forget_file_syncs, damage, writers);
         bool ok = true;
         for (uint64_t i = 0; i < per_run && fig.cuts < total && ok; ++i) ok = r.step(i);
         if (ok) r.finish();
@@ -1242,7 +1582,10 @@ void torture(uint64_t default_cuts, double default_unordered_share, const char* 
     if (replay) total = per_run;
     auto t0 = std::chrono::steady_clock::now();
     figures fig;
-    uint64_t runs = run_cuts(fig, total, per_run, base_seed, replay, unordered, 0, 0, damage);
+    // Interleaved writers: TIDELOG_POWERCUT_WRITERS=k (1: none), unset: a third
+    // of the runs with 2..4 handles.
+    uint64_t writers = env_u64("TIDELOG_POWERCUT_WRITERS", 0);
+    uint64_t runs = run_cuts(fig, total, per_run, base_seed, replay, unordered, 0, 0, damage, writers);
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     std::printf(
         "[ powercut ] %s: %llu cuts in %llu runs, %.1f s (base seed %llu, unordered directory operations in %.0f%% "
@@ -1278,6 +1621,18 @@ void torture(uint64_t default_cuts, double default_unordered_share, const char* 
         (unsigned long long)fig.corrupt_reads_checked, (unsigned long long)fig.injured_read_intact,
         (unsigned long long)fig.frames_reappeared, (unsigned long long)fig.probe_appends,
         (unsigned long long)fig.checkpoints_lost, fig.violations.size());
+    std::printf(
+        "[ powercut ] interleaved writers: %llu cuts in %llu runs (%llu with 2 handles, %llu with 3, %llu with 4): "
+        "%llu workloads, %llu frames appended (%llu right after another handle's frame), %llu durable acks, %llu "
+        "handles closed amid the others (%llu times all of them), frames of failed appends: %llu recovered, %llu "
+        "gone; violations: %zu\n",
+        (unsigned long long)fig.interleaved_cuts, (unsigned long long)fig.interleaved_runs,
+        (unsigned long long)fig.handles_by_count[2], (unsigned long long)fig.handles_by_count[3],
+        (unsigned long long)fig.handles_by_count[4], (unsigned long long)fig.interleaved_workloads,
+        (unsigned long long)fig.interleaved_frames, (unsigned long long)fig.foreign_frames_seen,
+        (unsigned long long)fig.interleaved_acks, (unsigned long long)fig.handle_closes,
+        (unsigned long long)fig.all_handles_closed, (unsigned long long)fig.unsure_frames_recovered,
+        (unsigned long long)fig.unsure_frames_dropped, fig.violations.size());
     for (auto& v : fig.violations) ADD_FAILURE() << "power-cut violation: " << v;
 }
 
