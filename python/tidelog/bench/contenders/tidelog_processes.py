@@ -63,6 +63,17 @@ class TidelogProcesses(Contender):
             return {"exclusive": True}
         return {}
 
+    def _records_in(self, path: str, topic: str) -> int:
+        """How many records (rows) the topic of a finished round holds: the check
+        that every acknowledged append of every process is there."""
+        import tidelog
+
+        log = tidelog.open(path, read_only=True)
+        try:
+            return sum(log.topic(topic).end_offsets().values())
+        finally:
+            log.close()
+
     def _fresh_log(self, create) -> str:
         """A new folder with a new log whose topic ``create(log)`` makes, closed again."""
         import tidelog
@@ -106,12 +117,13 @@ class TidelogProcesses(Contender):
             parts = _child.run_together(self, "acks_worker", [
                 {"path": path, "open_kwargs": self._open_kwargs(), "threads": threads, "per_thread": per_thread,
                  "value_bytes": d.value_bytes, "seed": k} for k in range(procs)])
+            records = self._records_in(path, TOPIC)
         finally:
             rmtree(path)
         return {"seconds": (max(p["end_ns"] for p in parts) - min(p["start_ns"] for p in parts)) / 1e9,
                 "acks": sum(p["acks"] for p in parts), "fdatasyncs": sum(p["fdatasyncs"] for p in parts),
                 "latencies_ns": [x for p in parts for x in p["latencies_ns"]],
-                "processes": procs, "threads": threads}
+                "processes": procs, "threads": threads, "check": records}
 
     def acks_worker(self, conn, path, open_kwargs, threads, per_thread, value_bytes, seed) -> dict:
         """Worker side: ``threads`` threads, each sending ``per_thread`` records and waiting for each ack."""
@@ -149,11 +161,12 @@ class TidelogProcesses(Contender):
             parts = _child.run_together(self, "columnar_worker", [
                 {"path": path, "open_kwargs": self._open_kwargs(), "slices": s, "batch_rows": d.batch_rows,
                  "batches": d.batches} for s in slices])
+            rows = self._records_in(path, COLUMNAR_TOPIC)
         finally:
             rmtree(path)
         return {"seconds": (max(p["end_ns"] for p in parts) - min(p["start_ns"] for p in parts)) / 1e9,
                 "rows": sum(p["rows"] for p in parts), "appends": sum(p["appends"] for p in parts),
-                "fdatasyncs": sum(p["fdatasyncs"] for p in parts), "processes": len(slices)}
+                "fdatasyncs": sum(p["fdatasyncs"] for p in parts), "processes": len(slices), "check": rows}
 
     def columnar_worker(self, conn, path, open_kwargs, slices, batch_rows, batches) -> dict:
         """Worker side: appends the batches of ``slices`` (the same bytes whichever process appends them)."""
