@@ -94,6 +94,11 @@ class Processes(Workload):
                                  batches=self.COLUMNAR[mode][1])
         return ProcessesData(part, processes=2, per_round=self.LATENCY[mode], durability=params["durability"])
 
+    def rounds(self, mode, opts):
+        if mode == "full":
+            return 1, opts.get("rounds") or 9   # rounds of a fraction of a second on a noisy disk: more of them
+        return super().rounds(mode, opts)
+
     def limit(self, params, case):
         """The figure each row is compared with: one process doing the same
         (acks, columnar); the single-writer setup of the latency workload."""
