@@ -21,6 +21,7 @@ def default_contenders() -> list[Contender]:
         # tidelog
         Tidelog("fsync"), Tidelog("interval"), Tidelog("none"), TidelogProducer(), TidelogColumnar(), TidelogIntact(),
         TidelogProcesses("many"), TidelogProcesses("one"), TidelogProcesses("exclusive"),
+        TidelogProcesses("threads"),
         # physical limits
         NumpyCopy(), OsWrite(), OsWrite(preallocate=False), WriteFdatasync(True), WriteFdatasync(False),
         ArrowInMemory(), ArrowIpcFile(), OpenMmap(), OsPipe(), PythonCallFloor(), PaArrayConversion(), Crc32c(),

@@ -35,9 +35,11 @@ def _now_ns() -> int:
 
 class TidelogProcesses(Contender):
     """``role``: "many" (several processes, shared opens), "one" (the same work
-    from one process and one thread, shared open) or "exclusive" (one process
+    from one process and one thread, shared open), "exclusive" (one process
     that opened the log ``exclusive=True``: the single-writer mode; in the
-    latency part the latency workload's setup, consumer ``read_only``).
+    latency part the latency workload's setup, consumer ``read_only``) or
+    "threads" (acks only: every thread of the many-process side in one process,
+    what the processes cost beside threads).
 
     Concurrency: the parent side runs in the benchmark's one thread; each
     worker-side method runs in its own spawned process."""
@@ -47,7 +49,7 @@ class TidelogProcesses(Contender):
     def __init__(self, role: str = "many"):
         self.role = role
         self.name = {"many": "tidelog processes", "one": "tidelog 1 process",
-                     "exclusive": "tidelog 1 process exclusive"}[role]
+                     "exclusive": "tidelog 1 process exclusive", "threads": "tidelog 1 process, all threads"}[role]
         self.description = {
             "many": "shared read-write opens from spawned processes: acks 4 processes × 4 threads of "
                     "producer(acks=\"durable\", linger_ms=0); columnar 2 processes; latency: the consumer's "
@@ -55,6 +57,7 @@ class TidelogProcesses(Contender):
             "one": "the same from one spawned process, 1 thread (acks) or all the rows (columnar), shared open",
             "exclusive": "as tidelog 1 process, the log opened exclusive=True (single writer); latency: "
                          "writer exclusive, consumer read_only (workload 6's setup)",
+            "threads": "acks: the 16 threads of the 4 processes in one spawned process, shared open",
         }[role]
 
     # ------------------------------------------------------------ helpers
@@ -90,6 +93,8 @@ class TidelogProcesses(Contender):
     def processes_supports(self, params):
         if self.role == "one" and params["part"] == "latency":
             return False
+        if self.role == "threads" and params["part"] != "acks":
+            return False
         if self.role == "many" and not shared_mode_available():
             return "needs the shared read-write mode (tidelog.open(path, exclusive=False)), not in this build"
         return True
@@ -110,8 +115,9 @@ class TidelogProcesses(Contender):
     # ---------------------------------------------------------------- acks
     def _acks_round(self) -> dict:
         d = self.data
-        procs, threads, per_thread = (d.processes, d.threads, d.per_thread) if self.role == "many" else \
-            (1, 1, d.single_acks)
+        procs, threads, per_thread = {"many": (d.processes, d.threads, d.per_thread),
+                                      "threads": (1, d.processes * d.threads, d.per_thread)}.get(
+                                          self.role, (1, 1, d.single_acks))
         path = self._fresh_log(lambda log: log.create_topic(TOPIC, durability="fsync"))
         try:
             parts = _child.run_together(self, "acks_worker", [
