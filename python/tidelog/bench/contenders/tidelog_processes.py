@@ -9,6 +9,7 @@ round lasts from the earliest start to the latest finish.
 from __future__ import annotations
 
 import inspect
+import os
 import tempfile
 import time
 
@@ -100,6 +101,7 @@ class TidelogProcesses(Contender):
         return True
 
     def processes_setup(self, tmpdir, params, data):
+        os.makedirs(tmpdir, exist_ok=True)
         self.tmpdir, self.data = tmpdir, data
         if data.part == "latency":
             self._latency_setup()
