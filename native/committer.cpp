@@ -11,6 +11,7 @@
 #include <optional>
 
 #include "errors.h"
+#include "kill_points.h"
 #include "partition.h"
 #include "segment.h"
 #include "units.h"
@@ -284,6 +285,7 @@ void committer::flush_locked(std::unique_lock<std::mutex>& lk, bool everything) 
         }
         ~flush_leader() { release(); }
     } leader(_session);
+    kill_point("flush.locked");
     std::vector<std::pair<partition*, recovery_point>> advance;
     std::vector<std::shared_ptr<segment>> dirty;
     for (auto& [p, e] : batch) {
@@ -328,6 +330,7 @@ void committer::flush_locked(std::unique_lock<std::mutex>& lk, bool everything) 
             failure = err;
             break;
         }
+    kill_point("flush.synced");
     if (failure.empty())
         for (auto& [p, point] : advance) p->on_durable(point);
     if (_session) _session->count_flush(syncs);

@@ -18,6 +18,7 @@
 #include <sstream>
 
 #include "errors.h"
+#include "kill_points.h"
 #include "ofd_lock.h"
 
 namespace tidelog {
@@ -125,6 +126,7 @@ void log_session::start_session() {
     if (p == MAP_FAILED) throw_errno("mmap " + _path + "/shm");
     _shm = static_cast<log_shm_layout*>(p);
     __atomic_store_n(&_shm->init_state, 1u, __ATOMIC_RELEASE);
+    kill_point("open.epoch");
     std::memset(reinterpret_cast<uint8_t*>(_shm) + 16, 0, sizeof(log_shm_layout) - 16);
     shared_mutex::init(_shm->flush_lock);
 

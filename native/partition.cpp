@@ -16,6 +16,7 @@
 #include "errors.h"
 #include "frame_resync.h"
 #include "frame_walker.h"
+#include "kill_points.h"
 #include "ofd_lock.h"
 #include "units.h"
 
@@ -195,6 +196,7 @@ void partition::join_shared() {
 
 void partition::initialize_shared(bool clean_shutdown) {
     __atomic_store_n(&_coord->init_state, 1u, __ATOMIC_RELEASE);
+    kill_point("open.partition_init");
     std::vector<int64_t> bases = list_segment_bases(_dir);
     std::optional<recovery_point> cp = _checkpoint.load();
     // What the previous writer published to readers: offsets below it were seen
@@ -668,6 +670,7 @@ std::vector<append_result> partition::append(const append_request* requests, siz
     append_guard lock(*this);
     if (__atomic_load_n(&_coord->flags, __ATOMIC_ACQUIRE) & partition_flag_deleted)
         throw error(errc::topic_deleted, "the topic was deleted: " + _dir);
+    kill_point("append.locked");
     std::shared_ptr<segment> seg;
     // The frames of one call get consecutive offsets: nothing else appends in between.
     size_t written = 0;
@@ -716,8 +719,16 @@ std::vector<append_result> partition::append(const append_request* requests, siz
         intent.base_offset = h.base_offset;
         intent.next_offset = h.next_offset();
         __atomic_store_n(&intent.kind, append_intent::frame, __ATOMIC_RELEASE);
-        seg->append(h, req.pieces, req.piece_count);
+        kill_point("append.intent");
+        seg->append(h, req.pieces, req.piece_count);  // (kill point append.mid_pwritev inside)
+        kill_point("append.after_pwritev");
+        if (kill_point_due("append.mid_commit")) {
+            __atomic_store_n(&_coord->committed.seq, _coord->committed.seq | 1u, __ATOMIC_RELEASE);
+            _coord->committed.value.position = 0xDEAD;  // half written
+            kill_now();
+        }
         commit_locked();
+        kill_point("append.committed");
         __atomic_store_n(&intent.kind, append_intent::idle, __ATOMIC_RELEASE);
         _committer->count_append(1, h.frame_length());
         results[k] = {h.base_offset, 0};
@@ -755,6 +766,7 @@ std::vector<append_result> partition::append(const append_request* requests, siz
             _committer->note_written(this, seg, point, committer::no_deadline);
             break;
     }
+    kill_point("append.published");
     for (auto& r : results) r.ticket = ticket;
     return results;
 }
@@ -772,13 +784,17 @@ void partition::roll_locked() {
     intent.base_offset = old->base_offset();
     intent.next_offset = old->next_offset();
     __atomic_store_n(&intent.kind, append_intent::roll, __ATOMIC_RELEASE);
+    kill_point("roll.intent");
     old->seal();
+    kill_point("roll.sealed");
     // Even in "none" mode a sealed segment is flushed soon (as Kafka flushes on
     // roll), so the recovery checkpoint can move past it.
     _committer->note_written(this, old, {old->base_offset(), old->size(), old->next_offset()},
                              monotonic_ns());
     auto next = segment::create(_dir, old->next_offset());
+    kill_point("roll.created");
     fsync_directory(_dir);
+    kill_point("roll.dir_synced");
     _sealed_bytes += old->size();
     _segments.push_back(std::move(next));
     _active_created_ns = wall_ns();
@@ -867,6 +883,7 @@ bool partition::write_checkpoint() {
         shared_mutex& m;
         ~unlock_at_exit() { m.unlock(); }
     } unlock{*_checkpoint_lock};
+    kill_point("checkpoint.locked");
     if (r.acquired_after_owner_died) {
         // A store may be torn: its slot is ignored at load, and numbering goes on
         // from the newest valid one, so the next store overwrites the torn slot.
@@ -940,10 +957,12 @@ void partition::enforce_retention() {
     // Readers holding a mapping keep the inode alive; unlink is safe. The folder
     // is fsynced after each segment, oldest first: a power cut must not keep a
     // later unlink and lose an earlier one (a hole at the front of the log).
+    kill_point("retention.published");
     for (auto& s : doomed) {
         s->remove_files();
         fsync_directory(_dir);
         _committer->count_segment_deleted();
+        kill_point("retention.unlinked_one");
     }
     __atomic_store_n(&_coord->retention_phase, 0u, __ATOMIC_RELEASE);
 }
@@ -1350,6 +1369,7 @@ void partition::close() {
             // and sync everything, so a clean close is trusted at the next open.
             auto& last = _segments.back();
             last->seal();
+            kill_point("close.sealed");
             commit_locked();
             for (auto& s : _segments) {
                 s->datasync();

@@ -10,6 +10,7 @@
 #include "errors.h"
 #include "frame_resync.h"
 #include "frame_walker.h"
+#include "kill_points.h"
 #include "units.h"
 
 namespace tidelog {
@@ -82,6 +83,10 @@ void segment::append(const frame_header& header, const struct iovec* payload, in
         if (payload[i].iov_len) iov[n++] = payload[i];
     uint64_t tail = frame_length - header.payload_offset - header.payload_length;
     if (tail) iov[n++] = {const_cast<uint8_t*>(zero_padding), tail};
+    if (kill_point_due("append.mid_pwritev")) {
+        _log.pwritev_all(iov, 1, position);  // the header and nothing after it: a torn frame
+        kill_now();
+    }
     _log.pwritev_all(iov, n, position);
     note_appended(header, position);
 }

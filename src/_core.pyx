@@ -395,9 +395,9 @@ cdef class NativeLog:
             "durable_waits": s.durable_waits,
             "checkpoints": s.checkpoints,
             "segments_deleted": s.segments_deleted,
-            # Every read-write handle of the session, in any process:
-            "session_fdatasyncs": self.core.get().session_fdatasyncs(),
-            "session_flushes": self.core.get().session_flushes(),
+            # By every read-write handle of the log, in any process, since the first of them opened it:
+            "log_fdatasyncs": self.core.get().session_fdatasyncs(),
+            "log_flushes": self.core.get().session_flushes(),
         }
 
     def close(self):

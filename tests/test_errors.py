@@ -23,29 +23,36 @@ def test_hierarchy():
 
 
 # ------------------------------------------------------------------ writer lock
-def test_second_writer_same_process(log_dir):
-    first = tidelog.open(log_dir)
+@pytest.mark.parametrize("first_exclusive", [True, False])
+def test_exclusive_and_shared_handles_exclude_each_other_in_one_process(log_dir, first_exclusive):
+    first = tidelog.open(log_dir, exclusive=first_exclusive)
     try:
         with pytest.raises(tidelog.LogLockedError) as info:
-            tidelog.open(log_dir)
-        assert info.value.pid == os.getpid()
-        assert "this process already has the log" in str(info.value) and str(log_dir) in str(info.value)
+            tidelog.open(log_dir, exclusive=not first_exclusive)
+        assert info.value.pid == os.getpid() and info.value.pids == [os.getpid()]
+        assert "this process already has it open" in str(info.value) and str(log_dir) in str(info.value)
         assert info.value.path == str(log_dir)
         assert isinstance(info.value, tidelog.TidelogError)
-        # the first writer is unharmed
+        if first_exclusive:  # an exclusive handle has it alone: a shared one is refused too
+            with pytest.raises(tidelog.LogLockedError):
+                tidelog.open(log_dir, exclusive=True)
+        else:  # shared handles: any number
+            with tidelog.open(log_dir) as second:
+                second.create_topic("u", SENSORS_SCHEMA)
+        # the first handle is unharmed
         t = first.create_topic("t", SENSORS_SCHEMA)
         t.append(make_sensors(5))
         assert t.read().num_rows == 5
     finally:
         first.close()
-    # once closed, the folder can be opened for writing again
-    with tidelog.open(log_dir) as again:
+    # once closed, the folder can be opened either way again
+    with tidelog.open(log_dir, exclusive=True) as again:
         assert again.topic("t").read().num_rows == 5
 
 
 HOLDER = r"""
 import sys, os, tidelog
-log = tidelog.open(sys.argv[1])
+log = tidelog.open(sys.argv[1], exclusive=len(sys.argv) > 2)
 print(os.getpid(), flush=True)
 sys.stdin.readline()
 log.close()
@@ -53,16 +60,20 @@ print("closed", flush=True)
 """
 
 
-def test_second_writer_other_process(log_dir):
-    child = subprocess.Popen([sys.executable, "-c", HOLDER, str(log_dir)], stdin=subprocess.PIPE,
-                             stdout=subprocess.PIPE, text=True)
+@pytest.mark.parametrize("child_exclusive", [True, False])
+def test_exclusive_handle_in_another_process(log_dir, child_exclusive):
+    args = [sys.executable, "-c", HOLDER, str(log_dir)] + (["exclusive"] if child_exclusive else [])
+    child = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         pid = int(child.stdout.readline())
         assert pid == child.pid
         with pytest.raises(tidelog.LogLockedError) as info:
-            tidelog.open(log_dir)
+            tidelog.open(log_dir, exclusive=not child_exclusive)
         assert info.value.pid == child.pid
         assert str(child.pid) in str(info.value)
+        if not child_exclusive:  # a shared handle beside the child's
+            with tidelog.open(log_dir) as lg:
+                assert lg.topics() == []
         # readers are welcome while the writer runs
         with tidelog.open(log_dir, read_only=True) as ro:
             assert ro.topics() == []

@@ -280,7 +280,7 @@ def test_opening_a_file_is_a_tidelog_error(tmp_path):
 
 
 def test_log_locked_error_names_the_path(tmp_path):
-    proc = subprocess.Popen([sys.executable, "-c", "import sys, time, tidelog\nlog = tidelog.open(sys.argv[1])\n"
+    proc = subprocess.Popen([sys.executable, "-c", "import sys, time, tidelog\nlog = tidelog.open(sys.argv[1], exclusive=True)\n"
                              "print('ready', flush=True)\ntime.sleep(30)", str(tmp_path)],
                             stdout=subprocess.PIPE, text=True)
     try:

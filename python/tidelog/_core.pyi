@@ -44,6 +44,7 @@ class ErrorCode(enum.IntEnum):
     too_large = 9
     interrupted = 10
     conflict = 11
+    topic_deleted = 12
 
 def _error_from_native(code: int, message: str, place: dict[str, Any] | None) -> Exception:
     """The exception for a native error (called by src/error_bridge.h)."""
@@ -175,14 +176,16 @@ def decode_frame(frame: Frame, schema: Any, decompress: Any) -> list[Any]:
 
 @disjoint_base
 class NativeLog:
-    """A log folder: the writer lock, the clean-shutdown marker and the group
-    committer shared by every partition.
+    """One handle on a log folder: its place among the read-write handles that
+    share the log (any number, in any processes; or one ``exclusive`` handle),
+    the clean-shutdown marker and the group committer shared by its partitions.
 
     Opening for writing creates the folder, takes ``LOCK`` (raises
-    ``LogLockedError`` naming the holder's pid) and starts the flusher thread.
-    ``read_only=True`` needs an existing folder and takes no lock."""
+    ``LogLockedError`` naming the holders' pids when the mode conflicts) and
+    starts the flusher thread. ``read_only=True`` needs an existing folder and
+    takes no lock."""
 
-    def __new__(cls, path: str, read_only: bool = False) -> Self: ...
+    def __new__(cls, path: str, read_only: bool = False, exclusive: bool = False) -> Self: ...
     @property
     def path(self) -> str: ...
     @property
@@ -326,6 +329,8 @@ class NativePartition:
         indexes, write the recovery checkpoint. Must not race with appends."""
     def remove_files(self) -> None:
         """Unlinks every file of the partition (after close)."""
+    def mark_deleted(self) -> None:
+        """Makes every handle's appends to this partition fail: its topic is being deleted."""
     def release(self) -> None:
         """Drops the native partition (after close). Later calls raise
         ``LogClosedError``; mappings already handed out stay valid."""

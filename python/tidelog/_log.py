@@ -355,7 +355,8 @@ class Log:
         self._check_open()
         t = self._topics.get(name)
         if t is not None:
-            if t._still_there_recently():
+            # (read-write handles look at most every 5 ms: producers call this per send)
+            if t._still_there() if self.read_only else t._still_there_recently():
                 return t
             self._forget(name)
         validate_topic_name(name)

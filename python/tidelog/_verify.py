@@ -566,6 +566,23 @@ def _writer_pid(path: str) -> int | None:
         os.close(fd)
 
 
+def _flock_holders(fd: int) -> list[int]:
+    """The pids holding flock(2) locks on the file open as fd, from /proc/locks."""
+    ino = os.fstat(fd).st_ino
+    pids: list[int] = []
+    try:
+        with open("/proc/locks") as f:
+            for line in f:
+                fields = line.split()
+                if "->" in fields or len(fields) < 6 or fields[1] != "FLOCK":
+                    continue
+                if fields[5].rsplit(":", 1)[-1] == str(ino) and fields[4].isdigit() and int(fields[4]) not in pids:
+                    pids.append(int(fields[4]))
+    except OSError:
+        pass
+    return pids
+
+
 class _WriterLock:
     """The writer lock (FORMAT.md §1), held by verify while it repairs."""
 
@@ -574,9 +591,13 @@ class _WriterLock:
         try:
             fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            text = os.pread(self.fd, 32, 0).decode(errors="replace").strip()
+            holders = _flock_holders(self.fd)
+            if not holders:  # /proc/locks unreadable: the pid an exclusive writer wrote
+                text = os.pread(self.fd, 32, 0).decode(errors="replace").strip()
+                holders = [text] if text.isdigit() else []
             os.close(self.fd)
-            raise VerifyError(f"a writer holds the log (pid {text or 'unknown'}): close it before --repair") from None
+            raise VerifyError(f"a writer holds the log (pid {', '.join(map(str, holders)) or 'unknown'}): "
+                              f"close every read-write handle before --repair") from None
         os.ftruncate(self.fd, 0)  # as a writer does (FORMAT.md §1): a refused writer names us
         os.pwrite(self.fd, f"{os.getpid()}\n".encode(), 0)
 
@@ -750,7 +771,7 @@ def _read_state(path: str) -> tuple[int, int] | None:
     if len(data) < 24:
         return None
     magic, version, visible_end, start = struct.unpack("<IIqq", data)
-    if magic != STATE_MAGIC or version != 1:
+    if magic != STATE_MAGIC or version not in (1, 2):  # 2: with the coordination block (FORMAT.md §7.2)
         return None
     return visible_end, start
 
