@@ -81,6 +81,8 @@ def test_acks_from_4_processes_x_4_threads(benchmark, bench_dir):
         single_acks_per_s=median(one_rate), single_acks_per_s_spread=_spread(one_rate),
         round_ratios=[a / b for a, b in zip(many_rate, one_rate)],
         acks_per_fdatasync_rounds=per_sync,
+        acks_per_log_fdatasync=(sum(m["acks"] for m in many) / sum(m["log_fdatasyncs"] for m in many)
+                                if all(m.get("log_fdatasyncs") for m in many) else None),
     )
     assert all(m["check"] == m["acks"] for m in many + one)
 

@@ -8,7 +8,8 @@ Three parts, each its own parameter set:
   producer`` contender of the threads workload) and waiting for its own ack;
   beside 1 process x 1 thread doing the same. acks/s over the round (first
   start to last finish, all processes), and acks per fdatasync: the sum of every
-  process's ``log.stats()["fdatasyncs"]`` delta (stats are per process).
+  process's ``log.stats()["fdatasyncs"]`` delta (stats are per process); and,
+  as a check, per the log-wide ``log_fdatasyncs`` over the round's span.
 * ``columnar``: 2 processes appending 64 Ki-row sensor batches durably to one
   1-partition topic, beside 1 process appending the same rows alone.
 * ``latency``: produce-to-consume latency with the consumer in another process,
@@ -118,9 +119,12 @@ class Processes(Workload):
         syncs = m["fdatasyncs"]
         if part == "acks":
             p50, p99 = percentiles(m["latencies_ns"], (50, 99))
-            return {"acks/s": m["acks"] / s, "fdatasyncs/s": syncs / s,
-                    "acks/fdatasync": m["acks"] / syncs if syncs else float("nan"),
-                    "p50 ms": p50 / 1e6, "p99 ms": p99 / 1e6}
+            out = {"acks/s": m["acks"] / s, "fdatasyncs/s": syncs / s,
+                   "acks/fdatasync": m["acks"] / syncs if syncs else float("nan"),
+                   "p50 ms": p50 / 1e6, "p99 ms": p99 / 1e6}
+            if m.get("log_fdatasyncs"):  # the log-wide counter over the round: a check of the sum
+                out["acks/log fdatasync"] = m["acks"] / m["log_fdatasyncs"]
+            return out
         return {"rows/s": m["rows"] / s, "MB/s": m["rows"] * ROW_BYTES / s / MB, "fdatasyncs/s": syncs / s,
                 "appends/fdatasync": m["appends"] / syncs if syncs else float("nan")}
 

@@ -34,6 +34,26 @@ def _now_ns() -> int:
     return time.clock_gettime_ns(time.CLOCK_MONOTONIC)
 
 
+def _sync_counts(before: dict, after: dict) -> dict:
+    """A worker's fdatasyncs over its timed part, and the log-wide counter
+    (every read-write handle's, where the build keeps one) at both ends."""
+    out = {"fdatasyncs": after["fdatasyncs"] - before["fdatasyncs"]}
+    if "log_fdatasyncs" in after:
+        out["log_fdatasyncs_at"] = (before["log_fdatasyncs"], after["log_fdatasyncs"])
+    return out
+
+
+def _merged(parts: list[dict]) -> dict:
+    """The round of several workers: from the earliest start to the latest
+    finish; fdatasyncs summed over them, and the log-wide count over that span."""
+    out = {"seconds": (max(p["end_ns"] for p in parts) - min(p["start_ns"] for p in parts)) / 1e9,
+           "fdatasyncs": sum(p["fdatasyncs"] for p in parts)}
+    if all("log_fdatasyncs_at" in p for p in parts):
+        out["log_fdatasyncs"] = (max(p["log_fdatasyncs_at"][1] for p in parts)
+                                 - min(p["log_fdatasyncs_at"][0] for p in parts))
+    return out
+
+
 class TidelogProcesses(Contender):
     """``role``: "many" (several processes, shared opens), "one" (the same work
     from one process and one thread, shared open), "exclusive" (one process
@@ -128,8 +148,7 @@ class TidelogProcesses(Contender):
             records = self._records_in(path, TOPIC)
         finally:
             rmtree(path)
-        return {"seconds": (max(p["end_ns"] for p in parts) - min(p["start_ns"] for p in parts)) / 1e9,
-                "acks": sum(p["acks"] for p in parts), "fdatasyncs": sum(p["fdatasyncs"] for p in parts),
+        return {**_merged(parts), "acks": sum(p["acks"] for p in parts),
                 "latencies_ns": [x for p in parts for x in p["latencies_ns"]],
                 "processes": procs, "threads": threads, "check": records}
 
@@ -148,15 +167,15 @@ class TidelogProcesses(Contender):
                 return lambda i: send(TOPIC, mine[i]).result()
 
             _child.wait_go(conn)
-            s0 = log.stats()["fdatasyncs"]
+            s0 = log.stats()
             m = run_threads(threads, per_thread, make_op)
             end = _now_ns()
-            syncs = log.stats()["fdatasyncs"] - s0
+            s1 = log.stats()
             producer.close()
         finally:
             log.close()
-        return {"start_ns": end - int(m["seconds"] * 1e9), "end_ns": end, "acks": m["acks"], "fdatasyncs": syncs,
-                "latencies_ns": m["latencies_ns"]}
+        return {"start_ns": end - int(m["seconds"] * 1e9), "end_ns": end, "acks": m["acks"],
+                "latencies_ns": m["latencies_ns"], **_sync_counts(s0, s1)}
 
     # ------------------------------------------------------------ columnar
     def _columnar_round(self) -> dict:
@@ -172,9 +191,8 @@ class TidelogProcesses(Contender):
             rows = self._records_in(path, COLUMNAR_TOPIC)
         finally:
             rmtree(path)
-        return {"seconds": (max(p["end_ns"] for p in parts) - min(p["start_ns"] for p in parts)) / 1e9,
-                "rows": sum(p["rows"] for p in parts), "appends": sum(p["appends"] for p in parts),
-                "fdatasyncs": sum(p["fdatasyncs"] for p in parts), "processes": len(slices), "check": rows}
+        return {**_merged(parts), "rows": sum(p["rows"] for p in parts),
+                "appends": sum(p["appends"] for p in parts), "processes": len(slices), "check": rows}
 
     def columnar_worker(self, conn, path, open_kwargs, slices, batch_rows, batches) -> dict:
         """Worker side: appends the batches of ``slices`` (the same bytes whichever process appends them)."""
@@ -188,16 +206,16 @@ class TidelogProcesses(Contender):
         try:
             append = log.topic(COLUMNAR_TOPIC).append
             _child.wait_go(conn)
-            s0 = log.stats()["fdatasyncs"]
+            s0 = log.stats()
             start = _now_ns()
             for b in mine:
                 append(b)
             end = _now_ns()
-            syncs = log.stats()["fdatasyncs"] - s0
+            s1 = log.stats()
         finally:
             log.close()
         return {"start_ns": start, "end_ns": end, "rows": len(mine) * batch_rows, "appends": len(mine),
-                "fdatasyncs": syncs}
+                **_sync_counts(s0, s1)}
 
     # ------------------------------------------------------------- latency
     def _latency_setup(self) -> None:
