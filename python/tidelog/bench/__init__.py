@@ -1,7 +1,9 @@
 """The tidelog benchmark suite: ``tidelog bench`` (or ``python -m tidelog.bench``).
 
 * core.py       - the Contender and Workload interfaces, data, helpers
-* workloads.py  - the six workloads
+* workloads.py  - the six workloads (and the registry of all ten)
+* targets.py    - the workloads behind target benchmarks (records, copies, damage)
+* many_processes.py - many processes on one log (spawned workers, _child.py)
 * contenders/   - tidelog, the physical limits, the peers (SQLite, DuckDB, LMDB), slots for Kafka/eventsourcing
 * runner.py     - runs them, medians, spreads, ratios; JSON
 * table.py      - the comparison table and headline ratios

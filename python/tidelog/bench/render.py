@@ -146,7 +146,8 @@ def render_section(doc: dict, image_dir: str | None) -> str:
     L.append("Named limit per workload: ingest and produce, `write+fdatasync` (durable) or `os.write` (not "
              "durable); threads, `write+fdatasync` from every thread; scans, `arrow (in memory)`; recovery, "
              "`open+mmap`; latency, `os.pipe`; records, `python call floor` (send), `pa.array conversion` or "
-             "`os.write` (send_many); copies, `os.write`; damage, `tidelog intact`.")
+             "`os.write` (send_many); copies, `os.write`; damage, `tidelog intact`; processes, `tidelog 1 process` "
+             "(acks, columnar) or `tidelog 1 process exclusive` (latency).")
     L.append("")
     for name, wl in doc["workloads"].items():
         L += [f"### {wl['title']}", "", wl["description"], ""]

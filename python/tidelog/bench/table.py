@@ -222,7 +222,8 @@ def _batch_for_headline(doc) -> int | None:
 
 
 def headlines(doc: dict) -> list[str]:
-    """The headline ratios of a run (durable ingest, scans, durable acks), where the run has them."""
+    """The headline ratios of a run (durable ingest, scans, durable acks from threads and from processes),
+    where the run has them."""
     out = []
     b = _batch_for_headline(doc)
     if b is not None:
@@ -266,4 +267,11 @@ def headlines(doc: dict) -> list[str]:
                            f"{many['value'] / one['value']:.2f}× 1 thread ({fmt(one['value'])}/s)"
                            + (f", {per:.1f} acks per fdatasync" if per else ""))
                 break
+    many = _find(doc, "processes", "tidelog processes", part="acks")
+    one = _find(doc, "processes", "tidelog 1 process", part="acks")
+    if many and one:
+        per = many["metrics"].get("acks/fdatasync")
+        out.append(f"durable acks, {many['params']['processes']} processes × {many['params']['threads']} threads "
+                   f"on one log: {fmt(many['value'])}/s = {many['value'] / one['value']:.2f}× 1 process × 1 thread "
+                   f"({fmt(one['value'])}/s)" + (f", {per:.1f} acks per fdatasync" if per else ""))
     return out

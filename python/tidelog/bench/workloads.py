@@ -1,4 +1,5 @@
-"""The workloads of the suite (the last three, behind target benchmarks, in targets.py). Each builds its data once per parameter set
+"""The workloads of the suite (7-9, behind target benchmarks, in targets.py; 10, many processes on one log,
+in many_processes.py). Each builds its data once per parameter set
 (every contender gets the same bytes), turns a contender's raw measure into
 metrics, and names its physical-limit baseline.
 
@@ -17,6 +18,7 @@ from .core import (
     GB, KiB, MB, MiB, ROW_BYTES, Metric, SensorData, Workload, available_memory, human_bytes, human_count,
     make_values, median, percentiles, sensor_batch,
 )
+from .many_processes import Processes
 from .targets import Copies, Damage, Records
 
 # ---------------------------------------------------------------- 1 ingest
@@ -408,7 +410,7 @@ class Latency(Workload):
 
 
 WORKLOADS: list[Workload] = [Ingest(), Produce(), Threads(), Scans(), Recovery(), Latency(), Records(), Copies(),
-                             Damage()]
+                             Damage(), Processes()]
 
 
 def find(name: str) -> Workload:
@@ -419,4 +421,4 @@ def find(name: str) -> Workload:
 
 
 __all__ = ["WORKLOADS", "find", "Ingest", "Produce", "Threads", "Scans", "Recovery", "Latency", "Records", "Copies",
-           "Damage", "median"]
+           "Damage", "Processes", "median"]

@@ -12,6 +12,7 @@ from .lmdb_ import Lmdb
 from .placeholders import EventSourcing, Kafka
 from .sqlite_ import Sqlite
 from .tidelog_ import Tidelog, TidelogColumnar, TidelogProducer
+from .tidelog_processes import TidelogProcesses
 from .tidelog_targets import TidelogIntact
 
 
@@ -19,6 +20,8 @@ def default_contenders() -> list[Contender]:
     return [
         # tidelog
         Tidelog("fsync"), Tidelog("interval"), Tidelog("none"), TidelogProducer(), TidelogColumnar(), TidelogIntact(),
+        TidelogProcesses("many"), TidelogProcesses("one"), TidelogProcesses("exclusive"),
+        TidelogProcesses("threads"),
         # physical limits
         NumpyCopy(), OsWrite(), OsWrite(preallocate=False), WriteFdatasync(True), WriteFdatasync(False),
         ArrowInMemory(), ArrowIpcFile(), OpenMmap(), OsPipe(), PythonCallFloor(), PaArrayConversion(), Crc32c(),
@@ -36,6 +39,7 @@ def find(name: str) -> Contender:
     raise KeyError(f"no contender {name!r}")
 
 
-__all__ = ["default_contenders", "find", "Contender", "Tidelog", "TidelogProducer", "TidelogColumnar", "TidelogIntact", "NumpyCopy",
+__all__ = ["default_contenders", "find", "Contender", "Tidelog", "TidelogProducer", "TidelogColumnar", "TidelogIntact", "TidelogProcesses",
+           "NumpyCopy",
            "OsWrite", "WriteFdatasync", "ArrowInMemory", "ArrowIpcFile", "OpenMmap", "OsPipe", "PythonCallFloor",
            "PaArrayConversion", "Crc32c", "Sqlite", "DuckDB", "Lmdb", "Kafka", "EventSourcing"]
