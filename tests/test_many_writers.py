@@ -284,7 +284,7 @@ def test_many_writers_one_partition(tmp_path):
     with tidelog.open(path) as log:
         log.create_topic(TOPIC)
     ctx = _ctx()
-    go = ctx.Event()
+    go = ctx.Barrier(WRITERS + 1)  # every process has the log open before the first append
     total = WRITERS * RECORDS_PER_WRITER
     seen_path = tmp_path / "reader.txt"
     procs = [ctx.Process(target=_writer, args=(str(path), w, go, str(tmp_path / f"acks-{w}.txt")))
@@ -293,7 +293,6 @@ def test_many_writers_one_partition(tmp_path):
     for p in procs:
         p.start()
     t0 = time.monotonic()
-    go.set()
     for p in procs:
         p.join(WAIT_S * 2)
         if p.exitcode is None:
