@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <climits>
 #include <cstdlib>
+#include <optional>
 
 #include "errors.h"
 #include "partition.h"
@@ -36,7 +37,8 @@ constexpr size_t max_parallel_syncs = 8;
 }
 
 
-committer::committer(housekeeper* h) : _housekeeper(h), _max_gather_ns(configured_max_gather_ns()) {
+committer::committer(housekeeper* h, log_session* session)
+    : _housekeeper(h), _session(session), _max_gather_ns(configured_max_gather_ns()) {
     _thread = std::thread([this] { run(); });
 }
 
@@ -264,9 +266,40 @@ void committer::flush_locked(std::unique_lock<std::mutex>& lk, bool everything) 
     lk.unlock();
     std::string failure;
     uint64_t syncs = 0;
-    std::vector<segment*> dirty;
-    for (auto& [p, e] : batch)
-        for (auto& seg : e.segments) dirty.push_back(seg.get());
+    // One flush at a time across the handles of the session: each sees what
+    // the previous one made durable (plan_flush), and a flush that another
+    // process's covered already costs no fdatasync.
+    struct flush_leader {
+        std::optional<shared_mutex> lock;
+        explicit flush_leader(log_session* session) {
+            if (!session) return;
+            lock.emplace(session->flush_lock());
+            // Nothing to repair after a dead leader: durable points only grow, and
+            // a half-written one is rewritten whole by the next (plan_flush).
+            if (lock->lock().acquired_after_owner_died) lock->mark_consistent();
+        }
+        void release() {
+            if (lock) lock->unlock();
+            lock.reset();
+        }
+        ~flush_leader() { release(); }
+    } leader(_session);
+    std::vector<std::pair<partition*, recovery_point>> advance;
+    std::vector<std::shared_ptr<segment>> dirty;
+    for (auto& [p, e] : batch) {
+        recovery_point target = e.point;
+        std::vector<std::shared_ptr<segment>> sealed_since;
+        try {
+            if (_session && p->plan_flush(e.point, &target, &sealed_since)) continue;  // already durable
+        } catch (const std::exception& ex) {
+            failure = ex.what();
+            break;
+        }
+        for (auto* list : {&e.segments, &sealed_since})
+            for (auto& seg : *list)
+                if (std::find(dirty.begin(), dirty.end(), seg) == dirty.end()) dirty.push_back(seg);
+        advance.emplace_back(p, target);
+    }
     // Several files: fdatasync them concurrently, so the file system can commit
     // them in one journal transaction (Iggy measured ~2x from doing this).
     std::vector<std::string> errors(dirty.size());
@@ -278,14 +311,14 @@ void committer::flush_locked(std::unique_lock<std::mutex>& lk, bool everything) 
         }
     };
     std::vector<std::thread> helpers;
-    for (size_t i = 1; i < dirty.size(); ++i) {
+    for (size_t i = 1; i < dirty.size() && failure.empty(); ++i) {
         if (helpers.size() + 1 >= max_parallel_syncs) {
             sync_one(i);
             continue;
         }
         helpers.emplace_back(sync_one, i);
     }
-    if (!dirty.empty()) sync_one(0);
+    if (!dirty.empty() && failure.empty()) sync_one(0);
     for (auto& t : helpers) t.join();
     syncs = dirty.size();
     for (auto& err : errors)
@@ -296,7 +329,9 @@ void committer::flush_locked(std::unique_lock<std::mutex>& lk, bool everything) 
             break;
         }
     if (failure.empty())
-        for (auto& [p, e] : batch) p->on_durable(e.point);
+        for (auto& [p, point] : advance) p->on_durable(point);
+    if (_session) _session->count_flush(syncs);
+    leader.release();
     _fdatasyncs.fetch_add(syncs, std::memory_order_relaxed);
     _flushes.fetch_add(1, std::memory_order_relaxed);
     lk.lock();

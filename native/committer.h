@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "housekeeper.h"
+#include "log_session.h"
 #include "recovery_checkpoint.h"
 
 namespace tidelog {
@@ -53,7 +54,11 @@ class committer {
 public:
     /// housekeeper (may be null: no background checkpoints or retention)
     /// must outlive the committer.
-    explicit committer(housekeeper* h = nullptr);
+    /// session (may be null: no other handle shares the partitions): its flush
+    /// lock makes this handle's flushes one at a time with every other
+    /// handle's, so each flush first sees what the previous one (in any
+    /// process) made durable, and skips the fdatasync when that covers it.
+    explicit committer(housekeeper* h = nullptr, log_session* session = nullptr);
     ~committer();
     committer(const committer&) = delete;
     committer& operator=(const committer&) = delete;
@@ -130,6 +135,7 @@ private:
     };
     std::unordered_map<partition*, partition_tasks> _partitions;
     housekeeper* const _housekeeper;
+    log_session* const _session;
     std::vector<housekeeper::task_id> _to_trigger;  // flusher thread only: checkpoint tasks of one flush
     uint64_t _written = 0;
     uint64_t _durable = 0;

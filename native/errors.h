@@ -25,6 +25,7 @@ enum class errc : int {
     too_large = 9,      // a frame or record over a configured limit
     interrupted = 10,   // a wait ended because its caller asked (a signal in Python)
     conflict = 11,      // an optimistic-concurrency check failed (an expected version was taken)
+    topic_deleted = 12, // the partition's topic was deleted (by any handle) while this one had it open
 };
 
 /// Where damaged data lies, for an errc::corrupt error a read raises: Python

@@ -12,35 +12,18 @@
 
 namespace tidelog {
 
-log_core::log_core(const std::string& path, bool read_only) : _path(path), _read_only(read_only) {
+log_core::log_core(const std::string& path, bool read_only, bool exclusive) : _path(path), _read_only(read_only) {
     if (read_only) {
         if (!path_exists(path)) throw error(errc::not_found, "no log at " + path);
         _notifier = std::make_unique<shared_state>(path + "/notify", false);
         return;
     }
     make_directories(path);
-    _lock = file_handle::open(path + "/LOCK", O_RDWR | O_CREAT);
-    if (::flock(_lock.fd(), LOCK_EX | LOCK_NB) != 0) {
-        if (errno != EWOULDBLOCK) throw_errno("flock " + path + "/LOCK");
-        char buf[32] = {};
-        _lock.pread_some(buf, sizeof buf - 1, 0);
-        throw error(errc::locked, std::string(buf));
-    }
-    std::string pid = std::to_string(::getpid()) + "\n";
-    _lock.truncate(0);
-    _lock.pwrite_all(pid.data(), pid.size(), 0);
-
-    std::string marker = path + "/clean-shutdown";
-    bool fresh = !path_exists(path + "/topics");
-    _was_clean = fresh || path_exists(marker);
-    if (path_exists(marker)) {
-        remove_file(marker);
-    }
-    make_directories(path + "/topics");
-    fsync_directory(path);
+    _session = std::make_unique<log_session>(path, exclusive);
+    _was_clean = _session->was_clean();
     _notifier = std::make_unique<shared_state>(path + "/notify", true);
     _housekeeper = std::make_unique<housekeeper>();
-    _committer = std::make_unique<committer>(_housekeeper.get());
+    _committer = std::make_unique<committer>(_housekeeper.get(), _session.get());
 }
 
 bool log_core::wait_notify(uint32_t seen, int64_t timeout_ns) {
@@ -66,7 +49,9 @@ log_core::~log_core() {
 
 std::unique_ptr<partition> log_core::open_partition(const std::string& dir, const partition_config& config) {
     if (_closed) throw error(errc::closed, "log is closed: " + _path);
-    return std::make_unique<partition>(_committer.get(), dir, config, _read_only, _was_clean, _notifier.get());
+    if (_read_only) return std::make_unique<partition>(nullptr, dir, config, nullptr, _notifier.get());
+    partition::session_info session{_session->epoch(), _session->was_clean()};
+    return std::make_unique<partition>(_committer.get(), dir, config, &session, _notifier.get());
 }
 
 void log_core::flush_all() {
@@ -80,20 +65,16 @@ void log_core::close() {
     try {
         _committer->flush_all();
     } catch (...) {
-        _committer->stop();  // no clean-shutdown marker: the next open recovers
+        _committer->stop();  // no clean-shutdown marker: the next session recovers
         _housekeeper->stop();
-        _lock.close();
+        _session->abandon();
         throw;
     }
     _committer->stop();
     // Partitions closed by now took their tasks with them (each close writes
     // its final checkpoint itself); this only ends the thread.
     _housekeeper->stop();
-    file_handle marker = file_handle::open(_path + "/clean-shutdown", O_WRONLY | O_CREAT | O_TRUNC);
-    marker.datasync();
-    marker.close();
-    fsync_directory(_path);
-    _lock.close();  // releases the flock
+    _session->close(true);
 }
 
 }  // namespace tidelog

@@ -1,10 +1,7 @@
 #pragma once
-// The log folder as a whole: the writer lock, the clean-shutdown marker, and
-// the committer and housekeeper shared by every partition.
-//
-//   <log>/LOCK            flock(LOCK_EX) by the single writer process; holds its pid
-//   <log>/clean-shutdown  present only while no writer has the log open, after
-//                         a clean close; its absence at open means "recover"
+// One handle on the log folder: its place in the read-write session
+// (log_session.h: the locks, the shared memory, the clean-shutdown marker), and
+// the committer and housekeeper shared by the partitions it opens.
 //
 // Concurrency: open_partition and stats are thread-safe; close() is called once.
 #include <memory>
@@ -13,6 +10,7 @@
 #include "committer.h"
 #include "file_handle.h"
 #include "housekeeper.h"
+#include "log_session.h"
 #include "partition.h"
 #include "shared_state.h"
 
@@ -20,13 +18,14 @@ namespace tidelog {
 
 class log_core {
 public:
-    log_core(const std::string& path, bool read_only);
+    /// exclusive: no other read-write handle may open the log while this one has it.
+    log_core(const std::string& path, bool read_only, bool exclusive = false);
     ~log_core();
     log_core(const log_core&) = delete;
     log_core& operator=(const log_core&) = delete;
 
     bool read_only() const { return _read_only; }
-    /// Whether the previous writer closed the log cleanly (always true for readers).
+    /// Whether the previous session ended with a clean close (always true for readers).
     bool was_clean() const { return _was_clean; }
     const std::string& path() const { return _path; }
     std::unique_ptr<partition> open_partition(const std::string& dir, const partition_config& config);
@@ -39,6 +38,9 @@ public:
         if (_notifier) _notifier->bump();
     }
     committer_stats stats() const { return _committer ? _committer->stats() : committer_stats{}; }
+    /// fdatasyncs by every handle of the session (0 for readers).
+    uint64_t session_fdatasyncs() const { return _session ? _session->log_fdatasyncs() : 0; }
+    uint64_t session_flushes() const { return _session ? _session->log_flushes() : 0; }
     void flush_all();
     /// Blocks until the committer's durable ticket reaches ticket (see committer).
     void wait_durable(uint64_t ticket, bool announced = false, bool (*interrupted)(void*) = nullptr,
@@ -57,7 +59,7 @@ private:
     bool _read_only;
     bool _was_clean = true;
     bool _closed = false;
-    file_handle _lock;
+    std::unique_ptr<log_session> _session;  // declared first: outlives the committer that uses it
     std::unique_ptr<housekeeper> _housekeeper;  // declared first: outlives the committer that uses it
     std::unique_ptr<committer> _committer;
     std::unique_ptr<shared_state> _notifier;

@@ -6,21 +6,35 @@
 #include <algorithm>
 #include <chrono>
 #include <climits>
+#include <unistd.h>
+
+#include <cstddef>
 #include <cstdlib>
+#include <cstring>
 
 #include "crc32c.h"
 #include "errors.h"
 #include "frame_resync.h"
 #include "frame_walker.h"
+#include "ofd_lock.h"
 #include "units.h"
 
 namespace tidelog {
 
 namespace {
 
+constexpr uint32_t partition_ready = 2;
+
 int64_t wall_ns() {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
         .count();
+}
+
+/// An epoch of its own, for a handle outside any log session (never 0).
+partition::session_info own_session(bool clean_shutdown) {
+    static std::atomic<uint64_t> counter{0};
+    uint64_t e = (uint64_t(::getpid()) << 40) ^ uint64_t(wall_ns()) ^ (++counter << 1);
+    return {e | 1, clean_shutdown};
 }
 
 std::string last_path_part(const std::string& path) {
@@ -83,19 +97,25 @@ std::vector<int64_t> list_segment_bases(const std::string& dir) {
 
 partition::partition(committer* c, const std::string& dir, const partition_config& config, bool read_only,
                      bool clean_shutdown, shared_state* notifier)
+    : partition(c, dir, config, read_only ? nullptr : std::make_unique<session_info>(own_session(clean_shutdown)).get(),
+                notifier) {}
+
+partition::partition(committer* c, const std::string& dir, const partition_config& config,
+                     const session_info* session, shared_state* notifier)
     : _committer(c),
       _dir(dir),
       _config(config),
-      _read_only(read_only),
-      _checkpoint((read_only ? dir : (make_directories(dir), dir)) + "/recovery-checkpoint", read_only),
-      _shared(dir + "/state", !read_only),
-      _notifier(notifier) {
+      _read_only(session == nullptr),
+      _checkpoint((_read_only ? dir : (make_directories(dir), dir)) + "/recovery-checkpoint", _read_only),
+      _shared(dir + "/state", !_read_only),
+      _notifier(notifier),
+      _session(session ? *session : session_info{0, true}) {
     if (config.segment_bytes == 0 || config.segment_bytes > max_segment_bytes)
         throw error(errc::invalid_argument, "segment_bytes must be in [1, 2 GiB)");
-    if (read_only) {
+    if (_read_only) {
         open_reader();
     } else {
-        open_writer(clean_shutdown);
+        open_writer();
         _committer->register_partition(this);
     }
 }
@@ -138,7 +158,43 @@ bool partition::refresh_segments_locked() {
     return changed;
 }
 
-void partition::open_writer(bool clean_shutdown) {
+void partition::open_writer() {
+    _coord = _shared.coordination();
+    _append_lock.emplace(_coord->append_lock);
+    _retention_lock.emplace(_coord->retention_lock);
+    _checkpoint_lock.emplace(_coord->checkpoint_lock);
+    // The session's first handle to open the partition recovers it, under an
+    // OFD lock on the state file; later ones (same epoch) join what it set up.
+    // So recovery never runs while another live handle uses the partition.
+    ofd_lock(_shared.fd(), 0, ofd_lock_kind::exclusive, true);
+    try {
+        std::lock_guard<std::mutex> g(_mu);
+        if (__atomic_load_n(&_coord->init_state, __ATOMIC_ACQUIRE) == partition_ready &&
+            _coord->epoch == _session.epoch)
+            join_shared();
+        else
+            initialize_shared(_session.was_clean);
+        __atomic_add_fetch(&_coord->handles, 1, __ATOMIC_SEQ_CST);
+        _counted = true;
+    } catch (...) {
+        ofd_lock(_shared.fd(), 0, ofd_lock_kind::unlock, true);
+        throw;
+    }
+    ofd_lock(_shared.fd(), 0, ofd_lock_kind::unlock, true);
+}
+
+void partition::join_shared() {
+    committed_point c;
+    if (!_coord->committed.load(&c)) {
+        // A writer died mid-commit: its lock's repair makes the point whole.
+        append_guard lock(*this);
+        return;
+    }
+    adopt_view_locked(c, true);
+}
+
+void partition::initialize_shared(bool clean_shutdown) {
+    __atomic_store_n(&_coord->init_state, 1u, __ATOMIC_RELEASE);
     std::vector<int64_t> bases = list_segment_bases(_dir);
     std::optional<recovery_point> cp = _checkpoint.load();
     // What the previous writer published to readers: offsets below it were seen
@@ -219,7 +275,6 @@ void partition::open_writer(bool clean_shutdown) {
         _checkpoint.store(_checkpointed);
     }
     end = _segments.back()->next_offset();
-    _visible_end.store(end, std::memory_order_release);
     _durable = recovery_point{_segments.back()->base_offset(), _segments.back()->size(), end};
     if (!clean_shutdown && !(_checkpointed.next_offset == end && _checkpointed.position == _durable.position)) {
         // Recovery synced everything it kept, and may have kept damage because the
@@ -230,7 +285,183 @@ void partition::open_writer(bool clean_shutdown) {
     }
     _sealed_bytes = 0;
     for (size_t i = 0; i + 1 < _segments.size(); ++i) _sealed_bytes += _segments[i]->size();
-    _shared.publish(end, _segments.front()->base_offset(), _sealed_bytes + _segments.back()->size());
+    _shared.claim(end, _segments.front()->base_offset(), _sealed_bytes + _segments.back()->size());
+
+    // The shared state starts from the recovered partition (nothing of the
+    // previous session's locks or points is trusted).
+    std::memset(reinterpret_cast<uint8_t*>(_coord) + offsetof(partition_coordination, append_lock), 0,
+                sizeof(partition_coordination) - offsetof(partition_coordination, append_lock));
+    shared_mutex::init(_coord->append_lock);
+    shared_mutex::init(_coord->retention_lock);
+    shared_mutex::init(_coord->checkpoint_lock);
+    _coord->flags = 0;
+    _coord->handles = 0;
+    _active_created_ns = wall_ns();
+    _coord->durable.store({_durable.segment_base, _durable.position, _durable.next_offset});
+    _coord->checkpointed = _checkpointed.next_offset >= 0 ? durable_point{_checkpointed.segment_base, _checkpointed.position,
+                                                                          _checkpointed.next_offset}
+                                                          : durable_point{-1, 0, -1};
+    _coord->checkpoint_sequence = _checkpoint.sequence();
+    _coord->generation += 1;
+    commit_locked();
+    _seen_generation = _coord->generation;
+    _coord->epoch = _session.epoch;
+    __atomic_store_n(&_coord->init_state, partition_ready, __ATOMIC_RELEASE);
+}
+
+void partition::commit_locked() {
+    _coord->committed.store(_segments.back()->cursor(_active_created_ns));
+    _seen_commit_seq = __atomic_add_fetch(&_coord->commit_seq, 1, __ATOMIC_RELEASE);
+}
+
+void partition::catch_up_locked() {
+    if (__atomic_load_n(&_coord->commit_seq, __ATOMIC_ACQUIRE) == _seen_commit_seq) return;
+    uint64_t seq = __atomic_load_n(&_coord->commit_seq, __ATOMIC_ACQUIRE);
+    uint64_t generation = __atomic_load_n(&_coord->generation, __ATOMIC_ACQUIRE);
+    committed_point c;
+    if (!_coord->committed.load(&c)) {
+        append_guard lock(*this);  // a dead writer's half commit: the lock's repair completes it
+        return;
+    }
+    adopt_view_locked(c, generation != _seen_generation);
+    _seen_generation = generation;
+    _seen_commit_seq = seq;  // (a later commit is adopted at the next call)
+}
+
+void partition::adopt_view_locked(const committed_point& c, bool relist) {
+    if (relist || _segments.empty() || _segments.back()->base_offset() != c.segment_base) {
+        // The segments from the published start to the committed one: a newer
+        // file is a roll in progress, an older one a retention pass unlinking.
+        int64_t start = _shared.start_offset();
+        std::vector<std::shared_ptr<segment>> next;
+        for (int64_t b : list_segment_bases(_dir)) {
+            if (b > c.segment_base || (b < start && b != c.segment_base)) continue;
+            auto it = std::find_if(_segments.begin(), _segments.end(),
+                                   [&](const std::shared_ptr<segment>& s) { return s->base_offset() == b; });
+            if (it != _segments.end()) {
+                next.push_back(*it);
+                continue;
+            }
+            try {
+                next.push_back(segment::open(_dir, b, false));
+            } catch (const error& e) {
+                if (e.code() != errc::not_found) throw;  // unlinked by retention meanwhile
+            }
+        }
+        if (next.empty() || next.back()->base_offset() != c.segment_base)
+            throw error(errc::not_found, "the active segment " + segment_file_stem(c.segment_base) +
+                                             ".log is missing from " + _dir + " (the topic was deleted?)");
+        for (size_t i = 0; i + 1 < next.size(); ++i)
+            if (next[i]->next_offset() != next[i + 1]->base_offset()) next[i]->adopt_sealed(next[i + 1]->base_offset());
+        _segments = std::move(next);
+        _sealed_bytes = 0;
+        for (size_t i = 0; i + 1 < _segments.size(); ++i) _sealed_bytes += _segments[i]->size();
+    }
+    _segments.back()->adopt(c);
+    _active_created_ns = c.active_created_ns;
+}
+
+partition::append_guard::append_guard(partition& p) : _p(p) {
+    shared_mutex::lock_result r = p._append_lock->lock();
+    try {
+        if (r.acquired_after_owner_died) {
+            p.repair_append_locked();
+            p._append_lock->mark_consistent();
+        } else {
+            p.catch_up_under_append_lock();
+        }
+    } catch (...) {
+        if (r.acquired_after_owner_died) {
+            // Consistent all the same: the intent stays, and the next holder repairs again.
+            try {
+                p._append_lock->mark_consistent();
+            } catch (...) {
+            }
+        }
+        p._append_lock->unlock();
+        throw;
+    }
+}
+
+partition::append_guard::~append_guard() { _p._append_lock->unlock(); }
+
+void partition::catch_up_under_append_lock() {
+    uint64_t seq = __atomic_load_n(&_coord->commit_seq, __ATOMIC_ACQUIRE);
+    if (seq == _seen_commit_seq) return;
+    uint64_t generation = __atomic_load_n(&_coord->generation, __ATOMIC_ACQUIRE);
+    adopt_view_locked(_coord->committed.load_unlocked(), generation != _seen_generation);
+    _seen_generation = generation;
+    _seen_commit_seq = seq;
+}
+
+void partition::repair_append_locked() {
+    // The previous holder of the append lock died (a process killed, a thread
+    // gone). What it may have left, from its intent: a frame written in part or
+    // in whole but not committed, a half-written committed point, a roll
+    // stopped anywhere. Everything here is idempotent: a repairer that dies
+    // leaves the same intent to the next holder.
+    append_intent intent = _coord->intent;
+    committed_point c = _coord->committed.load_unlocked();
+    bool torn_commit = _coord->committed.torn();
+    uint32_t kind = __atomic_load_n(&_coord->intent.kind, __ATOMIC_ACQUIRE);
+    std::string what = "nothing in progress";
+    if (kind == append_intent::frame && !(c.segment_base == intent.segment_base && c.next_offset >= intent.next_offset &&
+                                          !torn_commit)) {
+        c = intent.before;
+        adopt_view_locked(c, true);
+        auto seg = _segments.back();
+        frame_header h;
+        if (seg->base_offset() == intent.segment_base && seg->frame_whole_at(intent.position, intent.length,
+                                                                             intent.base_offset, &h)) {
+            // Whole: keep it, as crash recovery keeps a whole frame it finds. Its
+            // index entries may be missing or half written: write them again.
+            seg->note_appended(h, intent.position);
+            what = "kept the dead writer's whole frame at offsets " + std::to_string(h.base_offset) + ".." +
+                   std::to_string(h.next_offset() - 1);
+        } else {
+            // Torn: never acknowledged, published or flushed. Zero it and cut the
+            // index entries past the committed point; the next append writes
+            // the same offsets at the same position (FORMAT.md §8.2: offsets
+            // nobody was given are not "handed out").
+            seg->zero_range(intent.position, intent.length);
+            seg->index().truncate_files_to({c.offset_entries, c.time_entries, c.bytes_since_entry, c.index_max_timestamp});
+            what = "zeroed the dead writer's torn frame at position " + std::to_string(intent.position);
+        }
+    } else if (kind == append_intent::roll && c.segment_base != intent.next_offset) {
+        // The roll stopped before its commit: seal the old segment (again), create
+        // the new one unless it exists, then commit it.
+        c = torn_commit ? intent.before : c;
+        adopt_view_locked(c, true);
+        auto old = _segments.back();
+        old->seal();
+        old->datasync();
+        std::shared_ptr<segment> next;
+        try {
+            next = segment::create(_dir, intent.next_offset);
+        } catch (const error& e) {
+            if (e.code() != errc::already_exists) throw;
+            next = segment::open(_dir, intent.next_offset, false);
+        }
+        fsync_directory(_dir);
+        _sealed_bytes += old->size();
+        _segments.push_back(std::move(next));
+        _active_created_ns = wall_ns();
+        __atomic_add_fetch(&_coord->generation, 1, __ATOMIC_RELEASE);
+        what = "finished the dead writer's roll to segment " + segment_file_stem(intent.next_offset);
+    } else {
+        if (torn_commit) c = intent.before;  // (a commit is only torn with an intent)
+        adopt_view_locked(c, true);
+    }
+    __atomic_add_fetch(&_coord->generation, 1, __ATOMIC_RELEASE);  // every handle re-lists
+    commit_locked();
+    _seen_generation = __atomic_load_n(&_coord->generation, __ATOMIC_ACQUIRE);
+    __atomic_store_n(&_coord->intent.kind, append_intent::idle, __ATOMIC_RELEASE);
+    // A dead appender may have committed without publishing ("interval", "none").
+    if (_config.durability != durability_mode::fsync) publish_locked(_segments.back()->next_offset());
+    std::lock_guard<std::mutex> g(_damage_mu);
+    _events.push_back({_segments.back()->log_path(), _segments.back()->size(), 0, _segments.back()->next_offset(),
+                       "a writer died holding the append lock (pid " + std::to_string(intent.pid) + "): " + what,
+                       "repair"});
 }
 
 void partition::check_sealed_segment(size_t i, bool report_damage_found) {
@@ -277,6 +508,11 @@ void partition::note_damage(const damaged_range& d) {
     for (auto& known : _damage)
         if (known.segment == d.segment && known.position == d.position && known.start_offset == d.start_offset) return;
     _damage.push_back(d);
+}
+
+std::vector<recovery_event> partition::recovery_events() {
+    std::lock_guard<std::mutex> g(_damage_mu);
+    return _events;
 }
 
 std::vector<damaged_range> partition::damaged_ranges() {
@@ -400,10 +636,8 @@ std::optional<damaged_bytes> partition::recover(size_t first, uint64_t trusted_e
 }
 
 void partition::publish_locked(int64_t visible_end) {
-    int64_t prev = _visible_end.load(std::memory_order_relaxed);
-    if (visible_end <= prev) return;
-    _visible_end.store(visible_end, std::memory_order_release);
-    _shared.publish(visible_end, _segments.front()->base_offset(), _sealed_bytes + _segments.back()->size());
+    if (visible_end <= _shared.visible_end()) return;
+    _shared.publish(visible_end, _sealed_bytes + _segments.back()->size());
     if (_notifier) _notifier->bump();
 }
 
@@ -431,6 +665,9 @@ std::vector<append_result> partition::append(const append_request* requests, siz
     std::vector<append_result> results(count);
     std::lock_guard<std::mutex> g(_mu);
     if (_closed) throw error(errc::closed, "partition is closed: " + _dir);
+    append_guard lock(*this);
+    if (__atomic_load_n(&_coord->flags, __ATOMIC_ACQUIRE) & partition_flag_deleted)
+        throw error(errc::topic_deleted, "the topic was deleted: " + _dir);
     std::shared_ptr<segment> seg;
     // The frames of one call get consecutive offsets: nothing else appends in between.
     size_t written = 0;
@@ -441,7 +678,7 @@ std::vector<append_result> partition::append(const append_request* requests, siz
         uint64_t upper = align_up(frame_header_bytes + body_alignment + payload_lengths[k], frame_alignment);
         bool too_big = seg->size() > 0 && seg->size() + upper > _config.segment_bytes;
         bool too_old = _config.segment_ms >= 0 && seg->size() > 0 &&
-                       wall_ns() - seg->created_ns() >= _config.segment_ms * ns_per_ms;
+                       wall_ns() - _active_created_ns >= _config.segment_ms * ns_per_ms;
         // Index entries hold offsets relative to the segment base as uint32.
         bool offsets_full = seg->next_offset() - seg->base_offset() + int64_t{req.record_count} > int64_t{UINT32_MAX};
         if (too_big || too_old || offsets_full) {
@@ -468,7 +705,20 @@ std::vector<append_result> partition::append(const append_request* requests, siz
             h.payload_offset += static_cast<uint32_t>((body_alignment - body % body_alignment) % body_alignment);
         }
         h.crc = frame_crc_with_payload_crc(h, payload_crcs[k]);
+        // If this thread dies before the commit below, the next holder of the
+        // append lock finds the frame from here (repair_append_locked).
+        append_intent& intent = _coord->intent;
+        intent.pid = static_cast<int32_t>(::getpid());
+        intent.before = _coord->committed.load_unlocked();
+        intent.segment_base = seg->base_offset();
+        intent.position = position;
+        intent.length = h.frame_length();
+        intent.base_offset = h.base_offset;
+        intent.next_offset = h.next_offset();
+        __atomic_store_n(&intent.kind, append_intent::frame, __ATOMIC_RELEASE);
         seg->append(h, req.pieces, req.piece_count);
+        commit_locked();
+        __atomic_store_n(&intent.kind, append_intent::idle, __ATOMIC_RELEASE);
         _committer->count_append(1, h.frame_length());
         results[k] = {h.base_offset, 0};
         ++written;
@@ -513,6 +763,15 @@ append_result partition::append(const append_request& request) { return append(&
 
 void partition::roll_locked() {
     auto old = _segments.back();
+    append_intent& intent = _coord->intent;
+    intent.pid = static_cast<int32_t>(::getpid());
+    intent.before = _coord->committed.load_unlocked();
+    intent.segment_base = old->base_offset();
+    intent.position = old->size();
+    intent.length = 0;
+    intent.base_offset = old->base_offset();
+    intent.next_offset = old->next_offset();
+    __atomic_store_n(&intent.kind, append_intent::roll, __ATOMIC_RELEASE);
     old->seal();
     // Even in "none" mode a sealed segment is flushed soon (as Kafka flushes on
     // roll), so the recovery checkpoint can move past it.
@@ -522,50 +781,140 @@ void partition::roll_locked() {
     fsync_directory(_dir);
     _sealed_bytes += old->size();
     _segments.push_back(std::move(next));
+    _active_created_ns = wall_ns();
+    _seen_generation = __atomic_add_fetch(&_coord->generation, 1, __ATOMIC_RELEASE);
+    commit_locked();
+    __atomic_store_n(&intent.kind, append_intent::idle, __ATOMIC_RELEASE);
 }
 
+namespace {
+/// Points in log order: by offset, then (a roll with no frame after it) by segment and position.
+bool point_before(const durable_point& a, const recovery_point& b) {
+    if (a.next_offset != b.next_offset) return a.next_offset < b.next_offset;
+    if (a.segment_base != b.segment_base) return a.segment_base < b.segment_base;
+    return a.position < b.position;
+}
+}  // namespace
+
 void partition::on_durable(const recovery_point& point) {
+    // The flusher holds the log's flush lock: the only writer of the durable point.
+    durable_point d = _coord->durable.load_unlocked();
+    if (_coord->durable.torn() || point_before(d, point)) {
+        _coord->durable.store({point.segment_base, point.position, point.next_offset});
+        d = {point.segment_base, point.position, point.next_offset};
+    }
     {
         std::lock_guard<std::mutex> g(_durable_mu);
-        if (point.next_offset >= _durable.next_offset) _durable = point;
+        if (d.next_offset >= _durable.next_offset) _durable = {d.segment_base, d.position, d.next_offset};
     }
     if (_config.durability == durability_mode::fsync) {
-        std::lock_guard<std::mutex> g(_mu);
-        publish_locked(point.next_offset);
+        _shared.publish(d.next_offset, _shared.visible_bytes());
+        if (_notifier) _notifier->bump();
     }
+}
+
+bool partition::plan_flush(const recovery_point& pending, recovery_point* target,
+                           std::vector<std::shared_ptr<segment>>* to_sync) {
+    durable_point d = _coord->durable.load_unlocked();  // (flush lock held: stable)
+    bool torn = _coord->durable.torn();
+    if (!torn && !point_before(d, pending)) {
+        std::lock_guard<std::mutex> g(_durable_mu);
+        if (d.next_offset >= _durable.next_offset) _durable = {d.segment_base, d.position, d.next_offset};
+        return true;
+    }
+    // Flush as far as every handle committed in the same segment: one
+    // fdatasync covers every process's frames in the file.
+    *target = pending;
+    committed_point c;
+    if (_coord->committed.load(&c, 100) && c.segment_base == pending.segment_base &&
+        point_before(durable_point{pending.segment_base, pending.position, pending.next_offset},
+                     recovery_point{c.segment_base, c.position, c.next_offset}))
+        *target = {c.segment_base, c.position, c.next_offset};
+    if (torn || d.segment_base != target->segment_base) {
+        // Segments sealed since the durable point, by any handle: they are
+        // synced too before the durable point may pass them.
+        std::lock_guard<std::mutex> g(_mu);
+        try {
+            catch_up_locked();
+        } catch (const error&) {
+        }
+        int64_t from = torn ? INT64_MIN : d.segment_base;
+        for (auto& s : _segments)
+            if (s->base_offset() >= from && s->base_offset() <= target->segment_base) to_sync->push_back(s);
+    }
+    return false;
+}
+
+void partition::mark_deleted() {
+    if (_read_only) throw error(errc::read_only, "partition opened read-only: " + _dir);
+    std::lock_guard<std::mutex> g(_mu);
+    append_guard lock(*this);
+    __atomic_or_fetch(&_coord->flags, partition_flag_deleted, __ATOMIC_RELEASE);
+    __atomic_add_fetch(&_coord->commit_seq, 1, __ATOMIC_RELEASE);
 }
 
 bool partition::write_checkpoint() {
-    recovery_point point;
-    {
-        std::lock_guard<std::mutex> g(_durable_mu);
-        point = _durable;
-    }
-    if (point.next_offset == _checkpointed.next_offset && point.position == _checkpointed.position) return false;
-    // Index entries below the checkpoint are trusted at recovery: make them durable first.
+    // The segments first (_mu), then the checkpoint lock: nothing is taken while it is held.
     std::vector<std::shared_ptr<segment>> segs;
     {
         std::lock_guard<std::mutex> g(_mu);
+        if (_closed) return false;
+        catch_up_locked();
         segs = _segments;
     }
-    for (auto& s : segs)
-        if (s->base_offset() >= _checkpointed.segment_base && s->base_offset() <= point.segment_base)
-            s->index().sync();
-    _checkpoint.store(point);
-    _checkpointed = point;
+    shared_mutex::lock_result r = _checkpoint_lock->lock();
+    struct unlock_at_exit {
+        shared_mutex& m;
+        ~unlock_at_exit() { m.unlock(); }
+    } unlock{*_checkpoint_lock};
+    if (r.acquired_after_owner_died) {
+        // A store may be torn: its slot is ignored at load, and numbering goes on
+        // from the newest valid one, so the next store overwrites the torn slot.
+        recover_checkpoint_sequence();
+        _checkpoint_lock->mark_consistent();
+    }
+    durable_point d;
+    if (!_coord->durable.load(&d)) return false;
+    durable_point done = _coord->checkpointed;
+    if (d.next_offset == done.next_offset && d.position == done.position && d.segment_base == done.segment_base)
+        return false;
+    // Index entries below the checkpoint are trusted at recovery: make them durable first.
+    bool have_target = false;
+    for (auto& s : segs) {
+        if (s->base_offset() >= done.segment_base && s->base_offset() <= d.segment_base) s->index().sync();
+        have_target = have_target || s->base_offset() == d.segment_base;
+    }
+    if (!have_target) return false;  // this handle does not know that segment yet: next time
+    _coord->checkpoint_sequence += 1;
+    _checkpoint.store({d.segment_base, d.position, d.next_offset}, _coord->checkpoint_sequence);
+    _coord->checkpoint_sequence = _checkpoint.sequence();
+    _coord->checkpointed = d;
+    _checkpointed = {d.segment_base, d.position, d.next_offset};
     return true;
 }
 
+void partition::recover_checkpoint_sequence() { _coord->checkpoint_sequence = _checkpoint.reload_sequence(); }
+
 void partition::enforce_retention() {
     if (!has_retention()) return;
-    // One pass at a time (the housekeeper's and explicit calls alike): a pass
-    // that chose newer segments while another still unlinks older ones could
-    // make its unlink durable first, leaving a hole at the front after a power cut.
+    // One pass at a time across handles: a pass that chose newer segments while
+    // another still unlinks older ones could make its unlink durable first,
+    // leaving a hole at the front after a power cut.
     std::lock_guard<std::mutex> one_pass(_retention_mu);
+    shared_mutex::lock_result r = _retention_lock->lock();
+    struct unlock_at_exit {
+        shared_mutex& m;
+        ~unlock_at_exit() { m.unlock(); }
+    } unlock{*_retention_lock};
+    if (r.acquired_after_owner_died) {
+        finish_retention_locked();
+        _retention_lock->mark_consistent();
+    }
     std::vector<std::shared_ptr<segment>> doomed;
     {
         std::lock_guard<std::mutex> g(_mu);
         if (_closed) return;
+        append_guard lock(*this);
         uint64_t total = 0;
         for (auto& s : _segments) total += s->size();
         int64_t now = wall_ns();
@@ -582,8 +931,11 @@ void partition::enforce_retention() {
             _segments.erase(_segments.begin());
         }
         if (doomed.empty()) return;
-        _shared.publish(_visible_end.load(), _segments.front()->base_offset(),
-                        _sealed_bytes + _segments.back()->size());
+        _coord->retention_start = _segments.front()->base_offset();
+        __atomic_store_n(&_coord->retention_phase, 1u, __ATOMIC_RELEASE);
+        _shared.publish_start(_segments.front()->base_offset());
+        _seen_generation = __atomic_add_fetch(&_coord->generation, 1, __ATOMIC_RELEASE);
+        _seen_commit_seq = __atomic_add_fetch(&_coord->commit_seq, 1, __ATOMIC_RELEASE);
     }
     // Readers holding a mapping keep the inode alive; unlink is safe. The folder
     // is fsynced after each segment, oldest first: a power cut must not keep a
@@ -593,6 +945,21 @@ void partition::enforce_retention() {
         fsync_directory(_dir);
         _committer->count_segment_deleted();
     }
+    __atomic_store_n(&_coord->retention_phase, 0u, __ATOMIC_RELEASE);
+}
+
+void partition::finish_retention_locked() {
+    // A pass died unlinking: the segments below its start are gone for every
+    // handle already (the start was published); remove what is left, oldest first.
+    if (__atomic_load_n(&_coord->retention_phase, __ATOMIC_ACQUIRE) == 0) return;
+    int64_t start = _coord->retention_start;
+    for (int64_t b : list_segment_bases(_dir)) {
+        if (b >= start) break;
+        auto s = segment::open(_dir, b, true);
+        s->remove_files();
+        fsync_directory(_dir);
+    }
+    __atomic_store_n(&_coord->retention_phase, 0u, __ATOMIC_RELEASE);
 }
 
 std::vector<std::shared_ptr<segment>> partition::snapshot(int64_t* visible_end) {
@@ -607,7 +974,10 @@ std::vector<std::shared_ptr<segment>> partition::snapshot(int64_t* visible_end) 
             _listed_at_start = _shared.start_offset();
         }
     } else {
-        *visible_end = _visible_end.load(std::memory_order_acquire);
+        // The end first: everything below it is committed, so the view adopted
+        // next covers it (other handles may have appended, rolled, deleted).
+        *visible_end = _shared.visible_end();
+        catch_up_locked();
     }
     return _segments;
 }
@@ -622,24 +992,24 @@ std::shared_ptr<segment> partition::segment_holding(int64_t offset, int64_t* nex
 }
 
 int64_t partition::start_offset() {
-    if (_read_only && _shared.available()) return _shared.start_offset();
+    if (_shared.available()) return _shared.start_offset();
     int64_t visible;
     auto segs = snapshot(&visible);
     return segs.empty() ? 0 : segs.front()->base_offset();
 }
 
 int64_t partition::end_offset() {
-    if (_read_only) {
-        _shared.retry_open();
-        return _shared.visible_end();
-    }
-    return _visible_end.load(std::memory_order_acquire);
+    if (_read_only) _shared.retry_open();
+    return _shared.visible_end();
 }
 
 uint64_t partition::size_bytes() {
     if (_read_only) return _shared.visible_bytes();
-    std::lock_guard<std::mutex> g(_mu);
-    return _sealed_bytes + _segments.back()->size();
+    int64_t visible;
+    auto segs = snapshot(&visible);
+    uint64_t total = 0;
+    for (auto& s : segs) total += s->size();
+    return total;
 }
 
 size_t partition::segment_count() {
@@ -969,15 +1339,42 @@ void partition::close() {
         throw;
     }
     _committer->unregister_partition(this);
-    std::lock_guard<std::mutex> g(_mu);
-    auto& last = _segments.back();
-    last->seal();
-    for (auto& s : _segments) {
-        s->datasync();
-        s->index().sync();
+    recovery_point point{-1, 0, -1};
+    {
+        std::lock_guard<std::mutex> g(_mu);
+        append_guard lock(*this);
+        _counted = false;
+        if (__atomic_sub_fetch(&_coord->handles, 1, __ATOMIC_SEQ_CST) == 0 &&
+            !(__atomic_load_n(&_coord->flags, __ATOMIC_ACQUIRE) & partition_flag_deleted)) {
+            // The partition's last handle of the session: trim the active segment
+            // and sync everything, so a clean close is trusted at the next open.
+            auto& last = _segments.back();
+            last->seal();
+            commit_locked();
+            for (auto& s : _segments) {
+                s->datasync();
+                s->index().sync();
+            }
+            point = {last->base_offset(), last->size(), last->next_offset()};
+        }
     }
-    recovery_point point{last->base_offset(), last->size(), last->next_offset()};
-    _checkpoint.store(point);
+    if (point.next_offset >= 0) {
+        shared_mutex::lock_result r = _checkpoint_lock->lock();
+        if (r.acquired_after_owner_died) {
+            recover_checkpoint_sequence();
+            _checkpoint_lock->mark_consistent();
+        }
+        try {
+            _coord->checkpoint_sequence += 1;
+            _checkpoint.store(point, _coord->checkpoint_sequence);
+            _coord->checkpoint_sequence = _checkpoint.sequence();
+            _coord->checkpointed = {point.segment_base, point.position, point.next_offset};
+        } catch (...) {
+            _checkpoint_lock->unlock();
+            throw;
+        }
+        _checkpoint_lock->unlock();
+    }
     _checkpoint.close();
     for (auto& s : _segments) s->close();
 }

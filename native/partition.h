@@ -1,13 +1,22 @@
 #pragma once
 // A partition: an ordered list of segments with dense offsets from 0.
 //
-// Concurrency: append() is thread-safe (serialized by the partition mutex; the
-// payload CRC is computed before taking it). frames(), start_offset(),
-// end_offset() and wait_for_data() may run concurrently with appends from any
-// thread; they see only published (in "fsync" mode: durable) frames.
-// enforce_retention() is thread-safe: passes run one at a time, each removing
-// its segments oldest first, every removal durable before the next. close()
-// must not race with appends.
+// Any number of read-write handles, in any processes of the machine, may have
+// one partition open at once (log_session.h); they coordinate through the
+// partition's `state` file (partition_coordination.h). Each handle keeps its own
+// segment objects (descriptors, mappings, in-memory indexes): a cache of the
+// shared truth, brought up to date ("adopted") whenever another handle changed it.
+//
+// Concurrency: append() is thread-safe (threads of one handle queue on the
+// partition mutex, then the handles on the shared append lock; the payload CRC
+// is computed before either). frames(), start_offset(), end_offset() and
+// wait_for_data() may run concurrently with appends from any thread or process;
+// they see only published (in "fsync" mode: durable) frames.
+// enforce_retention() is thread-safe: passes run one at a time across handles,
+// each removing its segments oldest first, every removal durable before the
+// next. close() must not race with this handle's appends.
+// Lock order: _retention_mu → retention_lock → _mu → append_lock; the log's
+// flush lock → _mu; checkpoint_lock is a leaf (nothing is taken while it is held).
 #include <sys/uio.h>
 #include <time.h>
 
@@ -20,6 +29,7 @@
 #include <vector>
 
 #include "committer.h"
+#include "shared_mutex.h"
 #include "recovery_checkpoint.h"
 #include "segment.h"
 #include "shared_state.h"
@@ -87,6 +97,16 @@ class partition {
 public:
     /// notifier (may be null): the log-wide sequence bumped on every publish,
     /// so one reader can sleep on many partitions at once.
+    /// The read-write session the handle belongs to (log_session.h).
+    struct session_info {
+        uint64_t epoch;   // the partition is recovered once per epoch
+        bool was_clean;   // the previous session closed cleanly
+    };
+    /// session: null for a read-only handle.
+    partition(committer* c, const std::string& dir, const partition_config& config, const session_info* session,
+              shared_state* notifier);
+    /// A handle that is a session of its own (a new random epoch: it recovers
+    /// the partition), for tools and tests.
     partition(committer* c, const std::string& dir, const partition_config& config, bool read_only,
               bool clean_shutdown, shared_state* notifier = nullptr);
     ~partition();
@@ -118,6 +138,15 @@ public:
     /// in "fsync" mode publishes up to it). No file work: the checkpoint that
     /// stores it is the housekeeper's (write_checkpoint).
     void on_durable(const recovery_point& point);
+    /// The flusher's plan for a pending point, under the log's flush lock: true
+    /// when another handle's flush already made it durable; otherwise the point
+    /// to flush to (what every handle committed, when it lies in a segment this
+    /// handle knows) and the segments to fdatasync to get there (from the
+    /// durable point on).
+    bool plan_flush(const recovery_point& pending, recovery_point* target,
+                    std::vector<std::shared_ptr<segment>>* to_sync);
+    /// A deleted topic's partition refuses appends from every handle.
+    void mark_deleted();
     /// Stores the durable point as the recovery checkpoint, after syncing the
     /// indexes below it; false if it has not moved. One caller at a time (the
     /// housekeeper, or close() once the housekeeper let go of the partition).
@@ -134,7 +163,8 @@ public:
     void close();
     /// Removes every file of the partition (after close).
     void remove_files();
-    const std::vector<recovery_event>& recovery_events() const { return _events; }
+    /// What recovery found at open, and repairs of dead writers' leftovers since. Thread-safe.
+    std::vector<recovery_event> recovery_events();
     const std::string& dir() const { return _dir; }
     bool read_only() const { return _read_only; }
     /// The segment whose offsets include `offset` (the last one starting at or
@@ -143,7 +173,32 @@ public:
     std::shared_ptr<segment> segment_holding(int64_t offset, int64_t* next_base = nullptr);
 
 private:
-    void open_writer(bool clean_shutdown);
+    /// Holds the shared append lock (after the partition mutex): repairs what a
+    /// dead holder left, refuses a deleted partition, adopts other handles' changes.
+    class append_guard {
+    public:
+        explicit append_guard(partition& p);
+        ~append_guard();
+        append_guard(const append_guard&) = delete;
+        append_guard& operator=(const append_guard&) = delete;
+
+    private:
+        partition& _p;
+    };
+    void open_writer();
+    void initialize_shared(bool clean_shutdown);
+    void join_shared();
+    /// Brings the local segment list and the active segment up to `c` (_mu held).
+    void adopt_view_locked(const committed_point& c, bool relist);
+    /// Adopts the shared view if another handle changed it since (_mu held, no append lock).
+    void catch_up_locked();
+    /// The same with the append lock held (the committed point cannot be mid-write).
+    void catch_up_under_append_lock();
+    /// Publishes the active segment's state as the committed point (append lock held).
+    void commit_locked();
+    void repair_append_locked();
+    void finish_retention_locked();
+    void recover_checkpoint_sequence();
     void open_reader();
     bool refresh_segments_locked();
     void roll_locked();
@@ -169,9 +224,8 @@ private:
     const partition_config _config;
     const bool _read_only;
     std::mutex _mu;  // appends, segment list changes
-    std::mutex _retention_mu;  // one enforce_retention pass at a time; taken before _mu
+    std::mutex _retention_mu;  // one enforce_retention pass at a time in this handle; taken before _mu
     std::vector<std::shared_ptr<segment>> _segments;
-    std::atomic<int64_t> _visible_end{0};
     std::mutex _durable_mu;
     recovery_point _durable{0, 0, 0};
     recovery_point _checkpointed{-1, 0, -1};
@@ -179,11 +233,19 @@ private:
     shared_state _shared;
     shared_state* _notifier;
     std::vector<recovery_event> _events;
-    std::mutex _damage_mu;
+    std::mutex _damage_mu;  // _damage, and _events after the open
     std::vector<damaged_range> _damage;
     bool _closed = false;
     uint64_t _sealed_bytes = 0;       // bytes of every segment but the active one
     int64_t _listed_at_start = -1;
+    // Read-write handles: the session, the shared coordination block and its locks.
+    session_info _session{0, true};
+    partition_coordination* _coord = nullptr;
+    std::optional<shared_mutex> _append_lock, _retention_lock, _checkpoint_lock;
+    uint64_t _seen_commit_seq = UINT64_MAX;  // the coordination's commit_seq this view matches (_mu)
+    uint64_t _seen_generation = UINT64_MAX;
+    int64_t _active_created_ns = 0;          // CLOCK_REALTIME, the active segment's (segment_ms)
+    bool _counted = false;                   // this handle counts in coordination.handles
 };
 
 }  // namespace tidelog

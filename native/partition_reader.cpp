@@ -30,7 +30,7 @@ size_t partition_reader::read(size_t max_frames, uint64_t max_bytes, std::vector
 bool partition_reader::read_here(size_t max_frames, uint64_t max_bytes, int64_t visible, std::vector<frame_ref>* out) {
     segment& s = *_segment;
     // Retention removed the segment (its mapping still reads): frames() moves to the start.
-    if (s.removed() || (_partition.read_only() && _partition.start_offset() > s.base_offset())) {
+    if (s.removed() || _partition.start_offset() > s.base_offset()) {
         seek(_offset);
         return false;
     }

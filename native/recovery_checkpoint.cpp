@@ -48,6 +48,20 @@ std::optional<recovery_point> recovery_checkpoint::load() const {
     return recovery_point{best->segment_base, best->position, best->next_offset};
 }
 
+uint64_t recovery_checkpoint::reload_sequence() {
+    slot s[2] = {};
+    _file.pread_some(s, sizeof s, 0);
+    _sequence = 0;
+    for (const slot& c : s)
+        if (c.magic == checkpoint_magic && slot_crc(c) == c.crc) _sequence = std::max(_sequence, c.sequence);
+    return _sequence;
+}
+
+void recovery_checkpoint::store(const recovery_point& point, uint64_t sequence) {
+    _sequence = sequence - 1;
+    store(point);
+}
+
 void recovery_checkpoint::store(const recovery_point& point) {
     if (_sequence >= (uint64_t{1} << 62)) {
         // A sequence no writer reaches (one store a second for 10^11 years): a

@@ -83,7 +83,11 @@ void segment::append(const frame_header& header, const struct iovec* payload, in
     uint64_t tail = frame_length - header.payload_offset - header.payload_length;
     if (tail) iov[n++] = {const_cast<uint8_t*>(zero_padding), tail};
     _log.pwritev_all(iov, n, position);
+    note_appended(header, position);
+}
 
+void segment::note_appended(const frame_header& header, uint64_t position) {
+    uint64_t frame_length = header.frame_length();
     _index.on_frame(static_cast<uint32_t>(header.base_offset - _base_offset), static_cast<uint32_t>(position),
                     static_cast<uint32_t>(frame_length), header.max_timestamp);
     _last_frame_position = static_cast<uint32_t>(position);
@@ -91,6 +95,64 @@ void segment::append(const frame_header& header, const struct iovec* payload, in
         _max_timestamp.store(header.max_timestamp, std::memory_order_release);
     _next_offset.store(header.next_offset(), std::memory_order_release);
     _size.store(position + frame_length, std::memory_order_release);
+}
+
+committed_point segment::cursor(int64_t active_created_ns) const {
+    index_cursor ic = _index.cursor();
+    committed_point c{};
+    c.segment_base = _base_offset;
+    c.position = size();
+    c.next_offset = next_offset();
+    c.max_timestamp = max_timestamp();
+    c.allocated = _allocated;
+    c.offset_entries = ic.offset_entries;
+    c.time_entries = ic.time_entries;
+    c.bytes_since_entry = ic.bytes_since_entry;
+    c.index_max_timestamp = ic.max_timestamp;
+    c.last_frame_position = _last_frame_position;
+    c.active_created_ns = active_created_ns;
+    return c;
+}
+
+void segment::adopt(const committed_point& c) {
+    _index.adopt({c.offset_entries, c.time_entries, c.bytes_since_entry, c.index_max_timestamp});
+    _allocated = std::max(_allocated, c.allocated);
+    _last_frame_position = c.last_frame_position;
+    _max_timestamp.store(c.max_timestamp, std::memory_order_release);
+    _next_offset.store(c.next_offset, std::memory_order_release);
+    _size.store(c.position, std::memory_order_release);
+}
+
+void segment::adopt_sealed(int64_t next_base) {
+    _index.refresh_now();
+    uint64_t bytes = _log.size();
+    _allocated = bytes;
+    int64_t ts = std::max(_max_timestamp.load(std::memory_order_relaxed), _index.max_timestamp());
+    _max_timestamp.store(ts, std::memory_order_release);
+    _next_offset.store(next_base, std::memory_order_release);
+    _size.store(bytes, std::memory_order_release);
+}
+
+bool segment::frame_whole_at(uint64_t position, uint64_t length, int64_t base_offset, frame_header* out) {
+    if (length < frame_header_bytes || _log.size() < position + length) return false;
+    std::shared_ptr<mapped_region> region;
+    try {
+        region = mapping(position + length);
+    } catch (const error& e) {
+        if (e.code() != errc::corrupt) throw;
+        return false;
+    }
+    const uint8_t* p = region->data() + position;
+    if (check_frame(p, length) != frame_check::ok) return false;
+    *out = load_header(p);
+    return out->base_offset == base_offset && out->frame_length() == length;
+}
+
+void segment::zero_range(uint64_t position, uint64_t length) {
+    uint64_t end = std::min(position + length, _log.size());
+    static const uint8_t zeros[64 * 1024] = {};
+    for (uint64_t at = position; at < end; at += sizeof zeros)
+        _log.pwrite_all(zeros, std::min<uint64_t>(sizeof zeros, end - at), at);
 }
 
 scan_result segment::scan(uint64_t position, int64_t offset, const walk_policy& policy) {

@@ -16,6 +16,7 @@
 #include "file_handle.h"
 #include "frame.h"
 #include "mapped_region.h"
+#include "partition_coordination.h"
 #include "segment_index.h"
 
 namespace tidelog {
@@ -99,6 +100,24 @@ public:
     /// with a single pwritev at the current end. The header's payload_offset,
     /// crc and base_offset must be set by the caller.
     void append(const frame_header& header, const struct iovec* payload, int pieces);
+    /// The active segment's state for the other read-write handles of the session.
+    committed_point cursor(int64_t active_created_ns) const;
+    /// Takes over the state another handle committed (it appended to this
+    /// segment). Under the partition's append lock, or for reading (the
+    /// committed point only grows within a segment).
+    void adopt(const committed_point& c);
+    /// Another handle sealed this segment (its file is trimmed to its frames):
+    /// takes over its end.
+    void adopt_sealed(int64_t next_base);
+    /// A dead writer's frame at [position, position + length): whether it is
+    /// whole (header, CRC and base offset as expected); its header in *out.
+    bool frame_whole_at(uint64_t position, uint64_t length, int64_t base_offset, frame_header* out);
+    /// The bookkeeping of append() after its write (index entries, ends), for a
+    /// whole frame a dead writer wrote at the end.
+    void note_appended(const frame_header& header, uint64_t position);
+    /// Overwrites [position, position + length) with zeros (a dead writer's torn
+    /// frame), within the file.
+    void zero_range(uint64_t position, uint64_t length);
     /// Walks frames from `position` (whose frame holds offset `offset`) as
     /// `policy` says: damage below policy.keep_below is skipped (resync) and
     /// reported; the walk stops at the end of the data or at the first damage

@@ -81,6 +81,46 @@ void segment_index::refresh() {
     if (!_times.empty()) _max_timestamp = std::max(_max_timestamp, _times.back().timestamp);
 }
 
+void segment_index::refresh_now() {
+    std::lock_guard<std::mutex> g(_mu);
+    _last_refresh = std::chrono::steady_clock::now();
+    read_entries(_offset_file, _offsets, _offsets.size(), _offsets_broken);
+    read_entries(_time_file, _times, _times.size(), _times_broken);
+    if (!_times.empty()) _max_timestamp = std::max(_max_timestamp, _times.back().timestamp);
+}
+
+index_cursor segment_index::cursor() const {
+    std::lock_guard<std::mutex> g(_mu);
+    return {static_cast<uint32_t>(_offsets.size()), static_cast<uint32_t>(_times.size()), _bytes_since_entry,
+            _max_timestamp};
+}
+
+void segment_index::adopt(const index_cursor& c) {
+    std::lock_guard<std::mutex> g(_mu);
+    if (_offsets.size() > c.offset_entries) _offsets.resize(c.offset_entries);
+    if (_times.size() > c.time_entries) _times.resize(c.time_entries);
+    if (_offsets.size() < c.offset_entries || _times.size() < c.time_entries) {
+        _offsets_broken = _times_broken = false;
+        read_entries(_offset_file, _offsets, _offsets.size(), _offsets_broken);
+        read_entries(_time_file, _times, _times.size(), _times_broken);
+        if (_offsets.size() > c.offset_entries) _offsets.resize(c.offset_entries);
+        if (_times.size() > c.time_entries) _times.resize(c.time_entries);
+        if (_offsets.size() != c.offset_entries || _times.size() != c.time_entries)
+            throw error(errc::corrupt, "index files of " + _offset_path + " are shorter than their shared cursor");
+    }
+    _bytes_since_entry = c.bytes_since_entry;
+    _max_timestamp = c.max_timestamp;
+}
+
+void segment_index::truncate_files_to(const index_cursor& c) {
+    std::lock_guard<std::mutex> g(_mu);
+    if (_read_only) return;
+    if (_offset_file.size() > uint64_t{c.offset_entries} * sizeof(offset_index_entry))
+        _offset_file.truncate(uint64_t{c.offset_entries} * sizeof(offset_index_entry));
+    if (_time_file.size() > uint64_t{c.time_entries} * sizeof(time_index_entry))
+        _time_file.truncate(uint64_t{c.time_entries} * sizeof(time_index_entry));
+}
+
 void segment_index::on_frame(uint32_t relative_offset, uint32_t position, uint32_t frame_length,
                              int64_t max_timestamp) {
     std::lock_guard<std::mutex> g(_mu);

@@ -29,6 +29,15 @@ struct time_index_entry {
 };
 static_assert(sizeof(offset_index_entry) == 8 && sizeof(time_index_entry) == 16, "index entry sizes");
 
+/// Where the index of an active segment stands, shared between the
+/// read-write handles of a session (partition_coordination.h).
+struct index_cursor {
+    uint32_t offset_entries = 0;
+    uint32_t time_entries = 0;
+    uint64_t bytes_since_entry = 0;
+    int64_t max_timestamp = INT64_MIN;
+};
+
 class segment_index {
 public:
     segment_index(const std::string& base_path, bool read_only);
@@ -74,6 +83,16 @@ public:
     void reset();
     /// Re-reads entries another process appended (read-only handles).
     void refresh();
+    /// Re-reads every entry another handle appended, now (a segment another
+    /// handle sealed).
+    void refresh_now();
+    index_cursor cursor() const;
+    /// Takes over the cursor another handle left: entries past it are dropped
+    /// (in memory), missing ones read from the files. Entries below a cursor
+    /// another handle committed never change, so this is exact.
+    void adopt(const index_cursor& c);
+    /// Cuts the files at the cursor (entries a dead writer left past it).
+    void truncate_files_to(const index_cursor& c);
     /// False if a file's size is not a whole number of entries (a torn write).
     bool files_whole() const;
     /// False if entries are not monotone or point at or past valid_bytes.

@@ -16,7 +16,7 @@ namespace tidelog {
 
 namespace {
 constexpr uint32_t state_magic = 0x53464C54u;  // "TLFS"
-constexpr uint32_t state_version = 1;
+constexpr uint32_t state_version = 2;  // 1: no coordination block (read the same)
 constexpr uint64_t state_file_bytes = 4096;
 }  // namespace
 
@@ -25,19 +25,27 @@ shared_state::shared_state(const std::string& path, bool writer) : _path(path) {
         open_reader();
         return;
     }
-    file_handle f = file_handle::open(path, O_RDWR | O_CREAT);
-    if (f.size() < state_file_bytes) f.truncate(state_file_bytes);
-    void* p = ::mmap(nullptr, state_file_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, f.fd(), 0);
+    _file = file_handle::open(path, O_RDWR | O_CREAT);
+    if (_file.size() < state_file_bytes) _file.truncate(state_file_bytes);
+    void* p = ::mmap(nullptr, state_file_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, _file.fd(), 0);
     if (p == MAP_FAILED) throw_errno("mmap " + path);
     _state = static_cast<shared_state_layout*>(p);
-    if (_state->magic == state_magic && _state->version == state_version && _state->visible_end >= 0 &&
+    uint32_t version = _state->version;
+    if (_state->magic == state_magic && (version == 1 || version == state_version) && _state->visible_end >= 0 &&
         _state->start_offset >= 0 && _state->start_offset <= _state->visible_end) {
         _inherited_end = _state->visible_end;
         _inherited_start = _state->start_offset;
     }
+}
+
+void shared_state::claim(int64_t visible_end, int64_t start_offset, uint64_t visible_bytes) {
     _state->magic = state_magic;
     _state->version = state_version;
     _state->writer_pid = static_cast<int32_t>(::getpid());
+    __atomic_store_n(&_state->start_offset, start_offset, __ATOMIC_RELEASE);
+    __atomic_store_n(&_state->visible_bytes, visible_bytes, __ATOMIC_RELEASE);
+    __atomic_store_n(&_state->visible_end, visible_end, __ATOMIC_RELEASE);
+    bump();
 }
 
 void shared_state::open_reader() {
@@ -72,13 +80,19 @@ uint64_t shared_state::visible_bytes() const {
     return _state ? __atomic_load_n(&_state->visible_bytes, __ATOMIC_ACQUIRE) : 0;
 }
 
-void shared_state::publish(int64_t visible_end, int64_t start_offset, uint64_t visible_bytes) {
-    __atomic_store_n(&_state->start_offset, start_offset, __ATOMIC_RELEASE);
+void shared_state::publish(int64_t visible_end, uint64_t visible_bytes) {
+    int64_t seen = __atomic_load_n(&_state->visible_end, __ATOMIC_ACQUIRE);
+    do {
+        if (visible_end <= seen) return;
+    } while (!__atomic_compare_exchange_n(&_state->visible_end, &seen, visible_end, true, __ATOMIC_ACQ_REL,
+                                          __ATOMIC_ACQUIRE));
     __atomic_store_n(&_state->visible_bytes, visible_bytes, __ATOMIC_RELEASE);
-    __atomic_store_n(&_state->visible_end, visible_end, __ATOMIC_RELEASE);
-    __atomic_add_fetch(&_state->sequence, 1, __ATOMIC_SEQ_CST);
-    if (__atomic_load_n(&_state->waiters, __ATOMIC_SEQ_CST) != 0)
-        ::syscall(SYS_futex, &_state->sequence, FUTEX_WAKE, INT32_MAX, nullptr, nullptr, 0);
+    bump();
+}
+
+void shared_state::publish_start(int64_t start_offset) {
+    __atomic_store_n(&_state->start_offset, start_offset, __ATOMIC_RELEASE);
+    bump();
 }
 
 void shared_state::bump() {

@@ -11,6 +11,9 @@
 #include <cstdint>
 #include <string>
 
+#include "file_handle.h"
+#include "partition_coordination.h"
+
 namespace tidelog {
 
 struct shared_state_layout {
@@ -29,7 +32,8 @@ static_assert(sizeof(shared_state_layout) == 72, "shared state layout");
 
 class shared_state {
 public:
-    /// The writer creates (or resets) the file; readers map an existing one.
+    /// A read-write handle creates the file if missing (and maps all of it,
+    /// the coordination block included); readers map an existing one.
     shared_state(const std::string& path, bool writer);
     ~shared_state();
     shared_state(const shared_state&) = delete;
@@ -45,7 +49,20 @@ public:
     int64_t start_offset() const;
     uint32_t sequence() const;
     uint64_t visible_bytes() const;
-    void publish(int64_t visible_end, int64_t start_offset, uint64_t visible_bytes);
+    /// Raises the visible end to visible_end (never lowers it: several handles
+    /// publish), then wakes readers. visible_bytes is approximate.
+    void publish(int64_t visible_end, uint64_t visible_bytes);
+    /// Sets the first offset retention kept (append lock held; or at init).
+    void publish_start(int64_t start_offset);
+    /// Read-write handles: the coordination block, and the file (OFD init lock).
+    partition_coordination* coordination() const {
+        return reinterpret_cast<partition_coordination*>(reinterpret_cast<uint8_t*>(_state) +
+                                                         partition_coordination_position);
+    }
+    int fd() const { return _file.fd(); }
+    /// The session's first handle to open the partition takes the file over:
+    /// current magic, version and pid, the visible end set to `visible_end`.
+    void claim(int64_t visible_end, int64_t start_offset, uint64_t visible_bytes);
     /// Bumps the sequence and wakes sleepers, without touching the offsets (the
     /// log-wide notifier: "something was published somewhere").
     void bump();
@@ -58,6 +75,7 @@ public:
 private:
     void open_reader();
     std::string _path;
+    file_handle _file;  // read-write handles: kept open for the partition's init lock
     shared_state_layout* _state = nullptr;
     int64_t _inherited_end = -1;
     int64_t _inherited_start = -1;

@@ -296,15 +296,17 @@ include "frame.pxi"
 
 
 cdef class NativeLog:
-    """The log folder: writer lock, clean-shutdown marker, group committer."""
+    """One handle on the log folder: its place in the read-write session (shared
+    by any number of handles, or ``exclusive``), the clean-shutdown marker, the
+    group committer."""
     cdef unique_ptr[CLogCore] core
     cdef readonly str path
 
-    def __cinit__(self, str path, bint read_only=False):
+    def __cinit__(self, str path, bint read_only=False, bint exclusive=False):
         cdef string p = path.encode("utf-8", "surrogateescape")
         self.path = path
         with nogil:
-            self.core.reset(new CLogCore(p, read_only))
+            self.core.reset(new CLogCore(p, read_only, exclusive))
 
     @property
     def read_only(self):
@@ -393,6 +395,9 @@ cdef class NativeLog:
             "durable_waits": s.durable_waits,
             "checkpoints": s.checkpoints,
             "segments_deleted": s.segments_deleted,
+            # Every read-write handle of the session, in any process:
+            "session_fdatasyncs": self.core.get().session_fdatasyncs(),
+            "session_flushes": self.core.get().session_flushes(),
         }
 
     def close(self):
@@ -571,7 +576,7 @@ cdef class NativePartition:
             part.enforce_retention()
 
     def recovery_events(self):
-        cdef const vector[CRecoveryEvent]* ev = &self._get().recovery_events()
+        cdef vector[CRecoveryEvent] ev = self._get().recovery_events()
         return [
             {
                 "file": ev.at(i).file.decode("utf-8", "surrogateescape"),
@@ -585,6 +590,12 @@ cdef class NativePartition:
             }
             for i in range(ev.size())
         ]
+
+    def mark_deleted(self):
+        """Makes every handle's appends to this partition fail: its topic is being deleted."""
+        cdef CPartition* part = self._get()
+        with nogil:
+            part.mark_deleted()
 
     def close(self):
         self.last_mapping = None

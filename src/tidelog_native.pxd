@@ -135,7 +135,8 @@ cdef extern from "partition.h" namespace "tidelog" nogil:
         void flush() except +raise_native_error
         void close() except +raise_native_error
         void remove_files() except +raise_native_error
-        const vector[CRecoveryEvent]& recovery_events()
+        void mark_deleted() except +raise_native_error
+        vector[CRecoveryEvent] recovery_events()
 
 cdef extern from "partition_reader.h" namespace "tidelog" nogil:
     cdef cppclass CPartitionReader "tidelog::partition_reader":
@@ -147,11 +148,13 @@ cdef extern from "partition_reader.h" namespace "tidelog" nogil:
 
 cdef extern from "log_core.h" namespace "tidelog" nogil:
     cdef cppclass CLogCore "tidelog::log_core":
-        CLogCore(const string& path, cbool read_only) except +raise_native_error
+        CLogCore(const string& path, cbool read_only, cbool exclusive) except +raise_native_error
         cbool read_only()
         cbool was_clean()
         unique_ptr[CPartition] open_partition(const string& dir, const CPartitionConfig& config) except +raise_native_error
         CCommitterStats stats()
+        uint64_t session_fdatasyncs()
+        uint64_t session_flushes()
         uint32_t notify_sequence()
         void wake_waiters()
         cbool wait_notify(uint32_t seen, int64_t timeout_ns) except +raise_native_error

@@ -259,25 +259,63 @@ TEST_F(CommitterTest, NoneModeTicketNeedsNoFurtherCalls) {
 
 // ---- log_core ------------------------------------------------------------
 
-TEST_F(CommitterTest, LogCoreLockIsExclusive) {
+TEST_F(CommitterTest, LogCoreHandlesShareTheLogUnlessExclusive) {
     std::string path = tmp.sub("log");
-    {
-        log_core a(path, false);
-        EXPECT_TRUE(fs::exists(path + "/LOCK"));
-        EXPECT_TRUE(fs::exists(path + "/topics"));
+    auto expect_locked = [&](bool exclusive) {
         try {
-            log_core b(path, false);
-            FAIL() << "second writer got the lock";
+            log_core x(path, false, exclusive);
+            FAIL() << "a conflicting handle got the log";
         } catch (const error& e) {
             EXPECT_EQ(e.code(), errc::locked);
             EXPECT_NE(std::string(e.what()).find(std::to_string(::getpid())), std::string::npos) << e.what();
         }
+    };
+    {
+        log_core a(path, false);
+        EXPECT_TRUE(fs::exists(path + "/LOCK"));
+        EXPECT_TRUE(fs::exists(path + "/topics"));
+        log_core b(path, false);  // shared: any number of read-write handles
+        expect_locked(true);      // but not an exclusive one
         log_core reader(path, true);  // readers take no lock
         EXPECT_TRUE(reader.read_only());
+        b.close();
         a.close();
+    }
+    {
+        log_core ex(path, false, true);
+        expect_locked(false);  // an exclusive handle has it alone
+        expect_locked(true);
+        log_core reader(path, true);
+        ex.close();
     }
     log_core again(path, false);  // released by close
     again.close();
+}
+
+TEST_F(CommitterTest, LogCoreLastCloserOfACleanSessionWritesTheMarker) {
+    std::string path = tmp.sub("log");
+    {
+        log_core a(path, false);
+        log_core b(path, false);
+        auto pa = a.open_partition(path + "/topics/t/0", small_config());
+        auto pb = b.open_partition(path + "/topics/t/0", small_config());
+        append_payload(*pa, make_payload(10, 1));
+        append_payload(*pb, make_payload(10, 2));
+        EXPECT_EQ(pa->end_offset(), 2);
+        pa->close();
+        a.close();
+        EXPECT_FALSE(fs::exists(path + "/clean-shutdown"));  // b still has it open
+        pb->close();
+        b.close();
+        EXPECT_TRUE(fs::exists(path + "/clean-shutdown"));
+    }
+    log_core c(path, false);
+    EXPECT_TRUE(c.was_clean());
+    auto p = c.open_partition(path + "/topics/t/0", small_config());
+    EXPECT_EQ(p->end_offset(), 2);
+    EXPECT_EQ(all_frames(*p).size(), 2u);
+    p->close();
+    c.close();
 }
 
 TEST_F(CommitterTest, LogCoreReadOnlyNeedsAnExistingLog) {

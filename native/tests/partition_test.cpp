@@ -130,8 +130,11 @@ std::set<int64_t> offsets(int64_t from, int64_t to) {
     return out;
 }
 
-const recovery_event* find_event(const partition& p, const std::string& kind) {
-    for (auto& ev : p.recovery_events())
+/// The first recovery event of that kind (kept alive for the test: events are returned by copy).
+const recovery_event* find_event(partition& p, const std::string& kind) {
+    static std::vector<std::vector<recovery_event>> kept;
+    kept.push_back(p.recovery_events());
+    for (auto& ev : kept.back())
         if (ev.kind == kind) return &ev;
     return nullptr;
 }

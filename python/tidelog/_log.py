@@ -1,6 +1,7 @@
 """Opening a log folder, and its topics."""
 from __future__ import annotations
 
+import errno
 import io
 import json
 import logging
@@ -164,24 +165,23 @@ def _lift_topic_meta(path: str, meta: dict) -> None:
 class Log:
     """A log folder: topics of partitioned, durable record batches.
 
-    One process may open a folder for writing (an exclusive lock); any number
-    may open it with ``read_only=True`` and see new appends without reopening.
+    Any number of processes (and handles) may open a folder read-write at once
+    and append to the same topics; ``exclusive=True`` keeps it to one handle;
+    any number may open it with ``read_only=True``. Every handle sees the
+    others' topics and appends without reopening.
     """
 
-    def __init__(self, path: str | os.PathLike, read_only: bool = False):
+    def __init__(self, path: str | os.PathLike, read_only: bool = False, exclusive: bool = False):
         self.path = _log_folder(path, bool(read_only))
         self.read_only = bool(read_only)
+        self.exclusive = bool(exclusive) and not self.read_only
         try:
-            self._native = _core.NativeLog(self.path, self.read_only)
+            self._native = _core.NativeLog(self.path, self.read_only, self.exclusive)
         except LogLockedError as e:
-            if e.pid == os.getpid():
-                raise LogLockedError(
-                    f"this process already has the log {self.path!r} open for writing: use that Log object, "
-                    f"close it first, or open this one with read_only=True", e.pid, self.path) from None
-            raise LogLockedError(
-                f"the log {self.path!r} is locked by another writer (pid "
-                f"{e.pid if e.pid is not None else 'unknown'}); open it with read_only=True to read along",
-                e.pid, self.path) from None
+            mine = os.getpid() in e.pids
+            hint = ("this process already has it open: use that Log object or close it first"
+                    if mine else "open it with read_only=True to read along")
+            raise LogLockedError(f"{e}; {hint}", e.pid, self.path, e.pids) from None
         self._topics: dict[str, Topic] = {}
         self._closed = False
         self.recovery_report: list[dict] = []
@@ -192,9 +192,8 @@ class Log:
         # Also runs at interpreter exit (weakref.finalize's atexit): producers still
         # open then are flushed, so a forgotten flush() loses nothing.
         self._finalizer = weakref.finalize(self, _close_all, self._topics, self._native, self._producers)
-        if not self.read_only:
-            # Topics deleted by a process that crashed before it finished removing them.
-            shutil.rmtree(os.path.join(self.path, "trash"), ignore_errors=True)
+        # (trash/, what a crashed create or delete left, is emptied by the
+        # session's first handle: native/log_session.cpp.)
         try:
             if os.path.isdir(self._topics_dir):
                 for name in sorted(os.listdir(self._topics_dir)):
@@ -209,7 +208,8 @@ class Log:
     # --------------------------------------------------------------- lifecycle
     @property
     def clean_shutdown(self) -> bool:
-        """Whether the previous writer closed this log cleanly (no recovery scan was needed)."""
+        """Whether the previous session (every read-write handle, in every
+        process) closed this log cleanly: no recovery scan was needed."""
         return self._native.was_clean
 
     def close(self) -> None:
@@ -235,7 +235,7 @@ class Log:
             raise ReadOnlyError(f"log {self.path!r} is open read-only")
 
     def __repr__(self) -> str:
-        mode = "read-only" if self.read_only else "writer"
+        mode = "read-only" if self.read_only else "exclusive" if self.exclusive else "read-write"
         return f"<tidelog.Log {self.path!r} {mode} topics={sorted(self._topics)}>"
 
     # ------------------------------------------------------------------ topics
@@ -297,7 +297,7 @@ class Log:
         )
         config.validate(schema)
         directory = os.path.join(self._topics_dir, name)
-        if name in self._topics or os.path.exists(os.path.join(directory, _META)):
+        if os.path.exists(os.path.join(directory, _META)):
             raise TopicExistsError(f"topic {name!r} already exists")
         if os.path.exists(directory):
             self._discard(directory)  # a create that crashed before its metadata landed (earlier versions)
@@ -321,9 +321,13 @@ class Log:
                 os.mkdir(os.path.join(staging, str(p)), 0o755)
             _write_atomically(os.path.join(staging, _META), json.dumps(meta, indent=1).encode())
             _fsync_dir(trash)
+            # Atomic across processes: a rename onto a folder that exists (another
+            # handle created the topic meanwhile) fails, and only one create wins.
             os.rename(staging, directory)
-        except BaseException:
+        except BaseException as e:
             shutil.rmtree(staging, ignore_errors=True)
+            if isinstance(e, OSError) and e.errno in (errno.EEXIST, errno.ENOTEMPTY):
+                raise TopicExistsError(f"topic {name!r} already exists") from None
             raise
         _fsync_dir(self._topics_dir)
         _fsync_dir(trash)
@@ -346,16 +350,16 @@ class Log:
         _fsync_dir(trash)
 
     def topic(self, name: str) -> Topic:
-        """An existing topic. Read-only logs also find topics created after they
-        opened, and notice topics deleted (or deleted and created again) since."""
+        """An existing topic. Finds topics other handles created since this one
+        opened, and notices topics deleted (or deleted and created again) since."""
         self._check_open()
         t = self._topics.get(name)
         if t is not None:
-            if not self.read_only or t._still_there():
+            if t._still_there_recently():
                 return t
             self._forget(name)
         validate_topic_name(name)
-        if self.read_only and os.path.exists(os.path.join(self._topics_dir, name, _META)):
+        if os.path.exists(os.path.join(self._topics_dir, name, _META)):
             return self._load_topic(name)
         raise UnknownTopicError(f"no topic {name!r} in {self.path}")
 
@@ -368,19 +372,21 @@ class Log:
     def topics(self) -> list[str]:
         """Names of the topics, sorted."""
         self._check_open()
-        if self.read_only:
-            for name, t in list(self._topics.items()):
-                if not t._still_there():
-                    self._forget(name)
-            if os.path.isdir(self._topics_dir):
-                for name in os.listdir(self._topics_dir):
-                    if name not in self._topics and os.path.exists(os.path.join(self._topics_dir, name, _META)):
+        for name, t in list(self._topics.items()):
+            if not t._still_there():
+                self._forget(name)
+        if os.path.isdir(self._topics_dir):
+            for name in os.listdir(self._topics_dir):
+                if name not in self._topics and os.path.exists(os.path.join(self._topics_dir, name, _META)):
+                    try:
                         self._load_topic(name)
+                    except (UnknownTopicError, FileNotFoundError):
+                        pass  # deleted by another handle meanwhile
         return sorted(self._topics)
 
     def _forget(self, name: str) -> None:
-        """A read-only handle's topic that its writer deleted: closed and dropped
-        (Arrow data already read from it stays valid)."""
+        """A topic another handle deleted: closed and dropped (Arrow data
+        already read from it stays valid)."""
         t = self._topics.pop(name)
         t._close()
 
@@ -388,9 +394,16 @@ class Log:
         """Deletes a topic and its files. Arrow data already read from it stays valid."""
         self._check_writable()
         topic = self.topic(name)
+        # Every handle's appends fail from here on (UnknownTopicError), before
+        # the files go: none can be acknowledged into a deleted folder.
+        for i in range(topic.partitions):
+            topic.partition(i).native.mark_deleted()
         topic._close(release=True)
         del self._topics[name]
-        self._discard(topic.directory)
+        try:
+            self._discard(topic.directory)
+        except FileNotFoundError:
+            pass  # another handle deleted it too
 
     # ------------------------------------------------------ producing/consuming
     def producer(self, config: dict | None = None, *, linger_ms: Any = _UNSET, batch_bytes: Any = _UNSET,
@@ -547,10 +560,13 @@ def _log_recovery_event(event: dict) -> None:
         )
 
 
-def open(path: str | os.PathLike, read_only: bool = False) -> Log:  # noqa: A001 - the API's name
-    """Opens (creating if missing) the log folder at ``path``.
+def open(path: str | os.PathLike, read_only: bool = False, exclusive: bool = False) -> Log:  # noqa: A001
+    """Opens (creating if missing) the log folder at ``path``, read-write.
 
-    ``read_only=True`` opens an existing log without taking the writer lock;
-    it sees the writer's appends as they become visible.
+    Any number of processes on the machine may open one folder read-write at
+    once. ``exclusive=True`` refuses to share it (``LogLockedError`` for this
+    open if other handles have it, for theirs while this one has it).
+    ``read_only=True`` opens an existing log without taking part in writing;
+    it sees every handle's appends as they become visible.
     """
-    return Log(path, read_only=read_only)
+    return Log(path, read_only=read_only, exclusive=exclusive)

@@ -168,12 +168,10 @@ class Topic:
         self.config = config
         self.schema = schema
         self.directory = directory
-        # Read-only handles check this on use: the writer may delete the topic (FORMAT.md §1).
-        self._identity = None
+        # Checked on use: another handle may delete the topic (FORMAT.md §1).
+        st = os.stat(directory)
+        self._identity = (st.st_dev, st.st_ino)
         self._identity_checked_at = 0.0
-        if log.read_only:
-            st = os.stat(directory)
-            self._identity = (st.st_dev, st.st_ino)
         self.name = config.name
         self._encoder = _arrow.BatchEncoder(schema)
         self._key_index = schema.get_field_index(config.key) if config.key else -1

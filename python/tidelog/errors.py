@@ -23,14 +23,18 @@ class TidelogError(Exception):
 
 
 class LogLockedError(TidelogError, BlockingIOError):
-    """Another writer holds the lock of this log folder: ``path`` names the
-    folder, ``pid`` the holder (this process's own pid when the same process
-    opened the log twice)."""
+    """The log folder is open in a mode that excludes this open: an exclusive
+    handle has it, or (opening with ``exclusive=True``) other read-write
+    handles have it. ``path`` names the folder, ``pids`` the holders' processes
+    (``pid`` the first; this process's own pid when it holds the log itself),
+    empty when the system does not tell."""
 
-    def __init__(self, message: str, pid: int | None = None, path: str | None = None):
+    def __init__(self, message: str, pid: int | None = None, path: str | None = None,
+                 pids: list[int] | None = None):
         super().__init__(message)
         self.pid = pid
         self.path = path
+        self.pids = pids if pids is not None else ([pid] if pid is not None else [])
 
 
 class NotALogFolderError(TidelogError, NotADirectoryError):
@@ -159,6 +163,7 @@ _NATIVE_ERRORS: dict[str, type[TidelogError]] = {
     # raised; this is only reached if that exception got lost.
     "interrupted": TidelogError,
     "conflict": IntegrityError,
+    "topic_deleted": UnknownTopicError,
 }
 
 
@@ -169,11 +174,12 @@ def _from_native(name: str, message: str, place: dict[str, Any] | None = None) -
     end_offset."""
     cls = _NATIVE_ERRORS.get(name, TidelogError)
     if cls is LogLockedError:
-        text = message.strip()
-        pid = int(text) if text.isdigit() else None
-        return LogLockedError(
-            f"the log is locked by another writer (pid {pid if pid is not None else 'unknown'})", pid
-        )
+        # "pids=<holders, comma-separated>\n<what for people>" (native/log_session.cpp)
+        first, _, text = message.partition("\n")
+        pids = [int(p) for p in first.removeprefix("pids=").split(",") if p.strip().isdigit()]
+        err = LogLockedError(text or message, pids[0] if pids else None)
+        err.pids = pids
+        return err
     err = cls(message)
     if place is not None and isinstance(err, CorruptionError):
         err.topic = place["topic"]

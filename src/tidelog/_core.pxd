@@ -18,3 +18,4 @@ cdef extern from "errors.h" namespace "tidelog":
         too_large
         interrupted
         conflict
+        topic_deleted
