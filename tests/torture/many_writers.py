@@ -17,8 +17,8 @@ supervisor SIGKILLs them at random moments; nothing acknowledged may be lost.
   ``read_only=True``, one read-write handle) and record (topic, partition,
   offset, crc) of everything they were shown, after checking that it is well formed.
 - the supervisor SIGKILLs a random writer 0-500 ms after the previous kill's
-  replacement got ready (sometimes sooner: kills during open and recovery), and
-  starts the replacement (a new writer id: writer slot * 1000 + incarnation).
+  replacement got ready (one kill in ten: the replacement itself, 0-30 ms after
+  its start, while it opens the log), and starts the replacement (a new writer id: writer slot * 1000 + incarnation).
   Every 20th kill kills every writer and the read-write reader at once: the
   read-write handles of the log are all gone, so the next opener starts from a
   crashed log (the recovery path). After each single kill, a ``read_only``
@@ -32,7 +32,8 @@ supervisor SIGKILLs them at random moments; nothing acknowledged may be lost.
   wrote; per (writer, thread) the sequence numbers increase in offset order; no
   (writer, thread, seq) is there twice; everything a reader was shown is in the
   log at the same offset with the same checksum; ``tidelog verify`` finds no
-  damage; the last close left the log marked clean.
+  damage; a read-write open after it (recovery, when kills left the session
+  unclean) keeps every record.
 
 The summary gives kills, acknowledged records, elapsed time and the longest
 survivor stall after a kill (from a kill to the next acknowledgement of each
@@ -379,9 +380,12 @@ class ManyWriters:
         fresh = self.writers
         with tidelog.open(self.path, read_only=True) as ro:
             while len(self.kills) + self.all_kills < kills and time.monotonic() - t0 < seconds:
-                if self.rng.random() < 0.85:
-                    self.wait_ready(fresh)  # else the kill may come while a replacement opens (recovers)
-                time.sleep(self.rng.uniform(0, MAX_KILL_DELAY))
+                during_open = self.rng.random() < 0.1 and len(fresh) == 1
+                if during_open:  # the replacement, while it opens the log (and may recover a partition)
+                    time.sleep(self.rng.uniform(0, 0.03))
+                else:
+                    self.wait_ready(fresh)
+                    time.sleep(self.rng.uniform(0, MAX_KILL_DELAY))
                 for p in self.writers + list(self.readers.values()):
                     p.check_alive()
                 self.check_progress()
@@ -395,7 +399,7 @@ class ManyWriters:
                     self.start_reader("rw")
                     fresh = self.writers + [self.readers["rw"]]
                 else:
-                    slot = self.rng.randrange(WRITERS)
+                    slot = fresh[0].wid // 1000 if during_open else self.rng.randrange(WRITERS)
                     victim = self.writers[slot]
                     self.kills_before_ready += victim.ready_at() is None
                     self.kills.append((victim.kill(), slot))
@@ -513,7 +517,6 @@ class ManyWriters:
 
         acked = retired = 0
         with tidelog.open(self.path, read_only=True) as log:
-            clean = log.clean_shutdown
             content: dict[tuple[str, int], tuple[int, list]] = {}
             seen_ids: set = set()
             for name in ("cols", "recs"):
@@ -547,6 +550,22 @@ class ManyWriters:
                             raise TortureFailure(f"cols/{p}: the writer/thread/seq columns disagree with the payloads")
                     content[name, p] = (start, crcs)
             rows = sum(len(c) for _, c in content.values())
+        # the next session's recovery (kills leave the session unclean) keeps all of it
+        with tidelog.open(self.path) as log:
+            clean = log.clean_shutdown  # (False when handles died in the run's last session)
+            for (name, p), (start, crcs) in content.items():
+                topic = log.topic(name)
+                new_start, end = topic.start_offsets()[p], topic.end_offsets()[p]
+                if end != start + len(crcs) or new_start < start:
+                    raise TortureFailure(f"{name}/{p}: offsets [{start}, {start + len(crcs)}) before recovery, "
+                                         f"[{new_start}, {end}) after")
+                if new_start < end:
+                    table = topic.read(new_start, end, partitions=p)
+                    after = [zlib.crc32(v) for v in table.column("payload" if name == "cols" else "value").to_pylist()]
+                    if after != crcs[new_start - start:]:
+                        raise TortureFailure(f"{name}/{p}: recovery changed records")
+        with tidelog.open(self.path, read_only=True) as log:
+            clean_after = log.clean_shutdown  # that session had no deaths
         # every acknowledgement
         for w in self.all_writers:
             for name, p, off, wid, tid, seq, crc, _ in self.acks_of(w):
@@ -595,7 +614,8 @@ class ManyWriters:
             "p50_survivor_stall_ms": round(statistics.median(stalls) * 1000, 1) if stalls else None,
             "writer_open_p50_ms": round(statistics.median(opens) * 1000, 1) if opens else None,
             "writer_open_max_ms": round(opens[-1] * 1000, 1) if opens else None,
-            "clean_shutdown": clean,
+            "run_ended_clean": clean,
+            "clean_after_a_session_without_deaths": clean_after,
         }
 
     def kill_everything(self) -> None:
