@@ -356,6 +356,14 @@ void partition::adopt_view_locked(const committed_point& c, bool relist) {
                     next.push_back(segment::open(_dir, b, false));
             }
         }
+        // A retention pass that ran meanwhile published its start before it
+        // unlinked: what lies below the start now is gone (or going).
+        int64_t start_now = _shared.start_offset();
+        next.erase(std::remove_if(next.begin(), next.end(),
+                                  [&](const std::shared_ptr<segment>& s) {
+                                      return s->base_offset() < start_now && s->base_offset() != c.segment_base;
+                                  }),
+                   next.end());
         if (next.empty() || next.back()->base_offset() != c.segment_base)
             throw error(errc::not_found, "the active segment " + segment_file_stem(c.segment_base) +
                                              ".log is missing from " + _dir + " (the topic was deleted?)");

@@ -378,11 +378,9 @@ TEST(MultiWriter, ASegmentRetentionRemovesWhileAnotherHandleListsItStaysRemoved)
     // segments it does not know); A's retention pass unlinks one of them in
     // between. B's open must not create the file again: an empty segment file
     // below the start would come back as the log's first segment.
-    // Known bug (BUGS.md): segment::open(dir, base, false) opens with O_CREAT,
-    // so adopt_view_locked brings the unlinked segment back, empty; after a
-    // clean close the log starts there, reports its offsets lost, and reads
-    // from the start raise CorruptionError.
-    known_bug("a handle catching up re-creates a segment another handle's retention just unlinked", [] {
+    // (Once, the open used O_CREAT and brought the unlinked segment back,
+    // empty; after a clean close the log started there, reported its offsets
+    // lost, and reads from the start raised CorruptionError.)
     temp_dir dir;
     std::string log = dir.sub("log");
     auto config = small_config(1024, durability_mode::none);
@@ -422,7 +420,6 @@ TEST(MultiWriter, ASegmentRetentionRemovesWhileAnotherHandleListsItStaysRemoved)
     EXPECT_EQ(pc->start_offset(), start);
     EXPECT_EQ(pc->end_offset(), end);
     read_dense(*pc);
-    });
 }
 
 }  // namespace

@@ -39,8 +39,7 @@
 //                              (1: the single writer; default: a third of the
 //                              runs with k = 2..4, see run::workload_interleaved)
 //   TIDELOG_POWERCUT_INTERLEAVED_RETENTION
-//                              1: retention in interleaved runs too (off by
-//                              default: a known bug, see BUGS.md)
+//                              0: no retention in interleaved runs (default: on)
 //   TIDELOG_POWERCUT_VERBOSE   1: print every cut
 //   TIDELOG_POWERCUT_KEEP      1: keep each pre-recovery image (debugging)
 //   TIDELOG_POWERCUT_DAMAGE    share of the cuts followed by media damage (default
@@ -331,12 +330,10 @@ public:
         if (_writers > 1) {
             _fig.interleaved_runs++;
             _fig.handles_by_count[_writers]++;
-            // Known bug (BUGS.md): a handle catching up with the segment list
-            // re-creates, empty, a segment another handle's retention just
-            // unlinked. Until it is fixed, interleaved runs keep every segment
-            // unless TIDELOG_POWERCUT_INTERLEAVED_RETENTION=1.
+            // TIDELOG_POWERCUT_INTERLEAVED_RETENTION=0 keeps every segment in
+            // interleaved runs (to tell retention's part in a failure).
             const char* retention = std::getenv("TIDELOG_POWERCUT_INTERLEAVED_RETENTION");
-            if (!retention || std::string(retention) != "1")
+            if (retention && std::string(retention) == "0")
                 for (auto& c : _configs) c.retention_bytes = -1;
         }
         _sim = std::make_unique<sim::file_system>(_root);
