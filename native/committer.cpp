@@ -272,25 +272,46 @@ void committer::flush_locked(std::unique_lock<std::mutex>& lk, bool everything) 
     // process's covered already costs no fdatasync.
     struct flush_leader {
         std::optional<shared_mutex> lock;
-        explicit flush_leader(log_session* session) {
+        bool covered = false;  // another handle's flush made the batch durable meanwhile: no flush
+        flush_leader(log_session* session, const std::unordered_map<partition*, pending_flush>& batch) {
             if (!session) return;
-            lock.emplace(session->flush_lock());
-            // Nothing to repair after a dead leader: durable points only grow, and
-            // a half-written one is rewritten whole by the next (plan_flush).
-            if (lock->lock().acquired_after_owner_died) lock->mark_consistent();
+            shared_mutex m = session->flush_lock();
+            // While another leader flushes, sleep on the log-wide flush
+            // generation rather than in the lock's queue: every waiting
+            // flusher wakes when it is done (the lock would wake one), and
+            // each releases its waiters if that flush covered them.
+            while (true) {
+                uint32_t seen = session->flush_generation();
+                shared_mutex::lock_result r = m.try_lock();
+                if (r.acquired) {
+                    // Nothing to repair after a dead leader: durable points only grow, and
+                    // a half-written one is rewritten whole by the next (plan_flush).
+                    if (r.acquired_after_owner_died) m.mark_consistent();
+                    lock.emplace(m);
+                    return;
+                }
+                session->wait_flush(seen, 2'000'000);  // (a dead leader: the try_lock above takes over)
+                bool all = !batch.empty();
+                for (auto& [p, e] : batch) all = all && p->durable_covers(e.point);
+                if (all) {
+                    covered = true;
+                    return;
+                }
+            }
         }
         void release() {
             if (lock) lock->unlock();
             lock.reset();
         }
         ~flush_leader() { release(); }
-    } leader(_session);
+    } leader(_session, batch);
     kill_point("flush.locked");
     std::vector<std::pair<partition*, recovery_point>> advance;
     std::vector<std::shared_ptr<segment>> dirty;
     for (auto& [p, e] : batch) {
         recovery_point target = e.point;
         std::vector<std::shared_ptr<segment>> sealed_since;
+        if (leader.covered) break;
         try {
             if (_session && p->plan_flush(e.point, &target, &sealed_since)) continue;  // already durable
         } catch (const std::exception& ex) {
@@ -333,7 +354,12 @@ void committer::flush_locked(std::unique_lock<std::mutex>& lk, bool everything) 
     kill_point("flush.synced");
     if (failure.empty())
         for (auto& [p, point] : advance) p->on_durable(point);
-    if (_session) _session->count_flush(syncs);
+    if (failure.empty() && leader.covered)
+        for (auto& [p, e] : batch) p->adopt_durable();  // (the recovery checkpoint's point)
+    if (_session && !leader.covered) {
+        _session->count_flush(syncs);
+        if (!advance.empty()) _session->flush_done();
+    }
     leader.release();
     _fdatasyncs.fetch_add(syncs, std::memory_order_relaxed);
     _flushes.fetch_add(1, std::memory_order_relaxed);

@@ -5,13 +5,17 @@
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/random.h>
+#include <linux/futex.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <climits>
+#include <ctime>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -166,6 +170,20 @@ void log_session::join_session() {
                                       std::to_string(_shm->version) + ", ABI " + std::to_string(_shm->abi_tag) +
                                       "; pids " + pid_list(flock_holders(_lock.fd())) + "); close them first");
     _was_clean = (_shm->flags & flag_was_clean) != 0;
+}
+
+void log_session::flush_done() {
+    __atomic_add_fetch(&_shm->flush_generation, 1, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&_shm->flush_waiters, __ATOMIC_SEQ_CST) != 0)
+        ::syscall(SYS_futex, &_shm->flush_generation, FUTEX_WAKE, INT32_MAX, nullptr, nullptr, 0);
+}
+
+void log_session::wait_flush(uint32_t seen, int64_t timeout_ns) {
+    struct timespec t{static_cast<time_t>(timeout_ns / 1'000'000'000), static_cast<long>(timeout_ns % 1'000'000'000)};
+    __atomic_add_fetch(&_shm->flush_waiters, 1, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&_shm->flush_generation, __ATOMIC_SEQ_CST) == seen)
+        ::syscall(SYS_futex, &_shm->flush_generation, FUTEX_WAIT, seen, &t, nullptr, 0);
+    __atomic_sub_fetch(&_shm->flush_waiters, 1, __ATOMIC_SEQ_CST);
 }
 
 void log_session::close(bool clean) {

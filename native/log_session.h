@@ -48,7 +48,9 @@ struct log_shm_layout {
     // 64: log-wide statistics, written by flush leaders
     uint64_t flushes;
     uint64_t fdatasyncs;
-    uint64_t reserved2[6];
+    uint32_t flush_generation;  // futex word: +1 (and a wake-up) after every flush that advanced durable points
+    uint32_t flush_waiters;     // flushers sleeping on flush_generation
+    uint64_t reserved2[5];
     // 128: the flush leader's lock (committer.h)
     alignas(64) uint8_t flush_lock[64];
     uint8_t reserved3[4096 - 192];
@@ -75,6 +77,12 @@ public:
     }
     uint64_t log_fdatasyncs() const { return __atomic_load_n(&_shm->fdatasyncs, __ATOMIC_RELAXED); }
     uint64_t log_flushes() const { return __atomic_load_n(&_shm->flushes, __ATOMIC_RELAXED); }
+    /// The flush leader, after it advanced durable points: wakes the flushers
+    /// of every handle waiting for it (they check whether it covered them).
+    void flush_done();
+    uint32_t flush_generation() const { return __atomic_load_n(&_shm->flush_generation, __ATOMIC_ACQUIRE); }
+    /// Sleeps until flush_generation differs from `seen`, at most timeout_ns.
+    void wait_flush(uint32_t seen, int64_t timeout_ns);
     /// Leaves the session. clean: this handle closed everything cleanly. If it is
     /// the session's last handle and every handle closed cleanly, writes the
     /// clean-shutdown marker (fsynced). Then releases every lock.

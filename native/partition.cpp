@@ -843,6 +843,18 @@ void partition::on_durable(const recovery_point& point) {
     }
 }
 
+bool partition::durable_covers(const recovery_point& point) const {
+    durable_point d;
+    return _coord->durable.load(&d, 100) && !point_before(d, point);
+}
+
+void partition::adopt_durable() {
+    durable_point d;
+    if (!_coord->durable.load(&d, 100)) return;
+    std::lock_guard<std::mutex> g(_durable_mu);
+    if (d.next_offset >= _durable.next_offset) _durable = {d.segment_base, d.position, d.next_offset};
+}
+
 bool partition::plan_flush(const recovery_point& pending, recovery_point* target,
                            std::vector<std::shared_ptr<segment>>* to_sync) {
     durable_point d = _coord->durable.load_unlocked();  // (flush lock held: stable)
@@ -907,8 +919,9 @@ bool partition::write_checkpoint() {
     durable_point d;
     if (!_coord->durable.load(&d)) return false;
     durable_point done = _coord->checkpointed;
-    if (d.next_offset == done.next_offset && d.position == done.position && d.segment_base == done.segment_base)
-        return false;
+    // Only forward: a partition's last handle stores its own (synced) end at
+    // close, which the shared durable point may not have reached.
+    if (!point_before(done, recovery_point{d.segment_base, d.position, d.next_offset})) return false;
     // Index entries below the checkpoint are trusted at recovery: make them durable first.
     bool have_target = false;
     for (auto& s : segs) {
@@ -1399,10 +1412,14 @@ void partition::close() {
             _checkpoint_lock->mark_consistent();
         }
         try {
-            _coord->checkpoint_sequence += 1;
-            _checkpoint.store(point, _coord->checkpoint_sequence);
-            _coord->checkpoint_sequence = _checkpoint.sequence();
-            _coord->checkpointed = {point.segment_base, point.position, point.next_offset};
+            // Only forward: another handle may have opened the partition again,
+            // appended and checkpointed since this one sealed it.
+            if (point_before(_coord->checkpointed, point)) {
+                _coord->checkpoint_sequence += 1;
+                _checkpoint.store(point, _coord->checkpoint_sequence);
+                _coord->checkpoint_sequence = _checkpoint.sequence();
+                _coord->checkpointed = {point.segment_base, point.position, point.next_offset};
+            }
         } catch (...) {
             _checkpoint_lock->unlock();
             throw;

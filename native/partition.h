@@ -145,6 +145,10 @@ public:
     /// durable point on).
     bool plan_flush(const recovery_point& pending, recovery_point* target,
                     std::vector<std::shared_ptr<segment>>* to_sync);
+    /// Whether every handle's flushes made `point` durable already (lock-free).
+    bool durable_covers(const recovery_point& point) const;
+    /// Takes the shared durable point as this handle's (for its checkpoints), lock-free.
+    void adopt_durable();
     /// A deleted topic's partition refuses appends from every handle.
     void mark_deleted();
     /// Stores the durable point as the recovery checkpoint, after syncing the

@@ -28,7 +28,7 @@ from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC, CLOCK_REALTIME
 from tidelog_native cimport *
 
 from tidelog.errors import (CorruptionError, DeliveryError, LogClosedError, RecordTooLargeError, TidelogError,
-                            _from_native)
+                            UnknownTopicError, _from_native)
 
 #: errc value -> name, from the ErrorCode declaration (tidelog/_core.pxd).
 cdef dict _ERROR_NAMES = {int(code): code.name for code in ErrorCode}

@@ -53,10 +53,10 @@ cdef class Producer:
         self._closed = False
 
     cdef ProducerTopic _topic(self, str name):
-        if name is self._last_name:
+        if name is self._last_name and not self._last_topic.stale:
             return self._last_topic
         st = self._topics.get(name)
-        if st is None:
+        if st is None or (<ProducerTopic>st).stale:
             st = self._engine.topic_state(name)  # raises UnknownTopicError
             self._topics[name] = st
         self._last_name = name
@@ -232,8 +232,11 @@ cdef class Producer:
     cdef int _append_direct(self, ProducerTopic st, int p, ProducerBatch batch, DeliveryFuture fut) except -1:
         """The direct path: encodes the one-record batch and appends it now."""
         cdef NativePartition np = <NativePartition>st.natives[p]
-        cdef CPartition* part = np._get()
+        cdef CPartition* part = np.p.get()
         cdef CLogCore* core = np.log.core.get()
+        if part == NULL:  # released: its topic was deleted through this handle (or the log closed)
+            closed = LogClosedError("the partition is closed (its topic was deleted or its log closed)")
+            raise topic_deleted_error(st, closed) or closed  # at send, as Kafka's UNKNOWN_TOPIC_OR_PARTITION
         cdef const unsigned char* ptrs[RECORD_BUFFERS]
         cdef int64_t lens[RECORD_BUFFERS]
         cdef iovec iov[2 * RECORD_BUFFERS + 1]
@@ -263,8 +266,9 @@ cdef class Producer:
         except BaseException as e:
             if announced:
                 core.retract()
-            err = e if isinstance(e, TidelogError) else DeliveryError(f"append to {st.name}[{p}] failed: {e}")
-            if err is not e:
+            err = topic_deleted_error(st, e) or (
+                e if isinstance(e, TidelogError) else DeliveryError(f"append to {st.name}[{p}] failed: {e}"))
+            if err is not e and err.__cause__ is None:
                 err.__cause__ = e
             self._engine.finish([batch], C_BATCH_FAILED, err)
             return 0

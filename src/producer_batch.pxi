@@ -200,6 +200,7 @@ cdef class ProducerTopic:
     cdef public list natives      # NativePartition of each partition (direct path)
     cdef public bint plain        # uncompressed: the direct path can encode it
     cdef public bint ticketed     # durability "fsync"/"interval": appends return a ticket to wait for
+    cdef public bint stale        # its topic was deleted (by any handle): the next send looks the name up again
 
     def __cinit__(self, str name, int partitions, topic):
         self.name = name
@@ -210,6 +211,24 @@ cdef class ProducerTopic:
         self.natives = list(topic._partitions)
         self.plain = topic.config.compression == "none"
         self.ticketed = topic.config.durability != "none"
+        self.stale = False
+
+
+def topic_deleted_error(ProducerTopic st, e):
+    """The error for a send whose append failed with ``e``: when the topic was
+    deleted (by this handle or another), ``st`` goes stale (the next send looks
+    the topic up again, and finds one created again since) and the error is
+    UnknownTopicError, Kafka's UNKNOWN_TOPIC_OR_PARTITION; None otherwise."""
+    if not isinstance(e, (UnknownTopicError, LogClosedError)):
+        return None
+    if isinstance(e, LogClosedError) and st.topic._still_there():
+        return None  # the log was closed, not the topic deleted
+    st.stale = True
+    if isinstance(e, UnknownTopicError):
+        return e
+    err = UnknownTopicError(f"topic {st.name!r} was deleted")
+    err.__cause__ = e
+    return err
 
 
 def take_open_batch(ProducerTopic st, int partition, ProducerBatch batch, queue):

@@ -399,8 +399,6 @@ def test_delete_topic_while_another_process_has_it_open(tmp_path, deleter):
     assert_verify_clean(path)
 
 
-@pytest.mark.xfail(strict=True, reason="BUGS.md 1: a producer keeps a deleted topic's partitions: "
-                                       "LogClosedError, and no sends to the topic created again")
 @pytest.mark.parametrize("deleter", ["here", "there"])
 def test_producer_of_a_topic_deleted_and_created_again(tmp_path, deleter):
     """A producer's sends to a topic deleted by any handle raise UnknownTopicError,

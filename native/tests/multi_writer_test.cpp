@@ -22,6 +22,7 @@
 
 #include "file_io.h"
 #include "log_core.h"
+#include "recovery_checkpoint.h"
 #include "test_util.h"
 
 namespace {
@@ -241,6 +242,43 @@ TEST(MultiWriter, TheLastCloserWritesTheCleanShutdownMarker) {
     for (auto& ev : pc->recovery_events()) ADD_FAILURE() << "recovery after a clean close: " << ev.kind << ": " << ev.reason;
     EXPECT_EQ(read_dense(*pc), written);
     EXPECT_EQ(pc->end_offset(), 80);
+}
+
+TEST(MultiWriter, TheRecoveryCheckpointNeverMovesBack) {
+    // The partition's last handle stores its own synced end as the checkpoint
+    // when it closes. A handle that opens the partition again in the same
+    // epoch, and checkpoints, never stores a point before it. (The race the
+    // power-cut torture found, a closer storing its end after another handle
+    // reopened, appended and checkpointed further, is closed by the same rule:
+    // checkpoints only move forward, under the checkpoint lock.)
+    temp_dir dir;
+    std::string log = dir.sub("log");
+    auto config = small_config(2048, durability_mode::none);
+    log_core keeper(log, false);  // keeps the epoch open throughout
+    recovery_point closed_at{};
+    {
+        auto pa = keeper.open_partition(part_dir(log), config);
+        for (uint64_t i = 0; i < 40; ++i) append_payload(*pa, payload_of(0, i, 120));
+        pa->close();  // the partition's last handle: seal, sync, checkpoint at the end
+    }
+    {
+        recovery_checkpoint rw(part_dir(log) + "/recovery-checkpoint", false);
+        auto got = rw.load();
+        ASSERT_TRUE(got.has_value());
+        closed_at = *got;
+        EXPECT_EQ(closed_at.next_offset, 40);
+    }
+    log_core other(log, false);
+    auto pb = other.open_partition(part_dir(log), config);  // joins: same epoch, no recovery
+    EXPECT_TRUE(pb->recovery_events().empty());
+    pb->write_checkpoint();
+    recovery_checkpoint rw(part_dir(log) + "/recovery-checkpoint", false);
+    auto after = rw.load();
+    ASSERT_TRUE(after.has_value());
+    EXPECT_GE(after->next_offset, closed_at.next_offset) << "the checkpoint moved back";
+    pb->close();
+    other.close();
+    keeper.close();
 }
 
 TEST(MultiWriter, AppendsGoOnWhenAnotherWriterIsKilledAmidItsAppends) {

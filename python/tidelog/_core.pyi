@@ -404,6 +404,11 @@ class ProducerTopic:
     natives: list[Any]
     plain: bool
     ticketed: bool
+    stale: bool
+
+def topic_deleted_error(st: ProducerTopic, e: BaseException) -> BaseException | None:
+    """UnknownTopicError (``st`` goes stale) when ``e`` means the topic was deleted; None otherwise."""
+    ...
 
 def take_open_batch(st: ProducerTopic, partition: int, batch: ProducerBatch, queue: Any) -> Any: ...
 

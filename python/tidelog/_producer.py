@@ -119,8 +119,8 @@ class ProducerEngine(_core.ProducerEngineBase):
             raise TypeError(f"topic {name!r} has a columnar schema; producers send to byte-record topics "
                             f"(create_topic without schema) - use topic.append() for columnar data")
         st = self._states.get(name)
-        if st is None:
-            st = self._states.setdefault(name, _core.ProducerTopic(name, topic.partitions, topic))
+        if st is None or st.topic is not topic:  # (a topic deleted and created again is a new Topic)
+            st = self._states[name] = _core.ProducerTopic(name, topic.partitions, topic)
             for p in range(topic.partitions):
                 self._queues.setdefault((name, p), collections.deque())
                 self._locks.setdefault((name, p), threading.Lock())
@@ -164,8 +164,8 @@ class ProducerEngine(_core.ProducerEngineBase):
             if not batches:
                 return
             topic = st.topic
-            part = topic.partition(key[1])
             try:
+                part = topic.partition(key[1])
                 if topic.config.compression == "none":
                     frames = []
                     for b in batches:
@@ -177,8 +177,9 @@ class ProducerEngine(_core.ProducerEngineBase):
                               for b in batches]
                 results = part.append_frames(frames)
             except BaseException as e:  # the futures carry the failure
-                err = e if isinstance(e, TidelogError) else DeliveryError(f"append to {key[0]}[{key[1]}] failed: {e}")
-                if err is not e:
+                err = _core.topic_deleted_error(st, e) or (
+                    e if isinstance(e, TidelogError) else DeliveryError(f"append to {key[0]}[{key[1]}] failed: {e}"))
+                if err is not e and err.__cause__ is None:
                     err.__cause__ = e
                 self.finish(batches, FAILED, err)
                 return
