@@ -49,6 +49,7 @@ Exit status 0 when every check passed.
 from __future__ import annotations
 
 import argparse
+import bisect
 import collections
 import json
 import multiprocessing as mp
@@ -274,15 +275,30 @@ class Proc:
         self.proc = ctx.Process(target=target, args=args, daemon=True)
         self.proc.start()
         self.killed_at: float | None = None
+        self._ready_at: float | None = None
+        self._final_lines: list[list[str]] | None = None
 
     def lines(self) -> list[list[str]]:
-        return read_journal(self.journal)
+        """The journal's complete lines (read once the process has ended: it is final then)."""
+        if self._final_lines is not None:
+            return self._final_lines
+        ended = self.proc.exitcode is not None
+        lines = read_journal(self.journal)
+        if ended:
+            self._final_lines = lines
+        return lines
 
     def ready_at(self) -> float | None:
-        for line in self.lines()[:1]:
-            if line[0] == "ready":
-                return float(line[1])
-        return None
+        """When the process had the log open (its journal's first line), else None."""
+        if self._ready_at is None:
+            try:
+                with open(self.journal, "rb") as f:
+                    first = f.readline().decode()
+            except FileNotFoundError:
+                return None
+            if first.startswith("ready ") and first.endswith("\n"):
+                self._ready_at = float(first.split()[1])
+        return self._ready_at
 
     def errors(self) -> str:
         return "\n".join(" ".join(line) for line in self.lines() if line and line[0] == "E")
@@ -504,9 +520,10 @@ class ManyWriters:
                     continue
                 if w.killed_at is not None and w.killed_at <= killed_at:
                     continue
-                after = [t for t in acks_at[w.wid] if t > killed_at]
-                if after:  # (none: it was itself killed or stopped before its next ack)
-                    worst = max(worst or 0.0, after[0] - killed_at)
+                times = acks_at[w.wid]
+                i = bisect.bisect_right(times, killed_at)
+                if i < len(times):  # (else it was itself killed or stopped before its next ack)
+                    worst = max(worst or 0.0, times[i] - killed_at)
             if worst is not None:
                 stalls.append(worst)
         return stalls
