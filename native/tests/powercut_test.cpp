@@ -296,8 +296,7 @@ void write_at(const std::string& path, uint64_t position, const void* bytes, siz
 
 class run {
 public:
-    /// writers: read-write handles appending at once (1: the single writer;
-    /// 0: chosen per run, a third of the runs with 2..4).
+    /// writers: read-write handles appending at once (1: the single writer).
     run(uint64_t seed, figures& fig, double unordered_share, double forget_dir_syncs = 0,
         double forget_file_syncs = 0, damage_options damage = {}, uint64_t writers = 1)
         : _seed(seed), _rng(seed), _fig(fig), _unordered_share(unordered_share), _damage(damage),
@@ -322,11 +321,8 @@ public:
         }
         _models.resize(_partitions);
         // Interleaved writers: k read-write handles (one session) appending to the
-        // same partitions. A separate stream of the seed decides, so the other
-        // runs keep their configurations.
-        _writers = static_cast<int>(writers);
-        if (_writers == 0) _writers = mix(seed ^ 0x77726974657273ull) % 3 == 0 ? 2 + static_cast<int>(mix(seed) % 3) : 1;
-        _writers = std::max(1, std::min(4, _writers));
+        // same partitions (run_cuts picks k; the configuration above does not depend on it).
+        _writers = std::max(1, std::min(4, static_cast<int>(writers)));
         if (_writers > 1) {
             _fig.interleaved_runs++;
             _fig.handles_by_count[_writers]++;
@@ -491,7 +487,8 @@ private:
             if (std::system(cmd.c_str()) != 0) std::printf("could not keep %s\n", _image_before_open.c_str());
         }
         s << "run seed " << _seed << " (replay: TIDELOG_POWERCUT_RUN_SEED=" << _seed
-          << " TIDELOG_POWERCUT_PER_RUN=" << (_index + 1) << "), after cut " << _index << ": " << _violation
+          << " TIDELOG_POWERCUT_PER_RUN=" << (_index + 1) << " TIDELOG_POWERCUT_WRITERS=" << _writers
+          << "), after cut " << _index << ": " << _violation
           << "\n    previous cut: " << _last_cut << "\n    files left in " << keep;
         _fig.violations.push_back(s.str());
         return false;
@@ -1507,8 +1504,10 @@ uint64_t run_cuts(figures& fig, uint64_t total, uint64_t per_run, uint64_t base_
     uint64_t runs = 0;
     while (fig.cuts < total && fig.violations.size() < 10) {
         uint64_t seed = replay ? replay : mix(base_seed * 1000003 + runs);
+        // writers 0: every third run (the second, fifth, ...) with 2..4 handles.
+        uint64_t k = writers ? writers : runs % 3 == 1 ? 2 + mix(seed) % 3 : 1;
         ++runs;
-        run r(seed, fig, unordered_share, forget_dir_syncs, forget_file_syncs, damage, writers);
+        run r(seed, fig, unordered_share, forget_dir_syncs, forget_file_syncs, damage, k);
         bool ok = true;
         for (uint64_t i = 0; i < per_run && fig.cuts < total && ok; ++i) ok = r.step(i);
         if (ok) r.finish();
