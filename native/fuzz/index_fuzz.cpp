@@ -85,7 +85,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     // A reader partition, with the walk's end published as a writer would.
     {
         shared_state state(dir + "/state", true);
-        state.publish(end, 0, valid_bytes);
+        state.claim(end, 0, valid_bytes);
     }
     partition_config config;
     partition reader(nullptr, dir, config, true, true);
