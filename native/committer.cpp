@@ -33,6 +33,9 @@ int64_t configured_max_gather_ns() {
     long long v = std::strtoll(us, &end, 10);
     return (*end || v < 0 || v > 100'000) ? default_max_gather_ns : v * 1000;
 }
+/// How often a flush that waits for other processes' appenders looks at their
+/// counts (their appends do not wake this process's flusher).
+constexpr int64_t cross_process_poll_ns = 20'000;
 /// At most this many fdatasyncs run at once in one flush.
 constexpr size_t max_parallel_syncs = 8;
 }
@@ -120,13 +123,17 @@ uint64_t committer::note_written(partition* p, std::shared_ptr<segment> seg, con
 
 void committer::retract() {
     _in_flight.fetch_sub(1, std::memory_order_relaxed);
+    if (_session) _session->add_in_flight(-1);
     std::lock_guard<std::mutex> g(_mu);
     _flusher_cv.notify_one();
 }
 
 void committer::wait_durable(uint64_t ticket, bool announced, bool (*interrupted)(void*), void* interrupted_arg) {
     std::unique_lock<std::mutex> lk(_mu);
-    if (announced) _in_flight.fetch_sub(1, std::memory_order_relaxed);
+    if (announced) {
+        _in_flight.fetch_sub(1, std::memory_order_relaxed);
+        if (_session) _session->add_in_flight(-1);
+    }
     _durable_waits.fetch_add(1, std::memory_order_relaxed);
     if (_durable >= ticket) {
         if (announced) _flusher_cv.notify_one();
@@ -225,12 +232,23 @@ void committer::run() {
             // or a steady stream of appenders would hold every flush for the window.
             if (_gather_target < 0) _gather_target = _sync_waiters + _in_flight.load(std::memory_order_relaxed);
             int64_t gather_until = _oldest_pending_ns + _max_gather_ns;
-            bool gathering = _sync_waiters < _gather_target && now < gather_until && !_stop;
+            bool local = _sync_waiters < _gather_target;
+            // Other processes' appenders on their way: this flush covers their
+            // frames too (it flushes to every handle's committed point), so it
+            // waits for them within the same window, polling (their appends do
+            // not wake this thread). A dead handle's count is ignored, and a
+            // lone appender anywhere is never held. (Measured, 4 processes x 4
+            // threads: 7.2 -> 7.9 acks per fdatasync, 5.3x -> 4.7x the acks/s
+            // of one thread; docs/BENCHMARKS.md.)
+            int64_t others_until = gather_until;
+            bool others = !local && _session && now < others_until && _session->others_in_flight() > 0;
+            bool gathering = (local || others) && now < gather_until && !_stop;
             if (!gathering) {
                 flush_locked(lk, false);
                 continue;
             }
-            _flusher_cv.wait_for(lk, std::chrono::nanoseconds(gather_until - now));
+            int64_t step = local ? gather_until - now : std::min<int64_t>(others_until - now, cross_process_poll_ns);
+            _flusher_cv.wait_for(lk, std::chrono::nanoseconds(step));
             continue;
         }
         if (_stop) break;

@@ -76,7 +76,10 @@ public:
     /// append: while announced appenders are still on their way, the flusher
     /// holds the next fdatasync (up to a short window) so they share it
     /// (PostgreSQL's commit_siblings, counted instead of guessed).
-    void announce() { _in_flight.fetch_add(1, std::memory_order_relaxed); }
+    void announce() {
+        _in_flight.fetch_add(1, std::memory_order_relaxed);
+        if (_session) _session->add_in_flight(1);
+    }
     /// An announced appender that will not wait after all (an error).
     void retract();
     /// Blocks until everything up to ticket is durable; throws if a flush failed.

@@ -34,6 +34,7 @@ constexpr uint32_t shm_ready = 2;
 constexpr uint64_t dead_man_byte = 1;   // shared by every live handle
 constexpr uint64_t transition_byte = 2;  // exclusive while opening or closing
 constexpr uint32_t flag_was_clean = 1;
+constexpr uint64_t first_slot_byte = 4096;  // slot i's liveness: byte 4096 + i of LOCK
 
 uint32_t abi_tag() { return static_cast<uint32_t>(sizeof(pthread_mutex_t)) | uint32_t(sizeof(void*)) << 8; }
 
@@ -107,6 +108,7 @@ log_session::log_session(const std::string& path, bool exclusive) : _path(path) 
         else
             join_session();
         __atomic_add_fetch(&_shm->open_handles, 1, __ATOMIC_SEQ_CST);
+        claim_slot();
         if (exclusive) {
             std::string pid = std::to_string(::getpid()) + "\n";
             _lock.truncate(0);
@@ -172,6 +174,44 @@ void log_session::join_session() {
     _was_clean = (_shm->flags & flag_was_clean) != 0;
 }
 
+void log_session::claim_slot() {
+    // Under the transition lock: one claimer at a time. A slot is free when
+    // unused, or when its liveness byte is unlocked (its handle died).
+    for (int i = 0; i < 256; ++i) {
+        if (__atomic_load_n(&_shm->slots[i].state, __ATOMIC_ACQUIRE) == 1) {
+            struct flock probe = {};
+            probe.l_type = F_WRLCK;
+            probe.l_whence = SEEK_SET;
+            probe.l_start = static_cast<off_t>(first_slot_byte + i);
+            probe.l_len = 1;
+            if (::fcntl(_lock.fd(), F_OFD_GETLK, &probe) != 0 || probe.l_type != F_UNLCK) continue;  // alive
+        }
+        if (!ofd_lock(_lock.fd(), first_slot_byte + i, ofd_lock_kind::exclusive, false)) continue;
+        _shm->slots[i].pid = static_cast<int32_t>(::getpid());
+        __atomic_store_n(&_shm->slots[i].in_flight, 0, __ATOMIC_RELAXED);
+        __atomic_store_n(&_shm->slots[i].state, 1u, __ATOMIC_RELEASE);
+        _slot = i;
+        return;
+    }
+}
+
+int log_session::others_in_flight() const {
+    int total = 0;
+    for (int i = 0; i < 256; ++i) {
+        if (i == _slot || __atomic_load_n(&_shm->slots[i].state, __ATOMIC_ACQUIRE) != 1) continue;
+        int n = __atomic_load_n(&_shm->slots[i].in_flight, __ATOMIC_RELAXED);
+        if (n <= 0) continue;
+        struct flock probe = {};
+        probe.l_type = F_WRLCK;
+        probe.l_whence = SEEK_SET;
+        probe.l_start = static_cast<off_t>(first_slot_byte + i);
+        probe.l_len = 1;
+        // Held by another description: alive. (Unlocked: the handle died; its count is void.)
+        if (::fcntl(_lock.fd(), F_OFD_GETLK, &probe) == 0 && probe.l_type != F_UNLCK) total += n;
+    }
+    return total;
+}
+
 void log_session::flush_done() {
     __atomic_add_fetch(&_shm->flush_generation, 1, __ATOMIC_SEQ_CST);
     if (__atomic_load_n(&_shm->flush_waiters, __ATOMIC_SEQ_CST) != 0)
@@ -190,6 +230,10 @@ void log_session::close(bool clean) {
     if (_closed) return;
     _closed = true;
     ofd_lock(_lock.fd(), transition_byte, ofd_lock_kind::exclusive, true);
+    if (_slot >= 0) {
+        __atomic_store_n(&_shm->slots[_slot].in_flight, 0, __ATOMIC_RELAXED);
+        __atomic_store_n(&_shm->slots[_slot].state, 0u, __ATOMIC_RELEASE);
+    }
     int32_t left = clean ? __atomic_sub_fetch(&_shm->open_handles, 1, __ATOMIC_SEQ_CST)
                          : __atomic_load_n(&_shm->open_handles, __ATOMIC_SEQ_CST);
     bool last = ofd_lock(_lock.fd(), dead_man_byte, ofd_lock_kind::exclusive, false);

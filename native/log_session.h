@@ -54,8 +54,16 @@ struct log_shm_layout {
     // 128: the flush leader's lock (committer.h)
     alignas(64) uint8_t flush_lock[64];
     uint8_t reserved3[4096 - 192];
+    // 4096: one slot per read-write handle (its liveness: an OFD write lock on
+    // byte 4096 + slot of LOCK, so a dead handle's slot is known dead)
+    struct slot {
+        uint32_t state;      // 1: in use
+        int32_t pid;
+        int32_t in_flight;   // the handle's announced appenders not yet waiting (committer.h)
+        uint32_t reserved[13];
+    } slots[256];
 };
-static_assert(sizeof(log_shm_layout) == 4096, "log shm layout");
+static_assert(sizeof(log_shm_layout) == 4096 + 256 * 64, "log shm layout");
 
 class log_session {
 public:
@@ -81,6 +89,14 @@ public:
     /// of every handle waiting for it (they check whether it covered them).
     void flush_done();
     uint32_t flush_generation() const { return __atomic_load_n(&_shm->flush_generation, __ATOMIC_ACQUIRE); }
+    /// This handle's announced appenders (committer::announce), seen by every handle's flusher.
+    void add_in_flight(int n) {
+        if (_slot >= 0) __atomic_add_fetch(&_shm->slots[_slot].in_flight, n, __ATOMIC_RELAXED);
+    }
+    /// Announced appenders of the other live handles (a dead handle's slot is
+    /// ignored: its OFD liveness lock went with it). A system call only per
+    /// slot that claims some.
+    int others_in_flight() const;
     /// Sleeps until flush_generation differs from `seen`, at most timeout_ns.
     void wait_flush(uint32_t seen, int64_t timeout_ns);
     /// Leaves the session. clean: this handle closed everything cleanly. If it is
@@ -93,9 +109,11 @@ public:
 private:
     void start_session();
     void join_session();
+    void claim_slot();
     std::string _path;
     file_handle _lock;
     log_shm_layout* _shm = nullptr;
+    int _slot = -1;           // this handle's slot (-1: none free: it gathers for itself only)
     bool _first = false;
     bool _was_clean = true;
     bool _closed = false;
