@@ -23,7 +23,7 @@ namespace {
 /// recovery re-checks only what lies past it) and its retention applied.
 constexpr int64_t housekeeping_interval_ns = 1'000'000'000;
 /// Default upper bound on how long a flush waits for announced appenders to join
-/// it (TIDELOG_GATHER_US overrides it, for tuning; see docs/PERFORMANCE-NOTES.md).
+/// it (TIDELOG_GATHER_US overrides it, for tuning; see docs/contributing/performance-notes.md).
 constexpr int64_t default_max_gather_ns = 1'000'000;
 
 int64_t configured_max_gather_ns() {
