@@ -168,10 +168,15 @@ class Topic:
         self.config = config
         self.schema = schema
         self.directory = directory
-        # Checked on use: another handle may delete the topic (FORMAT.md §1).
+        # Another handle may delete the topic (FORMAT.md §1). Read-only handles
+        # check on every use (_check_open); read-write handles when the log looks
+        # the topic up, and their appends fail natively (the partition's deleted
+        # flag): a read through a Topic object kept from before reads what was
+        # there, with no stat or clock call on the read path.
         st = os.stat(directory)
         self._identity = (st.st_dev, st.st_ino)
         self._identity_checked_at = 0.0
+        self._check_identity = log.read_only
         self.name = config.name
         self._encoder = _arrow.BatchEncoder(schema)
         self._key_index = schema.get_field_index(config.key) if config.key else -1
@@ -233,7 +238,7 @@ class Topic:
     def _check_open(self) -> None:
         if self.closed:
             raise LogClosedError(f"topic {self.name!r} is closed (its log was closed or the topic deleted)")
-        if self._identity is not None and not self._still_there_recently():
+        if self._check_identity and not self._still_there_recently():
             # a read-only handle: its writer deleted the topic (and may have created another of that name)
             raise UnknownTopicError(f"topic {self.name!r} was deleted in {self._log.path}")
 
