@@ -185,13 +185,9 @@ void partition::open_writer() {
 }
 
 void partition::join_shared() {
-    committed_point c;
-    if (!_coord->committed.load(&c)) {
-        // A writer died mid-commit: its lock's repair makes the point whole.
-        append_guard lock(*this);
-        return;
-    }
-    adopt_view_locked(c, true);
+    _seen_commit_seq = UINT64_MAX;  // (adopts whatever the partition holds)
+    _seen_generation = UINT64_MAX;
+    catch_up_locked();
 }
 
 void partition::initialize_shared(bool clean_shutdown) {
@@ -318,16 +314,26 @@ void partition::commit_locked() {
 
 void partition::catch_up_locked() {
     if (__atomic_load_n(&_coord->commit_seq, __ATOMIC_ACQUIRE) == _seen_commit_seq) return;
-    uint64_t seq = __atomic_load_n(&_coord->commit_seq, __ATOMIC_ACQUIRE);
-    uint64_t generation = __atomic_load_n(&_coord->generation, __ATOMIC_ACQUIRE);
-    committed_point c;
-    if (!_coord->committed.load(&c)) {
-        append_guard lock(*this);  // a dead writer's half commit: the lock's repair completes it
+    // Without the append lock the committed point read may be overtaken before
+    // the folder is listed (rolls, then retention removing what was the active
+    // segment): try again with a fresh one, then adopt under the lock, where
+    // the committed segment cannot go.
+    for (int attempt = 0; attempt < 3; ++attempt) {
+        uint64_t seq = __atomic_load_n(&_coord->commit_seq, __ATOMIC_ACQUIRE);
+        uint64_t generation = __atomic_load_n(&_coord->generation, __ATOMIC_ACQUIRE);
+        committed_point c;
+        if (!_coord->committed.load(&c)) break;  // a dead writer's half commit: the lock's repair completes it
+        try {
+            adopt_view_locked(c, generation != _seen_generation);
+        } catch (const error& e) {
+            if (e.code() != errc::not_found) throw;
+            continue;
+        }
+        _seen_generation = generation;
+        _seen_commit_seq = seq;  // (a later commit is adopted at the next call)
         return;
     }
-    adopt_view_locked(c, generation != _seen_generation);
-    _seen_generation = generation;
-    _seen_commit_seq = seq;  // (a later commit is adopted at the next call)
+    append_guard lock(*this);
 }
 
 void partition::adopt_view_locked(const committed_point& c, bool relist) {
@@ -896,7 +902,11 @@ void partition::mark_deleted() {
 }
 
 bool partition::write_checkpoint() {
-    // The segments first (_mu), then the checkpoint lock: nothing is taken while it is held.
+    // The durable point first: what this call stores covers every
+    // acknowledgement made before it (the point only grows). Then the segments
+    // (_mu), then the checkpoint lock: nothing is taken while it is held.
+    durable_point d;
+    if (!_coord->durable.load(&d)) return false;
     std::vector<std::shared_ptr<segment>> segs;
     {
         std::lock_guard<std::mutex> g(_mu);
@@ -916,19 +926,15 @@ bool partition::write_checkpoint() {
         recover_checkpoint_sequence();
         _checkpoint_lock->mark_consistent();
     }
-    durable_point d;
-    if (!_coord->durable.load(&d)) return false;
     durable_point done = _coord->checkpointed;
     // Only forward: a partition's last handle stores its own (synced) end at
     // close, which the shared durable point may not have reached.
     if (!point_before(done, recovery_point{d.segment_base, d.position, d.next_offset})) return false;
-    // Index entries below the checkpoint are trusted at recovery: make them durable first.
-    bool have_target = false;
-    for (auto& s : segs) {
+    // Index entries below the checkpoint are trusted at recovery: make them
+    // durable first. (The list holds every segment up to the committed one,
+    // which is at or past d; one missing was removed by retention.)
+    for (auto& s : segs)
         if (s->base_offset() >= done.segment_base && s->base_offset() <= d.segment_base) s->index().sync();
-        have_target = have_target || s->base_offset() == d.segment_base;
-    }
-    if (!have_target) return false;  // this handle does not know that segment yet: next time
     _coord->checkpoint_sequence += 1;
     _checkpoint.store({d.segment_base, d.position, d.next_offset}, _coord->checkpoint_sequence);
     _coord->checkpoint_sequence = _checkpoint.sequence();
