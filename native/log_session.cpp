@@ -125,7 +125,6 @@ log_session::log_session(const std::string& path, bool exclusive) : _path(path) 
 
 void log_session::start_session() {
     // No other handle is live: the shared memory is this session's to define.
-    _first = true;
     file_handle f = file_handle::open(_path + "/shm", O_RDWR | O_CREAT);
     if (f.size() < sizeof(log_shm_layout)) f.truncate(sizeof(log_shm_layout));
     void* p = ::mmap(nullptr, sizeof(log_shm_layout), PROT_READ | PROT_WRITE, MAP_SHARED, f.fd(), 0);
@@ -178,14 +177,9 @@ void log_session::claim_slot() {
     // Under the transition lock: one claimer at a time. A slot is free when
     // unused, or when its liveness byte is unlocked (its handle died).
     for (int i = 0; i < 256; ++i) {
-        if (__atomic_load_n(&_shm->slots[i].state, __ATOMIC_ACQUIRE) == 1) {
-            struct flock probe = {};
-            probe.l_type = F_WRLCK;
-            probe.l_whence = SEEK_SET;
-            probe.l_start = static_cast<off_t>(first_slot_byte + i);
-            probe.l_len = 1;
-            if (::fcntl(_lock.fd(), F_OFD_GETLK, &probe) != 0 || probe.l_type != F_UNLCK) continue;  // alive
-        }
+        if (__atomic_load_n(&_shm->slots[i].state, __ATOMIC_ACQUIRE) == 1 &&
+            ofd_locked_elsewhere(_lock.fd(), first_slot_byte + i))
+            continue;  // alive
         if (!ofd_lock(_lock.fd(), first_slot_byte + i, ofd_lock_kind::exclusive, false)) continue;
         _shm->slots[i].pid = static_cast<int32_t>(::getpid());
         __atomic_store_n(&_shm->slots[i].in_flight, 0, __ATOMIC_RELAXED);
@@ -201,13 +195,8 @@ int log_session::others_in_flight() const {
         if (i == _slot || __atomic_load_n(&_shm->slots[i].state, __ATOMIC_ACQUIRE) != 1) continue;
         int n = __atomic_load_n(&_shm->slots[i].in_flight, __ATOMIC_RELAXED);
         if (n <= 0) continue;
-        struct flock probe = {};
-        probe.l_type = F_WRLCK;
-        probe.l_whence = SEEK_SET;
-        probe.l_start = static_cast<off_t>(first_slot_byte + i);
-        probe.l_len = 1;
-        // Held by another description: alive. (Unlocked: the handle died; its count is void.)
-        if (::fcntl(_lock.fd(), F_OFD_GETLK, &probe) == 0 && probe.l_type != F_UNLCK) total += n;
+        // Unlocked: the handle died, its count is void.
+        if (ofd_locked_elsewhere(_lock.fd(), first_slot_byte + i)) total += n;
     }
     return total;
 }

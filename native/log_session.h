@@ -74,7 +74,6 @@ public:
     log_session(const log_session&) = delete;
     log_session& operator=(const log_session&) = delete;
 
-    bool first_opener() const { return _first; }
     /// Whether the previous session ended with a clean close.
     bool was_clean() const { return _was_clean; }
     uint64_t epoch() const { return _shm->epoch; }
@@ -114,7 +113,6 @@ private:
     file_handle _lock;
     log_shm_layout* _shm = nullptr;
     int _slot = -1;           // this handle's slot (-1: none free: it gathers for itself only)
-    bool _first = false;
     bool _was_clean = true;
     bool _closed = false;
 };

@@ -23,4 +23,13 @@ bool ofd_lock(int fd, uint64_t byte, ofd_lock_kind kind, bool wait) {
     return true;
 }
 
+bool ofd_locked_elsewhere(int fd, uint64_t byte) {
+    struct flock probe = {};
+    probe.l_type = F_WRLCK;
+    probe.l_whence = SEEK_SET;
+    probe.l_start = static_cast<off_t>(byte);
+    probe.l_len = 1;
+    return ::fcntl(fd, F_OFD_GETLK, &probe) != 0 || probe.l_type != F_UNLCK;
+}
+
 }  // namespace tidelog

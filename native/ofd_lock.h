@@ -16,4 +16,9 @@ enum class ofd_lock_kind : short { shared, exclusive, unlock };
 /// description holds a conflicting lock; throws error(io_error) otherwise.
 bool ofd_lock(int fd, uint64_t byte, ofd_lock_kind kind, bool wait);
 
+/// Whether another open file description holds a lock on [byte, byte + 1) of
+/// fd (F_OFD_GETLK; this description's own locks do not count). When the
+/// kernel cannot tell, true: a liveness check then errs towards "alive".
+bool ofd_locked_elsewhere(int fd, uint64_t byte);
+
 }  // namespace tidelog

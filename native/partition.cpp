@@ -176,7 +176,6 @@ void partition::open_writer() {
         else
             initialize_shared(_session.was_clean);
         __atomic_add_fetch(&_coord->handles, 1, __ATOMIC_SEQ_CST);
-        _counted = true;
     } catch (...) {
         ofd_lock(_shared.fd(), 0, ofd_lock_kind::unlock, true);
         throw;
@@ -383,29 +382,9 @@ void partition::adopt_view_locked(const committed_point& c, bool relist) {
     _active_created_ns = c.active_created_ns;
 }
 
-partition::append_guard::append_guard(partition& p) : _p(p) {
-    shared_mutex::lock_result r = p._append_lock->lock();
-    try {
-        if (r.acquired_after_owner_died) {
-            p.repair_append_locked();
-            p._append_lock->mark_consistent();
-        } else {
-            p.catch_up_under_append_lock();
-        }
-    } catch (...) {
-        if (r.acquired_after_owner_died) {
-            // Consistent all the same: the intent stays, and the next holder repairs again.
-            try {
-                p._append_lock->mark_consistent();
-            } catch (...) {
-            }
-        }
-        p._append_lock->unlock();
-        throw;
-    }
+partition::append_guard::append_guard(partition& p) : _lock(*p._append_lock, [&p] { p.repair_append_locked(); }) {
+    p.catch_up_under_append_lock();  // (nothing to adopt after a repair: it committed)
 }
-
-partition::append_guard::~append_guard() { _p._append_lock->unlock(); }
 
 void partition::catch_up_under_append_lock() {
     uint64_t seq = __atomic_load_n(&_coord->commit_seq, __ATOMIC_ACQUIRE);
@@ -658,9 +637,7 @@ std::optional<damaged_bytes> partition::recover(size_t first, uint64_t trusted_e
 }
 
 void partition::publish_locked(int64_t visible_end) {
-    if (visible_end <= _shared.visible_end()) return;
-    _shared.publish(visible_end, _sealed_bytes + _segments.back()->size());
-    if (_notifier) _notifier->bump();
+    if (_shared.publish(visible_end, _sealed_bytes + _segments.back()->size()) && _notifier) _notifier->bump();
 }
 
 std::vector<append_result> partition::append(const append_request* requests, size_t count) {
@@ -843,10 +820,9 @@ void partition::on_durable(const recovery_point& point) {
         std::lock_guard<std::mutex> g(_durable_mu);
         if (d.next_offset >= _durable.next_offset) _durable = {d.segment_base, d.position, d.next_offset};
     }
-    if (_config.durability == durability_mode::fsync) {
-        _shared.publish(d.next_offset, _shared.visible_bytes());
-        if (_notifier) _notifier->bump();
-    }
+    if (_config.durability == durability_mode::fsync && _shared.publish(d.next_offset, _shared.visible_bytes()) &&
+        _notifier)
+        _notifier->bump();
 }
 
 bool partition::durable_covers(const recovery_point& point) const {
@@ -914,36 +890,37 @@ bool partition::write_checkpoint() {
         catch_up_locked();
         segs = _segments;
     }
-    shared_mutex::lock_result r = _checkpoint_lock->lock();
-    struct unlock_at_exit {
-        shared_mutex& m;
-        ~unlock_at_exit() { m.unlock(); }
-    } unlock{*_checkpoint_lock};
+    shared_mutex_guard lock = checkpoint_guard();
     kill_point("checkpoint.locked");
-    if (r.acquired_after_owner_died) {
-        // A store may be torn: its slot is ignored at load, and numbering goes on
-        // from the newest valid one, so the next store overwrites the torn slot.
-        recover_checkpoint_sequence();
-        _checkpoint_lock->mark_consistent();
-    }
+    recovery_point point{d.segment_base, d.position, d.next_offset};
     durable_point done = _coord->checkpointed;
-    // Only forward: a partition's last handle stores its own (synced) end at
-    // close, which the shared durable point may not have reached.
-    if (!point_before(done, recovery_point{d.segment_base, d.position, d.next_offset})) return false;
+    if (!point_before(done, point)) return false;
     // Index entries below the checkpoint are trusted at recovery: make them
     // durable first. (The list holds every segment up to the committed one,
     // which is at or past d; one missing was removed by retention.)
     for (auto& s : segs)
         if (s->base_offset() >= done.segment_base && s->base_offset() <= d.segment_base) s->index().sync();
-    _coord->checkpoint_sequence += 1;
-    _checkpoint.store({d.segment_base, d.position, d.next_offset}, _coord->checkpoint_sequence);
-    _coord->checkpoint_sequence = _checkpoint.sequence();
-    _coord->checkpointed = d;
-    _checkpointed = {d.segment_base, d.position, d.next_offset};
-    return true;
+    return store_checkpoint_locked(point);
 }
 
-void partition::recover_checkpoint_sequence() { _coord->checkpoint_sequence = _checkpoint.reload_sequence(); }
+shared_mutex_guard partition::checkpoint_guard() {
+    // A store may be torn: its slot is ignored at load, and numbering goes on
+    // from the newest valid one, so the next store overwrites the torn slot.
+    return shared_mutex_guard(*_checkpoint_lock,
+                              [this] { _coord->checkpoint_sequence = _checkpoint.reload_sequence(); });
+}
+
+bool partition::store_checkpoint_locked(const recovery_point& point) {
+    // Only forward: a partition's last handle stores its own synced end at
+    // close, which the shared durable point may not have reached, and another
+    // handle may reopen, append and checkpoint further before a closer stores.
+    if (!point_before(_coord->checkpointed, point)) return false;
+    _checkpoint.store(point, _coord->checkpoint_sequence + 1);
+    _coord->checkpoint_sequence = _checkpoint.sequence();
+    _coord->checkpointed = {point.segment_base, point.position, point.next_offset};
+    _checkpointed = point;
+    return true;
+}
 
 void partition::enforce_retention() {
     if (!has_retention()) return;
@@ -951,15 +928,7 @@ void partition::enforce_retention() {
     // another still unlinks older ones could make its unlink durable first,
     // leaving a hole at the front after a power cut.
     std::lock_guard<std::mutex> one_pass(_retention_mu);
-    shared_mutex::lock_result r = _retention_lock->lock();
-    struct unlock_at_exit {
-        shared_mutex& m;
-        ~unlock_at_exit() { m.unlock(); }
-    } unlock{*_retention_lock};
-    if (r.acquired_after_owner_died) {
-        finish_retention_locked();
-        _retention_lock->mark_consistent();
-    }
+    shared_mutex_guard one_pass_anywhere(*_retention_lock, [this] { finish_retention_locked(); });
     std::vector<std::shared_ptr<segment>> doomed;
     {
         std::lock_guard<std::mutex> g(_mu);
@@ -1395,7 +1364,6 @@ void partition::close() {
     {
         std::lock_guard<std::mutex> g(_mu);
         append_guard lock(*this);
-        _counted = false;
         if (__atomic_sub_fetch(&_coord->handles, 1, __ATOMIC_SEQ_CST) == 0 &&
             !(__atomic_load_n(&_coord->flags, __ATOMIC_ACQUIRE) & partition_flag_deleted)) {
             // The partition's last handle of the session: trim the active segment
@@ -1412,25 +1380,8 @@ void partition::close() {
         }
     }
     if (point.next_offset >= 0) {
-        shared_mutex::lock_result r = _checkpoint_lock->lock();
-        if (r.acquired_after_owner_died) {
-            recover_checkpoint_sequence();
-            _checkpoint_lock->mark_consistent();
-        }
-        try {
-            // Only forward: another handle may have opened the partition again,
-            // appended and checkpointed since this one sealed it.
-            if (point_before(_coord->checkpointed, point)) {
-                _coord->checkpoint_sequence += 1;
-                _checkpoint.store(point, _coord->checkpoint_sequence);
-                _coord->checkpoint_sequence = _checkpoint.sequence();
-                _coord->checkpointed = {point.segment_base, point.position, point.next_offset};
-            }
-        } catch (...) {
-            _checkpoint_lock->unlock();
-            throw;
-        }
-        _checkpoint_lock->unlock();
+        shared_mutex_guard lock = checkpoint_guard();
+        store_checkpoint_locked(point);
     }
     _checkpoint.close();
     for (auto& s : _segments) s->close();

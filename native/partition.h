@@ -182,13 +182,16 @@ private:
     class append_guard {
     public:
         explicit append_guard(partition& p);
-        ~append_guard();
-        append_guard(const append_guard&) = delete;
-        append_guard& operator=(const append_guard&) = delete;
 
     private:
-        partition& _p;
+        shared_mutex_guard _lock;
     };
+    /// Holds the checkpoint lock; after a dead holder, numbering goes on from
+    /// the file's newest valid slot.
+    shared_mutex_guard checkpoint_guard();
+    /// Stores `point` as the recovery checkpoint if it lies past the stored one
+    /// (checkpoint lock held); false if it does not.
+    bool store_checkpoint_locked(const recovery_point& point);
     void open_writer();
     void initialize_shared(bool clean_shutdown);
     void join_shared();
@@ -202,7 +205,6 @@ private:
     void commit_locked();
     void repair_append_locked();
     void finish_retention_locked();
-    void recover_checkpoint_sequence();
     void open_reader();
     bool refresh_segments_locked();
     void roll_locked();
@@ -249,7 +251,6 @@ private:
     uint64_t _seen_commit_seq = UINT64_MAX;  // the coordination's commit_seq this view matches (_mu)
     uint64_t _seen_generation = UINT64_MAX;
     int64_t _active_created_ns = 0;          // CLOCK_REALTIME, the active segment's (segment_ms)
-    bool _counted = false;                   // this handle counts in coordination.handles
 };
 
 }  // namespace tidelog

@@ -12,8 +12,10 @@
 //   retention_lock  one retention pass at a time, its intent
 //   checkpoint_lock the recovery-checkpoint file and the checkpointed point
 // and the log-wide flush lock (log_session.h) protects the durable point.
-// Lock order: partition::_mu → retention_lock → append_lock; the flush lock
-// and checkpoint_lock are never held with append_lock.
+// Lock order: retention_lock → partition::_mu → append_lock; the log's flush
+// lock may be held when taking _mu (and so append_lock), never the other way
+// round; checkpoint_lock is a leaf (nothing is taken while it is held).
+#include <cstddef>
 #include <cstdint>
 
 #include "seqlock.h"
@@ -75,7 +77,7 @@ struct partition_coordination {
     alignas(64) durable_point checkpointed;            // 576 (checkpoint_lock)
     uint64_t checkpoint_sequence;                      // slot sequence of the checkpoint file
     alignas(64) append_intent intent;                  // 640
-    alignas(64) uint32_t retention_phase;              // 896: 1 = unlinking segments below retention_start
+    alignas(64) uint32_t retention_phase;              // 768: 1 = unlinking segments below retention_start
     uint32_t reserved2;
     int64_t retention_start;
 };
@@ -83,5 +85,12 @@ struct partition_coordination {
 static constexpr uint32_t partition_flag_deleted = 1;
 static constexpr uint64_t partition_coordination_position = 128;
 static_assert(sizeof(partition_coordination) <= 1024 - 128, "partition coordination layout");
+// The positions FORMAT.md §7.2 gives (in the file: + 128).
+static_assert(offsetof(partition_coordination, append_lock) + 128 == 192 &&
+                  offsetof(partition_coordination, committed) + 128 == 384 &&
+                  offsetof(partition_coordination, durable) + 128 == 512 &&
+                  offsetof(partition_coordination, intent) + 128 == 640 &&
+                  offsetof(partition_coordination, retention_phase) + 128 == 768,
+              "partition coordination positions (FORMAT.md §7.2)");
 
 }  // namespace tidelog

@@ -122,4 +122,34 @@ private:
     pthread_mutex_t* _m;
 };
 
+/// Holds a shared_mutex for a scope. When the previous owner died, `repair`
+/// runs first (with the mutex held), then mark_consistent(). A repair that
+/// throws leaves the mutex consistent all the same and unlocked (every repair
+/// must be idempotent: the next holder finds the same leftovers and repairs
+/// again), and the exception goes on.
+class shared_mutex_guard {
+public:
+    template <class Repair>
+    shared_mutex_guard(shared_mutex m, Repair&& repair) : _m(m) {
+        if (!_m.lock().acquired_after_owner_died) return;
+        try {
+            repair();
+        } catch (...) {
+            try {
+                _m.mark_consistent();
+            } catch (...) {
+            }
+            _m.unlock();
+            throw;
+        }
+        _m.mark_consistent();
+    }
+    ~shared_mutex_guard() { _m.unlock(); }
+    shared_mutex_guard(const shared_mutex_guard&) = delete;
+    shared_mutex_guard& operator=(const shared_mutex_guard&) = delete;
+
+private:
+    shared_mutex _m;
+};
+
 }  // namespace tidelog

@@ -80,14 +80,15 @@ uint64_t shared_state::visible_bytes() const {
     return _state ? __atomic_load_n(&_state->visible_bytes, __ATOMIC_ACQUIRE) : 0;
 }
 
-void shared_state::publish(int64_t visible_end, uint64_t visible_bytes) {
+bool shared_state::publish(int64_t visible_end, uint64_t visible_bytes) {
     int64_t seen = __atomic_load_n(&_state->visible_end, __ATOMIC_ACQUIRE);
     do {
-        if (visible_end <= seen) return;
+        if (visible_end <= seen) return false;
     } while (!__atomic_compare_exchange_n(&_state->visible_end, &seen, visible_end, true, __ATOMIC_ACQ_REL,
                                           __ATOMIC_ACQUIRE));
     __atomic_store_n(&_state->visible_bytes, visible_bytes, __ATOMIC_RELEASE);
     bump();
+    return true;
 }
 
 void shared_state::publish_start(int64_t start_offset) {

@@ -50,8 +50,9 @@ public:
     uint32_t sequence() const;
     uint64_t visible_bytes() const;
     /// Raises the visible end to visible_end (never lowers it: several handles
-    /// publish), then wakes readers. visible_bytes is approximate.
-    void publish(int64_t visible_end, uint64_t visible_bytes);
+    /// publish), then wakes readers; false (and no wake-up) when the end was
+    /// already there. visible_bytes is approximate.
+    bool publish(int64_t visible_end, uint64_t visible_bytes);
     /// Sets the first offset retention kept (append lock held; or at init).
     void publish_start(int64_t start_offset);
     /// Read-write handles: the coordination block, and the file (OFD init lock).
