@@ -1,9 +1,14 @@
 """tidelog: an embedded, durable, Arrow-native event-streaming log."""
 from .errors import (
+    CommitFailedError,
     CorruptionError,
     CorruptionWarning,
+    FencedInstanceIdError,
+    GroupNotEmptyError,
+    InconsistentGroupProtocolError,
     IntegrityError,
     InvalidArgumentError,
+    InvalidGroupIdError,
     InvalidTopicNameError,
     LogClosedError,
     LogLockedError,
@@ -16,6 +21,7 @@ from .errors import (
     TidelogIOError,
     TimestampWarning,
     TopicExistsError,
+    UnknownGroupError,
     UnknownTopicError,
 )
 from ._log import Log, open
@@ -35,5 +41,6 @@ __all__ = [
     "RECORD_SCHEMA", "ReadOnlyError", "RecordTooLargeError", "Scan", "SchemaMismatchError", "TidelogError",
     "TidelogIOError", "TimestampWarning", "Topic", "TopicConfig", "TopicExistsError", "UnknownTopicError", "open",
     "OFFSET_BEGINNING", "OFFSET_END", "OFFSET_INVALID", "OFFSET_STORED", "OffsetAndMetadata", "Partition",
-    "TopicPartition",
+    "TopicPartition", "CommitFailedError", "FencedInstanceIdError", "GroupNotEmptyError",
+    "InconsistentGroupProtocolError", "InvalidGroupIdError", "UnknownGroupError",
 ]

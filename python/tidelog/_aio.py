@@ -100,6 +100,7 @@ class AsyncConsumer:
                 loop.call_soon_threadsafe(lambda: woke.done() or woke.set_result(None))
 
         helper = threading.Thread(target=park, name="tidelog-async-consumer", daemon=True)
+        self.consumer._idle(True)
         helper.start()
         try:
             await woke
@@ -112,6 +113,7 @@ class AsyncConsumer:
                 cancelled.set()
                 self._log.wake_waiters()
                 helper.join()
+            self.consumer._idle(False)
 
     async def poll(self, timeout: float | None = None):
         loop = asyncio.get_running_loop()
@@ -177,6 +179,13 @@ class AsyncConsumer:
 
     def end_offsets(self, partitions=None) -> dict[tuple[str, int], int]:
         return self.consumer.end_offsets(partitions)
+
+    async def commit(self, message=None, offsets=None) -> None:
+        """A group consumer's durable commit (see GroupConsumer.commit), its fdatasync off the event loop."""
+        await asyncio.get_running_loop().run_in_executor(None, lambda: self.consumer.commit(message, offsets))
+
+    async def committed(self, partitions, timeout: float | None = None):
+        return await asyncio.get_running_loop().run_in_executor(None, self.consumer.committed, partitions)
 
     async def close(self) -> None:
         """Stops consuming; a poll waiting in another task returns."""

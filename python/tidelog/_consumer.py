@@ -19,12 +19,11 @@ from . import _arrow, _core
 from ._topic import check_on_corrupt
 from ._types import (LOGICAL_OFFSETS, OFFSET_BEGINNING, OFFSET_END, OFFSET_INVALID, OFFSET_STORED, TopicPartition,
                      commit_offsets, partition_key, partition_keys)
-from .errors import InvalidArgumentError, LogClosedError
+from .errors import InvalidArgumentError, InvalidGroupIdError, LogClosedError
 
 logger = logging.getLogger("tidelog")
 
-GROUPS_NOT_YET = ("consumer groups (group=..., group.id) are not available yet: use assign()/seek() and keep "
-                  "your own offsets for now")
+NO_GROUP = "this consumer has no group: commits need one (log.consumer(topics, group=...))"
 
 
 def _decode_records(frame, topic, name: str, partition: int, lo: int, hi: int) -> list:
@@ -46,14 +45,12 @@ class Consumer:
     ``TopicPartition``; offsets to commit by ints or ``OffsetAndMetadata``.
     """
 
-    def __init__(self, log, topics: Iterable[str] | str | None = None, start: str = "earliest", group=None,
+    def __init__(self, log, topics: Iterable[str] | str | None = None, start: str = "earliest",
                  on_corrupt: str = "raise", notifier=None):
         """``notifier``: what the consumer waits on, with ``notify_sequence()``
         and ``wait_notify(sequence, timeout)``: the log (default), or the
         log's native core, which ``Log.consumer()`` hands down so that a poll
         saves a call."""
-        if group is not None:
-            raise NotImplementedError(GROUPS_NOT_YET)
         if start not in ("earliest", "latest"):
             raise ValueError(f"start must be 'earliest' or 'latest', not {start!r}")
         self._log = log
@@ -243,8 +240,9 @@ class Consumer:
         return {(t, p): self._partition(t, p).end_offset for t, p in pairs}
 
     def commit(self, message=None, offsets=None, asynchronous: bool = False) -> None:
-        """Commits offsets for this consumer's group (not available yet: raises
-        NotImplementedError after checking the arguments).
+        """Commits offsets for this consumer's group: a consumer without a group
+        raises InvalidGroupIdError after checking the arguments (see
+        ``tidelog.groups.GroupConsumer.commit``).
 
         Forms: ``commit()``; ``commit(offsets={("orders", 0): 43})`` (values
         may be ``OffsetAndMetadata``; keys ``TopicPartition``, as
@@ -260,14 +258,21 @@ class Consumer:
         elif message is not None:
             if not all(hasattr(message, a) for a in ("topic", "partition", "offset")):
                 raise TypeError(f"commit(message=...) takes a Record, not {type(message).__name__}")
-        raise NotImplementedError(GROUPS_NOT_YET)
+        raise InvalidGroupIdError(NO_GROUP)
 
     def committed(self, partitions, timeout: float | None = None) -> list[TopicPartition]:
         """The group's committed offsets of ``partitions`` (TopicPartitions or
-        pairs) as TopicPartitions (not available yet: raises
-        NotImplementedError after checking the arguments)."""
+        pairs) as TopicPartitions: a consumer without a group raises
+        InvalidGroupIdError after checking the arguments."""
         partition_keys(partitions, "committed()")
-        raise NotImplementedError(GROUPS_NOT_YET)
+        raise InvalidGroupIdError(NO_GROUP)
+
+    def lag(self) -> dict[tuple[str, int], int]:
+        """Records between this consumer's position and the end, per assigned partition."""
+        return {key: max(0, self._partition(*key).end_offset - self._position(key)) for key in self._assignment}
+
+    def _idle(self, waiting: bool) -> None:
+        """The asyncio consumer waits outside poll(): a group member marks it (not evicted meanwhile)."""
 
     # ---------------------------------------------------------------- reading
     def _drop_buffer(self) -> None:

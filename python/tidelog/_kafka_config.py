@@ -34,17 +34,28 @@ CONSUMER_NAMES = {
     "group_id": "group",
     "auto.offset.reset": "start",
     "auto_offset_reset": "start",
+    "partition.assignment.strategy": "partition_assignment_strategy",
+    "group.instance.id": "group_instance_id",
+    "enable.auto.commit": "enable_auto_commit",
+    "auto.commit.interval.ms": "auto_commit_interval_ms",
+    "max.poll.interval.ms": "max_poll_interval_ms",
+    "session.timeout.ms": "session_timeout_ms",
+    "client.id": "client_id",
 }
+
+#: Group settings (tidelog's names are kafka-python's keywords) and how a string value (librdkafka) converts.
+GROUP_SETTINGS = {"partition_assignment_strategy": str, "group_instance_id": str, "enable_auto_commit": bool,
+                  "auto_commit_interval_ms": int, "max_poll_interval_ms": int, "session_timeout_ms": int,
+                  "client_id": str, "on_assign": None, "on_revoke": None, "on_lost": None, "listener": None}
 
 #: Accepted for compatibility; nothing to configure on a local log.
 NO_EFFECT = {
-    "bootstrap.servers", "bootstrap_servers", "client.id", "client_id", "enable.idempotence",
+    "bootstrap.servers", "bootstrap_servers", "enable.idempotence",
     "enable_idempotence", "retries", "delivery.timeout.ms", "request.timeout.ms", "request_timeout_ms",
     "socket.timeout.ms", "security.protocol", "security_protocol", "compression.type", "compression_type",
-    "session.timeout.ms", "session_timeout_ms", "heartbeat.interval.ms", "heartbeat_interval_ms",
-    "fetch.min.bytes", "fetch_min_bytes", "fetch.wait.max.ms", "fetch_max_wait_ms", "max.poll.interval.ms",
-    "max_poll_interval_ms", "enable.auto.commit", "enable_auto_commit", "auto.commit.interval.ms",
-    "auto_commit_interval_ms", "api_version", "fetch.queue.backoff.ms",
+    "heartbeat.interval.ms", "heartbeat_interval_ms",
+    "fetch.min.bytes", "fetch_min_bytes", "fetch.wait.max.ms", "fetch_max_wait_ms", "api_version",
+    "fetch.queue.backoff.ms",
 }
 
 #: acks: Kafka's values -> tidelog's. "all" (-1) waits for the group commit's
@@ -106,9 +117,27 @@ def producer_settings(config: dict | None, kwargs: dict) -> dict:
 
 
 def consumer_settings(config: dict | None, kwargs: dict) -> dict:
-    """tidelog consumer keywords (start, group, on_corrupt) from Kafka's names."""
-    own = {"start", "group", "on_corrupt"}
+    """tidelog consumer keywords (start, group, on_corrupt, and the group
+    settings) from Kafka's names."""
+    own = {"start", "group", "on_corrupt", *GROUP_SETTINGS}
     out, _ = _merge("consumer", config, kwargs, CONSUMER_NAMES, own)
+    for name, kind in GROUP_SETTINGS.items():
+        value = out.get(name)
+        if kind is int and isinstance(value, str):
+            try:
+                out[name] = int(value)
+            except ValueError:
+                raise InvalidArgumentError(f"{name} must be an integer, not {value!r}") from None
+        elif kind is bool and isinstance(value, str):
+            if value.lower() not in ("true", "false"):
+                raise InvalidArgumentError(f"{name} must be true or false, not {value!r}")
+            out[name] = value.lower() == "true"
+        elif name == "partition_assignment_strategy" and isinstance(value, (list, tuple)) and len(value) == 1:
+            out[name] = value[0]  # kafka-python takes a list of assignors
+    if out.get("group") is None:
+        given = sorted(n for n in GROUP_SETTINGS if n in out and n != "client_id")
+        if given:
+            raise InvalidArgumentError(f"{', '.join(given)} need a consumer group: pass group=...")
     if "start" in out:
         start = out["start"]
         if start not in OFFSET_RESET:

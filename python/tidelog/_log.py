@@ -457,7 +457,20 @@ class Log:
         position begin, and where a seek out of range goes (Kafka's
         auto.offset.reset). ``on_corrupt``: "raise" (default; CorruptionError at
         damaged data) or "skip" (step over it with a CorruptionWarning, counted in
-        ``stats()``). Consumer groups (``group=``) are not available yet.
+        ``stats()``).
+
+        ``group="billing"`` makes it a member of that consumer group (a
+        ``tidelog.groups.GroupConsumer``): the group's members, in any thread
+        or process, share the topics' partitions and resume from the group's
+        committed offsets. Group settings, with kafka-python's names:
+        ``partition_assignment_strategy`` ("range", "roundrobin",
+        "cooperative-sticky"), ``group_instance_id`` (static membership),
+        ``enable_auto_commit`` (True), ``auto_commit_interval_ms`` (5000),
+        ``max_poll_interval_ms`` (300000), ``session_timeout_ms`` (45000; for
+        static members), ``client_id``, and the rebalance callbacks
+        ``on_assign``/``on_revoke``/``on_lost`` (``fn(consumer, partitions)``,
+        confluent-kafka's) or ``listener`` (an object with
+        ``on_partitions_assigned``/``_revoked``/``_lost``). See docs/groups.md.
 
         Kafka's names work too: ``log.consumer({"auto.offset.reset": "latest"})``
         (a confluent-kafka style dict in place of ``topics``; then ``subscribe()``)
@@ -472,8 +485,16 @@ class Log:
             config, topics = topics, None
         given = {k: v for k, v in (("start", start), ("group", group), ("on_corrupt", on_corrupt)) if v is not _UNSET}
         settings = consumer_settings(config, {**given, **kafka})
-        return Consumer(self, topics, start=settings.get("start", "earliest"), group=settings.get("group"),
-                        on_corrupt=settings.get("on_corrupt", "raise"), notifier=self._native)
+        common = dict(start=settings.pop("start", "earliest"), on_corrupt=settings.pop("on_corrupt", "raise"),
+                      notifier=self._native)
+        name = settings.pop("group", None)
+        if name is None:
+            return Consumer(self, topics, **common)
+        from . import groups
+
+        self._check_writable()  # a member writes the group's state and offsets
+        folder = groups.group_folder(self, groups.validate_group_name(name))
+        return groups.GroupConsumer(self, topics, name, folder, **common, **settings)
 
     def async_producer(self, **kwargs):
         """An asyncio producer: ``await p.send(...)``, ``await p.flush()``. Same options as producer()."""
@@ -487,6 +508,40 @@ class Log:
         from ._aio import AsyncConsumer
 
         return AsyncConsumer(self.consumer(topics, **settings))
+
+    # ----------------------------------------------------------------- groups
+    def groups(self) -> list[str]:
+        """The names of the consumer groups kept in this log."""
+        from . import groups
+
+        self._check_open()
+        return groups.list_groups(self)
+
+    def describe_group(self, name: str):
+        """A ``tidelog.groups.GroupDescription``: state, assignor, generation,
+        members (id, instance id, client id, host, pid, assignment, owned),
+        committed offsets and lag per partition."""
+        from . import groups
+
+        self._check_open()
+        return groups.describe_group(self, name)
+
+    def delete_group(self, name: str) -> None:
+        """Deletes a consumer group and its offsets; ``GroupNotEmptyError``
+        while it has live members, ``UnknownGroupError`` when there is none."""
+        from . import groups
+
+        self._check_open()
+        groups.delete_group(self, name)
+
+    def reset_group_offsets(self, name: str, to: Any, topics=None) -> dict[tuple[str, int], int]:
+        """Sets a group's committed offsets durably: ``to`` = "earliest",
+        "latest", a timestamp, or {(topic, partition): offset}; refused while
+        the group has live members (``GroupNotEmptyError``)."""
+        from . import groups
+
+        self._check_open()
+        return groups.reset_group_offsets(self, name, to, topics)
 
     # ------------------------------------------------------------------- misc
     def flush(self) -> None:

@@ -147,6 +147,58 @@ class IntegrityError(TidelogError):
     uses for the same failure (``eventsourcing.persistence.IntegrityError``)."""
 
 
+class InvalidGroupIdError(TidelogError, ValueError):
+    """A consumer group name outside the topic-name rule (1-249 of
+    [A-Za-z0-9._-], not '.' or '..'), or a group call on a consumer that has
+    no group."""
+
+    kafka_error = "INVALID_GROUP_ID"
+
+
+class UnknownGroupError(TidelogError, KeyError):
+    """An admin call named a consumer group that does not exist."""
+
+    kafka_error = "GROUP_ID_NOT_FOUND"
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class GroupNotEmptyError(TidelogError):
+    """An admin call that needs a group without live members (delete, reset
+    offsets) found members; ``members`` lists their member ids."""
+
+    kafka_error = "NON_EMPTY_GROUP"
+
+    def __init__(self, message: str, members: list[str] | None = None):
+        super().__init__(message)
+        self.members = list(members or [])
+
+
+class CommitFailedError(TidelogError):
+    """A commit was refused because this member no longer owns a partition it
+    named (its generation is stale: the group moved the partition, or evicted
+    the member after ``max_poll_interval_ms`` without a poll), or never owned
+    it. Nothing of the commit was stored. Kafka's ``CommitFailedException``."""
+
+    kafka_error = "ILLEGAL_GENERATION"
+
+
+class FencedInstanceIdError(TidelogError):
+    """Another consumer joined with this consumer's ``group_instance_id``: the
+    newer one holds the static membership and this one is out of the group
+    (Kafka's ``FencedInstanceIdException``; fatal for this consumer)."""
+
+    kafka_error = "FENCED_INSTANCE_ID"
+
+
+class InconsistentGroupProtocolError(TidelogError, ValueError):
+    """A member asked for a ``partition_assignment_strategy`` that the group's
+    live members do not use."""
+
+    kafka_error = "INCONSISTENT_GROUP_PROTOCOL"
+
+
 #: Native error code name (tidelog._core.ErrorCode) -> the class raised for it.
 #: tests/test_errors.py checks that every native code has an entry.
 _NATIVE_ERRORS: dict[str, type[TidelogError]] = {

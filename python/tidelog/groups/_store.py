@@ -1,0 +1,188 @@
+"""One consumer group's files: the durable table (committed offsets, and the
+group's coordination state) and the members page (liveness locks and
+heartbeats).
+
+``<log>/groups/<group>/table/``  a ``_core.DurableTable``: every read and
+    write of the group happens under its lock, so a fencing check and the
+    write it guards are one atomic step across threads and processes.
+    Keys: ``b"state"`` (the coordination state, JSON, written without
+    fdatasync: it describes live members, which a reboot ends anyway) and
+    ``b"o/<topic>/<partition>"`` (a committed offset, JSON, fdatasync'd before
+    ``commit()`` returns).
+``<log>/groups/<group>/members``  a small shared page (docs/FORMAT.md,
+    "Consumer groups"): byte 8 holds ``state_seq``, bumped after every state
+    change, which members read on every fetch without a lock or system call;
+    from byte 4096, 32 bytes per member slot: the member's tag, the
+    CLOCK_MONOTONIC time of its last poll, and whether it is waiting inside
+    a poll. Each live member holds an OFD lock on byte ``LIVENESS_BYTE0 +
+    slot`` of this file: the kernel releases it when the member's process
+    dies, which is how a crash is detected.
+
+Concurrency: a GroupStore is used by one thread at a time (a consumer, or the
+watcher thread, each has its own); the kernel's locks do the rest.
+"""
+from __future__ import annotations
+
+import json
+import mmap
+import os
+import time
+from typing import Any
+
+import numpy as np
+
+from .. import _core
+
+MEMBERS_MAGIC = 0x4D474C54  # "TLGM"
+MEMBERS_VERSION = 1
+MAX_MEMBERS = 1024
+SLOT_BYTES = 32
+SLOTS_AT = 4096
+MEMBERS_FILE_BYTES = SLOTS_AT + MAX_MEMBERS * SLOT_BYTES
+LIVENESS_BYTE0 = 1 << 20  # OFD lock bytes (no data there: locks may lie past the end)
+STATE_VERSION = 1
+STATE_KEY = b"state"
+OFFSET_PREFIX = b"o/"
+
+
+def offset_key(topic: str, partition: int) -> bytes:
+    return b"%s%s/%d" % (OFFSET_PREFIX, topic.encode(), partition)
+
+
+def parse_offset_key(key: bytes) -> tuple[str, int]:
+    topic, _, p = key[len(OFFSET_PREFIX):].rpartition(b"/")
+    return topic.decode(), int(p)
+
+
+def empty_state() -> dict[str, Any]:
+    return {"version": STATE_VERSION, "generation": 0, "strategy": None, "members": {}, "owners": {},
+            "partitions": {}}
+
+
+def owner_key(topic: str, partition: int) -> str:
+    return f"{partition}/{topic}"
+
+
+def parse_owner_key(key: str) -> tuple[str, int]:
+    p, _, topic = key.partition("/")
+    return topic, int(p)
+
+
+class GroupStore:
+    """The files of one group, opened by one user (a consumer or the watcher)."""
+
+    def __init__(self, folder: str, create: bool):
+        self.folder = folder
+        if create:
+            os.makedirs(folder, exist_ok=True)
+        elif not os.path.isdir(os.path.join(folder, "table")):
+            raise FileNotFoundError(folder)
+        self.table = _core.DurableTable(os.path.join(folder, "table"), create)
+        path = os.path.join(folder, "members")
+        self.liveness = _core.OfdLock(path)  # this user's descriptor: its own locks, and probes of others'
+        fd = self.liveness.fileno()
+        if os.fstat(fd).st_size < MEMBERS_FILE_BYTES:
+            os.ftruncate(fd, MEMBERS_FILE_BYTES)  # zeros: no member yet, state_seq 0
+        self._map = mmap.mmap(fd, MEMBERS_FILE_BYTES)
+        # int64 words: [0] magic|version, [1] state_seq; slots: [tag, last_poll_ns, waiting, spare]
+        self.words = np.frombuffer(self._map, dtype=np.int64)
+        self.words[0] = MEMBERS_MAGIC | (MEMBERS_VERSION << 32)
+        self._state: dict[str, Any] | None = None
+        self._state_raw: bytes | None = None
+
+    # ----------------------------------------------------------- lock-free
+    @property
+    def state_seq(self) -> int:
+        return int(self.words[1])
+
+    def slot_words(self, slot: int) -> int:
+        return (SLOTS_AT + slot * SLOT_BYTES) // 8
+
+    def heartbeat(self, slot: int, waiting: bool) -> None:
+        at = (SLOTS_AT + slot * SLOT_BYTES) // 8
+        self.words[at + 1] = time.monotonic_ns()
+        self.words[at + 2] = 1 if waiting else 0
+
+    def last_poll(self, slot: int) -> tuple[int, int, bool]:
+        at = (SLOTS_AT + slot * SLOT_BYTES) // 8
+        return int(self.words[at]), int(self.words[at + 1]), bool(self.words[at + 2])
+
+    def claim_slot_words(self, slot: int, tag: int) -> None:
+        at = (SLOTS_AT + slot * SLOT_BYTES) // 8
+        self.words[at] = tag
+        self.words[at + 1] = time.monotonic_ns()
+        self.words[at + 2] = 0
+
+    def alive(self, slot: int) -> bool:
+        """Whether some descriptor (a live member: a dead one's lock is gone) holds the slot's liveness lock."""
+        return self.liveness.locked_elsewhere(LIVENESS_BYTE0 + slot)
+
+    # ------------------------------------------------------- under the lock
+    def lock(self, timeout: float | None = None) -> bool:
+        if not self.table.lock(timeout):
+            return False
+        try:
+            self.table.refresh()
+        except BaseException:
+            self.table.unlock()
+            raise
+        return True
+
+    def unlock(self) -> None:
+        self.table.unlock()
+
+    def __enter__(self) -> "GroupStore":
+        self.lock()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.unlock()
+
+    def state(self) -> dict[str, Any]:
+        """The coordination state (a fresh copy the caller may change)."""
+        raw = self.table.get(STATE_KEY)
+        if raw is None:
+            return empty_state()
+        if raw is not self._state_raw and raw != self._state_raw:
+            self._state = json.loads(raw)
+            self._state_raw = raw
+        return json.loads(self._state_raw) if self._state is None else _copy(self._state)
+
+    def save_state(self, state: dict[str, Any]) -> None:
+        raw = json.dumps(state, separators=(",", ":")).encode()
+        self.table.put([(STATE_KEY, raw)])
+        self._state, self._state_raw = _copy(state), raw
+        self.words[1] = self.state_seq + 1
+
+    def committed(self, topic: str, partition: int) -> dict[str, Any] | None:
+        raw = self.table.get(offset_key(topic, partition))
+        return None if raw is None else json.loads(raw)
+
+    def all_committed(self) -> dict[tuple[str, int], dict[str, Any]]:
+        return {parse_offset_key(k): json.loads(v) for k, v in self.table.items(OFFSET_PREFIX)}
+
+    def put_offsets(self, entries: dict[tuple[str, int], dict[str, Any] | None]):
+        """One atomic record; returns the sync token (``table.sync`` it, without the lock, to make it durable)."""
+        changes = [(offset_key(t, p), None if v is None else json.dumps(v, separators=(",", ":")).encode())
+                   for (t, p), v in entries.items()]
+        return self.table.put(changes)
+
+    def sync(self, token) -> None:
+        self.table.sync(token)
+
+    def close(self) -> None:
+        self.words = None
+        try:
+            self._map.close()
+        except BufferError:
+            pass  # a numpy view still alive elsewhere: the mapping goes with it
+        self.liveness.close()
+        self.table.close()
+
+
+def _copy(state: dict[str, Any]) -> dict[str, Any]:
+    out = dict(state)
+    out["members"] = {m: dict(v) for m, v in state["members"].items()}
+    out["owners"] = dict(state["owners"])
+    out["partitions"] = dict(state["partitions"])
+    return out
