@@ -73,18 +73,18 @@ def assign(strategy: str, members: list[MemberSpec], partitions: dict[str, int],
             f"unknown assignment strategy {strategy!r}; valid ones are {', '.join(STRATEGIES)}")
     ordered = _ordered_members(members)
     sizes = _topic_sizes(partitions)
-    # What each member can be given: its subscribed topics that exist and have partitions.
-    subs = [sorted(m.topics.intersection(sizes)) for m in ordered]
+    groups = _Subscriptions(ordered, sizes)
     if strategy == "range":
-        per_member = _range(subs, sizes)
+        per_member = _range(groups, sizes)
     elif strategy == "roundrobin":
-        per_member = _roundrobin(subs, sizes)
+        per_member = _roundrobin(groups, sizes)
     else:
-        owned = _previously_owned(ordered, subs, sizes, previous or {})
-        if all(s == subs[0] for s in subs):
-            per_member = _sticky_equal_subscriptions(subs[0] if subs else [], sizes, owned)
+        owned = _previously_owned(ordered, groups, sizes, previous or {})
+        if len(groups.class_topics) <= 1:
+            topics = groups.class_topics[0] if groups.class_topics else []
+            per_member = _sticky_equal_subscriptions(topics, sizes, owned)
         else:
-            per_member = _StickyBalancer(subs, sizes, owned).run()
+            per_member = _StickyBalancer(groups, sizes, owned).run()
     return {m.member_id: sorted(tps) for m, tps in zip(ordered, per_member)}
 
 
@@ -107,19 +107,59 @@ def _topic_sizes(partitions: dict[str, int]) -> dict[str, int]:
     return {t: n for t, n in partitions.items() if n > 0}
 
 
-def _subscribers_by_topic(subs: list[list[str]]) -> dict[str, list[int]]:
-    """topic -> indices (in member order) of the members subscribed to it."""
-    by_topic: dict[str, list[int]] = {}
-    for i, topics in enumerate(subs):
-        for t in topics:
-            by_topic.setdefault(t, []).append(i)
-    return by_topic
+class _Subscriptions:
+    """Members grouped by what they can be given (their subscribed topics that
+    exist): members with equal subscriptions form a class, so per-topic work
+    scales with the classes, not the members. Indices are positions in member
+    order. Read-only after construction."""
+
+    def __init__(self, ordered: list[MemberSpec], sizes: dict[str, int]):
+        self.count = len(ordered)
+        self.class_of: list[int] = []
+        self.class_members: list[list[int]] = []
+        self.class_topics: list[list[str]] = []     # sorted
+        self.class_topic_set: list[frozenset[str]] = []
+        by_subscription: dict[frozenset[str], int] = {}
+        by_topics: dict[frozenset[str], int] = {}
+        for i, m in enumerate(ordered):
+            c = by_subscription.get(m.topics)
+            if c is None:
+                usable = m.topics.intersection(sizes)
+                c = by_topics.get(usable)
+                if c is None:
+                    c = by_topics[usable] = len(self.class_members)
+                    self.class_members.append([])
+                    self.class_topics.append(sorted(usable))
+                    self.class_topic_set.append(usable)
+                by_subscription[m.topics] = c
+            self.class_of.append(c)
+            self.class_members[c].append(i)
+        self.topic_classes: dict[str, list[int]] = {}
+        for c, topics in enumerate(self.class_topics):
+            for t in topics:
+                self.topic_classes.setdefault(t, []).append(c)
+        self.subscriber_count = {t: sum(len(self.class_members[c]) for c in cs)
+                                 for t, cs in self.topic_classes.items()}
+        self._subscribers: dict[str, list[int]] = {}
+
+    def subscribers(self, topic: str) -> list[int]:
+        """The members subscribed to ``topic``, in member order (do not modify)."""
+        found = self._subscribers.get(topic)
+        if found is None:
+            classes = self.topic_classes[topic]
+            if len(classes) == 1:
+                found = self.class_members[classes[0]]
+            else:
+                found = sorted(i for c in classes for i in self.class_members[c])
+            self._subscribers[topic] = found
+        return found
 
 
-def _range(subs: list[list[str]], sizes: dict[str, int]) -> list[list[TopicPartition]]:
-    out: list[list[TopicPartition]] = [[] for _ in subs]
-    for topic, subscribers in _subscribers_by_topic(subs).items():
+def _range(groups: _Subscriptions, sizes: dict[str, int]) -> list[list[TopicPartition]]:
+    out: list[list[TopicPartition]] = [[] for _ in range(groups.count)]
+    for topic in groups.topic_classes:
         n = sizes[topic]
+        subscribers = groups.subscribers(topic)
         each, extra = divmod(n, len(subscribers))
         start = 0
         for rank, i in enumerate(subscribers):
@@ -131,14 +171,13 @@ def _range(subs: list[list[str]], sizes: dict[str, int]) -> list[list[TopicParti
     return out
 
 
-def _roundrobin(subs: list[list[str]], sizes: dict[str, int]) -> list[list[TopicPartition]]:
-    out: list[list[TopicPartition]] = [[] for _ in subs]
-    count = len(subs)
-    by_topic = _subscribers_by_topic(subs)
+def _roundrobin(groups: _Subscriptions, sizes: dict[str, int]) -> list[list[TopicPartition]]:
+    count = groups.count
+    out: list[list[TopicPartition]] = [[] for _ in range(count)]
     cursor = 0  # the circular iterator's position: next member to consider
-    for topic in sorted(by_topic):
-        subscribers = by_topic[topic]
-        everyone = len(subscribers) == count
+    for topic in sorted(groups.topic_classes):
+        everyone = groups.subscriber_count[topic] == count
+        subscribers = [] if everyone else groups.subscribers(topic)
         for p in range(sizes[topic]):
             if everyone:
                 i = cursor
@@ -150,17 +189,17 @@ def _roundrobin(subs: list[list[str]], sizes: dict[str, int]) -> list[list[Topic
     return out
 
 
-def _previously_owned(ordered: list[MemberSpec], subs: list[list[str]], sizes: dict[str, int],
+def _previously_owned(ordered: list[MemberSpec], groups: _Subscriptions, sizes: dict[str, int],
                       previous: dict[str, list[TopicPartition]]) -> list[list[TopicPartition]]:
     """Each member's previous partitions that it may still own, sorted; a
     partition claimed twice goes to the first claimant in member order."""
     claimed: set[TopicPartition] = set()
     owned: list[list[TopicPartition]] = []
-    for m, topics in zip(ordered, subs):
+    for i, m in enumerate(ordered):
         mine: list[TopicPartition] = []
-        allowed = set(topics)
-        for tp in sorted(set(previous.get(m.member_id, ()))):
-            topic, p = tp
+        allowed = groups.class_topic_set[groups.class_of[i]]
+        for topic, p in sorted({(t, q) for t, q in previous.get(m.member_id, ())}):
+            tp = (topic, p)
             if topic in allowed and 0 <= p < sizes[topic] and tp not in claimed:
                 claimed.add(tp)
                 mine.append(tp)
@@ -208,83 +247,90 @@ class _StickyBalancer:
        the largest load of a greedy assignment from scratch (no balanced
        assignment gives anyone more than G, so nothing kept needlessly moves).
     2. The remaining partitions go, topics with the fewest subscribers first, to
-       the least loaded subscriber.
+       the least loaded subscribers.
     3. Moves along shortest chains (A gives B a partition B subscribes to, B
        gives C one, ...) from a member with load L to one with load <= L - 2,
        until no such chain exists: then the loads are as balanced as the
        subscriptions allow (an optimal semi-matching: the largest load and
-       the spread are both minimal).
+       the spread are both minimal). Each link moves, when it can, a partition
+       the receiver owned before, else one the giver did not own before.
 
-    Members with equal subscriptions form a class; the chain search walks
-    classes and topics, not members, so it stays cheap for large groups.
+    The chain search walks classes of members with equal subscriptions and
+    topics, not members, so it stays cheap for large groups.
     Single use, single thread.
     """
 
-    def __init__(self, subs: list[list[str]], sizes: dict[str, int],
+    def __init__(self, groups: _Subscriptions, sizes: dict[str, int],
                  owned: list[list[TopicPartition]]):
-        self.subs = subs
+        self.groups = groups
         self.sizes = sizes
-        self.count = len(subs)
-        class_ids: dict[tuple[str, ...], int] = {}
-        self.class_of: list[int] = []
-        self.class_members: list[list[int]] = []
-        self.class_topics: list[list[str]] = []
-        for i, topics in enumerate(subs):
-            key = tuple(topics)
-            c = class_ids.get(key)
-            if c is None:
-                c = class_ids[key] = len(self.class_members)
-                self.class_members.append([])
-                self.class_topics.append(list(topics))
-            self.class_of.append(c)
-            self.class_members[c].append(i)
-        self.topic_classes: dict[str, list[int]] = {}
-        for c, topics in enumerate(self.class_topics):
-            for t in topics:
-                self.topic_classes.setdefault(t, []).append(c)
-        self.subscriber_count = {t: sum(len(self.class_members[c]) for c in cs)
-                                 for t, cs in self.topic_classes.items()}
+        self.count = groups.count
         self.owned = owned
         self.prev_owner = {tp: i for i, mine in enumerate(owned) for tp in mine}
         self.loads = [0] * self.count
         self.holdings: list[dict[str, set[TopicPartition]]] = [{} for _ in range(self.count)]
-        self.class_held: list[dict[str, int]] = [{} for _ in self.class_members]
+        self.class_held: list[dict[str, int]] = [{} for _ in groups.class_members]
         self.owner: dict[TopicPartition, int] = {}
+        self.subscribed = [i for i in range(self.count)
+                           if groups.class_topics[groups.class_of[i]]]
 
     def run(self) -> list[list[TopicPartition]]:
-        order = sorted(self.topic_classes, key=lambda t: (self.subscriber_count[t], t))
-        everything = [(t, p) for t in order for p in range(self.sizes[t])]
-        cap = max(self._greedy([0] * self.count, everything), default=0)
+        g = self.groups
+        order = sorted(g.topic_classes, key=lambda t: (g.subscriber_count[t], t))
+        fresh = [0] * self.count
+        for t in order:
+            self._water_fill(fresh, t, self.sizes[t])
+        cap = max(fresh, default=0)
         for i, mine in enumerate(self.owned):
             for tp in mine[:cap]:
                 self._give(tp, i)
-        pool = [tp for tp in everything if tp not in self.owner]
-        self._greedy(self.loads, pool, place=True)
+        for t in order:
+            left = [(t, p) for p in range(self.sizes[t]) if (t, p) not in self.owner]
+            if left:
+                counts = self._water_fill(list(self.loads), t, len(left))
+                k = 0
+                for i, n in counts:
+                    for tp in left[k:k + n]:
+                        self._give(tp, i)
+                    k += n
         while self._improve_once():
             pass
         return [[tp for held in h.values() for tp in held] for h in self.holdings]
 
-    def _greedy(self, loads: list[int], items: list[TopicPartition], place: bool = False) -> list[int]:
-        """Give each item, in order, to its least loaded subscriber (member
-        order breaks ties). Updates ``loads``; with ``place`` also the assignment."""
-        heaps = [[(loads[i], i) for i in members] for members in self.class_members]
-        for h in heaps:
-            heapq.heapify(h)
-        for tp in items:
-            best = min(self.topic_classes[tp[0]], key=lambda c: heaps[c][0])
-            load, i = heapq.heappop(heaps[best])
-            heapq.heappush(heaps[best], (load + 1, i))
-            if place:
-                self._give(tp, i)
-            else:
-                loads[i] = load + 1
-        return loads
+    def _water_fill(self, loads: list[int], topic: str, items: int) -> list[tuple[int, int]]:
+        """Hands ``items`` units of ``topic`` one at a time to the least loaded
+        subscriber (member order breaks ties), in one pass: raises ``loads`` and
+        returns [(member, units)] in member order."""
+        ranked = sorted(self.groups.subscribers(topic), key=lambda i: (loads[i], i))
+        level, width, remaining = loads[ranked[0]], 1, items
+        while True:
+            while width < len(ranked) and loads[ranked[width]] == level:
+                width += 1
+            if width == len(ranked):
+                break
+            room = (loads[ranked[width]] - level) * width
+            if remaining < room:
+                break
+            remaining -= room
+            level = loads[ranked[width]]
+        raise_by, extra = divmod(remaining, width)
+        level += raise_by
+        filled = sorted(ranked[:width])
+        given: list[tuple[int, int]] = []
+        for i in filled:
+            target = level + (1 if extra > 0 else 0)
+            if target > level:
+                extra -= 1
+            if target > loads[i]:
+                given.append((i, target - loads[i]))
+                loads[i] = target
+        return given
 
     def _give(self, tp: TopicPartition, i: int) -> None:
         self.owner[tp] = i
         self.loads[i] += 1
         self.holdings[i].setdefault(tp[0], set()).add(tp)
-        held = self.class_held[self.class_of[i]]
+        held = self.class_held[self.groups.class_of[i]]
         held[tp[0]] = held.get(tp[0], 0) + 1
 
     def _take(self, tp: TopicPartition, i: int) -> None:
@@ -294,71 +340,82 @@ class _StickyBalancer:
         mine.discard(tp)
         if not mine:
             del self.holdings[i][tp[0]]
-        self.class_held[self.class_of[i]][tp[0]] -= 1
+        self.class_held[self.groups.class_of[i]][tp[0]] -= 1
 
     def _improve_once(self) -> bool:
-        subscribed = [self.loads[i] for i in range(self.count) if self.subs[i]]
-        if not subscribed:
+        loads = self.loads
+        levels = {loads[i] for i in self.subscribed}
+        if not levels:
             return False
-        low = min(subscribed)
-        for level in sorted(set(subscribed), reverse=True):
+        low = min(levels)
+        for level in sorted(levels, reverse=True):
             if level - 2 < low:
                 return False
-            chain = self._find_chain(level)
-            if chain:
-                self._apply(chain)
+            if self._improve_from(level):
                 return True
         return False
 
-    def _lightest(self, c: int) -> int:
-        return min(self.class_members[c], key=lambda i: (self.loads[i], i))
-
-    def _find_chain(self, level: int) -> list[tuple[int, str, int]] | None:
-        """Breadth-first over classes from the classes holding a member at
-        ``level`` to a member at ``level - 2`` or less. Returns the moves
-        (giver, topic, receiver), first move first."""
-        sources = [i for i in range(self.count) if self.loads[i] == level]
+    def _improve_from(self, level: int) -> bool:
+        """Breadth-first over classes from the classes with a member at
+        ``level``; then moves along the tree's chains to every member at
+        ``level - 2`` or less that still has a valid chain. True if any moved."""
+        g, loads = self.groups, self.loads
         parent: dict[int, tuple[int, str] | None] = {}
         queue: list[int] = []
-        for i in sources:
-            c = self.class_of[i]
-            if c not in parent:
+        for i in self.subscribed:
+            c = g.class_of[i]
+            if loads[i] == level and c not in parent:
                 parent[c] = None
                 queue.append(c)
+        queue.sort()
         expanded: set[str] = set()
         for c in queue:  # grows while we walk it
-            target = self._lightest(c)
-            if self.loads[target] <= level - 2:
-                return self._chain_to(c, target, parent, level)
-            for t in self.class_topics[c]:
-                if t in expanded or not self.class_held[c].get(t):
+            held = self.class_held[c]
+            for t in g.class_topics[c]:
+                if t in expanded or not held.get(t):
                     continue
                 expanded.add(t)
-                for d in self.topic_classes[t]:
+                for d in g.topic_classes[t]:
                     if d not in parent:
                         parent[d] = (c, t)
                         queue.append(d)
-        return None
+        moved = False
+        for c in queue:
+            while True:
+                receiver = min(g.class_members[c], key=lambda i: (loads[i], i))
+                if loads[receiver] > level - 2:
+                    break
+                chain = self._chain_to(c, receiver, parent, level)
+                if chain is None:  # an earlier chain used up a link
+                    break
+                self._apply(chain)
+                moved = True
+        return moved
 
     def _chain_to(self, c: int, receiver: int, parent: dict[int, tuple[int, str] | None],
-                  level: int) -> list[tuple[int, str, int]]:
+                  level: int) -> list[tuple[int, str, int]] | None:
+        """The moves (giver, topic, receiver), first move first, that carry one
+        partition from a member at ``level`` down the tree to ``receiver``;
+        None if the tree's links no longer hold."""
+        members = self.groups.class_members
         moves: list[tuple[int, str, int]] = []
         while True:
             link = parent[c]
             if link is None:  # a source class: someone at ``level`` gives first
-                source = next(i for i in self.class_members[c] if self.loads[i] == level)
-                if source != receiver:
-                    moves.append((source, next(iter(self.holdings[source])), receiver))
+                if self.loads[receiver] == level:  # the giver chosen below is a source
+                    break
+                source = next((i for i in members[c] if self.loads[i] == level), None)
+                if source is None:
+                    return None
+                moves.append((source, min(self.holdings[source]), receiver))
                 break
             prev_class, topic = link
-            members = self.class_members[prev_class]
-            if parent[prev_class] is None:  # prefer a source that holds the topic itself
-                giver = next((i for i in members if self.loads[i] == level
-                              and topic in self.holdings[i]), None)
-                if giver is None:
-                    giver = next(i for i in members if topic in self.holdings[i])
-            else:
-                giver = next(i for i in members if topic in self.holdings[i])
+            holders = [i for i in members[prev_class] if topic in self.holdings[i]]
+            if not holders:
+                return None
+            giver = holders[0]
+            if parent[prev_class] is None:  # prefer a source, which then needs no refill
+                giver = next((i for i in holders if self.loads[i] == level), giver)
             moves.append((giver, topic, receiver))
             receiver, c = giver, prev_class
         moves.reverse()
