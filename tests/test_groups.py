@@ -489,3 +489,35 @@ def test_a_sigkilled_member_process_loses_its_partitions_within_moments(log_dir,
     for tp, om in d.offsets.items():
         assert a.position(*tp) >= om.offset
     a.close()
+
+
+def test_a_forked_child_does_not_keep_its_parents_member_alive(log_dir, log, tmp_path):
+    """The child's copies of the member's descriptors share the parent's open
+    file descriptions; if the child kept them, the parent's death would go
+    unnoticed while the child lives."""
+    fill(log, partitions=2)
+    script = tmp_path / "forker.py"
+    script.write_text(textwrap.dedent("""
+        import os, sys, time, tidelog
+        log = tidelog.open(sys.argv[1])
+        c = log.consumer(["orders"], group="fork", enable_auto_commit=False)
+        c.poll(0.1)
+        if os.fork() == 0:
+            time.sleep(30)  # the child outlives its parent
+            os._exit(0)
+        print("forked", flush=True)
+        time.sleep(30)
+    """))
+    proc = subprocess.Popen([sys.executable, str(script), str(log_dir)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "forked"
+    b = log.consumer(["orders"], group="fork", enable_auto_commit=False)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    try:
+        deadline = time.monotonic() + 10
+        while len(b.assignment()) < 2 and time.monotonic() < deadline:
+            b.poll(0.05)
+        assert len(b.assignment()) == 2
+    finally:
+        subprocess.run(["pkill", "-f", str(script)], check=False)
+        b.close()

@@ -533,7 +533,7 @@ class GroupConsumer(Consumer):
                                            f"({end}): a committed offset is the next one to read")
         store = self._store
         with store:
-            state = store.state()
+            state = store.state_view()
             me = self._member_id
             values = {}
             for (t, p), om in entries.items():
