@@ -521,3 +521,29 @@ def test_a_forked_child_does_not_keep_its_parents_member_alive(log_dir, log, tmp
     finally:
         subprocess.run(["pkill", "-f", str(script)], check=False)
         b.close()
+
+
+def test_cli_groups(log_dir, log, capsys):
+    from tidelog.cli import main
+
+    fill(log, partitions=2)
+    c = log.consumer(["orders"], group="cli", enable_auto_commit=False)
+    c.poll(1)
+    c.commit()
+    assert main(["groups", "list", str(log_dir)]) == 0
+    assert capsys.readouterr().out.split() == ["cli"]
+    assert main(["groups", "describe", str(log_dir), "cli"]) == 0
+    assert "Stable" in capsys.readouterr().out
+    assert main(["groups", "delete", str(log_dir), "cli"]) == 1  # a live member
+    assert "GroupNotEmptyError" in capsys.readouterr().err
+    c.close()
+    assert main(["groups", "reset-offsets", str(log_dir), "cli", "--to-offset", "orders:0=2"]) == 0
+    assert "orders:0 -> 2" in capsys.readouterr().out
+    assert main(["groups", "describe", str(log_dir), "cli", "--json"]) == 0
+    import json
+
+    d = json.loads(capsys.readouterr().out)
+    assert d["state"] == "Empty" and {o["partition"]: o["offset"] for o in d["offsets"]}[0] == 2
+    assert main(["groups", "delete", str(log_dir), "cli"]) == 0
+    assert main(["groups", "describe", str(log_dir), "cli"]) == 1
+    assert "UnknownGroupError" in capsys.readouterr().err
