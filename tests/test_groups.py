@@ -547,3 +547,18 @@ def test_cli_groups(log_dir, log, capsys):
     assert main(["groups", "delete", str(log_dir), "cli"]) == 0
     assert main(["groups", "describe", str(log_dir), "cli"]) == 1
     assert "UnknownGroupError" in capsys.readouterr().err
+
+
+def test_closing_the_log_makes_its_members_leave(log_dir):
+    log = tidelog.open(log_dir)
+    fill(log, partitions=2)
+    other = tidelog.open(log_dir)
+    a = log.consumer(["orders"], group="lc")
+    b = other.consumer(["orders"], group="lc")
+    settle(a, b)
+    assert len(b.assignment()) == 1
+    log.close()  # a leaves the group (committing what it returned) as its log closes
+    settle(b)
+    assert len(b.assignment()) == 2
+    b.close()
+    other.close()
