@@ -129,10 +129,19 @@ void durable_table::require_locked(const char* what) const {
     if (!_locked) throw error(errc::invalid_argument, std::string("durable table: ") + what + " needs the table lock");
 }
 
-void durable_table::lock() {
+void durable_table::lock(bool (*interrupted)(void*), void* context) {
     require_open();
     if (_locked) throw error(errc::invalid_argument, "durable table: this handle holds the lock already");
-    ofd_lock(_lock_file.fd(), lock_byte, ofd_lock_kind::exclusive, true);
+    // ofd_lock() retries EINTR by itself; here a signal may end the wait.
+    struct flock fl = {};
+    fl.l_type = F_WRLCK;
+    fl.l_whence = SEEK_SET;
+    fl.l_start = static_cast<off_t>(lock_byte);
+    fl.l_len = 1;
+    while (::fcntl(_lock_file.fd(), F_OFD_SETLKW, &fl) != 0) {
+        if (errno != EINTR) throw_errno("fcntl(F_OFD_SETLKW) " + _lock_path);
+        if (interrupted && interrupted(context)) throw error(errc::interrupted, "durable table: lock wait interrupted");
+    }
     _locked = true;
 }
 

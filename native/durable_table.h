@@ -74,8 +74,10 @@ public:
     durable_table(const durable_table&) = delete;
     durable_table& operator=(const durable_table&) = delete;
 
-    /// Blocks until this handle holds the table lock (the caller releases the GIL).
-    void lock();
+    /// Blocks until this handle holds the table lock (the caller releases the
+    /// GIL). interrupted (optional) runs whenever a signal interrupts the wait;
+    /// returning true ends it with errc::interrupted.
+    void lock(bool (*interrupted)(void*) = nullptr, void* context = nullptr);
     bool try_lock();
     void unlock();
     bool locked() const { return _locked; }
