@@ -4,6 +4,7 @@
 #include <sys/mman.h>
 
 #include <algorithm>
+#include <cstddef>
 #include <cstring>
 
 #include "errors.h"
@@ -61,6 +62,11 @@ void make_directories_durably(const std::string& path) {
     throw error(errc::corrupt, "durable table journal " + path + ": " + what + " at byte " + std::to_string(position),
                 std::move(place));
 }
+
+// The page's layout is FORMAT.md's ("Durable tables", `lock`).
+static_assert(offsetof(table_lock_page, change_counter) == 8 && offsetof(table_lock_page, generation) == 16 &&
+                  offsetof(table_lock_page, durable) == 24 && sizeof(table_lock_page) == 32,
+              "lock page layout");
 
 using change_views = std::vector<std::pair<std::string_view, std::optional<std::string_view>>>;
 
