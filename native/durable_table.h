@@ -19,7 +19,9 @@
 // process too). refresh(), get(), items(), put() need the lock (put refreshes
 // itself first; get/items read this handle's view as of its last refresh).
 // sync() and change_counter() may run without it. A holder that dies leaves at
-// most a torn last record, which the next refresh cuts off.
+// most a torn last record, which the next refresh cuts off. Open handles after
+// fork(), not before: a child that inherits a handle shares its open file
+// description, hence its locks.
 #include <sys/types.h>
 
 #include <atomic>
