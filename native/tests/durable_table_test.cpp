@@ -381,7 +381,7 @@ TEST(DurableTable, SyncIsSkippedWhenAnotherHandleSyncedPastIt) {
 // TIDELOG_TABLE_CHILD_DIR set (and TIDELOG_TEST_KILL_AT armed).
 TEST(DurableTableChild, PutsUntilKilled) {
     const char* dir = std::getenv("TIDELOG_TABLE_CHILD_DIR");
-    if (!dir) GTEST_SKIP() << "the child side of DurableTable.AChildKilledInside*";
+    if (!dir) GTEST_SKIP() << "the child side of DurableTable/KilledChild.*";
     durable_table t(dir, false);
     t.lock();
     for (int i = 0; i < 100000; ++i) {

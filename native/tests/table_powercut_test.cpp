@@ -9,7 +9,7 @@
 //   - that prefix includes every put whose sync returned (later puts may
 //     supersede its values, never lose them);
 //   - recovery never reports corruption (power cuts are not media damage).
-// Environment: TIDELOG_TABLE_POWERCUT_CUTS (default 2500), TIDELOG_TABLE_POWERCUT_SEED
+// Environment: TIDELOG_TABLE_POWERCUT_CUTS (default 2000), TIDELOG_TABLE_POWERCUT_SEED
 // (default 1), TIDELOG_TABLE_POWERCUT_VERBOSE=1.
 #include <gtest/gtest.h>
 
@@ -264,7 +264,7 @@ void run_cuts(figures& fig, uint64_t total, uint64_t per_run, uint64_t base_seed
 }
 
 TEST(TablePowerCut, RecoveryHoldsAPrefixOfThePutsWithEverySyncedOne) {
-    uint64_t total = env_u64("TIDELOG_TABLE_POWERCUT_CUTS", 2500);
+    uint64_t total = env_u64("TIDELOG_TABLE_POWERCUT_CUTS", 2000);
     uint64_t seed = env_u64("TIDELOG_TABLE_POWERCUT_SEED", 1);
     auto t0 = std::chrono::steady_clock::now();
     figures fig;
