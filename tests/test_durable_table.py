@@ -247,3 +247,21 @@ def test_ofd_lock_bytes_exclude_other_opens_and_die_with_their_holder(tmp_path):
         child.kill()
         child.wait()
         child.stdout.close()
+
+
+def test_a_signal_ends_a_blocking_lock_wait(tmp_path):
+    a = _core.DurableTable(str(tmp_path / "t"))
+    b = _core.DurableTable(str(tmp_path / "t"))
+    a.lock()
+    main = threading.get_ident()
+    threading.Timer(0.1, signal.pthread_kill, (main, signal.SIGINT)).start()
+    release = threading.Timer(10, a.unlock)  # a hang fails the test instead of stalling the suite
+    release.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            b.lock()
+    finally:
+        release.cancel()
+    assert not b.locked
+    a.unlock()
+    assert b.lock(timeout=5)
