@@ -562,3 +562,43 @@ def test_closing_the_log_makes_its_members_leave(log_dir):
     assert len(b.assignment()) == 2
     b.close()
     other.close()
+
+
+COMMITTER = textwrap.dedent("""
+    import sys, tidelog
+    log = tidelog.open(sys.argv[1])
+    c = log.consumer(["orders"], group="killed", enable_auto_commit=False)
+    while len(c.assignment()) < 1:
+        c.poll(0.05)
+    for i in range(1, 10_000):
+        c.commit(offsets={("orders", 0): i % 11})  # 0..10: the partition holds 10 records
+        print(i % 11, flush=True)                   # acknowledged: durable
+""")
+
+
+@pytest.mark.parametrize("point", ["table.put.mid:7", "table.put.written:9", "table.put.mid:30"])
+def test_sigkill_inside_commit_leaves_the_old_or_the_new_offset(log_dir, log, tmp_path, point):
+    """A member killed inside commit() (half a record written, or written but
+    not synced): the committed offset is the last acknowledged one or the one
+    in flight, never garbage; the group goes on."""
+    log.create_topic("orders", partitions=1)
+    fill(log, partitions=1)
+    script = tmp_path / "committer.py"
+    script.write_text(COMMITTER)
+    env = dict(os.environ, TIDELOG_TEST_KILL_AT=point)
+    proc = subprocess.run([sys.executable, str(script), str(log_dir)], capture_output=True, text=True, env=env,
+                          timeout=60)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    acked = [int(x) for x in proc.stdout.split()]
+    last = acked[-1] if acked else None
+    d = log.describe_group("killed")
+    committed = d.offsets.get(("orders", 0))
+    offset = committed.offset if committed else None
+    in_flight = None if last is None else (last + 1) % 11
+    assert offset in (last, in_flight), (offset, last)
+    b = log.consumer(["orders"], group="killed", enable_auto_commit=False)  # the group goes on
+    assert b.assignment() == [("orders", 0)]
+    assert b.position("orders", 0) == (offset if offset is not None else 0)
+    b.commit(offsets={("orders", 0): 3})
+    assert b.committed([("orders", 0)])[0].offset == 3
+    b.close()
