@@ -602,3 +602,47 @@ def test_sigkill_inside_commit_leaves_the_old_or_the_new_offset(log_dir, log, tm
     b.commit(offsets={("orders", 0): 3})
     assert b.committed([("orders", 0)])[0].offset == 3
     b.close()
+
+
+# ----------------------------------------------------------------- fuzzing
+from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+
+_json = st.recursive(st.none() | st.booleans() | st.integers(-5, 2**40) | st.text(max_size=8),
+                     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner,
+                                                                                 max_size=5), max_leaves=20)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(st.binary(max_size=64), _json.map(lambda v: __import__("json").dumps(v).encode())),
+       st.booleans())
+def test_the_state_and_offset_parsers_take_any_bytes(raw, as_state):
+    """Whatever the table holds, the parsers return a checked value or raise CorruptionError."""
+    from tidelog.groups._store import parse_offset, parse_state
+
+    try:
+        value = parse_state(raw, "g") if as_state else parse_offset(raw, "g")
+    except tidelog.CorruptionError:
+        return
+    assert isinstance(value, dict)
+
+
+def test_a_malformed_state_is_a_typed_error(log):
+    from tidelog.groups._store import GroupStore
+
+    fill(log, partitions=1)
+    c = log.consumer(["orders"], group="mal")
+    store = GroupStore(os.path.join(log.path, "groups", "mal"), create=False)
+    with store:
+        store.table.put([(b"state", b'{"version": 99}')])
+    store.words[1] += 1  # the members see a change
+    with pytest.raises(tidelog.CorruptionError, match="version-1"):
+        for _ in range(5):
+            c.poll(0.01)
+    with pytest.raises(tidelog.CorruptionError):
+        log.describe_group("mal")
+    with pytest.raises(tidelog.GroupNotEmptyError):
+        log.delete_group("mal")  # the member is alive (its liveness lock is held)
+    c._store.liveness.close()  # as if its process died
+    log.delete_group("mal")  # an unreadable group can still be deleted
+    assert log.groups() == []
+    store.close()

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from .. import _core
+from ..errors import CorruptionError
 
 MEMBERS_MAGIC = 0x4D474C54  # "TLGM"
 MEMBERS_VERSION = 1
@@ -171,7 +172,7 @@ class GroupStore:
         if raw is None:
             return empty_state()
         if raw != self._state_raw:
-            self._state = json.loads(raw)
+            self._state = parse_state(raw, self.folder)
             self._state_raw = raw
         return self._state
 
@@ -183,10 +184,18 @@ class GroupStore:
 
     def committed(self, topic: str, partition: int) -> dict[str, Any] | None:
         raw = self.table.get(offset_key(topic, partition))
-        return None if raw is None else json.loads(raw)
+        return None if raw is None else parse_offset(raw, self.folder)
 
     def all_committed(self) -> dict[tuple[str, int], dict[str, Any]]:
-        return {parse_offset_key(k): json.loads(v) for k, v in self.table.items(OFFSET_PREFIX)}
+        out = {}
+        for k, v in self.table.items(OFFSET_PREFIX):
+            try:
+                key = parse_offset_key(k)
+            except (UnicodeDecodeError, ValueError):
+                raise CorruptionError(f"consumer group {self.folder}: a committed-offset key {k!r} is not "
+                                      f"o/<topic>/<partition>") from None
+            out[key] = parse_offset(v, self.folder)
+        return out
 
     def put_offsets(self, entries: dict[tuple[str, int], dict[str, Any] | None]):
         """One atomic record; returns the sync token (``table.sync`` it, without the lock, to make it durable)."""
@@ -211,6 +220,57 @@ class GroupStore:
             pass  # a numpy view still alive elsewhere: the mapping goes with it
         self.liveness.close()
         self.table.close()
+
+
+def _bad(folder: str, what: str) -> CorruptionError:
+    return CorruptionError(f"consumer group {folder}: {what} (FORMAT.md §12); the group's table holds something "
+                           f"this version does not understand")
+
+
+_MEMBER_FIELDS = {"slot": int, "tag": int, "pid": int, "topics": list, "max_poll_interval_ms": int,
+                  "session_timeout_ms": int, "target": list}
+
+
+def parse_state(raw: bytes, folder: str) -> dict[str, Any]:
+    """The coordination state from its JSON, checked field by field: anything
+    else is a typed CorruptionError, never a KeyError deep inside a poll."""
+    try:
+        state = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise _bad(folder, "the state is not JSON") from None
+    if not isinstance(state, dict) or state.get("version") != STATE_VERSION:
+        raise _bad(folder, f"the state is not a version-{STATE_VERSION} state")
+    if not isinstance(state.get("generation"), int) or not isinstance(state.get("members"), dict) \
+            or not isinstance(state.get("owners"), dict) or not isinstance(state.get("partitions"), dict):
+        raise _bad(folder, "the state lacks generation, members, owners or partitions")
+    for mid, m in state["members"].items():
+        if not isinstance(m, dict) or any(not isinstance(m.get(f), t) for f, t in _MEMBER_FIELDS.items()):
+            raise _bad(folder, f"member {mid!r} of the state is malformed")
+        if not 0 <= m["slot"] < MAX_MEMBERS or not all(
+                isinstance(tp, list) and len(tp) == 2 and isinstance(tp[0], str) and isinstance(tp[1], int)
+                for tp in m["target"]):
+            raise _bad(folder, f"member {mid!r} of the state is malformed")
+    for key, entry in state["owners"].items():
+        if not isinstance(key, str) or "/" not in key or not key.partition("/")[0].isdigit() \
+                or not isinstance(entry, list) or len(entry) != 3 or not isinstance(entry[0], str):
+            raise _bad(folder, f"owner entry {key!r} of the state is malformed")
+    if not all(isinstance(v, int) for v in state["partitions"].values()) or \
+            not all(isinstance(v, int) for v in state.get("epochs", {}).values()):
+        raise _bad(folder, "the state's partition counts or epochs are malformed")
+    return state
+
+
+def parse_offset(raw: bytes, folder: str) -> dict[str, Any]:
+    try:
+        value = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        value = None
+    if not isinstance(value, dict) or not isinstance(value.get("offset"), int) or value["offset"] < 0 \
+            or not isinstance(value.get("metadata", ""), str):
+        raise _bad(folder, f"a committed offset {raw[:64]!r} is malformed")
+    value.setdefault("metadata", "")
+    value.setdefault("leader_epoch", None)
+    return value
 
 
 def _copy(state: dict[str, Any]) -> dict[str, Any]:
