@@ -303,87 +303,12 @@ class Chaos:
         lines, ids = self.read_all()
         modes = {c.label: c.mode for c in self.children}
         killed = {c.label for c in self.children if c.killed}
-        if sorted(ids.values()) != list(range(self.records)):
-            self.violation(f"the input topic does not hold ids 0..{self.records - 1} once each")
-        Part = collections.namedtuple("Part", "epoch owner owner_label start next last floor revoked")
-        parts = {p: Part(-1, None, None, 0, 0, -1, 0, None) for p in range(gm.IN_PARTITIONS)}
-        epoch_owner: dict[tuple[int, int], str] = {}
-        generation_of: dict[str, int] = {}
-        processed = collections.defaultdict(list)  # id -> [(epoch, partition, offset)]
-        reprocessed = collections.Counter()
-        bad = self.violation
-        for n, ln in enumerate(lines):
-            k, p, m, x = ln["k"], ln["p"], ln["m"], ln["x"]
-            where = f"out[{n}] {ln}"
-            if ln["g"] < generation_of.get(m, -1):
-                bad(f"{where}: the member's generation went backwards")
-            generation_of[m] = ln["g"]
-            st = parts[p]
-            if k == "A":
-                e, start = ln["e"], max(ln["c"], 0)  # OFFSET_INVALID (nothing committed): from the beginning
-                if e <= st.epoch:
-                    bad(f"{where}: partition epoch did not grow (was {st.epoch})")
-                if epoch_owner.setdefault((p, e), m) != m:
-                    bad(f"{where}: epoch {e} of partition {p} has two members")
-                if start < st.floor:
-                    bad(f"{where}: starts below the offset {st.floor} committed before")
-                if start > st.last + 1:
-                    bad(f"{where}: starts past the last record processed ({st.last}): records skipped")
-                if st.revoked is not None and start != st.revoked:
-                    bad(f"{where}: starts at {start}, not at {st.revoked} committed when the partition was given up")
-                again = st.last + 1 - start
-                if again > 0:
-                    if st.revoked is not None and modes.get(st.owner_label) in gm.COMMITS_ON_REVOKE:
-                        bad(f"{where}: {again} records delivered again after a clean hand-off with a commit")
-                    elif st.revoked is not None:
-                        reprocessed["after_handoff_without_commit"] += again
-                    elif st.owner_label in killed:
-                        reprocessed["after_kill"] += again
-                    else:
-                        bad(f"{where}: {again} records delivered again, but {st.owner_label} was not killed "
-                            f"and did not give the partition up")
-                parts[p] = Part(e, m, x, start, start, st.last, st.floor, None)
-            elif k == "R":
-                o, e = ln["o"], ln["e"]
-                if e != st.epoch or m != st.owner:
-                    bad(f"{where}: processed by {m} in epoch {e}, but epoch {st.epoch} of partition {p} "
-                        f"belongs to {st.owner}")
-                if st.revoked is not None:
-                    bad(f"{where}: processed after its owner gave the partition up")
-                if o != st.next:
-                    bad(f"{where}: offset {o}, expected {st.next} (contiguous from the start of the epoch)")
-                if ids.get((p, o)) != ln["id"]:
-                    bad(f"{where}: in[{p}] offset {o} holds id {ids.get((p, o))}, not {ln['id']}")
-                prior = processed[ln["id"]]
-                if prior and not all(e > pe for pe, _, _ in prior) or o < st.start:
-                    bad(f"{where}: id {ln['id']} processed again, not in a higher epoch above its start: {prior}")
-                prior.append((e, p, o))
-                parts[p] = st._replace(next=o + 1, last=max(st.last, o))
-            elif k in ("C", "V"):
-                e, c = ln["e"], ln["c"]
-                if e != st.epoch or m != st.owner:
-                    bad(f"{where}: a commit by {m} in epoch {e}, but epoch {st.epoch} belongs to {st.owner}")
-                if c > st.next:
-                    bad(f"{where}: committed {c}, past what it processed ({st.next})")
-                if k == "V":
-                    if modes.get(x) in gm.COMMITS_ON_REVOKE and c != st.next:
-                        bad(f"{where}: gave the partition up with {c} committed, not its position {st.next}")
-                    st = st._replace(revoked=c)
-                parts[p] = st._replace(floor=max(st.floor, c))
-            else:
-                bad(f"{where}: unknown line kind")
-        missing = [i for i in range(self.records) if not processed.get(i)]
-        if missing:
-            bad(f"{len(missing)} ids never processed, the first {missing[:10]}")
+        result = check_lines(lines, ids, self.records, modes, killed, self.violation)
         for key, c in self.committed_seen.items():
             end = self.log.topic(key[0]).partition(key[1]).end_offset
             if c != end:
-                bad(f"final committed offset of {key} is {c}, not the end {end}")
-        duplicates = sum(len(v) - 1 for v in processed.values() if len(v) > 1)
-        return {"out_lines": len(lines), "processed": sum(len(v) for v in processed.values()),
-                "reprocessed": duplicates, "reprocessed_after_kill": reprocessed["after_kill"],
-                "reprocessed_after_handoff_without_commit": reprocessed["after_handoff_without_commit"],
-                "epochs": len(epoch_owner)}
+                self.violation(f"final committed offset of {key} is {c}, not the end {end}")
+        return result
 
     def kill_everything(self) -> None:
         for c in self.children:
@@ -394,15 +319,104 @@ class Chaos:
                     pass
                 c.proc.join(5)
 
-    def scan_errors(self) -> int:
-        """Tracebacks in any child's stderr are violations; other lines (warnings) are counted."""
-        warnings = 0
+    def scan_errors(self) -> list[str]:
+        """Tracebacks in any child's stderr are violations; other lines (warnings) are returned."""
+        warnings = []
         for c in self.children:
             text = c.errors()
             if "Traceback" in text:
                 self.violation(f"{c.label} printed a traceback: {text[-3000:]}")
-            warnings += sum(1 for line in text.splitlines() if line.strip()) if "Traceback" not in text else 0
+            else:
+                warnings += [f"{c.label}: {line}" for line in text.splitlines() if line.strip()]
         return warnings
+
+
+def check_lines(lines: list[dict], ids: dict[tuple[int, int], int], records: int, modes: dict[str, str],
+                killed: set[str], bad) -> dict:
+    """Checks 1-3 over ``out``'s lines in order (``ids``: (partition, offset) ->
+    id of ``in``; ``modes``: process label -> commit mode; ``killed``: labels of
+    killed processes); calls ``bad(text)`` per violation; returns the counts."""
+    if sorted(ids.values()) != list(range(records)):
+        bad(f"the input topic does not hold ids 0..{records - 1} once each")
+    Part = collections.namedtuple("Part", "epoch owner owner_label start next last floor revoked")
+    parts = {p: Part(-1, None, None, 0, 0, -1, 0, None) for p in range(gm.IN_PARTITIONS)}
+    epoch_owner: dict[tuple[int, int], str] = {}
+    generation_of: dict[str, int] = {}
+    processed = collections.defaultdict(list)  # id -> [(epoch, partition, offset)]
+    reprocessed = collections.Counter()
+    last_processing: dict[tuple[int, int], tuple[int, str]] = {}  # (partition, offset) -> (epoch, label)
+    given_up: set[tuple[int, int]] = set()  # (partition, epoch) that ended with on_revoke
+    for n, ln in enumerate(lines):
+        k, p, m, x = ln["k"], ln["p"], ln["m"], ln["x"]
+        where = f"out[{n}] {ln}"
+        if ln["g"] < generation_of.get(m, -1):
+            bad(f"{where}: the member's generation went backwards")
+        generation_of[m] = ln["g"]
+        st = parts[p]
+        if k == "A":
+            e, start = ln["e"], max(ln["c"], 0)  # OFFSET_INVALID (nothing committed): from the beginning
+            if e <= st.epoch:
+                bad(f"{where}: partition epoch did not grow (was {st.epoch})")
+            if epoch_owner.setdefault((p, e), m) != m:
+                bad(f"{where}: epoch {e} of partition {p} has two members")
+            if start < st.floor:
+                bad(f"{where}: starts below the offset {st.floor} committed before")
+            if start > st.last + 1:
+                bad(f"{where}: starts past the last record processed ({st.last}): records skipped")
+            if st.revoked is not None and start != st.revoked:
+                bad(f"{where}: starts at {start}, not at {st.revoked} committed when the partition was given up")
+            parts[p] = Part(e, m, x, start, start, st.last, st.floor, None)
+        elif k == "R":
+            o, e = ln["o"], ln["e"]
+            if e != st.epoch or m != st.owner:
+                bad(f"{where}: processed by {m} in epoch {e}, but epoch {st.epoch} of partition {p} "
+                    f"belongs to {st.owner}")
+            if st.revoked is not None:
+                bad(f"{where}: processed after its owner gave the partition up")
+            if o != st.next:
+                bad(f"{where}: offset {o}, expected {st.next} (contiguous from the start of the epoch)")
+            if ids.get((p, o)) != ln["id"]:
+                bad(f"{where}: in[{p}] offset {o} holds id {ids.get((p, o))}, not {ln['id']}")
+            prior = processed[ln["id"]]
+            if prior and not all(e > pe for pe, _, _ in prior) or o < st.start:
+                bad(f"{where}: id {ln['id']} processed again, not in a higher epoch above its start: {prior}")
+            if (p, o) in last_processing:  # delivered again: why?
+                e_before, label = last_processing[(p, o)]
+                if (p, e_before) in given_up:
+                    if modes.get(label) in gm.COMMITS_ON_REVOKE:
+                        bad(f"{where}: delivered again, but {label} committed it when it gave the partition "
+                            f"up (epoch {e_before})")
+                    reprocessed["after_handoff_without_commit"] += 1
+                elif label in killed:
+                    reprocessed["after_kill"] += 1
+                else:
+                    bad(f"{where}: delivered again, but {label} (epoch {e_before}) was not killed and did "
+                        f"not give the partition up")
+            prior.append((e, p, o))
+            last_processing[(p, o)] = (e, x)
+            parts[p] = st._replace(next=o + 1, last=max(st.last, o))
+        elif k in ("C", "V"):
+            e, c = ln["e"], max(ln["c"], 0)
+            if e != st.epoch or m != st.owner:
+                bad(f"{where}: a commit by {m} in epoch {e}, but epoch {st.epoch} belongs to {st.owner}")
+            if c > st.next:
+                bad(f"{where}: committed {c}, past what it processed ({st.next})")
+            if k == "V":
+                if modes.get(x) in gm.COMMITS_ON_REVOKE and c != st.next:
+                    bad(f"{where}: gave the partition up with {c} committed, not its position {st.next}")
+                st = st._replace(revoked=c)
+                given_up.add((p, e))
+            parts[p] = st._replace(floor=max(st.floor, c))
+        else:
+            bad(f"{where}: unknown line kind")
+    missing = [i for i in range(records) if not processed.get(i)]
+    if missing:
+        bad(f"{len(missing)} ids never processed, the first {missing[:10]}")
+    duplicates = sum(len(v) - 1 for v in processed.values() if len(v) > 1)
+    return {"out_lines": len(lines), "processed": sum(len(v) for v in processed.values()),
+            "reprocessed": duplicates, "reprocessed_after_kill": reprocessed["after_kill"],
+            "reprocessed_after_handoff_without_commit": reprocessed["after_handoff_without_commit"],
+            "epochs": len(epoch_owner)}
 
 
 def run(kills: int, seconds: float, records: int = 2000, members: int = 4, strategy: str = "cooperative-sticky",
@@ -436,7 +450,7 @@ def run(kills: int, seconds: float, records: int = 2000, members: int = 4, strat
     return {"seed": seed, "strategy": strategy, "records": records, "members": members,
             "kills": chaos.counts["kills"], "restarts": chaos.counts["restarts"], "starts": chaos.counts["starts"],
             "joins": chaos.counts["joins"], "leaves": chaos.counts["leaves"], "generations": chaos.max_generation,
-            "samples": chaos.samples, "stderr_lines": warnings, **result,
+            "samples": chaos.samples, "stderr_lines": len(warnings), "stderr_samples": warnings[:20], **result,
             "violations": len(chaos.violations), "violation_list": chaos.violations[:50],
             "elapsed_s": round(time.monotonic() - t0, 1), "dir": work if (keep or failed) else None}
 
@@ -468,6 +482,8 @@ def main(argv: list[str] | None = None) -> int:
     s = run(args.kills, args.seconds, args.records, args.members, args.strategy, args.seed, args.gap,
             directory=args.dir, keep=args.keep, verbose=args.verbose)
     print(summary_line(s))
+    for line in s["stderr_samples"]:
+        print("  stderr:", line[:500])
     for v in s["violation_list"]:
         print("  violation:", v[:2000])
     if s["dir"]:
