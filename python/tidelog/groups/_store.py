@@ -27,6 +27,7 @@ import json
 import mmap
 import os
 import time
+import weakref
 from typing import Any
 
 import numpy as np
@@ -68,6 +69,21 @@ def parse_owner_key(key: str) -> tuple[str, int]:
     return topic, int(p)
 
 
+_OPEN_STORES: "weakref.WeakSet[GroupStore]" = weakref.WeakSet()
+
+
+def _forget_after_fork() -> None:
+    """A forked child must not keep its parent's members alive: the child's
+    copies of the descriptors share the parent's open file descriptions, so
+    they would hold the parent's liveness and group locks after the parent
+    died. The child closes them (its copies of the parent's consumers are unusable)."""
+    for store in list(_OPEN_STORES):
+        store._forget()
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
+
+
 class GroupStore:
     """The files of one group, opened by one user (a consumer or the watcher)."""
 
@@ -80,15 +96,22 @@ class GroupStore:
         self.table = _core.DurableTable(os.path.join(folder, "table"), create)
         path = os.path.join(folder, "members")
         self.liveness = _core.OfdLock(path)  # this user's descriptor: its own locks, and probes of others'
-        fd = self.liveness.fileno()
-        if os.fstat(fd).st_size < MEMBERS_FILE_BYTES:
-            os.ftruncate(fd, MEMBERS_FILE_BYTES)  # zeros: no member yet, state_seq 0
-        self._map = mmap.mmap(fd, MEMBERS_FILE_BYTES)
+        # The mapping gets its own open file description: mmap keeps a duplicate
+        # of the descriptor it maps, which must not carry the liveness locks
+        # (a duplicate kept alive, say by a forked child, would keep them held).
+        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+        try:
+            if os.fstat(fd).st_size < MEMBERS_FILE_BYTES:
+                os.ftruncate(fd, MEMBERS_FILE_BYTES)  # zeros: no member yet, state_seq 0
+            self._map = mmap.mmap(fd, MEMBERS_FILE_BYTES)
+        finally:
+            os.close(fd)
         # int64 words: [0] magic|version, [1] state_seq; slots: [tag, last_poll_ns, waiting, spare]
         self.words = np.frombuffer(self._map, dtype=np.int64)
         self.words[0] = MEMBERS_MAGIC | (MEMBERS_VERSION << 32)
         self._state: dict[str, Any] | None = None
         self._state_raw: bytes | None = None
+        _OPEN_STORES.add(self)
 
     # ----------------------------------------------------------- lock-free
     @property
@@ -140,13 +163,17 @@ class GroupStore:
 
     def state(self) -> dict[str, Any]:
         """The coordination state (a fresh copy the caller may change)."""
+        return _copy(self.state_view())
+
+    def state_view(self) -> dict[str, Any]:
+        """The coordination state, read-only (shared with this store's cache)."""
         raw = self.table.get(STATE_KEY)
         if raw is None:
             return empty_state()
-        if raw is not self._state_raw and raw != self._state_raw:
+        if raw != self._state_raw:
             self._state = json.loads(raw)
             self._state_raw = raw
-        return json.loads(self._state_raw) if self._state is None else _copy(self._state)
+        return self._state
 
     def save_state(self, state: dict[str, Any]) -> None:
         raw = json.dumps(state, separators=(",", ":")).encode()
@@ -170,7 +197,13 @@ class GroupStore:
     def sync(self, token) -> None:
         self.table.sync(token)
 
+    def _forget(self) -> None:
+        self.words = None
+        self.liveness.close()
+        self.table.close()
+
     def close(self) -> None:
+        _OPEN_STORES.discard(self)
         self.words = None
         try:
             self._map.close()
@@ -183,6 +216,7 @@ class GroupStore:
 def _copy(state: dict[str, Any]) -> dict[str, Any]:
     out = dict(state)
     out["members"] = {m: dict(v) for m, v in state["members"].items()}
-    out["owners"] = dict(state["owners"])
-    out["partitions"] = dict(state["partitions"])
+    for key in ("owners", "partitions", "epochs", "gone"):
+        if key in state:
+            out[key] = dict(state[key])
     return out

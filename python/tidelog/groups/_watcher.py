@@ -179,4 +179,20 @@ class Watcher:
             w.deadline_s = 1.0
 
 
+    def _reset_after_fork(self) -> None:
+        """In a forked child: the parent's registrations are the parent's (its
+        consumers are unusable here); the child's own consumers start anew."""
+        self._mu = threading.Lock()
+        self._groups = {}
+        self._thread = None
+        for fd in (self._pipe_r, self._pipe_w):
+            if fd >= 0:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        self._pipe_r = self._pipe_w = -1
+
+
 WATCHER = Watcher()
+os.register_at_fork(after_in_child=WATCHER._reset_after_fork)
