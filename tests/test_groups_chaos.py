@@ -109,4 +109,4 @@ def test_groups_chaos_script_entry_point(tmp_path, capsys):
     rc = groups_chaos.main(["--kills", "2", "--records", "200", "--seed", "3", "--dir", str(tmp_path)])
     out = capsys.readouterr().out
     assert rc == 0, out
-    assert "groups chaos (cooperative-sticky, seed 3): 2 kills" in out
+    assert "groups chaos (cooperative-sticky, seed 3): 2 kills (" in out

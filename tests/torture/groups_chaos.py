@@ -63,6 +63,7 @@ STRATEGIES = ("range", "roundrobin", "cooperative-sticky")
 WAIT_S = 60.0    # what a process may take to start or stop (a slow build on 2 shared cores)
 DRAIN_S = 180.0  # after the chaos, the group must have processed and committed everything within this
 KILL_REPLACEMENT_EVERY = 10
+KILL_ALL_EVERY = 15  # every 15th action that kills kills every member at once (no watcher survives)
 MAX_MEMBERS_ABOVE = 2  # joins add at most this many members above --members
 
 
@@ -112,7 +113,7 @@ class Child:
 
 class Chaos:
     def __init__(self, path: str, work: str, strategy: str, records: int, members: int, seed: int,
-                 gap_s: float, spread_s: float, verbose: bool = False, out=None):
+                 gap_s: float, spread_s: float, static: int = 1, verbose: bool = False, out=None):
         self.path = path
         self.work = work
         self.strategy = strategy
@@ -121,6 +122,7 @@ class Chaos:
         self.rnd = random.Random(seed)
         self.seed = seed
         self.gap_s = gap_s
+        self.static = static  # member slots below this are static members (group_instance_id)
         self.spread_s = spread_s
         self.verbose = verbose
         self.out = out or sys.stdout
@@ -155,11 +157,13 @@ class Chaos:
         self.incarnations[slot] += 1
         mode = gm.MODES[(slot + n + self.seed) % len(gm.MODES)]
         batch = self.rnd.random() < 0.5
-        label = f"m{slot}.{n}-{mode}{'-batch' if batch else ''}"
+        instance_id = f"static-{slot}" if slot < self.static else None
+        label = f"m{slot}.{n}-{mode}{'-batch' if batch else ''}{'-static' if instance_id else ''}"
         stop_path = os.path.join(self.work, f"stop-{label}")
         err_path = os.path.join(self.work, f"err-{label}.txt")
         child = Child(self.ctx, gm.member_main,
-                      (self.path, label, mode, self.strategy, batch, stop_path, err_path, self.rnd.getrandbits(32)),
+                      (self.path, label, mode, self.strategy, batch, stop_path, err_path, self.rnd.getrandbits(32),
+                       instance_id),
                       label, err_path, stop_path, mode, slot)
         self.children.append(child)
         self.counts["starts"] += 1
@@ -235,6 +239,13 @@ class Chaos:
                 self.counts["joins"] += 1
             elif r < 0.2 and len(live) > 2:
                 self.remove(self.rnd.choice(live))
+            elif live and self.rnd.randrange(KILL_ALL_EVERY) == 0:
+                for victim in live:
+                    self.kill(victim)
+                self.counts["all_member_kills"] += 1
+                for victim in live[:self.members]:
+                    self.start_member(victim.slot)
+                    self.counts["restarts"] += 1
             elif live:
                 victim = self.rnd.choice(live)
                 self.kill(victim)
@@ -420,14 +431,14 @@ def check_lines(lines: list[dict], ids: dict[tuple[int, int], int], records: int
 
 
 def run(kills: int, seconds: float, records: int = 2000, members: int = 4, strategy: str = "cooperative-sticky",
-        seed: int | None = None, gap_s: float = 0.4, spread_s: float | None = None, directory: str | None = None,
-        keep: bool = False, verbose: bool = False, out=None) -> dict:
+        seed: int | None = None, gap_s: float = 0.4, spread_s: float | None = None, static: int = 1,
+        directory: str | None = None, keep: bool = False, verbose: bool = False, out=None) -> dict:
     seed = random.randrange(1 << 30) if seed is None else seed
     work = tempfile.mkdtemp(prefix="groups-chaos-", dir=directory)
     path = os.path.join(work, "log")
     if spread_s is None:
         spread_s = max(1.0, min(seconds, kills * gap_s) * 0.8)
-    chaos = Chaos(path, work, strategy, records, members, seed, gap_s, spread_s, verbose, out)
+    chaos = Chaos(path, work, strategy, records, members, seed, gap_s, spread_s, static, verbose, out)
     t0 = time.monotonic()
     failed = True
     try:
@@ -448,7 +459,8 @@ def run(kills: int, seconds: float, records: int = 2000, members: int = 4, strat
         if not keep and not failed:
             shutil.rmtree(work, ignore_errors=True)
     return {"seed": seed, "strategy": strategy, "records": records, "members": members,
-            "kills": chaos.counts["kills"], "restarts": chaos.counts["restarts"], "starts": chaos.counts["starts"],
+            "kills": chaos.counts["kills"], "all_member_kills": chaos.counts["all_member_kills"],
+            "restarts": chaos.counts["restarts"], "starts": chaos.counts["starts"],
             "joins": chaos.counts["joins"], "leaves": chaos.counts["leaves"], "generations": chaos.max_generation,
             "samples": chaos.samples, "stderr_lines": len(warnings), "stderr_samples": warnings[:20], **result,
             "violations": len(chaos.violations), "violation_list": chaos.violations[:50],
@@ -456,7 +468,8 @@ def run(kills: int, seconds: float, records: int = 2000, members: int = 4, strat
 
 
 def summary_line(s: dict) -> str:
-    return (f"groups chaos ({s['strategy']}, seed {s['seed']}): {s['kills']} kills, {s['restarts']} restarts, "
+    return (f"groups chaos ({s['strategy']}, seed {s['seed']}): {s['kills']} kills "
+            f"({s['all_member_kills']} of every member at once), {s['restarts']} restarts, "
             f"{s['joins']} joins, {s['leaves']} leaves, {s['generations']} generations, {s['records']} records, "
             f"{s.get('processed', '?')} processed, {s.get('reprocessed', '?')} re-processed "
             f"({s.get('reprocessed_after_kill', '?')} after a kill, "
@@ -474,13 +487,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--strategy", choices=STRATEGIES, default="cooperative-sticky")
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--gap", type=float, default=0.4, help="mean seconds between supervisor actions")
+    ap.add_argument("--static", type=int, default=1, help="how many member slots are static (group_instance_id)")
     ap.add_argument("--dir", default=None, help="where to make the run's folder")
     ap.add_argument("--keep", action="store_true", help="keep the run's folder")
     ap.add_argument("--json", default=None, help="write the summary here")
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args(argv)
     s = run(args.kills, args.seconds, args.records, args.members, args.strategy, args.seed, args.gap,
-            directory=args.dir, keep=args.keep, verbose=args.verbose)
+            static=args.static, directory=args.dir, keep=args.keep, verbose=args.verbose)
     print(summary_line(s))
     for line in s["stderr_samples"]:
         print("  stderr:", line[:500])

@@ -41,6 +41,7 @@ IN_PARTITIONS = 8
 MODES = ("each", "every_k", "async", "auto", "lazy")
 COMMITS_ON_REVOKE = frozenset({"each", "every_k", "async", "auto"})
 CHILD_MAX_S = 3600.0  # a child nobody stops exits on its own
+STATIC_SESSION_TIMEOUT_MS = 1500  # a static member that left keeps its place this long
 
 
 def _redirect_stderr(err_path: str) -> None:
@@ -62,7 +63,8 @@ def _stop_watch(stop_path: str, stop: threading.Event) -> None:
 class Member:
     """One member process's consumer and its writes to ``out`` (single-threaded: the consumer's thread)."""
 
-    def __init__(self, log, label: str, mode: str, strategy: str, batch: bool, rnd: random.Random):
+    def __init__(self, log, label: str, mode: str, strategy: str, batch: bool, rnd: random.Random,
+                 instance_id: str | None = None):
         self.log = log
         self.label = label
         self.mode = mode
@@ -75,6 +77,7 @@ class Member:
         self.consumer = log.consumer(
             IN_TOPIC, group=GROUP, partition_assignment_strategy=strategy, enable_auto_commit=auto,
             auto_commit_interval_ms=rnd.choice((10, 50, 200)) if auto else 5000, client_id=label,
+            group_instance_id=instance_id, session_timeout_ms=STATIC_SESSION_TIMEOUT_MS,
             on_assign=self.on_assign, on_revoke=self.on_revoke)
 
     # ------------------------------------------------------------ out lines
@@ -151,7 +154,7 @@ class Member:
 
 
 def member_main(path: str, label: str, mode: str, strategy: str, batch: bool, stop_path: str, err_path: str,
-                seed: int) -> None:
+                seed: int, instance_id: str | None = None) -> None:
     _redirect_stderr(err_path)
     try:
         import tidelog
@@ -159,7 +162,7 @@ def member_main(path: str, label: str, mode: str, strategy: str, batch: bool, st
         stop = threading.Event()
         threading.Thread(target=_stop_watch, args=(stop_path, stop), daemon=True).start()
         log = tidelog.open(path)
-        member = Member(log, label, mode, strategy, batch, random.Random(seed))
+        member = Member(log, label, mode, strategy, batch, random.Random(seed), instance_id)
         while not stop.is_set():
             member.step()
         member.close()
