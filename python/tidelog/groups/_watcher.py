@@ -27,6 +27,7 @@ import threading
 import time
 import weakref
 
+from ..errors import LogClosedError
 from . import _membership as ms
 from ._store import GroupStore
 
@@ -171,6 +172,8 @@ class Watcher:
             w.deadline_s = max(deadline, 0.001)
         except FileNotFoundError:
             w.pids = set()  # the group was deleted
+        except LogClosedError:
+            return  # the log closed while this sweep ran (its last consumer closing): nothing left to sweep for it
         except Exception as e:  # noqa: BLE001 - the watcher must survive anything one group does
             logger.warning("tidelog group watcher: sweeping %s failed: %s", w.folder, e)
             w.deadline_s = 1.0
