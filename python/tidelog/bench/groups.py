@@ -70,8 +70,8 @@ class Groups(Workload):
     FAILOVER = {"smoke": (2, 1), "quick": (3, 4), "full": (3, 12)}      # members, kills a round
     JOIN = {"smoke": (2, 1), "quick": (2, 3), "full": (2, 6)}           # members, joins a round
     COMMITS = {"smoke": 10, "quick": 100, "full": 300}
-    AUTOCOMMIT = {"smoke": 1000, "quick": 25_000, "full": 100_000}      # records per partition
-    SCALING = {"smoke": (4, 1000), "quick": (4, 25_000), "full": (4, 125_000)}
+    AUTOCOMMIT = {"smoke": 1000, "quick": 25_000, "full": 50_000}      # records per partition
+    SCALING = {"smoke": (4, 1000), "quick": (4, 25_000), "full": (4, 100_000)}
 
     def grid(self, mode, opts):
         return [{"part": "failover", "members": self.FAILOVER[mode][0]},
