@@ -27,6 +27,7 @@ from ._common import store_dir
 TOPIC = "orders"
 STRATEGY = "cooperative-sticky"
 STEADY_TIMEOUT_S = 30.0
+FILL_FRAME_RECORDS = 8192
 
 
 def groups_available() -> str | None:
@@ -43,11 +44,15 @@ def _now_ns() -> int:
 
 
 def _fill(log, topic: str, partitions: int, per_partition: int, value_bytes: int) -> None:
-    """``per_partition`` records of ``value_bytes`` in every partition (producer defaults: large frames)."""
+    """``per_partition`` records of ``value_bytes`` in every partition, in frames of
+    FILL_FRAME_RECORDS (about what a producer's default 1 MiB batches hold): a
+    member follows its group between frames, so one huge frame would hold up a
+    rebalance until the member has read all of it."""
     producer = log.producer()
     values = make_values(per_partition, value_bytes, seed=7)
     for p in range(partitions):
-        producer.send_many(topic, values, partition=p)
+        for at in range(0, per_partition, FILL_FRAME_RECORDS):
+            producer.send_many(topic, values[at:at + FILL_FRAME_RECORDS], partition=p)
     producer.flush()
     producer.close()
 
