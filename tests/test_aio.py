@@ -230,8 +230,8 @@ def test_async_producer_errors(log, topic):
         await p.close()
         with pytest.raises(tidelog.LogClosedError):
             await p.send("a", value=b"x")
-        with pytest.raises(NotImplementedError):
-            log.async_consumer("a", group="g")
+        with pytest.raises(tidelog.InvalidGroupIdError):
+            log.async_consumer("a", group="no/slash")
 
     run(main())
     assert sum(topic.end_offsets().values()) == 0

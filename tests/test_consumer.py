@@ -315,14 +315,12 @@ def test_poll_batch_on_columnar_topic(log, sensors):
         c.poll(0)
 
 
-def test_group_and_commit_not_implemented(log, topic):
-    with pytest.raises(NotImplementedError, match="group"):
-        log.consumer("ev", group="x")
+def test_commit_without_a_group_is_refused(log, topic):
+    with pytest.raises(tidelog.InvalidGroupIdError, match="group"):
+        log.consumer("ev", group="")
     c = log.consumer("ev")
-    with pytest.raises(NotImplementedError):
+    with pytest.raises(tidelog.InvalidGroupIdError):
         c.commit()
-    with pytest.raises(NotImplementedError):
-        log.async_consumer("ev", group="billing")
 
 
 def test_closed_consumer(log, topic):
@@ -690,8 +688,8 @@ def test_position_and_end_offsets_take_topic_partitions(log, topic):
 
 
 def test_commit_and_committed_check_their_arguments(log, topic):
-    """Groups are not there yet: every form Kafka's clients use is accepted
-    (NotImplementedError naming groups), bad input is a TypeError or
+    """Without a group: every form Kafka's clients use is accepted
+    (InvalidGroupIdError naming groups), bad input is a TypeError or
     InvalidArgumentError first."""
     c = log.consumer("ev")
     for call in (lambda: c.commit(), lambda: c.commit(offsets={("ev", 0): 5}),
@@ -700,7 +698,7 @@ def test_commit_and_committed_check_their_arguments(log, topic):
                  lambda: c.commit(offsets=[TopicPartition("ev", 0, 5)]),
                  lambda: c.commit(offsets=[TopicPartition("ev", 0, 5)], asynchronous=False),
                  lambda: c.committed([TopicPartition("ev", 0)]), lambda: c.committed([("ev", 0)], timeout=1)):
-        with pytest.raises(NotImplementedError, match="group"):
+        with pytest.raises(tidelog.InvalidGroupIdError, match="group"):
             call()
     with pytest.raises(tidelog.InvalidArgumentError):
         c.commit(offsets={("ev", 0): -3})
@@ -732,7 +730,7 @@ def test_async_consumer_takes_topic_partitions(log, topic):
             assert (await c.poll(5)).offset == 6
             c.seek("ev", 1, 8)
             assert [tp.offset for tp in c.position([TopicPartition("ev", 1)])] == [8]
-            with pytest.raises(NotImplementedError):
-                c.commit(offsets=[TopicPartition("ev", 1, 9)])
+            with pytest.raises(tidelog.InvalidGroupIdError):
+                await c.commit(offsets=[TopicPartition("ev", 1, 9)])
 
     asyncio.run(main())

@@ -135,9 +135,8 @@ def consumer_settings(config: dict | None, kwargs: dict) -> dict:
         elif name == "partition_assignment_strategy" and isinstance(value, (list, tuple)) and len(value) == 1:
             out[name] = value[0]  # kafka-python takes a list of assignors
     if out.get("group") is None:
-        given = sorted(n for n in GROUP_SETTINGS if n in out and n != "client_id")
-        if given:
-            raise InvalidArgumentError(f"{', '.join(given)} need a consumer group: pass group=...")
+        for name in GROUP_SETTINGS:  # as Kafka's clients: group settings do nothing without a group
+            out.pop(name, None)
     if "start" in out:
         start = out["start"]
         if start not in OFFSET_RESET:

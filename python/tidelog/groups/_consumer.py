@@ -382,6 +382,9 @@ class GroupConsumer(Consumer):
 
     def _apply_assignment(self, new: dict[tuple[str, int], dict | None]) -> None:
         spec: list = []
+        for key, committed in new.items():
+            if committed is not None:
+                self._auto_committed[key] = committed["offset"]  # auto-commit skips it until it moves
         for key in sorted(self._owned):
             spec.append(self._start_at(key, new[key]) if key in new else key)
         Consumer.assign(self, spec)
