@@ -11,7 +11,8 @@ processes on an 8-partition topic, cooperative-sticky.
 * G3 commit: durable ``commit()`` p50 <= 1.2x one ``os.pwrite`` + ``os.fdatasync``
   of 128 bytes into a preallocated file, measured in the same run.
 * G4 auto-commit: polling every record with ``enable_auto_commit=True`` (every
-  5 s; every 100 ms shown too) >= 0.98x the records/s with it off.
+  5 s; every 100 ms shown too) >= 0.98x the records/s with it off (three members
+  in one process taking turns of 4,096 records: the median of per-round ratios).
 * G5 scaling: 4 members of one group consume a pre-filled topic >= 1.5x the
   records/s of one member alone (this VM has 2 cores: the bound).
 
@@ -112,41 +113,50 @@ def test_join_while_others_consume(benchmark, bench_dir):
 
 
 def test_durable_commit_vs_one_fdatasync(benchmark, bench_dir):
-    _, ms, base = _rounds(benchmark, bench_dir, "commit", "tidelog group", ("pwrite+fdatasync 128 B",))
+    _, ms, base = _rounds(benchmark, bench_dir, "commit", "tidelog group",
+                          ("pwrite+fdatasync 128 B", "append+fdatasync 128 B"))
     floor = base["pwrite+fdatasync 128 B"]
     c50 = [percentiles(m["latencies_ns"], (50,))[0] / 1e3 for m in ms]
     f50 = [percentiles(m["latencies_ns"], (50,))[0] / 1e3 for m in floor]
+    a50 = [percentiles(m["latencies_ns"], (50,))[0] / 1e3 for m in base["append+fdatasync 128 B"]]
     ratio = median(c50) / median(f50)
     record(
         benchmark,
         [comparison("G3. durable commit() p50 vs pwrite+fdatasync of 128 bytes", tidelog=median(c50),
                     baseline=median(f50), unit="us", ratio=median(f50) / median(c50), target=">= 0.833",
                     passed=ratio <= 1.2, baseline_name="pwrite+fdatasync 128 B",
-                    note=f"commit / fdatasync = {ratio:.2f}x (target <= 1.2x)")],
-        commit_p50_us_spread=_spread(c50), fdatasync_p50_us_spread=_spread(f50),
+                    note=f"commit / fdatasync = {ratio:.2f}x (target <= 1.2x)"),
+         comparison("G3. durable commit() p50 vs append+fdatasync of 128 bytes (a growing file)",
+                    tidelog=median(c50), baseline=median(a50), unit="us", ratio=median(a50) / median(c50),
+                    target=None, passed=None, baseline_name="append+fdatasync 128 B", note="reported, no target")],
+        commit_p50_us_spread=_spread(c50), fdatasync_p50_us_spread=_spread(f50), append_p50_us_spread=_spread(a50),
         round_ratios=[a / b for a, b in zip(c50, f50)],
         commit_p99_us=percentiles([x for m in ms for x in m["latencies_ns"]], (99,))[0] / 1e3,
     )
 
 
 def test_auto_commit_cost(benchmark, bench_dir):
-    _, ms, base = _rounds(benchmark, bench_dir, "autocommit", "tidelog group",
-                          ("tidelog group, no auto-commit", "tidelog group, auto-commit 100 ms"))
-    rate = [m["records"] / m["seconds"] for m in ms]
-    off = [m["records"] / m["seconds"] for m in base["tidelog group, no auto-commit"]]
-    fast = [m["records"] / m["seconds"] for m in base["tidelog group, auto-commit 100 ms"]]
-    ratio = median(rate) / median(off)
-    ratio_fast = median(fast) / median(off)
+    _, ms, _ = _rounds(benchmark, bench_dir, "autocommit", "tidelog group")
+    n = [m["records"] for m in ms]
+    rate = [k / m["seconds"] for k, m in zip(n, ms)]
+    off = [k / m["seconds_off"] for k, m in zip(n, ms)]
+    fast = [k / m["seconds_100ms"] for k, m in zip(n, ms)]
+    # the three members take turns within each round: the ratio of each round is the figure
+    ratios = [m["seconds_off"] / m["seconds"] for m in ms]
+    ratios_fast = [m["seconds_off"] / m["seconds_100ms"] for m in ms]
+    ratio, ratio_fast = median(ratios), median(ratios_fast)
     record(
         benchmark,
-        [comparison("G4. poll loop with auto-commit every 5 s vs auto-commit off", tidelog=median(rate),
-                    baseline=median(off), unit="records/s", ratio=ratio, target=">= 0.98", passed=ratio >= 0.98,
-                    baseline_name="enable_auto_commit=False"),
+        [comparison("G4. poll loop with auto-commit every 5 s vs auto-commit off (median of per-round ratios)",
+                    tidelog=median(rate), baseline=median(off), unit="records/s", ratio=ratio, target=">= 0.98",
+                    passed=ratio >= 0.98, baseline_name="enable_auto_commit=False"),
          comparison("G4. poll loop with auto-commit every 100 ms vs auto-commit off", tidelog=median(fast),
                     baseline=median(off), unit="records/s", ratio=ratio_fast, target=None, passed=None,
                     baseline_name="enable_auto_commit=False", note="reported, no target")],
         rate_spread=_spread(rate), off_spread=_spread(off), fast_spread=_spread(fast),
-        round_ratios=[a / b for a, b in zip(rate, off)],
+        round_ratios=ratios, round_ratios_100ms=ratios_fast,
+        cpu_ratios=[m["cpu_seconds_off"] / m["cpu_seconds"] for m in ms],
+        cpu_ratios_100ms=[m["cpu_seconds_off"] / m["cpu_seconds_100ms"] for m in ms],
     )
 
 

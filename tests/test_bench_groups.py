@@ -14,20 +14,20 @@ from tidelog.bench.workloads import find
 
 pytestmark = pytest.mark.skipif(groups_available() is not None, reason=str(groups_available()))
 
-ROLES = ["group", "autocommit-100ms", "no-autocommit", "one"]
+ROLES = ["group", "one"]
 
 
 def test_smoke_run_of_every_part(tmp_path):
     wl = find("groups")
-    contenders = [TidelogGroups(r) for r in ROLES] + [SmallFdatasync()]
+    contenders = [TidelogGroups(r) for r in ROLES] + [SmallFdatasync(), SmallFdatasync(append=True)]
     doc = run_suite(Options(mode="smoke", dir=str(tmp_path), raise_errors=True), contenders=contenders,
                     workloads=[wl])
     assert doc["errors"] == []
     rows = {(r["params"]["part"], r["contender"]): r for r in doc["results"]}
     assert set(rows) == {("failover", "tidelog group"), ("join", "tidelog group"), ("commit", "tidelog group"),
-                         ("commit", "pwrite+fdatasync 128 B"), ("autocommit", "tidelog group"),
-                         ("autocommit", "tidelog group, auto-commit 100 ms"),
-                         ("autocommit", "tidelog group, no auto-commit"), ("scaling", "tidelog group"),
+                         ("commit", "pwrite+fdatasync 128 B"), ("commit", "append+fdatasync 128 B"),
+                         ("autocommit", "tidelog group"),
+                         ("scaling", "tidelog group"),
                          ("scaling", "tidelog group, 1 member")}
     for r in rows.values():
         assert r["value"] is not None and math.isfinite(r["value"]) and r["value"] > 0, r
@@ -39,6 +39,8 @@ def test_smoke_run_of_every_part(tmp_path):
     join = rows[("join", "tidelog group")]["metrics"]
     assert join["joins"] == wl.JOIN["smoke"][1] and join["others records/s before"] > 0
     assert rows[("commit", "tidelog group")]["metrics"]["p99 µs"] >= rows[("commit", "tidelog group")]["value"]
+    auto = rows[("autocommit", "tidelog group")]["metrics"]
+    assert auto["records/s off"] > 0 and auto["records/s 100 ms"] > 0 and auto["5 s vs off"] > 0
     assert list(tmp_path.iterdir()) == []   # every round's log removed
 
 

@@ -23,11 +23,11 @@ def default_contenders() -> list[Contender]:
         Tidelog("fsync"), Tidelog("interval"), Tidelog("none"), TidelogProducer(), TidelogColumnar(), TidelogIntact(),
         TidelogProcesses("many"), TidelogProcesses("one"), TidelogProcesses("exclusive"),
         TidelogProcesses("threads"),
-        TidelogGroups("group"), TidelogGroups("autocommit-100ms"), TidelogGroups("no-autocommit"), TidelogGroups("one"),
+        TidelogGroups("group"), TidelogGroups("one"),
         # physical limits
         NumpyCopy(), OsWrite(), OsWrite(preallocate=False), WriteFdatasync(True), WriteFdatasync(False),
         ArrowInMemory(), ArrowIpcFile(), OpenMmap(), OsPipe(), PythonCallFloor(), PaArrayConversion(), Crc32c(),
-        SmallFdatasync(),
+        SmallFdatasync(), SmallFdatasync(append=True),
         # peers
         Sqlite("NORMAL"), Sqlite("FULL"), Sqlite("OFF"), DuckDB(), Lmdb(True), Lmdb(False),
         # reserved slots, not measured yet
