@@ -171,5 +171,9 @@ def test_four_members_vs_one(benchmark, bench_dir):
                     tidelog=median(many), baseline=median(one), unit="records/s", ratio=ratio, target=">= 1.5",
                     passed=ratio >= 1.5, baseline_name="1 member")],
         rate_spread=_spread(many), one_spread=_spread(one), round_ratios=[a / b for a, b in zip(many, one)],
+        cores_busy=median([m["cpu_s"] / m["seconds"] for m in ms]),
+        cores_busy_one=median([m["cpu_s"] / m["seconds"] for m in base["tidelog group, 1 member"]]),
+        records_per_cpu_s=median([m["records"] / m["cpu_s"] for m in ms]),
+        records_per_cpu_s_one=median([m["records"] / m["cpu_s"] for m in base["tidelog group, 1 member"]]),
     )
     assert all(m["received"] >= m["records"] for m in ms + base["tidelog group, 1 member"])

@@ -136,13 +136,15 @@ def feeder(conn, path: str, topic: str, partitions: int, per_second: int, value_
 
 def scaler(conn, path: str, topic: str, group: str, strategy: str) -> dict:
     """On "go" joins the group and consumes until "stop", reporting how far it
-    got; returns its start, the time of its last record and its count."""
+    got; returns its start, the time of its last record, its count and the
+    CPU time its process used."""
     import tidelog
 
     log = tidelog.open(path)
     try:
         _child.wait_go(conn)
         start = time.monotonic_ns()
+        cpu0 = time.process_time()
         c = log.consumer(topic, group=group, partition_assignment_strategy=strategy)
         poll, now_ns = c.poll, time.monotonic_ns
         reached: dict[int, int] = {}
@@ -174,7 +176,8 @@ def scaler(conn, path: str, topic: str, group: str, strategy: str) -> dict:
                 reached = {}
             if _stop_asked(conn):
                 break
+        cpu = time.process_time() - cpu0  # (including the idle polls after the last record: a few ms at most)
         c.close()
     finally:
         log.close()
-    return {"start_ns": start, "last_ns": last, "count": count}
+    return {"start_ns": start, "last_ns": last, "count": count, "cpu_s": cpu}

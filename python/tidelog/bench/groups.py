@@ -74,7 +74,7 @@ class Groups(Workload):
     JOIN = {"smoke": (2, 1), "quick": (2, 3), "full": (2, 6)}           # members, joins a round
     COMMITS = {"smoke": 10, "quick": 100, "full": 300}
     AUTOCOMMIT = {"smoke": 1000, "quick": 25_000, "full": 50_000}      # records per partition
-    SCALING = {"smoke": (4, 1000), "quick": (4, 25_000), "full": (4, 100_000)}
+    SCALING = {"smoke": (4, 1000), "quick": (4, 25_000), "full": (4, 250_000)}
 
     def grid(self, mode, opts):
         return [{"part": "failover", "members": self.FAILOVER[mode][0]},
@@ -134,7 +134,8 @@ class Groups(Workload):
                     "100 ms vs off": m["seconds_off"] / m["seconds_100ms"],
                     "5 s vs off, CPU": m["cpu_seconds_off"] / m["cpu_seconds"],
                     "100 ms vs off, CPU": m["cpu_seconds_off"] / m["cpu_seconds_100ms"]}
-        return {"records/s": m["records"] / m["seconds"]}
+        return {"records/s": m["records"] / m["seconds"], "cores busy": m["cpu_s"] / m["seconds"],
+                "records/CPU-s": m["records"] / m["cpu_s"]}
 
     def pooled(self, params, case, measures):
         part = params["part"]

@@ -399,7 +399,7 @@ class TidelogGroups(Contender):
         self.log.delete_group(group)
         seconds = (max(p["last_ns"] for p in parts) - min(p["start_ns"] for p in parts)) / 1e9
         return {"seconds": seconds, "records": d.partitions * d.per_partition,
-                "received": sum(p["count"] for p in parts), "members": n}
+                "received": sum(p["count"] for p in parts), "members": n, "cpu_s": sum(p["cpu_s"] for p in parts)}
 
 
 class SmallFdatasync(Contender):
