@@ -85,6 +85,7 @@ def test_failover_after_sigkill(benchmark, bench_dir):
                     baseline_name="p50", note="reported, no target")],
         round_p50_ms=[percentiles(m["failover_ns"], (50,))[0] / 1e6 for m in ms],
         failover_ms=kills, all_moved_ms=every,
+        exit_p50_ms=percentiles([x for m in ms for x in m["exit_ns"]], (50,))[0] / 1e6,
     )
     assert all(m["records"] > 0 for m in ms)
 

@@ -9,7 +9,9 @@ topic of 64-byte records:
   records/s; ``kills`` times a round one member is SIGKILLed (in turn) and
   replaced once the group is steady again. The figure: from the kill to the
   first record of a partition the dead member owned received by a survivor
-  (percentiles over every kill); also until every such partition had one.
+  (percentiles over every kill); also until every such partition had one, and
+  until the dead process's pidfd was readable (the kernel's part: the process
+  torn down, its locks released).
 * ``join``: 2 members consume the fed topic; a new member joins (a pool
   worker that opened the log beforehand): from its ``consumer()`` returning
   to its first record; and the others' records/s while it joins (from the
@@ -114,7 +116,8 @@ class Groups(Workload):
         if part == "failover":
             p50, p99 = percentiles(m["failover_ns"], (50, 99))
             return {"p50 ms": p50 / 1e6, "p99 ms": p99 / 1e6, "max ms": max(m["failover_ns"]) / 1e6,
-                    "all moved p50 ms": percentiles(m["all_moved_ns"], (50,))[0] / 1e6}
+                    "all moved p50 ms": percentiles(m["all_moved_ns"], (50,))[0] / 1e6,
+                    "exit p50 ms": percentiles(m["exit_ns"], (50,))[0] / 1e6}
         if part == "join":
             p50, = percentiles(m["join_ns"], (50,))
             before, during = m["others_before_per_s"], m["others_during_per_s"]
@@ -144,7 +147,8 @@ class Groups(Workload):
             every = [x for m in measures for x in m["all_moved_ns"]]
             p50, p99 = percentiles(xs, (50, 99))
             return {"p50 ms": p50 / 1e6, "p99 ms": p99 / 1e6, "max ms": max(xs) / 1e6, "kills": len(xs),
-                    "all moved p50 ms": percentiles(every, (50,))[0] / 1e6, "all moved max ms": max(every) / 1e6}
+                    "all moved p50 ms": percentiles(every, (50,))[0] / 1e6, "all moved max ms": max(every) / 1e6,
+                    "exit p50 ms": percentiles([x for m in measures for x in m["exit_ns"]], (50,))[0] / 1e6}
         if part == "join":
             xs = [x for m in measures for x in m["join_ns"]]
             return {"p50 ms": percentiles(xs, (50,))[0] / 1e6, "max ms": max(xs) / 1e6, "joins": len(xs)}

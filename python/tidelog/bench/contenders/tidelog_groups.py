@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import multiprocessing.connection
 import os
+import select
 import signal
 import time
 
@@ -234,7 +235,7 @@ class TidelogGroups(Contender):
         group = "failover"
         firsts: list[tuple[object, tuple, int]] = []
         crew = _Crew(self, lambda w, kind, payload: firsts.append((w, *payload)) if kind == "first" else None)
-        first_ns, all_ns = [], []
+        first_ns, all_ns, exit_ns = [], [], []
         try:
             feeder = self._start_feeder(crew)
             members = [self._start_member(crew, group) for _ in range(d.members)]
@@ -245,7 +246,14 @@ class TidelogGroups(Contender):
                 if not moved:
                     raise RuntimeError("the member to kill owns no partition")
                 del firsts[:]
-                t_kill = crew.kill(victim)
+                pidfd = os.pidfd_open(pid)
+                try:
+                    t_kill = crew.kill(victim)
+                    # when the kernel has torn the dead process down (its locks released, its pidfd readable)
+                    select.select([pidfd], [], [], 10)
+                    exit_ns.append(_now_ns() - t_kill)
+                finally:
+                    os.close(pidfd)
                 deadline = time.monotonic() + 10
                 seen: dict = {}
                 while len(seen) < len(moved):
@@ -265,7 +273,7 @@ class TidelogGroups(Contender):
         except BaseException:
             crew.close()
             raise
-        return {"failover_ns": first_ns, "all_moved_ns": all_ns, "kills": len(first_ns),
+        return {"failover_ns": first_ns, "all_moved_ns": all_ns, "exit_ns": exit_ns, "kills": len(first_ns),
                 "records": sum(counts), "sent": sent}
 
     # ---------------------------------------------------------------- join
