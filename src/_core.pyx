@@ -27,8 +27,8 @@ from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC, CLOCK_REALTIME
 
 from tidelog_native cimport *
 
-from tidelog.errors import (CorruptionError, DeliveryError, LogClosedError, RecordTooLargeError, TidelogError,
-                            UnknownTopicError, _from_native)
+from tidelog.errors import (CorruptionError, DeliveryError, InvalidArgumentError, LogClosedError, RecordTooLargeError,
+                            TidelogError, UnknownTopicError, _from_native)
 
 #: errc value -> name, from the ErrorCode declaration (tidelog/_core.pxd).
 cdef dict _ERROR_NAMES = {int(code): code.name for code in ErrorCode}
@@ -626,3 +626,4 @@ include "producer_batch.pxi"
 include "producer_engine.pxi"
 include "producer.pxi"
 include "reader.pxi"
+include "durable_table.pxi"

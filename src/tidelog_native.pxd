@@ -4,6 +4,7 @@ from libc.stdint cimport int64_t, uint16_t, uint32_t, uint64_t
 from libcpp cimport bool as cbool
 from libcpp.memory cimport shared_ptr, unique_ptr
 from libcpp.string cimport string
+from libcpp.utility cimport pair
 from libcpp.vector cimport vector
 
 cdef extern from "<sys/uio.h>":
@@ -191,3 +192,47 @@ cdef extern from "record_builder.h" namespace "tidelog" nogil:
         const vector[int]& header_offsets() const
         const CBinaryColumn& header_names() const
         const CBinaryColumn& header_values() const
+
+cdef extern from "<string_view>" namespace "std" nogil:
+    cdef cppclass string_view:
+        string_view()
+        string_view(const char* data, size_t size)
+
+cdef extern from "<optional>" namespace "std" nogil:
+    cdef cppclass optional_view "std::optional<std::string_view>":
+        optional_view()
+        optional_view(string_view value)
+
+cdef extern from "durable_table.h" namespace "tidelog" nogil:
+    cdef cppclass CTableSyncToken "tidelog::table_sync_token":
+        uint64_t generation
+        uint64_t end
+
+    cdef cppclass CDurableTable "tidelog::durable_table":
+        CDurableTable(const string& dir, cbool create) except +raise_native_error
+        void lock(cbool (*interrupted)(void*) noexcept nogil, void* context) except +raise_native_error
+        cbool try_lock() except +raise_native_error
+        void unlock() except +raise_native_error
+        cbool locked() const
+        void refresh() except +raise_native_error
+        const string* get(string_view key) except +raise_native_error
+        vector[pair[string, string]] items(string_view prefix) except +raise_native_error
+        CTableSyncToken put(const vector[pair[string_view, optional_view]]& changes) except +raise_native_error
+        void sync(const CTableSyncToken& token) except +raise_native_error
+        uint64_t change_counter() const
+        size_t size() const
+        uint64_t journal_bytes() const
+        uint64_t generation() const
+        void rewrite() except +raise_native_error
+        void close() except +raise_native_error
+        cbool is_open() const
+
+cdef extern from "ofd_lock_file.h" namespace "tidelog" nogil:
+    cdef cppclass COfdLockFile "tidelog::ofd_lock_file":
+        COfdLockFile(const string& path) except +raise_native_error
+        cbool lock(uint64_t byte, cbool exclusive, cbool wait) except +raise_native_error
+        void unlock(uint64_t byte) except +raise_native_error
+        cbool locked_elsewhere(uint64_t byte) except +raise_native_error
+        int fd() const
+        cbool is_open() const
+        void close() except +raise_native_error

@@ -489,3 +489,160 @@ def test_a_sigkilled_member_process_loses_its_partitions_within_moments(log_dir,
     for tp, om in d.offsets.items():
         assert a.position(*tp) >= om.offset
     a.close()
+
+
+def test_a_forked_child_does_not_keep_its_parents_member_alive(log_dir, log, tmp_path):
+    """The child's copies of the member's descriptors share the parent's open
+    file descriptions; if the child kept them, the parent's death would go
+    unnoticed while the child lives."""
+    fill(log, partitions=2)
+    script = tmp_path / "forker.py"
+    script.write_text(textwrap.dedent("""
+        import os, sys, time, tidelog
+        log = tidelog.open(sys.argv[1])
+        c = log.consumer(["orders"], group="fork", enable_auto_commit=False)
+        c.poll(0.1)
+        if os.fork() == 0:
+            time.sleep(30)  # the child outlives its parent
+            os._exit(0)
+        print("forked", flush=True)
+        time.sleep(30)
+    """))
+    proc = subprocess.Popen([sys.executable, str(script), str(log_dir)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "forked"
+    b = log.consumer(["orders"], group="fork", enable_auto_commit=False)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    try:
+        deadline = time.monotonic() + 10
+        while len(b.assignment()) < 2 and time.monotonic() < deadline:
+            b.poll(0.05)
+        assert len(b.assignment()) == 2
+    finally:
+        subprocess.run(["pkill", "-f", str(script)], check=False)
+        b.close()
+
+
+def test_cli_groups(log_dir, log, capsys):
+    from tidelog.cli import main
+
+    fill(log, partitions=2)
+    c = log.consumer(["orders"], group="cli", enable_auto_commit=False)
+    c.poll(1)
+    c.commit()
+    assert main(["groups", "list", str(log_dir)]) == 0
+    assert capsys.readouterr().out.split() == ["cli"]
+    assert main(["groups", "describe", str(log_dir), "cli"]) == 0
+    assert "Stable" in capsys.readouterr().out
+    assert main(["groups", "delete", str(log_dir), "cli"]) == 1  # a live member
+    assert "GroupNotEmptyError" in capsys.readouterr().err
+    c.close()
+    assert main(["groups", "reset-offsets", str(log_dir), "cli", "--to-offset", "orders:0=2"]) == 0
+    assert "orders:0 -> 2" in capsys.readouterr().out
+    assert main(["groups", "describe", str(log_dir), "cli", "--json"]) == 0
+    import json
+
+    d = json.loads(capsys.readouterr().out)
+    assert d["state"] == "Empty" and {o["partition"]: o["offset"] for o in d["offsets"]}[0] == 2
+    assert main(["groups", "delete", str(log_dir), "cli"]) == 0
+    assert main(["groups", "describe", str(log_dir), "cli"]) == 1
+    assert "UnknownGroupError" in capsys.readouterr().err
+
+
+def test_closing_the_log_makes_its_members_leave(log_dir):
+    log = tidelog.open(log_dir)
+    fill(log, partitions=2)
+    other = tidelog.open(log_dir)
+    a = log.consumer(["orders"], group="lc")
+    b = other.consumer(["orders"], group="lc")
+    settle(a, b)
+    assert len(b.assignment()) == 1
+    log.close()  # a leaves the group (committing what it returned) as its log closes
+    settle(b)
+    assert len(b.assignment()) == 2
+    b.close()
+    other.close()
+
+
+COMMITTER = textwrap.dedent("""
+    import sys, tidelog
+    log = tidelog.open(sys.argv[1])
+    c = log.consumer(["orders"], group="killed", enable_auto_commit=False)
+    while len(c.assignment()) < 1:
+        c.poll(0.05)
+    for i in range(1, 10_000):
+        c.commit(offsets={("orders", 0): i % 11})  # 0..10: the partition holds 10 records
+        print(i % 11, flush=True)                   # acknowledged: durable
+""")
+
+
+@pytest.mark.parametrize("point", ["table.put.mid:7", "table.put.written:9", "table.put.mid:30"])
+def test_sigkill_inside_commit_leaves_the_old_or_the_new_offset(log_dir, log, tmp_path, point):
+    """A member killed inside commit() (half a record written, or written but
+    not synced): the committed offset is the last acknowledged one or the one
+    in flight, never garbage; the group goes on."""
+    log.create_topic("orders", partitions=1)
+    fill(log, partitions=1)
+    script = tmp_path / "committer.py"
+    script.write_text(COMMITTER)
+    env = dict(os.environ, TIDELOG_TEST_KILL_AT=point)
+    proc = subprocess.run([sys.executable, str(script), str(log_dir)], capture_output=True, text=True, env=env,
+                          timeout=60)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    acked = [int(x) for x in proc.stdout.split()]
+    last = acked[-1] if acked else None
+    d = log.describe_group("killed")
+    committed = d.offsets.get(("orders", 0))
+    offset = committed.offset if committed else None
+    in_flight = None if last is None else (last + 1) % 11
+    assert offset in (last, in_flight), (offset, last)
+    b = log.consumer(["orders"], group="killed", enable_auto_commit=False)  # the group goes on
+    assert b.assignment() == [("orders", 0)]
+    assert b.position("orders", 0) == (offset if offset is not None else 0)
+    b.commit(offsets={("orders", 0): 3})
+    assert b.committed([("orders", 0)])[0].offset == 3
+    b.close()
+
+
+# ----------------------------------------------------------------- fuzzing
+from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+
+_json = st.recursive(st.none() | st.booleans() | st.integers(-5, 2**40) | st.text(max_size=8),
+                     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner,
+                                                                                 max_size=5), max_leaves=20)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(st.binary(max_size=64), _json.map(lambda v: __import__("json").dumps(v).encode())),
+       st.booleans())
+def test_the_state_and_offset_parsers_take_any_bytes(raw, as_state):
+    """Whatever the table holds, the parsers return a checked value or raise CorruptionError."""
+    from tidelog.groups._store import parse_offset, parse_state
+
+    try:
+        value = parse_state(raw, "g") if as_state else parse_offset(raw, "g")
+    except tidelog.CorruptionError:
+        return
+    assert isinstance(value, dict)
+
+
+def test_a_malformed_state_is_a_typed_error(log):
+    from tidelog.groups._store import GroupStore
+
+    fill(log, partitions=1)
+    c = log.consumer(["orders"], group="mal")
+    store = GroupStore(os.path.join(log.path, "groups", "mal"), create=False)
+    with store:
+        store.table.put([(b"state", b'{"version": 99}')])
+    store.words[1] += 1  # the members see a change
+    with pytest.raises(tidelog.CorruptionError, match="version-1"):
+        for _ in range(5):
+            c.poll(0.01)
+    with pytest.raises(tidelog.CorruptionError):
+        log.describe_group("mal")
+    with pytest.raises(tidelog.GroupNotEmptyError):
+        log.delete_group("mal")  # the member is alive (its liveness lock is held)
+    c._store.liveness.close()  # as if its process died
+    log.delete_group("mal")  # an unreadable group can still be deleted
+    assert log.groups() == []
+    store.close()

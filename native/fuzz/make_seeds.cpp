@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "committer.h"
+#include "durable_table.h"
 #include "frame.h"
 #include "fuzz_common.h"
 #include "partition.h"
@@ -70,6 +71,42 @@ std::string make_partition(const std::string& root, const char* name, int frames
     if (close) p->close();
     delete p;  // closes if not closed
     return dir;
+}
+
+/// table_fuzz inputs: flag byte 1 (the whole journal follows), then a journal
+/// written by durable_table.
+void table_seeds(const std::string& root, const std::string& corpus) {
+    std::string dir = root + "/table";
+    fs::remove_all(dir);
+    using change = durable_table::change;
+    auto seed = [&](const char* name, std::vector<uint8_t> journal) {
+        journal.insert(journal.begin(), 1);
+        put(corpus, "table_fuzz", name, journal);
+    };
+    auto journal = [&] {
+        std::ifstream f(dir + "/journal", std::ios::binary);
+        return std::vector<uint8_t>((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    };
+    durable_table t(dir, true);
+    t.lock();
+    t.sync(t.put(std::vector<change>{{"offsets/orders/0", std::string("17")}, {"offsets/orders/1", std::string("4")}}));
+    t.put(std::vector<change>{{"state", std::string(300, 's')}, {"offsets/orders/1", std::nullopt}});
+    t.sync(t.put(std::vector<change>{{"offsets/orders/0", std::string("18")}}));
+    t.put(std::vector<change>{{"k", std::string("")}});  // vouches for the synced records before it
+    std::vector<uint8_t> puts = journal();
+    seed("puts", puts);
+    std::vector<uint8_t> torn = puts;
+    torn.resize(torn.size() - 7);
+    seed("torn-tail", torn);
+    std::vector<uint8_t> damaged = puts;
+    damaged[16 + 40] ^= 0x20;  // inside the first record, which the last one vouches for
+    seed("damaged-vouched", damaged);
+    t.rewrite();
+    t.put(std::vector<change>{{"after", std::string("rewrite")}});
+    seed("rewritten", journal());
+    t.unlock();
+    t.close();
+    seed("header-only", std::vector<uint8_t>(puts.begin(), puts.begin() + 16));
 }
 
 }  // namespace
@@ -162,6 +199,7 @@ int main(int argc, char** argv) {
     files partial = a;
     if (partial.index.size() >= 4) partial.index.resize(partial.index.size() - 3);
     put(corpus, "index_fuzz", "partial-entry", partial.encode());
+    table_seeds(root, corpus);
     std::printf("seeds written to %s\n", corpus.c_str());
     return 0;
 }

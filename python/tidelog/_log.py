@@ -105,7 +105,17 @@ _UNSET: Any = object()  # "not given": Kafka's names may supply the setting
 PRODUCER_CLOSE_TIMEOUT_S = 30.0
 
 
-def _close_all(topics: dict, native, producers: weakref.WeakSet) -> None:
+def _leave_groups(members: weakref.WeakSet) -> None:
+    """Group members leave their groups (committing, with auto-commit on)."""
+    for m in list(members):
+        try:
+            m.close()
+        except Exception as e:  # noqa: BLE001 - the others must still close
+            logger.warning("tidelog: a consumer group member could not leave its group at close: %s", e)
+
+
+def _close_all(topics: dict, native, producers: weakref.WeakSet, members: weakref.WeakSet) -> None:
+    _leave_groups(members)
     # Producers first, as kafka-python's and confluent's close(): their pending
     # records are delivered (or fail their futures at once), not dropped.
     for p in list(producers):
@@ -189,9 +199,11 @@ class Log:
         self._skipped = {"corrupt_ranges_skipped": 0, "corrupt_offsets_skipped": 0}
         self._topics_dir = os.path.join(self.path, "topics")
         self._producers: weakref.WeakSet = weakref.WeakSet()
+        self._members: weakref.WeakSet = weakref.WeakSet()  # group consumers: they leave their groups at close
         # Also runs at interpreter exit (weakref.finalize's atexit): producers still
         # open then are flushed, so a forgotten flush() loses nothing.
-        self._finalizer = weakref.finalize(self, _close_all, self._topics, self._native, self._producers)
+        self._finalizer = weakref.finalize(self, _close_all, self._topics, self._native, self._producers,
+                                          self._members)
         # (trash/, what a crashed create or delete left, is emptied by the
         # session's first handle: native/log_session.cpp.)
         try:
@@ -216,6 +228,7 @@ class Log:
         """Flushes, trims and closes every partition and marks the shutdown clean."""
         if self._closed:
             return
+        _leave_groups(self._members)  # while the topics can still be looked up
         self._closed = True
         self._finalizer()
 
@@ -494,7 +507,9 @@ class Log:
 
         self._check_writable()  # a member writes the group's state and offsets
         folder = groups.group_folder(self, groups.validate_group_name(name))
-        return groups.GroupConsumer(self, topics, name, folder, **common, **settings)
+        member = groups.GroupConsumer(self, topics, name, folder, **common, **settings)
+        self._members.add(member)
+        return member
 
     def async_producer(self, **kwargs):
         """An asyncio producer: ``await p.send(...)``, ``await p.flush()``. Same options as producer()."""
@@ -572,9 +587,10 @@ class Log:
         return self._native.wait_notify(sequence, timeout)
 
     def wake_waiters(self) -> None:
-        """Wakes every ``wait_notify`` of this log in this process at once
+        """Wakes every ``wait_notify`` of this log, in every process, at once
         (they return and re-check their state): how a waiting thread is
-        stopped, as when an async consumer's wait is cancelled."""
+        stopped, as when an async consumer's wait is cancelled, and how a
+        consumer group's members learn that the group changed."""
         self._native.wake_waiters()
 
     def stats(self) -> dict:

@@ -13,10 +13,10 @@ from typing import Any
 
 from .._arrow import to_ns
 from .._types import OffsetAndMetadata, TopicPartition, commit_offsets
-from ..errors import GroupNotEmptyError, InvalidArgumentError, UnknownGroupError
+from ..errors import CorruptionError, GroupNotEmptyError, InvalidArgumentError, UnknownGroupError
 from . import _membership as ms
 from ._names import group_folder, groups_root, validate_group_name
-from ._store import GroupStore
+from ._store import MAX_MEMBERS, GroupStore, empty_state
 
 
 @dataclass(frozen=True)
@@ -115,7 +115,15 @@ def delete_group(log, name: str) -> None:
     folder = store.folder
     try:
         with store:
-            state = _settled_state(store, log)
+            try:
+                state = _settled_state(store, log)
+            except CorruptionError:
+                # A state this version cannot read: the group can still be deleted, if no member is alive.
+                live = [slot for slot in range(MAX_MEMBERS) if store.alive(slot)]
+                if live:
+                    raise GroupNotEmptyError(f"cannot delete consumer group {name!r}: its state is unreadable "
+                                             f"and {len(live)} member slot(s) are held by live processes") from None
+                state = empty_state()
             _refuse_if_active(state, name, "delete")
             state["deleted"] = True  # a consumer that opened the folder before the rename joins a new one
             store.save_state(state)

@@ -115,6 +115,7 @@ class GroupConsumer(Consumer):
         self._in_sync = False
         self._known_pids: set[int] = set()
         self._finalizer = weakref.finalize(self, _abandon, self._store, folder)
+        self._finalizer.atexit = False  # at exit the log's own close makes its members leave, cleanly
         WATCHER.register(folder, log)
         if topics is not None:
             self.subscribe([topics] if isinstance(topics, str) else list(topics))
@@ -169,7 +170,7 @@ class GroupConsumer(Consumer):
                     state["members"][self._member_id]["topics"] = topics
                     ms.reassign(state, ms.partition_counts(self._log, ms.subscribed_topics(state)))
                     self._store.save_state(state)
-            self._log.wake_waiters()
+            self._wake()
         self._follow()
 
     def unsubscribe(self) -> None:
@@ -212,6 +213,9 @@ class GroupConsumer(Consumer):
             store.unlock()  # delete_group() moved this folder away meanwhile: the group starts anew
             store.close()
             self._store = GroupStore(self._folder, create=True)
+            self._finalizer.detach()
+            self._finalizer = weakref.finalize(self, _abandon, self._store, self._folder)
+            self._finalizer.atexit = False
         try:
             ms.sweep(store, state, ms.now_ns())
             live = [m for m in state["members"].values() if m.get("departed_ns") is None]
@@ -251,7 +255,7 @@ class GroupConsumer(Consumer):
             self._generation = -1
         finally:
             store.unlock()
-        self._log.wake_waiters()
+        self._wake()
 
     def _leave(self, revoke: bool) -> None:
         if self._member_id is None:
@@ -270,10 +274,11 @@ class GroupConsumer(Consumer):
                     ms.free_owned(state, self._member_id)
                 else:
                     ms.remove_member(state, self._member_id, "left")
-                    ms.reassign(state, ms.partition_counts(self._log, ms.subscribed_topics(state)))
+                    ms.reassign(state, ms.partition_counts(self._log, ms.subscribed_topics(state),
+                                                           state["partitions"]))
                 store.save_state(state)
             store.liveness.unlock(LIVENESS_BYTE0 + self._slot)
-        self._log.wake_waiters()
+        self._wake()
         self._member_id, self._slot, self._generation = None, -1, -1
         self._owned = {}
         Consumer.assign(self, [])
@@ -366,7 +371,7 @@ class GroupConsumer(Consumer):
             self._lost(lost, reason)
             return True
         if save:
-            self._log.wake_waiters()
+            self._wake()
         if missing:
             for key in missing:
                 self._owned.pop(key, None)
@@ -409,7 +414,7 @@ class GroupConsumer(Consumer):
                 if holder is not None and holder[0] == self._member_id:
                     del state["owners"][owner_key(t, p)]
             self._store.save_state(state)
-        self._log.wake_waiters()
+        self._wake()
         for key in parts:
             self._owned.pop(key, None)
         self._apply_assignment({})
@@ -431,6 +436,13 @@ class GroupConsumer(Consumer):
         if fenced:
             raise FencedInstanceIdError(f"group {self._group!r}: {reason}")
         self._join()
+
+    def _wake(self) -> None:
+        """Wakes the log's waiters (in every process) so that idle members follow the change."""
+        try:
+            self._log.wake_waiters()
+        except LogClosedError:
+            pass  # this handle closed: the watchers of other processes sweep
 
     def _call(self, fn, parts: list[tuple[str, int]]) -> None:
         if fn is not None and parts:
@@ -533,7 +545,7 @@ class GroupConsumer(Consumer):
                                            f"({end}): a committed offset is the next one to read")
         store = self._store
         with store:
-            state = store.state()
+            state = store.state_view()
             me = self._member_id
             values = {}
             for (t, p), om in entries.items():

@@ -26,6 +26,7 @@ import socket
 import time
 from typing import Any, Callable
 
+from ..errors import LogClosedError
 from ._assignors import EAGER, MemberSpec, assign
 from ._store import MAX_MEMBERS, GroupStore, owner_key, parse_owner_key
 
@@ -89,13 +90,18 @@ def sweep(store: GroupStore, state: dict[str, Any], now: int, me: str | None = N
     return membership, changed
 
 
-def partition_counts(log, topics) -> dict[str, int]:
+def partition_counts(log, topics, known: dict[str, int] | None = None) -> dict[str, int]:
+    """Partitions per topic (0: no such topic yet; assigned once it exists).
+    On a closed log, the counts ``known`` from the state (a member leaving
+    after its log closed still hands its partitions over)."""
     out = {}
     for name in sorted(topics):
         try:
             out[name] = log.topic(name).partitions
-        except KeyError:  # UnknownTopicError: assigned once it exists
+        except KeyError:  # UnknownTopicError
             out[name] = 0
+        except LogClosedError:
+            out[name] = (known or {}).get(name, 0)
     return out
 
 
@@ -155,7 +161,7 @@ def settle(store: GroupStore, log, state: dict[str, Any], me: str | None = None,
     """sweep + reassign when membership or the topics' partition counts changed. Returns whether to save."""
     membership, changed = sweep(store, state, now_ns(), me)
     topics = subscribed_topics(state)
-    current = partition_counts(log, topics) if counts is None else counts(topics)
+    current = partition_counts(log, topics, state["partitions"]) if counts is None else counts(topics)
     if membership or current != state["partitions"]:
         reassign(state, current)
         changed = True

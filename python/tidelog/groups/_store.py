@@ -27,11 +27,13 @@ import json
 import mmap
 import os
 import time
+import weakref
 from typing import Any
 
 import numpy as np
 
 from .. import _core
+from ..errors import CorruptionError
 
 MEMBERS_MAGIC = 0x4D474C54  # "TLGM"
 MEMBERS_VERSION = 1
@@ -68,6 +70,21 @@ def parse_owner_key(key: str) -> tuple[str, int]:
     return topic, int(p)
 
 
+_OPEN_STORES: "weakref.WeakSet[GroupStore]" = weakref.WeakSet()
+
+
+def _forget_after_fork() -> None:
+    """A forked child must not keep its parent's members alive: the child's
+    copies of the descriptors share the parent's open file descriptions, so
+    they would hold the parent's liveness and group locks after the parent
+    died. The child closes them (its copies of the parent's consumers are unusable)."""
+    for store in list(_OPEN_STORES):
+        store._forget()
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
+
+
 class GroupStore:
     """The files of one group, opened by one user (a consumer or the watcher)."""
 
@@ -80,15 +97,22 @@ class GroupStore:
         self.table = _core.DurableTable(os.path.join(folder, "table"), create)
         path = os.path.join(folder, "members")
         self.liveness = _core.OfdLock(path)  # this user's descriptor: its own locks, and probes of others'
-        fd = self.liveness.fileno()
-        if os.fstat(fd).st_size < MEMBERS_FILE_BYTES:
-            os.ftruncate(fd, MEMBERS_FILE_BYTES)  # zeros: no member yet, state_seq 0
-        self._map = mmap.mmap(fd, MEMBERS_FILE_BYTES)
+        # The mapping gets its own open file description: mmap keeps a duplicate
+        # of the descriptor it maps, which must not carry the liveness locks
+        # (a duplicate kept alive, say by a forked child, would keep them held).
+        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+        try:
+            if os.fstat(fd).st_size < MEMBERS_FILE_BYTES:
+                os.ftruncate(fd, MEMBERS_FILE_BYTES)  # zeros: no member yet, state_seq 0
+            self._map = mmap.mmap(fd, MEMBERS_FILE_BYTES)
+        finally:
+            os.close(fd)
         # int64 words: [0] magic|version, [1] state_seq; slots: [tag, last_poll_ns, waiting, spare]
         self.words = np.frombuffer(self._map, dtype=np.int64)
         self.words[0] = MEMBERS_MAGIC | (MEMBERS_VERSION << 32)
         self._state: dict[str, Any] | None = None
         self._state_raw: bytes | None = None
+        _OPEN_STORES.add(self)
 
     # ----------------------------------------------------------- lock-free
     @property
@@ -140,13 +164,17 @@ class GroupStore:
 
     def state(self) -> dict[str, Any]:
         """The coordination state (a fresh copy the caller may change)."""
+        return _copy(self.state_view())
+
+    def state_view(self) -> dict[str, Any]:
+        """The coordination state, read-only (shared with this store's cache)."""
         raw = self.table.get(STATE_KEY)
         if raw is None:
             return empty_state()
-        if raw is not self._state_raw and raw != self._state_raw:
-            self._state = json.loads(raw)
+        if raw != self._state_raw:
+            self._state = parse_state(raw, self.folder)
             self._state_raw = raw
-        return json.loads(self._state_raw) if self._state is None else _copy(self._state)
+        return self._state
 
     def save_state(self, state: dict[str, Any]) -> None:
         raw = json.dumps(state, separators=(",", ":")).encode()
@@ -156,10 +184,18 @@ class GroupStore:
 
     def committed(self, topic: str, partition: int) -> dict[str, Any] | None:
         raw = self.table.get(offset_key(topic, partition))
-        return None if raw is None else json.loads(raw)
+        return None if raw is None else parse_offset(raw, self.folder)
 
     def all_committed(self) -> dict[tuple[str, int], dict[str, Any]]:
-        return {parse_offset_key(k): json.loads(v) for k, v in self.table.items(OFFSET_PREFIX)}
+        out = {}
+        for k, v in self.table.items(OFFSET_PREFIX):
+            try:
+                key = parse_offset_key(k)
+            except (UnicodeDecodeError, ValueError):
+                raise CorruptionError(f"consumer group {self.folder}: a committed-offset key {k!r} is not "
+                                      f"o/<topic>/<partition>") from None
+            out[key] = parse_offset(v, self.folder)
+        return out
 
     def put_offsets(self, entries: dict[tuple[str, int], dict[str, Any] | None]):
         """One atomic record; returns the sync token (``table.sync`` it, without the lock, to make it durable)."""
@@ -170,7 +206,13 @@ class GroupStore:
     def sync(self, token) -> None:
         self.table.sync(token)
 
+    def _forget(self) -> None:
+        self.words = None
+        self.liveness.close()
+        self.table.close()
+
     def close(self) -> None:
+        _OPEN_STORES.discard(self)
         self.words = None
         try:
             self._map.close()
@@ -180,9 +222,61 @@ class GroupStore:
         self.table.close()
 
 
+def _bad(folder: str, what: str) -> CorruptionError:
+    return CorruptionError(f"consumer group {folder}: {what} (FORMAT.md §12); the group's table holds something "
+                           f"this version does not understand")
+
+
+_MEMBER_FIELDS = {"slot": int, "tag": int, "pid": int, "topics": list, "max_poll_interval_ms": int,
+                  "session_timeout_ms": int, "target": list}
+
+
+def parse_state(raw: bytes, folder: str) -> dict[str, Any]:
+    """The coordination state from its JSON, checked field by field: anything
+    else is a typed CorruptionError, never a KeyError deep inside a poll."""
+    try:
+        state = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise _bad(folder, "the state is not JSON") from None
+    if not isinstance(state, dict) or state.get("version") != STATE_VERSION:
+        raise _bad(folder, f"the state is not a version-{STATE_VERSION} state")
+    if not isinstance(state.get("generation"), int) or not isinstance(state.get("members"), dict) \
+            or not isinstance(state.get("owners"), dict) or not isinstance(state.get("partitions"), dict):
+        raise _bad(folder, "the state lacks generation, members, owners or partitions")
+    for mid, m in state["members"].items():
+        if not isinstance(m, dict) or any(not isinstance(m.get(f), t) for f, t in _MEMBER_FIELDS.items()):
+            raise _bad(folder, f"member {mid!r} of the state is malformed")
+        if not 0 <= m["slot"] < MAX_MEMBERS or not all(
+                isinstance(tp, list) and len(tp) == 2 and isinstance(tp[0], str) and isinstance(tp[1], int)
+                for tp in m["target"]):
+            raise _bad(folder, f"member {mid!r} of the state is malformed")
+    for key, entry in state["owners"].items():
+        if not isinstance(key, str) or "/" not in key or not key.partition("/")[0].isdigit() \
+                or not isinstance(entry, list) or len(entry) != 3 or not isinstance(entry[0], str):
+            raise _bad(folder, f"owner entry {key!r} of the state is malformed")
+    if not all(isinstance(v, int) for v in state["partitions"].values()) or \
+            not all(isinstance(v, int) for v in state.get("epochs", {}).values()):
+        raise _bad(folder, "the state's partition counts or epochs are malformed")
+    return state
+
+
+def parse_offset(raw: bytes, folder: str) -> dict[str, Any]:
+    try:
+        value = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        value = None
+    if not isinstance(value, dict) or not isinstance(value.get("offset"), int) or value["offset"] < 0 \
+            or not isinstance(value.get("metadata", ""), str):
+        raise _bad(folder, f"a committed offset {raw[:64]!r} is malformed")
+    value.setdefault("metadata", "")
+    value.setdefault("leader_epoch", None)
+    return value
+
+
 def _copy(state: dict[str, Any]) -> dict[str, Any]:
     out = dict(state)
     out["members"] = {m: dict(v) for m, v in state["members"].items()}
-    out["owners"] = dict(state["owners"])
-    out["partitions"] = dict(state["partitions"])
+    for key in ("owners", "partitions", "epochs", "gone"):
+        if key in state:
+            out[key] = dict(state[key])
     return out

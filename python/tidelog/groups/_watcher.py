@@ -27,6 +27,7 @@ import threading
 import time
 import weakref
 
+from ..errors import LogClosedError
 from . import _membership as ms
 from ._store import GroupStore
 
@@ -171,6 +172,8 @@ class Watcher:
             w.deadline_s = max(deadline, 0.001)
         except FileNotFoundError:
             w.pids = set()  # the group was deleted
+        except LogClosedError:
+            return  # the log closed while this sweep ran (its last consumer closing): nothing left to sweep for it
         except Exception as e:  # noqa: BLE001 - the watcher must survive anything one group does
             if getattr(log, "_closed", False):
                 return  # the log was closed under the sweep (a member's close pokes it): nothing to report
@@ -178,4 +181,20 @@ class Watcher:
             w.deadline_s = 1.0
 
 
+    def _reset_after_fork(self) -> None:
+        """In a forked child: the parent's registrations are the parent's (its
+        consumers are unusable here); the child's own consumers start anew."""
+        self._mu = threading.Lock()
+        self._groups = {}
+        self._thread = None
+        for fd in (self._pipe_r, self._pipe_w):
+            if fd >= 0:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        self._pipe_r = self._pipe_w = -1
+
+
 WATCHER = Watcher()
+os.register_at_fork(after_in_child=WATCHER._reset_after_fork)

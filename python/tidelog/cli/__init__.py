@@ -31,22 +31,27 @@ def main(argv: list[str] | None = None) -> int:
     verify.add_argument("--json", action="store_true", help="print the report as JSON")
     verify.add_argument("--progress", choices=["auto", "always", "never"], default="auto",
                         help="progress on stderr (auto: on a terminal, for logs of 64 MiB or more)")
-    from .bench.cli import DESCRIPTION as BENCH_DESCRIPTION, add_arguments as add_bench_arguments
+    from . import groups as groups_cli
+
+    groups_cli.add_arguments(sub.add_parser("groups", help="list, describe, reset or delete consumer groups"))
+    from ..bench.cli import DESCRIPTION as BENCH_DESCRIPTION, add_arguments as add_bench_arguments
 
     bench = sub.add_parser("bench", help="the benchmark suite: tidelog beside the physical limits and its peers",
                            description=BENCH_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_bench_arguments(bench)
     args = parser.parse_args(argv)
     if args.command == "bench":
-        from .bench.cli import main as bench_main
+        from ..bench.cli import main as bench_main
 
         return bench_main(args)
     if args.command == "demo":
-        from .demo import run_demo
+        from ..demo import run_demo
 
         return run_demo(args.rows, args.sensors, args.batch, args.dir, args.sqlite_rows)
+    if args.command == "groups":
+        return groups_cli.main(args)
     if args.command == "verify":
-        from ._verify import main as verify_main
+        from .._verify import main as verify_main
 
         return verify_main(args.path, repair=args.repair, as_json=args.json, progress=args.progress)
     return 2
