@@ -175,8 +175,6 @@ class Watcher:
         except LogClosedError:
             return  # the log closed while this sweep ran (its last consumer closing): nothing left to sweep for it
         except Exception as e:  # noqa: BLE001 - the watcher must survive anything one group does
-            if getattr(log, "_closed", False):
-                return  # the log was closed under the sweep (a member's close pokes it): nothing to report
             logger.warning("tidelog group watcher: sweeping %s failed: %s", w.folder, e)
             w.deadline_s = 1.0
 
