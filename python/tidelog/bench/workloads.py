@@ -1,5 +1,5 @@
 """The workloads of the suite (7-9, behind target benchmarks, in targets.py; 10, many processes on one log,
-in many_processes.py). Each builds its data once per parameter set
+in many_processes.py; 11, consumer groups, in groups.py). Each builds its data once per parameter set
 (every contender gets the same bytes), turns a contender's raw measure into
 metrics, and names its physical-limit baseline.
 
@@ -18,6 +18,7 @@ from .core import (
     GB, KiB, MB, MiB, ROW_BYTES, Metric, SensorData, Workload, available_memory, human_bytes, human_count,
     make_values, median, percentiles, sensor_batch,
 )
+from .groups import Groups
 from .many_processes import Processes
 from .targets import Copies, Damage, Records
 
@@ -410,7 +411,7 @@ class Latency(Workload):
 
 
 WORKLOADS: list[Workload] = [Ingest(), Produce(), Threads(), Scans(), Recovery(), Latency(), Records(), Copies(),
-                             Damage(), Processes()]
+                             Damage(), Processes(), Groups()]
 
 
 def find(name: str) -> Workload:
@@ -421,4 +422,4 @@ def find(name: str) -> Workload:
 
 
 __all__ = ["WORKLOADS", "find", "Ingest", "Produce", "Threads", "Scans", "Recovery", "Latency", "Records", "Copies",
-           "Damage", "Processes", "median"]
+           "Damage", "Processes", "Groups", "median"]

@@ -12,6 +12,7 @@ from .lmdb_ import Lmdb
 from .placeholders import EventSourcing, Kafka
 from .sqlite_ import Sqlite
 from .tidelog_ import Tidelog, TidelogColumnar, TidelogProducer
+from .tidelog_groups import SmallFdatasync, TidelogGroups
 from .tidelog_processes import TidelogProcesses
 from .tidelog_targets import TidelogIntact
 
@@ -22,9 +23,11 @@ def default_contenders() -> list[Contender]:
         Tidelog("fsync"), Tidelog("interval"), Tidelog("none"), TidelogProducer(), TidelogColumnar(), TidelogIntact(),
         TidelogProcesses("many"), TidelogProcesses("one"), TidelogProcesses("exclusive"),
         TidelogProcesses("threads"),
+        TidelogGroups("group"), TidelogGroups("one"),
         # physical limits
         NumpyCopy(), OsWrite(), OsWrite(preallocate=False), WriteFdatasync(True), WriteFdatasync(False),
         ArrowInMemory(), ArrowIpcFile(), OpenMmap(), OsPipe(), PythonCallFloor(), PaArrayConversion(), Crc32c(),
+        SmallFdatasync(), SmallFdatasync(append=True),
         # peers
         Sqlite("NORMAL"), Sqlite("FULL"), Sqlite("OFF"), DuckDB(), Lmdb(True), Lmdb(False),
         # reserved slots, not measured yet
@@ -40,6 +43,7 @@ def find(name: str) -> Contender:
 
 
 __all__ = ["default_contenders", "find", "Contender", "Tidelog", "TidelogProducer", "TidelogColumnar", "TidelogIntact", "TidelogProcesses",
+           "TidelogGroups", "SmallFdatasync",
            "NumpyCopy",
            "OsWrite", "WriteFdatasync", "ArrowInMemory", "ArrowIpcFile", "OpenMmap", "OsPipe", "PythonCallFloor",
            "PaArrayConversion", "Crc32c", "Sqlite", "DuckDB", "Lmdb", "Kafka", "EventSourcing"]
