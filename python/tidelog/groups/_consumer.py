@@ -538,8 +538,10 @@ class GroupConsumer(Consumer):
 
     def _commit_now(self, entries: dict[tuple[str, int], OffsetAndMetadata], durable: bool):
         """Checks ownership and stores the offsets in one locked step; returns the sync token."""
+        targets = {target[0]: target for target in self._targets}
         for (t, p), om in entries.items():
-            end = self._partition(t, p).end_offset
+            target = targets.get((t, p))
+            end = (self._live(target)[4] if target is not None else self._partition(t, p)).end_offset
             if om.offset > end:
                 raise InvalidArgumentError(f"commit: offset {om.offset} of {t}[{p}] is past the partition's end "
                                            f"({end}): a committed offset is the next one to read")
@@ -548,6 +550,7 @@ class GroupConsumer(Consumer):
             state = store.state_view()
             me = self._member_id
             values = {}
+            now = time.time_ns()
             for (t, p), om in entries.items():
                 holder = state["owners"].get(owner_key(t, p))
                 if self._manual:
@@ -561,7 +564,7 @@ class GroupConsumer(Consumer):
                                             f"{self._group!r}: {why} (the generation moved on)")
                 values[(t, p)] = {"offset": om.offset, "metadata": om.metadata or "",
                                   "leader_epoch": om.leader_epoch, "generation": holder[1] if holder else -1,
-                                  "member": me, "time_ns": time.time_ns()}
+                                  "member": me or "", "time_ns": now}
             token = store.put_offsets(values)
         if durable:
             store.sync(token)

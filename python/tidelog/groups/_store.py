@@ -199,8 +199,7 @@ class GroupStore:
 
     def put_offsets(self, entries: dict[tuple[str, int], dict[str, Any] | None]):
         """One atomic record; returns the sync token (``table.sync`` it, without the lock, to make it durable)."""
-        changes = [(offset_key(t, p), None if v is None else json.dumps(v, separators=(",", ":")).encode())
-                   for (t, p), v in entries.items()]
+        changes = [(offset_key(t, p), None if v is None else encode_offset(v)) for (t, p), v in entries.items()]
         return self.table.put(changes)
 
     def sync(self, token) -> None:
@@ -258,6 +257,18 @@ def parse_state(raw: bytes, folder: str) -> dict[str, Any]:
             not all(isinstance(v, int) for v in state.get("epochs", {}).values()):
         raise _bad(folder, "the state's partition counts or epochs are malformed")
     return state
+
+
+_quote = json.encoder.encode_basestring_ascii  # the C-accelerated string quoting json.dumps uses
+
+
+def encode_offset(v: dict[str, Any]) -> bytes:
+    """A committed offset as JSON (FORMAT.md §12), built directly: commits sit
+    on a latency path, and json.dumps builds an encoder per call."""
+    epoch = v["leader_epoch"]
+    return (f'{{"offset":{int(v["offset"])},"metadata":{_quote(v["metadata"] or "")},'
+            f'"leader_epoch":{"null" if epoch is None else int(epoch)},"generation":{int(v["generation"])},'
+            f'"member":{_quote(v["member"])},"time_ns":{int(v["time_ns"])}}}').encode()
 
 
 def parse_offset(raw: bytes, folder: str) -> dict[str, Any]:
