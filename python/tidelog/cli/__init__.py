@@ -8,7 +8,7 @@ import sys
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tidelog", description="An embedded, durable, Arrow-native event log")
     sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="simulated IoT ingest and query, beside SQLite")
+    demo = sub.add_parser("demo", help="simulated IoT ingest, query and a consumer group, beside SQLite")
     demo.add_argument("--rows", type=int, default=10_000_000)
     demo.add_argument("--sensors", type=int, default=1_000)
     demo.add_argument("--batch", type=int, default=65_536)
