@@ -209,6 +209,10 @@ void durable_table::reset_page_locked() {
     }
     uint64_t generation = valid ? _page->generation.load() + 1 : 1;
     _page->durable.store(pack_durable(generation, 0), std::memory_order_release);
+    // No tail hint (generations start at 1): the first catch-up reads the whole
+    // journal, so the bytes a power cut left past its last record are all seen
+    // (even a hint a dead rewriter set for this generation number is dropped).
+    _page->tail_generation.store(0, std::memory_order_release);
     _page->generation.store(generation, std::memory_order_release);
 }
 
