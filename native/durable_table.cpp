@@ -11,6 +11,7 @@
 #include "file_io.h"
 #include "kill_points.h"
 #include "ofd_lock.h"
+#include "units.h"
 
 namespace tidelog {
 
@@ -30,6 +31,26 @@ bool durable_is_for(uint64_t word, uint64_t generation) {
     return (word >> end_bits) == (generation & generation_mask);
 }
 uint64_t durable_end_of(uint64_t word) { return word & end_mask; }
+
+/// A catch-up reads this far past the last record (or past the page's
+/// tail_end) to see that only zeros follow: a record starting there shows its
+/// magic in its first bytes.
+constexpr uint64_t end_probe_bytes = 512;
+
+/// The length of data[0, size) up to and including its last non-zero byte.
+size_t nonzero_length(const uint8_t* data, size_t size) {
+    // By 4 KiB chunks aligned to data (memcmp is vectorized), then bytewise in
+    // the last chunk holding a non-zero byte: a reopen scans up to 4 MiB of
+    // preallocated zeros.
+    static const uint8_t zeros[4096] = {};
+    while (size > 0) {
+        size_t chunk = size % sizeof zeros ? size % sizeof zeros : sizeof zeros;
+        if (std::memcmp(data + size - chunk, zeros, chunk) != 0) break;
+        size -= chunk;
+    }
+    while (size > 0 && data[size - 1] == 0) --size;
+    return size;
+}
 
 std::string parent_of(const std::string& path) {
     size_t slash = path.find_last_of('/');
@@ -65,7 +86,8 @@ void make_directories_durably(const std::string& path) {
 
 // The page's layout is FORMAT.md's ("Durable tables", `lock`).
 static_assert(offsetof(table_lock_page, change_counter) == 8 && offsetof(table_lock_page, generation) == 16 &&
-                  offsetof(table_lock_page, durable) == 24 && sizeof(table_lock_page) == 32,
+                  offsetof(table_lock_page, durable) == 24 && offsetof(table_lock_page, tail_generation) == 32 &&
+                  offsetof(table_lock_page, tail_end) == 40 && sizeof(table_lock_page) == 48,
               "lock page layout");
 
 using change_views = std::vector<std::pair<std::string_view, std::optional<std::string_view>>>;
@@ -187,6 +209,10 @@ void durable_table::reset_page_locked() {
     }
     uint64_t generation = valid ? _page->generation.load() + 1 : 1;
     _page->durable.store(pack_durable(generation, 0), std::memory_order_release);
+    // No tail hint (generations start at 1): the first catch-up reads the whole
+    // journal, so the bytes a power cut left past its last record are all seen
+    // (even a hint a dead rewriter set for this generation number is dropped).
+    _page->tail_generation.store(0, std::memory_order_release);
     _page->generation.store(generation, std::memory_order_release);
 }
 
@@ -198,40 +224,114 @@ void durable_table::reload_locked() {
     // The rewrite that renamed this journal into place may have died before its
     // folder fsync: appending (and syncing) here is safe only once the name is durable.
     fsync_directory(_dir);
-    uint64_t size = _journal.size();
-    std::vector<uint8_t> bytes(size);
-    if (_journal.pread_some(bytes.data(), size, 0) != size) throw_corrupt(_journal_path, 0, "short read");
-    std::optional<uint64_t> first = table_journal::decode_file_header(bytes.data(), bytes.size());
+    uint8_t header[table_journal::file_header_bytes];
+    uint64_t got = _journal.pread_some(header, sizeof header, 0);
+    std::optional<uint64_t> first = table_journal::decode_file_header(header, got);
     if (!first) throw_corrupt(_journal_path, 0, "not a version-1 journal header");
     _entries.clear();
     _live_bytes = 0;
     _next_sequence = *first;
     _end = table_journal::file_header_bytes;
-    bytes.erase(bytes.begin(), bytes.begin() + table_journal::file_header_bytes);
-    parse_locked(bytes, table_journal::file_header_bytes);
+    catch_up_locked();
 }
 
-void durable_table::parse_locked(const std::vector<uint8_t>& bytes, uint64_t base) {
-    size_t at = 0;
+void durable_table::catch_up_locked() {
+    // Reads from _end: the records other handles appended, then enough past the
+    // last one to know what follows it. The page's tail_end (when it is for this
+    // generation) says how far non-zero bytes can reach; without it (the first
+    // open after a crash) the whole file is read.
+    uint64_t size = _journal.size();
+    if (size < _end) throw_corrupt(_journal_path, size, "the journal ends inside records already read");
+    _allocated = size;
+    uint64_t hint = size;
+    if (_page->tail_generation.load(std::memory_order_acquire) == _generation)
+        hint = std::min(size, _page->tail_end.load(std::memory_order_acquire));
+    const uint64_t base = _end;
+    std::vector<uint8_t> bytes;  // the journal's bytes [base, base + bytes.size())
+    auto read_to = [&](uint64_t to) {
+        uint64_t have = base + bytes.size();
+        bytes.resize(to - base);
+        uint64_t got = _journal.pread_some(bytes.data() + (have - base), to - have, have);
+        bytes.resize(have - base + got);
+        if (got < to - have) size = base + bytes.size();  // shorter than fstat said: it ends here
+    };
+    read_to(std::min(size, std::max(hint, base) + end_probe_bytes));
+    for (;;) {
+        parse_records_locked(bytes, base);
+        uint64_t have = base + bytes.size();
+        // The records may go on past the hint (it is only a hint): whatever
+        // follows the last one must be read far enough to show zeros, or all of
+        // it when it does not.
+        uint64_t probe_end = std::min(size, std::max(hint, _end) + end_probe_bytes);
+        if (have < probe_end) {
+            read_to(probe_end);
+            continue;
+        }
+        if (have < size && nonzero_length(bytes.data() + (_end - base), have - _end) > 0) {
+            read_to(size);
+            continue;
+        }
+        break;
+    }
+    size_t tail = nonzero_length(bytes.data() + (_end - base), bytes.size() - (_end - base));
+    if (tail > 0) {
+        // No valid record starts at _end, yet non-zero bytes follow it.
+        if (std::optional<uint64_t> proof = table_journal::find_vouching_record(bytes.data(), bytes.size(), base, _end))
+            throw_corrupt(_journal_path, _end,
+                          "a damaged record (the record at byte " + std::to_string(*proof) +
+                              " vouches that it had been written durably)");
+        // A torn tail: a holder died mid-put, or a power cut kept some unsynced
+        // sectors and not others. Zero it before anyone appends after it (the
+        // preallocated space stays; a cut that loses the zeros brings back a torn
+        // tail again, which the next open zeroes again).
+        raise_tail_end_locked(_end + tail);
+        zero_locked(_end, _end + tail);
+    }
+    set_tail_end_locked(_end);
+}
+
+void durable_table::parse_records_locked(const std::vector<uint8_t>& bytes, uint64_t base) {
+    size_t at = _end - base;
     while (at < bytes.size()) {
         std::optional<table_journal::record_view> r =
             table_journal::decode_record(bytes.data() + at, bytes.size() - at, base + at, _next_sequence);
-        if (!r) {
-            uint64_t bad = base + at;
-            if (std::optional<uint64_t> proof = table_journal::find_vouching_record(bytes.data(), bytes.size(), base, bad))
-                throw_corrupt(_journal_path, bad,
-                              "a damaged record (the record at byte " + std::to_string(*proof) +
-                                  " vouches that it had been written durably)");
-            // A torn tail: a holder died mid-append, or a power cut took bytes
-            // that were never synced. Cut it before anyone appends after it.
-            _journal.truncate(bad);
-            break;
-        }
+        if (!r) break;
         table_journal::for_each_change(*r, [&](std::string_view k, const std::optional<std::string_view>& v) { apply(k, v); });
         ++_next_sequence;
         at += r->total_bytes();
         _end = base + at;
     }
+}
+
+void durable_table::raise_tail_end_locked(uint64_t end) {
+    if (_page->tail_generation.load(std::memory_order_acquire) == _generation &&
+        _page->tail_end.load(std::memory_order_acquire) >= end)
+        return;
+    set_tail_end_locked(end);
+}
+
+void durable_table::set_tail_end_locked(uint64_t end) {
+    // A holder that dies between the two stores leaves a pair that is not for
+    // this generation: ignored (the next catch-up reads the whole file).
+    _page->tail_end.store(end, std::memory_order_release);
+    if (_page->tail_generation.load(std::memory_order_acquire) != _generation)
+        _page->tail_generation.store(_generation, std::memory_order_release);
+}
+
+void durable_table::zero_locked(uint64_t from, uint64_t to) {
+    static const uint8_t zeros[64 * 1024] = {};
+    for (uint64_t at = from; at < to; at += sizeof zeros)
+        _journal.pwrite_all(zeros, std::min<uint64_t>(sizeof zeros, to - at), at);
+}
+
+void durable_table::allocate_locked(uint64_t end) {
+    // Another handle may have grown the file since this one looked.
+    _allocated = _journal.size();
+    if (end <= _allocated) return;
+    uint64_t target = preallocation_target(_allocated, end, first_allocation_bytes, allocation_step_bytes);
+    target = std::max(end, std::min(target, max_journal_bytes));
+    _journal.allocate(_allocated, target - _allocated);
+    _allocated = target;
 }
 
 void durable_table::apply(std::string_view key, const std::optional<std::string_view>& value) {
@@ -255,18 +355,8 @@ void durable_table::refresh() {
     uint64_t generation = _page->generation.load(std::memory_order_acquire);
     uint64_t counter = _page->change_counter.load(std::memory_order_acquire);
     if (generation == _generation && counter == _seen_counter) return;
-    if (generation != _generation) {
-        reload_locked();
-    } else {
-        uint64_t size = _journal.size();
-        if (size < _end) throw_corrupt(_journal_path, size, "the journal ends inside records already read");
-        if (size > _end) {
-            std::vector<uint8_t> bytes(size - _end);
-            uint64_t got = _journal.pread_some(bytes.data(), bytes.size(), _end);
-            bytes.resize(got);
-            parse_locked(bytes, _end);
-        }
-    }
+    if (generation != _generation) reload_locked();
+    else catch_up_locked();
     _seen_counter = counter;
 }
 
@@ -303,10 +393,15 @@ table_sync_token durable_table::put(const change_views& changes) {
     refresh();
     std::string record;
     table_journal::encode_record(record, _next_sequence, vouched_end_now(), changes);
-    if (_end + record.size() > max_journal_bytes)
+    uint64_t record_end = _end + record.size();
+    if (record_end > max_journal_bytes)
         throw error(errc::too_large, "durable table journal " + _journal_path + " would pass 1 TiB");
+    // Written inside the file's size: its fdatasync then has no size to commit.
+    if (record_end > _allocated) allocate_locked(record_end);
     // Announced before the bytes land: a holder that dies mid-write has bumped
-    // the counter, so the next refresh looks at (and cuts) what it left.
+    // the counter and raised tail_end, so the next refresh reads (and zeroes)
+    // what it left.
+    raise_tail_end_locked(record_end);
     _seen_counter = _page->change_counter.fetch_add(1, std::memory_order_acq_rel) + 1;
     if (kill_point_due("table.put.mid")) {
         _journal.pwrite_all(record.data(), record.size() / 2, _end);
@@ -316,7 +411,7 @@ table_sync_token durable_table::put(const change_views& changes) {
         _journal.pwrite_all(record.data(), record.size(), _end);
     } catch (...) {
         try {
-            _journal.truncate(_end);  // leave no partial record behind (best effort)
+            zero_locked(_end, record_end);  // leave no partial record behind (best effort)
         } catch (...) {
         }
         throw;
@@ -324,7 +419,7 @@ table_sync_token durable_table::put(const change_views& changes) {
     kill_point("table.put.written");
     for (const auto& c : changes) apply(c.first, c.second);
     ++_next_sequence;
-    _end += record.size();
+    _end = record_end;
     table_sync_token token{_generation, _end};
     uint64_t live_journal = table_journal::file_header_bytes + table_journal::record_header_bytes + _live_bytes;
     if (_end > std::max(rewrite_min_bytes, 4 * live_journal)) {
@@ -368,6 +463,8 @@ void durable_table::rewrite() {
     // new file, both complete (and fsyncs the folder, in case we die before it).
     uint64_t generation = _page->generation.load(std::memory_order_acquire) + 1;
     _page->durable.store(pack_durable(generation, 0), std::memory_order_release);
+    _page->tail_end.store(position, std::memory_order_release);  // journal.new holds nothing past its records
+    _page->tail_generation.store(generation, std::memory_order_release);
     _page->generation.store(generation, std::memory_order_release);
     rename_file(_new_path, _journal_path);
     kill_point("table.rewrite.renamed");
@@ -375,6 +472,7 @@ void durable_table::rewrite() {
     _journal = std::move(f);
     _generation = generation;
     _end = position;
+    _allocated = position;  // the next put preallocates again
     _next_sequence = sequence;
     _page->durable.store(pack_durable(generation, _end), std::memory_order_release);
 }

@@ -9,17 +9,20 @@
 //            the kernel releases when its holder dies). Byte 1: a shared OFD lock
 //            of every open handle (the first opener, finding none, resets the
 //            page). Bytes [0, 4096): a shared page (MAP_SHARED, not durable):
-//            change_counter, the journal's generation, and how far that
-//            generation is known durable.
+//            change_counter, the journal's generation, how far that
+//            generation is known durable, and past where it holds only zeros.
 //   journal  an append-only journal of records (table_journal.h); one record per
-//            put, wholly present or wholly absent after any crash.
+//            put, wholly present or wholly absent after any crash. Preallocated
+//            in steps (fallocate), so that a put writes inside the file's size
+//            and its fdatasync has no size to commit: the journal ends at the
+//            first position where no valid record starts and only zeros follow.
 //
 // Concurrency contract: one handle is NOT thread-safe; each thread and process
 // opens its own. Between handles, lock()/unlock() exclude (threads of one
 // process too). refresh(), get(), items(), put() need the lock (put refreshes
 // itself first; get/items read this handle's view as of its last refresh).
 // sync() and change_counter() may run without it. A holder that dies leaves at
-// most a torn last record, which the next refresh cuts off. Open handles after
+// most a torn last record, which the next refresh zeroes. Open handles after
 // fork(), not before: a child that inherits a handle shares its open file
 // description, hence its locks.
 #include <sys/types.h>
@@ -56,6 +59,13 @@ struct table_lock_page {
     /// fdatasync'd up to durable_end (one word, so a sync cannot credit one
     /// generation's end to another).
     std::atomic<uint64_t> durable;
+    /// Every byte of generation tail_generation's journal at or past tail_end is
+    /// zero (as the page cache holds it), except what a put in progress writes:
+    /// a put raises tail_end over its record before writing it. A hint that
+    /// bounds a catch-up's read (it is checked by parsing: records found past it
+    /// are read too). Both change only under the table lock.
+    std::atomic<uint64_t> tail_generation;
+    std::atomic<uint64_t> tail_end;
 };
 static_assert(sizeof(std::atomic<uint64_t>) == 8 && std::atomic<uint64_t>::is_always_lock_free,
               "the lock page needs lock-free 64-bit atomics");
@@ -68,6 +78,10 @@ public:
     static constexpr uint64_t rewrite_min_bytes = uint64_t{1} << 20;
     /// Journal positions travel in 40 bits of the lock page's durable word.
     static constexpr uint64_t max_journal_bytes = uint64_t{1} << 40;
+    /// The journal grows (fallocate) by steps that start here and double...
+    static constexpr uint64_t first_allocation_bytes = uint64_t{64} << 10;
+    /// ... up to this.
+    static constexpr uint64_t allocation_step_bytes = uint64_t{4} << 20;
 
     /// Opens the table in `dir` (create: make the folder, lock and journal when
     /// missing; otherwise errc::not_found). Takes the table lock briefly.
@@ -85,9 +99,11 @@ public:
     bool locked() const { return _locked; }
 
     /// Under the lock: applies what other handles appended, re-reads the journal
-    /// after a rewrite, cuts a torn tail. No system call when nothing changed.
-    /// errc::corrupt (with the journal's path and position) for a bad record that
-    /// later records prove was durable (media damage); nothing is truncated then.
+    /// after a rewrite, zeroes a torn tail (zeros after the last record are the
+    /// journal's preallocated end, left as they are). No system call when
+    /// nothing changed. errc::corrupt (with the journal's path and position) for
+    /// a bad record that later records prove was durable (media damage); nothing
+    /// is changed then.
     void refresh();
 
     /// This handle's view (as of its last refresh): the value, or nullptr.
@@ -118,7 +134,9 @@ public:
     uint64_t change_counter() const { return _page->change_counter.load(std::memory_order_acquire); }
 
     size_t size() const { return _entries.size(); }
-    /// Journal bytes (this handle's view) and live bytes (what a rewrite would write).
+    /// Journal bytes up to the end of its last record (this handle's view; the
+    /// file is longer by its preallocation) and live bytes (what a rewrite
+    /// would write).
     uint64_t journal_bytes() const { return _end; }
     uint64_t live_bytes() const { return _live_bytes; }
     uint64_t generation() const { return _generation; }
@@ -134,7 +152,12 @@ private:
     void create_journal_locked();
     void reset_page_locked();
     void reload_locked();
-    void parse_locked(const std::vector<uint8_t>& bytes, uint64_t base);
+    void catch_up_locked();
+    void parse_records_locked(const std::vector<uint8_t>& bytes, uint64_t base);
+    void raise_tail_end_locked(uint64_t end);
+    void set_tail_end_locked(uint64_t end);
+    void zero_locked(uint64_t from, uint64_t to);
+    void allocate_locked(uint64_t end);
     void apply(std::string_view key, const std::optional<std::string_view>& value);
     uint64_t vouched_end_now() const;
 
@@ -145,10 +168,11 @@ private:
     bool _locked = false;
 
     // This handle's view: the journal generation it reads, how far it parsed
-    // (always a record boundary), the next record's sequence, and the
-    // change_counter value it last caught up with.
+    // (always a record boundary), the journal file's size as last seen, the
+    // next record's sequence, and the change_counter value it last caught up with.
     uint64_t _generation = 0;
     uint64_t _end = 0;
+    uint64_t _allocated = 0;
     uint64_t _next_sequence = 0;
     uint64_t _seen_counter = 0;
     std::map<std::string, std::string, std::less<>> _entries;

@@ -59,8 +59,7 @@ std::shared_ptr<segment> segment::open(const std::string& dir, int64_t base_offs
 
 void segment::ensure_allocated(uint64_t end) {
     if (end <= _allocated) return;
-    uint64_t step = std::min(std::max(_allocated, first_preallocation_bytes), preallocation_step);
-    uint64_t target = align_up(end, step);
+    uint64_t target = preallocation_target(_allocated, end, first_preallocation_bytes, preallocation_step);
     _log.allocate(_allocated, target - _allocated);
     _allocated = target;
 }

@@ -40,4 +40,13 @@ inline int64_t monotonic_ns() {
 
 inline uint64_t align_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
 
+/// How far a file preallocated in steps grows so that it holds `end` bytes: the
+/// step is the size already allocated, at least first_step and at most max_step
+/// (so it doubles from first_step, then stays at max_step); the new size is
+/// `end` rounded up to a multiple of it. Segments and durable-table journals.
+inline uint64_t preallocation_target(uint64_t allocated, uint64_t end, uint64_t first_step, uint64_t max_step) {
+    uint64_t step = allocated < first_step ? first_step : allocated > max_step ? max_step : allocated;
+    return align_up(end, step);
+}
+
 }  // namespace tidelog

@@ -9,11 +9,16 @@
 //     raises errc::corrupt naming the bad record's position, and the file is
 //     not changed;
 //   - otherwise the open succeeds with exactly the reference state of the good
-//     records, and the file is cut to their end;
+//     records, journal_bytes() is their end, and the file keeps its size: only
+//     zeros after the good records are the journal's (preallocated) end, left
+//     as they are; other bytes after them (a torn tail) are zeroed;
 //   - then a put + sync, a fresh handle, and a rewrite + fresh handle all see
 //     that state plus the put.
 #include <sys/stat.h>
 
+#include <fstream>
+#include <iterator>
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <map>
@@ -109,6 +114,11 @@ std::map<std::string, std::string> view(const durable_table& t) {
     return s;
 }
 
+std::vector<uint8_t> contents(const std::string& path) {
+    std::ifstream f(path, std::ios::binary);
+    return std::vector<uint8_t>((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+}
+
 uint64_t size_of(const std::string& path) {
     struct stat st;
     FUZZ_CHECK(::stat(path.c_str(), &st) == 0);
@@ -144,7 +154,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     FUZZ_CHECK(!ref.bad_header && !ref.corrupt);
     FUZZ_CHECK(view(*t) == ref.state);
-    FUZZ_CHECK(size_of(path) == ref.good_end, (long long)size_of(path), (long long)ref.good_end);
+    FUZZ_CHECK(t->journal_bytes() == ref.good_end, (long long)t->journal_bytes(), (long long)ref.good_end);
+    std::vector<uint8_t> now = contents(path);
+    FUZZ_CHECK(now.size() == journal.size(), (long long)now.size(), (long long)journal.size());
+    FUZZ_CHECK(std::equal(now.begin(), now.begin() + ref.good_end, journal.begin()));
+    FUZZ_CHECK(std::all_of(now.begin() + ref.good_end, now.end(), [](uint8_t b) { return b == 0; }));
 
     auto expected = ref.state;
     expected["fuzz"] = "put after recovery";

@@ -1,8 +1,10 @@
 // durable_table (native/durable_table.h): puts, deletes, two handles on one
-// folder, the lock, rewrites, torn tails, damage, limits, sync skipping, and a
-// child process killed (kill points) inside a put or a rewrite.
+// folder, the lock, rewrites, the preallocated journal and its end, torn tails,
+// damage, limits, sync skipping, and a child process killed (kill points)
+// inside a put or a rewrite.
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -10,6 +12,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <string>
 #include <thread>
 #include <vector>
@@ -39,6 +42,33 @@ uint64_t file_size(const std::string& path) { return fs::file_size(path); }
 void append_bytes(const std::string& path, const std::string& bytes) {
     std::ofstream f(path, std::ios::binary | std::ios::app);
     f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+/// Writes bytes at a position (inside the preallocated zone, as a put does).
+void write_at(const std::string& path, uint64_t position, const std::string& bytes) {
+    int fd = ::open(path.c_str(), O_WRONLY);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::pwrite(fd, bytes.data(), bytes.size(), static_cast<off_t>(position)),
+              static_cast<ssize_t>(bytes.size()));
+    ::close(fd);
+}
+
+std::string read_all(const std::string& path) {
+    std::ifstream f(path, std::ios::binary);
+    return std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+}
+
+/// True when the file holds only zeros from `position` to its end.
+bool zeros_from(const std::string& path, uint64_t position) {
+    std::string all = read_all(path);
+    return all.size() >= position && all.find_first_not_of('\0', position) == std::string::npos;
+}
+
+/// One encoded record (what a put of key=value with this sequence writes).
+std::string record_of(uint64_t sequence, const std::string& key, const std::string& value, uint64_t vouched_end = 0) {
+    std::string record;
+    table_journal::encode_record(record, sequence, vouched_end, {{key, std::optional<std::string_view>(value)}});
+    return record;
 }
 
 void flip_byte(const std::string& path, uint64_t position) {
@@ -199,61 +229,230 @@ TEST(DurableTable, TheJournalIsRewrittenWhenItOutgrowsItsData) {
     EXPECT_EQ(value_of(again, "counter"), std::string(500, 'x') + "2999");
 }
 
-TEST(DurableTable, ATornTailIsCutAndTheNextPutFollowsTheLastGoodRecord) {
+TEST(DurableTable, ATornTailIsZeroedAndTheNextPutFollowsTheLastGoodRecord) {
     temp_dir d;
+    uint64_t good;
     {
         durable_table t(d.sub("t"), true);
         t.lock();
         t.put(set("a", "1"));
         t.put(set("b", "2"));
+        good = t.journal_bytes();
         t.unlock();
     }
     std::string journal = d.sub("t/journal");
-    uint64_t good = file_size(journal);
-    // Half of a record: what a holder killed mid-append leaves.
-    std::string record;
-    table_journal::encode_record(record, 3, 0, {{"c", std::optional<std::string_view>("3")}});
-    append_bytes(journal, record.substr(0, record.size() / 2));
+    uint64_t allocated = file_size(journal);
+    ASSERT_GT(allocated, good);
+    // Half of a record: what a holder killed mid-put leaves.
+    std::string record = record_of(3, "c", "3");
+    write_at(journal, good, record.substr(0, record.size() / 2));
     {
         durable_table t(d.sub("t"), false);
-        EXPECT_EQ(file_size(journal), good);
+        EXPECT_EQ(t.journal_bytes(), good);
+        EXPECT_EQ(file_size(journal), allocated);  // zeroed in place, the preallocation kept
+        EXPECT_TRUE(zeros_from(journal, good));
         EXPECT_EQ(t.get("c"), nullptr);
         t.lock();
         t.put(set("d", "4"));
         t.unlock();
     }
-    // Zeros after the records (a size that reached the disk before the data).
-    append_bytes(journal, std::string(700, '\0'));
     durable_table t(d.sub("t"), false);
     EXPECT_EQ(value_of(t, "a"), "1");
     EXPECT_EQ(value_of(t, "d"), "4");
     EXPECT_EQ(t.size(), 3u);
 }
 
-TEST(DurableTable, ATornTailLeftWhileOthersHaveItOpenIsCutAtTheirRefresh) {
+TEST(DurableTable, AJournalWithoutPreallocationOpensAndGrowsAtTheNextPut) {
+    // Journals written before preallocation end at their last record; a size
+    // that reached the disk before the data leaves zeros after it.
+    temp_dir d;
+    uint64_t good;
+    {
+        durable_table t(d.sub("t"), true);
+        t.lock();
+        t.put(set("a", "1"));
+        good = t.journal_bytes();
+        t.unlock();
+    }
+    std::string journal = d.sub("t/journal");
+    fs::resize_file(journal, good);
+    {
+        durable_table t(d.sub("t"), false);
+        EXPECT_EQ(value_of(t, "a"), "1");
+        t.lock();
+        t.put(set("b", "2"));
+        t.unlock();
+        EXPECT_EQ(file_size(journal), durable_table::first_allocation_bytes);
+    }
+    fs::resize_file(journal, good + record_of(2, "b", "2").size());
+    append_bytes(journal, std::string(700, '\0'));
+    durable_table t(d.sub("t"), false);
+    EXPECT_EQ(value_of(t, "a"), "1");
+    EXPECT_EQ(value_of(t, "b"), "2");
+}
+
+TEST(DurableTable, PutsWriteInsideThePreallocatedJournal) {
+    temp_dir d;
+    durable_table a(d.sub("t"), true), b(d.sub("t"), false);
+    std::string journal = d.sub("t/journal");
+    a.lock();
+    a.put(set("k", "v"));
+    a.unlock();
+    EXPECT_EQ(file_size(journal), durable_table::first_allocation_bytes);
+    // Puts from both handles stay inside it until it is full; then it doubles.
+    uint64_t last_end = 0;
+    for (int i = 0; i < 600; ++i) {
+        durable_table& t = i % 2 ? a : b;
+        t.lock();
+        t.put(set("k" + std::to_string(i % 5), std::string(100, 'x')));
+        last_end = t.journal_bytes();
+        t.unlock();
+        uint64_t size = file_size(journal);
+        ASSERT_GE(size, last_end);
+        ASSERT_EQ(size, last_end <= durable_table::first_allocation_bytes ? durable_table::first_allocation_bytes
+                                                                          : 2 * durable_table::first_allocation_bytes);
+    }
+    EXPECT_GT(last_end, durable_table::first_allocation_bytes);
+    EXPECT_TRUE(zeros_from(journal, last_end));
+}
+
+TEST(DurableTable, ZerosAfterTheLastRecordAreTheEndNotATornTail) {
+    temp_dir d;
+    std::string journal = d.sub("t/journal");
+    durable_table a(d.sub("t"), true), b(d.sub("t"), false);
+    a.lock();
+    a.sync(a.put(set("a", "1")));
+    a.unlock();
+    uint64_t size = file_size(journal);
+    for (int round = 0; round < 3; ++round) {
+        b.lock();
+        b.refresh();
+        EXPECT_EQ(value_of(b, "a"), "1");
+        b.put(set("b", std::to_string(round)));
+        b.unlock();
+        a.lock();
+        a.refresh();
+        EXPECT_EQ(value_of(a, "b"), std::to_string(round));
+        a.unlock();
+        EXPECT_EQ(file_size(journal), size);  // nothing truncated by a refresh
+    }
+    uint64_t end = a.journal_bytes();
+    a.close();
+    b.close();
+    durable_table c(d.sub("t"), false);  // a reopen reads the zeros as the end
+    EXPECT_EQ(c.journal_bytes(), end);
+    EXPECT_EQ(file_size(journal), size);
+    EXPECT_EQ(value_of(c, "b"), "2");
+}
+
+TEST(DurableTable, AReopenAfterPreallocationFindsTheEnd) {
+    // Several steps of growth, a rewrite, more growth: every reopen finds the
+    // last record and the next put follows it.
+    temp_dir d;
+    std::string journal = d.sub("t/journal");
+    std::map<std::string, std::string> model;
+    for (int session = 0; session < 6; ++session) {
+        durable_table t(d.sub("t"), true);
+        EXPECT_EQ(t.size(), model.size());
+        for (auto& [k, v] : model) EXPECT_EQ(value_of(t, k), v) << k;
+        EXPECT_TRUE(zeros_from(journal, t.journal_bytes()));
+        t.lock();
+        for (int i = 0; i < 150 * (session + 1); ++i) {
+            std::string k = "k" + std::to_string((i * 7 + session) % 40);
+            std::string v = std::to_string(session) + ":" + std::string(static_cast<size_t>(i % 300), 'v');
+            t.put(set(k, v));
+            model[k] = v;
+        }
+        if (session == 3) t.rewrite();
+        t.unlock();
+    }
+}
+
+TEST(DurableTable, RecordsPastTheTailHintAreReadToo) {
+    // tail_end in the lock page only bounds a catch-up's read: a record written
+    // past it (by a writer that does not keep it) is found by parsing.
+    temp_dir d;
+    std::string dir = d.sub("t");
+    durable_table a(dir, true), b(dir, false);
+    a.lock();
+    a.put(set("a", "1"));
+    uint64_t end = a.journal_bytes();
+    a.unlock();
+    b.lock();
+    b.refresh();
+    b.unlock();
+    int fd = ::open((dir + "/lock").c_str(), O_RDWR);
+    ASSERT_GE(fd, 0);
+    void* p = ::mmap(nullptr, durable_table::lock_page_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    ASSERT_NE(p, MAP_FAILED);
+    auto* page = static_cast<table_lock_page*>(p);
+    ASSERT_EQ(page->tail_end.load(), end);
+    // Two records, the second starting more than a probe's length past the
+    // tail, announced by the counter only.
+    std::string first = record_of(2, "x", std::string(6000, 'x'));
+    std::string second = record_of(3, "y", "2");
+    write_at(dir + "/journal", end, first + second);
+    page->change_counter.fetch_add(1);
+    ::munmap(p, durable_table::lock_page_bytes);
+    ::close(fd);
+    a.lock();
+    a.refresh();
+    EXPECT_EQ(a.journal_bytes(), end + first.size() + second.size());
+    EXPECT_EQ(value_of(a, "y"), "2");
+    a.put(set("z", "3"));
+    a.unlock();
+    durable_table c(dir, false);
+    EXPECT_EQ(c.size(), 4u);
+    EXPECT_EQ(value_of(c, "z"), "3");
+}
+
+TEST(DurableTable, ATornRecordWhoseFirstSectorIsZeroIsATornTail) {
+    // A power cut may keep a later sector of an unsynced record and lose its
+    // first one: zeros, then non-zero bytes. Not the end: a torn tail to zero.
+    temp_dir d;
+    uint64_t good;
+    {
+        durable_table t(d.sub("t"), true);
+        t.lock();
+        t.sync(t.put(set("a", "1")));
+        good = t.journal_bytes();
+        t.unlock();
+    }
+    std::string journal = d.sub("t/journal");
+    std::string record = record_of(2, "c", std::string(2000, 'c'), good);
+    write_at(journal, good + 512, record.substr(512));
+    durable_table t(d.sub("t"), false);
+    EXPECT_EQ(t.journal_bytes(), good);
+    EXPECT_TRUE(zeros_from(journal, good));
+    EXPECT_EQ(t.get("c"), nullptr);
+    EXPECT_EQ(value_of(t, "a"), "1");
+}
+
+TEST(DurableTable, ATornTailLeftWhileOthersHaveItOpenIsZeroedAtTheirRefresh) {
     temp_dir d;
     durable_table a(d.sub("t"), true);
     a.lock();
     a.put(set("a", "1"));
     a.unlock();
     std::string journal = d.sub("t/journal");
-    uint64_t good = file_size(journal);
-    // Another handle died mid-put: it bumped the counter, then wrote half.
+    uint64_t good = a.journal_bytes();
+    // Another handle died mid-put: it bumped the counter, raised the page's
+    // tail_end, then wrote half of its record.
+    uint64_t dying_end;
     {
         durable_table dying(d.sub("t"), false);
         dying.lock();
-        dying.put(set("x", "y"));
+        dying.put(set("x", std::string(3000, 'y')));
+        dying_end = dying.journal_bytes();
         dying.unlock();
     }
-    std::string tail = [&] {
-        std::ifstream f(journal, std::ios::binary);
-        std::string all((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-        return all.substr(good);
-    }();
-    fs::resize_file(journal, good + tail.size() / 2);
+    write_at(journal, good + (dying_end - good) / 2, std::string((dying_end - good) / 2 + 1, '\0'));
+    uint64_t size = file_size(journal);
     a.lock();
     a.refresh();
-    EXPECT_EQ(file_size(journal), good);
+    EXPECT_EQ(a.journal_bytes(), good);
+    EXPECT_TRUE(zeros_from(journal, good));
+    EXPECT_EQ(file_size(journal), size);
     EXPECT_EQ(a.get("x"), nullptr);
     a.put(set("b", "2"));
     a.unlock();
@@ -303,7 +502,8 @@ TEST(DurableTable, DamageNoLaterRecordVouchesForIsATornTail) {
     std::string journal = d.sub("t/journal");
     flip_byte(journal, second_start + 40);
     durable_table t(d.sub("t"), false);
-    EXPECT_EQ(file_size(journal), second_start);
+    EXPECT_EQ(t.journal_bytes(), second_start);
+    EXPECT_TRUE(zeros_from(journal, second_start));
     EXPECT_EQ(t.size(), 1u);
 }
 
