@@ -20,7 +20,8 @@ import threading
 import time
 import uuid
 import weakref
-from typing import Any, Callable, Iterable, NamedTuple
+from collections.abc import Callable, Iterable
+from typing import Any, NamedTuple
 
 from .._consumer import Consumer
 from .._types import OFFSET_BEGINNING, OFFSET_END, OffsetAndMetadata, TopicPartition, commit_offsets, partition_keys
@@ -538,11 +539,16 @@ class GroupConsumer(Consumer):
 
     def _commit_now(self, entries: dict[tuple[str, int], OffsetAndMetadata], durable: bool):
         """Checks ownership and stores the offsets in one locked step; returns the sync token."""
-        targets = {target[0]: target for target in self._targets}
-        for (t, p), om in entries.items():
-            target = targets.get((t, p))
-            end = (self._live(target)[4] if target is not None else self._partition(t, p)).end_offset
+        targets = self._targets
+        for key, om in entries.items():
+            for target in targets:
+                if target[0] == key:
+                    end = self._live(target)[4].end_offset
+                    break
+            else:
+                end = self._partition(*key).end_offset
             if om.offset > end:
+                t, p = key
                 raise InvalidArgumentError(f"commit: offset {om.offset} of {t}[{p}] is past the partition's end "
                                            f"({end}): a committed offset is the next one to read")
         store = self._store
@@ -597,9 +603,10 @@ class GroupConsumer(Consumer):
         self._commit_jobs.put((token, entries, callback))
 
     def _deliver_commit_results(self) -> None:
-        while True:
+        results = self._commit_results
+        while not results.empty():
             try:
-                callback, entries, error = self._commit_results.get_nowait()
+                callback, entries, error = results.get_nowait()
             except queue.Empty:
                 return
             if callback is not None:
