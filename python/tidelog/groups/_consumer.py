@@ -29,7 +29,7 @@ from ..errors import (CommitFailedError, FencedInstanceIdError, InconsistentGrou
                       LogClosedError)
 from . import _membership as ms
 from ._assignors import EAGER, STRATEGIES
-from ._store import LIVENESS_BYTE0, GroupStore, owner_key
+from ._store import LIVENESS_BYTE0, GroupStore, _quote, encode_offset_fields, offset_key, owner_key
 from ._watcher import WATCHER
 
 logger = logging.getLogger("tidelog")
@@ -115,6 +115,9 @@ class GroupConsumer(Consumer):
         self._commit_thread: threading.Thread | None = None
         self._in_sync = False
         self._known_pids: set[int] = set()
+        self._quoted_member: tuple[str | None, str] = (None, "")
+        self._target_index_of: list | None = None
+        self._target_by_key: dict = {}
         self._finalizer = weakref.finalize(self, _abandon, self._store, folder)
         self._finalizer.atexit = False  # at exit the log's own close makes its members leave, cleanly
         WATCHER.register(folder, log)
@@ -539,26 +542,25 @@ class GroupConsumer(Consumer):
 
     def _commit_now(self, entries: dict[tuple[str, int], OffsetAndMetadata], durable: bool):
         """Checks ownership and stores the offsets in one locked step; returns the sync token."""
-        targets = self._targets
+        by_key = self._target_index()
         for key, om in entries.items():
-            for target in targets:
-                if target[0] == key:
-                    end = self._live(target)[4].end_offset
-                    break
-            else:
-                end = self._partition(*key).end_offset
+            target = by_key.get(key)
+            end = (self._live(target)[4] if target is not None else self._partition(*key)).end_offset
             if om.offset > end:
-                t, p = key
-                raise InvalidArgumentError(f"commit: offset {om.offset} of {t}[{p}] is past the partition's end "
-                                           f"({end}): a committed offset is the next one to read")
+                raise InvalidArgumentError(f"commit: offset {om.offset} of {key[0]}[{key[1]}] is past the "
+                                           f"partition's end ({end}): a committed offset is the next one to read")
         store = self._store
+        me = self._member_id
+        if self._quoted_member[0] != me:
+            self._quoted_member = (me, _quote(me or ""))
+        quoted = self._quoted_member[1]
+        now = time.time_ns()
         with store:
             state = store.state_view()
-            me = self._member_id
-            values = {}
-            now = time.time_ns()
+            owners = state["owners"]
+            changes = []
             for (t, p), om in entries.items():
-                holder = state["owners"].get(owner_key(t, p))
+                holder = owners.get(owner_key(t, p))
                 if self._manual:
                     if holder is not None:
                         raise CommitFailedError(f"commit of {t}[{p}] refused: member {holder[0]} of group "
@@ -568,15 +570,21 @@ class GroupConsumer(Consumer):
                            f"it is owned by {holder[0]}" if holder is not None else "nobody owns it now")
                     raise CommitFailedError(f"commit of {t}[{p}] refused for member {me} of group "
                                             f"{self._group!r}: {why} (the generation moved on)")
-                values[(t, p)] = {"offset": om.offset, "metadata": om.metadata or "",
-                                  "leader_epoch": om.leader_epoch, "generation": holder[1] if holder else -1,
-                                  "member": me or "", "time_ns": now}
-            token = store.put_offsets(values)
+                changes.append((offset_key(t, p), encode_offset_fields(
+                    om.offset, om.metadata, om.leader_epoch, holder[1] if holder else -1, quoted, now)))
+            token = store.table.put(changes)
         if durable:
             store.sync(token)
         for key, om in entries.items():
             self._auto_committed[key] = om.offset
         return token
+
+    def _target_index(self) -> dict:
+        """(topic, partition) -> the consumer's fetch target, rebuilt when the assignment changes."""
+        if self._target_index_of is not self._targets:
+            self._target_index_of = self._targets
+            self._target_by_key = {target[0]: target for target in self._targets}
+        return self._target_by_key
 
     def _commit_auto(self) -> None:
         entries = {}
