@@ -115,7 +115,7 @@ class GroupConsumer(Consumer):
         self._commit_thread: threading.Thread | None = None
         self._in_sync = False
         self._known_pids: set[int] = set()
-        self._quoted_member: tuple[str | None, str] = (None, "")
+        self._quoted_member: tuple[str | None, str] = (None, _quote(""))
         self._target_index_of: list | None = None
         self._target_by_key: dict = {}
         self._finalizer = weakref.finalize(self, _abandon, self._store, folder)
