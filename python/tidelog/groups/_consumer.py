@@ -29,7 +29,7 @@ from ..errors import (CommitFailedError, FencedInstanceIdError, InconsistentGrou
                       LogClosedError)
 from . import _membership as ms
 from ._assignors import EAGER, STRATEGIES
-from ._store import LIVENESS_BYTE0, GroupStore, _quote, encode_offset_fields, offset_key, owner_key
+from ._store import LIVENESS_BYTE0, GroupStore, _quote, encode_offset_head, offset_key, owner_key
 from ._watcher import WATCHER
 
 logger = logging.getLogger("tidelog")
@@ -116,6 +116,7 @@ class GroupConsumer(Consumer):
         self._in_sync = False
         self._known_pids: set[int] = set()
         self._quoted_member: tuple[str | None, str] = (None, _quote(""))
+        self._partition_keys: dict[tuple[str, int], tuple[str, bytes]] = {}  # -> (owner key, offset key)
         self._target_index_of: list | None = None
         self._target_by_key: dict = {}
         self._finalizer = weakref.finalize(self, _abandon, self._store, folder)
@@ -553,25 +554,30 @@ class GroupConsumer(Consumer):
         me = self._member_id
         if self._quoted_member[0] != me:
             self._quoted_member = (me, _quote(me or ""))
-        quoted = self._quoted_member[1]
-        now = time.time_ns()
+        # Each offset's JSON is its own fields, then the same tail for every offset of this commit.
+        tail = f',"member":{self._quoted_member[1]},"time_ns":{time.time_ns()}}}'.encode()
+        keys = self._partition_keys
         with store:
             state = store.state_view()
             owners = state["owners"]
+            members = state["members"]
             changes = []
-            for (t, p), om in entries.items():
-                holder = owners.get(owner_key(t, p))
+            for tp, om in entries.items():
+                names = keys.get(tp)
+                if names is None:
+                    names = keys[tp] = (owner_key(*tp), offset_key(*tp))
+                holder = owners.get(names[0])
                 if self._manual:
                     if holder is not None:
-                        raise CommitFailedError(f"commit of {t}[{p}] refused: member {holder[0]} of group "
+                        raise CommitFailedError(f"commit of {tp[0]}[{tp[1]}] refused: member {holder[0]} of group "
                                                 f"{self._group!r} owns it")
-                elif holder is None or holder[0] != me or me not in state["members"]:
-                    why = ("this member is no longer in the group" if me not in state["members"] else
+                elif holder is None or holder[0] != me or me not in members:
+                    why = ("this member is no longer in the group" if me not in members else
                            f"it is owned by {holder[0]}" if holder is not None else "nobody owns it now")
-                    raise CommitFailedError(f"commit of {t}[{p}] refused for member {me} of group "
+                    raise CommitFailedError(f"commit of {tp[0]}[{tp[1]}] refused for member {me} of group "
                                             f"{self._group!r}: {why} (the generation moved on)")
-                changes.append((offset_key(t, p), encode_offset_fields(
-                    om.offset, om.metadata, om.leader_epoch, holder[1] if holder else -1, quoted, now)))
+                changes.append((names[1], encode_offset_head(om.offset, om.metadata, om.leader_epoch,
+                                                             holder[1] if holder else -1) + tail))
             token = store.table.put(changes)
         if durable:
             store.sync(token)

@@ -260,23 +260,22 @@ def parse_state(raw: bytes, folder: str) -> dict[str, Any]:
 
 
 _quote = json.encoder.encode_basestring_ascii  # the C-accelerated string quoting json.dumps uses
-_EMPTY = _quote("")
+_EMPTY = _quote("").encode()
 
 
 def encode_offset(v: dict[str, Any]) -> bytes:
     """A committed offset as JSON (FORMAT.md §12)."""
-    return encode_offset_fields(v["offset"], v["metadata"], v["leader_epoch"], v["generation"], _quote(v["member"]),
-                                v["time_ns"])
+    return (encode_offset_head(v["offset"], v["metadata"], v["leader_epoch"], v["generation"])
+            + f',"member":{_quote(v["member"])},"time_ns":{int(v["time_ns"])}}}'.encode())
 
 
-def encode_offset_fields(offset: int, metadata: str | None, leader_epoch: int | None, generation: int,
-                         quoted_member: str, time_ns: int) -> bytes:
-    """The same, from its fields (``quoted_member`` already JSON-quoted), built
-    directly: commits sit on a latency path, and json.dumps builds an encoder
-    per call."""
-    return (f'{{"offset":{int(offset)},"metadata":{_quote(metadata) if metadata else _EMPTY},'
-            f'"leader_epoch":{"null" if leader_epoch is None else int(leader_epoch)},"generation":{int(generation)},'
-            f'"member":{quoted_member},"time_ns":{int(time_ns)}}}').encode()
+def encode_offset_head(offset: int, metadata: str | None, leader_epoch: int | None, generation: int) -> bytes:
+    """The first fields of a committed offset's JSON, built directly (commits
+    sit on a latency path; json.dumps builds an encoder per call); the caller
+    appends ``,"member":...,"time_ns":...}``."""
+    return b'{"offset":%d,"metadata":%s,"leader_epoch":%s,"generation":%d' % (
+        offset, _quote(metadata).encode() if metadata else _EMPTY, b"null" if leader_epoch is None
+        else b"%d" % leader_epoch, generation)
 
 
 def parse_offset(raw: bytes, folder: str) -> dict[str, Any]:
