@@ -177,6 +177,14 @@ cdef class DurableTable:
             self.t.get().close()
             self.t.reset()
 
+    def close_after_fork(self):
+        """Closes a forked child's copy of the handle. The child has no other
+        thread, so a call its parent had running without the GIL (``_busy``) is
+        not running here; close() would refuse it, and the child would keep the
+        parent's open file descriptions, hence its locks, alive."""
+        self._busy = 0
+        self.close()
+
     def __enter__(self):
         self.lock()
         return self

@@ -208,7 +208,7 @@ class GroupStore:
     def _forget(self) -> None:
         self.words = None
         self.liveness.close()
-        self.table.close()
+        self.table.close_after_fork()
 
     def close(self) -> None:
         _OPEN_STORES.discard(self)
