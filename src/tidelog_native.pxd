@@ -236,3 +236,23 @@ cdef extern from "ofd_lock_file.h" namespace "tidelog" nogil:
         int fd() const
         cbool is_open() const
         void close() except +raise_native_error
+
+cdef extern from "key_hash.h" namespace "tidelog" nogil:
+    cdef struct CKeyHash "tidelog::key_hash":
+        uint64_t lo
+        uint64_t hi
+    void hash_fixed_width_keys_native "tidelog::hash_fixed_width_keys"(const unsigned char* values, size_t count, size_t width, CKeyHash* out)
+    void hash_binary32_keys_native "tidelog::hash_binary32_keys"(const int* offsets, const unsigned char* data, size_t count, CKeyHash* out)
+    void hash_binary64_keys_native "tidelog::hash_binary64_keys"(const int64_t* offsets, const unsigned char* data, size_t count, CKeyHash* out)
+
+cdef extern from "offset_map.h" namespace "tidelog" nogil:
+    cdef cppclass COffsetMap "tidelog::offset_map":
+        COffsetMap(uint64_t budget_bytes, double max_load) except +raise_native_error
+        uint64_t slots()
+        uint64_t capacity()
+        uint64_t size()
+        cbool full()
+        uint64_t memory_bytes()
+        size_t put_many(const CKeyHash* keys, const int64_t* offsets, const unsigned char* skip, size_t n)
+        void latest_many(const CKeyHash* keys, size_t n, int64_t* out)
+        void clear()

@@ -564,3 +564,35 @@ class OfdLock:
     def locked_elsewhere(self, byte: int) -> bool: ...
     def fileno(self) -> int: ...
     def close(self) -> None: ...
+
+def hash_fixed_width_keys(values: Buffer, count: int, width: int, out: Buffer) -> None:
+    """The log cleaner's 128-bit key hash (MurmurHash3 x64_128) of ``count``
+    fixed-width values of ``width`` bytes, 16 bytes per value into ``out``."""
+
+def hash_binary_keys(offsets: Buffer, data: Buffer, count: int, large: bool, out: Buffer) -> None:
+    """The same for an Arrow binary/string column (offsets already shifted to the
+    array's offset). Offsets out of order or past the data raise CorruptionError."""
+
+@final
+@disjoint_base
+class OffsetMap:
+    """Key hash -> latest offset in a fixed memory budget (Kafka's dedupe
+    buffer). Not thread-safe: one cleaner owns one map."""
+    def __init__(self, budget_bytes: int, max_load: float = 0.8) -> None: ...
+    @property
+    def slots(self) -> int: ...
+    @property
+    def capacity(self) -> int:
+        """Keys it holds before it is full."""
+    @property
+    def memory_bytes(self) -> int: ...
+    @property
+    def full(self) -> bool: ...
+    def __len__(self) -> int: ...
+    def put_many(self, hashes: Buffer, offsets: Buffer, count: int, skip: Buffer | None = None) -> int:
+        """Records ``offsets[i]`` as the latest of ``hashes[i]`` for i < count,
+        skipping rows where ``skip[i]`` is set; stops before the first new key
+        that does not fit. Returns the rows consumed."""
+    def latest_many(self, hashes: Buffer, count: int, out: Buffer) -> None:
+        """``out[i]`` = the latest offset of ``hashes[i]``, or -1."""
+    def clear(self) -> None: ...

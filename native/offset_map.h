@@ -1,0 +1,66 @@
+#pragma once
+// The log cleaner's dedupe map (Kafka's SkimpyOffsetMap): key hash -> the
+// latest offset seen for it, in a fixed budget of memory. A pass of the
+// cleaner fills it from the dirty part of a partition until it is full, then
+// rewrites the segments below that point against it; a key set larger than the
+// budget takes several passes (python/tidelog/compaction/_cleaner.py).
+//
+// Open addressing with linear probing over 24-byte slots (128-bit hash,
+// offset); the slot index is the hash's low word scaled to the slot count
+// (multiply-shift), so any budget is usable, not only powers of two. The map
+// is "full" at max_load of its slots (probe chains stay short below it).
+//
+// Concurrency: none; one cleaner thread owns a map.
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+#include "key_hash.h"
+
+namespace tidelog {
+
+class offset_map {
+public:
+    static constexpr size_t slot_bytes = 24;
+    /// budget_bytes: the memory the slots may take (at least one slot);
+    /// max_load in (0, 1]: the fraction of slots that may be used.
+    explicit offset_map(uint64_t budget_bytes, double max_load = 0.8);
+    offset_map(const offset_map&) = delete;
+    offset_map& operator=(const offset_map&) = delete;
+
+    uint64_t slots() const { return _slots; }
+    uint64_t capacity() const { return _capacity; }  // keys it holds before full()
+    uint64_t size() const { return _size; }
+    bool full() const { return _size >= _capacity; }
+    uint64_t memory_bytes() const { return _slots * slot_bytes; }
+
+    /// Records `offset` as the latest for `key` (the larger one wins when the
+    /// key is there); false, changing nothing, when a new key finds the map full.
+    bool put(const key_hash& key, int64_t offset);
+    /// The latest offset recorded for `key`, or -1.
+    int64_t latest(const key_hash& key) const;
+    /// put() for keys[0..n) in order, skipping rows whose skip[i] is non-zero
+    /// (skip may be null); stops before the first key that does not fit.
+    /// Returns the rows consumed (n when all fit).
+    size_t put_many(const key_hash* keys, const int64_t* offsets, const uint8_t* skip, size_t n);
+    void latest_many(const key_hash* keys, size_t n, int64_t* out) const;
+    void clear();
+
+private:
+    struct slot {
+        uint64_t lo;
+        uint64_t hi;
+        int64_t offset;  // -1: empty
+    };
+    static_assert(sizeof(slot) == slot_bytes, "offset_map slot layout");
+    uint64_t home(const key_hash& k) const {
+        return static_cast<uint64_t>((static_cast<unsigned __int128>(k.lo) * _slots) >> 64);
+    }
+
+    uint64_t _slots;
+    uint64_t _capacity;
+    uint64_t _size = 0;
+    std::unique_ptr<slot[]> _table;
+};
+
+}  // namespace tidelog
