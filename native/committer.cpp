@@ -69,8 +69,10 @@ void committer::register_partition(partition* p) {
             {"checkpoint " + p->dir(), housekeeping_interval_ns, housekeeping_task::schedule::when_triggered, [this, p] {
                  if (p->write_checkpoint()) _checkpoints.fetch_add(1, std::memory_order_relaxed);
              }});
-        // Retention by time needs the clock, not a trigger.
-        if (p->has_retention())
+        // Retention by time needs the clock, not a trigger. Every writer gets
+        // the task: set_retention() may give a partition limits later (a
+        // pass without limits returns at once).
+        if (!p->read_only())
             tasks.retention = _housekeeper->add_task({"retention " + p->dir(), housekeeping_interval_ns,
                                                       housekeeping_task::schedule::periodic,
                                                       [p] { p->enforce_retention(); }});

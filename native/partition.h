@@ -157,7 +157,14 @@ public:
     bool write_checkpoint();
     /// Whether this writer has a retention limit (enforce_retention may delete).
     bool has_retention() const {
-        return !_read_only && (_config.retention_bytes >= 0 || _config.retention_ms >= 0);
+        return !_read_only && (_retention_bytes.load(std::memory_order_relaxed) >= 0 ||
+                               _retention_ms.load(std::memory_order_relaxed) >= 0);
+    }
+    /// Changes the retention limits (<0: none) for the next passes (a topic's
+    /// configuration was altered). Thread-safe.
+    void set_retention(int64_t retention_bytes, int64_t retention_ms) {
+        _retention_bytes.store(retention_bytes, std::memory_order_relaxed);
+        _retention_ms.store(retention_ms, std::memory_order_relaxed);
     }
     /// Deletes the oldest segments past the retention limits, oldest first, the
     /// folder fsynced after each; concurrent calls wait for the pass in progress.
@@ -228,6 +235,7 @@ private:
     committer* _committer;
     const std::string _dir;
     const partition_config _config;
+    std::atomic<int64_t> _retention_bytes, _retention_ms;  // _config's, changed by set_retention()
     const bool _read_only;
     std::mutex _mu;  // appends, segment list changes
     std::mutex _retention_mu;  // one enforce_retention pass at a time in this handle; taken before _mu

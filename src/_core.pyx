@@ -27,8 +27,8 @@ from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC, CLOCK_REALTIME
 
 from tidelog_native cimport *
 
-from tidelog.errors import (CorruptionError, DeliveryError, InvalidArgumentError, LogClosedError, RecordTooLargeError,
-                            TidelogError, UnknownTopicError, _from_native)
+from tidelog.errors import (CorruptionError, DeliveryError, InvalidArgumentError, InvalidRecordError, LogClosedError,
+                            RecordTooLargeError, TidelogError, UnknownTopicError, _from_native)
 
 #: errc value -> name, from the ErrorCode declaration (tidelog/_core.pxd).
 cdef dict _ERROR_NAMES = {int(code): code.name for code in ErrorCode}
@@ -574,6 +574,10 @@ cdef class NativePartition:
         cdef CPartition* part = self._get()
         with nogil:
             part.enforce_retention()
+
+    def set_retention(self, int64_t retention_bytes=-1, int64_t retention_ms=-1):
+        """Changes this handle's retention limits (<0: none) for its next passes."""
+        self._get().set_retention(retention_bytes, retention_ms)
 
     def recovery_events(self):
         cdef vector[CRecoveryEvent] ev = self._get().recovery_events()

@@ -85,6 +85,9 @@ cdef class Producer:
                 raise TypeError(f"timestamp_ms must be an int (milliseconds), not {type(timestamp_ms).__name__}")
             timestamp = timestamp_ms * 1_000_000
         cdef ProducerTopic st = self._topic(topic)
+        if key is None and st.topic.config.compacted:
+            raise InvalidRecordError(f"topic {topic!r} is compacted (cleanup_policy={st.topic.config.cleanup_policy!r}): "
+                                     "every record needs a key (a record with a null value deletes its key)")
         cdef Py_buffer kbuf, vbuf, hbuf
         cdef bint kheld = False, vheld = False
         cdef const unsigned char* kp = NULL

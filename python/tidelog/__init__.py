@@ -9,6 +9,7 @@ from .errors import (
     IntegrityError,
     InvalidArgumentError,
     InvalidGroupIdError,
+    InvalidRecordError,
     InvalidTopicNameError,
     LogClosedError,
     LogLockedError,
@@ -42,5 +43,5 @@ __all__ = [
     "TidelogIOError", "TimestampWarning", "Topic", "TopicConfig", "TopicExistsError", "UnknownTopicError", "open",
     "OFFSET_BEGINNING", "OFFSET_END", "OFFSET_INVALID", "OFFSET_STORED", "OffsetAndMetadata", "Partition",
     "TopicPartition", "CommitFailedError", "FencedInstanceIdError", "GroupNotEmptyError",
-    "InconsistentGroupProtocolError", "InvalidGroupIdError", "UnknownGroupError",
+    "InconsistentGroupProtocolError", "InvalidGroupIdError", "UnknownGroupError", "InvalidRecordError",
 ]

@@ -322,6 +322,8 @@ class NativePartition:
     def enforce_retention(self) -> None:
         """Deletes whole old segments over the retention limits now (the
         flusher also does it about once a second)."""
+    def set_retention(self, retention_bytes: int = -1, retention_ms: int = -1) -> None:
+        """Changes this handle's retention limits (<0: none) for its next passes."""
     def recovery_events(self) -> list[_RecoveryEvent]:
         """What recovery cut off or dropped when this partition was opened."""
     def close(self) -> None:

@@ -1,7 +1,9 @@
 """Opening a log folder, and its topics."""
 from __future__ import annotations
 
+import dataclasses
 import errno
+import fcntl
 import io
 import json
 import logging
@@ -16,7 +18,8 @@ from typing import Any
 import pyarrow as pa
 
 from . import _core, _gaps
-from ._topic import RECORD_SCHEMA, RECORD_SCHEMAS, TOPIC_FORMAT_VERSION, TOPIC_FORMAT_VERSIONS_READ, Topic, TopicConfig, _schema_from_text, _schema_to_text
+from ._topic import (RECORD_SCHEMA, RECORD_SCHEMAS, TOPIC_FORMAT_VERSION, TOPIC_FORMAT_VERSIONS_READ, Topic, TopicConfig,
+                     _schema_from_text, _schema_to_text, normalize_cleanup_policy, topic_format_version)
 from .errors import (
     CorruptionError,
     CorruptionWarning,
@@ -71,6 +74,20 @@ def _write_atomically(path: str, data: bytes) -> None:
     _fsync_dir(os.path.dirname(path))
 
 
+#: The settings Log.alter_topic changes (Kafka's topic-level dynamic configs that apply here).
+ALTERABLE_TOPIC_CONFIGS = ("retention_ms", "retention_bytes", "cleanup_policy", "min_compaction_lag_ms",
+                           "delete_retention_ms", "min_cleanable_dirty_ratio")
+
+
+def _meta_identity(path: str) -> tuple[int, int] | None:
+    """What changes whenever topic.json is replaced (inode, mtime), or None if it is gone."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_mtime_ns
+
+
 def _log_folder(path: Any, read_only: bool) -> str:
     """The absolute log folder, after checking that it is one tidelog may use:
     a log (it has LOCK or topics/), a missing or empty folder (a writer creates
@@ -114,8 +131,10 @@ def _leave_groups(members: weakref.WeakSet) -> None:
             logger.warning("tidelog: a consumer group member could not leave its group at close: %s", e)
 
 
-def _close_all(topics: dict, native, producers: weakref.WeakSet, members: weakref.WeakSet) -> None:
+def _close_all(topics: dict, native, producers: weakref.WeakSet, members: weakref.WeakSet, cleaners: list) -> None:
     _leave_groups(members)
+    while cleaners:
+        cleaners.pop().stop()
     # Producers first, as kafka-python's and confluent's close(): their pending
     # records are delivered (or fail their futures at once), not dropped.
     for p in list(producers):
@@ -140,9 +159,9 @@ def _read_topic_meta(path: str, name: str) -> tuple[TopicConfig, pa.Schema, dict
             raise ValueError("not a JSON object")
         version = meta.get("format_version")
         if version not in TOPIC_FORMAT_VERSIONS_READ or type(version) is not int:
-            if isinstance(version, int) and version > TOPIC_FORMAT_VERSION:
+            if isinstance(version, int) and version > max(TOPIC_FORMAT_VERSIONS_READ):
                 raise TidelogError(f"topic {name!r} has metadata format {version}, "
-                                   f"this tidelog reads {TOPIC_FORMAT_VERSION}")
+                                   f"this tidelog reads up to {max(TOPIC_FORMAT_VERSIONS_READ)}")
             raise ValueError(f"format_version {version!r}")
         stored = meta["config"]
         if not isinstance(stored, dict):
@@ -198,12 +217,15 @@ class Log:
         # Damage skipped by reads with on_corrupt="skip" (log.stats()).
         self._skipped = {"corrupt_ranges_skipped": 0, "corrupt_offsets_skipped": 0}
         self._topics_dir = os.path.join(self.path, "topics")
+        # compaction.CleanerThread, started with the first compacted topic (a
+        # list: the finalizer stops it before the partitions close).
+        self._cleaners: list = []
         self._producers: weakref.WeakSet = weakref.WeakSet()
         self._members: weakref.WeakSet = weakref.WeakSet()  # group consumers: they leave their groups at close
         # Also runs at interpreter exit (weakref.finalize's atexit): producers still
         # open then are flushed, so a forgotten flush() loses nothing.
         self._finalizer = weakref.finalize(self, _close_all, self._topics, self._native, self._producers,
-                                          self._members)
+                                          self._members, self._cleaners)
         # (trash/, what a crashed create or delete left, is emptied by the
         # session's first handle: native/log_session.cpp.)
         try:
@@ -229,6 +251,7 @@ class Log:
         if self._closed:
             return
         _leave_groups(self._members)  # while the topics can still be looked up
+        self._stop_cleaner()  # before the partitions it reads close
         self._closed = True
         self._finalizer()
 
@@ -256,7 +279,7 @@ class Log:
         directory = os.path.join(self._topics_dir, name)
         meta_path = os.path.join(directory, _META)
         config, schema, meta = _read_topic_meta(meta_path, name)
-        if meta["format_version"] < TOPIC_FORMAT_VERSION and not self.read_only:
+        if meta["format_version"] < TOPIC_FORMAT_VERSION and not self.read_only:  # 1 -> 2
             _lift_topic_meta(meta_path, meta)
         topic = Topic(self, config, schema, directory, self._native, self._note_skipped)
         for i in range(topic.partitions):
@@ -269,7 +292,9 @@ class Log:
                     event["acknowledged"] = _gaps.covered(acknowledged, event["first_offset_dropped"],
                                                           event["end_offset"])
                 self.recovery_report.append({"topic": name, "partition": i, **event})
+        topic._meta_identity = _meta_identity(meta_path)
         self._topics[name] = topic
+        self._start_cleaner_if_needed(topic)
         return topic
 
     def create_topic(
@@ -288,9 +313,19 @@ class Log:
         segment_bytes: int = 256 * 2**20,
         segment_ms: int | None = None,
         flush_interval_ms: int = 100,
+        cleanup_policy: str = "delete",
+        min_compaction_lag_ms: int = 0,
+        delete_retention_ms: int = 86_400_000,
+        min_cleanable_dirty_ratio: float = 0.5,
     ) -> Topic:
         """Creates a topic. Without a schema it holds byte records (timestamp,
-        key, value, headers) partitioned by key, as Kafka's."""
+        key, value, headers) partitioned by key, as Kafka's.
+
+        ``cleanup_policy``: ``"delete"`` (retention_ms/retention_bytes remove
+        old segments), ``"compact"`` (the log cleaner keeps the latest record
+        per key: see ``tidelog.compaction``) or ``"compact,delete"`` (both);
+        ``min_compaction_lag_ms``, ``delete_retention_ms`` and
+        ``min_cleanable_dirty_ratio`` mean what Kafka's settings of those names do."""
         self._check_writable()
         validate_topic_name(name)
         records = schema is None
@@ -306,7 +341,9 @@ class Log:
             name=name, partitions=partitions, key=key, timestamp=timestamp, durability=durability,
             flush_interval_ms=flush_interval_ms, compression=compression, compression_level=compression_level,
             retention_ms=retention_ms, retention_bytes=retention_bytes, segment_bytes=segment_bytes,
-            segment_ms=segment_ms, records=records,
+            segment_ms=segment_ms, records=records, cleanup_policy=normalize_cleanup_policy(cleanup_policy),
+            min_compaction_lag_ms=min_compaction_lag_ms, delete_retention_ms=delete_retention_ms,
+            min_cleanable_dirty_ratio=min_cleanable_dirty_ratio,
         )
         config.validate(schema)
         directory = os.path.join(self._topics_dir, name)
@@ -315,7 +352,7 @@ class Log:
         if os.path.exists(directory):
             self._discard(directory)  # a create that crashed before its metadata landed (earlier versions)
         meta = {
-            "format_version": TOPIC_FORMAT_VERSION,
+            "format_version": topic_format_version(config),
             "config": {k: getattr(config, k) for k in TopicConfig.__dataclass_fields__},
             "schema": _schema_to_text(schema),
             "schema_text": str(schema),
@@ -349,8 +386,74 @@ class Log:
         except BaseException:  # the topic closed and released what it had opened
             self._discard(directory)
             raise
+        topic._meta_identity = _meta_identity(os.path.join(directory, _META))
         self._topics[name] = topic
+        self._start_cleaner_if_needed(topic)
         return topic
+
+    def alter_topic(self, name: str, **config: Any) -> dict:
+        """Changes the retention and compaction settings of an existing topic
+        (Kafka's incremental alter configs): ``retention_ms``,
+        ``retention_bytes``, ``cleanup_policy``, ``min_compaction_lag_ms``,
+        ``delete_retention_ms``, ``min_cleanable_dirty_ratio``. The change is
+        durable (topic.json is replaced atomically) and reaches every handle of
+        the log: this one at once, the others' cleaners and retention within
+        about a second. Returns the topic's new configuration. Unknown or
+        unalterable settings, and invalid values, raise InvalidArgumentError
+        and change nothing."""
+        self._check_writable()
+        topic = self.topic(name)
+        unknown = sorted(set(config) - set(ALTERABLE_TOPIC_CONFIGS))
+        if unknown:
+            raise InvalidArgumentError(f"alter_topic cannot change {', '.join(map(repr, unknown))}: the settings it "
+                                       f"changes are {', '.join(ALTERABLE_TOPIC_CONFIGS)}")
+        if "cleanup_policy" in config:
+            try:
+                config["cleanup_policy"] = normalize_cleanup_policy(config["cleanup_policy"])
+            except (TypeError, ValueError) as e:
+                raise InvalidArgumentError(str(e)) from None
+        meta_path = os.path.join(topic.directory, _META)
+        # One read-modify-write at a time across processes: a lock on the topic folder.
+        fd = os.open(topic.directory, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            stored, schema, meta = _read_topic_meta(meta_path, name)
+            try:
+                new = dataclasses.replace(stored, **config)
+                new.validate(schema)
+            except (TypeError, ValueError) as e:
+                raise InvalidArgumentError(f"alter_topic({name!r}): {e}") from None
+            meta = {**meta, "format_version": topic_format_version(new, meta["format_version"]),
+                    "config": {k: getattr(new, k) for k in TopicConfig.__dataclass_fields__}}
+            _write_atomically(meta_path, json.dumps(meta, indent=1).encode())
+            topic._reconfigure(new, _meta_identity(meta_path))
+        finally:
+            os.close(fd)
+        self._start_cleaner_if_needed(topic)
+        return dataclasses.asdict(new)
+
+    def _refresh_topic_config(self, topic: Topic) -> None:
+        """Takes over a configuration another handle stored (alter_topic), if any."""
+        meta_path = os.path.join(topic.directory, _META)
+        identity = _meta_identity(meta_path)
+        if identity is None or identity == topic._meta_identity:
+            return
+        config, _schema, _meta = _read_topic_meta(meta_path, topic.name)
+        topic._reconfigure(config, identity)
+
+    def _start_cleaner_if_needed(self, topic: Topic) -> None:
+        """A read-write handle with a compacted topic runs the log cleaner thread."""
+        if self.read_only or not topic.config.compacted or self._cleaners or self._closed:
+            return
+        from .compaction import CleanerThread
+
+        cleaner = CleanerThread(self)
+        self._cleaners.append(cleaner)
+        cleaner.start()
+
+    def _stop_cleaner(self) -> None:
+        while self._cleaners:
+            self._cleaners.pop().stop()
 
     def _discard(self, directory: str) -> None:
         """Removes a topic folder: renamed into trash/ first (atomic), then deleted."""

@@ -15,14 +15,18 @@ import pyarrow.compute as pc
 from . import _arrow, _core
 from ._core import DURABILITY_MODES
 from ._partition import Partition
-from .errors import LogClosedError, ReadOnlyError, SchemaMismatchError, UnknownTopicError
+from .errors import InvalidArgumentError, InvalidRecordError, LogClosedError, ReadOnlyError, SchemaMismatchError, UnknownTopicError
 
 COMPRESSIONS = ("none", "zstd")
 # topic.json's format_version: 2 since frame version 2 (FORMAT.md §10). A
 # writer lifts a version-1 topic to 2 before it appends, so earlier builds,
 # which take version-2 frames for damage, refuse the topic instead.
 TOPIC_FORMAT_VERSION = 2
-TOPIC_FORMAT_VERSIONS_READ = (1, 2)
+# 3: a topic whose cleanup_policy has (or had) "compact": it may hold sparse
+# frames (FORMAT.md §2.6), which builds before compaction take for damage.
+COMPACTED_TOPIC_FORMAT_VERSION = 3
+TOPIC_FORMAT_VERSIONS_READ = (1, 2, 3)
+CLEANUP_POLICIES = ("delete", "compact", "compact,delete")
 MiB = 1 << 20
 
 def _record_schema(timestamp_type: pa.DataType) -> pa.Schema:
@@ -74,10 +78,38 @@ class TopicConfig:
     segment_bytes: int = 256 * MiB
     segment_ms: int | None = None
     records: bool = False  # created without a schema: byte records
+    # Log compaction (Kafka's names and meanings; python/tidelog/compaction).
+    cleanup_policy: str = "delete"
+    min_compaction_lag_ms: int = 0
+    delete_retention_ms: int = 86_400_000
+    min_cleanable_dirty_ratio: float = 0.5
+
+    @property
+    def compacted(self) -> bool:
+        """Whether the log cleaner keeps the latest record per key."""
+        return "compact" in self.cleanup_policy
+
+    @property
+    def deletes(self) -> bool:
+        """Whether retention_ms/retention_bytes delete old segments (Kafka
+        ignores them under cleanup_policy="compact" alone)."""
+        return "delete" in self.cleanup_policy
 
     def validate(self, schema: pa.Schema) -> None:
-        for name in ("partitions", "compression_level", "segment_bytes", "flush_interval_ms"):
+        for name in ("partitions", "compression_level", "segment_bytes", "flush_interval_ms",
+                     "min_compaction_lag_ms", "delete_retention_ms"):
             _check_int(name, getattr(self, name))
+        if not isinstance(self.cleanup_policy, str) or self.cleanup_policy not in CLEANUP_POLICIES:
+            raise ValueError(f"cleanup_policy must be one of {CLEANUP_POLICIES}, not {self.cleanup_policy!r}")
+        ratio = self.min_cleanable_dirty_ratio
+        if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0.0 <= ratio <= 1.0:
+            raise ValueError(f"min_cleanable_dirty_ratio must be a number in [0, 1], not {ratio!r}")
+        for name in ("min_compaction_lag_ms", "delete_retention_ms"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be a non-negative int")
+        if self.compacted and self.key is None:
+            raise ValueError(f"cleanup_policy={self.cleanup_policy!r} needs a key column (key=...): "
+                             "compaction keeps the latest record per key")
         for name in ("retention_ms", "retention_bytes", "segment_ms"):
             if getattr(self, name) is not None:
                 _check_int(name, getattr(self, name))
@@ -116,6 +148,28 @@ class TopicConfig:
             if self.timestamp not in schema.names:
                 raise SchemaMismatchError(f"timestamp column {self.timestamp!r} is not in the schema")
             _arrow.timestamp_unit_ns(schema.field(self.timestamp).type)
+
+
+def normalize_cleanup_policy(value: Any) -> str:
+    """Kafka's cleanup.policy as tidelog stores it: "delete", "compact" or
+    "compact,delete" (also given as "delete,compact" or a list of the two)."""
+    if isinstance(value, str):
+        parts = [v.strip() for v in value.split(",")]
+    elif isinstance(value, (list, tuple, set, frozenset)) and all(isinstance(v, str) for v in value):
+        parts = [v.strip() for v in value]
+    else:
+        raise TypeError(f"cleanup_policy must be a str such as 'compact' or 'compact,delete', not {value!r}")
+    if not parts or any(p not in ("delete", "compact") for p in parts):
+        raise ValueError(f"cleanup_policy must be one of {CLEANUP_POLICIES}, not {value!r}")
+    return ",".join(p for p in ("compact", "delete") if p in parts)
+
+
+def topic_format_version(config: TopicConfig, stored: int | None = None) -> int:
+    """topic.json's format_version for this config: 3 once compaction may have
+    written sparse frames (it never goes back), else 2."""
+    if config.compacted or (stored or 0) >= COMPACTED_TOPIC_FORMAT_VERSION:
+        return COMPACTED_TOPIC_FORMAT_VERSION
+    return TOPIC_FORMAT_VERSION
 
 
 def _check_int(name: str, value: Any) -> None:
@@ -216,8 +270,8 @@ class Topic:
                     os.path.join(self.directory, str(p)),
                     segment_bytes=c.segment_bytes,
                     segment_ms=-1 if c.segment_ms is None else c.segment_ms,
-                    retention_bytes=-1 if c.retention_bytes is None else c.retention_bytes,
-                    retention_ms=-1 if c.retention_ms is None else c.retention_ms,
+                    retention_bytes=-1 if c.retention_bytes is None or not c.deletes else c.retention_bytes,
+                    retention_ms=-1 if c.retention_ms is None or not c.deletes else c.retention_ms,
                     durability=c.durability,
                     flush_interval_ms=c.flush_interval_ms,
                 )
@@ -454,6 +508,8 @@ class Topic:
         if partition is not None:
             (partition,) = self._partition_list([partition])
         batches = self._to_batches(data)
+        if self.config.compacted:
+            self._check_keys(batches)
         now_ns = time.time_ns()
         # Frames per partition, appended with one native call each so that one
         # append's rows get consecutive offsets in every partition.
@@ -476,6 +532,14 @@ class Topic:
             ticket = max(ticket, results[-1][1])
             rows += count
         return AppendResult(offsets, rows), ticket
+
+    def _check_keys(self, batches: list) -> None:
+        """A compacted topic takes no row without a key (as Kafka's broker refuses them)."""
+        for batch in batches:
+            if batch.num_rows and batch.column(self._key_index).null_count:
+                raise InvalidRecordError(
+                    f"topic {self.name!r} is compacted (cleanup_policy={self.config.cleanup_policy!r}): every row "
+                    f"needs a key, and column {self.config.key!r} holds nulls; nothing was written")
 
     def flush(self) -> None:
         """Makes every append so far durable, whatever the durability mode."""
@@ -580,6 +644,11 @@ class Topic:
         """Partitions (start/end offsets, bytes, segments), configuration and schema."""
         self._check_open()
         parts = [h.describe() for h in self._handles]
+        if self.config.compacted:
+            from .compaction import describe_partition
+
+            for i, part in enumerate(parts):
+                part["compaction"] = describe_partition(os.path.join(self.directory, str(i)))
         return {
             "name": self.name,
             "partitions": parts,
@@ -588,6 +657,76 @@ class Topic:
             "config": dataclasses.asdict(self.config),
             "schema": str(self.schema),
         }
+
+    # ------------------------------------------------------------ compaction
+    def _reconfigure(self, config: TopicConfig, meta_identity) -> None:
+        """Internal, for the owning Log: takes over an altered configuration
+        (only the settings Log.alter_topic changes differ)."""
+        self.config = config
+        self._meta_identity = meta_identity
+        for p in self._partitions:
+            p.set_retention(-1 if config.retention_bytes is None or not config.deletes else config.retention_bytes,
+                            -1 if config.retention_ms is None or not config.deletes else config.retention_ms)
+
+    def table(self, columns: list[str] | None = None) -> pa.Table:
+        """The current value of every key as a ``pa.Table``: the latest row per
+        key, keys whose latest row is a tombstone (and null keys) left out. On
+        any topic with a key column; on a compacted one it is what the cleaner
+        converges to. See ``tidelog.compaction``."""
+        self._check_open()
+        from .compaction import table
+
+        return table(self, columns)
+
+    def compact_now(self, *, dedupe_buffer_bytes: int | None = None) -> dict:
+        """Runs the log cleaner over every partition now, whatever the dirty
+        ratio, as many passes as the key set needs (``dedupe_buffer_bytes``:
+        the map's budget, default 64 MiB); waits for another process's pass on
+        a partition to end first. Returns totals: passes, segments_rewritten,
+        records_removed, tombstones_removed, bytes_before, bytes_after."""
+        self._check_open()
+        if self._log.read_only:
+            raise ReadOnlyError(f"log {self._log.path!r} is open read-only: only a writer compacts")
+        if not self.config.compacted:
+            raise InvalidArgumentError(f"topic {self.name!r} has cleanup_policy={self.config.cleanup_policy!r}: "
+                                       "alter_topic(name, cleanup_policy='compact') first")
+        from .compaction import DEFAULT_DEDUPE_BUFFER_BYTES, Cleaner
+
+        cleaner = Cleaner(DEFAULT_DEDUPE_BUFFER_BYTES if dedupe_buffer_bytes is None else dedupe_buffer_bytes)
+        totals = dict.fromkeys(("passes", "segments_rewritten", "records_removed", "tombstones_removed",
+                                "bytes_before", "bytes_after"), 0)
+        for p in range(self.partitions):
+            while True:
+                r = cleaner.clean(self, p, wait=True, force=True)
+                if r is None:
+                    break
+                totals["passes"] += 1
+                for k in ("segments_rewritten", "records_removed", "tombstones_removed", "bytes_before",
+                          "bytes_after"):
+                    totals[k] += getattr(r, k)
+                if r.done:
+                    break
+        return totals
+
+    def tombstone(self, keys: Any, *, durable: bool | None = None) -> AppendResult:
+        """Appends a tombstone for every key of ``keys`` (a list or an Arrow
+        array of key values): in a compacted topic it deletes the key. Byte
+        records: a record with a null value. Columnar topics: a row with the
+        key, the timestamp column set to now, and nulls in every other column
+        (so they must be nullable: SchemaMismatchError otherwise)."""
+        self._check_open()
+        if self.config.key is None:
+            raise InvalidArgumentError(f"topic {self.name!r} has no key column: a tombstone deletes a key")
+        key_type = self.schema.field(self.config.key).type
+        if pa.types.is_dictionary(key_type):
+            key_type = key_type.value_type
+        array = keys if isinstance(keys, (pa.Array, pa.ChunkedArray)) else pa.array(list(keys), type=key_type)
+        if isinstance(array, pa.ChunkedArray):
+            array = array.combine_chunks()
+        from .compaction import _keys
+
+        batch = _keys.tombstone_batch(self.schema, self.config.key, array, self.config.timestamp, time.time_ns())
+        return self.append(batch, durable=durable)
 
     def enforce_retention(self) -> None:
         """Applies retention now (it also runs about once a second in the background)."""

@@ -74,6 +74,14 @@ class SchemaMismatchError(TidelogError, TypeError):
     kafka_error = "INVALID_RECORD"
 
 
+class InvalidRecordError(TidelogError, ValueError):
+    """A record the topic cannot take, such as one without a key in a
+    compacted topic (Kafka: "Compacted topic cannot accept message without
+    key"); nothing of the append was written."""
+
+    kafka_error = "INVALID_RECORD"
+
+
 class CorruptionError(TidelogError, OSError):
     """Bytes on disk failed validation (CRC, lengths, magic), or data that was
     written is gone.
