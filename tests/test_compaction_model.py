@@ -31,6 +31,8 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 import tidelog  # noqa: E402
 from tidelog import _verify  # noqa: E402
 
+pytestmark = pytest.mark.slow  # (the sanitizer run of CI skips it; the plain run has it)
+
 if os.environ.get("TIDELOG_HYPOTHESIS_PROFILE"):
     settings.load_profile(os.environ["TIDELOG_HYPOTHESIS_PROFILE"])
 
