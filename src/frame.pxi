@@ -112,10 +112,12 @@ cdef class Frame:
 
     cdef int _corrupt(self, str reason) except -1:
         path = self.mapping.path
-        parts = path.replace("\\", "/").split("/")
-        # <log>/topics/<topic>/<partition>/<base>.log (FORMAT.md §1)
-        place = {"topic": parts[-3] if len(parts) >= 3 else "",
-                 "partition": int(parts[-2]) if len(parts) >= 2 and parts[-2].isdigit() else -1, "segment": path, "position": self.position, "start_offset": self.base_offset,
+        # <log>/topics/<topic>/<partition>/<base>.log (FORMAT.md §1); (no negative
+        # indexing: the module is compiled without wraparound)
+        folder = path.rpartition("/")[0]
+        rest, _, partition = folder.rpartition("/")
+        place = {"topic": rest.rpartition("/")[2], "partition": int(partition) if partition.isdigit() else -1,
+                 "segment": path, "position": self.position, "start_offset": self.base_offset,
                  "end_offset": self.next_offset}
         raise _from_native("corrupt", f"sparse frame at position {self.position} of {path} (offsets "
                                  f"{self.base_offset}..{self.next_offset - 1}): {reason}", place)
