@@ -154,9 +154,11 @@ class Consumer:
         Forms: ``seek("orders", 0, 42)``; ``seek(TopicPartition("orders", 0,
         42))`` (confluent-kafka; the offset may also be ``OFFSET_BEGINNING``
         or ``OFFSET_END``); ``seek(TopicPartition("orders", 0), 42)``
-        (kafka-python). An offset outside the partition's [start, end] is
-        reset as Kafka's auto.offset.reset says (this consumer's ``start``:
-        "earliest" or "latest"), with a warning on the ``tidelog`` logger."""
+        (kafka-python). An offset whose record compaction removed is valid:
+        the next record read is the first one after it. An offset outside the
+        partition's [start, end] is reset as Kafka's auto.offset.reset says
+        (this consumer's ``start``: "earliest" or "latest"), with a warning on
+        the ``tidelog`` logger."""
         if isinstance(topic, str):
             if partition is None or offset is None:
                 raise TypeError("seek() takes (topic, partition, offset) or a TopicPartition with an offset")
