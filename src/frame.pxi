@@ -40,7 +40,7 @@ cdef class Frame:
     none): ``offset_at``, ``row_index`` and ``offsets`` number rows either way.
     """
     cdef readonly Mapping mapping
-    cdef readonly uintptr_t address        # of the first byte of the Arrow payload (after a sparse frame's offset block)
+    cdef readonly uintptr_t address        # of the Arrow payload's first byte (after a sparse frame's offset block)
     cdef readonly uint64_t length          # Arrow payload bytes (stored: compressed for zstd)
     cdef readonly uint64_t position        # of the frame header in its segment file
     cdef readonly int64_t base_offset
@@ -93,7 +93,8 @@ cdef class Frame:
         if block > self.length:
             self._corrupt(f"offset block of {block} bytes longer than the payload ({self.length} bytes)")
         cdef const unsigned char* p = <const unsigned char*>self.address
-        cdef const uint32_t* deltas = <const uint32_t*>(p + 8)  # 4-aligned: payloads start 8-aligned in a page-aligned mapping
+        # 4-aligned: a payload starts 8-aligned in a page-aligned mapping
+        cdef const uint32_t* deltas = <const uint32_t*>(p + 8)
         cdef uint32_t i
         cdef int64_t prev = -1
         for i in range(self.record_count):

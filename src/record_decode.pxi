@@ -179,7 +179,8 @@ def decode_record_payload(Frame frame not None, str topic, int partition, Py_ssi
     cdef int64_t n = _i64(meta + nodes), h = _i64(meta + nodes + 16 * 4)
     cdef int64_t key_nulls = _i64(meta + nodes + 16 + 8), value_nulls = _i64(meta + nodes + 32 + 8)
     cdef int64_t hv_nulls = _i64(meta + nodes + 96 + 8)
-    if start < 0 or stop > n or start > stop or stop > frame.record_count:  # (a sparse frame's deltas hold record_count)
+    # (a sparse frame's deltas number record_count rows)
+    if start < 0 or stop > n or start > stop or stop > frame.record_count:
         raise ValueError("row range outside the frame")
     # Offsets must cover their rows and stay inside their data buffers.
     if bl[1] < n * 8 or bl[3] < (n + 1) * 4 or bl[6] < (n + 1) * 4 or bl[9] < (n + 1) * 4 or \
