@@ -41,7 +41,7 @@ frame_check check_header(const uint8_t* p, uint64_t available) {
         h.header_length != frame_header_bytes || h.payload_offset < frame_header_bytes ||
         h.payload_offset % frame_alignment != 0 || h.payload_length > max_frame_bytes || h.base_offset < 0 ||
         h.codec > static_cast<uint16_t>(frame_codec::zstd) || h.min_timestamp > h.max_timestamp ||
-        h.record_count == 0 ||                  // the writer never writes an empty frame
+        (h.record_count == 0 && !(h.flags & frame_flag_sparse)) ||  // only compaction writes empty frames
         int64_t{h.record_count} > span + 1 ||  // more records than offsets
         h.base_offset > INT64_MAX - 1 - span)  // next_offset() must not overflow
         return frame_check::bad_header;

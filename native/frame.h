@@ -33,6 +33,7 @@ constexpr uint32_t frame_header_bytes = 64;
 
 enum class frame_codec : uint16_t { none = 0, zstd = 1 };
 constexpr uint16_t frame_flag_ipc_stream = 1;
+constexpr uint16_t frame_flag_sparse = 2;  // compaction: the payload starts with the offset block (FORMAT.md §2.6)
 
 struct frame_header {
     uint32_t magic;

@@ -68,9 +68,11 @@ cdef cbool signal_raised(void* unused) noexcept nogil:
 DURABILITY_MODES = {"fsync": <int>CDurability.fsync, "interval": <int>CDurability.interval, "none": <int>CDurability.none}
 cdef enum:  # frame header values (FORMAT.md §4)
     C_FLAG_IPC_STREAM = 1
+    C_FLAG_SPARSE = 2  # compaction: the payload starts with the offset block (FORMAT.md §2.6)
     C_CODEC_NONE = 0
     C_CODEC_ZSTD = 1
 FLAG_IPC_STREAM = C_FLAG_IPC_STREAM
+FLAG_SPARSE = C_FLAG_SPARSE
 CODEC_NONE = C_CODEC_NONE
 CODEC_ZSTD = C_CODEC_ZSTD
 cdef Py_ssize_t SMALL_APPEND_BYTES = 64 * 1024

@@ -56,9 +56,22 @@ cdef inline const unsigned char* _addr(buf):
     return <const unsigned char*><uintptr_t>buf.address if buf is not None else NULL
 
 
-def decode_records(batch, str topic, int partition, int64_t first_offset, Py_ssize_t start, Py_ssize_t stop):
-    """Records [start, stop) of a record-schema pa.RecordBatch whose row 0 has
-    offset first_offset, as a list of Record, read straight from its buffers."""
+def decode_records(batch, str topic, int partition, offsets, Py_ssize_t start, Py_ssize_t stop):
+    """Records [start, stop) of a record-schema pa.RecordBatch, as a list of
+    Record, read straight from its buffers. ``offsets`` numbers the rows: an int
+    (row 0's offset, the rest follow it) or the Frame the batch was decoded from
+    (its rows' offsets, for sparse frames too)."""
+    cdef int64_t first_offset
+    cdef const uint32_t* deltas = NULL
+    cdef Frame frame
+    if isinstance(offsets, Frame):
+        frame = <Frame>offsets
+        if stop > frame.record_count:
+            raise ValueError("row range outside the frame")
+        first_offset = frame.base_offset
+        deltas = frame._deltas
+    else:
+        first_offset = offsets
     ts_arr, key_arr, value_arr, hdr_arr = batch.column(0), batch.column(1), batch.column(2), batch.column(3)
     if key_arr.type.id != value_arr.type.id or ts_arr.type.bit_width != 64:
         raise TypeError("not a tidelog record batch")
@@ -94,7 +107,7 @@ def decode_records(batch, str topic, int partition, int64_t first_offset, Py_ssi
     # collection every 700 allocations (2.5x the cost of decoding): pause the GC.
     cdef int gc_was_enabled = PyGC_Disable()
     try:
-        _fill_records(out, n, start, topic, partition, first_offset, tsv, kval, koff, koffs, kdata, vval, voff,
+        _fill_records(out, n, start, topic, partition, first_offset, deltas, tsv, kval, koff, koffs, kdata, vval, voff,
                       voffs, vdata, hoffs, hbase, noffs, ndata, hvval, hvoff, hvoffs, hvdata)
     finally:
         if gc_was_enabled:
@@ -103,6 +116,7 @@ def decode_records(batch, str topic, int partition, int64_t first_offset, Py_ssi
 
 
 cdef int _fill_records(list out, Py_ssize_t n, Py_ssize_t start, str topic, int partition, int64_t first_offset,
+                       const uint32_t* deltas,
                        const int64_t* tsv, const unsigned char* kval, Py_ssize_t koff, const int* koffs,
                        const unsigned char* kdata, const unsigned char* vval, Py_ssize_t voff, const int* voffs,
                        const unsigned char* vdata, const int* hoffs, Py_ssize_t hbase, const int* noffs,
@@ -116,7 +130,7 @@ cdef int _fill_records(list out, Py_ssize_t n, Py_ssize_t start, str topic, int 
         r = Record.__new__(Record)
         r.topic = topic
         r.partition = partition
-        r.offset = first_offset + row
+        r.offset = first_offset + (deltas[row] if deltas != NULL else row)  # deltas: a sparse frame's
         r.timestamp = tsv[row]
         r.key = _binary_at(kval, koff, koffs, kdata, row)
         r.value = _binary_at(vval, voff, voffs, vdata, row)
@@ -132,7 +146,8 @@ cdef int _fill_records(list out, Py_ssize_t n, Py_ssize_t start, str topic, int 
 
 def decode_record_payload(Frame frame not None, str topic, int partition, Py_ssize_t start, Py_ssize_t stop):
     """Records [start, stop) (rows of the frame) of an uncompressed byte-record
-    frame, straight from the mapping; NotImplementedError for other shapes."""
+    frame (dense or sparse), straight from the mapping; NotImplementedError for
+    other shapes."""
     cdef int64_t base_offset = frame.base_offset
     cdef Mapping m = frame.mapping
     cdef const unsigned char* region = m._get().data()
@@ -164,7 +179,8 @@ def decode_record_payload(Frame frame not None, str topic, int partition, Py_ssi
     cdef int64_t n = _i64(meta + nodes), h = _i64(meta + nodes + 16 * 4)
     cdef int64_t key_nulls = _i64(meta + nodes + 16 + 8), value_nulls = _i64(meta + nodes + 32 + 8)
     cdef int64_t hv_nulls = _i64(meta + nodes + 96 + 8)
-    if start < 0 or stop > n or start > stop:
+    # (a sparse frame's deltas number record_count rows)
+    if start < 0 or stop > n or start > stop or stop > frame.record_count:
         raise ValueError("row range outside the frame")
     # Offsets must cover their rows and stay inside their data buffers.
     if bl[1] < n * 8 or bl[3] < (n + 1) * 4 or bl[6] < (n + 1) * 4 or bl[9] < (n + 1) * 4 or \
@@ -182,7 +198,7 @@ def decode_record_payload(Frame frame not None, str topic, int partition, Py_ssi
     cdef list out = PyList_New(stop - start)
     cdef int gc_was_enabled = PyGC_Disable()
     try:
-        _fill_records(out, stop - start, start, topic, partition, base_offset, <const int64_t*>bp[1],
+        _fill_records(out, stop - start, start, topic, partition, base_offset, frame._deltas, <const int64_t*>bp[1],
                       bp[2] if key_nulls else NULL, 0, <const int*>bp[3], bp[4],
                       bp[5] if value_nulls else NULL, 0, <const int*>bp[6], bp[7],
                       <const int*>bp[9], 0, <const int*>bp[12], bp[13],

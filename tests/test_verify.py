@@ -22,6 +22,7 @@ import pytest
 import tidelog
 from _helpers import SENSORS_SCHEMA, assert_tables_equal, frame_spans, make_sensors, partition_files, segment_logs
 from tidelog import _verify, cli
+import sparse_segments as ss
 
 
 _frames = frame_spans
@@ -597,8 +598,10 @@ def _verify_sets(d):
     return report, rep, damaged, lost, intact
 
 
-def _native_sets(d, read_only=True):
-    """What the native walker skips and returns, reading the whole partition with skipping on."""
+def _native_sets(d, read_only=True, removed=frozenset()):
+    """What the native walker skips and returns, reading the whole partition with
+    skipping on (``removed``: offsets compaction removed, which intact frames cover
+    without a record)."""
     with tidelog.open(d, read_only=read_only) as log:
         t = log.topic("m")
         part = t._partitions[0]
@@ -620,7 +623,7 @@ def _native_sets(d, read_only=True):
         stats = log.stats()
         assert stats["corrupt_offsets_skipped"] >= len(skipped) if skipped else True
         values = table["value"].to_numpy().astype(np.int64)
-        assert set(values.tolist()) == intact  # the skipping read returns exactly the intact records
+        assert set(values.tolist()) == intact - removed  # the skipping read returns exactly the intact records
         return intact, skipped, end, log.recovery_report
 
 
@@ -638,9 +641,50 @@ class _no_warning:
 
 @pytest.mark.parametrize("kind,segment,where", MATRIX, ids=["-".join(c) for c in MATRIX])
 def test_damage_matrix_agrees_with_the_native_walker(matrix_log, tmp_path, kind, segment, where):
+    src, end = matrix_log
+    _damage_matrix_case(src, end, frozenset(), tmp_path, kind, segment, where)
+
+
+@pytest.fixture(scope="module")
+def compacted_matrix_log(matrix_log, tmp_path_factory):
+    """matrix_log with its first two segments compacted (tests/sparse_segments.py):
+    in the second, the first frame keeps every other row, the middle one is
+    empty, the others keep every third row; the first keeps every other row."""
     import shutil
 
     src, end = matrix_log
+    d = tmp_path_factory.mktemp("compacted-matrix") / "log"
+    shutil.copytree(src, d)
+    bases = ss.segment_bases(d, "m", 0)
+    removed = set(ss.rewrite_segment(d, "m", 0, bases[0], ss.keep_every(2))["removed"])
+    middle = len(ss.read_frames(ss.segment_path(d, "m", 0, bases[1]))) // 2
+    calls = []
+
+    def keep(offsets, batch):
+        calls.append(1)
+        i = len(calls) - 1
+        return offsets % 2 == 0 if i == 0 else np.zeros(len(offsets), bool) if i == middle else offsets % 3 == 0
+    removed |= set(ss.rewrite_segment(d, "m", 0, bases[1], keep)["removed"])
+    with tidelog.open(d):
+        pass  # a writer open rebuilds the indexes the rewrite deleted
+    assert _verify.exit_code(_verify.verify(d, progress="never")) == _verify.EXIT_CLEAN
+    return d, end, frozenset(removed)
+
+
+COMPACTED_MATRIX = [(kind, where) for kind in MATRIX_KINDS for where in MATRIX_WHERE]
+
+
+@pytest.mark.parametrize("kind,where", COMPACTED_MATRIX, ids=["-".join(c) for c in COMPACTED_MATRIX])
+def test_damage_matrix_in_a_compacted_segment(compacted_matrix_log, tmp_path, kind, where):
+    """Damage to sparse and empty frames is found (and repaired) as in dense ones;
+    the offsets compaction removed are neither damaged nor lost."""
+    src, end, removed = compacted_matrix_log
+    _damage_matrix_case(src, end, removed, tmp_path, kind, "sealed", where)
+
+
+def _damage_matrix_case(src, end, removed, tmp_path, kind, segment, where):
+    import shutil
+
     d = tmp_path / "log"
     shutil.copytree(src, d)
     segs = segment_logs(d, "m")
@@ -650,7 +694,7 @@ def test_damage_matrix_agrees_with_the_native_walker(matrix_log, tmp_path, kind,
     # 1. verify and a reader (no recovery) see the same damage and the same intact records
     report, rep, damaged, lost, intact = _verify_sets(d)
     assert report.damaged and rep.damaged, _verify.format_report(report)
-    n_intact, n_skipped, n_end, _ = _native_sets(d)
+    n_intact, n_skipped, n_end, _ = _native_sets(d, removed=removed)
     assert damaged | lost == n_skipped, _verify.format_report(report)
     assert intact == n_intact
     assert intact | damaged | lost == set(range(0, end))
@@ -662,7 +706,7 @@ def test_damage_matrix_agrees_with_the_native_walker(matrix_log, tmp_path, kind,
         assert {e["kind"] for e in events} <= {"damaged", "lost", "index"}
         assert log.topic("m").end_offsets()[0] >= end
     report2, rep2, damaged2, lost2, intact2 = _verify_sets(d)
-    n_intact2, n_skipped2, n_end2, _ = _native_sets(d)
+    n_intact2, n_skipped2, n_end2, _ = _native_sets(d, removed=removed)
     assert intact2 == intact == n_intact2
     assert damaged2 | lost2 == n_skipped2 and damaged | lost <= damaged2 | lost2
     assert damaged2 | lost2 | intact2 == set(range(0, n_end2))
@@ -686,9 +730,10 @@ def test_damage_matrix_agrees_with_the_native_walker(matrix_log, tmp_path, kind,
             log.recovery_report
         t = log.topic("m")
         got = t.read(on_corrupt="skip")
-        assert got["value"].to_numpy().astype(np.int64).tolist() == sorted(intact)
+        assert got["value"].to_numpy().astype(np.int64).tolist() == sorted(intact - removed)
         for a, b in (r for r in arep.intact):
-            assert t.read(a, b)["value"].to_numpy().astype(np.int64).tolist() == list(range(a, b))
+            assert t.read(a, b)["value"].to_numpy().astype(np.int64).tolist() == [
+                o for o in range(a, b) if o not in removed]
         for g in arep.lost:
             with pytest.raises(tidelog.CorruptionError) as info:
                 t.read(g.start_offset, g.end_offset)
@@ -767,3 +812,107 @@ def test_interrupted_repair_is_finished_by_a_rerun(two_topics, monkeypatch, cras
     assert _verify.exit_code(_verify.verify(d)) == 0
     # a third run has nothing to do
     assert _verify.exit_code(_verify.verify(d, repair=True)) == 0
+
+
+# ----------------------------------------------------------------------------- compacted segments
+@pytest.fixture
+def compacted_log(tmp_path):
+    """A byte-record topic whose sealed segments were compacted (every third
+    record kept; the third segment one empty frame), indexes rebuilt."""
+    d = tmp_path / "log"
+    with tidelog.open(d) as log:
+        log.create_topic("r", segment_bytes=4096)
+        with log.producer(linger_ms=60_000) as p:
+            for i in range(400):
+                p.send("r", value=b"%d" % i, key=b"k%d" % (i % 5))
+                if i % 9 == 8:
+                    p.flush()  # frames of 9 records
+    bases = ss.segment_bases(d, "r", 0)
+    assert len(bases) >= 4
+    removed = set()
+    for b in bases[:-1]:
+        if b == bases[2]:
+            removed |= set(ss.empty_segment(d, "r", 0, b))
+        else:
+            removed |= set(ss.rewrite_segment(d, "r", 0, b, ss.keep_every(3))["removed"])
+    with tidelog.open(d):
+        pass  # rebuilds the indexes
+    return d, bases, removed
+
+
+def test_compacted_segments_verify_clean(compacted_log, capsys):
+    d, bases, removed = compacted_log
+    report = _verify.verify(d, progress="never")
+    assert _verify.exit_code(report) == _verify.EXIT_CLEAN, _verify.format_report(report)
+    (rep,) = report.partitions
+    assert rep.intact == [[0, rep.end_offset]] and not rep.lost and not rep.damaged
+    assert rep.records == rep.end_offset - len(removed)
+    assert _run_cli(d, capsys=capsys)[0] == 0
+
+
+def test_leftovers_of_an_interrupted_compaction_are_notes(compacted_log):
+    d, bases, removed = compacted_log
+    stem = ss.segment_path(d, "r", 0, bases[1])[:-4]
+    # a crash after step 2 of the swap: the new files written, the old indexes unlinked
+    for ext in (".log", ".index", ".timeindex"):
+        with open(stem + ext + ".cleaned", "wb") as f:
+            f.write(b"\x01" * 100)
+    os.unlink(stem + ".index")
+    os.unlink(stem + ".timeindex")
+    report = _verify.verify(d, progress="never")
+    assert _verify.exit_code(report) == _verify.EXIT_CLEAN, _verify.format_report(report)
+    notes = " ".join(report.partitions[0].notes)
+    assert f"{os.path.basename(stem)}.log.cleaned: left by an interrupted compaction" in notes
+    assert "a compaction of the segment was interrupted" in notes
+    # without the leftovers, a missing index is a problem again
+    for ext in (".log", ".index", ".timeindex"):
+        os.unlink(stem + ext + ".cleaned")
+    report = _verify.verify(d, progress="never")
+    assert {p.kind for p in report.all_problems()} == {"index"}
+
+
+def _rewrite_frame(path, position, make):
+    """Replaces the frame at ``position`` by make(StoredFrame) (bytes of a whole
+    frame); the frames after it are kept, moved if the length changed."""
+    data = open(path, "rb").read()
+    out = b""
+    for f in ss.read_frames(path):
+        length = ((struct.unpack_from("<I", data, f.position + 56)[0] + len(f.payload)) + 7) & ~7
+        out += make(f) if f.position == position else data[f.position:f.position + length]
+    open(path, "wb").write(out)
+
+
+@pytest.mark.parametrize("breakage", ["deltas-repeat", "delta-past-span", "block-too-long", "empty-payload",
+                                      "count-0-dense", "fewer-dense"])
+def test_broken_sparse_frames_are_damage(compacted_log, breakage):
+    d, bases, removed = compacted_log
+    path = ss.segment_path(d, "r", 0, bases[1])
+    fr = next(f for f in ss.read_frames(path) if f.record_count >= 2)
+    block = (8 + 4 * fr.record_count + 7) & ~7
+    deltas = list(struct.unpack_from(f"<{fr.record_count}I", fr.payload, 8))
+    arrow = fr.payload[block:]
+    count, flags, payload = fr.record_count, fr.flags, None
+    if breakage == "deltas-repeat":
+        deltas[1] = deltas[0]
+    elif breakage == "delta-past-span":
+        deltas[-1] = fr.span
+    elif breakage == "block-too-long":
+        payload = ss.offset_block(deltas)[:block - 8]
+    elif breakage == "empty-payload":
+        count, payload = 0, ss.offset_block([]) + b"\0" * 8
+    elif breakage == "count-0-dense":
+        count, flags, payload = 0, 0, ss.offset_block([])
+    elif breakage == "fewer-dense":
+        flags, payload = fr.flags & ~ss.FLAG_SPARSE, arrow
+    if payload is None:
+        payload = ss.offset_block(deltas) + arrow
+    _rewrite_frame(path, fr.position, lambda f: ss.encode_frame(f.base_offset, f.span, count, f.min_timestamp,
+                                                                f.max_timestamp, f.codec, flags, payload))
+    report = _verify.verify(d, progress="never")
+    (rep,) = report.partitions
+    assert _verify.exit_code(report) == _verify.EXIT_DAMAGED
+    assert [(r.segment, r.position, r.start_offset, r.end_offset) for r in rep.damaged] == [
+        (path, fr.position, fr.base_offset, fr.next_offset)], _verify.format_report(report)
+    reason = rep.damaged[0].reason
+    assert ("offset block" in reason or "FLAG_SPARSE" in reason or "empty sparse frame" in reason), reason
+    assert rep.intact == [[0, fr.base_offset], [fr.next_offset, rep.end_offset]]

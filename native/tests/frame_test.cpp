@@ -151,6 +151,28 @@ TEST(Frame, BadHeaderFields) {
     expect_bad("payload_offset 68", [](auto& g) { poke<uint32_t>(g, 56, 68); });
 }
 
+TEST(Frame, EmptyFramesNeedTheSparseFlag) {
+    // FORMAT.md §2.6: record_count 0 only with FLAG_SPARSE (an empty frame of a
+    // compacted segment: its payload is the 8-byte offset block).
+    std::vector<uint8_t> f;
+    build_frame(f, std::vector<uint8_t>(8, 0), 10, 1, 5, 6);
+    auto with = [&](uint16_t flags) {
+        auto g = f;
+        poke<uint32_t>(g, 24, 0);       // record_count
+        poke<uint32_t>(g, 60, 9);       // a span of 10 offsets
+        poke<uint16_t>(g, 14, flags);
+        frame_header h = load_header(g.data());
+        h.crc = frame_crc(h, g.data() + h.payload_offset);
+        poke<uint32_t>(g, 4, h.crc);
+        return g;
+    };
+    auto sparse = with(frame_flag_sparse);
+    EXPECT_EQ(frame_of(sparse, sparse.size()), frame_check::ok);
+    EXPECT_EQ(load_header(sparse.data()).next_offset(), 20);
+    auto dense = with(0);
+    EXPECT_EQ(header_of(dense, dense.size()), frame_check::bad_header);
+}
+
 TEST(Frame, HugeLengthsAreTruncatedNotOverflowed) {
     std::vector<uint8_t> f;
     build_frame(f, make_payload(8, 5), 0);

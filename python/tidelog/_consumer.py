@@ -28,15 +28,18 @@ NO_GROUP = "this consumer has no group: commits need one (log.consumer(topics, g
 
 
 def _decode_records(frame, topic, name: str, partition: int, lo: int, hi: int) -> list:
-    """Records of one frame: natively from the mapping for plain record frames,
-    through pyarrow for compressed or whole-stream ones."""
+    """Records (rows [lo, hi)) of one frame: natively from the mapping for plain
+    record frames, through pyarrow for compressed or whole-stream ones. The
+    frame numbers them (a sparse frame's rows carry their offsets)."""
+    if lo >= hi:
+        return []
     if frame.codec == _arrow.CODEC_NONE and not frame.flags & _arrow.FLAG_IPC_STREAM:
         try:
             return _core.decode_record_payload(frame, name, partition, lo, hi)
         except NotImplementedError:
             pass
     (batch,) = topic.partition(partition).decode(frame)
-    return _core.decode_records(batch, name, partition, frame.base_offset, lo, hi)
+    return _core.decode_records(batch, name, partition, frame, lo, hi)
 
 
 class Consumer:
@@ -67,6 +70,7 @@ class Consumer:
         self._targets: list[list] = []
         self._buffer: list = []
         self._buffer_at = 0
+        self._buffer_next = -1  # the position _fill set past the buffer (a sparse frame's next offset is not last + 1)
         self._next = 0  # round-robin start among partitions
         self._closed = False
         if topics is not None:
@@ -150,9 +154,11 @@ class Consumer:
         Forms: ``seek("orders", 0, 42)``; ``seek(TopicPartition("orders", 0,
         42))`` (confluent-kafka; the offset may also be ``OFFSET_BEGINNING``
         or ``OFFSET_END``); ``seek(TopicPartition("orders", 0), 42)``
-        (kafka-python). An offset outside the partition's [start, end] is
-        reset as Kafka's auto.offset.reset says (this consumer's ``start``:
-        "earliest" or "latest"), with a warning on the ``tidelog`` logger."""
+        (kafka-python). An offset whose record compaction removed is valid:
+        the next record read is the first one after it. An offset outside the
+        partition's [start, end] is reset as Kafka's auto.offset.reset says
+        (this consumer's ``start``: "earliest" or "latest"), with a warning on
+        the ``tidelog`` logger."""
         if isinstance(topic, str):
             if partition is None or offset is None:
                 raise TypeError("seek() takes (topic, partition, offset) or a TopicPartition with an offset")
@@ -270,6 +276,8 @@ class Consumer:
 
     def lag(self) -> dict[tuple[str, int], int]:
         """Records between this consumer's position and the end, per assigned partition."""
+        # In offsets, as Kafka's (end offset - position): in a compacted partition
+        # it also counts offsets whose records the cleaner removed.
         return {key: max(0, self._partition(*key).end_offset - self._position(key)) for key in self._assignment}
 
     def _idle(self, waiting: bool) -> None:
@@ -281,7 +289,7 @@ class Consumer:
         if self._buffer_at < len(self._buffer):
             r = self._buffer[self._buffer_at]
             key = (r.topic, r.partition)
-            if key in self._positions and self._positions[key] == self._buffer[-1].offset + 1:
+            if key in self._positions and self._positions[key] == self._buffer_next:
                 self._positions[key] = r.offset
         self._buffer = []
         self._buffer_at = 0
@@ -291,8 +299,10 @@ class Consumer:
             raise LogClosedError("the consumer is closed")
 
     def _next_frame(self, max_records: int):
-        """The next frame with unread records, round-robin over partitions:
-        (topic_name, partition, frame, topic, start_row, stop_row) or None."""
+        """The next frame from the positions on, round-robin over partitions:
+        (topic_name, partition, frame, topic, start_row, stop_row) or None. The
+        rows may be none (an empty frame of a compacted segment, or a position
+        past a sparse frame's last record): the position still moves past them."""
         targets = self._targets
         n = len(targets)
         positions = self._positions
@@ -310,13 +320,14 @@ class Consumer:
                 positions[key] = max(pos, positions[key])  # past damage it skipped, if any
                 continue
             frame = frames[0]
-            base = frame.base_offset
-            lo = pos - base if pos > base else 0
-            hi = frame.record_count
+            count = frame.record_count
+            lo = frame.row_index(pos) if pos > frame.base_offset else 0  # pos may be an offset compaction removed
+            hi = count
             if hi - lo > max_records:
                 hi = lo + max_records
-            # (The whole frame read: where the frame says its offsets go on.)
-            positions[key] = frame.next_offset if hi == frame.record_count else base + hi
+            # The whole frame read: where the frame says its offsets go on (past
+            # removed offsets too); else the offset of the next unread row.
+            positions[key] = frame.next_offset if hi == count else frame.offset_at(hi)
             self._next = (self._next + i + 1) % n
             return name, p, frame, topic, lo, hi
         return None
@@ -369,8 +380,11 @@ class Consumer:
                 name, p, frame, topic, lo, hi = got
                 if not topic.config.records:
                     raise TypeError(f"topic {name!r} is columnar: read it with poll_batch() or topic.scan()")
+                if lo == hi:
+                    continue  # no records there (compaction removed them): the position moved on
                 self._buffer = _decode_records(frame, topic, name, p, lo, hi)
                 self._buffer_at = 0
+                self._buffer_next = self._positions[(name, p)]
                 return True
             if not self._wait(deadline) and not self.has_data():
                 return False
@@ -406,14 +420,18 @@ class Consumer:
             self._check_open()
             got = self._next_frame(max_records)
             if got is not None:
-                break
+                if got[4] < got[5]:
+                    break
+                continue  # no records there (compaction removed them): the position moved on
             if not self._wait(deadline) and not self.has_data():
                 return None
         name, p, frame, topic, lo, hi = got
         part = topic.partition(p)
         (batch,) = part.decode(frame)
         parts = [batch.slice(lo, hi - lo)]
+        # The rows' offsets: contiguous from frame.base_offset + lo while every frame is dense.
         first = frame.base_offset + lo
+        offset_parts = [frame.offsets().slice(lo, hi - lo)] if frame.sparse else None
         total = hi - lo
         native = part.native
         # Fill up from the same partition's next frames while they fit.
@@ -422,16 +440,26 @@ class Consumer:
             frames = self._frames(native, name, p, pos, topic)
             if not frames or frames[0].base_offset > pos:
                 break  # damage was skipped: the batch's offsets stay contiguous, the next poll goes on
-            (b,) = part.decode(frames[0])
-            f_lo = pos - frames[0].base_offset
-            take = min(frames[0].record_count - f_lo, max_records - total)
+            f = frames[0]
+            f_lo = f.row_index(pos)
+            take = min(f.record_count - f_lo, max_records - total)
+            self._positions[(name, p)] = f.next_offset if f_lo + take == f.record_count else f.offset_at(f_lo + take)
+            if not take:
+                continue  # an empty frame, or the rest of a sparse one removed
+            (b,) = part.decode(f)
             parts.append(b.slice(f_lo, take))
+            if offset_parts is None and (f.sparse or f.base_offset + f_lo != first + total):  # past a gap
+                offset_parts = [pa.array(np.arange(first, first + total, dtype=np.int64))]
+            if offset_parts is not None:
+                offset_parts.append(f.offsets().slice(f_lo, take))
             total += take
-            self._positions[(name, p)] = pos + take
         data = parts[0] if len(parts) == 1 else pa.concat_batches(parts)
         topic_col = pa.DictionaryArray.from_arrays(pa.array(np.zeros(total, dtype=np.int32)), pa.array([name]))
         part_col = pa.array(np.full(total, p, dtype=np.int32))
-        offset_col = pa.array(np.arange(first, first + total, dtype=np.int64))
+        if offset_parts is None:
+            offset_col = pa.array(np.arange(first, first + total, dtype=np.int64))
+        else:
+            offset_col = offset_parts[0] if len(offset_parts) == 1 else pa.concat_arrays(offset_parts)
         return pa.RecordBatch.from_arrays(
             [topic_col, part_col, offset_col, *data.columns],
             names=["topic", "partition", "offset", *data.schema.names])

@@ -24,6 +24,9 @@ DURABILITY_MODES: dict[str, int]
 #: Frame header flag bit 0: the payload is a whole Arrow IPC stream (schema,
 #: dictionary batches, one record batch) instead of one record-batch message.
 FLAG_IPC_STREAM: Final = 1
+#: Frame header flag bit 1: a sparse frame (compaction): the payload starts
+#: with the offset block giving each record's offset (FORMAT.md §2.6).
+FLAG_SPARSE: Final = 2
 #: Frame header codec: payload stored as is.
 CODEC_NONE: Final = 0
 #: Frame header codec: payload is one zstd frame (``zstandard`` package).
@@ -136,10 +139,10 @@ class Frame:
         """The segment mapping holding the frame (keeps it mapped)."""
     @property
     def address(self) -> int:
-        """Address of the first payload byte."""
+        """Address of the first byte of the Arrow payload (after a sparse frame's offset block)."""
     @property
     def length(self) -> int:
-        """Payload length in bytes."""
+        """Arrow payload length in bytes (stored: compressed for zstd)."""
     @property
     def position(self) -> int:
         """Byte position of the frame header in its segment file."""
@@ -147,7 +150,8 @@ class Frame:
     def base_offset(self) -> int:
         """Offset of the frame's first record."""
     @property
-    def record_count(self) -> int: ...
+    def record_count(self) -> int:
+        """Records (rows) in the frame; 0 for an empty (sparse) frame."""
     @property
     def next_offset(self) -> int:
         """One past the frame's last offset, as its header gives it."""
@@ -160,19 +164,34 @@ class Frame:
         """``CODEC_NONE`` or ``CODEC_ZSTD``."""
     @property
     def flags(self) -> int:
-        """Header flags (``FLAG_IPC_STREAM``)."""
+        """Header flags (``FLAG_IPC_STREAM``, ``FLAG_SPARSE``)."""
     @property
     def schema_id(self) -> int: ...
     @property
     def version(self) -> int:
         """Frame format version."""
+    @property
+    def sparse(self) -> bool:
+        """FLAG_SPARSE: written by compaction, its rows carry their offsets."""
+    @property
+    def block_length(self) -> int:
+        """Bytes of the offset block before the Arrow payload (0 for a dense frame)."""
+    @property
+    def delete_horizon_ns(self) -> int:
+        """The offset block's delete horizon (0: none, and for dense frames)."""
+    def offset_at(self, i: int) -> int:
+        """The offset of row ``i`` (0 <= i < record_count)."""
+    def row_index(self, offset: int) -> int:
+        """The first row whose offset is >= ``offset`` (0 .. record_count)."""
+    def offsets(self) -> Any:
+        """The rows' offsets as an int64 ``pyarrow.Array``."""
     def payload(self) -> Any:
-        """The payload as a ``pyarrow.Buffer`` over the mapping (no copy; it
-        keeps the mapping alive)."""
+        """The Arrow payload (after a sparse frame's offset block) as a
+        ``pyarrow.Buffer`` over the mapping (no copy; it keeps the mapping alive)."""
 
 def decode_frame(frame: Frame, schema: Any, decompress: Any) -> list[Any]:
     """The record batches (``pyarrow.RecordBatch``) stored in ``frame`` (zero-copy when
-    uncompressed); ``decompress`` turns a zstd payload into bytes."""
+    uncompressed), none for an empty frame; ``decompress`` turns a zstd payload into bytes."""
 
 @disjoint_base
 class NativeLog:
@@ -498,9 +517,10 @@ class Record:
     def __eq__(self, other: object, /) -> bool: ...
     def __hash__(self) -> int: ...
 
-def decode_records(batch: Any, topic: str, partition: int, first_offset: int, start: int, stop: int) -> list[Record]:
-    """Records [start, stop) of a record-schema pa.RecordBatch whose row 0 has
-    offset ``first_offset``, read straight from its buffers."""
+def decode_records(batch: Any, topic: str, partition: int, offsets: int | Frame, start: int, stop: int) -> list[Record]:
+    """Records [start, stop) of a record-schema pa.RecordBatch, read straight
+    from its buffers; ``offsets``: row 0's offset (the rest follow it), or the
+    Frame the batch was decoded from (its rows' offsets)."""
 def set_record_template(message: Any) -> None: ...
 def encode_record_batch(batch: ProducerBatch) -> Any: ...
 def decode_record_payload(frame: Frame, topic: str, partition: int, start: int, stop: int) -> list[Record]: ...

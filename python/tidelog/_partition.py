@@ -130,7 +130,10 @@ class Partition:
                min_timestamp: int = -(2**63), max_timestamp: int = 2**63 - 1) -> list:
         """The low-level read: up to ``max_frames`` frames (zero-copy views of
         the mapped file) holding offsets in [start_offset, end_offset), in
-        offset order; ``decode(frame)`` makes Arrow batches of one. With a
+        offset order; ``decode(frame)`` makes Arrow batches of one. In a
+        compacted partition a frame may hold fewer records than offsets (or
+        none): ``frame.offsets()`` / ``frame.offset_at(row)`` number its rows,
+        ``frame.next_offset`` is where the next frame starts. With a
         ``skipped`` list, damaged data is stepped over: its ranges are added
         to the list, counted in ``log.stats()`` and warned about
         (``CorruptionWarning``); without, damage raises ``CorruptionError``."""
@@ -146,7 +149,7 @@ class Partition:
 
     def decode(self, frame) -> list[pa.RecordBatch]:
         """The Arrow record batches of a frame from ``frames()`` (zero-copy
-        when uncompressed), in the topic's schema."""
+        when uncompressed), in the topic's schema; none for an empty frame."""
         return _arrow.decode_payload(frame, self.topic.schema, self._decompress)
 
     # ---------------------------------------------------------------- writing

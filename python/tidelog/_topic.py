@@ -621,22 +621,24 @@ class Topic:
         ts = _arrow.to_ns(timestamp)
         native = self._partitions[p]
         offset = native.offset_for_time(ts)  # the first frame whose max timestamp reaches ts
-        if self._ts_index < 0:
-            return offset  # append time: every row of a frame has the frame's timestamp
         end = native.end_offset
         while offset < end:
             frames = native.frames(offset, end, ts, 2**63 - 1, 16)
             if not frames:
                 return end
             for frame in frames:
+                first = frame.row_index(offset)
+                if first >= frame.record_count:
+                    continue  # no records left in it (an empty frame of a compacted segment)
+                if self._ts_index < 0:
+                    return frame.offset_at(first)  # append time: every row of a frame has the frame's timestamp
                 (batch,) = _arrow.decode_payload(frame, self.schema, self._decompress)
                 col = batch.column(self._ts_index)
                 values = col.view(pa.int64()) if pa.types.is_timestamp(col.type) else col
                 hits = np.flatnonzero(pc.fill_null(pc.greater_equal(values, -(-ts // self._ts_unit_ns)), False))
-                first = max(offset - frame.base_offset, 0)
                 hits = hits[hits >= first]
                 if hits.size:
-                    return frame.base_offset + int(hits[0])
+                    return frame.offset_at(int(hits[0]))
             offset = frames[-1].next_offset
         return end
 
@@ -816,8 +818,11 @@ class Scan:
     def _row_filter(self, batch: pa.RecordBatch, frame, start: int, end: int, partition: int) -> pa.RecordBatch:
         topic = self.topic
         base, count = frame.base_offset, frame.record_count
-        lo = max(start - base, 0)
-        hi = min(end - base, count)
+        if frame.sparse:  # its rows carry their offsets (compaction removed the others)
+            lo, hi = frame.row_index(start), frame.row_index(end)
+        else:
+            lo = max(start - base, 0)
+            hi = min(end - base, count)
         if lo > 0 or hi < count:
             batch = batch.slice(lo, hi - lo)
         rows = None  # row numbers (within the slice) kept by a time filter
@@ -838,8 +843,13 @@ class Scan:
         if self._column_indices is not None:
             batch = batch.select(self._column_indices)
         if self._with_offsets:
-            first = base + lo
-            offsets = np.arange(first, first + batch.num_rows, dtype=np.int64) if rows is None else first + rows
+            if frame.sparse:
+                offsets = frame.offsets().to_numpy()[lo:hi]
+                if rows is not None:
+                    offsets = offsets[rows]
+            else:
+                first = base + lo
+                offsets = np.arange(first, first + batch.num_rows, dtype=np.int64) if rows is None else first + rows
             batch = pa.RecordBatch.from_arrays(
                 [*batch.columns, pa.array(np.full(batch.num_rows, partition, dtype=np.int32)), pa.array(offsets)],
                 schema=self.schema)

@@ -16,6 +16,11 @@ The check reads every segment file front to back through one fixed-size buffer
   as intact. A damaged range with nothing intact after it runs to the
   segment's end offset (the next segment's base; for the last segment, the
   larger of the checkpoint's and the published end);
+- accepts the sparse and empty frames of compacted segments (FORMAT.md §2.6:
+  offsets a frame covers without a record are not missing) and checks their
+  header rules and offset blocks (``_verify_frames.py``; a broken block is
+  damage); ``*.cleaned`` files of an interrupted compaction are noted as
+  leftovers, not damage;
 - reports **lost offsets** (a gap: no bytes at all) where a segment's frames
   end cleanly before the next segment's base, or the log ends before its
   recovery checkpoint / published end. Gaps recorded by a ``--repair`` in the
@@ -75,7 +80,7 @@ import sys
 import time
 from typing import Callable, Iterator, TextIO
 
-from . import _core
+from . import _core, _verify_frames
 from ._gaps import ACK_FILE, covered as _covered, read_acknowledged as _read_acknowledged
 from ._log import _fsync_dir
 
@@ -86,7 +91,7 @@ HEADER_BYTES = 64
 MAX_PAYLOAD = 2**31 - 1
 CHECKPOINT_MAGIC = 0x50434C54  # "TLCP"
 STATE_MAGIC = 0x53464C54  # "TLFS"
-TOPIC_FORMAT_VERSIONS = (1, 2)  # topic.json format versions this checker knows
+TOPIC_FORMAT_VERSIONS = (1, 2, 3)  # topic.json format versions this checker knows (3: a compacted topic)
 
 _HEADER = struct.Struct("<IIHHHHqIIqqQII")  # FORMAT.md §2.1
 
@@ -361,7 +366,7 @@ def _parse_header(r: _Reader, pos: int, limit: int):
     if raw == _ZERO_HEADER:
         return "end", None, 0, raw
     h = _HEADER.unpack(raw)
-    magic, crc, version, header_length, codec, _flags, base, count, _sid, tmin, tmax, plen, poff, _delta = h
+    magic, crc, version, header_length, codec, flags, base, count, _sid, tmin, tmax, plen, poff, _delta = h
     if magic != FRAME_MAGIC:
         return "bad magic", h, 0, raw
     why = []
@@ -379,10 +384,10 @@ def _parse_header(r: _Reader, pos: int, limit: int):
         why.append(f"codec {codec}")
     if tmin > tmax:
         why.append(f"min_timestamp {tmin} > max_timestamp {tmax}")
-    if count == 0:
-        why.append("record_count 0")  # the writer never writes an empty frame (native check_header agrees)
-    elif version in FRAME_VERSIONS and count > _span(h):
+    if version in FRAME_VERSIONS and count > _span(h):
         why.append(f"record_count {count} > the {_span(h)} offsets it spans")  # as native check_header
+    elif version in FRAME_VERSIONS:  # empty and sparse frames (compaction, FORMAT.md §2.6)
+        why.extend(_verify_frames.header_problems(version, flags, count, _span(h), plen))
     if version in FRAME_VERSIONS and base + _span(h) > 2**63 - 1:
         why.append(f"base_offset {base} + {_span(h)} offsets overflows")  # as native check_header
     if why:
@@ -413,7 +418,17 @@ def _check_frame(r: _Reader, pos: int, expected_offset: int | None, limit: int):
         return f"offset mismatch: base_offset {h[6]}, expected {expected_offset}", h, length
     if not _crc_matches(r, pos, h, raw):
         return "CRC32C mismatch", h, length
+    block = _offset_block_problem(r, pos, h)
+    if block:
+        return block, h, length
     return "ok", h, length
+
+
+def _offset_block_problem(r: _Reader, pos: int, h: tuple) -> str | None:
+    """A sparse frame's offset block against FORMAT.md §2.6 (None: fine, or dense)."""
+    if not h[5] & _verify_frames.FLAG_SPARSE:
+        return None
+    return _verify_frames.offset_block_problem(lambda at, n: bytes(r.get(at, n)), pos + h[12], h[7], _span(h))
 
 
 def _successor_lines_up(r: _Reader, nxt: int, size: int, expected: int) -> bool:
@@ -478,7 +493,7 @@ def _find_next_intact(r: _Reader, start: int, size: int, after_offset: int, boun
                 if out.overlap is None and _crc_matches(r, q, h, raw):
                     out.overlap = (q, h[6])
                 continue
-            if not _crc_matches(r, q, h, raw):
+            if not _crc_matches(r, q, h, raw) or _offset_block_problem(r, q, h):
                 continue
             if not _successor_lines_up(r, q + length, size, nxt_off) and not (second_pass and nxt_off >= published):
                 continue
@@ -698,6 +713,9 @@ def _check_indexes(rep: PartitionReport, seg_path: str, base: int, frames_at: Ca
         if size_problem == "missing":
             if live:  # a writer is running: retention may be deleting this segment right now
                 rep.notes.append(f"{os.path.basename(path)} is missing (deleted while verifying?)")
+            elif _verify_frames.compaction_interrupted(seg_path):  # the swap unlinks them first: rebuilt at open
+                rep.notes.append(f"{os.path.basename(path)} is missing: a compaction of the segment was "
+                                 f"interrupted (the next writer rebuilds it)")
             elif walked_end > 0 and strict_tail:
                 rep.problems.append(Problem("index", path, None, "missing (the next writer rebuilds it)",
                                             topic=rep.topic, partition=rep.partition))
@@ -783,6 +801,8 @@ def _verify_partition(rep: PartitionReport, progress: _Progress, live_end: int |
     are lost offsets."""
     segs = _segments(rep.directory)
     rep.segments = len(segs)
+    for name in _verify_frames.cleaned_leftovers(rep.directory):
+        rep.notes.append(f"{name}: left by an interrupted compaction; ignored (the next writer removes it)")
     if not segs:
         rep.notes.append("no segment files (the next writer creates one)")
         return
