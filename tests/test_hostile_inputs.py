@@ -470,7 +470,7 @@ def test_future_metadata_format_is_refused(tmp_path):
         log.create_topic("t", SENSORS_SCHEMA).append(make_sensors(3))
     meta = d / "topics" / "t" / "topic.json"
     orig = json.loads(meta.read_bytes())
-    meta.write_text(json.dumps({**orig, "format_version": 3}))
+    meta.write_text(json.dumps({**orig, "format_version": 4}))
     before = _snapshot(d)
     for ro in (True, False):
         _raises(lambda: tidelog.open(d, read_only=ro), tidelog.TidelogError)
