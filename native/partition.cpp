@@ -67,15 +67,6 @@ error corrupt_frame(const std::string& partition_dir, const damaged_range& d) {
     return error(errc::corrupt, message, std::move(place));
 }
 
-/// A sparse frame (FORMAT.md §2.1) is intact, but this version cannot number its
-/// records: refuse it rather than hand out wrong offsets (not damage: never skipped).
-error sparse_frame(const std::string& partition_dir, const segment& s, uint64_t position, const frame_header& h) {
-    return corrupt_frame(partition_dir, {s.log_path(), position, h.frame_length(), h.base_offset, h.next_offset(),
-                                         "sparse frame: " + std::to_string(h.record_count) + " records over " +
-                                             std::to_string(h.offset_span() + 1) +
-                                             " offsets; this version cannot number its records"});
-}
-
 std::vector<int64_t> list_segment_bases(const std::string& dir) {
     std::vector<int64_t> bases;
     DIR* d = ::opendir(dir.c_str());
@@ -1211,7 +1202,6 @@ std::vector<frame_ref> partition::frames(int64_t start_offset, int64_t end_offse
             uint64_t frame_end = at + h.frame_length();
             if (crc_checked) s->mark_verified(at, frame_end);
             bool w = admitted_wanted;
-            if (w && !h.dense()) throw sparse_frame(_dir, *s, at, h);
             if (w) out.push_back(frame_ref{region, at, h});
             prev_unchecked = !w && !s->verified(at, frame_end);
             prev_pos = at;
