@@ -17,6 +17,7 @@
 #include "frame_resync.h"
 #include "frame_walker.h"
 #include "kill_points.h"
+#include "segment_rewriter.h"
 #include "ofd_lock.h"
 #include "units.h"
 
@@ -83,6 +84,31 @@ std::vector<int64_t> list_segment_bases(const std::string& dir) {
     ::closedir(d);
     std::sort(bases.begin(), bases.end());
     return bases;
+}
+
+/// Leftovers of a compaction swap (FORMAT.md §2.7): every name ending in ".cleaned".
+std::vector<std::string> list_cleaned_files(const std::string& dir) {
+    std::vector<std::string> out;
+    DIR* d = ::opendir(dir.c_str());
+    if (!d) {
+        if (errno == ENOENT) return out;
+        throw_errno("opendir " + dir);
+    }
+    static const std::string suffix = segment_rewriter::cleaned_suffix();
+    while (struct dirent* e = ::readdir(d)) {
+        std::string name = e->d_name;
+        if (name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0)
+            out.push_back(dir + "/" + name);
+    }
+    ::closedir(d);
+    return out;
+}
+
+/// Removes them; true if there were any (the caller fsyncs the folder).
+bool remove_cleaned_files(const std::string& dir) {
+    std::vector<std::string> leftovers = list_cleaned_files(dir);
+    for (auto& path : leftovers) remove_file(path);
+    return !leftovers.empty();
 }
 
 }  // namespace
@@ -183,6 +209,10 @@ void partition::join_shared() {
 void partition::initialize_shared(bool clean_shutdown) {
     __atomic_store_n(&_coord->init_state, 1u, __ATOMIC_RELEASE);
     kill_point("open.partition_init");
+    // A compaction swap stopped anywhere: before its rename the old log is
+    // whole (its .cleaned files are dropped), after it the new one is; a
+    // missing index is rebuilt below, as any missing index.
+    if (remove_cleaned_files(_dir)) fsync_directory(_dir);
     std::vector<int64_t> bases = list_segment_bases(_dir);
     std::optional<recovery_point> cp = _checkpoint.load();
     // What the previous writer published to readers: offsets below it were seen
@@ -282,6 +312,8 @@ void partition::initialize_shared(bool clean_shutdown) {
     shared_mutex::init(_coord->append_lock);
     shared_mutex::init(_coord->retention_lock);
     shared_mutex::init(_coord->checkpoint_lock);
+    shared_mutex::init(_coord->cleaner_lock);
+    _seen_swaps = _shared.swap_count();  // (the segments were opened just now)
     _coord->flags = 0;
     _coord->handles = 0;
     _active_created_ns = wall_ns();
@@ -303,6 +335,7 @@ void partition::commit_locked() {
 }
 
 void partition::catch_up_locked() {
+    revalidate_swapped_locked();
     if (__atomic_load_n(&_coord->commit_seq, __ATOMIC_ACQUIRE) == _seen_commit_seq) return;
     // Without the append lock the committed point read may be overtaken before
     // the folder is listed (rolls, then retention removing what was the active
@@ -985,6 +1018,7 @@ std::vector<std::shared_ptr<segment>> partition::snapshot(int64_t* visible_end) 
             refresh_segments_locked();
             _listed_at_start = _shared.start_offset();
         }
+        revalidate_swapped_locked();
     } else {
         // The end first: everything below it is committed, so the view adopted
         // next covers it (other handles may have appended, rolled, deleted).
@@ -1375,6 +1409,159 @@ void partition::close() {
     }
     _checkpoint.close();
     for (auto& s : _segments) s->close();
+}
+
+void partition::revalidate_swapped_locked() {
+    uint32_t swaps = _shared.swap_count();  // read first: a later swap is seen next time
+    if (swaps == _seen_swaps || !_shared.available()) return;
+    // A read-write handle's last segment is the active one, never swapped; a
+    // reader's list may end in a segment sealed since, which is checked too.
+    size_t checked = _read_only ? _segments.size() : _segments.size() - std::min<size_t>(_segments.size(), 1);
+    bool changed = false;
+    for (size_t i = 0; i < checked; ++i) {
+        auto& s = _segments[i];
+        if (s->log_is_current()) continue;
+        try {
+            if (i + 1 < _segments.size())
+                s = segment::open_sealed(_dir, s->base_offset(), _segments[i + 1]->base_offset());
+            else
+                s = segment::open(_dir, s->base_offset(), true);
+            changed = true;
+        } catch (const error& e) {
+            if (e.code() != errc::not_found) throw;  // deleted by retention meanwhile: the next listing drops it
+        }
+    }
+    if (changed && !_read_only) {
+        _sealed_bytes = 0;
+        for (size_t i = 0; i + 1 < _segments.size(); ++i) _sealed_bytes += _segments[i]->size();
+    }
+    _seen_swaps = swaps;
+}
+
+void* partition::cleaner_lock_memory() {
+    if (_read_only) throw error(errc::read_only, "partition opened read-only: " + _dir);
+    return _coord->cleaner_lock;
+}
+
+std::vector<partition::compaction_segment_info> partition::compaction_segments() {
+    if (_read_only) throw error(errc::read_only, "partition opened read-only: " + _dir);
+    int64_t visible;
+    auto segs = snapshot(&visible);
+    int64_t checkpoint_segment;
+    {
+        shared_mutex_guard lock = checkpoint_guard();
+        checkpoint_segment = _coord->checkpointed.segment_base;
+    }
+    std::vector<compaction_segment_info> out;
+    for (size_t i = 0; i < segs.size(); ++i) {
+        auto& s = segs[i];
+        bool sealed = i + 1 < segs.size();
+        int64_t end = sealed ? segs[i + 1]->base_offset() : s->next_offset();
+        // Wholly below the checkpoint's segment: durable, and never walked by a
+        // recovery that trusts a position inside it.
+        bool cleanable = sealed && checkpoint_segment >= 0 && end <= checkpoint_segment;
+        out.push_back({s->base_offset(), end, s->size(), s->max_timestamp(), cleanable, s->compacted()});
+    }
+    return out;
+}
+
+void partition::recover_compaction_leftovers() {
+    if (_read_only) throw error(errc::read_only, "partition opened read-only: " + _dir);
+    // Under the retention locks: a segment retention deletes meanwhile must not
+    // get its indexes back.
+    std::lock_guard<std::mutex> one_pass(_retention_mu);
+    shared_mutex_guard retention(*_retention_lock, [this] { finish_retention_locked(); });
+    bool changed = remove_cleaned_files(_dir);
+    if (changed) fsync_directory(_dir);
+    std::vector<std::shared_ptr<segment>> segs;
+    {
+        std::lock_guard<std::mutex> g(_mu);
+        if (_closed) throw error(errc::closed, "partition is closed: " + _dir);
+        catch_up_locked();
+        segs = _segments;
+    }
+    bool rebuilt = false;
+    for (size_t i = 0; i + 1 < segs.size(); ++i) {
+        int64_t base = segs[i]->base_offset(), next_base = segs[i + 1]->base_offset();
+        std::string stem = _dir + "/" + segment_file_stem(base);
+        std::shared_ptr<segment> current;
+        try {
+            current = segment::open_sealed(_dir, base, next_base);
+        } catch (const error& e) {
+            if (e.code() != errc::not_found) throw;
+            continue;
+        }
+        uint64_t bytes = current->log_file().size();
+        if (path_exists(stem + ".index") && path_exists(stem + ".timeindex") && current->index_matches_log(bytes))
+            continue;
+        // Built under temporary names and renamed into place: readers see the
+        // old (missing) index or the whole new one.
+        auto region = bytes ? current->mapping(bytes) : nullptr;
+        write_indexes_for_log(_dir, base, region ? region->data() : nullptr, bytes, segment_rewriter::cleaned_suffix());
+        fsync_directory(_dir);
+        rename_file(stem + ".index" + segment_rewriter::cleaned_suffix(), stem + ".index");
+        rename_file(stem + ".timeindex" + segment_rewriter::cleaned_suffix(), stem + ".timeindex");
+        fsync_directory(_dir);
+        rebuilt = true;
+        std::lock_guard<std::mutex> g(_damage_mu);
+        _events.push_back({current->log_path(), 0, 0, -1, "index rebuilt (left missing by a compaction)", "index"});
+    }
+    // Every handle reopens them (their objects hold the files that were replaced).
+    if (rebuilt) _shared.note_swap();
+}
+
+bool partition::swap_in(segment_rewriter& w, uint64_t* bytes_before) {
+    if (_read_only) throw error(errc::read_only, "partition opened read-only: " + _dir);
+    int64_t base = w.base_offset();
+    std::string stem = _dir + "/" + segment_file_stem(base);
+    const std::string& cleaned = segment_rewriter::cleaned_suffix();
+    // The retention locks for the renames: a segment retention deleted (or is
+    // deleting) is never brought back. A few folder fsyncs long.
+    std::lock_guard<std::mutex> one_pass(_retention_mu);
+    shared_mutex_guard retention(*_retention_lock, [this] { finish_retention_locked(); });
+    {
+        std::lock_guard<std::mutex> g(_mu);
+        if (_closed) throw error(errc::closed, "partition is closed: " + _dir);
+        catch_up_locked();
+        auto it = std::find_if(_segments.begin(), _segments.end(),
+                               [&](const std::shared_ptr<segment>& s) { return s->base_offset() == base; });
+        bool present = it != _segments.end() && it + 1 != _segments.end() &&
+                       (*(it + 1))->base_offset() == w.end_offset() && base >= _shared.start_offset();
+        if (!present) {
+            w.abort();
+            return false;
+        }
+        *bytes_before = (*it)->size();
+    }
+    kill_point("compact.written");
+    // 2. The old indexes go first: from here to step 4 the log has none
+    // (rebuilt if a crash stops the swap), never one of the other version.
+    remove_file(stem + ".index");
+    remove_file(stem + ".timeindex");
+    fsync_directory(_dir);
+    kill_point("compact.indexes_unlinked");
+    // 3. The commit point.
+    rename_file(stem + ".log" + cleaned, stem + ".log");
+    fsync_directory(_dir);
+    kill_point("compact.renamed");
+    // 4.
+    rename_file(stem + ".index" + cleaned, stem + ".index");
+    rename_file(stem + ".timeindex" + cleaned, stem + ".timeindex");
+    fsync_directory(_dir);
+    {
+        std::lock_guard<std::mutex> g(_mu);
+        auto it = std::find_if(_segments.begin(), _segments.end(),
+                               [&](const std::shared_ptr<segment>& s) { return s->base_offset() == base; });
+        if (it != _segments.end() && it + 1 != _segments.end()) {
+            *it = segment::open_sealed(_dir, base, (*(it + 1))->base_offset());
+            _sealed_bytes = 0;
+            for (size_t i = 0; i + 1 < _segments.size(); ++i) _sealed_bytes += _segments[i]->size();
+        }
+        _shared.note_swap();
+        revalidate_swapped_locked();
+    }
+    kill_point("compact.done");
+    return true;
 }
 
 void partition::remove_files() {

@@ -108,6 +108,10 @@ public:
     /// Read-write, creating nothing: errc::not_found if a file is gone (another
     /// handle's retention unlinked the segment after it was listed).
     static std::shared_ptr<segment> open_existing(const std::string& dir, int64_t base_offset);
+    /// A sealed segment that ends at next_base, opened read-only (its log and
+    /// whichever indexes exist: none is created). How every handle takes up a
+    /// segment compaction swapped in (FORMAT.md §2.7).
+    static std::shared_ptr<segment> open_sealed(const std::string& dir, int64_t base_offset, int64_t next_base);
     segment(const segment&) = delete;
     segment& operator=(const segment&) = delete;
     ~segment();
@@ -178,6 +182,11 @@ public:
     /// True once remove_files() ran in this process (retention): a reader
     /// positioned in it goes back to the partition's start.
     bool removed() const { return _removed.load(std::memory_order_acquire); }
+    /// Whether the log's name still leads to the file this object holds (false
+    /// once compaction renamed a new log over it; true if the name is gone).
+    bool log_is_current() const;
+    /// The first frame's flags say it was written by a rewrite (compaction).
+    bool compacted() const;
     void close();
 
 private:
