@@ -1449,8 +1449,12 @@ std::vector<partition::compaction_segment_info> partition::compaction_segments()
     auto segs = snapshot(&visible);
     int64_t checkpoint_segment;
     {
+        // The file is the truth (after a clean open the shared point starts
+        // unset until the next store).
         shared_mutex_guard lock = checkpoint_guard();
         checkpoint_segment = _coord->checkpointed.segment_base;
+        if (std::optional<recovery_point> cp = _checkpoint.load())
+            checkpoint_segment = std::max(checkpoint_segment, cp->segment_base);
     }
     std::vector<compaction_segment_info> out;
     for (size_t i = 0; i < segs.size(); ++i) {
