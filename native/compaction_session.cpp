@@ -94,9 +94,17 @@ compaction_session::swap_stats compaction_session::commit(segment_rewriter& w) {
 
 void compaction_session::release() {
     if (!_held) return;
-    if (_current && !_current->finished()) _current->abort();
-    _current.reset();
     _held = false;
+    std::shared_ptr<segment_rewriter> current = std::move(_current);
+    // The lock is released whatever the abort meets (an I/O error leaves
+    // .cleaned files for the next pass): a robust mutex must never outlive
+    // its holder's mapping of it (shared_mutex.h).
+    try {
+        if (current && !current->finished()) current->abort();
+    } catch (...) {
+        _lock.unlock();
+        throw;
+    }
     _lock.unlock();
 }
 

@@ -383,6 +383,16 @@ void partition::adopt_view_locked(const committed_point& c, bool relist) {
                 // missing (its creator died between the files): create those.
                 if (b == c.segment_base && path_exists(_dir + "/" + segment_file_stem(b) + ".log"))
                     next.push_back(segment::open(_dir, b, false));
+                // A sealed segment whose indexes a compaction swap has unlinked
+                // and not yet renamed back (or a dead cleaner left missing):
+                // read-only, creating nothing; its next base is taken below.
+                else if (b != c.segment_base) {
+                    try {
+                        next.push_back(segment::open(_dir, b, true));
+                    } catch (const error& e2) {
+                        if (e2.code() != errc::not_found) throw;
+                    }
+                }
             }
         }
         // A retention pass that ran meanwhile published its start before it
@@ -1488,6 +1498,13 @@ void partition::recover_compaction_leftovers() {
     for (size_t i = 0; i + 1 < segs.size(); ++i) {
         int64_t base = segs[i]->base_offset(), next_base = segs[i + 1]->base_offset();
         std::string stem = _dir + "/" + segment_file_stem(base);
+        // Missing (or emptied) index files are what a swap leaves; other damage
+        // to an index is the open's to find (§8.2 step 3), and only costs reads a walk.
+        auto whole = [](const std::string& path) {
+            struct stat st;
+            return ::stat(path.c_str(), &st) == 0 && st.st_size > 0;
+        };
+        if (whole(stem + ".index") && whole(stem + ".timeindex")) continue;
         std::shared_ptr<segment> current;
         try {
             current = segment::open_sealed(_dir, base, next_base);
@@ -1496,8 +1513,6 @@ void partition::recover_compaction_leftovers() {
             continue;
         }
         uint64_t bytes = current->log_file().size();
-        if (path_exists(stem + ".index") && path_exists(stem + ".timeindex") && current->index_matches_log(bytes))
-            continue;
         // Built under temporary names and renamed into place: readers see the
         // old (missing) index or the whole new one.
         auto region = bytes ? current->mapping(bytes) : nullptr;

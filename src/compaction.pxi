@@ -13,9 +13,6 @@ cdef class SegmentRewriter:
     cdef shared_ptr[CSegmentRewriter] w
     cdef CompactionSession session
 
-    def __init__(self):
-        raise TypeError("SegmentRewriter objects come from CompactionSession.rewrite()")
-
     cdef CSegmentRewriter* _get(self) except NULL:
         if not self.w:
             raise LogClosedError("the rewrite is over (committed or aborted)")
@@ -135,9 +132,6 @@ cdef class CompactionSession:
     an earlier cleaner left (``*.cleaned`` files) and rebuilds missing indexes."""
     cdef unique_ptr[CCompactionSession] s
     cdef NativePartition part
-
-    def __init__(self):
-        raise TypeError("CompactionSession objects come from NativePartition.compaction()")
 
     cdef CCompactionSession* _get(self) except NULL:
         if not self.s or not self.s.get().held():

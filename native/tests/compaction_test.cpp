@@ -251,6 +251,13 @@ TEST_F(CompactionTest, LeftoversAreRecoveredByTheNextCleanerAndByOpen) {
         std::fclose(std::fopen((stem + name).c_str(), "w"));
     remove_file(stem + ".index");
     {
+        // A handle joining meanwhile lists the segment all the same (no index: a walk).
+        log_core other(log, false);
+        auto q = other.open_partition(dir, cfg);
+        EXPECT_EQ(read_segment(*q, seg.base_offset, seg.end_offset), planned);
+        EXPECT_FALSE(path_exists(stem + ".index"));  // (created by nobody but the cleaner)
+    }
+    {
         auto s = compaction_session::open(*p, true);
         expect_no_leftovers();
         EXPECT_TRUE(path_exists(stem + ".index"));
