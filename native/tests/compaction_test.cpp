@@ -300,3 +300,93 @@ TEST_F(CompactionTest, ReaderWithoutIndexesReadsASegmentWhoseIndexesAreMissing) 
 }
 
 }  // namespace
+
+namespace {
+
+/// A frame read during a pass: old (one record, its payload) or new (the kept
+/// records of its offsets, their payloads back to back).
+bool frame_is_whole(const frame_ref& f, const keep_rule& keep) {
+    seen_frame s = seen(f);
+    if (!s.sparse) return s.records == 1 && s.arrow == record_payload(s.base);
+    std::vector<uint8_t> expected;
+    for (uint32_t d : s.deltas) {
+        if (!keep(s.base + d)) return false;
+        auto p = record_payload(s.base + d);
+        expected.insert(expected.end(), p.begin(), p.end());
+    }
+    return s.arrow == expected;
+}
+
+}  // namespace
+
+TEST_F(CompactionTest, PassesRunAmidAppendsReadsAndRetention) {
+    // Two read-write handles and a reader: one appends (checkpointing as it
+    // goes), the other compacts every cleanable segment again and again and
+    // applies retention, the reader reads everything; all at once.
+    log_core a(log, false), b(log, false);
+    auto pa = a.open_partition(dir, cfg);
+    partition_config limited = cfg;
+    limited.retention_bytes = 12 * 1024;
+    auto pb = b.open_partition(dir, limited);
+    auto reader = std::make_unique<partition>(nullptr, dir, cfg, true, true);
+    std::atomic<bool> stop{false};
+    std::atomic<int64_t> bad{-1};
+    std::atomic<uint64_t> swaps{0}, reads{0};
+    std::thread appender([&] {
+        for (int64_t o = 0; !stop.load(); ++o) {
+            append_payload(*pa, record_payload(o), 1, record_ts(o), record_ts(o));
+            if (o % 8 == 0) checkpoint_now(*pa);
+        }
+    });
+    std::thread cleaner([&] {
+        while (!stop.load()) {
+            auto s = compaction_session::open(*pb, true);
+            for (auto& seg : s->segments()) {
+                if (!seg.cleanable || seg.compacted) continue;
+                std::shared_ptr<segment_rewriter> w;
+                try {
+                    w = s->rewrite(seg.base_offset);
+                } catch (const error&) {
+                    continue;  // retention took it since the listing
+                }
+                write_planned(*w, new_version(seg.base_offset, seg.end_offset, keep, 3));
+                if (s->commit(*w).swapped) swaps++;
+            }
+            s->release();
+            pb->enforce_retention();
+        }
+    });
+    std::thread follower([&] {
+        partition_reader cursor(*reader, 0);
+        while (!stop.load()) {
+            std::vector<frame_ref> got;
+            cursor.read(64, UINT64_MAX, &got);
+            for (auto& f : got)
+                if (!frame_is_whole(f, keep)) bad = f.header.base_offset;
+            if (got.empty()) cursor.seek(std::max<int64_t>(reader->start_offset(), 0));
+            reads += got.size();
+        }
+    });
+    auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(1500);
+    while (std::chrono::steady_clock::now() < until && bad.load() < 0) {
+        for (partition* p : {pa.get(), reader.get()}) {
+            int64_t start = p->start_offset(), end = p->end_offset();
+            std::vector<damaged_range> skipped;
+            auto frames = p->frames(start, end, INT64_MIN, INT64_MAX, SIZE_MAX, &skipped);
+            EXPECT_TRUE(skipped.empty()) << skipped.front().reason;
+            int64_t next = frames.empty() ? end : frames.front().header.base_offset;
+            for (auto& f : frames) {
+                if (f.header.base_offset != next || !frame_is_whole(f, keep)) bad = f.header.base_offset;
+                next = f.header.next_offset();
+            }
+        }
+    }
+    stop = true;
+    appender.join();
+    cleaner.join();
+    follower.join();
+    EXPECT_EQ(bad.load(), -1);
+    EXPECT_GT(swaps.load(), 0u);
+    EXPECT_GT(reads.load(), 0u);
+    expect_no_leftovers();
+}
