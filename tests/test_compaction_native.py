@@ -234,3 +234,32 @@ def test_a_cleaner_killed_at_each_step_leaves_old_or_new(tmp_path, point, surviv
         assert os.path.exists(stem + ".index") and os.path.exists(stem + ".timeindex")
         bounds = [(seg["base_offset"], seg["end_offset"])]
         _check_partition(native, bounds if expected_new else ())
+
+
+def test_a_wait_for_the_cleaner_lock_is_interruptible(tmp_path):
+    import signal
+    path = str(tmp_path / "log")
+    _write(path, n=50)
+    with tidelog.open(path) as a, tidelog.open(path) as b:
+        pa_, pb = a.topic("t").partition(0).native, b.topic("t").partition(0).native
+        held, done = threading.Event(), threading.Event()
+
+        def holder():
+            with pa_.compaction():
+                held.set()
+                done.wait(30)
+
+        t = threading.Thread(target=holder)
+        t.start()
+        held.wait(30)
+        timer = threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGINT))
+        timer.start()
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                pb.compaction(wait=True)
+        finally:
+            done.set()
+            t.join()
+            timer.cancel()
+        with pb.compaction(wait=False) as s:
+            assert s is not None
