@@ -7,7 +7,9 @@
 //   8  u16 version         2 (1: written before the offset span; still read)
 //  10  u16 header_length   64
 //  12  u16 codec           0 none, 1 zstd
-//  14  u16 flags           bit 0: payload is a whole Arrow IPC stream
+//  14  u16 flags           bit 0: payload is a whole Arrow IPC stream;
+//                          bit 1: sparse (version 2 only): the payload begins
+//                          with the offset block (below, FORMAT.md §2.6)
 //  16  i64 base_offset
 //  24  u32 record_count
 //  28  u32 schema_id
@@ -19,6 +21,13 @@
 //                          [base_offset, base_offset + last_offset_delta];
 //                          version 1: 0 (reserved), the span is record_count - 1
 //  [padding to payload_offset, zeros][payload][padding to 8, zeros]
+//
+// A sparse frame (written only by compaction) holds record_count <= span
+// records; its payload starts with the offset block, never compressed:
+//   i64 delete_horizon_ns, u32 offset_delta[record_count], zeros to a multiple of 8
+// (deltas strictly increasing, each <= last_offset_delta), then the Arrow
+// payload. record_count 0 (an empty frame: payload exactly the 8-byte block)
+// keeps the offset range contiguous after every record of it was removed.
 #include <cstdint>
 #include <cstring>
 
@@ -33,7 +42,10 @@ constexpr uint32_t frame_header_bytes = 64;
 
 enum class frame_codec : uint16_t { none = 0, zstd = 1 };
 constexpr uint16_t frame_flag_ipc_stream = 1;
-constexpr uint16_t frame_flag_sparse = 2;  // compaction: the payload starts with the offset block (FORMAT.md §2.6)
+constexpr uint16_t frame_flag_sparse = 2;
+
+/// Bytes of a sparse frame's offset block for `record_count` records.
+inline uint64_t sparse_block_bytes(uint64_t record_count) { return align_up(8 + 4 * record_count, 8); }
 
 struct frame_header {
     uint32_t magic;
@@ -60,8 +72,12 @@ struct frame_header {
     int64_t last_offset() const { return base_offset + offset_span(); }
     int64_t next_offset() const { return last_offset() + 1; }
     /// Every offset it covers holds a record, so record i has offset base_offset + i.
-    /// Not so only after compaction (FORMAT.md §2.1): its records carry their offsets.
-    bool dense() const { return offset_span() + 1 == int64_t{record_count}; }
+    /// Not so only after compaction (FORMAT.md §2.6): its records carry their offsets.
+    bool dense() const { return !sparse() && offset_span() + 1 == int64_t{record_count}; }
+    /// Its payload begins with the offset block (FORMAT.md §2.6).
+    bool sparse() const { return version >= 2 && (flags & frame_flag_sparse) != 0; }
+    /// The offset block's bytes (0 for a dense frame).
+    uint64_t block_length() const { return sparse() ? sparse_block_bytes(record_count) : 0; }
 };
 static_assert(sizeof(frame_header) == frame_header_bytes, "frame header is 64 bytes");
 
@@ -82,7 +98,12 @@ uint32_t frame_crc_with_payload_crc(const frame_header& h, uint32_t payload_crc)
 /// Structural checks only (magic, version, lengths fit in `available` bytes,
 /// offsets: a count that fits the span, a last offset that fits an i64).
 frame_check check_header(const uint8_t* p, uint64_t available);
-/// Structural checks plus CRC.
+/// Structural checks plus CRC, plus (CRC-valid frames) the offset block's rules.
 frame_check check_frame(const uint8_t* p, uint64_t available);
+/// A sparse frame's offset block, given its payload (which must hold
+/// payload_length bytes): deltas strictly increasing, each within the span,
+/// block padding zero. bad_header if not; ok for dense frames. Run wherever a
+/// CRC-valid payload is accepted: a CRC-valid frame with a broken block is damage.
+frame_check check_offset_block(const frame_header& h, const uint8_t* payload);
 
 }  // namespace tidelog

@@ -76,6 +76,7 @@ walk_end walk_frames(const uint8_t* data, uint64_t end, uint64_t position, int64
             } else if (a == frame_admission::take_after_crc) {
                 crc_checked = true;
                 if (frame_crc(h, p + h.payload_offset) != h.crc) c = frame_check::bad_crc;
+                else c = check_offset_block(h, p + h.payload_offset);  // a CRC-valid broken block is damage
             }
         }
         // (crc_first: a frame whose CRC fails is bad_crc whatever it holds.)

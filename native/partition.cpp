@@ -17,6 +17,7 @@
 #include "frame_resync.h"
 #include "frame_walker.h"
 #include "kill_points.h"
+#include "segment_rewriter.h"
 #include "ofd_lock.h"
 #include "units.h"
 
@@ -67,15 +68,6 @@ error corrupt_frame(const std::string& partition_dir, const damaged_range& d) {
     return error(errc::corrupt, message, std::move(place));
 }
 
-/// Fewer records than offsets without FLAG_SPARSE (FORMAT.md §2.6): no offset block
-/// numbers its records, so refuse it rather than hand out wrong offsets.
-error sparse_frame(const std::string& partition_dir, const segment& s, uint64_t position, const frame_header& h) {
-    return corrupt_frame(partition_dir, {s.log_path(), position, h.frame_length(), h.base_offset, h.next_offset(),
-                                         "sparse frame: " + std::to_string(h.record_count) + " records over " +
-                                             std::to_string(h.offset_span() + 1) +
-                                             " offsets without FLAG_SPARSE; its records cannot be numbered"});
-}
-
 std::vector<int64_t> list_segment_bases(const std::string& dir) {
     std::vector<int64_t> bases;
     DIR* d = ::opendir(dir.c_str());
@@ -94,6 +86,31 @@ std::vector<int64_t> list_segment_bases(const std::string& dir) {
     return bases;
 }
 
+/// Leftovers of a compaction swap (FORMAT.md §2.7): every name ending in ".cleaned".
+std::vector<std::string> list_cleaned_files(const std::string& dir) {
+    std::vector<std::string> out;
+    DIR* d = ::opendir(dir.c_str());
+    if (!d) {
+        if (errno == ENOENT) return out;
+        throw_errno("opendir " + dir);
+    }
+    static const std::string suffix = segment_rewriter::cleaned_suffix();
+    while (struct dirent* e = ::readdir(d)) {
+        std::string name = e->d_name;
+        if (name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0)
+            out.push_back(dir + "/" + name);
+    }
+    ::closedir(d);
+    return out;
+}
+
+/// Removes them; true if there were any (the caller fsyncs the folder).
+bool remove_cleaned_files(const std::string& dir) {
+    std::vector<std::string> leftovers = list_cleaned_files(dir);
+    for (auto& path : leftovers) remove_file(path);
+    return !leftovers.empty();
+}
+
 }  // namespace
 
 partition::partition(committer* c, const std::string& dir, const partition_config& config, bool read_only,
@@ -106,8 +123,6 @@ partition::partition(committer* c, const std::string& dir, const partition_confi
     : _committer(c),
       _dir(dir),
       _config(config),
-      _retention_bytes(config.retention_bytes),
-      _retention_ms(config.retention_ms),
       _read_only(session == nullptr),
       _checkpoint((_read_only ? dir : (make_directories(dir), dir)) + "/recovery-checkpoint", _read_only),
       _shared(dir + "/state", !_read_only),
@@ -194,6 +209,10 @@ void partition::join_shared() {
 void partition::initialize_shared(bool clean_shutdown) {
     __atomic_store_n(&_coord->init_state, 1u, __ATOMIC_RELEASE);
     kill_point("open.partition_init");
+    // A compaction swap stopped anywhere: before its rename the old log is
+    // whole (its .cleaned files are dropped), after it the new one is; a
+    // missing index is rebuilt below, as any missing index.
+    if (remove_cleaned_files(_dir)) fsync_directory(_dir);
     std::vector<int64_t> bases = list_segment_bases(_dir);
     std::optional<recovery_point> cp = _checkpoint.load();
     // What the previous writer published to readers: offsets below it were seen
@@ -293,6 +312,8 @@ void partition::initialize_shared(bool clean_shutdown) {
     shared_mutex::init(_coord->append_lock);
     shared_mutex::init(_coord->retention_lock);
     shared_mutex::init(_coord->checkpoint_lock);
+    shared_mutex::init(_coord->cleaner_lock);
+    _seen_swaps = _shared.swap_count();  // (the segments were opened just now)
     _coord->flags = 0;
     _coord->handles = 0;
     _active_created_ns = wall_ns();
@@ -314,6 +335,7 @@ void partition::commit_locked() {
 }
 
 void partition::catch_up_locked() {
+    revalidate_swapped_locked();
     if (__atomic_load_n(&_coord->commit_seq, __ATOMIC_ACQUIRE) == _seen_commit_seq) return;
     // Without the append lock the committed point read may be overtaken before
     // the folder is listed (rolls, then retention removing what was the active
@@ -361,6 +383,16 @@ void partition::adopt_view_locked(const committed_point& c, bool relist) {
                 // missing (its creator died between the files): create those.
                 if (b == c.segment_base && path_exists(_dir + "/" + segment_file_stem(b) + ".log"))
                     next.push_back(segment::open(_dir, b, false));
+                // A sealed segment whose indexes a compaction swap has unlinked
+                // and not yet renamed back (or a dead cleaner left missing):
+                // read-only, creating nothing; its next base is taken below.
+                else if (b != c.segment_base) {
+                    try {
+                        next.push_back(segment::open(_dir, b, true));
+                    } catch (const error& e2) {
+                        if (e2.code() != errc::not_found) throw;
+                    }
+                }
             }
         }
         // A retention pass that ran meanwhile published its start before it
@@ -939,13 +971,12 @@ void partition::enforce_retention() {
         uint64_t total = 0;
         for (auto& s : _segments) total += s->size();
         int64_t now = wall_ns();
-        const int64_t retention_ms = _retention_ms.load(std::memory_order_relaxed);
-        const int64_t retention_bytes = _retention_bytes.load(std::memory_order_relaxed);
         while (_segments.size() > 1) {
             auto& front = _segments.front();
-            bool expired = retention_ms >= 0 && front->max_timestamp() != INT64_MIN &&
-                           front->max_timestamp() < now - retention_ms * ns_per_ms;
-            bool oversize = retention_bytes >= 0 && total - front->size() >= static_cast<uint64_t>(retention_bytes);
+            bool expired = _config.retention_ms >= 0 && front->max_timestamp() != INT64_MIN &&
+                           front->max_timestamp() < now - _config.retention_ms * ns_per_ms;
+            bool oversize = _config.retention_bytes >= 0 &&
+                            total - front->size() >= static_cast<uint64_t>(_config.retention_bytes);
             if (!expired && !oversize) break;
             total -= front->size();
             _sealed_bytes -= front->size();
@@ -997,6 +1028,7 @@ std::vector<std::shared_ptr<segment>> partition::snapshot(int64_t* visible_end) 
             refresh_segments_locked();
             _listed_at_start = _shared.start_offset();
         }
+        revalidate_swapped_locked();
     } else {
         // The end first: everything below it is committed, so the view adopted
         // next covers it (other handles may have appended, rolled, deleted).
@@ -1214,7 +1246,6 @@ std::vector<frame_ref> partition::frames(int64_t start_offset, int64_t end_offse
             uint64_t frame_end = at + h.frame_length();
             if (crc_checked) s->mark_verified(at, frame_end);
             bool w = admitted_wanted;
-            if (w && !h.dense() && !(h.flags & frame_flag_sparse)) throw sparse_frame(_dir, *s, at, h);
             if (w) out.push_back(frame_ref{region, at, h});
             prev_unchecked = !w && !s->verified(at, frame_end);
             prev_pos = at;
@@ -1388,6 +1419,168 @@ void partition::close() {
     }
     _checkpoint.close();
     for (auto& s : _segments) s->close();
+}
+
+void partition::revalidate_swapped_locked() {
+    uint32_t swaps = _shared.swap_count();  // read first: a later swap is seen next time
+    if (swaps == _seen_swaps || !_shared.available()) return;
+    // A read-write handle's last segment is the active one, never swapped; a
+    // reader's list may end in a segment sealed since, which is checked too.
+    size_t checked = _read_only ? _segments.size() : _segments.size() - std::min<size_t>(_segments.size(), 1);
+    bool changed = false;
+    for (size_t i = 0; i < checked; ++i) {
+        auto& s = _segments[i];
+        if (s->log_is_current()) continue;
+        try {
+            if (i + 1 < _segments.size())
+                s = segment::open_sealed(_dir, s->base_offset(), _segments[i + 1]->base_offset());
+            else
+                s = segment::open(_dir, s->base_offset(), true);
+            changed = true;
+        } catch (const error& e) {
+            if (e.code() != errc::not_found) throw;  // deleted by retention meanwhile: the next listing drops it
+        }
+    }
+    if (changed && !_read_only) {
+        _sealed_bytes = 0;
+        for (size_t i = 0; i + 1 < _segments.size(); ++i) _sealed_bytes += _segments[i]->size();
+    }
+    _seen_swaps = swaps;
+}
+
+void* partition::cleaner_lock_memory() {
+    if (_read_only) throw error(errc::read_only, "partition opened read-only: " + _dir);
+    return _coord->cleaner_lock;
+}
+
+std::vector<partition::compaction_segment_info> partition::compaction_segments() {
+    if (_read_only) throw error(errc::read_only, "partition opened read-only: " + _dir);
+    int64_t visible;
+    auto segs = snapshot(&visible);
+    int64_t checkpoint_segment;
+    {
+        // The file is the truth (after a clean open the shared point starts
+        // unset until the next store).
+        shared_mutex_guard lock = checkpoint_guard();
+        checkpoint_segment = _coord->checkpointed.segment_base;
+        if (std::optional<recovery_point> cp = _checkpoint.load())
+            checkpoint_segment = std::max(checkpoint_segment, cp->segment_base);
+    }
+    std::vector<compaction_segment_info> out;
+    for (size_t i = 0; i < segs.size(); ++i) {
+        auto& s = segs[i];
+        bool sealed = i + 1 < segs.size();
+        int64_t end = sealed ? segs[i + 1]->base_offset() : s->next_offset();
+        // Wholly below the checkpoint's segment: durable, and never walked by a
+        // recovery that trusts a position inside it.
+        bool cleanable = sealed && checkpoint_segment >= 0 && end <= checkpoint_segment;
+        out.push_back({s->base_offset(), end, s->size(), s->max_timestamp(), cleanable, s->compacted()});
+    }
+    return out;
+}
+
+void partition::recover_compaction_leftovers() {
+    if (_read_only) throw error(errc::read_only, "partition opened read-only: " + _dir);
+    // Under the retention locks: a segment retention deletes meanwhile must not
+    // get its indexes back.
+    std::lock_guard<std::mutex> one_pass(_retention_mu);
+    shared_mutex_guard retention(*_retention_lock, [this] { finish_retention_locked(); });
+    bool changed = remove_cleaned_files(_dir);
+    if (changed) fsync_directory(_dir);
+    std::vector<std::shared_ptr<segment>> segs;
+    {
+        std::lock_guard<std::mutex> g(_mu);
+        if (_closed) throw error(errc::closed, "partition is closed: " + _dir);
+        catch_up_locked();
+        segs = _segments;
+    }
+    bool rebuilt = false;
+    for (size_t i = 0; i + 1 < segs.size(); ++i) {
+        int64_t base = segs[i]->base_offset(), next_base = segs[i + 1]->base_offset();
+        std::string stem = _dir + "/" + segment_file_stem(base);
+        // Missing (or emptied) index files are what a swap leaves; other damage
+        // to an index is the open's to find (§8.2 step 3), and only costs reads a walk.
+        auto whole = [](const std::string& path) {
+            struct stat st;
+            return ::stat(path.c_str(), &st) == 0 && st.st_size > 0;
+        };
+        if (whole(stem + ".index") && whole(stem + ".timeindex")) continue;
+        std::shared_ptr<segment> current;
+        try {
+            current = segment::open_sealed(_dir, base, next_base);
+        } catch (const error& e) {
+            if (e.code() != errc::not_found) throw;
+            continue;
+        }
+        uint64_t bytes = current->log_file().size();
+        // Built under temporary names and renamed into place: readers see the
+        // old (missing) index or the whole new one.
+        auto region = bytes ? current->mapping(bytes) : nullptr;
+        write_indexes_for_log(_dir, base, region ? region->data() : nullptr, bytes, segment_rewriter::cleaned_suffix());
+        fsync_directory(_dir);
+        rename_file(stem + ".index" + segment_rewriter::cleaned_suffix(), stem + ".index");
+        rename_file(stem + ".timeindex" + segment_rewriter::cleaned_suffix(), stem + ".timeindex");
+        fsync_directory(_dir);
+        rebuilt = true;
+        std::lock_guard<std::mutex> g(_damage_mu);
+        _events.push_back({current->log_path(), 0, 0, -1, "index rebuilt (left missing by a compaction)", "index"});
+    }
+    // Every handle reopens them (their objects hold the files that were replaced).
+    if (rebuilt) _shared.note_swap();
+}
+
+bool partition::swap_in(segment_rewriter& w, uint64_t* bytes_before) {
+    if (_read_only) throw error(errc::read_only, "partition opened read-only: " + _dir);
+    int64_t base = w.base_offset();
+    std::string stem = _dir + "/" + segment_file_stem(base);
+    const std::string& cleaned = segment_rewriter::cleaned_suffix();
+    // The retention locks for the renames: a segment retention deleted (or is
+    // deleting) is never brought back. A few folder fsyncs long.
+    std::lock_guard<std::mutex> one_pass(_retention_mu);
+    shared_mutex_guard retention(*_retention_lock, [this] { finish_retention_locked(); });
+    {
+        std::lock_guard<std::mutex> g(_mu);
+        if (_closed) throw error(errc::closed, "partition is closed: " + _dir);
+        catch_up_locked();
+        auto it = std::find_if(_segments.begin(), _segments.end(),
+                               [&](const std::shared_ptr<segment>& s) { return s->base_offset() == base; });
+        bool present = it != _segments.end() && it + 1 != _segments.end() &&
+                       (*(it + 1))->base_offset() == w.end_offset() && base >= _shared.start_offset();
+        if (!present) {
+            w.abort();
+            return false;
+        }
+        *bytes_before = (*it)->size();
+    }
+    kill_point("compact.written");
+    // 2. The old indexes go first: from here to step 4 the log has none
+    // (rebuilt if a crash stops the swap), never one of the other version.
+    remove_file(stem + ".index");
+    remove_file(stem + ".timeindex");
+    fsync_directory(_dir);
+    kill_point("compact.indexes_unlinked");
+    // 3. The commit point.
+    rename_file(stem + ".log" + cleaned, stem + ".log");
+    fsync_directory(_dir);
+    kill_point("compact.renamed");
+    // 4.
+    rename_file(stem + ".index" + cleaned, stem + ".index");
+    rename_file(stem + ".timeindex" + cleaned, stem + ".timeindex");
+    fsync_directory(_dir);
+    {
+        std::lock_guard<std::mutex> g(_mu);
+        auto it = std::find_if(_segments.begin(), _segments.end(),
+                               [&](const std::shared_ptr<segment>& s) { return s->base_offset() == base; });
+        if (it != _segments.end() && it + 1 != _segments.end()) {
+            *it = segment::open_sealed(_dir, base, (*(it + 1))->base_offset());
+            _sealed_bytes = 0;
+            for (size_t i = 0; i + 1 < _segments.size(); ++i) _sealed_bytes += _segments[i]->size();
+        }
+        _shared.note_swap();
+        revalidate_swapped_locked();
+    }
+    kill_point("compact.done");
+    return true;
 }
 
 void partition::remove_files() {

@@ -15,7 +15,11 @@
 // enforce_retention() is thread-safe: passes run one at a time across handles,
 // each removing its segments oldest first, every removal durable before the
 // next. close() must not race with this handle's appends.
-// Lock order: _retention_mu → retention_lock → _mu → append_lock; the log's
+// Compaction (compaction_session.h) rewrites sealed segments under the cleaner
+// lock; the swap takes _retention_mu and retention_lock, then _mu to replace the
+// segment object. Every handle reopens a swapped segment when the shared swap
+// count moves (readers holding the old mapping keep reading the old file).
+// Lock order: cleaner_lock → _retention_mu → retention_lock → _mu → append_lock; the log's
 // flush lock → _mu; checkpoint_lock is a leaf (nothing is taken while it is held).
 #include <sys/uio.h>
 #include <time.h>
@@ -183,6 +187,27 @@ public:
     /// base, INT64_MAX when it is the last. For partition_reader, after a frames() call.
     std::shared_ptr<segment> segment_holding(int64_t offset, int64_t* next_base = nullptr);
 
+    // --- Compaction (compaction_session.h; FORMAT.md §2.7): read-write handles,
+    // the cleaner lock held by the caller. ---
+    struct compaction_segment_info {
+        int64_t base_offset;
+        int64_t end_offset;     // the next segment's base; the active one: its next offset
+        uint64_t bytes;
+        int64_t max_timestamp;
+        bool cleanable;         // sealed and wholly below the recovery checkpoint's segment
+        bool compacted;         // its frames were written by a rewrite
+    };
+    std::vector<compaction_segment_info> compaction_segments();
+    /// Removes every *.cleaned file and rebuilds missing or broken indexes of
+    /// sealed segments (what a dead cleaner may leave).
+    void recover_compaction_leftovers();
+    /// Steps 2-4 of the swap for a finished rewrite (under the retention
+    /// locks); false, with the rewrite's files removed, if retention deleted
+    /// the segment meanwhile. *bytes_before: the old segment's size.
+    bool swap_in(class segment_rewriter& w, uint64_t* bytes_before);
+    /// The cleaner lock's bytes in the coordination block.
+    void* cleaner_lock_memory();
+
 private:
     /// Holds the shared append lock (after the partition mutex): repairs what a
     /// dead holder left, refuses a deleted partition, adopts other handles' changes.
@@ -214,6 +239,9 @@ private:
     void finish_retention_locked();
     void open_reader();
     bool refresh_segments_locked();
+    /// After a compaction swap (the shared swap count moved): reopens every
+    /// segment whose log name now leads to another file (_mu held).
+    void revalidate_swapped_locked();
     void roll_locked();
     void publish_locked(int64_t visible_end);
     std::vector<std::shared_ptr<segment>> snapshot(int64_t* visible_end);
@@ -258,6 +286,7 @@ private:
     std::optional<shared_mutex> _append_lock, _retention_lock, _checkpoint_lock;
     uint64_t _seen_commit_seq = UINT64_MAX;  // the coordination's commit_seq this view matches (_mu)
     uint64_t _seen_generation = UINT64_MAX;
+    uint32_t _seen_swaps = UINT32_MAX;       // the shared swap count this view matches (_mu); MAX: check
     int64_t _active_created_ns = 0;          // CLOCK_REALTIME, the active segment's (segment_ms)
 };
 

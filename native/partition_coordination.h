@@ -11,8 +11,10 @@
 //                   committed point, the append intent, start_offset
 //   retention_lock  one retention pass at a time, its intent
 //   checkpoint_lock the recovery-checkpoint file and the checkpointed point
+//   cleaner_lock    one compaction at a time (held for a whole pass; a
+//                   sealed segment's files change only under it)
 // and the log-wide flush lock (log_session.h) protects the durable point.
-// Lock order: retention_lock → partition::_mu → append_lock; the log's flush
+// Lock order: cleaner_lock → retention_lock → partition::_mu → append_lock; the log's flush
 // lock may be held when taking _mu (and so append_lock), never the other way
 // round; checkpoint_lock is a leaf (nothing is taken while it is held).
 #include <cstddef>
@@ -80,6 +82,7 @@ struct partition_coordination {
     alignas(64) uint32_t retention_phase;              // 768: 1 = unlinking segments below retention_start
     uint32_t reserved2;
     int64_t retention_start;
+    alignas(64) uint8_t cleaner_lock[64];              // 832: one compaction at a time (compaction_session.h)
 };
 
 static constexpr uint32_t partition_flag_deleted = 1;
@@ -90,7 +93,8 @@ static_assert(offsetof(partition_coordination, append_lock) + 128 == 192 &&
                   offsetof(partition_coordination, committed) + 128 == 384 &&
                   offsetof(partition_coordination, durable) + 128 == 512 &&
                   offsetof(partition_coordination, intent) + 128 == 640 &&
-                  offsetof(partition_coordination, retention_phase) + 128 == 768,
+                  offsetof(partition_coordination, retention_phase) + 128 == 768 &&
+                  offsetof(partition_coordination, cleaner_lock) + 128 == 832,
               "partition coordination positions (FORMAT.md §7.2)");
 
 }  // namespace tidelog

@@ -55,7 +55,6 @@ bool partition_reader::read_here(size_t max_frames, uint64_t max_bytes, int64_t 
                 return s.verified(pos, pos + h.frame_length()) ? frame_admission::take : frame_admission::take_after_crc;
             },
             [&](uint64_t pos, const frame_header& h, bool crc_checked) {
-                if (!h.dense() && !(h.flags & frame_flag_sparse)) return false;  // frames() refuses it, naming it
                 if (crc_checked) s.mark_verified(pos, pos + h.frame_length());
                 out->push_back(frame_ref{_region, pos, h});
                 ++taken;

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include <fcntl.h>
+#include <sys/stat.h>
 
 #include <chrono>
 #include <cstdio>
@@ -49,12 +50,45 @@ std::shared_ptr<segment> segment::create(const std::string& dir, int64_t base_of
     return std::shared_ptr<segment>(new segment(dir, base_offset, false));
 }
 
+namespace {
+/// Opens a segment whose log and indexes are one version: compaction unlinks
+/// the old indexes before it renames the new log over the old one and renames
+/// the new indexes last (FORMAT.md §2.7), and the log is opened first, so an
+/// old log paired with new indexes shows as a log name that moved meanwhile.
+template <typename Make>
+std::shared_ptr<segment> open_matching(Make make) {
+    for (int attempt = 0;; ++attempt) {
+        std::shared_ptr<segment> s = make();
+        if (attempt == 8 || s->log_is_current()) return s;
+    }
+}
+}  // namespace
+
 std::shared_ptr<segment> segment::open_existing(const std::string& dir, int64_t base_offset) {
-    return std::shared_ptr<segment>(new segment(dir, base_offset, false, false));
+    return open_matching([&] { return std::shared_ptr<segment>(new segment(dir, base_offset, false, false)); });
 }
 
 std::shared_ptr<segment> segment::open(const std::string& dir, int64_t base_offset, bool read_only) {
-    return std::shared_ptr<segment>(new segment(dir, base_offset, read_only));
+    return open_matching([&] { return std::shared_ptr<segment>(new segment(dir, base_offset, read_only)); });
+}
+
+std::shared_ptr<segment> segment::open_sealed(const std::string& dir, int64_t base_offset, int64_t next_base) {
+    auto s = open(dir, base_offset, true);
+    s->adopt_sealed(next_base);
+    return s;
+}
+
+bool segment::log_is_current() const {
+    struct stat by_name, held;
+    if (::stat(_log_path.c_str(), &by_name) != 0) return true;  // gone (retention): nothing newer to take
+    if (::fstat(_log.fd(), &held) != 0) return true;
+    return by_name.st_ino == held.st_ino && by_name.st_dev == held.st_dev;
+}
+
+bool segment::compacted() const {
+    frame_header h;
+    if (_log.pread_some(&h, sizeof h, 0) != sizeof h) return false;
+    return h.magic == frame_magic && h.sparse();
 }
 
 void segment::ensure_allocated(uint64_t end) {

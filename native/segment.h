@@ -7,6 +7,7 @@
 #include <sys/uio.h>
 
 #include <atomic>
+#include <cstring>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -29,7 +30,28 @@ struct frame_ref {
     std::shared_ptr<mapped_region> region;
     uint64_t position;
     frame_header header;
+    /// The stored payload (a sparse frame's offset block included).
     const uint8_t* payload() const { return region->data() + position + header.payload_offset; }
+    bool sparse() const { return header.sparse(); }
+    /// A sparse frame's offset block (FORMAT.md §2.6); null for a dense frame.
+    const uint8_t* offset_block() const { return sparse() ? payload() : nullptr; }
+    uint64_t block_length() const { return header.block_length(); }
+    /// 0 for a dense frame.
+    int64_t delete_horizon_ns() const {
+        int64_t v = 0;
+        if (sparse()) std::memcpy(&v, payload(), sizeof v);
+        return v;
+    }
+    /// Record i's offset delta from base_offset (i < record_count).
+    uint32_t offset_delta(uint32_t i) const {
+        if (!sparse()) return i;
+        uint32_t d;
+        std::memcpy(&d, payload() + 8 + 4 * uint64_t{i}, sizeof d);
+        return d;
+    }
+    /// The Arrow part of the payload (after the offset block).
+    const uint8_t* arrow_payload() const { return payload() + block_length(); }
+    uint64_t arrow_payload_length() const { return header.payload_length - block_length(); }
 };
 
 /// Bytes a walk could not use, and the offsets they held (FORMAT.md §8).
@@ -86,6 +108,10 @@ public:
     /// Read-write, creating nothing: errc::not_found if a file is gone (another
     /// handle's retention unlinked the segment after it was listed).
     static std::shared_ptr<segment> open_existing(const std::string& dir, int64_t base_offset);
+    /// A sealed segment that ends at next_base, opened read-only (its log and
+    /// whichever indexes exist: none is created). How every handle takes up a
+    /// segment compaction swapped in (FORMAT.md §2.7).
+    static std::shared_ptr<segment> open_sealed(const std::string& dir, int64_t base_offset, int64_t next_base);
     segment(const segment&) = delete;
     segment& operator=(const segment&) = delete;
     ~segment();
@@ -156,6 +182,11 @@ public:
     /// True once remove_files() ran in this process (retention): a reader
     /// positioned in it goes back to the partition's start.
     bool removed() const { return _removed.load(std::memory_order_acquire); }
+    /// Whether the log's name still leads to the file this object holds (false
+    /// once compaction renamed a new log over it; true if the name is gone).
+    bool log_is_current() const;
+    /// The first frame's flags say it was written by a rewrite (compaction).
+    bool compacted() const;
     void close();
 
 private:

@@ -11,8 +11,8 @@
 
 namespace tidelog {
 
-segment_index::segment_index(const std::string& base_path, bool read_only, bool create)
-    : _offset_path(base_path + ".index"), _time_path(base_path + ".timeindex"), _read_only(read_only),
+segment_index::segment_index(const std::string& base_path, bool read_only, bool create, const std::string& suffix)
+    : _offset_path(base_path + ".index" + suffix), _time_path(base_path + ".timeindex" + suffix), _read_only(read_only),
       _max_timestamp(INT64_MIN) {
     if (read_only) {
         try {

@@ -41,7 +41,8 @@ struct index_cursor {
 class segment_index {
 public:
     /// create: a read-write index creates missing files (false: errc::not_found).
-    segment_index(const std::string& base_path, bool read_only, bool create = true);
+    /// suffix: after ".index" / ".timeindex" (a rewrite's ".cleaned" files).
+    segment_index(const std::string& base_path, bool read_only, bool create = true, const std::string& suffix = "");
     segment_index(const segment_index&) = delete;
     segment_index& operator=(const segment_index&) = delete;
 
@@ -99,6 +100,8 @@ public:
     /// False if entries are not monotone or point at or past valid_bytes.
     bool consistent_with(uint64_t valid_bytes) const;
     void sync();
+    const std::string& offset_path() const { return _offset_path; }
+    const std::string& time_path() const { return _time_path; }
     void remove_files();
     void close();
 

@@ -80,6 +80,16 @@ uint64_t shared_state::visible_bytes() const {
     return _state ? __atomic_load_n(&_state->visible_bytes, __ATOMIC_ACQUIRE) : 0;
 }
 
+uint32_t shared_state::swap_count() const {
+    return _state ? __atomic_load_n(&_state->swap_count, __ATOMIC_ACQUIRE) : 0;
+}
+
+void shared_state::note_swap() {
+    if (!_state) return;
+    __atomic_add_fetch(&_state->swap_count, 1, __ATOMIC_SEQ_CST);
+    bump();
+}
+
 bool shared_state::publish(int64_t visible_end, uint64_t visible_bytes) {
     int64_t seen = __atomic_load_n(&_state->visible_end, __ATOMIC_ACQUIRE);
     do {

@@ -26,7 +26,8 @@ struct shared_state_layout {
     int32_t writer_pid;
     uint32_t padding;
     uint64_t visible_bytes;  // segment bytes up to the visible end (approximate)
-    uint32_t reserved[6];
+    uint32_t swap_count;     // +1 after every compaction swap (FORMAT.md §2.7): handles recheck their segments
+    uint32_t reserved[5];
 };
 static_assert(sizeof(shared_state_layout) == 72, "shared state layout");
 
@@ -49,6 +50,9 @@ public:
     int64_t start_offset() const;
     uint32_t sequence() const;
     uint64_t visible_bytes() const;
+    /// Compaction swaps so far (a segment file was replaced: reopen it).
+    uint32_t swap_count() const;
+    void note_swap();
     /// Raises the visible end to visible_end (never lowers it: several handles
     /// publish), then wakes readers; false (and no wake-up) when the end was
     /// already there. visible_bytes is approximate.

@@ -413,6 +413,7 @@ cdef class NativePartition:
     cdef NativeLog log
     cdef CMappedRegion* last_region
     cdef Mapping last_mapping
+    cdef object _compaction  # the CompactionSession in progress (compaction.pxi), released before the partition
 
     cdef CPartition* _get(self) except NULL:
         if not self.p:
@@ -603,7 +604,19 @@ cdef class NativePartition:
         with nogil:
             part.mark_deleted()
 
+    def compaction(self, bint wait=True):
+        """Starts a compaction pass: a CompactionSession holding the partition's
+        cleaner lock (one cleaner per partition across processes), or None when
+        ``wait`` is False and another cleaner holds it. See compaction.pxi."""
+        return _open_compaction(self, wait)
+
+    cdef _end_compaction(self):
+        if self._compaction is not None:
+            session, self._compaction = self._compaction, None
+            session.release()
+
     def close(self):
+        self._end_compaction()
         self.last_mapping = None
         self.last_region = NULL
         cdef CPartition* part = self.p.get()
@@ -618,6 +631,7 @@ cdef class NativePartition:
 
     def release(self):
         """Drops the native partition (after close)."""
+        self._end_compaction()
         self.last_mapping = None
         self.last_region = NULL
         with nogil:
@@ -634,3 +648,4 @@ include "producer.pxi"
 include "reader.pxi"
 include "durable_table.pxi"
 include "offset_map.pxi"
+include "compaction.pxi"

@@ -60,6 +60,12 @@ cdef extern from "segment.h" namespace "tidelog" nogil:
         uint64_t position
         CFrameHeader header
         const unsigned char* payload()
+        cbool sparse()
+        const unsigned char* offset_block()
+        uint64_t block_length()
+        int64_t delete_horizon_ns()
+        const unsigned char* arrow_payload()
+        uint64_t arrow_payload_length()
 
 cdef extern from "committer.h" namespace "tidelog" nogil:
     cdef cppclass CCommitterStats "tidelog::committer_stats":
@@ -139,6 +145,56 @@ cdef extern from "partition.h" namespace "tidelog" nogil:
         void remove_files() except +raise_native_error
         void mark_deleted() except +raise_native_error
         vector[CRecoveryEvent] recovery_events()
+
+cdef extern from "segment_rewriter.h" namespace "tidelog" nogil:
+    cdef cppclass CRewriteFrame "tidelog::rewrite_frame":
+        int64_t base_offset
+        int64_t span
+        uint32_t record_count
+        const uint32_t* offset_deltas
+        int64_t delete_horizon_ns
+        int64_t min_timestamp
+        int64_t max_timestamp
+        uint16_t codec
+        uint16_t flags
+        uint32_t schema_id
+        const iovec* pieces
+        int piece_count
+        int64_t body_offset
+
+    cdef cppclass CSegmentRewriter "tidelog::segment_rewriter":
+        void append(const CRewriteFrame& f) except +raise_native_error
+        void append_empty(int64_t base_offset, int64_t span, int64_t timestamp) except +raise_native_error
+        void abort() except +raise_native_error
+        int64_t base_offset()
+        int64_t end_offset()
+        int64_t next_offset()
+        uint64_t bytes()
+        cbool finished()
+
+cdef extern from "compaction_session.h" namespace "tidelog" nogil:
+    cdef cppclass CCompactionSegmentInfo "tidelog::partition::compaction_segment_info":
+        int64_t base_offset
+        int64_t end_offset
+        uint64_t bytes
+        int64_t max_timestamp
+        cbool cleanable
+        cbool compacted
+
+    cdef cppclass CSwapStats "tidelog::compaction_session::swap_stats":
+        uint64_t bytes_before
+        uint64_t bytes_after
+        cbool swapped
+
+    cdef cppclass CCompactionSession "tidelog::compaction_session":
+        @staticmethod
+        unique_ptr[CCompactionSession] open(CPartition& p, cbool wait, cbool (*interrupted)(void*) noexcept nogil,
+                                            void* interrupted_arg) except +raise_native_error
+        vector[CCompactionSegmentInfo] segments() except +raise_native_error
+        shared_ptr[CSegmentRewriter] rewrite(int64_t base_offset) except +raise_native_error
+        CSwapStats commit(CSegmentRewriter& w) except +raise_native_error
+        void release() except +raise_native_error
+        cbool held()
 
 cdef extern from "partition_reader.h" namespace "tidelog" nogil:
     cdef cppclass CPartitionReader "tidelog::partition_reader":

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "committer.h"
+#include "compaction_session.h"
 #include "durable_table.h"
 #include "frame.h"
 #include "fuzz_common.h"
@@ -70,6 +71,48 @@ std::string make_partition(const std::string& root, const char* name, int frames
     if (!p->write_checkpoint()) {}
     if (close) p->close();
     delete p;  // closes if not closed
+    return dir;
+}
+
+/// A partition (as make_partition) whose first segment a compaction rewrote:
+/// sparse frames keeping each frame's last record, every third frame empty.
+std::string make_compacted_partition(const std::string& root) {
+    std::string dir = make_partition(root, "compacted", 24, {40, 200}, 2048, true);
+    static committer c;
+    partition_config config;
+    config.segment_bytes = 2048;
+    config.durability = durability_mode::none;
+    auto* p = new partition(&c, dir, config, false, true);
+    {
+        auto session = compaction_session::open(*p, true);
+        auto segs = session->segments();
+        auto w = session->rewrite(segs[0].base_offset);
+        int i = 0;
+        for (auto& f : p->frames(segs[0].base_offset, segs[0].end_offset, INT64_MIN, INT64_MAX, SIZE_MAX)) {
+            int64_t span = f.header.next_offset() - f.header.base_offset;
+            if (i++ % 3 == 2) {
+                w->append_empty(f.header.base_offset, span, f.header.max_timestamp);
+                continue;
+            }
+            uint32_t delta = static_cast<uint32_t>(span - 1);
+            struct iovec piece{const_cast<uint8_t*>(f.payload()), f.header.payload_length};
+            rewrite_frame r;
+            r.base_offset = f.header.base_offset;
+            r.span = span;
+            r.record_count = 1;
+            r.offset_deltas = &delta;
+            r.delete_horizon_ns = i % 2 ? 0 : 1'700'000'000'000'000'000;
+            r.min_timestamp = f.header.min_timestamp;
+            r.max_timestamp = f.header.max_timestamp;
+            r.pieces = &piece;
+            r.piece_count = 1;
+            r.body_offset = i % 2 ? 8 : -1;
+            w->append(r);
+        }
+        session->commit(*w);
+    }
+    p->close();
+    delete p;
     return dir;
 }
 
@@ -199,6 +242,31 @@ int main(int argc, char** argv) {
     files partial = a;
     if (partial.index.size() >= 4) partial.index.resize(partial.index.size() - 3);
     put(corpus, "index_fuzz", "partial-entry", partial.encode());
+    // A compacted segment (sparse and empty frames, FORMAT.md §2.6) and the one after it.
+    std::string compacted = make_compacted_partition(root);
+    std::vector<int64_t> cbases;
+    for (auto& e : fs::directory_iterator(compacted)) {
+        std::string n = e.path().filename().string();
+        if (n.size() == 24 && n.compare(20, 4, ".log") == 0) cbases.push_back(std::stoll(n.substr(0, 20)));
+    }
+    std::sort(cbases.begin(), cbases.end());
+    if (cbases.size() >= 2) {
+        std::string c0 = compacted + "/" + segment_file_stem(cbases[0]);
+        files sparse;
+        sparse.log = slurp(c0 + ".log");
+        sparse.index = slurp(c0 + ".index");
+        sparse.index.resize(fs::file_size(c0 + ".index"));
+        sparse.timeindex = slurp(c0 + ".timeindex");
+        sparse.timeindex.resize(fs::file_size(c0 + ".timeindex"));
+        put(corpus, "frame_fuzz", "sparse-segment", sparse.log);
+        put(corpus, "index_fuzz", "sparse", sparse.encode());
+        sparse.two_segments = true;
+        sparse.second_base = static_cast<uint32_t>(cbases[1]);
+        sparse.log2 = slurp(compacted + "/" + segment_file_stem(cbases[1]) + ".log");
+        put(corpus, "segment_recovery_fuzz", "two-segments-sparse", sparse.encode());
+        sparse.clean = true;
+        put(corpus, "segment_recovery_fuzz", "two-segments-sparse-clean", sparse.encode());
+    }
     table_seeds(root, corpus);
     std::printf("seeds written to %s\n", corpus.c_str());
     return 0;

@@ -12,6 +12,7 @@
 
 using namespace tidelog;
 using tidelog_test::build_frame;
+using tidelog_test::build_sparse_frame;
 using tidelog_test::make_payload;
 
 namespace {
@@ -216,9 +217,9 @@ TEST(Frame, EveryHeaderAndPayloadByteFlipIsDetectedWithPadding) {
 TEST(Frame, CrcFlipsAreBadCrc) {
     std::vector<uint8_t> f;
     build_frame(f, make_payload(48, 8), 0);
-    // 24: record_count 1 -> 0 and 25: 1 -> 257 (more records than the span of 1) are bad headers;
-    // 60: a wider span with fewer records is a sparse frame, structurally fine.
-    for (size_t i : {4, 5, 6, 7, 14, 28, 60, 64, 100}) {
+    // 24: record_count 1 -> 0 and 25: 1 -> 257 (more records than the span of 1) are bad headers,
+    // and so is 60: a wider span with fewer records, without the sparse flag.
+    for (size_t i : {4, 5, 6, 7, 14, 28, 64, 100}) {
         auto g = f;
         g[i] ^= 1;
         EXPECT_EQ(frame_of(g, g.size()), frame_check::bad_crc) << "byte " << i;
@@ -332,13 +333,66 @@ TEST(Frame, Version1FramesReadWithTheSpanOfTheirCount) {
     EXPECT_TRUE(h.dense());
 }
 
-TEST(Frame, SparseVersion2FramesAreStructurallyValid) {
+TEST(Frame, FewerRecordsThanOffsetsWithoutTheSparseFlagIsABadHeader) {
     std::vector<uint8_t> f;
     build_frame(f, make_payload(40, 3), 100, 5);
-    frame_header h = rewrite_header(f, [](frame_header& x) { x.last_offset_delta = 9; });
+    rewrite_header(f, [](frame_header& x) { x.last_offset_delta = 9; });
+    EXPECT_EQ(header_of(f, f.size()), frame_check::bad_header);
+    rewrite_header(f, [](frame_header& x) {
+        x.last_offset_delta = 0;
+        x.record_count = 0;
+    });
+    EXPECT_EQ(header_of(f, f.size()), frame_check::bad_header);  // empty without the flag
+}
+
+TEST(Frame, SparseFramesPass) {
+    std::vector<uint8_t> f;
+    frame_header h = build_sparse_frame(f, make_payload(40, 3), 100, 10, {1, 4, 9}, 12345, 5, 6);
     EXPECT_EQ(frame_of(f, f.size()), frame_check::ok);
-    EXPECT_EQ(h.next_offset(), 110);
+    EXPECT_TRUE(h.sparse());
     EXPECT_FALSE(h.dense());
+    EXPECT_EQ(h.next_offset(), 110);
+    EXPECT_EQ(h.block_length(), 24u);  // 8 + 3 * 4 = 20, padded to 24
+    // Every record of its offsets: still sparse (the flag decides), not dense.
+    h = build_sparse_frame(f, make_payload(8, 3), 7, 3, {0, 1, 2});
+    EXPECT_EQ(frame_of(f, f.size()), frame_check::ok);
+    EXPECT_FALSE(h.dense());
+    // Empty: exactly the 8-byte block.
+    h = build_sparse_frame(f, {}, 50, 4, {}, 0, 9, 9);
+    EXPECT_EQ(h.payload_length, 8u);
+    EXPECT_EQ(frame_of(f, f.size()), frame_check::ok);
+    EXPECT_EQ(h.next_offset(), 54);
+}
+
+TEST(Frame, BrokenOffsetBlocksAreBadHeaders) {
+    auto verdict = [](uint32_t span, std::vector<uint32_t> deltas, uint64_t arrow = 16) {
+        std::vector<uint8_t> f;
+        build_sparse_frame(f, make_payload(arrow, 1), 0, span, deltas);
+        return frame_of(f, f.size());
+    };
+    EXPECT_EQ(verdict(10, {0, 9}), frame_check::ok);
+    EXPECT_EQ(verdict(10, {0, 10}), frame_check::bad_header);  // past the span
+    EXPECT_EQ(verdict(10, {3, 3}), frame_check::bad_header);   // not strictly increasing
+    EXPECT_EQ(verdict(10, {5, 2}), frame_check::bad_header);
+    EXPECT_EQ(verdict(2, {0, 1, 2}), frame_check::bad_header);  // more records than offsets (header)
+    EXPECT_EQ(verdict(4, {}, 8), frame_check::bad_header);      // empty with an Arrow part
+    // Nonzero block padding.
+    std::vector<uint8_t> f;
+    build_sparse_frame(f, make_payload(16, 1), 0, 10, {1});
+    f[frame_header_bytes + 12] = 1;
+    rewrite_header(f, [](frame_header&) {});
+    EXPECT_EQ(frame_of(f, f.size()), frame_check::bad_header);
+    // A block longer than the payload.
+    build_sparse_frame(f, {}, 0, 10, {1});
+    rewrite_header(f, [](frame_header& x) { x.record_count = 5; });
+    EXPECT_EQ(header_of(f, f.size()), frame_check::bad_header);
+    // Version 1 never carries the flag.
+    build_sparse_frame(f, make_payload(16, 1), 0, 1, {0});
+    rewrite_header(f, [](frame_header& x) {
+        x.version = 1;
+        x.last_offset_delta = 0;
+    });
+    EXPECT_EQ(header_of(f, f.size()), frame_check::bad_header);
 }
 
 TEST(Frame, BadSpansAndVersionsAreBadHeaders) {
@@ -362,6 +416,7 @@ TEST(Frame, BadSpansAndVersionsAreBadHeaders) {
     EXPECT_EQ(bad([](frame_header& x) {
                   x.base_offset = INT64_MAX - 11;
                   x.last_offset_delta = 10;
+                  x.record_count = 11;  // (the payload's contents do not matter here)
               }),
               frame_check::ok);
     EXPECT_EQ(bad([](frame_header& x) {

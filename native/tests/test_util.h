@@ -90,6 +90,36 @@ inline frame_header build_frame(std::vector<uint8_t>& out, const std::vector<uin
     return h;
 }
 
+/// A sparse frame (FORMAT.md §2.6): records at base_offset + deltas[i] within
+/// `span` offsets; its payload is the offset block, then `arrow`.
+inline frame_header build_sparse_frame(std::vector<uint8_t>& out, const std::vector<uint8_t>& arrow,
+                                       int64_t base_offset, uint32_t span, const std::vector<uint32_t>& deltas,
+                                       int64_t delete_horizon_ns = 0, int64_t min_ts = 0, int64_t max_ts = 0) {
+    uint64_t block = sparse_block_bytes(deltas.size());
+    std::vector<uint8_t> payload(block + arrow.size(), 0);
+    std::memcpy(payload.data(), &delete_horizon_ns, 8);
+    if (!deltas.empty()) std::memcpy(payload.data() + 8, deltas.data(), 4 * deltas.size());
+    if (!arrow.empty()) std::memcpy(payload.data() + block, arrow.data(), arrow.size());
+    frame_header h{};
+    h.magic = frame_magic;
+    h.version = frame_version;
+    h.header_length = frame_header_bytes;
+    h.flags = frame_flag_sparse;
+    h.base_offset = base_offset;
+    h.record_count = static_cast<uint32_t>(deltas.size());
+    h.last_offset_delta = span - 1;
+    h.schema_id = 7;
+    h.min_timestamp = min_ts;
+    h.max_timestamp = max_ts;
+    h.payload_length = payload.size();
+    h.payload_offset = frame_header_bytes;
+    h.crc = frame_crc(h, payload.data());
+    out.assign(h.frame_length(), 0);
+    std::memcpy(out.data(), &h, sizeof h);
+    std::memcpy(out.data() + frame_header_bytes, payload.data(), payload.size());
+    return h;
+}
+
 /// A header for segment::append: payload_offset, crc and base_offset set.
 inline frame_header header_for(const std::vector<uint8_t>& payload, int64_t base_offset, uint32_t record_count = 1,
                                int64_t min_ts = 0, int64_t max_ts = 0, uint32_t payload_offset = frame_header_bytes) {

@@ -355,6 +355,80 @@ class NativePartition:
     def release(self) -> None:
         """Drops the native partition (after close). Later calls raise
         ``LogClosedError``; mappings already handed out stay valid."""
+    def compaction(self, wait: bool = True) -> CompactionSession | None:
+        """Starts a compaction pass holding the partition's cleaner lock (one
+        cleaner per partition, across processes); None when ``wait`` is False
+        and another cleaner holds it. The wait can be interrupted (Ctrl-C).
+        Use the pass from the thread that started it."""
+
+# ------------------------------------------------------------ compaction.pxi
+
+class _CompactionSegment(TypedDict):
+    base_offset: int
+    end_offset: int
+    bytes: int
+    max_timestamp: int
+    cleanable: bool
+    compacted: bool
+
+class _SwapStats(TypedDict):
+    bytes_before: int
+    bytes_after: int
+    swapped: bool
+
+@disjoint_base
+class CompactionSession:
+    """A compaction pass over one partition (FORMAT.md §2.7), holding its
+    cleaner lock; a context manager whose exit aborts an uncommitted rewrite
+    and releases the lock. Starting it removes an earlier cleaner's leftovers
+    and rebuilds missing indexes."""
+
+    def __enter__(self) -> Self: ...
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> bool: ...
+    def segments(self) -> list[_CompactionSegment]:
+        """The partition's segments in offset order."""
+    def rewrite(self, base_offset: int) -> SegmentRewriter:
+        """A rewriter for the cleanable segment starting at base_offset
+        (InvalidArgumentError if there is none)."""
+    def release(self) -> None:
+        """Aborts an uncommitted rewrite and releases the lock. Idempotent."""
+
+@disjoint_base
+class SegmentRewriter:
+    """The new version of one sealed segment; its frames must tile the
+    segment's offsets exactly, each written sparse."""
+
+    @property
+    def base_offset(self) -> int: ...
+    @property
+    def end_offset(self) -> int: ...
+    @property
+    def next_offset(self) -> int:
+        """Where the next frame must start."""
+    @property
+    def bytes_written(self) -> int: ...
+    def append(
+        self,
+        base_offset: int,
+        span: int,
+        record_count: int,
+        offset_deltas: Buffer,
+        delete_horizon_ns: int,
+        min_timestamp: int,
+        max_timestamp: int,
+        codec: int,
+        flags: int,
+        payload: Buffer | Sequence[Buffer],
+        body_offset: int = -1,
+        schema_id: int = 0,
+    ) -> None:
+        """Writes one sparse frame (offset_deltas: record_count uint32)."""
+    def append_empty(self, base_offset: int, span: int, timestamp: int) -> None:
+        """Writes an empty sparse frame over ``span`` offsets."""
+    def commit(self) -> _SwapStats:
+        """Finishes the segment and swaps it in."""
+    def abort(self) -> None:
+        """Removes the .cleaned files. Idempotent."""
 
 def int64_min_max(values: Any) -> tuple[int, int] | None:
     """(min, max) of the valid values of an int64 or timestamp pyarrow Array,
