@@ -123,6 +123,8 @@ partition::partition(committer* c, const std::string& dir, const partition_confi
     : _committer(c),
       _dir(dir),
       _config(config),
+      _retention_bytes(config.retention_bytes),
+      _retention_ms(config.retention_ms),
       _read_only(session == nullptr),
       _checkpoint((_read_only ? dir : (make_directories(dir), dir)) + "/recovery-checkpoint", _read_only),
       _shared(dir + "/state", !_read_only),
@@ -971,12 +973,13 @@ void partition::enforce_retention() {
         uint64_t total = 0;
         for (auto& s : _segments) total += s->size();
         int64_t now = wall_ns();
+        const int64_t retention_ms = _retention_ms.load(std::memory_order_relaxed);
+        const int64_t retention_bytes = _retention_bytes.load(std::memory_order_relaxed);
         while (_segments.size() > 1) {
             auto& front = _segments.front();
-            bool expired = _config.retention_ms >= 0 && front->max_timestamp() != INT64_MIN &&
-                           front->max_timestamp() < now - _config.retention_ms * ns_per_ms;
-            bool oversize = _config.retention_bytes >= 0 &&
-                            total - front->size() >= static_cast<uint64_t>(_config.retention_bytes);
+            bool expired = retention_ms >= 0 && front->max_timestamp() != INT64_MIN &&
+                           front->max_timestamp() < now - retention_ms * ns_per_ms;
+            bool oversize = retention_bytes >= 0 && total - front->size() >= static_cast<uint64_t>(retention_bytes);
             if (!expired && !oversize) break;
             total -= front->size();
             _sealed_bytes -= front->size();
