@@ -40,13 +40,9 @@ def _write(path, n=400, per_batch=5):
 
 
 def _arrow_part(frame):
-    """(offsets, arrow payload) of a frame, the offset block parsed here."""
-    payload = frame.payload()
-    if not frame.flags & FLAG_SPARSE:
-        return list(range(frame.base_offset, frame.base_offset + frame.record_count)), payload
-    block = (8 + 4 * frame.record_count + 7) // 8 * 8
-    deltas = np.frombuffer(payload, dtype=np.uint32, count=frame.record_count, offset=8)
-    return [frame.base_offset + int(d) for d in deltas], payload.slice(block)
+    """(offsets, arrow payload) of a frame: Frame numbers a sparse frame's rows
+    from its offset block, and payload() is the Arrow part after the block."""
+    return frame.offsets().to_pylist(), frame.payload()
 
 
 def _seqs(frame):

@@ -241,9 +241,10 @@ class Cleaner:
         except BaseException:
             writer.abort()
             raise
-        result.segments_rewritten += 1
-        result.bytes_before += stats["bytes_before"]
-        result.bytes_after += stats["bytes_after"]
+        if stats.get("swapped", True):  # (not when retention deleted the segment meanwhile)
+            result.segments_rewritten += 1
+            result.bytes_before += stats["bytes_before"]
+            result.bytes_after += stats["bytes_after"]
         return earliest_horizon
 
     def _decide(self, rows: _Row, stop: int, now: int, retention_ns: int):
