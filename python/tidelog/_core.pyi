@@ -669,12 +669,11 @@ def hash_binary_keys(offsets: Buffer, data: Buffer, count: int, large: bool, out
     """The same for an Arrow binary/string column (offsets already shifted to the
     array's offset). Offsets out of order or past the data raise CorruptionError."""
 
-@final
 @disjoint_base
 class OffsetMap:
     """Key hash -> latest offset in a fixed memory budget (Kafka's dedupe
     buffer). Not thread-safe: one cleaner owns one map."""
-    def __init__(self, budget_bytes: int, max_load: float = 0.8) -> None: ...
+    def __new__(cls, budget_bytes: int, max_load: float = 0.8) -> Self: ...
     @property
     def slots(self) -> int: ...
     @property
