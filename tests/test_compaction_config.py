@@ -192,3 +192,26 @@ def test_describe_reports_compaction_fields(log):
     assert part["compaction"]["bytes_reclaimed"] == 0
     assert describe_partition(os.path.join(log.path, "topics", "c", "0"))["clean_end_offset"] == 0
     assert "compaction" not in log.create_topic("plain").describe()["partitions"][0]
+
+
+def test_the_topics_command_alters_describes_and_compacts(log, capsys):
+    from tidelog.cli import main
+
+    log.create_topic("c", segment_bytes=4096)
+    with log.producer(linger_ms=0) as p:
+        for i in range(60):
+            p.send("c", key=b"k%d" % (i % 3), value=b"x" * 100)
+    path = log.path
+    log.close()
+    assert main(["topics", "alter", path, "c", "--set", "cleanup.policy=compact", "delete_retention_ms=0"]) == 0
+    assert "cleanup_policy = compact" in capsys.readouterr().out
+    assert main(["topics", "compact", path, "c"]) == 0
+    assert "records_removed" in capsys.readouterr().out
+    assert main(["topics", "describe", path, "c"]) == 0
+    out = capsys.readouterr().out
+    assert "cleanup_policy=compact" in out and "dirty ratio" in out
+    assert main(["topics", "list", path]) == 0 and capsys.readouterr().out.split() == ["c"]
+    assert main(["topics", "alter", path, "c", "--set", "segment_bytes=1"]) == 1
+    assert "InvalidArgumentError" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["topics", "alter", path, "c", "--set", "delete_retention_ms=soon"])

@@ -34,6 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     from . import groups as groups_cli
 
     groups_cli.add_arguments(sub.add_parser("groups", help="list, describe, reset or delete consumer groups"))
+    from . import topics as topics_cli
+
+    topics_cli.add_arguments(sub.add_parser("topics", help="list, describe, alter or compact topics"))
     from ..bench.cli import DESCRIPTION as BENCH_DESCRIPTION, add_arguments as add_bench_arguments
 
     bench = sub.add_parser("bench", help="the benchmark suite: tidelog beside the physical limits and its peers",
@@ -50,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_demo(args.rows, args.sensors, args.batch, args.dir, args.sqlite_rows)
     if args.command == "groups":
         return groups_cli.main(args)
+    if args.command == "topics":
+        return topics_cli.main(args)
     if args.command == "verify":
         from .._verify import main as verify_main
 
