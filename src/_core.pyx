@@ -578,6 +578,15 @@ cdef class NativePartition:
         with nogil:
             part.enforce_retention()
 
+    def write_checkpoint(self):
+        """Stores the durable point as the recovery checkpoint now (the
+        housekeeper does it about once a second); False if it had not moved."""
+        cdef CPartition* part = self._get()
+        cdef cbool moved
+        with nogil:
+            moved = part.write_checkpoint()
+        return moved
+
     def set_retention(self, int64_t retention_bytes=-1, int64_t retention_ms=-1):
         """Changes this handle's retention limits (<0: none) for its next passes."""
         self._get().set_retention(retention_bytes, retention_ms)

@@ -139,6 +139,7 @@ cdef extern from "partition.h" namespace "tidelog" nogil:
         size_t segment_count() except +raise_native_error
         cbool wait_for_data(int64_t known_end, int64_t timeout_ns) except +raise_native_error
         void enforce_retention() except +raise_native_error
+        cbool write_checkpoint() except +raise_native_error
         void set_retention(int64_t retention_bytes, int64_t retention_ms)
         void flush() except +raise_native_error
         void close() except +raise_native_error

@@ -341,6 +341,9 @@ class NativePartition:
     def enforce_retention(self) -> None:
         """Deletes whole old segments over the retention limits now (the
         flusher also does it about once a second)."""
+    def write_checkpoint(self) -> bool:
+        """Stores the durable point as the recovery checkpoint now (the
+        housekeeper does it about once a second); False if it had not moved."""
     def set_retention(self, retention_bytes: int = -1, retention_ms: int = -1) -> None:
         """Changes this handle's retention limits (<0: none) for its next passes."""
     def recovery_events(self) -> list[_RecoveryEvent]:

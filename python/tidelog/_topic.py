@@ -695,6 +695,10 @@ class Topic:
         from .compaction import DEFAULT_DEDUPE_BUFFER_BYTES, Cleaner
 
         cleaner = Cleaner(DEFAULT_DEDUPE_BUFFER_BYTES if dedupe_buffer_bytes is None else dedupe_buffer_bytes)
+        # Every sealed segment becomes cleanable: durable, and below a stored recovery checkpoint.
+        self._native_log.flush()
+        for p in self._partitions:
+            p.write_checkpoint()
         totals = dict.fromkeys(("passes", "segments_rewritten", "records_removed", "tombstones_removed",
                                 "bytes_before", "bytes_after"), 0)
         for p in range(self.partitions):
