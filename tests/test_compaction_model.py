@@ -142,9 +142,11 @@ TestCompactionModel = CompactionMachine.TestCase
 _PROFILE = settings.get_current_profile_name()
 # CI: a few examples (each step reads the whole topic twice and a kill starts a
 # process); the long profile's counts for the closing runs.
+_EXAMPLES = int(os.environ.get("TIDELOG_COMPACTION_MODEL_EXAMPLES", "0"))  # a mid-size run, e.g. 300
 TestCompactionModel.settings = settings(settings.get_profile(_PROFILE), deadline=None,
-                                        **({} if _PROFILE == "long" else dict(max_examples=8,
-                                                                             stateful_step_count=20)))
+                                        **({} if _PROFILE == "long" and not _EXAMPLES else
+                                           dict(max_examples=_EXAMPLES or 8,
+                                                stateful_step_count=40 if _EXAMPLES else 20)))
 
 
 def test_verify_accepts_a_compacted_log_after_the_model_runs(tmp_path):
