@@ -274,3 +274,26 @@ def test_a_cleaner_killed_mid_pass_leaves_old_or_new_segments(log):
     leftovers = [f for f in os.listdir(os.path.join(log.path, "topics", "m", "0")) if f.endswith(".cleaned")]
     assert leftovers == []
     assert not _verify.verify(log.path).damaged
+
+
+def test_compact_now_waits_for_the_background_cleaners_pass(log):
+    """compact_now() in one thread, the cleaner thread and another thread's
+    compact_now() on the same partitions: they take turns, none fails."""
+    _fill_records(log, "m", 800, 30)
+    t = log.topic("m")
+    log.alter_topic("m", min_cleanable_dirty_ratio=0.0)  # the thread passes whenever it can
+    errors = []
+
+    def run():
+        try:
+            for _ in range(15):
+                t.compact_now(dedupe_buffer_bytes=TINY_MAP)
+        except Exception as e:  # noqa: BLE001
+            errors.append(e)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert not errors

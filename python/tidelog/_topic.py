@@ -242,6 +242,9 @@ class Topic:
         self._sticky = 0
         self._sticky_lock = threading.Lock()
         self._partitions = []  # the native partitions
+        # One cleaner pass per partition in this process: the native cleaner lock
+        # excludes other processes, and refuses a second pass on the same handle.
+        self._compaction_locks = [threading.Lock() for _ in range(config.partitions)]
         self._handles: list[Partition] = []
         # A plain attribute, not a property: consumers check it on every poll.
         self.closed = False

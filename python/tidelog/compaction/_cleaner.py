@@ -120,11 +120,17 @@ class Cleaner:
         when another cleaner holds the partition (``wait=False``) or nothing is
         cleanable. ``force``: clean whatever the dirty ratio."""
         native = topic._partitions[partition]
-        session = native.compaction(wait=wait)
-        if session is None:
+        in_process = topic._compaction_locks[partition]  # the background thread and compact_now() alike
+        if not in_process.acquire(blocking=wait):
             return None
-        with session:
-            return self._clean_locked(topic, partition, native, session, now or now_ns(), force)
+        try:
+            session = native.compaction(wait=wait)
+            if session is None:
+                return None
+            with session:
+                return self._clean_locked(topic, partition, native, session, now or now_ns(), force)
+        finally:
+            in_process.release()
 
     def cleanable_segments(self, topic, segments: list[dict], now: int) -> list[dict]:
         lag_ns = topic.config.min_compaction_lag_ms * NS_PER_MS
