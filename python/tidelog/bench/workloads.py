@@ -1,6 +1,6 @@
 """The workloads of the suite (7-9, behind target benchmarks, in targets.py; 10, many processes on one log,
-in many_processes.py; 11, consumer groups, in groups.py). Each builds its data once per parameter set
-(every contender gets the same bytes), turns a contender's raw measure into
+in many_processes.py; 11, consumer groups, in groups.py; 12, log compaction, in compaction.py). Each builds
+its data once per parameter set (every contender gets the same bytes), turns a contender's raw measure into
 metrics, and names its physical-limit baseline.
 
 Modes: ``smoke`` (CI: tiny data, one round), ``quick`` (under a minute),
@@ -18,6 +18,7 @@ from .core import (
     GB, KiB, MB, MiB, ROW_BYTES, Metric, SensorData, Workload, available_memory, human_bytes, human_count,
     make_values, median, percentiles, sensor_batch,
 )
+from .compaction import Compaction
 from .groups import Groups
 from .many_processes import Processes
 from .targets import Copies, Damage, Records
@@ -411,7 +412,7 @@ class Latency(Workload):
 
 
 WORKLOADS: list[Workload] = [Ingest(), Produce(), Threads(), Scans(), Recovery(), Latency(), Records(), Copies(),
-                             Damage(), Processes(), Groups()]
+                             Damage(), Processes(), Groups(), Compaction()]
 
 
 def find(name: str) -> Workload:
@@ -422,4 +423,4 @@ def find(name: str) -> Workload:
 
 
 __all__ = ["WORKLOADS", "find", "Ingest", "Produce", "Threads", "Scans", "Recovery", "Latency", "Records", "Copies",
-           "Damage", "Processes", "Groups", "median"]
+           "Damage", "Processes", "Groups", "Compaction", "median"]

@@ -179,7 +179,11 @@ class Cleaner:
 
     def _fill_map(self, topic, native, segments, clean_end: int, end: int, result: PassResult) -> int:
         """Phase 1: the map from clean_end on; returns where it stops covering."""
-        self.map.clear()
+        if len(self.map):
+            # (an empty map needs no clearing: it was cleared when made and at
+            # the end of the last pass; clear() fills the whole budget, 64 MiB,
+            # holding the GIL)
+            self.map.clear()
         stop = clean_end
         for frame in self._frames(native, clean_end, end):
             rows = self._rows(topic, frame)

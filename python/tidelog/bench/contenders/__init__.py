@@ -12,6 +12,7 @@ from .lmdb_ import Lmdb
 from .placeholders import EventSourcing, Kafka
 from .sqlite_ import Sqlite
 from .tidelog_ import Tidelog, TidelogColumnar, TidelogProducer
+from .tidelog_compaction import TidelogCompaction
 from .tidelog_groups import SmallFdatasync, TidelogGroups
 from .tidelog_processes import TidelogProcesses
 from .tidelog_targets import TidelogIntact
@@ -24,10 +25,11 @@ def default_contenders() -> list[Contender]:
         TidelogProcesses("many"), TidelogProcesses("one"), TidelogProcesses("exclusive"),
         TidelogProcesses("threads"),
         TidelogGroups("group"), TidelogGroups("one"),
+        TidelogCompaction("tidelog"), TidelogCompaction("no cleaner"),
         # physical limits
         NumpyCopy(), OsWrite(), OsWrite(preallocate=False), WriteFdatasync(True), WriteFdatasync(False),
         ArrowInMemory(), ArrowIpcFile(), OpenMmap(), OsPipe(), PythonCallFloor(), PaArrayConversion(), Crc32c(),
-        SmallFdatasync(), SmallFdatasync(append=True),
+        SmallFdatasync(), SmallFdatasync(append=True), TidelogCompaction("read"), TidelogCompaction("arrow"),
         # peers
         Sqlite("NORMAL"), Sqlite("FULL"), Sqlite("OFF"), DuckDB(), Lmdb(True), Lmdb(False),
         # reserved slots, not measured yet
@@ -43,7 +45,7 @@ def find(name: str) -> Contender:
 
 
 __all__ = ["default_contenders", "find", "Contender", "Tidelog", "TidelogProducer", "TidelogColumnar", "TidelogIntact", "TidelogProcesses",
-           "TidelogGroups", "SmallFdatasync",
+           "TidelogGroups", "SmallFdatasync", "TidelogCompaction",
            "NumpyCopy",
            "OsWrite", "WriteFdatasync", "ArrowInMemory", "ArrowIpcFile", "OpenMmap", "OsPipe", "PythonCallFloor",
            "PaArrayConversion", "Crc32c", "Sqlite", "DuckDB", "Lmdb", "Kafka", "EventSourcing"]
