@@ -6,18 +6,46 @@
 
 namespace tidelog {
 
-offset_map::offset_map(uint64_t budget_bytes, double max_load) {
+offset_map::offset_map(uint64_t budget_bytes, double max_load, uint64_t initial_slots) : _max_load(max_load) {
     if (budget_bytes < slot_bytes) throw error(errc::invalid_argument, "offset map: the budget is below one slot");
     if (!(max_load > 0.0 && max_load <= 1.0)) throw error(errc::invalid_argument, "offset map: max_load must be in (0, 1]");
-    _slots = budget_bytes / slot_bytes;
+    _max_slots = budget_bytes / slot_bytes;
+    _max_capacity = capacity_of(_max_slots);
+    if (_max_capacity == 0) throw error(errc::invalid_argument, "offset map: the budget holds no key");
+    _initial_slots = std::max<uint64_t>(2, std::min(initial_slots, _max_slots));
+    allocate(_initial_slots);
+}
+
+uint64_t offset_map::capacity_of(uint64_t slots) const {
     // One slot always stays empty, so a probe for a missing key ends.
-    _capacity = std::min<uint64_t>(_slots - 1, static_cast<uint64_t>(static_cast<double>(_slots) * max_load));
-    if (_capacity == 0) throw error(errc::invalid_argument, "offset map: the budget holds no key");
-    _table.reset(new slot[_slots]);
-    clear();
+    return std::min<uint64_t>(slots - 1, static_cast<uint64_t>(static_cast<double>(slots) * _max_load));
+}
+
+void offset_map::allocate(uint64_t slots) {
+    _table.reset(new slot[slots]);
+    _slots = slots;
+    _capacity = capacity_of(slots);
+    std::fill(_table.get(), _table.get() + _slots, slot{0, 0, -1});
+    _size = 0;
+}
+
+void offset_map::grow() {
+    std::unique_ptr<slot[]> old = std::move(_table);
+    uint64_t old_slots = _slots;
+    allocate(std::min(_max_slots, old_slots * 2));
+    for (uint64_t i = 0; i < old_slots; ++i)
+        if (old[i].offset >= 0) put(key_hash{old[i].lo, old[i].hi}, old[i].offset);
 }
 
 void offset_map::clear() {
+    if (_slots != _initial_slots) {
+        allocate(_initial_slots);
+    } else {
+        reset();
+    }
+}
+
+void offset_map::reset() {
     std::fill(_table.get(), _table.get() + _slots, slot{0, 0, -1});
     _size = 0;
 }
@@ -27,7 +55,11 @@ bool offset_map::put(const key_hash& key, int64_t offset) {
     for (;;) {
         slot& s = _table[i];
         if (s.offset < 0) {
-            if (_size >= _capacity) return false;
+            if (_size >= _capacity) {
+                if (_slots >= _max_slots || _size >= _max_capacity) return false;
+                grow();
+                return put(key, offset);
+            }
             s = slot{key.lo, key.hi, offset};
             ++_size;
             return true;

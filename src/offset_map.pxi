@@ -68,7 +68,12 @@ cdef class OffsetMap:
 
     @property
     def slots(self):
+        """Slots of the table now: it starts small and doubles up to the budget."""
         return self.m.get().slots()
+
+    @property
+    def max_slots(self):
+        return self.m.get().max_slots()
 
     @property
     def capacity(self):
@@ -110,4 +115,6 @@ cdef class OffsetMap:
             self.m.get().latest_many(h, count, o)
 
     def clear(self):
-        self.m.get().clear()
+        cdef COffsetMap* m = self.m.get()
+        with nogil:
+            m.clear()

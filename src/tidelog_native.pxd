@@ -307,6 +307,7 @@ cdef extern from "offset_map.h" namespace "tidelog" nogil:
     cdef cppclass COffsetMap "tidelog::offset_map":
         COffsetMap(uint64_t budget_bytes, double max_load) except +raise_native_error
         uint64_t slots()
+        uint64_t max_slots()
         uint64_t capacity()
         uint64_t size()
         cbool full()

@@ -97,3 +97,18 @@ TEST(OffsetMap, RejectsABudgetWithoutRoom) {
     EXPECT_THROW(offset_map(24 * 10, 0.0), error);
     EXPECT_THROW(offset_map(24 * 10, 1.5), error);
 }
+
+TEST(OffsetMap, GrowsFromSmallToItsBudgetKeepingEveryKey) {
+    offset_map m(24 * 100000, 0.8, 16);
+    EXPECT_EQ(m.slots(), 16u);
+    EXPECT_EQ(m.max_slots(), 100000u);
+    uint64_t n = 0;
+    while (m.put(key_number(n), static_cast<int64_t>(n) * 3)) ++n;
+    EXPECT_EQ(n, m.capacity());  // grew up to the budget, then refused
+    EXPECT_EQ(m.slots(), 100000u);
+    for (uint64_t i = 0; i < n; ++i) ASSERT_EQ(m.latest(key_number(i)), static_cast<int64_t>(i) * 3);
+    m.clear();
+    EXPECT_EQ(m.slots(), 16u);
+    EXPECT_EQ(m.size(), 0u);
+    EXPECT_EQ(m.latest(key_number(1)), -1);
+}

@@ -678,7 +678,10 @@ class OffsetMap:
     buffer). Not thread-safe: one cleaner owns one map."""
     def __new__(cls, budget_bytes: int, max_load: float = 0.8) -> Self: ...
     @property
-    def slots(self) -> int: ...
+    def slots(self) -> int:
+        """Slots of the table now: it starts small and doubles up to the budget."""
+    @property
+    def max_slots(self) -> int: ...
     @property
     def capacity(self) -> int:
         """Keys it holds before it is full."""

@@ -103,14 +103,15 @@ class Cleaner:
             yield from frames
             start = frames[-1].next_offset
 
-    def _rows(self, topic, frame) -> _Row:
+    def _rows(self, topic, frame, with_tombstones: bool = True) -> _Row:
         batches = _core.decode_frame(frame, topic.schema, topic._decompress)
         if not batches:
             return _Row(frame, None, np.empty(0, np.int64), None, None, None)
         batch = batches[0] if len(batches) == 1 else pa.Table.from_batches(batches).combine_chunks().to_batches()[0]
         offsets = np.asarray(frame.offsets(), dtype=np.int64)
         hashes, null_keys = _keys.key_hashes(batch.column(topic._key_index))
-        stones = _keys.tombstones(batch, topic._key_index, topic._ts_index, topic.config.records)
+        stones = (_keys.tombstones(batch, topic._key_index, topic._ts_index, topic.config.records)
+                  if with_tombstones else None)
         return _Row(frame, batch, offsets, hashes, null_keys, stones)
 
     # ---------------------------------------------------------------- the pass
@@ -186,7 +187,7 @@ class Cleaner:
             self.map.clear()
         stop = clean_end
         for frame in self._frames(native, clean_end, end):
-            rows = self._rows(topic, frame)
+            rows = self._rows(topic, frame, with_tombstones=False)
             result.bytes_read += frame.length
             n = len(rows.offsets)
             if n:
