@@ -297,3 +297,61 @@ def test_compact_now_waits_for_the_background_cleaners_pass(log):
     for th in threads:
         th.join()
     assert not errors
+
+
+def test_closing_the_log_while_another_thread_compacts(log_dir):
+    log = tidelog.open(log_dir)
+    _fill_records(log, "m", 3000, 2000)
+    t = log.topic("m")
+    errors = []
+
+    def run():
+        try:
+            t.compact_now(dedupe_buffer_bytes=TINY_MAP)  # many passes: still running at close
+        except (tidelog.LogClosedError, tidelog.UnknownTopicError):
+            pass
+        except Exception as e:  # noqa: BLE001
+            errors.append(e)
+
+    th = threading.Thread(target=run)
+    th.start()
+    time.sleep(0.2)
+    log.close()  # waits for the pass to give up, then closes cleanly
+    th.join()
+    assert not errors
+    with tidelog.open(log_dir) as again:
+        assert again.clean_shutdown
+        assert again.topic("m").end_offsets() == {0: 3000}
+
+
+def test_an_alter_by_another_process_reaches_a_handle_without_compacted_topics(log):
+    t = log.create_topic("d", retention_ms=3_600_000)
+    script = textwrap.dedent("""
+        import sys, tidelog
+        with tidelog.open(sys.argv[1]) as log:
+            log.alter_topic("d", cleanup_policy="compact", retention_ms=None)
+    """)
+    subprocess.run([sys.executable, "-c", script, log.path], check=True, timeout=60)
+    deadline = time.monotonic() + 10
+    while not t.config.compacted and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert t.config.compacted and t.config.retention_ms is None
+    with log.producer(linger_ms=0) as p:
+        with pytest.raises(tidelog.InvalidRecordError):
+            p.send("d", value=b"no key")
+
+
+def test_records_without_a_key_are_kept_even_as_tombstones(log):
+    log.create_topic("m", segment_bytes=4096, delete_retention_ms=0)
+    with log.producer(linger_ms=0) as p:
+        p.send("m", value=None)      # no key, no value
+        p.send("m", value=b"plain")  # no key
+        for i in range(200):
+            p.send("m", key=b"k%d" % (i % 3), value=b"x" * 60)
+    log.alter_topic("m", cleanup_policy="compact")
+    t = log.topic("m")
+    t.compact_now()
+    time.sleep(0.01)
+    t.compact_now()
+    kept = [(k, v) for _, _, k, v in _history(t) if k is None]
+    assert kept == [(None, None), (None, b"plain")]

@@ -415,6 +415,7 @@ class Log:
         meta_path = os.path.join(topic.directory, _META)
         # One read-modify-write at a time across processes: a lock on the topic folder.
         fd = os.open(topic.directory, os.O_RDONLY | os.O_DIRECTORY)
+        topic._config_lock.acquire()
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             stored, schema, meta = _read_topic_meta(meta_path, name)
@@ -428,22 +429,29 @@ class Log:
             _write_atomically(meta_path, json.dumps(meta, indent=1).encode())
             topic._reconfigure(new, _meta_identity(meta_path))
         finally:
-            os.close(fd)
+            os.close(fd)  # (releases the flock)
+            topic._config_lock.release()
         self._start_cleaner_if_needed(topic)
         return dataclasses.asdict(new)
 
     def _refresh_topic_config(self, topic: Topic) -> None:
         """Takes over a configuration another handle stored (alter_topic), if any."""
         meta_path = os.path.join(topic.directory, _META)
-        identity = _meta_identity(meta_path)
-        if identity is None or identity == topic._meta_identity:
+        if _meta_identity(meta_path) in (None, topic._meta_identity):
             return
-        config, _schema, _meta = _read_topic_meta(meta_path, topic.name)
-        topic._reconfigure(config, identity)
+        with topic._config_lock:  # not interleaved with this handle's alter_topic
+            identity = _meta_identity(meta_path)
+            if identity is None or identity == topic._meta_identity:
+                return
+            config, _schema, _meta = _read_topic_meta(meta_path, topic.name)
+            if _meta_identity(meta_path) == identity:  # (else another alter landed meanwhile: next round)
+                topic._reconfigure(config, identity)
 
     def _start_cleaner_if_needed(self, topic: Topic) -> None:
-        """A read-write handle with a compacted topic runs the log cleaner thread."""
-        if self.read_only or not topic.config.compacted or self._cleaners or self._closed:
+        """A read-write handle with a topic runs the log cleaner thread: it
+        applies configurations other handles altered, and cleans the compacted
+        topics."""
+        if self.read_only or self._cleaners or self._closed:
             return
         from .compaction import CleanerThread
 

@@ -28,6 +28,9 @@ COMPACTED_TOPIC_FORMAT_VERSION = 3
 TOPIC_FORMAT_VERSIONS_READ = (1, 2, 3)
 CLEANUP_POLICIES = ("delete", "compact", "compact,delete")
 MiB = 1 << 20
+MAX_COMPACTED_SEGMENT_BYTES = 1 << 30
+#: How long closing a topic waits for a cleaner pass of this process to give up.
+COMPACTION_CLOSE_WAIT_S = 60.0
 
 def _record_schema(timestamp_type: pa.DataType) -> pa.Schema:
     return pa.schema(
@@ -107,6 +110,9 @@ class TopicConfig:
         for name in ("min_compaction_lag_ms", "delete_retention_ms"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be a non-negative int")
+        if self.compacted and self.segment_bytes > MAX_COMPACTED_SEGMENT_BYTES:
+            raise ValueError(f"segment_bytes of a compacted topic must be <= 1 GiB (a rewritten segment's offset "
+                             f"blocks may make it larger than the original), not {self.segment_bytes}")
         if self.compacted and self.key is None:
             raise ValueError(f"cleanup_policy={self.cleanup_policy!r} needs a key column (key=...): "
                              "compaction keeps the latest record per key")
@@ -245,6 +251,8 @@ class Topic:
         # One cleaner pass per partition in this process: the native cleaner lock
         # excludes other processes, and refuses a second pass on the same handle.
         self._compaction_locks = [threading.Lock() for _ in range(config.partitions)]
+        self._config_lock = threading.Lock()  # alter_topic vs the cleaner thread's refresh (Log)
+        self._meta_identity = None
         self._handles: list[Partition] = []
         # A plain attribute, not a property: consumers check it on every poll.
         self.closed = False
@@ -286,8 +294,21 @@ class Topic:
         partitions (their files are about to go). Idempotent."""
         if not self.closed:
             self.closed = True
+            # A cleaner pass in this process (the cleaner thread, compact_now in
+            # another thread) owns its partition's native pass from its own
+            # thread: it sees `closed` between frames, abandons its rewrite and
+            # lets go before the partition closes under it.
+            for lock in self._compaction_locks:
+                if lock.acquire(timeout=COMPACTION_CLOSE_WAIT_S):
+                    lock.release()
+            failure = None
             for p in self._partitions:
-                p.close()
+                try:
+                    p.close()
+                except Exception as e:  # noqa: BLE001 - the others must still close
+                    failure = failure or e
+            if failure is not None:
+                raise failure
         if release:
             for p in self._partitions:
                 p.release()

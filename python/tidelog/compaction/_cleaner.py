@@ -36,7 +36,7 @@ import numpy as np
 import pyarrow as pa
 
 from .. import _arrow, _core
-from ..errors import CorruptionError
+from ..errors import CorruptionError, LogClosedError
 from . import _keys
 from ._checkpoint import CleanerCheckpoint, now_ns
 
@@ -90,6 +90,7 @@ class Cleaner:
         gives up (``Stopped``), discarding a rewrite it has not swapped in."""
         self.map = _core.OffsetMap(dedupe_buffer_bytes)
         self._should_stop = should_stop
+        self._topic_closed = lambda: False
 
     # ----------------------------------------------------------------- reading
     def _frames(self, native, start: int, end: int):
@@ -97,6 +98,9 @@ class Cleaner:
         while start < end:
             if self._should_stop is not None and self._should_stop():
                 raise Stopped("the cleaner was stopped")
+            if self._topic_closed():
+                raise LogClosedError("the topic was closed (its log closed or the topic was deleted) during a "
+                                     "compaction pass; nothing the pass had not swapped in was kept")
             frames = native.frames(start, end, INT64_MIN, INT64_MAX, FRAMES_PER_READ)
             if not frames:
                 return
@@ -109,6 +113,10 @@ class Cleaner:
             return _Row(frame, None, np.empty(0, np.int64), None, None, None)
         batch = batches[0] if len(batches) == 1 else pa.Table.from_batches(batches).combine_chunks().to_batches()[0]
         offsets = np.asarray(frame.offsets(), dtype=np.int64)
+        if batch.num_rows != len(offsets):
+            raise CorruptionError(f"topic {topic.name!r}: the frame at offsets {frame.base_offset}.."
+                                  f"{frame.next_offset - 1} decodes to {batch.num_rows} rows, its header says "
+                                  f"{len(offsets)}")
         hashes, null_keys = _keys.key_hashes(batch.column(topic._key_index))
         stones = (_keys.tombstones(batch, topic._key_index, topic._ts_index, topic.config.records)
                   if with_tombstones else None)
@@ -125,12 +133,16 @@ class Cleaner:
         if not in_process.acquire(blocking=wait):
             return None
         try:
+            if topic.closed:
+                return None
+            self._topic_closed = lambda: topic.closed  # (Topic._close waits for the pass to give up)
             session = native.compaction(wait=wait)
             if session is None:
                 return None
             with session:
                 return self._clean_locked(topic, partition, native, session, now or now_ns(), force)
         finally:
+            self._topic_closed = lambda: False
             in_process.release()
 
     def cleanable_segments(self, topic, segments: list[dict], now: int) -> list[dict]:
@@ -154,7 +166,8 @@ class Cleaner:
         clean_end = min(max(ckpt.clean_end, first), end)
         if not force:
             horizon_due = ckpt.next_horizon_ns and now >= ckpt.next_horizon_ns
-            if dirty_ratio(segments, clean_end) < topic.config.min_cleanable_dirty_ratio and not horizon_due:
+            ratio = dirty_ratio(segments, clean_end)
+            if (ratio == 0.0 or ratio < topic.config.min_cleanable_dirty_ratio) and not horizon_due:
                 return None
         result = PassResult(partition)
         stop = self._fill_map(topic, native, segments, clean_end, end, result)
@@ -275,6 +288,8 @@ class Cleaner:
         horizon = 0
         if rows.tombstones is not None:
             stones = rows.tombstones & keep
+            if rows.null_keys is not None:
+                stones &= ~rows.null_keys.astype(bool)  # a row without a key is never removed
             if stones.any():
                 if old_horizon and now >= old_horizon:
                     # Past the horizon: drop the tombstones the horizon covers.

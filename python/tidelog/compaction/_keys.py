@@ -72,6 +72,9 @@ def tombstone_batch(schema: pa.Schema, key_name: str, keys: pa.Array, timestamp_
     timestamp (now) and nulls everywhere else. SchemaMismatchError when a
     column that must be null is not nullable."""
     n = len(keys)
+    if len(schema) <= 1 + (timestamp_name is not None):
+        raise SchemaMismatchError("this topic has no column besides its key and timestamp, so no row of it "
+                                  "can be a tombstone (a row whose every other column is null)")
     columns = []
     for field in schema:
         if field.name == key_name:

@@ -1,4 +1,4 @@
-"""The log cleaner thread: one per read-write Log that has a compacted topic."""
+"""The log cleaner thread: one per read-write Log that has topics."""
 from __future__ import annotations
 
 import logging
@@ -30,6 +30,7 @@ class CleanerThread:
         self._interval_s = interval_s
         self._dedupe_buffer_bytes = dedupe_buffer_bytes
         self._thread = threading.Thread(target=self._run, name=f"tidelog-cleaner {log.path}", daemon=True)
+        self._cleaner: Cleaner | None = None
         self.passes = 0
         self.errors = 0
         self.last_error: str | None = None
@@ -43,17 +44,15 @@ class CleanerThread:
             self._thread.join()
 
     def _run(self) -> None:
-        cleaner = None
         while not self._stop.wait(self._interval_s):
             log = self._log()
             if log is None or log._closed:
                 return
-            if cleaner is None:
-                cleaner = Cleaner(self._dedupe_buffer_bytes, should_stop=self._stop.is_set)
-            self._round(log, cleaner)
+            self._round(log)
             del log
 
-    def _round(self, log, cleaner: Cleaner) -> None:
+    def _round(self, log) -> None:
+        cleaner = self._cleaner
         for topic in list(log._topics.values()):
             if self._stop.is_set():
                 return
@@ -66,6 +65,8 @@ class CleanerThread:
                 continue
             if not topic.config.compacted:
                 continue
+            if cleaner is None:  # (its map only once a topic is compacted)
+                cleaner = self._cleaner = Cleaner(self._dedupe_buffer_bytes, should_stop=self._stop.is_set)
             for p in range(topic.partitions):
                 if self._stop.is_set() or topic.closed:
                     return
