@@ -453,13 +453,13 @@ class TidelogApplicationRecorder(TidelogAggregateRecorder, ApplicationRecorder):
 
 class TidelogSubscription(Subscription[TidelogApplicationRecorder]):
     """Notifications with ids above ``gt`` from a store subscription: the recorded ones,
-    then new ones as they are recorded (blocking, from any process). Iterated by one
-    thread; ``stop()`` may be called from any thread and ends the iteration within
-    ``POLL_INTERVAL_S``; the store subscription is closed by whichever of the iterating
-    thread and ``__exit__`` comes last (``_lock`` keeps a close from racing a poll)."""
+    then new ones as they are recorded (blocking without CPU, from any process).
+    Iterated by one thread; ``stop()`` may be called from any thread: it closes the
+    store subscription, whose blocked poll then returns (within 0.2 s)."""
 
-    #: How long one wait for the next event lasts before the stop flag is checked again.
-    POLL_INTERVAL_S = 0.1
+    #: The longest single wait for the next event before the stop flag is looked at
+    #: again (a safety net: stop() wakes the wait anyway).
+    POLL_INTERVAL_S = 1.0
 
     def __init__(self, recorder: TidelogApplicationRecorder, gt: int | None = None,
                  topics: Sequence[str] = ()):
@@ -478,11 +478,15 @@ class TidelogSubscription(Subscription[TidelogApplicationRecorder]):
             self._close_locked()
         raise StopIteration
 
+    def stop(self) -> None:
+        super().stop()
+        self._sub.close()  # a flag: wakes a poll blocked in another thread
+
     def __exit__(self, *args: object, **kwargs: Any) -> None:
         try:
             super().__exit__(*args, **kwargs)  # stop()
         finally:
-            with self._lock:  # an iterating thread notices the stop within POLL_INTERVAL_S
+            with self._lock:  # waits for an iterating thread to leave its poll
                 self._close_locked()
 
     def _close_locked(self) -> None:
