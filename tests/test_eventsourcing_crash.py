@@ -220,3 +220,39 @@ def test_application_killed_repeatedly_keeps_whole_saves(tmp_path) -> None:
         f.close()
     finally:
         close_logs_under(str(tmp_path))
+
+
+WRITER_CHILD = COMMON + r"""
+path, n = sys.argv[1], 5
+rec = factory(path, "Shared").application_recorder()
+print("ready", flush=True)
+for i in range(n):
+    print(*rec.insert_events([StoredEvent(uuid.uuid4(), 1, "FromChild", b"%d" % i)]), flush=True)
+"""
+
+
+def test_subscription_follows_another_process(tmp_path) -> None:
+    path = str(tmp_path / "log")
+    f = factory(path, "Shared")
+    try:
+        rec = f.application_recorder()
+        rec.insert_events([StoredEvent(uuid.uuid4(), 1, "FromParent", b"p")])
+        got: list = []
+        with rec.subscribe(gt=None) as sub:
+            def consume() -> None:
+                for n in sub:
+                    got.append(n)
+                    if len(got) == 6:
+                        break
+            t = threading.Thread(target=consume)
+            t.start()  # blocks in the subscription until the child writes
+            lines, rc = run_child(WRITER_CHILD, path, None)
+            t.join(timeout=30)
+            assert not t.is_alive(), f"the subscription saw {len(got)} of 6 notifications"
+        assert rc == 0
+        assert [n.id for n in got] == [1, 2, 3, 4, 5, 6]
+        assert [n.state for n in got] == [b"p", b"0", b"1", b"2", b"3", b"4"]
+        assert [line[0] for line in lines] == [2, 3, 4, 5, 6]
+    finally:
+        f.close()
+        close_logs_under(str(tmp_path))

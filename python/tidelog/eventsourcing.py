@@ -214,12 +214,13 @@ def _tracking_id_of(event: RecordedEvent | None) -> int | None:
 
 class _SharedLog:
     """One open log and its event stores, shared by the factories of this process.
-    Thread-safe: ``refs`` and ``stores`` change under ``_LOGS_LOCK``."""
+    Thread-safe: ``refs`` changes under ``_LOGS_LOCK``, ``stores`` under ``lock``."""
 
     def __init__(self, path: str):
         self.log = tidelog.open(path)
         self.pid = os.getpid()
         self.refs = 0
+        self.lock = threading.Lock()
         self.stores: dict[str, EventStore] = {}
 
 
@@ -261,7 +262,7 @@ class _LogLease:
         return self._shared.log
 
     def store(self, name: str) -> EventStore:
-        with _LOGS_LOCK:
+        with self._shared.lock:  # opening a store may create it: not under the global lock
             store = self._shared.stores.get(name)
             if store is None:
                 store = self._shared.log.event_store(name)
@@ -420,14 +421,14 @@ class TidelogApplicationRecorder(TidelogAggregateRecorder, ApplicationRecorder):
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
         return [p + 1 for p in self._insert(stored_events, **kwargs)]
 
-    def select_notifications(self, start: int | None, limit: int, stop: int | None = None,
+    def select_notifications(self, start: int | None, limit: int | None, stop: int | None = None,
                              topics: Sequence[str] = (), *, inclusive_of_start: bool = True,
                              ) -> Sequence[Notification]:
         if start is None:
             from_position = 0
         else:
             from_position = max(0, start - 1 if inclusive_of_start else start)
-        if limit <= 0 or (stop is not None and stop <= from_position):
+        if (limit is not None and limit <= 0) or (stop is not None and stop <= from_position):
             return []
         flt = EventFilter(event_types=tuple(topics)) if topics else None
         events = self.store.read_all(from_position, stop, filter=flt, limit=limit)
