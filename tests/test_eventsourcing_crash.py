@@ -102,29 +102,37 @@ def factory(path: str, name: str):
         Environment(name, {"PERSISTENCE_MODULE": "tidelog.eventsourcing", "TIDELOG_PATH": path}))
 
 
-def run_child(code: str, path: str, kill_after_s: float | None) -> tuple[list[list[int]], int]:
-    """Runs a child; SIGKILLs it ``kill_after_s`` after it is ready (None: lets it end).
-    Returns its acknowledged lines (as ints) and its return code."""
+def run_child(code: str, path: str, kill_after_acks: int | None,
+              rng: random.Random | None = None) -> tuple[list[list[int]], int]:
+    """Runs a child; SIGKILLs it a random 0-3 ms after its ``kill_after_acks``-th
+    acknowledged line (None: lets it end), so the kill lands at a random point of an
+    insert, however fast the machine. Returns its acknowledged lines (as ints) and its
+    return code."""
     proc = subprocess.Popen([sys.executable, "-c", code, path], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     lines: list[str] = []
     ready = threading.Event()
+    enough = threading.Event()
 
     def pump() -> None:
         assert proc.stdout is not None
         for line in proc.stdout:
             if line == "ready\n":
                 ready.set()
-            else:
-                lines.append(line)
+                continue
+            lines.append(line)
+            if kill_after_acks is not None and len(lines) >= kill_after_acks:
+                enough.set()
         ready.set()
+        enough.set()
 
     reader = threading.Thread(target=pump)
     reader.start()
     try:
         assert ready.wait(60), "child never got ready"
-        if kill_after_s is not None:
-            time.sleep(kill_after_s)
+        if kill_after_acks is not None:
+            assert enough.wait(60), "the child acknowledged too little"
+            time.sleep((rng or random).uniform(0, 0.003))
             if proc.poll() is None:
                 os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=60)
@@ -149,17 +157,13 @@ def test_process_recorder_killed_repeatedly_processes_each_notification_once(tmp
 
     rng = random.Random(20240917)
     acked: list[list[int]] = []
-    kills = 0
-    for _ in range(6):
-        lines, rc = run_child(PROCESS_CHILD, path, rng.uniform(0.05, 0.2))
+    for _ in range(6):  # at most 6 x 40 of the 300: every child is killed mid-way
+        lines, rc = run_child(PROCESS_CHILD, path, rng.randint(5, 40), rng)
+        assert rc == -signal.SIGKILL
         acked += lines
-        kills += rc == -signal.SIGKILL
-        if rc == 0:
-            break
     lines, rc = run_child(PROCESS_CHILD, path, None)  # finishes the work
     acked += lines
     assert rc == 0
-    assert kills >= 3, "the children finished before they could be killed: slow the loop down"
 
     try:
         down_factory = factory(path, "Downstream")
@@ -192,7 +196,7 @@ def test_application_killed_repeatedly_keeps_whole_saves(tmp_path) -> None:
     rng = random.Random(77)
     acked: list[list[int]] = []
     for _ in range(5):
-        lines, rc = run_child(APP_CHILD, path, rng.uniform(0.1, 0.5))
+        lines, rc = run_child(APP_CHILD, path, rng.randint(1, 20), rng)
         assert rc == -signal.SIGKILL
         acked += lines
     assert acked, "no save was acknowledged before the kills"
