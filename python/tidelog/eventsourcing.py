@@ -320,6 +320,7 @@ class TidelogRecorder:
             ops: list[tuple[str, list[NewEvent], int]] = []
             for g in groups:
                 last = self.store.last_event(g.stream_id)
+                expected: int
                 if last is None:
                     expected = NO_STREAM
                 else:
