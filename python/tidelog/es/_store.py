@@ -43,6 +43,17 @@ SNAPSHOT_AFTER_ROWS = 100_000
 _FRAMES_PER_READ = 256
 
 
+def _register_event_template() -> None:
+    one = pa.record_batch([pa.array(["s"]), pa.array([1], pa.int64()), pa.array(["t"]),
+                           pa.array([b"0123456789abcdef"], pa.binary(16)),
+                           pa.array([1], pa.timestamp("ns", tz="UTC")), pa.array([b"d"]), pa.array([b"m"])],
+                          schema=EVENT_SCHEMA)
+    _core.set_event_template(one.serialize())
+
+
+_register_event_template()
+
+
 def validate_store_name(name: Any) -> str:
     if not isinstance(name, str) or not _STORE_NAME.fullmatch(name) or name in (".", ".."):
         raise InvalidArgumentError(f"invalid event store name {name!r}: use 1-200 characters of [A-Za-z0-9._-]")
@@ -71,7 +82,8 @@ class EventStore:
             self._identity = int(metadata[IDENTITY_KEY])
         except (KeyError, ValueError):
             raise SchemaMismatchError(f"topic {self.topic.name!r} is not an event store's (no store identity)") from None
-        self._native = self.topic.partition(0).native
+        self._partition = self.topic.partition(0)
+        self._native = self._partition.native
         self._read_only = bool(log.read_only)
         self._dir = os.path.join(log.path, "stores", name)
         self._snapshot_path = os.path.join(self._dir, "stream-index")
@@ -343,20 +355,11 @@ class EventStore:
         return None
 
     def _write_rows(self, rows: list[tuple], now_ns: int) -> tuple[int, int]:
-        """One frame of rows (stream_id, version, type, event_id, data, metadata): (base position, ticket)."""
-        n = len(rows)
-        batch = pa.record_batch([
-            pa.array([r[0] for r in rows], pa.string()),
-            pa.array([r[1] for r in rows], pa.int64()),
-            pa.array([r[2] for r in rows], pa.string()),
-            pa.array([r[3] for r in rows], pa.binary(16)),
-            pa.array([now_ns] * n, pa.int64()).cast(pa.timestamp("ns", tz="UTC")),
-            pa.array([r[4] for r in rows], pa.binary()),
-            pa.array([r[5] for r in rows], pa.binary()),
-        ], schema=self._schema)
-        partition = self.topic.partition(0)
-        request = partition.encode(batch, now_ns, (now_ns, now_ns))
-        [(base, ticket)] = partition.append_frames([request])
+        """One frame of rows (stream_id, version, type, event_id, data, metadata),
+        encoded natively (no pyarrow on the append path): (base position, ticket)."""
+        message, body_offset = _core.encode_event_rows(rows, now_ns)
+        request = ([message], len(rows), now_ns, now_ns, 0, 0, 0, body_offset)
+        [(base, ticket)] = self._partition.append_frames([request])
         return base, ticket
 
     def delete_stream(self, stream_id: str, expected_version: int = ANY, *, hard: bool = False,
