@@ -390,3 +390,61 @@ def test_closed_store_and_log(tmp_path):
         s.append("a", [ev()])
     with pytest.raises(tidelog.LogClosedError):
         s.read("a")
+
+
+def test_damaged_events_cost_only_themselves(tmp_path):
+    """A flipped byte in one event's frame: that event is skipped with a
+    CorruptionWarning; every other stream reads whole, and appends go on."""
+    path = tmp_path / "log"
+    with tidelog.open(path) as log:
+        s = log.event_store("bank")
+        for i in range(10):
+            s.append(f"s-{i % 3}", [ev(data=b"payload-%d" % i)])
+        victim = log.topic("__es.bank").partition(0).frames(4, 5)[0]
+        where = victim.position + 64 + victim.length // 2
+    (path / "stores" / "bank" / "stream-index").unlink()
+    seg = path / "topics" / "__es.bank" / "0" / "00000000000000000000.log"
+    data = bytearray(seg.read_bytes())
+    data[where] ^= 0xFF
+    seg.write_bytes(bytes(data))
+    with tidelog.open(path) as log:
+        with pytest.warns(tidelog.CorruptionWarning):
+            s = log.event_store("bank")
+        assert [e.data for e in s.read("s-0")] == [b"payload-0", b"payload-3", b"payload-6", b"payload-9"]
+        assert [e.data for e in s.read("s-1")] == [b"payload-1", b"payload-7"]  # 4 was damaged
+        s.append("s-2", [ev(data=b"new")])
+        assert s.read("s-2")[-1].data == b"new"
+
+
+CHILD_MEMBER = """
+import sys, tidelog
+with tidelog.open(sys.argv[1]) as log:
+    sub = log.event_store("bank").subscribe(group="billing")
+    for i in range(3):
+        e = sub.poll(30)
+        print(e.data.decode(), flush=True)
+    sub.commit()
+    print("committed", flush=True)
+    sub.poll(30)  # holds the next event, uncommitted, until killed
+    print("holding", flush=True)
+    import time; time.sleep(60)
+"""
+
+
+def test_a_competing_subscription_fails_over_when_its_member_is_killed(log, store, tmp_path):
+    import signal
+
+    store.append("a", [ev(data=b"%d" % i) for i in range(6)])
+    p = subprocess.Popen([sys.executable, "-c", CHILD_MEMBER, str(tmp_path / "log")], stdout=subprocess.PIPE, text=True)
+    lines = [p.stdout.readline().strip() for _ in range(5)]
+    assert lines == ["0", "1", "2", "committed", "holding"]
+    standby = store.subscribe(group="billing")
+    assert standby.poll(0.3) is None  # the child owns the store's partition
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait(30)
+    t0 = time.monotonic()
+    got = standby.poll(10)
+    assert got.data == b"3"  # from the committed position: event 3 again (at least once)
+    assert time.monotonic() - t0 < 5
+    assert [standby.poll(5).data for _ in range(2)] == [b"4", b"5"]
+    standby.close()

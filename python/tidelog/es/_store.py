@@ -168,19 +168,19 @@ class EventStore:
         while index.through < target:
             skipped: list = []
             frames = self._reader.read(index.through, _FRAMES_PER_READ, skipped)
-            for gap in skipped:  # damaged bytes: their rows are lost to the index too
-                index.advance(gap["end_offset"])
-            if not frames:
-                if not skipped:
-                    break
-                continue
-            for frame in frames:
+            for frame in frames:  # (frames past a damaged range have positions past it: add() takes them)
                 if frame.next_offset <= index.through:
                     continue
                 try:
                     index.index_frame(frame)
                 except NotImplementedError:
                     self._index_decoded(frame)
+            if skipped:  # damaged bytes: their rows are lost to the index too (warned, counted in log.stats())
+                self._partition._note_skipped(self.topic.name, 0, skipped)
+                for gap in skipped:
+                    index.advance(gap["end_offset"])
+            if not frames and not skipped:
+                break
 
     def _index_decoded(self, frame) -> None:
         """Indexes a frame the native reader does not take (pyarrow decodes it)."""
