@@ -14,7 +14,7 @@ from .placeholders import Kafka
 from .sqlite_ import Sqlite
 from .tidelog_ import Tidelog, TidelogColumnar, TidelogProducer
 from .tidelog_compaction import TidelogCompaction
-from .tidelog_events import TidelogEvents
+from .tidelog_events import ProjectionViewAlone, TidelogEvents
 from .tidelog_groups import SmallFdatasync, TidelogGroups
 from .tidelog_processes import TidelogProcesses
 from .tidelog_targets import TidelogIntact
@@ -33,6 +33,7 @@ def default_contenders() -> list[Contender]:
         NumpyCopy(), OsWrite(), OsWrite(preallocate=False), WriteFdatasync(True), WriteFdatasync(False),
         ArrowInMemory(), ArrowIpcFile(), OpenMmap(), OsPipe(), PythonCallFloor(), PaArrayConversion(), Crc32c(),
         SmallFdatasync(), SmallFdatasync(append=True), TidelogCompaction("read"), TidelogCompaction("arrow"),
+        ProjectionViewAlone(),
         # peers
         Sqlite("NORMAL"), Sqlite("FULL"), Sqlite("OFF"), DuckDB(), Lmdb(True), Lmdb(False),
         EventSourcingLib("sqlite"),
@@ -52,4 +53,4 @@ __all__ = ["default_contenders", "find", "Contender", "Tidelog", "TidelogProduce
            "TidelogGroups", "SmallFdatasync", "TidelogCompaction",
            "NumpyCopy",
            "OsWrite", "WriteFdatasync", "ArrowInMemory", "ArrowIpcFile", "OpenMmap", "OsPipe", "PythonCallFloor",
-           "PaArrayConversion", "Crc32c", "Sqlite", "DuckDB", "Lmdb", "Kafka", "TidelogEvents", "EventSourcingLib"]
+           "PaArrayConversion", "Crc32c", "Sqlite", "DuckDB", "Lmdb", "Kafka", "TidelogEvents", "ProjectionViewAlone", "EventSourcingLib"]

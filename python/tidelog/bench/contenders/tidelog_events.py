@@ -193,4 +193,42 @@ class TidelogEvents(Contender):
         rmtree(self.dir)
 
 
-__all__ = ["TidelogEvents", "Opened", "Deposited", "Account", "build_store", "fold", "project", "serializer"]
+class ProjectionViewAlone(Contender):
+    """The project part's floor: the same view writes (ProjectionView, an upsert
+    per event, a commit per 1,000) from a list of (stream, amount) in memory:
+    what is left when reading and decoding the events cost nothing."""
+
+    name = "sqlite view alone"
+    kind = "limit"
+    description = "the projection's SQLite view writes alone, from (stream, amount) pairs in memory"
+
+    def events_supports(self, params):
+        return params["part"] == "project"
+
+    def events_setup(self, tmpdir, params, data):
+        self.data = data
+        self.dir = store_dir(tmpdir, self.name)
+        rows = []
+        for n in data.filler_plan(data.store_events):
+            sid = str(uuid.uuid4())
+            rows.extend((sid, i) for i in range(n))
+        self.rows = rows
+
+    def events_run(self, case):
+        view = ProjectionView.fresh(self.dir)
+        txn = self.data.view_txn_events
+        t0 = time.perf_counter()
+        for position, (sid, amount) in enumerate(self.rows):
+            view.apply(sid, amount)
+            if view.pending >= txn:
+                view.commit(position + 1)
+        view.commit(len(self.rows))
+        seconds = time.perf_counter() - t0
+        rows, total = view.close()
+        return {"seconds": seconds, "events": len(self.rows), "check": total}
+
+    def events_teardown(self):
+        rmtree(self.dir)
+
+
+__all__ = ["TidelogEvents", "ProjectionViewAlone", "Opened", "Deposited", "Account", "build_store", "fold", "project", "serializer"]
