@@ -5,7 +5,8 @@
 * targets.py    - the workloads behind target benchmarks (records, copies, damage)
 * many_processes.py - many processes on one log (spawned workers, _child.py)
 * events.py     - the event store (tidelog.es) against the eventsourcing library
-* contenders/   - tidelog, the physical limits, the peers (SQLite, DuckDB, LMDB), the eventsourcing library, a slot for Kafka
+* contenders/   - tidelog, the physical limits, the peers (SQLite, DuckDB, LMDB, the eventsourcing
+                  library), a slot for Kafka
 * runner.py     - runs them, medians, spreads, ratios; JSON
 * table.py      - the comparison table and headline ratios
 * plots.py      - matplotlib figures

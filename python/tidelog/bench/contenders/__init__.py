@@ -53,4 +53,5 @@ __all__ = ["default_contenders", "find", "Contender", "Tidelog", "TidelogProduce
            "TidelogGroups", "SmallFdatasync", "TidelogCompaction",
            "NumpyCopy",
            "OsWrite", "WriteFdatasync", "ArrowInMemory", "ArrowIpcFile", "OpenMmap", "OsPipe", "PythonCallFloor",
-           "PaArrayConversion", "Crc32c", "Sqlite", "DuckDB", "Lmdb", "Kafka", "TidelogEvents", "ProjectionViewAlone", "EventSourcingLib"]
+           "PaArrayConversion", "Crc32c", "Sqlite", "DuckDB", "Lmdb", "Kafka", "TidelogEvents",
+           "ProjectionViewAlone", "EventSourcingLib"]

@@ -231,4 +231,5 @@ class ProjectionViewAlone(Contender):
         rmtree(self.dir)
 
 
-__all__ = ["TidelogEvents", "ProjectionViewAlone", "Opened", "Deposited", "Account", "build_store", "fold", "project", "serializer"]
+__all__ = ["TidelogEvents", "ProjectionViewAlone", "Opened", "Deposited", "Account", "build_store", "fold", "project",
+           "serializer"]
