@@ -414,3 +414,41 @@ def encode_event_rows(list rows, int64_t timestamp_ns):
                 meta_valid[i >> 3] |= <unsigned char>(1 << (i & 7))
         meta_off[i + 1] = at_meta
     return out, head
+
+
+def read_event_rows(PartitionReader reader not None, positions, make):
+    """decode_event_rows for the rows at ``positions`` (ascending), each frame
+    found through ``reader`` (a seek only when the next position is outside the
+    frame at hand) - the stream read's loop, without a Python call per frame.
+    Positions with no row (damaged bytes) are left out. NotImplementedError
+    when a frame is not one the native decoder reads (the caller falls back)."""
+    if reader.partition._get() != reader.part:
+        raise LogClosedError("the partition is closed (its topic was deleted or its log closed)")
+    cdef CPartitionReader* r = reader.r.get()
+    cdef vector[CFrameRef] refs
+    cdef Frame frame = None
+    cdef EventFrameView v
+    cdef list out = []
+    cdef int64_t pos, row
+    cdef NativePartition owner = reader.partition
+    for p in positions:
+        pos = p
+        if frame is None or not (frame.base_offset <= pos < frame.next_offset):
+            if r.position() != pos:
+                r.seek(pos)
+            refs.clear()
+            with nogil:
+                r.read(1, UINT64_MAX, &refs, NULL)
+            if refs.size() == 0:
+                break
+            frame = Frame._from_ref(owner._mapping_for(refs[0].region), refs[0])
+            _view_event_frame(frame, &v)
+        if pos < frame.base_offset:
+            continue
+        row = frame.row_index(pos)
+        if row < 0 or row >= v.rows or frame.offset_at(row) != pos:
+            continue
+        out.append(make(pos, _cell_str(&v, 0, row), _cell_i64(&v, 1, row), _cell_str(&v, 2, row),
+                        PyBytes_FromStringAndSize(<const char*>v.data[3] + 16 * row, 16), _cell_i64(&v, 4, row),
+                        _cell_bytes(&v, 5, row), _cell_bytes(&v, 6, row)))
+    return out

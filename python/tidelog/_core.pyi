@@ -710,6 +710,9 @@ def decode_event_rows(frame: Frame, rows: Iterable[int], make: Callable[..., _T]
     metadata)`` for each row of an uncompressed event-store frame, read from
     the mapping; NotImplementedError for other frame shapes."""
 
+def read_event_rows(reader: PartitionReader, positions: Iterable[int], make: Callable[..., _T]) -> list[_T]:
+    """decode_event_rows for the rows at ``positions`` (ascending), frames found through ``reader``."""
+
 def set_event_template(message: Any) -> None:
     """Registers pyarrow's serialization of a 1-row event batch as the encoder's template."""
 

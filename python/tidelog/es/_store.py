@@ -441,7 +441,9 @@ class EventStore:
             if hi < lo or (limit == 0):
                 return []
             visible = self._native.end_offset
-            positions = [p for p in self._index.positions(stream_id, lo, hi) if p < visible]
+            positions = self._index.positions(stream_id, lo, hi)
+            if positions and positions[-1] >= visible:  # appends of this process not yet durable
+                positions = [p for p in positions if p < visible]
             events = self._rows_at(positions)
         if backwards:
             events.reverse()
@@ -489,7 +491,11 @@ class EventStore:
             return self._index.event_count
 
     def _rows_at(self, positions: Sequence[int]) -> list[RecordedEvent]:
-        """The events at these (visible) positions, in the order given. Under the mutex."""
+        """The events at these (visible, ascending) positions. Under the mutex."""
+        try:
+            return _core.read_event_rows(self._reader, positions, self._make_event)
+        except NotImplementedError:  # a frame only pyarrow reads: the slow loop
+            pass
         out: list[RecordedEvent] = []
         make = self._make_event
         i = 0
