@@ -78,7 +78,7 @@ def main(args: argparse.Namespace) -> int:
     doc = run_suite(opts)
     argv = sys.argv[2:] if sys.argv[1:2] == ["bench"] else sys.argv[1:]
     doc["command"] = " ".join(["tidelog", "bench", *(shlex.quote(a) for a in argv)])
-    print_table(doc, plain=args.plain)
+    print_table(doc, plain=True if args.plain else None)  # None: rich when installed, else plain
     if args.json and args.json != "-":
         write_json(doc, args.json)
         print(f"results: {args.json}", file=sys.stderr)
