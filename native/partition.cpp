@@ -1071,6 +1071,12 @@ int64_t partition::written_end() {
     return _coord->committed.load_unlocked().next_offset;
 }
 
+int64_t partition::written_end_nowait() {
+    if (_read_only) throw error(errc::invalid_argument, "written_end needs a read-write handle");
+    committed_point c;
+    return _coord->committed.load(&c, 100) ? c.next_offset : -1;
+}
+
 uint64_t partition::size_bytes() {
     if (_read_only) return _shared.visible_bytes();
     int64_t visible;

@@ -227,24 +227,40 @@ class EventStore:
         self._check_writable()
         prepared = self._prepare(appends)
         wait = self.topic.config.durability != "none" if durable is None else bool(durable)
+        native_log = self._log._native
         while True:
-            with self._mutex:
-                self._check_open()
-                self._lock_file.lock(0, True, True)
-                try:
-                    written = self._native.written_end()
-                    if self._index.through < written and self._native.end_offset < written:
-                        pending = written  # another handle's rows, not yet visible: wait below, unlocked
-                    else:
-                        pending = -1
-                        results, ticket = self._append_locked(prepared, precondition, written)
-                finally:
-                    self._lock_file.unlock(0)
+            if wait:
+                # The group committer holds its next fsync for announced appends:
+                # the appends of many threads then share one.
+                native_log.announce()
+            try:
+                with self._mutex:
+                    self._check_open()
+                    if not self._lock_file.lock(0, True, False):  # uncontended: no GIL round trip
+                        self._lock_file.lock(0, True, True)
+                    try:
+                        written = self._native.written_end()
+                        if self._index.through < written and self._native.end_offset < written:
+                            pending = written  # another handle's rows, not yet visible: wait below, unlocked
+                        else:
+                            pending = -1
+                            results, ticket = self._append_locked(prepared, precondition, written)
+                    finally:
+                        self._lock_file.unlock(0)
+            except BaseException:
+                if wait:
+                    native_log.retract()
+                raise
             if pending < 0:
                 break
+            if wait:
+                native_log.retract()
             self._native.wait_for_data(pending - 1, 1.0)
-        if ticket and wait:
-            self._log.wait_durable(ticket)
+        if wait:
+            if ticket:
+                native_log.wait_durable(ticket, True)
+            else:
+                native_log.retract()  # an idempotent retry wrote nothing
         return results
 
     def _prepare(self, appends: Iterable[tuple[str, Iterable[Any], int]]) -> list[tuple[str, list[NewEvent], int]]:
