@@ -46,7 +46,14 @@ class EventSourcingLib(Contender):
 
     def __init__(self, persistence: str = "sqlite"):
         self.persistence = persistence
-        if persistence == "sqlite":
+        if persistence == "popo":
+            # The library with no disk at all: its own cost per command and per
+            # load, so the ceiling of what any persistence module can give it.
+            self.name = "eventsourcing in memory"
+            self.kind = "limit"
+            self.description = ("eventsourcing 9.5 Application on eventsourcing.popo (in memory, not durable): the "
+                                "library's own cost, the ceiling for any persistence module")
+        elif persistence == "sqlite":
             self.name = "eventsourcing sqlite"
             self.description = ("eventsourcing 9.5 Application on eventsourcing.sqlite: journal_mode=WAL (the "
                                 "library's), synchronous=FULL (set by the bench on every connection; durable per "
@@ -56,6 +63,12 @@ class EventSourcingLib(Contender):
             self.kind = "tidelog"
             self.description = ("eventsourcing 9.5 Application on tidelog.eventsourcing (a tidelog event store, "
                                 "durability fsync); app.save / repository.get / select_notifications")
+
+    def events_supports(self, params):
+        if self.persistence != "popo":
+            return True
+        # (in memory a 10 M-event store would need tens of GiB of Python objects)
+        return params["part"] != "project" and params.get("store_events", 0) <= 1_000_000
 
     def available(self) -> str | None:
         reason = super().available()
@@ -67,7 +80,9 @@ class EventSourcingLib(Contender):
     def _app(self, folder: str):
         from . import _es_library as lib
 
-        if self.persistence == "sqlite":
+        if self.persistence == "popo":
+            env = {"PERSISTENCE_MODULE": "eventsourcing.popo"}
+        elif self.persistence == "sqlite":
             env = {"PERSISTENCE_MODULE": f"{lib.__name__}:DurableSQLiteFactory",
                    "SQLITE_DBNAME": os.path.join(folder, "events.db")}
         else:
