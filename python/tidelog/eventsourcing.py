@@ -319,7 +319,8 @@ class TidelogRecorder:
         while True:
             ops: list[tuple[str, list[NewEvent], int]] = []
             for g in groups:
-                last = self.store.last_event(g.stream_id)
+                # (a new originator - the common case of a save - costs an index lookup, no row read)
+                last = None if self.store.stream_version(g.stream_id) < 0 else self.store.last_event(g.stream_id)
                 expected: int
                 if last is None:
                     expected = NO_STREAM
