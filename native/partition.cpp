@@ -1062,6 +1062,15 @@ int64_t partition::end_offset() {
     return _shared.visible_end();
 }
 
+int64_t partition::written_end() {
+    if (_read_only) throw error(errc::invalid_argument, "written_end needs a read-write handle");
+    committed_point c;
+    if (_coord->committed.load(&c)) return c.next_offset;
+    // A dead writer's half commit: the append lock's repair completes it.
+    append_guard lock(*this);
+    return _coord->committed.load_unlocked().next_offset;
+}
+
 uint64_t partition::size_bytes() {
     if (_read_only) return _shared.visible_bytes();
     int64_t visible;

@@ -133,6 +133,11 @@ public:
     int64_t offset_for_time(int64_t timestamp);
     int64_t start_offset();
     int64_t end_offset();  // visible end
+    /// Read-write handles: one past the last offset any handle has written
+    /// (every pwritev returned), durable or not: the committed point. Readers
+    /// see frames up to end_offset() only; a caller that must know every offset
+    /// taken (the event store's version check) waits for end_offset() to reach it.
+    int64_t written_end();
     uint64_t size_bytes();
     size_t segment_count();
     /// Blocks until end_offset() > known_end or timeout (ns, <0 forever). GIL-free.

@@ -536,6 +536,15 @@ cdef class NativePartition:
     def end_offset(self):
         return self._get().end_offset()
 
+    def written_end(self):
+        """One past the last offset any read-write handle wrote, durable or not
+        (read-write handles only; see partition.h)."""
+        cdef int64_t out
+        cdef CPartition* part = self._get()
+        with nogil:
+            out = part.written_end()
+        return out
+
     @property
     def size_bytes(self):
         cdef uint64_t out
@@ -658,3 +667,4 @@ include "reader.pxi"
 include "durable_table.pxi"
 include "offset_map.pxi"
 include "compaction.pxi"
+include "event_codec.pxi"

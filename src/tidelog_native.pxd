@@ -135,6 +135,7 @@ cdef extern from "partition.h" namespace "tidelog" nogil:
         int64_t offset_for_time(int64_t timestamp) except +raise_native_error
         int64_t start_offset() except +raise_native_error
         int64_t end_offset() except +raise_native_error
+        int64_t written_end() except +raise_native_error
         uint64_t size_bytes() except +raise_native_error
         size_t segment_count() except +raise_native_error
         cbool wait_for_data(int64_t known_end, int64_t timeout_ns) except +raise_native_error
@@ -255,6 +256,9 @@ cdef extern from "<string_view>" namespace "std" nogil:
     cdef cppclass string_view:
         string_view()
         string_view(const char* data, size_t size)
+        size_t size() const
+        const char* data() const
+        cbool operator==(string_view) const
 
 cdef extern from "<optional>" namespace "std" nogil:
     cdef cppclass optional_view "std::optional<std::string_view>":
@@ -314,4 +318,29 @@ cdef extern from "offset_map.h" namespace "tidelog" nogil:
         uint64_t memory_bytes()
         size_t put_many(const CKeyHash* keys, const int64_t* offsets, const unsigned char* skip, size_t n)
         void latest_many(const CKeyHash* keys, size_t n, int64_t* out)
+        void clear()
+
+cdef extern from "stream_index.h" namespace "tidelog" nogil:
+    cdef cppclass CStreamEntry "tidelog::stream_entry":
+        vector[int64_t] positions
+        vector[uint64_t] id_hashes
+        int64_t truncate_before
+        cbool tombstoned
+    cdef cppclass CStreamIndex "tidelog::stream_index":
+        CStreamIndex()
+        void add(string_view stream, int64_t position, uint64_t id_hash) except +raise_native_error
+        void soft_delete(string_view stream, int64_t truncate_before, int64_t position) except +raise_native_error
+        void tombstone(string_view stream, int64_t position) except +raise_native_error
+        void advance(int64_t position)
+        const CStreamEntry* find(string_view stream)
+        int64_t last_version(string_view stream)
+        int64_t through()
+        uint64_t event_count()
+        size_t stream_count()
+        int64_t find_event(string_view stream, uint64_t id_hash, int64_t start)
+        vector[string] live_streams(string_view prefix, cbool include_system) except +raise_native_error
+        void save(const string& path, uint64_t identity) except +raise_native_error
+        cbool load(const string& path, uint64_t identity) except +raise_native_error
+        cbool parse(const unsigned char* data, size_t size, uint64_t identity) except +raise_native_error
+        string serialize(uint64_t identity) except +raise_native_error
         void clear()

@@ -18,12 +18,15 @@ from .errors import (
     ReadOnlyError,
     RecordTooLargeError,
     SchemaMismatchError,
+    SerializationError,
+    StreamDeletedError,
     TidelogError,
     TidelogIOError,
     TimestampWarning,
     TopicExistsError,
     UnknownGroupError,
     UnknownTopicError,
+    WrongExpectedVersionError,
 )
 from ._log import Log, open
 from ._core import DeliveryFuture, Producer, Record
@@ -32,6 +35,7 @@ from ._consumer import Consumer
 from ._partition import Partition
 from ._producer import DeliveryError, RecordMetadata
 from ._topic import RECORD_SCHEMA, AppendResult, Scan, Topic, TopicConfig
+from .es._events import ANY, NO_STREAM, STREAM_EXISTS
 from ._types import OFFSET_BEGINNING, OFFSET_END, OFFSET_INVALID, OFFSET_STORED, OffsetAndMetadata, TopicPartition
 
 __version__ = "0.1.0"
@@ -44,4 +48,17 @@ __all__ = [
     "OFFSET_BEGINNING", "OFFSET_END", "OFFSET_INVALID", "OFFSET_STORED", "OffsetAndMetadata", "Partition",
     "TopicPartition", "CommitFailedError", "FencedInstanceIdError", "GroupNotEmptyError",
     "InconsistentGroupProtocolError", "InvalidGroupIdError", "UnknownGroupError", "InvalidRecordError",
+    "ANY", "NO_STREAM", "STREAM_EXISTS", "WrongExpectedVersionError", "StreamDeletedError", "SerializationError",
+    "Aggregate", "Repository", "Projection",
 ]
+
+#: Domain helpers of tidelog.es, importable from the top level too (loaded on first use).
+_ES_NAMES = ("Aggregate", "Repository", "Projection")
+
+
+def __getattr__(name: str):
+    if name in _ES_NAMES:
+        from . import es
+
+        return getattr(es, name)
+    raise AttributeError(f"module 'tidelog' has no attribute {name!r}")

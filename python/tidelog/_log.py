@@ -222,6 +222,7 @@ class Log:
         self._cleaners: list = []
         self._producers: weakref.WeakSet = weakref.WeakSet()
         self._members: weakref.WeakSet = weakref.WeakSet()  # group consumers: they leave their groups at close
+        self._stores: dict = {}  # name -> tidelog.es.EventStore open on this handle
         # Also runs at interpreter exit (weakref.finalize's atexit): producers still
         # open then are flushed, so a forgotten flush() loses nothing.
         self._finalizer = weakref.finalize(self, _close_all, self._topics, self._native, self._producers,
@@ -250,6 +251,8 @@ class Log:
         """Flushes, trims and closes every partition and marks the shutdown clean."""
         if self._closed:
             return
+        for store in list(self._stores.values()):
+            store.close()  # (saves its index snapshot while the topics are open)
         _leave_groups(self._members)  # while the topics can still be looked up
         self._stop_cleaner()  # before the partitions it reads close
         self._closed = True
@@ -572,6 +575,30 @@ class Log:
         producer = _core.Producer(engine, float(linger_ms), int(batch_bytes), acks, int(max_record_bytes))
         self._producers.add(producer)
         return producer
+
+    def event_store(self, name: str, *, serializer: Any = None):
+        """The event store ``name`` on this log (``tidelog.es.EventStore``),
+        created when missing: event streams with expected versions, a
+        per-stream index, subscriptions, Arrow scans. One object per name and
+        handle (thread-safe); other processes open their own. ``serializer``
+        encodes domain objects appended (default ``tidelog.es.JsonSerializer()``)."""
+        self._check_open()
+        from .es import EventStore
+        from .es._store import validate_store_name
+
+        store = self._stores.get(validate_store_name(name))
+        if store is not None:
+            if serializer is not None and serializer is not store.serializer:
+                raise InvalidArgumentError(f"event store {name!r} is already open on this log with another "
+                                           f"serializer")
+            return store
+        store = EventStore(self, name, serializer)
+        self._stores[name] = store
+        return store
+
+    def _forget_store(self, store: Any) -> None:
+        if self._stores.get(store.name) is store:
+            del self._stores[store.name]
 
     def consumer(self, topics=None, start: Any = _UNSET, group: Any = _UNSET, on_corrupt: Any = _UNSET,
                  **kafka):

@@ -155,6 +155,44 @@ class IntegrityError(TidelogError):
     uses for the same failure (``eventsourcing.persistence.IntegrityError``)."""
 
 
+class WrongExpectedVersionError(IntegrityError):
+    """An event-store append expected a stream version the stream is not at
+    (KurrentDB's WrongExpectedVersion); nothing was written. ``stream_id``,
+    ``expected_version`` and ``actual_version`` (-1: the stream does not exist
+    or was soft-deleted) say which."""
+
+    def __init__(self, stream_id: str, expected_version: int, actual_version: int, message: str | None = None):
+        self.stream_id = stream_id
+        self.expected_version = expected_version
+        self.actual_version = actual_version
+        super().__init__(message or (f"stream {stream_id!r}: expected version {_version_text(expected_version)}, "
+                                     f"actual version {_version_text(actual_version)}; nothing was written"))
+
+    def __reduce__(self):
+        return (type(self), (self.stream_id, self.expected_version, self.actual_version, str(self)))
+
+
+def _version_text(version: int) -> str:
+    return {-1: "NO_STREAM", -2: "ANY", -4: "STREAM_EXISTS"}.get(version, str(version))
+
+
+class StreamDeletedError(TidelogError):
+    """The event stream was hard-deleted (tombstoned): it can be neither read
+    nor written again (KurrentDB's StreamDeleted). ``stream_id`` says which."""
+
+    def __init__(self, stream_id: str):
+        self.stream_id = stream_id
+        super().__init__(f"stream {stream_id!r} was deleted for good (tombstoned)")
+
+    def __reduce__(self):
+        return (type(self), (self.stream_id,))
+
+
+class SerializationError(InvalidArgumentError):
+    """An event (or snapshot) could not be serialized or deserialized; on a
+    write nothing was written."""
+
+
 class InvalidGroupIdError(TidelogError, ValueError):
     """A consumer group name outside the topic-name rule (1-249 of
     [A-Za-z0-9._-], not '.' or '..'), or a group call on a consumer that has
