@@ -14,7 +14,7 @@ import warnings
 import pytest
 
 import tidelog
-from tidelog.es import (AggregateNotFoundError, NewEvent, Repository, SnapshotWarning, Upcasters, UpcastError,
+from tidelog.es import (Aggregate, AggregateNotFoundError, NewEvent, Repository, SnapshotWarning, Upcasters, UpcastError,
                         applies)
 
 from _es_domain import Account, Deposited, Opened
@@ -253,14 +253,22 @@ def test_schema_version_is_recorded_and_newer_data_is_refused(log):
         __schema_version__ = 2
         amount: int
 
-    class V2(Account):
+    class V2(Aggregate):
+        stream_prefix = "acct-"
+        balance = 0
+
+        @applies(Opened)
+        def _opened(self, e):
+            pass
+
         @applies(Deposited)
         def _dep2(self, e):
             self.balance += e.amount
 
     store = log.event_store("v2")
     repo = Repository(store, V2)
-    a = V2.open("x", "v")
+    a = V2("v")
+    a.trigger(Opened("x"))
     a.trigger(Deposited(4))
     repo.save(a)
     recs = store.read("acct-v")

@@ -86,39 +86,37 @@ def _positional_count(fn: Callable[..., Any]) -> int:
     return sum(1 for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD))
 
 
+def _registered_names(serializer: Any) -> dict[type, str]:
+    """class -> registered type name of a JsonSerializer-like serializer ({}
+    when it does not expose one)."""
+    names = getattr(serializer, "_names", None)
+    return names if isinstance(names, dict) else {}
+
+
 def type_name_of(serializer: Any, cls: type) -> str:
-    """The type name ``serializer`` stores instances of ``cls`` under: its
-    ``type_name(cls)`` when it has one, else a registered ``__event_type__``
-    class attribute, else the class's ``__name__`` (the JsonSerializer default)."""
-    lookup = getattr(serializer, "type_name", None)
-    if callable(lookup):
-        try:
-            name = lookup(cls)
-            if name:
-                return str(name)
-        except Exception:  # an unregistered class: fall through to the default name
-            pass
+    """The type name ``serializer`` stores instances of ``cls`` under: the name
+    it was registered under, else an ``__event_type__`` class attribute, else
+    the class's ``__name__`` (JsonSerializer's default)."""
+    name = _registered_names(serializer).get(cls)
+    if name:
+        return str(name)
     return str(getattr(cls, "__event_type__", None) or cls.__name__)
 
 
 def register_classes(serializer: Any, classes: list[type]) -> None:
     """Registers handled event classes with ``serializer`` so that stored events
-    decode to them (not to dicts). A class the serializer already knows, or
-    refuses, is left as it is."""
+    decode to them (not to dicts). A class the serializer knows already keeps
+    its name; a name taken by another class is left to that class."""
     register = getattr(serializer, "register", None)
     if not callable(register):
         return
-    known = getattr(serializer, "registered", None)
+    known = _registered_names(serializer)
+    taken = set(known.values())
     for cls in classes:
-        if cls in (dict, object):
+        if cls in (dict, object) or cls in known:
             continue
-        try:
-            if callable(known) and known(cls):
-                continue
-        except Exception:
-            pass
-        try:
-            name = getattr(cls, "__event_type__", None)
-            register(cls, name) if name else register(cls)
-        except Exception:  # already registered (perhaps under another name), or not a serializable class
-            pass
+        name = type_name_of(serializer, cls)
+        if name in taken:
+            continue
+        register(cls, name)
+        taken.add(name)

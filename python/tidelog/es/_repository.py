@@ -121,9 +121,7 @@ class Repository(Generic[A]):
         if not head or head[0].event_id != snap.event_id:
             return None
         try:
-            state = self.serializer.deserialize(snap.state_type, snap.state)
-            if not isinstance(state, dict):
-                raise TypeError(f"the state decoded to {type(state).__name__}, not a dict")
+            state = _decode_state(self.serializer, snap.state_type, snap.state)
             aggregate = cls.from_snapshot(id, snap.version, state)
             aggregate._last_event_id = snap.event_id
             return aggregate  # type: ignore[return-value]
@@ -210,7 +208,7 @@ class Repository(Generic[A]):
                 if not head:
                     raise LookupError(f"the stream has no event at version {aggregate.version}")
                 event_id = head[0].event_id
-            state_type, state = self.serializer.serialize(aggregate.snapshot())
+            state_type, state = _encode_state(self.serializer, type(aggregate), aggregate.snapshot())
             cls = type(aggregate)
             self._snapshots.put(aggregate.stream_id, aggregate.version, event_id, cls.__qualname__,
                                 cls.snapshot_version, state_type, state)
@@ -222,3 +220,21 @@ class Repository(Generic[A]):
     def latest_snapshot(self, id: str) -> Snapshot | None:
         """The stored snapshot row of aggregate ``id`` (for inspection), or None."""
         return None if self._snapshots is None else self._snapshots.latest(self.stream_id(id))
+
+
+def _encode_state(serializer: Any, cls: type, state: Any) -> tuple[str, bytes]:
+    """A snapshot's state through the serializer. A dict (the default
+    ``snapshot()``) goes in an envelope ``{"state": ...}`` typed
+    ``$snapshot:<class>`` (a name no event class has), since a serializer
+    takes dicts as events with a ``type`` entry; any other object is
+    serialized as it is."""
+    if isinstance(state, dict):
+        return serializer.serialize({"type": f"$snapshot:{cls.__qualname__}", "state": state})
+    return serializer.serialize(state)
+
+
+def _decode_state(serializer: Any, state_type: str, data: bytes) -> Any:
+    decoded = serializer.deserialize(state_type, data)
+    if state_type.startswith("$snapshot:") and isinstance(decoded, dict) and set(decoded) == {"state"}:
+        return decoded["state"]
+    return decoded
