@@ -49,20 +49,22 @@ def current_schema_version(cls: type) -> int:
 class Upcasters:
     """A registry of upcasters: (type, from_version) -> function.
 
-    ``register(type, from_version, to_type=None)`` is a decorator; the function
-    takes the event data (a dict) of ``type`` at ``from_version`` and returns
-    the data at ``from_version + 1`` (of ``to_type`` when the type is renamed).
+    ``register(type, from_version, to_type=None, to_version=None)`` is a
+    decorator; the function takes the event data (a dict) of ``type`` at
+    ``from_version`` and returns the data at ``to_version`` (default
+    ``from_version + 1``) of ``to_type`` (default: the same type; a rename).
     """
 
     def __init__(self, upcasters: "Mapping[tuple[str, int], UpcastFn] | Upcasters | None" = None) -> None:
-        self._chain: dict[tuple[str, int], tuple[UpcastFn, str]] = {}
+        self._chain: dict[tuple[str, int], tuple[UpcastFn, str, int]] = {}
         if isinstance(upcasters, Upcasters):
             self._chain.update(upcasters._chain)
         elif upcasters:
             for (type_name, from_version), fn in upcasters.items():
                 self.add(type_name, from_version, fn)
 
-    def add(self, type: str, from_version: int, fn: UpcastFn, *, to_type: str | None = None) -> None:
+    def add(self, type: str, from_version: int, fn: UpcastFn, *, to_type: str | None = None,
+            to_version: int | None = None) -> None:
         if not isinstance(type, str) or not type:
             raise TypeError(f"an upcaster's type is a non-empty str, not {type!r}")
         if not isinstance(from_version, int) or isinstance(from_version, bool) or from_version < 1:
@@ -72,11 +74,19 @@ class Upcasters:
         key = (type, from_version)
         if key in self._chain:
             raise ValueError(f"an upcaster for {type!r} version {from_version} is registered already")
-        self._chain[key] = (fn, to_type or type)
+        to_type = to_type or type
+        if to_version is None:
+            to_version = from_version + 1
+        if not isinstance(to_version, int) or isinstance(to_version, bool) or to_version < 1 or \
+                (to_type == type and to_version <= from_version):
+            raise ValueError(f"to_version must be an int >= 1, above from_version for the same type, "
+                             f"not {to_version!r}")
+        self._chain[key] = (fn, to_type, to_version)
 
-    def register(self, type: str, from_version: int = 1, *, to_type: str | None = None) -> Callable[[UpcastFn], UpcastFn]:
+    def register(self, type: str, from_version: int = 1, *, to_type: str | None = None,
+                 to_version: int | None = None) -> Callable[[UpcastFn], UpcastFn]:
         def deco(fn: UpcastFn) -> UpcastFn:
-            self.add(type, from_version, fn, to_type=to_type)
+            self.add(type, from_version, fn, to_type=to_type, to_version=to_version)
             return fn
         return deco
 
@@ -94,7 +104,7 @@ class Upcasters:
         """Runs the chain from (type, version); returns the (type, version, data) reached."""
         seen = 0
         while (step := self._chain.get((type, version))) is not None:
-            fn, new_type = step
+            fn, new_type, new_version = step
             try:
                 out = fn(data)
             except Exception as e:
@@ -105,7 +115,7 @@ class Upcasters:
             if not isinstance(out, dict):
                 raise UpcastError(f"upcaster {getattr(fn, '__name__', fn)!r} for {type!r} version {version} "
                                   f"returned {builtins_type_name(out)}, not a dict")
-            type, version, data = new_type, version + 1, out
+            type, version, data = new_type, new_version, out
             seen += 1
             if seen > 10_000:
                 raise UpcastError(f"the upcaster chain of {type!r} does not end")
