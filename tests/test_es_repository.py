@@ -330,3 +330,18 @@ def test_processes_saving_one_aggregate_exactly_one_wins_per_version(log, log_di
     assert sorted(won) == list(range(1, procs * per_proc + 1))   # every version won exactly once
     a = Repository(store, Account, snapshot_every=7).get("shared")
     assert a.balance == procs * per_proc and a.version == procs * per_proc
+
+
+def test_two_event_classes_with_one_type_name_warn(store):
+    @dataclasses.dataclass
+    class Opened:                 # same name as _es_domain.Opened, another class
+        owner: str
+
+    class Other(Aggregate):
+        @applies(Opened)
+        def _o(self, e):
+            pass
+
+    Repository(store, Account)
+    with pytest.warns(UserWarning, match="is not registered"):
+        Repository(store, Other)

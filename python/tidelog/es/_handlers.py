@@ -14,6 +14,7 @@ threads.
 from __future__ import annotations
 
 import inspect
+import warnings
 from typing import Any, Callable, TypeVar
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -117,6 +118,11 @@ def register_classes(serializer: Any, classes: list[type]) -> None:
             continue
         name = type_name_of(serializer, cls)
         if name in taken:
+            other = next(k for k, v in known.items() if v == name)
+            warnings.warn(f"event class {cls.__module__}.{cls.__qualname__} is not registered with the serializer: "
+                          f"its type name {name!r} is {other.__module__}.{other.__qualname__}'s, so stored "
+                          f"{name!r} events decode to that class (register one under another name, or set "
+                          "__event_type__)", stacklevel=3)
             continue
         register(cls, name)
         taken.add(name)

@@ -324,7 +324,7 @@ class ProjectionRunner:
         multiprocessing target). ``handle_signals``: when called in the main
         thread, SIGTERM and SIGINT stop it cleanly (after the current batch)."""
         self._stop.clear()
-        previous: dict[int, Any] = {}
+        previous: dict[signal.Signals, Any] = {}
         if handle_signals and threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGTERM, signal.SIGINT):
                 previous[sig] = signal.signal(sig, lambda *_: self._stop.set())

@@ -73,7 +73,7 @@ class Repository(Generic[A]):
         if version is not None and (not isinstance(version, int) or isinstance(version, bool) or version < 0):
             raise ValueError(f"version is an int >= 0 or None, not {version!r}")
         stream_id = self.stream_id(id)
-        aggregate = self._from_snapshot(id, stream_id, version)
+        aggregate: Aggregate | None = self._from_snapshot(id, stream_id, version)
         if aggregate is None:
             records = self.store.read(stream_id, 0, version)
             if not records:
@@ -83,16 +83,16 @@ class Repository(Generic[A]):
             aggregate = self.aggregate_class._blank(id)
         else:
             if version is not None and aggregate.version == version:
-                return aggregate
+                return aggregate  # type: ignore[return-value]
             records = self.store.read(stream_id, aggregate.version + 1, version)
         aggregate._replay(self._decoded(records))
-        return aggregate
+        return aggregate  # type: ignore[return-value]
 
     def exists(self, id: str) -> bool:
         """Whether aggregate ``id`` has a (not deleted) stream."""
         return self.store.stream_version(self.stream_id(id)) != NO_STREAM
 
-    def _decoded(self, records: Iterable[Any]) -> Iterable[tuple[Any, str, int]]:
+    def _decoded(self, records: Iterable[Any]) -> Iterable[tuple[Any, str | None, int, uuid.UUID]]:
         for record in records:
             yield (*self.decode(record), record.version, record.event_id)
 
