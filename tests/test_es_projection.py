@@ -270,3 +270,59 @@ def test_projection_process_sigkilled_repeatedly_applies_each_event_exactly_once
     assert seen_counts(db) == (total, total)
     expected = {a.stream_id: a.balance for a in accounts}
     assert _balances(db) == expected
+
+
+def test_run_forever_in_a_process_stops_cleanly_on_sigterm(log, log_dir, tmp_path):
+    store = log.event_store("bank")
+    n = _fill(store, 2, 3)
+    db = str(tmp_path / "term.sqlite")
+    child = subprocess.Popen([sys.executable, "-c", CHILD, str(log_dir), db, HERE, "2"], stderr=subprocess.PIPE)
+    try:
+        checker = SqliteProjectionRunner(store, Ledger(), db)
+        deadline = time.monotonic() + 60
+        while checker.position < store.end_position and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert checker.position == store.end_position        # caught up, now following live
+        Repository(store, Account).save(Account.open("late", "late"))
+        deadline = time.monotonic() + 60
+        while checker.position < store.end_position and time.monotonic() < deadline:
+            time.sleep(0.02)
+        child.send_signal(signal.SIGTERM)
+        _out, err = child.communicate(timeout=60)
+        assert child.returncode == 0, err
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    assert seen_counts(db) == (n + 1, n + 1)
+
+
+def test_lag_reaches_zero_when_only_filtered_out_events_arrive(store, tmp_path):
+    _fill(store, 1, 1)
+    runner = SqliteProjectionRunner(store, Ledger(), str(tmp_path / "lag.sqlite"), poll_interval_s=0.02)
+    with runner:
+        assert runner.wait_for(store.end_position, timeout=30)
+        store.append("elsewhere", [NewEvent("Unrelated", b"{}") for _ in range(5)])
+        assert runner.wait_for(store.end_position, timeout=30)
+        assert runner.lag == 0
+
+
+class Everything(Projection):
+    read_all_types = True
+
+    def setup(self, db):
+        db.execute("CREATE TABLE IF NOT EXISTS types (t TEXT)")
+
+    @applies(object)
+    def any_event(self, db, event, record):
+        db.execute("INSERT INTO types VALUES (?)", (record.type,))
+
+
+def test_read_all_types_and_a_base_class_handler(store, tmp_path):
+    _fill(store, 1, 1)
+    store.append("misc", [NewEvent("Unrelated", b'{"x": 1}')])
+    runner = SqliteProjectionRunner(store, Everything(), str(tmp_path / "all.sqlite"))
+    assert runner._filter.event_types == ()
+    runner.catch_up()
+    with sqlite3.connect(runner.path) as db:
+        assert [r[0] for r in db.execute("SELECT t FROM types")] == ["Opened", "Deposited", "Unrelated"]

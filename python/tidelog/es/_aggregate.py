@@ -135,3 +135,6 @@ class Aggregate:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(id={self.id!r}, version={self.version})"
+
+
+Aggregate._handlers = HandlerTable(Aggregate)

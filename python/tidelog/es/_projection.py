@@ -106,6 +106,9 @@ class Projection:
             getattr(self, method)(db, event)
 
 
+Projection._handlers = HandlerTable(Projection)
+
+
 class _InTransaction:
     """The read model's connection as handlers see it: everything but ending
     the runner's transaction."""
