@@ -142,7 +142,7 @@ def test_snapshot_every_n_and_get_reads_only_after_it(store, log, monkeypatch):
     calls = _reads(store, monkeypatch)
     b = repo.get("s1")
     assert (b.balance, b.version) == (24, 24)
-    assert ("acct-s1", 20, None) in calls and all(c[1] != 0 for c in calls)
+    assert calls == [("acct-s1", 19, None)]   # one read, from the snapshot's version
     # Another repository (another process would do the same) finds it from the topic.
     other = Repository(store, Account, snapshot_every=10)
     assert other.get("s1").balance == 24

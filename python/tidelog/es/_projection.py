@@ -65,6 +65,8 @@ class Projection:
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         cls._handlers = HandlerTable(cls)
+        if cls.upcasters is not None and not isinstance(cls.upcasters, Upcasters):
+            cls.upcasters = Upcasters(cls.upcasters)  # a mapping (type, from_version) -> function
 
     @property
     def projection_name(self) -> str:

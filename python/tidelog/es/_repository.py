@@ -73,7 +73,8 @@ class Repository(Generic[A]):
         if version is not None and (not isinstance(version, int) or isinstance(version, bool) or version < 0):
             raise ValueError(f"version is an int >= 0 or None, not {version!r}")
         stream_id = self.stream_id(id)
-        aggregate: Aggregate | None = self._from_snapshot(id, stream_id, version)
+        aggregate: Aggregate | None
+        aggregate, records = self._from_snapshot(id, stream_id, version)
         if aggregate is None:
             records = self.store.read(stream_id, 0, version)
             if not records:
@@ -81,10 +82,6 @@ class Repository(Generic[A]):
                     f"no aggregate {id!r} ({self.aggregate_class.__name__}, stream {stream_id!r})"
                     + (f" at version {version}" if version is not None else ""), id, stream_id)
             aggregate = self.aggregate_class._blank(id)
-        else:
-            if version is not None and aggregate.version == version:
-                return aggregate  # type: ignore[return-value]
-            records = self.store.read(stream_id, aggregate.version + 1, version)
         aggregate._replay(self._decoded(records))
         return aggregate  # type: ignore[return-value]
 
@@ -108,27 +105,30 @@ class Repository(Generic[A]):
             raise err
         return event, type_name
 
-    def _from_snapshot(self, id: str, stream_id: str, version: int | None) -> A | None:
+    def _from_snapshot(self, id: str, stream_id: str, version: int | None) -> tuple[Any, list[Any]]:
+        """(the aggregate from its latest usable snapshot, the stored events
+        after it up to ``version``), or (None, []) when there is none."""
         if self._snapshots is None:
-            return None
+            return None, []
         snap = self._snapshots.latest(stream_id)
         cls = self.aggregate_class
         if (snap is None or snap.type != cls.__qualname__ or snap.class_version != cls.snapshot_version
                 or (version is not None and snap.version > version)):
-            return None
-        # The stream must still hold the event the snapshot ends with.
-        head = self.store.read(stream_id, snap.version, snap.version)
-        if not head or head[0].event_id != snap.event_id:
-            return None
+            return None, []
+        # One read from the snapshot's own version: the stream must still hold
+        # the event the snapshot ends with (same id), and the rest follows it.
+        records = self.store.read(stream_id, snap.version, version)
+        if not records or records[0].version != snap.version or records[0].event_id != snap.event_id:
+            return None, []
         try:
             state = _decode_state(self.serializer, snap.state_type, snap.state)
             aggregate = cls.from_snapshot(id, snap.version, state)
             aggregate._last_event_id = snap.event_id
-            return aggregate  # type: ignore[return-value]
+            return aggregate, records[1:]
         except Exception as e:
             warnings.warn(f"snapshot of {stream_id!r} at version {snap.version} not used: {e!r}", SnapshotWarning,
                           stacklevel=3)
-            return None
+            return None, []
 
     # ------------------------------------------------------------ writing
     def save(self, aggregate: A, *, metadata: Mapping[str, Any] | None = None) -> Any:
