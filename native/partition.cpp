@@ -1071,6 +1071,12 @@ int64_t partition::written_end() {
     return _coord->committed.load_unlocked().next_offset;
 }
 
+int64_t partition::written_end_nowait() {
+    if (_read_only) throw error(errc::invalid_argument, "written_end needs a read-write handle");
+    committed_point c;
+    return _coord->committed.load(&c, 100) ? c.next_offset : -1;
+}
+
 uint64_t partition::size_bytes() {
     if (_read_only) return _shared.visible_bytes();
     int64_t visible;
@@ -1338,6 +1344,10 @@ std::vector<frame_ref> partition::frames(int64_t start_offset, int64_t end_offse
                 auto next = std::find_if(segs.begin(), segs.end(),
                                          [&](const std::shared_ptr<segment>& x) { return x->base_offset() >= offset; });
                 if (next == segs.end()) return out;  // not there (a stale end from a crashed writer)
+                // Retention removed the segments from here on while this walk was
+                // in an older one (it publishes the new start before unlinking):
+                // what was read so far is whole; the rest is gone, not damaged.
+                if ((*next)->base_offset() > offset && offset < _shared.start_offset()) return out;
                 if ((*next)->base_offset() > offset)  // the writer started past a gap (FORMAT.md §8)
                     on_damage({s->log_path(), pos, 0, offset, (*next)->base_offset(), "offsets missing from the segment"});
                 i = static_cast<size_t>(next - segs.begin()) - 1;  // the for loop moves to it

@@ -138,6 +138,9 @@ public:
     /// see frames up to end_offset() only; a caller that must know every offset
     /// taken (the event store's version check) waits for end_offset() to reach it.
     int64_t written_end();
+    /// written_end() without waiting: -1 when a dead writer's half commit needs
+    /// the append lock's repair first (then call written_end()).
+    int64_t written_end_nowait();
     uint64_t size_bytes();
     size_t segment_count();
     /// Blocks until end_offset() > known_end or timeout (ns, <0 forever). GIL-free.

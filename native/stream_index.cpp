@@ -42,6 +42,12 @@ struct cursor {
     }
 };
 
+/// CRC32C of the whole snapshot except its CRC field (bytes 40..43).
+uint32_t snapshot_crc(const uint8_t* data, size_t size) {
+    uint32_t crc = crc32c(data, 40);
+    return crc32c_extend(crc, data + 44, size - 44);
+}
+
 }  // namespace
 
 stream_entry& stream_index::entry_for(std::string_view stream) {
@@ -117,8 +123,15 @@ void stream_index::clear() {
 }
 
 std::string stream_index::serialize(uint64_t identity) const {
+    // In id order, so that one index always gives the same bytes.
+    std::vector<const std::pair<const std::string, stream_entry>*> order;
+    order.reserve(_streams.size());
+    for (const auto& kv : _streams) order.push_back(&kv);
+    std::sort(order.begin(), order.end(), [](const auto* a, const auto* b) { return a->first < b->first; });
     std::string body;
-    for (const auto& [id, e] : _streams) {
+    for (const auto* kv : order) {
+        const std::string& id = kv->first;
+        const stream_entry& e = kv->second;
         put<uint32_t>(body, static_cast<uint32_t>(id.size()));
         body.append(id);
         put<int64_t>(body, e.truncate_before);
@@ -135,9 +148,11 @@ std::string stream_index::serialize(uint64_t identity) const {
     put<int64_t>(out, _through);
     put<uint64_t>(out, _streams.size());
     put<uint64_t>(out, _events);
-    put<uint32_t>(out, crc32c(body.data(), body.size()));
+    put<uint32_t>(out, 0);  // the CRC, below
     put<uint32_t>(out, 0);  // reserved
     out.append(body);
+    uint32_t crc = snapshot_crc(reinterpret_cast<const uint8_t*>(out.data()), out.size());
+    std::memcpy(&out[40], &crc, 4);
     return out;
 }
 
@@ -151,7 +166,7 @@ bool stream_index::parse(const uint8_t* data, size_t size, uint64_t identity) {
         !c.get(&events) || !c.get(&crc) || !c.get(&reserved))
         return false;
     if (magic != snapshot_magic || version != snapshot_version || id != identity || through < 0) return false;
-    if (crc32c(c.p, c.left) != crc) return false;
+    if (snapshot_crc(data, size) != crc) return false;
     uint64_t seen_events = 0;
     for (uint64_t s = 0; s < streams; ++s) {
         uint32_t id_len = 0;
@@ -172,8 +187,10 @@ bool stream_index::parse(const uint8_t* data, size_t size, uint64_t identity) {
         e.tombstoned = tombstoned != 0;
         e.positions.resize(count);
         e.id_hashes.resize(count);
-        std::memcpy(e.positions.data(), positions, count * 8);
-        std::memcpy(e.id_hashes.data(), hashes, count * 8);
+        if (count) {
+            std::memcpy(e.positions.data(), positions, count * 8);
+            std::memcpy(e.id_hashes.data(), hashes, count * 8);
+        }
         for (uint64_t i = 0; i < count; ++i) {
             // Positions grow within a stream and stay below through.
             if (e.positions[i] < 0 || e.positions[i] >= through || (i && e.positions[i] <= e.positions[i - 1])) {

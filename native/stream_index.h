@@ -63,8 +63,9 @@ public:
     /// First version v >= from with id_hashes[v] == id_hash, or -1.
     int64_t find_event(std::string_view stream, uint64_t id_hash, int64_t from) const;
 
-    /// The snapshot's bytes: header (magic, version, identity, through, stream
-    /// count, event count, CRC32C of the body), then each stream. FORMAT.md §14.
+    /// The snapshot's bytes: a 48-byte header (magic, version, identity,
+    /// through, stream count, event count, CRC32C of every other byte,
+    /// reserved), then each stream. FORMAT.md §14.
     std::string serialize(uint64_t identity) const;
     /// Replaces this index by a serialized one. False (and this index left
     /// empty) when the bytes are not a whole, intact snapshot of `identity`.

@@ -539,8 +539,10 @@ cdef class NativePartition:
     def written_end(self):
         """One past the last offset any read-write handle wrote, durable or not
         (read-write handles only; see partition.h)."""
-        cdef int64_t out
         cdef CPartition* part = self._get()
+        cdef int64_t out = part.written_end_nowait()  # a seqlock read: no wait, the GIL stays
+        if out >= 0:
+            return out
         with nogil:
             out = part.written_end()
         return out

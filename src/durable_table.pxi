@@ -219,6 +219,8 @@ cdef class OfdLock:
         only when ``wait`` is False and another open holds a conflicting lock."""
         cdef COfdLockFile* f = self._get()
         cdef bint got
+        if not wait:  # one non-blocking fcntl: no wait, so the GIL stays
+            return f.lock(byte, exclusive, False)
         with nogil:
             got = f.lock(byte, exclusive, wait)
         return got

@@ -288,3 +288,167 @@ cdef class StreamIndex:
 
     def clear(self):
         self.idx.clear()
+
+
+# ---------------------------------------------------------------- encoding
+# Like record_codec.pxi: pyarrow serializes a 1-row event batch once (every
+# length non-zero, so that the flatbuffer holds every field); an append patches
+# that template's lengths, null counts and buffer offsets and lays the body
+# out after it, in one bytes object.
+cdef bytes _event_template = None
+cdef Py_ssize_t _etpl_nodes = -1, _etpl_buffers = -1, _etpl_length = -1, _etpl_body_length = -1
+
+
+def set_event_template(message):
+    """Registers pyarrow's serialization of a 1-row event batch (every column
+    non-empty, metadata not null) as the template for encode_event_rows."""
+    global _event_template, _etpl_nodes, _etpl_buffers, _etpl_length, _etpl_body_length
+    cdef bytes m = bytes(message)
+    cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(m)
+    cdef Py_ssize_t meta_len = <Py_ssize_t>_u32(p + 4)
+    meta = m[8:8 + meta_len]
+    cdef const unsigned char* mp = <const unsigned char*>PyBytes_AS_STRING(meta)
+    cdef Py_ssize_t root = _fb_deref(mp, meta_len, 0)
+    cdef Py_ssize_t body_at = _fb_field(mp, meta_len, root, 3)
+    cdef Py_ssize_t rb = _fb_deref(mp, meta_len, _fb_field(mp, meta_len, root, 2))
+    cdef Py_ssize_t length_at = _fb_field(mp, meta_len, rb, 0)
+    cdef Py_ssize_t nv = _fb_deref(mp, meta_len, _fb_field(mp, meta_len, rb, 1))
+    cdef Py_ssize_t bv = _fb_deref(mp, meta_len, _fb_field(mp, meta_len, rb, 2))
+    if _u32(mp + nv) != EVENT_NODES or _u32(mp + bv) != EVENT_BUFFERS or length_at < 0 or body_at < 0:
+        raise ValueError("not a 1-row event batch")
+    _event_template = meta
+    _etpl_nodes, _etpl_buffers, _etpl_length, _etpl_body_length = nv + 4, bv + 4, length_at, body_at
+
+
+cdef inline int64_t _pad8(int64_t n) noexcept nogil:
+    return (n + 7) & ~(<int64_t>7)
+
+
+def encode_event_rows(list rows, int64_t timestamp_ns):
+    """One IPC record-batch message (bytes) of event rows - tuples (stream_id
+    str, version int, type str, event_id 16 bytes, data bytes, metadata bytes
+    or None) - all with timestamp_ns; and where its body starts."""
+    if _event_template is None:
+        raise RuntimeError("event template not set")
+    cdef Py_ssize_t n = len(rows), i, sz
+    if n == 0:
+        raise ValueError("no rows")
+    cdef int64_t sid_bytes = 0, type_bytes = 0, data_bytes = 0, meta_bytes = 0, meta_nulls = 0
+    cdef const char* s
+    cdef tuple row
+    for i in range(n):
+        row = <tuple>rows[i]
+        PyUnicode_AsUTF8AndSize(row[0], &sz); sid_bytes += sz
+        PyUnicode_AsUTF8AndSize(row[2], &sz); type_bytes += sz
+        if PyBytes_GET_SIZE(row[3]) != 16:
+            raise ValueError("an event id is 16 bytes")
+        data_bytes += PyBytes_GET_SIZE(row[4])
+        if row[5] is None:
+            meta_nulls += 1
+        else:
+            meta_bytes += PyBytes_GET_SIZE(row[5])
+    if sid_bytes > 0x7FFFFFFF or type_bytes > 0x7FFFFFFF or data_bytes > 0x7FFFFFFF or meta_bytes > 0x7FFFFFFF:
+        raise RecordTooLargeError("an append of events over 2 GiB in one column")
+    cdef int64_t lens[EVENT_BUFFERS]
+    lens[0] = 0; lens[1] = (n + 1) * 4; lens[2] = sid_bytes
+    lens[3] = 0; lens[4] = n * 8
+    lens[5] = 0; lens[6] = (n + 1) * 4; lens[7] = type_bytes
+    lens[8] = 0; lens[9] = n * 16
+    lens[10] = 0; lens[11] = n * 8
+    lens[12] = 0; lens[13] = (n + 1) * 4; lens[14] = data_bytes
+    lens[15] = (n + 7) // 8 if meta_nulls else 0; lens[16] = (n + 1) * 4; lens[17] = meta_bytes
+    cdef int64_t starts[EVENT_BUFFERS]
+    cdef int64_t body = 0
+    cdef int b
+    for b in range(EVENT_BUFFERS):
+        starts[b] = body
+        body += _pad8(lens[b])
+    cdef Py_ssize_t meta_len = PyBytes_GET_SIZE(_event_template)
+    cdef Py_ssize_t head = 8 + meta_len
+    cdef bytes out = PyBytes_FromStringAndSize(NULL, head + body)
+    cdef unsigned char* o = <unsigned char*>PyBytes_AS_STRING(out)
+    memset(o + head, 0, body)  # padding and the validity bitmap's unused bits
+    cdef uint32_t prefix[2]
+    prefix[0] = 0xFFFFFFFF
+    prefix[1] = <uint32_t>meta_len
+    memcpy(o, prefix, 8)
+    memcpy(o + 8, PyBytes_AS_STRING(_event_template), meta_len)
+    cdef unsigned char* mp = o + 8
+    cdef int64_t zero = 0, n64 = n
+    for b in range(EVENT_NODES):
+        memcpy(mp + _etpl_nodes + 16 * b, &n64, 8)
+        if b == 6:
+            memcpy(mp + _etpl_nodes + 16 * b + 8, &meta_nulls, 8)
+        else:
+            memcpy(mp + _etpl_nodes + 16 * b + 8, &zero, 8)
+    for b in range(EVENT_BUFFERS):
+        memcpy(mp + _etpl_buffers + 16 * b, &starts[b], 8)
+        memcpy(mp + _etpl_buffers + 16 * b + 8, &lens[b], 8)
+    memcpy(mp + _etpl_body_length, &body, 8)
+    memcpy(mp + _etpl_length, &n64, 8)
+    cdef unsigned char* bd = o + head
+    cdef int32_t* sid_off = <int32_t*>(bd + starts[1])
+    cdef int32_t* type_off = <int32_t*>(bd + starts[6])
+    cdef int32_t* data_off = <int32_t*>(bd + starts[13])
+    cdef int32_t* meta_off = <int32_t*>(bd + starts[16])
+    cdef unsigned char* meta_valid = bd + starts[15]
+    cdef int32_t at_sid = 0, at_type = 0, at_data = 0, at_meta = 0
+    cdef int64_t version
+    sid_off[0] = 0; type_off[0] = 0; data_off[0] = 0; meta_off[0] = 0
+    for i in range(n):
+        row = <tuple>rows[i]
+        s = PyUnicode_AsUTF8AndSize(row[0], &sz)
+        memcpy(bd + starts[2] + at_sid, s, sz); at_sid += <int32_t>sz; sid_off[i + 1] = at_sid
+        version = row[1]
+        memcpy(bd + starts[4] + 8 * i, &version, 8)
+        s = PyUnicode_AsUTF8AndSize(row[2], &sz)
+        memcpy(bd + starts[7] + at_type, s, sz); at_type += <int32_t>sz; type_off[i + 1] = at_type
+        memcpy(bd + starts[9] + 16 * i, PyBytes_AS_STRING(row[3]), 16)
+        memcpy(bd + starts[11] + 8 * i, &timestamp_ns, 8)
+        sz = PyBytes_GET_SIZE(row[4])
+        memcpy(bd + starts[14] + at_data, PyBytes_AS_STRING(row[4]), sz); at_data += <int32_t>sz; data_off[i + 1] = at_data
+        if row[5] is not None:
+            sz = PyBytes_GET_SIZE(row[5])
+            memcpy(bd + starts[17] + at_meta, PyBytes_AS_STRING(row[5]), sz); at_meta += <int32_t>sz
+            if meta_nulls:
+                meta_valid[i >> 3] |= <unsigned char>(1 << (i & 7))
+        meta_off[i + 1] = at_meta
+    return out, head
+
+
+def read_event_rows(PartitionReader reader not None, positions, make):
+    """decode_event_rows for the rows at ``positions`` (ascending), each frame
+    found through ``reader`` (a seek only when the next position is outside the
+    frame at hand) - the stream read's loop, without a Python call per frame.
+    Positions with no row (damaged bytes) are left out. NotImplementedError
+    when a frame is not one the native decoder reads (the caller falls back)."""
+    if reader.partition._get() != reader.part:
+        raise LogClosedError("the partition is closed (its topic was deleted or its log closed)")
+    cdef CPartitionReader* r = reader.r.get()
+    cdef vector[CFrameRef] refs
+    cdef Frame frame = None
+    cdef EventFrameView v
+    cdef list out = []
+    cdef int64_t pos, row
+    cdef NativePartition owner = reader.partition
+    for p in positions:
+        pos = p
+        if frame is None or not (frame.base_offset <= pos < frame.next_offset):
+            if r.position() != pos:
+                r.seek(pos)
+            refs.clear()
+            with nogil:
+                r.read(1, UINT64_MAX, &refs, NULL)
+            if refs.size() == 0:
+                break
+            frame = Frame._from_ref(owner._mapping_for(refs[0].region), refs[0])
+            _view_event_frame(frame, &v)
+        if pos < frame.base_offset:
+            continue
+        row = frame.row_index(pos)
+        if row < 0 or row >= v.rows or frame.offset_at(row) != pos:
+            continue
+        out.append(make(pos, _cell_str(&v, 0, row), _cell_i64(&v, 1, row), _cell_str(&v, 2, row),
+                        PyBytes_FromStringAndSize(<const char*>v.data[3] + 16 * row, 16), _cell_i64(&v, 4, row),
+                        _cell_bytes(&v, 5, row), _cell_bytes(&v, 6, row)))
+    return out

@@ -136,6 +136,7 @@ cdef extern from "partition.h" namespace "tidelog" nogil:
         int64_t start_offset() except +raise_native_error
         int64_t end_offset() except +raise_native_error
         int64_t written_end() except +raise_native_error
+        int64_t written_end_nowait() except +raise_native_error
         uint64_t size_bytes() except +raise_native_error
         size_t segment_count() except +raise_native_error
         cbool wait_for_data(int64_t known_end, int64_t timeout_ns) except +raise_native_error

@@ -1,8 +1,9 @@
 """CI smoke run of the benchmark suite (``tidelog bench``): every workload x
 contender once, on tiny data, one round, so that the benchmarks cannot rot.
 No timing assertions: only that every pair runs, produces finite figures and
-the same answers. Contenders whose package is missing (duckdb, lmdb) and the
-placeholder slots (Kafka, eventsourcing) are skipped, not failed.
+the same answers. Contenders whose package is missing (duckdb, lmdb,
+eventsourcing, tidelog.eventsourcing) and the placeholder slot (Kafka) are
+skipped, not failed.
 """
 from __future__ import annotations
 
@@ -108,6 +109,38 @@ def test_scans_agree(tmp_path):
         ref = checks["arrow (in memory)"]
         for name, v in checks.items():
             assert v == pytest.approx(ref, rel=1e-9), (q, name, checks)
+
+
+def test_events_agree_and_targets(tmp_path, capsys):
+    """The events workload on tiny data: every side loads the same aggregate and
+    projects the same balances; the workload's targets are evaluated (met or
+    not, a ratio each, or "not measured" for a side that is not there) and printed."""
+    pytest.importorskip("eventsourcing", reason="the eventsourcing library is not installed (pip install "
+                                                "eventsourcing==9.5.6): the events workload's peer")
+    from tidelog.bench.table import print_table
+
+    names = {"tidelog event store", "eventsourcing sqlite", "eventsourcing on tidelog", "sqlite view alone"}
+    cs = [c for c in default_contenders() if c.name in names]
+    doc = _run([w for w in WORKLOADS if w.name == "events"], cs, tmp_path)
+    assert doc["errors"] == []
+    checks: dict[str, set] = {}
+    for r in doc["results"]:
+        if "check" in r["info"]:
+            checks.setdefault(r["label"], set()).update(r["info"]["check"])
+    assert checks and all(len(v) == 1 for v in checks.values()), checks
+    assert {r["contender"] for r in doc["results"]} >= {"tidelog event store", "eventsourcing sqlite"}
+    sync = [c for c in cs if c.name == "eventsourcing sqlite"][0].description
+    assert "synchronous=FULL" in sync and "WAL" in sync
+    targets = doc["targets"]
+    assert len(targets) == 6 and all(t["workload"] == "events" for t in targets)
+    for t in targets:
+        if t["subject"] == "eventsourcing on tidelog" and any(s["contender"] == t["subject"] for s in doc["skipped"]):
+            assert t["ratio"] is None and "not measured" in t["reason"]
+        else:
+            assert t["ratio"] > 0 and t["met"] in (True, False), t
+    print_table(doc, plain=True)
+    out = capsys.readouterr().out
+    assert "Targets" in out and "(target >= 10x)" in out
 
 
 class _Missing(Contender):

@@ -19,6 +19,7 @@
 #include "partition.h"
 #include "recovery_checkpoint.h"
 #include "segment.h"
+#include "stream_index.h"
 
 using namespace tidelog;
 using tidelog_fuzz::files;
@@ -268,6 +269,18 @@ int main(int argc, char** argv) {
         put(corpus, "segment_recovery_fuzz", "two-segments-sparse-clean", sparse.encode());
     }
     table_seeds(root, corpus);
+    {
+        stream_index idx;
+        idx.add("order-1", 0, 10);
+        idx.add("order-2", 1, 11);
+        idx.add("order-1", 2, 12);
+        idx.soft_delete("order-2", 1, 3);
+        idx.tombstone("user-9", 4);
+        std::string snap = idx.serialize(77);
+        put(corpus, "stream_index_fuzz", "three-streams", std::vector<uint8_t>(snap.begin(), snap.end()));
+        std::string empty = stream_index().serialize(5);
+        put(corpus, "stream_index_fuzz", "empty", std::vector<uint8_t>(empty.begin(), empty.end()));
+    }
     std::printf("seeds written to %s\n", corpus.c_str());
     return 0;
 }

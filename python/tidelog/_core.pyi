@@ -710,6 +710,15 @@ def decode_event_rows(frame: Frame, rows: Iterable[int], make: Callable[..., _T]
     metadata)`` for each row of an uncompressed event-store frame, read from
     the mapping; NotImplementedError for other frame shapes."""
 
+def read_event_rows(reader: PartitionReader, positions: Iterable[int], make: Callable[..., _T]) -> list[_T]:
+    """decode_event_rows for the rows at ``positions`` (ascending), frames found through ``reader``."""
+
+def set_event_template(message: Any) -> None:
+    """Registers pyarrow's serialization of a 1-row event batch as the encoder's template."""
+
+def encode_event_rows(rows: list[tuple[str, int, str, bytes, bytes, bytes | None]], timestamp_ns: int) -> tuple[bytes, int]:
+    """One IPC record-batch message of event rows, and where its body starts."""
+
 @disjoint_base
 class StreamIndex:
     """The event store's per-stream index (native/stream_index.h). Not

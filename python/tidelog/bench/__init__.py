@@ -4,13 +4,15 @@
 * workloads.py  - the six workloads (and the registry of all ten)
 * targets.py    - the workloads behind target benchmarks (records, copies, damage)
 * many_processes.py - many processes on one log (spawned workers, _child.py)
-* contenders/   - tidelog, the physical limits, the peers (SQLite, DuckDB, LMDB), slots for Kafka/eventsourcing
+* events.py     - the event store (tidelog.es) against the eventsourcing library
+* contenders/   - tidelog, the physical limits, the peers (SQLite, DuckDB, LMDB, the eventsourcing
+                  library), a slot for Kafka
 * runner.py     - runs them, medians, spreads, ratios; JSON
 * table.py      - the comparison table and headline ratios
 * plots.py      - matplotlib figures
 * render.py     - the Markdown section of docs/BENCHMARKS.md from a results JSON
 """
-from .core import Contender, Metric, Skip, Workload
+from .core import Contender, Metric, Skip, Target, Workload
 from .runner import Options, load_json, run_suite, write_json
 
-__all__ = ["Contender", "Metric", "Options", "Skip", "Workload", "load_json", "run_suite", "write_json"]
+__all__ = ["Contender", "Metric", "Options", "Skip", "Target", "Workload", "load_json", "run_suite", "write_json"]

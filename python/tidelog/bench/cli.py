@@ -43,6 +43,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-size", metavar="SIZE", help="cap on scan and recovery sizes, e.g. 1G (full mode)")
     p.add_argument("--scan-sizes", metavar="SIZE", nargs="+", help="scan sizes instead of 100M 1G 5G")
     p.add_argument("--rounds", type=int, help="measured rounds in full mode (default 5)")
+    p.add_argument("--es-events", type=int, metavar="N",
+                   help="events workload: events in the large store a 100-event aggregate is loaded from "
+                        "(default 10,000,000 in full mode)")
     p.add_argument("--plain", action="store_true", help="plain-text table even if rich is installed")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
 
@@ -68,13 +71,14 @@ def main(args: argparse.Namespace) -> int:
         max_size=parse_size(args.max_size) if args.max_size else None,
         scan_sizes=[parse_size(s) for s in args.scan_sizes] if args.scan_sizes else None,
         rounds=args.rounds,
+        es_events=args.es_events,
         log=None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True)),
     )
     t0 = time.perf_counter()
     doc = run_suite(opts)
     argv = sys.argv[2:] if sys.argv[1:2] == ["bench"] else sys.argv[1:]
     doc["command"] = " ".join(["tidelog", "bench", *(shlex.quote(a) for a in argv)])
-    print_table(doc, plain=args.plain)
+    print_table(doc, plain=True if args.plain else None)  # None: rich when installed, else plain
     if args.json and args.json != "-":
         write_json(doc, args.json)
         print(f"results: {args.json}", file=sys.stderr)

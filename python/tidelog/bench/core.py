@@ -96,6 +96,46 @@ def median(xs) -> float:
     return statistics.median(xs) if xs else float("nan")
 
 
+@dataclasses.dataclass(frozen=True)
+class Target:
+    """A ratio a workload promises: ``subject``'s primary metric (as a speed,
+    higher is better) over ``baseline``'s, on the rows whose params + case
+    match ``match``, at least ``at_least``. The runner evaluates every target
+    of the workloads it ran (``evaluate_targets``); ``tidelog bench`` prints
+    them as met / not met with the measured ratio."""
+
+    name: str
+    subject: str          # contender names
+    baseline: str
+    match: dict
+    at_least: float
+
+
+def evaluate_targets(workload: str, targets: list[Target], rows: list[dict]) -> list[dict]:
+    """The targets against a run's result rows: one dict each (ratio None and
+    met None when a side was not measured, with the reason)."""
+    out = []
+    for t in targets:
+        def find(name: str):
+            for r in rows:
+                if r["workload"] == workload and r["contender"] == name and \
+                        all({**r["params"], **r["case"]}.get(k) == v for k, v in t.match.items()):
+                    return r
+            return None
+
+        s, b = find(t.subject), find(t.baseline)
+        entry = {"workload": workload, "name": t.name, "subject": t.subject, "baseline": t.baseline,
+                 "match": dict(t.match), "at_least": t.at_least, "ratio": None, "met": None, "reason": None}
+        if s is None or b is None or s["value"] is None or b["value"] is None:
+            entry["reason"] = f"{t.subject if s is None or s['value'] is None else t.baseline} not measured"
+        else:
+            metric = Metric(s["metric"], s["higher_is_better"])
+            ratio = speed(s["value"], metric) / speed(b["value"], metric)
+            entry["ratio"], entry["met"] = ratio, bool(ratio >= t.at_least)
+        out.append(entry)
+    return out
+
+
 # ------------------------------------------------------------ contenders
 
 class Skip(Exception):
@@ -222,6 +262,10 @@ class Workload:
         if mode == "quick":
             return 1, 3
         return 1, opts.get("rounds") or 5
+
+    def targets(self, mode: str, opts: dict) -> list[Target]:
+        """The ratios this workload promises (see Target); none by default."""
+        return []
 
     def info(self) -> dict:
         return {"title": self.title, "description": self.description, "interleave": self.interleave}

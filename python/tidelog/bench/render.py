@@ -16,7 +16,7 @@ import sys
 
 from .core import human_bytes
 from .machine import describe
-from .table import fmt, fmt_limit, fmt_more, fmt_peer, fmt_spread, fmt_value, headlines, label, skip_lines
+from .table import fmt, fmt_limit, fmt_more, fmt_peer, fmt_spread, fmt_value, headlines, label, skip_lines, target_lines
 
 BEGIN = "<!-- tidelog-bench:begin -->"
 END = "<!-- tidelog-bench:end -->"
@@ -90,6 +90,11 @@ def render_section(doc: dict, image_dir: str | None) -> str:
     if hl:
         L += ["### Headline ratios", ""]
         L += [f"- {h}" for h in hl]
+        L.append("")
+    tl = target_lines(doc)
+    if tl:
+        L += ["### Targets", ""]
+        L += [f"- {t}" for t in tl]
         L.append("")
     L += [
         "### How to run",

@@ -26,7 +26,7 @@ import time
 import traceback
 from typing import Callable
 
-from .core import Contender, Metric, Skip, Workload, median, speed
+from .core import Contender, Metric, Skip, Workload, evaluate_targets, median, speed
 from .machine import machine_info
 
 
@@ -39,6 +39,7 @@ class Options:
     max_size: int | None = None              # cap on scan/recovery data sizes (bytes)
     scan_sizes: list[int] | None = None      # explicit scan sizes (bytes)
     rounds: int | None = None                # measured rounds in full mode
+    es_events: int | None = None             # events workload: N, the large store's events (full: 10 M)
     raise_errors: bool = False               # re-raise a contender's exception (tests)
     log: Callable[[str], None] | None = None  # progress lines
 
@@ -275,6 +276,7 @@ def run_suite(opts: Options, contenders: list[Contender] | None = None,
         "results": [],
         "skipped": [],
         "errors": [],
+        "targets": [],
     }
     try:
         for wl in workloads:
@@ -285,7 +287,9 @@ def run_suite(opts: Options, contenders: list[Contender] | None = None,
             col = run_workload(wl, chosen, opts, scratch)
             doc["workloads"][wl.name] = {**wl.info(), "warmup_rounds": warm, "rounds": rounds,
                                          "seconds": time.perf_counter() - t0}
-            doc["results"].extend(build_rows(wl, col, chosen))
+            rows = build_rows(wl, col, chosen)
+            doc["results"].extend(rows)
+            doc["targets"].extend(evaluate_targets(wl.name, wl.targets(opts.mode, vars(opts)), rows))
             doc["skipped"].extend(col.skipped)
             doc["errors"].extend(col.errors)
     finally:

@@ -146,6 +146,11 @@ def _print_rich(doc: dict, file) -> None:
         for e in doc.get("errors", []):
             if e["workload"] == name:
                 console.print(f"  ERROR {e['contender']}: {e['error']}", style="red")
+    tl = target_lines(doc)
+    if tl:
+        console.print("[bold]Targets[/bold]")
+        for t in tl:
+            console.print(f"  • {t}", style=None if "not met" not in t else "yellow")
     hl = headlines(doc)
     if hl:
         console.print("[bold]Headlines[/bold]")
@@ -176,6 +181,12 @@ def _print_plain(doc: dict, file) -> None:
         for e in doc.get("errors", []):
             if e["workload"] == name:
                 p(f"  ERROR {e['contender']}: {e['error']}")
+    tl = target_lines(doc)
+    if tl:
+        p()
+        p("Targets")
+        for t in tl:
+            p(f"  - {t}")
     hl = headlines(doc)
     if hl:
         p()
@@ -183,6 +194,20 @@ def _print_plain(doc: dict, file) -> None:
         for h in hl:
             p(f"  - {h}")
     p(f"{doc.get('elapsed_s', 0):.1f} s")
+
+
+# ------------------------------------------------------------ targets
+
+def target_lines(doc: dict) -> list[str]:
+    """One line per target a workload of the run promises (core.Target): met / not met and the measured ratio."""
+    out = []
+    for t in doc.get("targets") or []:
+        want = f">= {t['at_least']:g}x"
+        if t["ratio"] is None:
+            out.append(f"{t['name']}: not measured ({t['reason']}; target {want})")
+        else:
+            out.append(f"{t['name']}: {t['ratio']:.2f}x, {'met' if t['met'] else 'not met'} (target {want})")
+    return out
 
 
 # ------------------------------------------------------------ headlines

@@ -8,6 +8,9 @@ from typing import Any, Callable
 from ..errors import SerializationError
 
 
+_loads = json.loads
+
+
 def _default(obj: Any) -> Any:
     import datetime
     import decimal
@@ -37,12 +40,15 @@ class JsonSerializer:
     def __init__(self) -> None:
         self._types: dict[str, type] = {}
         self._names: dict[type, str] = {}
+        self._structs: set[type] = set()  # registered msgspec.Struct classes
 
     def register(self, cls: type, name: str | None = None) -> type:
         """Registers ``cls`` under ``name`` (default: its ``__name__``); usable as a decorator."""
         name = name or cls.__name__
         self._types[name] = cls
         self._names[cls] = name
+        if _is_msgspec_struct_type(cls):
+            self._structs.add(cls)
         return cls
 
     def type_name(self, obj: Any) -> str:
@@ -80,11 +86,11 @@ class JsonSerializer:
         """The object for (type name, bytes): an instance of the registered class, else a dict."""
         cls = self._types.get(type_name)
         try:
-            if cls is not None and _is_msgspec_struct_type(cls):
+            if cls in self._structs:
                 import msgspec
 
                 return msgspec.json.decode(data, type=cls)
-            body = json.loads(data) if data else {}
+            body = _loads(data.decode()) if data else {}
         except ValueError as e:
             raise SerializationError(f"event {type_name!r}: its data is not JSON: {e}") from e
         if cls is None:

@@ -43,6 +43,17 @@ SNAPSHOT_AFTER_ROWS = 100_000
 _FRAMES_PER_READ = 256
 
 
+def _register_event_template() -> None:
+    one = pa.record_batch([pa.array(["s"]), pa.array([1], pa.int64()), pa.array(["t"]),
+                           pa.array([b"0123456789abcdef"], pa.binary(16)),
+                           pa.array([1], pa.timestamp("ns", tz="UTC")), pa.array([b"d"]), pa.array([b"m"])],
+                          schema=EVENT_SCHEMA)
+    _core.set_event_template(one.serialize())
+
+
+_register_event_template()
+
+
 def validate_store_name(name: Any) -> str:
     if not isinstance(name, str) or not _STORE_NAME.fullmatch(name) or name in (".", ".."):
         raise InvalidArgumentError(f"invalid event store name {name!r}: use 1-200 characters of [A-Za-z0-9._-]")
@@ -71,7 +82,8 @@ class EventStore:
             self._identity = int(metadata[IDENTITY_KEY])
         except (KeyError, ValueError):
             raise SchemaMismatchError(f"topic {self.topic.name!r} is not an event store's (no store identity)") from None
-        self._native = self.topic.partition(0).native
+        self._partition = self.topic.partition(0)
+        self._native = self._partition.native
         self._read_only = bool(log.read_only)
         self._dir = os.path.join(log.path, "stores", name)
         self._snapshot_path = os.path.join(self._dir, "stream-index")
@@ -156,19 +168,19 @@ class EventStore:
         while index.through < target:
             skipped: list = []
             frames = self._reader.read(index.through, _FRAMES_PER_READ, skipped)
-            for gap in skipped:  # damaged bytes: their rows are lost to the index too
-                index.advance(gap["end_offset"])
-            if not frames:
-                if not skipped:
-                    break
-                continue
-            for frame in frames:
+            for frame in frames:  # (frames past a damaged range have positions past it: add() takes them)
                 if frame.next_offset <= index.through:
                     continue
                 try:
                     index.index_frame(frame)
                 except NotImplementedError:
                     self._index_decoded(frame)
+            if skipped:  # damaged bytes: their rows are lost to the index too (warned, counted in log.stats())
+                self._partition._note_skipped(self.topic.name, 0, skipped)
+                for gap in skipped:
+                    index.advance(gap["end_offset"])
+            if not frames and not skipped:
+                break
 
     def _index_decoded(self, frame) -> None:
         """Indexes a frame the native reader does not take (pyarrow decodes it)."""
@@ -215,24 +227,40 @@ class EventStore:
         self._check_writable()
         prepared = self._prepare(appends)
         wait = self.topic.config.durability != "none" if durable is None else bool(durable)
+        native_log = self._log._native
         while True:
-            with self._mutex:
-                self._check_open()
-                self._lock_file.lock(0, True, True)
-                try:
-                    written = self._native.written_end()
-                    if self._index.through < written and self._native.end_offset < written:
-                        pending = written  # another handle's rows, not yet visible: wait below, unlocked
-                    else:
-                        pending = -1
-                        results, ticket = self._append_locked(prepared, precondition, written)
-                finally:
-                    self._lock_file.unlock(0)
+            if wait:
+                # The group committer holds its next fsync for announced appends:
+                # the appends of many threads then share one.
+                native_log.announce()
+            try:
+                with self._mutex:
+                    self._check_open()
+                    if not self._lock_file.lock(0, True, False):  # uncontended: no GIL round trip
+                        self._lock_file.lock(0, True, True)
+                    try:
+                        written = self._native.written_end()
+                        if self._index.through < written and self._native.end_offset < written:
+                            pending = written  # another handle's rows, not yet visible: wait below, unlocked
+                        else:
+                            pending = -1
+                            results, ticket = self._append_locked(prepared, precondition, written)
+                    finally:
+                        self._lock_file.unlock(0)
+            except BaseException:
+                if wait:
+                    native_log.retract()
+                raise
             if pending < 0:
                 break
+            if wait:
+                native_log.retract()
             self._native.wait_for_data(pending - 1, 1.0)
-        if ticket and wait:
-            self._log.wait_durable(ticket)
+        if wait:
+            if ticket:
+                native_log.wait_durable(ticket, True)
+            else:
+                native_log.retract()  # an idempotent retry wrote nothing
         return results
 
     def _prepare(self, appends: Iterable[tuple[str, Iterable[Any], int]]) -> list[tuple[str, list[NewEvent], int]]:
@@ -343,20 +371,11 @@ class EventStore:
         return None
 
     def _write_rows(self, rows: list[tuple], now_ns: int) -> tuple[int, int]:
-        """One frame of rows (stream_id, version, type, event_id, data, metadata): (base position, ticket)."""
-        n = len(rows)
-        batch = pa.record_batch([
-            pa.array([r[0] for r in rows], pa.string()),
-            pa.array([r[1] for r in rows], pa.int64()),
-            pa.array([r[2] for r in rows], pa.string()),
-            pa.array([r[3] for r in rows], pa.binary(16)),
-            pa.array([now_ns] * n, pa.int64()).cast(pa.timestamp("ns", tz="UTC")),
-            pa.array([r[4] for r in rows], pa.binary()),
-            pa.array([r[5] for r in rows], pa.binary()),
-        ], schema=self._schema)
-        partition = self.topic.partition(0)
-        request = partition.encode(batch, now_ns, (now_ns, now_ns))
-        [(base, ticket)] = partition.append_frames([request])
+        """One frame of rows (stream_id, version, type, event_id, data, metadata),
+        encoded natively (no pyarrow on the append path): (base position, ticket)."""
+        message, body_offset = _core.encode_event_rows(rows, now_ns)
+        request = ([message], len(rows), now_ns, now_ns, 0, 0, 0, body_offset)
+        [(base, ticket)] = self._partition.append_frames([request])
         return base, ticket
 
     def delete_stream(self, stream_id: str, expected_version: int = ANY, *, hard: bool = False,
@@ -438,7 +457,9 @@ class EventStore:
             if hi < lo or (limit == 0):
                 return []
             visible = self._native.end_offset
-            positions = [p for p in self._index.positions(stream_id, lo, hi) if p < visible]
+            positions = self._index.positions(stream_id, lo, hi)
+            if positions and positions[-1] >= visible:  # appends of this process not yet durable
+                positions = [p for p in positions if p < visible]
             events = self._rows_at(positions)
         if backwards:
             events.reverse()
@@ -486,7 +507,11 @@ class EventStore:
             return self._index.event_count
 
     def _rows_at(self, positions: Sequence[int]) -> list[RecordedEvent]:
-        """The events at these (visible) positions, in the order given. Under the mutex."""
+        """The events at these (visible, ascending) positions. Under the mutex."""
+        try:
+            return _core.read_event_rows(self._reader, positions, self._make_event)
+        except NotImplementedError:  # a frame only pyarrow reads: the slow loop
+            pass
         out: list[RecordedEvent] = []
         make = self._make_event
         i = 0

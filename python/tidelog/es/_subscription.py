@@ -93,14 +93,23 @@ class GroupSubscription:
     ``group`` on the store's topic. One member at a time receives the events
     (the store's topic has one partition, which keeps the global order); the
     others wait as hot standbys and take over within milliseconds when it
-    dies or leaves, from the group's committed position. Positions are
-    committed as in Kafka: automatically (every ``auto_commit_interval_ms``,
-    at-least-once) or by ``commit()``."""
+    dies or leaves, from the group's committed position. The position after
+    the last event returned is committed (durably) by ``commit()``, at
+    ``close()``, and - with ``auto_commit`` - at a poll once
+    ``auto_commit_interval_ms`` passed since the last commit: a successor
+    re-receives at most what was returned after the last commit
+    (at-least-once, as Kafka's auto-commit)."""
 
-    def __init__(self, store: Any, group: str, flt: EventFilter, start: str = "earliest", **settings: Any):
+    def __init__(self, store: Any, group: str, flt: EventFilter, start: str = "earliest", *,
+                 auto_commit: bool = True, auto_commit_interval_ms: int = 5000, **settings: Any):
         self._store = store
         self._filter = flt
-        self._consumer = store._log.consumer([store.topic.name], group=group, start=start, **settings)
+        # The consumer's own auto-commit would commit what was fetched, not what was returned.
+        self._consumer = store._log.consumer([store.topic.name], group=group, start=start,
+                                             enable_auto_commit=False, **settings)
+        self._auto_commit_s = auto_commit_interval_ms / 1000 if auto_commit else None
+        self._last_commit = time.monotonic()
+        self._committed = -1
         self._buffer: collections.deque[RecordedEvent] = collections.deque()
         self._delivered = -1
         self._closed = False
@@ -111,7 +120,10 @@ class GroupSubscription:
         return self._consumer
 
     def poll(self, timeout: float | None = None) -> RecordedEvent | None:
+        """The next event; None after ``timeout`` seconds or once closed."""
         deadline = None if timeout is None else time.monotonic() + timeout
+        if self._auto_commit_s is not None and time.monotonic() - self._last_commit >= self._auto_commit_s:
+            self.commit()
         while not self._buffer:
             if self._closed:
                 return None
@@ -137,8 +149,10 @@ class GroupSubscription:
 
     def commit(self) -> None:
         """Commits the position after the last event returned (durably)."""
-        if self._delivered >= 0:
+        self._last_commit = time.monotonic()
+        if self._delivered > self._committed:
             self._consumer.commit(offsets={(self._store.topic.name, 0): self._delivered + 1})
+            self._committed = self._delivered
 
     def __iter__(self) -> Iterator[RecordedEvent]:
         return self
@@ -155,6 +169,8 @@ class GroupSubscription:
             return
         self._closed = True
         try:
+            if self._auto_commit_s is not None:
+                self.commit()
             self._consumer.close()
         except LogClosedError:
             pass

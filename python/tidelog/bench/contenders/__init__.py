@@ -9,10 +9,12 @@ from .limits import (
     WriteFdatasync,
 )
 from .lmdb_ import Lmdb
-from .placeholders import EventSourcing, Kafka
+from .eventsourcing_ import EventSourcingLib
+from .placeholders import Kafka
 from .sqlite_ import Sqlite
 from .tidelog_ import Tidelog, TidelogColumnar, TidelogProducer
 from .tidelog_compaction import TidelogCompaction
+from .tidelog_events import ProjectionViewAlone, TidelogEvents
 from .tidelog_groups import SmallFdatasync, TidelogGroups
 from .tidelog_processes import TidelogProcesses
 from .tidelog_targets import TidelogIntact
@@ -26,14 +28,17 @@ def default_contenders() -> list[Contender]:
         TidelogProcesses("threads"),
         TidelogGroups("group"), TidelogGroups("one"),
         TidelogCompaction("tidelog"), TidelogCompaction("no cleaner"),
+        TidelogEvents(), EventSourcingLib("tidelog"),
         # physical limits
         NumpyCopy(), OsWrite(), OsWrite(preallocate=False), WriteFdatasync(True), WriteFdatasync(False),
         ArrowInMemory(), ArrowIpcFile(), OpenMmap(), OsPipe(), PythonCallFloor(), PaArrayConversion(), Crc32c(),
         SmallFdatasync(), SmallFdatasync(append=True), TidelogCompaction("read"), TidelogCompaction("arrow"),
+        ProjectionViewAlone(),
         # peers
         Sqlite("NORMAL"), Sqlite("FULL"), Sqlite("OFF"), DuckDB(), Lmdb(True), Lmdb(False),
+        EventSourcingLib("sqlite"),
         # reserved slots, not measured yet
-        Kafka(), EventSourcing(),
+        Kafka(),
     ]
 
 
@@ -48,4 +53,5 @@ __all__ = ["default_contenders", "find", "Contender", "Tidelog", "TidelogProduce
            "TidelogGroups", "SmallFdatasync", "TidelogCompaction",
            "NumpyCopy",
            "OsWrite", "WriteFdatasync", "ArrowInMemory", "ArrowIpcFile", "OpenMmap", "OsPipe", "PythonCallFloor",
-           "PaArrayConversion", "Crc32c", "Sqlite", "DuckDB", "Lmdb", "Kafka", "EventSourcing"]
+           "PaArrayConversion", "Crc32c", "Sqlite", "DuckDB", "Lmdb", "Kafka", "TidelogEvents",
+           "ProjectionViewAlone", "EventSourcingLib"]

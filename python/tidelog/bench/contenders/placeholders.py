@@ -15,12 +15,3 @@ class Kafka(Contender):
     slots = ("produce", "threads", "latency")
     description = "confluent-kafka Producer/Consumer against a local broker (not implemented yet)"
 
-
-class EventSourcing(Contender):
-    """Slot: the ``eventsourcing`` library's own persistence (event store appends, open)."""
-
-    name = "eventsourcing"
-    kind = "peer"
-    placeholder = "not measured yet: the eventsourcing library's persistence"
-    slots = ("produce", "threads", "recovery")
-    description = "the eventsourcing library with its SQLite/POPO persistence (not implemented yet)"
