@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import sqlite3
+from contextlib import closing
 import sys
 import tempfile
 from typing import Any
@@ -149,16 +150,16 @@ class Queries:
         self.path = path
 
     def balance(self, account_id: str) -> int | None:
-        with sqlite3.connect(self.path) as db:
+        with closing(sqlite3.connect(self.path)) as db:
             row = db.execute("SELECT balance FROM balances WHERE account = ?", (account_id,)).fetchone()
         return None if row is None else row[0]
 
     def total(self) -> int:
-        with sqlite3.connect(self.path) as db:
+        with closing(sqlite3.connect(self.path)) as db:
             return db.execute("SELECT COALESCE(SUM(balance), 0) FROM balances").fetchone()[0]
 
     def richest(self, n: int = 3) -> list[tuple[str, int]]:
-        with sqlite3.connect(self.path) as db:
+        with closing(sqlite3.connect(self.path)) as db:
             return db.execute("SELECT owner, balance FROM balances ORDER BY balance DESC, owner LIMIT ?",
                               (n,)).fetchall()
 

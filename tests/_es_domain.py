@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import sqlite3
+from contextlib import closing
 from typing import Any
 
 from tidelog.es import Aggregate, Projection, SqliteProjectionRunner, applies
@@ -90,7 +91,7 @@ class Ledger(Projection):
 
 def seen_counts(path: str) -> tuple[int, int]:
     """(rows in seen, distinct positions in seen) of a Ledger database."""
-    with sqlite3.connect(path) as db:
+    with closing(sqlite3.connect(path)) as db:
         return db.execute("SELECT COUNT(*), COUNT(DISTINCT position) FROM seen").fetchone()
 
 

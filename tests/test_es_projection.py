@@ -7,6 +7,7 @@ import os
 import random
 import signal
 import sqlite3
+from contextlib import closing
 import subprocess
 import sys
 import time
@@ -38,7 +39,7 @@ def _fill(store, accounts=5, deposits=20):
 
 
 def _balances(path):
-    with sqlite3.connect(path) as db:
+    with closing(sqlite3.connect(path)) as db:
         return dict(db.execute("SELECT stream, balance FROM balances").fetchall())
 
 
@@ -60,7 +61,7 @@ def test_catch_up_applies_each_event_once_and_resumes(store, tmp_path):
     again = SqliteProjectionRunner(store, Ledger(), db)
     again.catch_up()
     assert seen_counts(db) == (n + 1, n + 1) and _balances(db)["acct-a0"] == 30
-    with sqlite3.connect(db) as c:
+    with closing(sqlite3.connect(db)) as c:
         assert c.execute("SELECT projection, position FROM tidelog_checkpoints").fetchall() == \
             [("Ledger", store.end_position)]
 
@@ -92,8 +93,9 @@ def test_rebuild_replays_from_zero(store, tmp_path):
     db = str(tmp_path / "rb.sqlite")
     runner = SqliteProjectionRunner(store, Ledger(), db)
     runner.catch_up()
-    with sqlite3.connect(db) as c:
+    with closing(sqlite3.connect(db)) as c:
         c.execute("UPDATE balances SET balance = -1")   # the read model went wrong
+        c.commit()
     assert runner.rebuild() == store.end_position
     assert seen_counts(db) == (n, n) and set(_balances(db).values()) == {4}
 
@@ -324,5 +326,5 @@ def test_read_all_types_and_a_base_class_handler(store, tmp_path):
     runner = SqliteProjectionRunner(store, Everything(), str(tmp_path / "all.sqlite"))
     assert runner._filter.event_types == ()
     runner.catch_up()
-    with sqlite3.connect(runner.path) as db:
+    with closing(sqlite3.connect(runner.path)) as db:
         assert [r[0] for r in db.execute("SELECT t FROM types")] == ["Opened", "Deposited", "Unrelated"]
