@@ -90,7 +90,8 @@ def _positional_count(fn: Callable[..., Any]) -> int:
 def _registered_names(serializer: Any) -> dict[type, str]:
     """class -> registered type name of a JsonSerializer-like serializer ({}
     when it does not expose one)."""
-    names = getattr(serializer, "_names", None)
+    registered = getattr(serializer, "registered", None)
+    names = registered() if callable(registered) else None
     return names if isinstance(names, dict) else {}
 
 

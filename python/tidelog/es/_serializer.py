@@ -51,6 +51,10 @@ class JsonSerializer:
             self._structs.add(cls)
         return cls
 
+    def registered(self) -> dict[type, str]:
+        """The registered classes and their type names (a copy)."""
+        return dict(self._names)
+
     def type_name(self, obj: Any) -> str:
         cls = type(obj)
         if cls in self._names:

@@ -75,8 +75,7 @@ def snapshot_topic_name(store: Any) -> str:
 
 
 def _log_of(store: Any) -> Any:
-    log = getattr(store, "log", None)
-    return log if log is not None else store.topic._log
+    return store.log
 
 
 class SnapshotStore:

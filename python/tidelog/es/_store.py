@@ -493,6 +493,11 @@ class EventStore:
             return self._index.live_streams(prefix, False)
 
     @property
+    def log(self) -> Any:
+        """The log the store is kept on."""
+        return self._log
+
+    @property
     def end_position(self) -> int:
         """One past the last visible position: where the next event will land
         (when no append is in flight)."""
