@@ -56,15 +56,22 @@ stream_entry& stream_index::entry_for(std::string_view stream) {
     return it->second;
 }
 
-void stream_index::add(std::string_view stream, int64_t position, uint64_t id_hash) {
+void stream_index::add(std::string_view stream, int64_t position, uint64_t id_hash, int64_t version) {
     if (position < _through)
         throw error(errc::invalid_argument, "stream index: position " + std::to_string(position) +
                                                 " is below the indexed end " + std::to_string(_through));
+    if (version < 0) throw error(errc::invalid_argument, "stream index: negative version");
+    _through = position + 1;
     stream_entry& e = entry_for(stream);
+    if (static_cast<uint64_t>(version) < e.positions.size()) return;
+    while (e.positions.size() < static_cast<uint64_t>(version)) {
+        e.positions.push_back(-1);
+        e.id_hashes.push_back(0);
+        ++_events;
+    }
     e.positions.push_back(position);
     e.id_hashes.push_back(id_hash);
     ++_events;
-    _through = position + 1;
 }
 
 void stream_index::soft_delete(std::string_view stream, int64_t truncate_before, int64_t position) {
@@ -191,12 +198,16 @@ bool stream_index::parse(const uint8_t* data, size_t size, uint64_t identity) {
             std::memcpy(e.positions.data(), positions, count * 8);
             std::memcpy(e.id_hashes.data(), hashes, count * 8);
         }
+        int64_t previous = -1;
         for (uint64_t i = 0; i < count; ++i) {
-            // Positions grow within a stream and stay below through.
-            if (e.positions[i] < 0 || e.positions[i] >= through || (i && e.positions[i] <= e.positions[i - 1])) {
+            // Positions grow within a stream and stay below through; -1 marks a lost version.
+            int64_t p = e.positions[i];
+            if (p == -1) continue;
+            if (p < 0 || p >= through || p <= previous) {
                 clear();
                 return false;
             }
+            previous = p;
         }
         seen_events += count;
         if (!_streams.emplace(std::move(key), std::move(e)).second) {  // a stream twice

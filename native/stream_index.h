@@ -23,7 +23,7 @@
 namespace tidelog {
 
 struct stream_entry {
-    std::vector<int64_t> positions;   // version v is positions[v]
+    std::vector<int64_t> positions;   // version v is positions[v]; -1: lost (damaged bytes)
     std::vector<uint64_t> id_hashes;  // parallel to positions
     int64_t truncate_before = 0;      // versions below were soft-deleted
     bool tombstoned = false;          // hard-deleted: no more appends
@@ -35,9 +35,12 @@ public:
     static constexpr uint32_t snapshot_version = 1;
     static constexpr size_t snapshot_header_bytes = 48;
 
-    /// Appends the event at `position` to `stream` (its next version).
-    /// Positions must grow: errc::invalid_argument for one at or below through().
-    void add(std::string_view stream, int64_t position, uint64_t id_hash);
+    /// Records the event at `position` as version `version` of `stream`.
+    /// Versions missing below it (rows lost to damage) get position -1, so
+    /// that versions stay aligned and are never handed out again; a version
+    /// already recorded is ignored (the first row keeps it). Positions must
+    /// grow: errc::invalid_argument for one below through().
+    void add(std::string_view stream, int64_t position, uint64_t id_hash, int64_t version);
     /// Soft delete: versions below truncate_before are hidden from reads.
     void soft_delete(std::string_view stream, int64_t truncate_before, int64_t position);
     /// Hard delete (tombstone).

@@ -92,7 +92,7 @@ cdef int _view_event_frame(Frame frame, EventFrameView* v) except -1:
     for i in range(EVENT_BUFFERS):
         boff = _i64(buffers + 16 * i)
         bl[i] = _i64(buffers + 16 * i + 8)
-        if boff < 0 or bl[i] < 0 or boff + bl[i] > body_len:
+        if boff < 0 or bl[i] < 0 or boff > body_len or bl[i] > body_len - boff:
             raise CorruptionError("IPC buffer outside the frame")
         bp[i] = body + boff if bl[i] else NULL
     cdef int64_t n = _i64(nodes)
@@ -185,8 +185,9 @@ cdef class StreamIndex:
     def stream_count(self):
         return self.idx.stream_count()
 
-    def add(self, str stream, int64_t position, uint64_t id_hash):
-        self.idx.add(_str_view(stream), position, id_hash)
+    def add(self, str stream, int64_t position, uint64_t id_hash, int64_t version):
+        """Records version ``version`` of ``stream`` at ``position`` (see stream_index.h)."""
+        self.idx.add(_str_view(stream), position, id_hash, version)
 
     def soft_delete(self, str stream, int64_t truncate_before, int64_t position):
         self.idx.soft_delete(_str_view(stream), truncate_before, position)
@@ -209,7 +210,8 @@ cdef class StreamIndex:
         return (<int64_t>e.positions.size() - 1, e.truncate_before, e.tombstoned)
 
     def positions(self, str stream, int64_t first_version, int64_t last_version):
-        """Positions of versions first_version..last_version (inclusive, clamped to the stream)."""
+        """Positions of versions first_version..last_version (inclusive, clamped to
+        the stream); -1 for a version whose row was lost to damage."""
         cdef const CStreamEntry* e = self.idx.find(_str_view(stream))
         cdef list out = []
         if e == NULL:
@@ -261,7 +263,7 @@ cdef class StreamIndex:
             elif kind.size() and kind.data()[0] == b'$' and kind == tomb:
                 self.idx.tombstone(_cell_view(&v, 0, row), position)
             else:
-                self.idx.add(_cell_view(&v, 0, row), position, _id_hash(v.data[3] + 16 * row))
+                self.idx.add(_cell_view(&v, 0, row), position, _id_hash(v.data[3] + 16 * row), _cell_i64(&v, 1, row))
         self.idx.advance(frame.next_offset)
 
     def save(self, str path, uint64_t identity):

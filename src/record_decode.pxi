@@ -173,7 +173,7 @@ def decode_record_payload(Frame frame not None, str topic, int partition, Py_ssi
     for i in range(RECORD_BUFFERS):
         boff = _i64(meta + buffers + 16 * i)
         bl[i] = _i64(meta + buffers + 16 * i + 8)
-        if boff < 0 or bl[i] < 0 or boff + bl[i] > body_len:
+        if boff < 0 or bl[i] < 0 or boff > body_len or bl[i] > body_len - boff:
             raise CorruptionError("IPC buffer outside the frame")
         bp[i] = body + boff if bl[i] else NULL
     cdef int64_t n = _i64(meta + nodes), h = _i64(meta + nodes + 16 * 4)

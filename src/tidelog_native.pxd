@@ -329,7 +329,7 @@ cdef extern from "stream_index.h" namespace "tidelog" nogil:
         cbool tombstoned
     cdef cppclass CStreamIndex "tidelog::stream_index":
         CStreamIndex()
-        void add(string_view stream, int64_t position, uint64_t id_hash) except +raise_native_error
+        void add(string_view stream, int64_t position, uint64_t id_hash, int64_t version) except +raise_native_error
         void soft_delete(string_view stream, int64_t truncate_before, int64_t position) except +raise_native_error
         void tombstone(string_view stream, int64_t position) except +raise_native_error
         void advance(int64_t position)

@@ -141,10 +141,18 @@ class Committer(Projection):
         db.commit()
 
 
-def test_a_handler_may_not_end_the_transaction(store, tmp_path):
+class Scripter(Projection):
+    @applies(Opened)
+    def opened(self, db, e):
+        db.executescript("create table if not exists x(a); insert into x values (1);")
+
+
+@pytest.mark.parametrize("projection, call", [(Committer, "commit"), (Scripter, "executescript")])
+def test_a_handler_may_not_end_the_transaction(store, tmp_path, projection, call):
+    """(sqlite3's executescript() would commit the batch without its checkpoint.)"""
     _fill(store, 1, 0)
-    runner = SqliteProjectionRunner(store, Committer(), str(tmp_path / "c.sqlite"))
-    with pytest.raises(ProjectionError, match="commit"):
+    runner = SqliteProjectionRunner(store, projection(), str(tmp_path / "c.sqlite"))
+    with pytest.raises(ProjectionError, match=call):
         runner.catch_up()
     assert runner.position == 0
 

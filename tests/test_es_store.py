@@ -339,7 +339,7 @@ def test_reopen_uses_the_snapshot_and_agrees_with_a_rebuild(tmp_path):
             snap.unlink()
         elif damage == "foreign":
             idx = tidelog._core.StreamIndex()
-            idx.add("ghost", 0, 1)
+            idx.add("ghost", 0, 1, 0)
             idx.save(str(snap), 12345)
         with tidelog.open(path) as log:
             s = log.event_store("bank")
@@ -412,6 +412,9 @@ def test_damaged_events_cost_only_themselves(tmp_path):
             s = log.event_store("bank")
         assert [e.data for e in s.read("s-0")] == [b"payload-0", b"payload-3", b"payload-6", b"payload-9"]
         assert [e.data for e in s.read("s-1")] == [b"payload-1", b"payload-7"]  # 4 was damaged
+        # the damaged event's version stays taken: the next append gets a new one
+        assert s.stream_version("s-1") == 2 and s.append("s-1", [ev()], expected_version=2).version == 3
+        assert [e.version for e in s.read("s-1")] == [0, 2, 3]
         s.append("s-2", [ev(data=b"new")])
         assert s.read("s-2")[-1].data == b"new"
 
@@ -448,3 +451,27 @@ def test_a_competing_subscription_fails_over_when_its_member_is_killed(log, stor
     assert time.monotonic() - t0 < 5
     assert [standby.poll(5).data for _ in range(2)] == [b"4", b"5"]
     standby.close()
+
+
+def test_marker_types_are_reserved(store):
+    for bad in (lambda: NewEvent("$deleted"), lambda: store.append("s", [{"type": "$tombstone"}])):
+        with pytest.raises(tidelog.InvalidArgumentError):
+            bad()
+    assert store.end_position == 0
+
+
+def test_a_precondition_sees_what_the_version_check_sees(store):
+    """Rows of this process still in flight (durable=False) are visible to a
+    precondition's reads, as they are to the version check."""
+    store.append("t", [ev(data=b"first")], durable=False)
+    seen = []
+    store.append_many([("u", [ev()], tidelog.ANY)], precondition=lambda: seen.append(store.last_event("t")))
+    assert seen[0] is not None and seen[0].data == b"first"
+
+
+def test_an_event_store_topic_keeps_every_event(log, store):
+    store.append("s", [ev()])
+    for change in ({"cleanup_policy": "compact"}, {"retention_ms": 1000}):
+        with pytest.raises(tidelog.InvalidArgumentError):
+            log.alter_topic(store.topic.name, **change)
+    assert store.topic.config.cleanup_policy == "delete"

@@ -201,7 +201,8 @@ class TestTidelogSpecifics(TidelogEnvMixin, unittest.TestCase):
         oid = uuid4()
         self.assertEqual(r1.insert_events([StoredEvent(oid, 1, "t", b"")]), [1])
         self.assertEqual(r2.insert_events([StoredEvent(oid, 1, "t", b"")]), [1])
-        self.assertEqual(tes.store_name("Orders"), "orders")
+        self.assertEqual(tes.store_name("Orders"), "Orders")
+        self.assertNotEqual(tes.store_name("Bank"), tes.store_name("bank"))
         self.assertEqual(tes.store_name(""), "events")
         self.assertNotEqual(tes.store_name("a b"), tes.store_name("a_b"))
         log = f1._lease.log

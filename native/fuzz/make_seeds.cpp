@@ -271,9 +271,9 @@ int main(int argc, char** argv) {
     table_seeds(root, corpus);
     {
         stream_index idx;
-        idx.add("order-1", 0, 10);
-        idx.add("order-2", 1, 11);
-        idx.add("order-1", 2, 12);
+        idx.add("order-1", 0, 10, 0);
+        idx.add("order-2", 1, 11, 0);
+        idx.add("order-1", 2, 12, 1);
         idx.soft_delete("order-2", 1, 3);
         idx.tombstone("user-9", 4);
         std::string snap = idx.serialize(77);

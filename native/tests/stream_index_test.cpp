@@ -13,14 +13,14 @@ using namespace tidelog;
 namespace {
 stream_index sample() {
     stream_index idx;
-    idx.add("a", 0, 10);
-    idx.add("b", 1, 11);
-    idx.add("a", 2, 12);
+    idx.add("a", 0, 10, 0);
+    idx.add("b", 1, 11, 0);
+    idx.add("a", 2, 12, 1);
     idx.soft_delete("b", 1, 3);
-    idx.add("b", 4, 14);
-    idx.add("c", 5, 15);
+    idx.add("b", 4, 14, 1);
+    idx.add("c", 5, 15, 0);
     idx.tombstone("c", 6);
-    idx.add("$tracking", 7, 17);
+    idx.add("$tracking", 7, 17, 0);
     return idx;
 }
 }  // namespace
@@ -40,11 +40,26 @@ TEST(StreamIndex, VersionsDeletesAndLookups) {
     EXPECT_EQ(idx.live_streams("", false), (std::vector<std::string>{"a", "b"}));
     EXPECT_EQ(idx.live_streams("", true), (std::vector<std::string>{"$tracking", "a", "b"}));
     EXPECT_EQ(idx.live_streams("b", false), (std::vector<std::string>{"b"}));
-    EXPECT_THROW(idx.add("a", 7, 1), error);  // positions only grow
+    EXPECT_THROW(idx.add("a", 7, 1, 2), error);  // positions only grow
     idx.advance(20);
     EXPECT_EQ(idx.through(), 20);
     idx.advance(3);
     EXPECT_EQ(idx.through(), 20);
+}
+
+TEST(StreamIndex, VersionsLostToDamageStayTaken) {
+    stream_index idx;
+    idx.add("s", 0, 1, 0);
+    idx.add("s", 5, 2, 3);  // versions 1 and 2 were in damaged bytes
+    EXPECT_EQ(idx.find("s")->positions, (std::vector<int64_t>{0, -1, -1, 5}));
+    EXPECT_EQ(idx.last_version("s"), 3);
+    idx.add("s", 6, 3, 3);  // a second row claiming version 3: the first keeps it
+    EXPECT_EQ(idx.find("s")->positions.back(), 5);
+    EXPECT_EQ(idx.through(), 7);
+    std::string bytes = idx.serialize(1);
+    stream_index back;
+    ASSERT_TRUE(back.parse(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), 1));
+    EXPECT_EQ(back.find("s")->positions, (std::vector<int64_t>{0, -1, -1, 5}));
 }
 
 TEST(StreamIndex, SnapshotRoundTripAndRefusals) {

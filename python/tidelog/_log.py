@@ -406,6 +406,10 @@ class Log:
         and change nothing."""
         self._check_writable()
         topic = self.topic(name)
+        if b"tidelog.es.identity" in (topic.schema.metadata or {}):
+            # Retention or compaction would remove events under the stores' indexes.
+            raise InvalidArgumentError(f"topic {name!r} holds an event store, which keeps every event: its "
+                                       f"retention and cleanup policy cannot change")
         unknown = sorted(set(config) - set(ALTERABLE_TOPIC_CONFIGS))
         if unknown:
             raise InvalidArgumentError(f"alter_topic cannot change {', '.join(map(repr, unknown))}: the settings it "

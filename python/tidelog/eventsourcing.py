@@ -7,7 +7,7 @@ override). The module defines one infrastructure factory, :class:`TidelogFactory
 Mapping (one library stored event = one tidelog event-store event):
 
 * **Stores.** Each application gets its own event store in the log, named after the
-  application: the name lower-cased, characters outside ``[a-z0-9._-]`` replaced by ``_``
+  application: its name as it is, characters outside ``[A-Za-z0-9._-]`` replaced by ``_``
   (then a short hash of the original name is added, so two names do not share a store),
   ``"events"`` when the application has no name. Snapshots go to ``<name>-snapshots``,
   a tracking-only recorder (a projection's view) to ``<name>-tracking``. One log folder
@@ -273,16 +273,16 @@ class _LogLease:
         self._finalizer()  # runs once
 
 
-_NAME_OK = re.compile(r"[a-z0-9._-]+")
+_NAME_OK = re.compile(r"[A-Za-z0-9._-]+")
 
 
 def store_name(application_name: str, suffix: str = "") -> str:
     """The event store of an application (``""`` -> ``"events"``), with ``suffix``
     (``"-snapshots"``, ``"-tracking"``) appended."""
-    base = application_name.lower() or "events"
+    base = application_name or "events"
     if not _NAME_OK.fullmatch(base) or len(base) > 160 or base in (".", ".."):
         digest = hashlib.sha1(application_name.encode("utf-8", "surrogatepass")).hexdigest()[:10]
-        base = re.sub(r"[^a-z0-9._-]", "_", base)[:160] + "-" + digest
+        base = re.sub(r"[^A-Za-z0-9._-]", "_", base)[:160] + "-" + digest
     return base + suffix
 
 

@@ -56,6 +56,7 @@ EVENT_SCHEMA = pa.schema([
 #: holds the first version that stays visible (soft) or the last version (hard).
 SOFT_DELETE_TYPE = "$deleted"
 TOMBSTONE_TYPE = "$tombstone"
+MARKER_TYPES = frozenset((SOFT_DELETE_TYPE, TOMBSTONE_TYPE))
 
 
 def as_event_id(value: Any) -> uuid.UUID:
@@ -84,6 +85,9 @@ class NewEvent:
                  event_id: uuid.UUID | str | None = None):
         if not isinstance(type, str) or not type:
             raise InvalidArgumentError(f"an event type is a non-empty str, not {type!r}")
+        if type in MARKER_TYPES:
+            raise InvalidArgumentError(f"event type {type!r} is reserved for the store's deletion markers "
+                                       f"(use delete_stream)")
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise InvalidArgumentError(f"event data is bytes, not {data.__class__.__name__} (append domain objects "
                                        f"directly to have the store's serializer encode them)")

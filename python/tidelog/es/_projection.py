@@ -121,7 +121,8 @@ class _InTransaction:
         object.__setattr__(self, "_conn", conn)
 
     def __getattr__(self, name: str) -> Any:
-        if name in ("commit", "rollback", "close", "begin"):
+        # (sqlite3's executescript() commits the open transaction first: refused too)
+        if name in ("commit", "rollback", "close", "begin", "executescript"):
             raise ProjectionError(f"a projection handler may not call {name}(): the runner commits each batch "
                                   "together with its checkpoint")
         return getattr(self._conn, name)

@@ -196,7 +196,7 @@ class EventStore:
                 elif kind == TOMBSTONE_TYPE:
                     self._index.tombstone(stream, position)
                 else:
-                    self._index.add(stream, position, _core.event_id_hash(cols["event_id"][i]))
+                    self._index.add(stream, position, _core.event_id_hash(cols["event_id"][i]), cols["version"][i])
                 row += 1
         self._index.advance(frame.next_offset)
 
@@ -240,8 +240,14 @@ class EventStore:
                         self._lock_file.lock(0, True, True)
                     try:
                         written = self._native.written_end()
-                        if self._index.through < written and self._native.end_offset < written:
+                        visible = self._native.end_offset
+                        if self._index.through < written and visible < written:
                             pending = written  # another handle's rows, not yet visible: wait below, unlocked
+                        elif precondition is not None and self._index.through > visible:
+                            # A precondition reads the store, which shows visible rows only: let this
+                            # process's rows in flight become visible first, so it sees what the
+                            # version checks see.
+                            pending = self._index.through
                         else:
                             pending = -1
                             results, ticket = self._append_locked(prepared, precondition, written)
@@ -260,7 +266,12 @@ class EventStore:
             if ticket:
                 native_log.wait_durable(ticket, True)
             else:
-                native_log.retract()  # an idempotent retry wrote nothing
+                native_log.retract()  # an idempotent retry wrote nothing ...
+                # ... but the first append may still be on its way to the disk (a thread of
+                # this process in its durability wait): acknowledge the retry once it is there.
+                last = max(p for r in results for p in r.positions)
+                if last >= self._native.end_offset:
+                    self._native.wait_for_data(last, None)
         return results
 
     def _prepare(self, appends: Iterable[tuple[str, Iterable[Any], int]]) -> list[tuple[str, list[NewEvent], int]]:
@@ -334,8 +345,8 @@ class EventStore:
                 continue
             stream_id, events, first = next(planned)
             positions = list(range(position, position + len(events)))
-            for p, e in zip(positions, events):
-                index.add(stream_id, p, _core.event_id_hash(e.event_id.bytes))
+            for k, (p, e) in enumerate(zip(positions, events)):
+                index.add(stream_id, p, _core.event_id_hash(e.event_id.bytes), first + k)
             position += len(events)
             out.append(WriteResult(first + len(events) - 1, positions))
         return out, ticket
@@ -458,8 +469,9 @@ class EventStore:
                 return []
             visible = self._native.end_offset
             positions = self._index.positions(stream_id, lo, hi)
-            if positions and positions[-1] >= visible:  # appends of this process not yet durable
-                positions = [p for p in positions if p < visible]
+            if positions and (positions[-1] >= visible or -1 in positions):
+                # appends of this process not yet durable; versions lost to damaged bytes (-1)
+                positions = [p for p in positions if 0 <= p < visible]
             events = self._rows_at(positions)
         if backwards:
             events.reverse()
