@@ -20,7 +20,32 @@ from ._events import SOFT_DELETE_TYPE, TOMBSTONE_TYPE, EventFilter, RecordedEven
 _WAIT_SLICE_S = 0.2
 
 
-class Subscription:
+class _Events:
+    """Iteration and the context manager, over ``poll()`` and ``close()``."""
+
+    def poll(self, timeout: float | None = None) -> RecordedEvent | None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __iter__(self) -> Iterator[RecordedEvent]:
+        return self
+
+    def __next__(self) -> RecordedEvent:
+        ev = self.poll()
+        if ev is None:
+            raise StopIteration
+        return ev
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class Subscription(_Events):
     """Events from a position on, in global order: the stored ones, then each
     new one as it is appended. Iterate it (blocks), or ``poll(timeout)``.
     ``position`` is where it goes on from: save it to resume later."""
@@ -68,27 +93,12 @@ class Subscription:
         self.position = self._buffer[0].position if self._buffer else self._read_to
         return ev
 
-    def __iter__(self) -> Iterator[RecordedEvent]:
-        return self
-
-    def __next__(self) -> RecordedEvent:
-        ev = self.poll()
-        if ev is None:
-            raise StopIteration
-        return ev
-
     def close(self) -> None:
         """Ends the subscription: a blocked poll returns None (within 0.2 s)."""
         self._closed = True
 
-    def __enter__(self) -> "Subscription":
-        return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-
-class GroupSubscription:
+class GroupSubscription(_Events):
     """A competing (persistent) subscription: a member of consumer group
     ``group`` on the store's topic. One member at a time receives the events
     (the store's topic has one partition, which keeps the global order); the
@@ -154,15 +164,6 @@ class GroupSubscription:
             self._consumer.commit(offsets={(self._store.topic.name, 0): self._delivered + 1})
             self._committed = self._delivered
 
-    def __iter__(self) -> Iterator[RecordedEvent]:
-        return self
-
-    def __next__(self) -> RecordedEvent:
-        ev = self.poll()
-        if ev is None:
-            raise StopIteration
-        return ev
-
     def close(self) -> None:
         """Leaves the group (its partition moves to another member at once)."""
         if self._closed:
@@ -175,8 +176,3 @@ class GroupSubscription:
         except LogClosedError:
             pass
 
-    def __enter__(self) -> "GroupSubscription":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
