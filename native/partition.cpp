@@ -975,18 +975,34 @@ void partition::enforce_retention() {
         int64_t now = wall_ns();
         const int64_t retention_ms = _retention_ms.load(std::memory_order_relaxed);
         const int64_t retention_bytes = _retention_bytes.load(std::memory_order_relaxed);
-        while (_segments.size() > 1) {
-            auto& front = _segments.front();
+        size_t count = 0;
+        while (count + 1 < _segments.size()) {
+            auto& front = _segments[count];
             bool expired = retention_ms >= 0 && front->max_timestamp() != INT64_MIN &&
                            front->max_timestamp() < now - retention_ms * ns_per_ms;
             bool oversize = retention_bytes >= 0 && total - front->size() >= static_cast<uint64_t>(retention_bytes);
             if (!expired && !oversize) break;
             total -= front->size();
-            _sealed_bytes -= front->size();
-            doomed.push_back(front);
-            _segments.erase(_segments.begin());
+            ++count;
         }
-        if (doomed.empty()) return;
+        if (count == 0) return;
+        // A doomed segment the durable point has not passed may hold unsynced
+        // frames. Once it leaves the list no flush syncs it (plan_flush syncs
+        // the listed segments), yet the durable point may pass it; a power cut
+        // before its unlink is durable would bring it back short, and recovery
+        // would cut every later, acknowledged segment as not continuing it.
+        // So it is synced here, before any handle can see it gone (a failure
+        // throws with nothing removed). Retention rarely reaches segments this
+        // recent: only with a retention of about one segment.
+        durable_point d;
+        bool durable_known = _coord->durable.load(&d, 100);
+        for (size_t k = 0; k < count; ++k)
+            if (!durable_known || _segments[k]->base_offset() >= d.segment_base) _segments[k]->datasync();
+        for (size_t k = 0; k < count; ++k) {
+            _sealed_bytes -= _segments[k]->size();
+            doomed.push_back(_segments[k]);
+        }
+        _segments.erase(_segments.begin(), _segments.begin() + static_cast<std::ptrdiff_t>(count));
         _coord->retention_start = _segments.front()->base_offset();
         __atomic_store_n(&_coord->retention_phase, 1u, __ATOMIC_RELEASE);
         _shared.publish_start(_segments.front()->base_offset());

@@ -40,6 +40,8 @@
 //                              runs with k = 2..4, see run::workload_interleaved)
 //   TIDELOG_POWERCUT_INTERLEAVED_RETENTION
 //                              0: no retention in interleaved runs (default: on)
+//   TIDELOG_POWERCUT_RETENTION percent of the partitions with a retention of two
+//                              segments (default 40; 100 hunts retention bugs)
 //   TIDELOG_POWERCUT_VERBOSE   1: print every cut
 //   TIDELOG_POWERCUT_KEEP      1: keep each pre-recovery image (debugging)
 //   TIDELOG_POWERCUT_DAMAGE    share of the cuts followed by media damage (default
@@ -85,6 +87,11 @@ uint64_t env_u64(const char* name, uint64_t fallback) {
     if (std::string(v) == "random")
         return static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
     return std::strtoull(v, nullptr, 10);
+}
+
+int retention_share() {
+    static const int share = static_cast<int>(env_u64("TIDELOG_POWERCUT_RETENTION", 40));
+    return share;
 }
 
 uint64_t mix(uint64_t x) {  // splitmix64
@@ -316,7 +323,7 @@ public:
             c.durability = mode == 0 ? durability_mode::fsync : mode == 1 ? durability_mode::interval
                                                                           : durability_mode::none;
             c.flush_interval_ms = 1 + pick(_rng) % 5;
-            c.retention_bytes = pick(_rng) < 40 ? static_cast<int64_t>(c.segment_bytes * 2) : -1;
+            c.retention_bytes = pick(_rng) < retention_share() ? static_cast<int64_t>(c.segment_bytes * 2) : -1;
             _configs.push_back(c);
         }
         _models.resize(_partitions);
