@@ -2,8 +2,9 @@
 contender once, on tiny data, one round, so that the benchmarks cannot rot.
 No timing assertions: only that every pair runs, produces finite figures and
 the same answers. Contenders whose package is missing (duckdb, lmdb,
-eventsourcing, tidelog.eventsourcing) and the placeholder slot (Kafka) are
-skipped, not failed.
+eventsourcing, tidelog.eventsourcing, confluent-kafka) or tool (Java and
+Maven, for the Kafka broker) are skipped, not failed. The Kafka contenders
+run against the one broker the suite starts (tidelog.bench.kafka).
 """
 from __future__ import annotations
 

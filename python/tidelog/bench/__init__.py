@@ -6,7 +6,8 @@
 * many_processes.py - many processes on one log (spawned workers, _child.py)
 * events.py     - the event store (tidelog.es) against the eventsourcing library
 * contenders/   - tidelog, the physical limits, the peers (SQLite, DuckDB, LMDB, the eventsourcing
-                  library), a slot for Kafka
+                  library, Apache Kafka through confluent-kafka and its Java producer)
+* kafka/        - a real single-node Kafka broker from Maven Central jars, started once per run
 * runner.py     - runs them, medians, spreads, ratios; JSON
 * table.py      - the comparison table and headline ratios
 * plots.py      - matplotlib figures

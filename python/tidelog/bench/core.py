@@ -172,6 +172,11 @@ class Contender:
             return check(params)
         return callable(getattr(self, f"{workload}_run", None))
 
+    def prepare(self, mode: str) -> None:
+        """Called once per run, before any workload, with the run's mode
+        ("smoke", "quick", "full"): for state shared by the workloads (the
+        Kafka contenders size their broker's warm-up by it)."""
+
     def setup(self, tmpdir: str, workload: str, params: dict, data: Any) -> None:
         self._workload = workload
         fn = getattr(self, f"{workload}_setup", None)

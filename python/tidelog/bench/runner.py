@@ -278,6 +278,9 @@ def run_suite(opts: Options, contenders: list[Contender] | None = None,
         "errors": [],
         "targets": [],
     }
+    for c in chosen:
+        if c.available() is None:
+            c.prepare(opts.mode)
     try:
         for wl in workloads:
             t0 = time.perf_counter()

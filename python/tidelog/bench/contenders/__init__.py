@@ -10,7 +10,7 @@ from .limits import (
 )
 from .lmdb_ import Lmdb
 from .eventsourcing_ import EventSourcingLib
-from .placeholders import Kafka
+from .kafka_ import Kafka, KafkaJavaProducer
 from .sqlite_ import Sqlite
 from .tidelog_ import Tidelog, TidelogColumnar, TidelogProducer
 from .tidelog_compaction import TidelogCompaction
@@ -36,9 +36,7 @@ def default_contenders() -> list[Contender]:
         ProjectionViewAlone(), EventSourcingLib("popo"),
         # peers
         Sqlite("NORMAL"), Sqlite("FULL"), Sqlite("OFF"), DuckDB(), Lmdb(True), Lmdb(False),
-        EventSourcingLib("sqlite"),
-        # reserved slots, not measured yet
-        Kafka(),
+        EventSourcingLib("sqlite"), Kafka(), KafkaJavaProducer(),
     ]
 
 
@@ -53,5 +51,5 @@ __all__ = ["default_contenders", "find", "Contender", "Tidelog", "TidelogProduce
            "TidelogGroups", "SmallFdatasync", "TidelogCompaction",
            "NumpyCopy",
            "OsWrite", "WriteFdatasync", "ArrowInMemory", "ArrowIpcFile", "OpenMmap", "OsPipe", "PythonCallFloor",
-           "PaArrayConversion", "Crc32c", "Sqlite", "DuckDB", "Lmdb", "Kafka", "TidelogEvents",
+           "PaArrayConversion", "Crc32c", "Sqlite", "DuckDB", "Lmdb", "Kafka", "KafkaJavaProducer", "TidelogEvents",
            "ProjectionViewAlone", "EventSourcingLib"]
