@@ -40,6 +40,11 @@ bool log_core::wait_notify(uint32_t seen, int64_t timeout_ns) {
     return _notifier->wait_change(seen, timeout_ns);
 }
 
+bool log_core::spin_notify(uint32_t seen, int64_t spin_ns) {
+    if (!_notifier->available()) return wait_notify(seen, spin_ns);  // (polls for the file at a coarse pace)
+    return _notifier->spin_change(seen, spin_ns);
+}
+
 log_core::~log_core() {
     try {
         close();

@@ -33,6 +33,9 @@ public:
     /// then wait_notify(seen) sleeps until any partition publishes. GIL-free.
     uint32_t notify_sequence() const { return _notifier ? _notifier->sequence() : 0; }
     bool wait_notify(uint32_t seen, int64_t timeout_ns);
+    /// As wait_notify, but busy-polls for up to spin_ns (no system call): the
+    /// consumers' "spin" wait strategy. False when nothing was published.
+    bool spin_notify(uint32_t seen, int64_t spin_ns);
     /// Wakes every wait_notify sleeper (they re-check and, finding nothing, sleep again).
     void wake_waiters() {
         if (_notifier) _notifier->bump();

@@ -74,6 +74,10 @@ public:
     /// Sleeps until sequence differs from `seen` or timeout_ns passes (<0: forever).
     /// Returns false on timeout.
     bool wait_change(uint32_t seen, int64_t timeout_ns) const;
+    /// Busy-polls the sequence (no system call, no waiter registered, so
+    /// publishers make no wake-up call for it) until it differs from `seen` or
+    /// spin_ns passes. Returns false on timeout. Burns a core while it runs.
+    bool spin_change(uint32_t seen, int64_t spin_ns) const;
     /// For readers that opened before any writer: try to map the file again.
     void retry_open();
 

@@ -386,6 +386,26 @@ cdef class NativeLog:
             if timeout >= 0 and _monotonic() >= deadline:
                 return False
 
+    def spin_notify(self, uint32_t seen, double spin_s):
+        """Busy-polls (GIL released, no system call) for up to ``spin_s``
+        seconds until any partition of the log publishes after ``seen`` was
+        read; False when nothing was. The consumers' "spin" wait strategy:
+        it burns a core while it runs."""
+        cdef double deadline = _monotonic() + max(spin_s, 0.0)
+        cdef double left
+        cdef bint ok
+        while True:
+            left = min(deadline - _monotonic(), WAIT_SLICE_S)
+            if left < 0:
+                left = 0
+            with nogil:
+                ok = self.core.get().spin_notify(seen, <int64_t>(left * 1e9))
+            if ok:
+                return True
+            PyErr_CheckSignals()
+            if _monotonic() >= deadline:
+                return False
+
     def stats(self):
         cdef CCommitterStats s = self.core.get().stats()
         return {

@@ -219,6 +219,7 @@ cdef extern from "log_core.h" namespace "tidelog" nogil:
         uint32_t notify_sequence()
         void wake_waiters()
         cbool wait_notify(uint32_t seen, int64_t timeout_ns) except +raise_native_error
+        cbool spin_notify(uint32_t seen, int64_t spin_ns) except +raise_native_error
         void flush_all() except +raise_native_error
         void wait_durable(uint64_t ticket, cbool announced, cbool (*interrupted)(void*) noexcept nogil,
                           void* interrupted_arg) except +raise_native_error

@@ -24,6 +24,10 @@ from .errors import InvalidArgumentError, InvalidGroupIdError, LogClosedError
 
 logger = logging.getLogger("tidelog")
 
+WAIT_STRATEGIES = ("block", "spin", "spin-then-block")
+DEFAULT_SPIN_US = 50.0      # "spin-then-block": about 5x the cross-process wake-up it saves
+MAX_SPIN_US = 1_000_000.0
+SPIN_SLICE_S = 0.05         # "spin": how long one native spin runs before the poll loop looks again
 NO_GROUP = "this consumer has no group: commits need one (log.consumer(topics, group=...))"
 
 
@@ -50,18 +54,28 @@ class Consumer:
     """
 
     def __init__(self, log, topics: Iterable[str] | str | None = None, start: str = "earliest",
-                 on_corrupt: str = "raise", notifier=None):
-        """``notifier``: what the consumer waits on, with ``notify_sequence()``
-        and ``wait_notify(sequence, timeout)``: the log (default), or the
-        log's native core, which ``Log.consumer()`` hands down so that a poll
-        saves a call."""
+                 on_corrupt: str = "raise", notifier=None, wait: str = "block", spin_us: float | None = None):
+        """``notifier``: what the consumer waits on, with ``notify_sequence()``,
+        ``wait_notify(sequence, timeout)`` and ``spin_notify(sequence, seconds)``:
+        the log (default), or the log's native core, which ``Log.consumer()``
+        hands down so that a poll saves a call. ``wait``/``spin_us``: the wait
+        strategy (see ``Log.consumer``)."""
         if start not in ("earliest", "latest"):
             raise ValueError(f"start must be 'earliest' or 'latest', not {start!r}")
+        if wait not in WAIT_STRATEGIES:
+            raise InvalidArgumentError(f"wait must be one of {', '.join(map(repr, WAIT_STRATEGIES))}, not {wait!r}")
+        if spin_us is None:
+            spin_us = DEFAULT_SPIN_US
+        if isinstance(spin_us, bool) or not isinstance(spin_us, (int, float)) or not 0 <= spin_us <= MAX_SPIN_US:
+            raise InvalidArgumentError(f"spin_us must be a number of microseconds in [0, {MAX_SPIN_US}], not {spin_us!r}")
+        self._wait_strategy = wait
+        self._spin_s = spin_us / 1e6
         self._log = log
         self._skip_damage = check_on_corrupt(on_corrupt)
         notifier = log if notifier is None else notifier
         self._notify_sequence = notifier.notify_sequence
         self._wait_notify = notifier.wait_notify
+        self._spin_notify = notifier.spin_notify
         self._start = start
         self._positions: dict[tuple[str, int], int] = {}
         self._assignment: list[tuple[str, int]] = []
@@ -359,7 +373,16 @@ class Consumer:
         left = None if deadline is None else deadline - time.monotonic()
         if left is not None and left <= 0:
             return False
-        self._wait_notify(seq, left)
+        strategy = self._wait_strategy
+        if strategy == "block":
+            self._wait_notify(seq, left)
+        elif strategy == "spin":
+            # In slices: the caller checks its state (and its deadline) between them.
+            self._spin_notify(seq, SPIN_SLICE_S if left is None else min(left, SPIN_SLICE_S))
+        else:
+            spin = self._spin_s if left is None else min(left, self._spin_s)
+            if not self._spin_notify(seq, spin):
+                self._wait_notify(seq, None if left is None else max(left - spin, 0.0))
         return True
 
     def has_data(self) -> bool:

@@ -246,6 +246,9 @@ class NativeLog:
     def wait_notify(self, seen: int, timeout: float | None = None) -> bool:
         """Sleeps (GIL released, futex) until any partition of the log publishes
         after ``seen`` was read; False on timeout (seconds; None: forever)."""
+    def spin_notify(self, seen: int, spin_s: float) -> bool:
+        """Busy-polls (GIL released, no system call) for up to ``spin_s`` seconds
+        until any partition publishes after ``seen`` was read; False when nothing was."""
     def flush(self) -> None:
         """Makes every append so far durable, whatever the durability mode."""
     def stats(self) -> dict[str, int]:

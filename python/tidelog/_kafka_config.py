@@ -119,7 +119,7 @@ def producer_settings(config: dict | None, kwargs: dict) -> dict:
 def consumer_settings(config: dict | None, kwargs: dict) -> dict:
     """tidelog consumer keywords (start, group, on_corrupt, and the group
     settings) from Kafka's names."""
-    own = {"start", "group", "on_corrupt", *GROUP_SETTINGS}
+    own = {"start", "group", "on_corrupt", "wait", "spin_us", *GROUP_SETTINGS}
     out, _ = _merge("consumer", config, kwargs, CONSUMER_NAMES, own)
     for name, kind in GROUP_SETTINGS.items():
         value = out.get(name)

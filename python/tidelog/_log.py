@@ -627,6 +627,13 @@ class Log:
         confluent-kafka's) or ``listener`` (an object with
         ``on_partitions_assigned``/``_revoked``/``_lost``). See docs/groups.md.
 
+        ``wait``: how a poll with nothing to read waits. "block" (default):
+        sleeps on the log's futex, no CPU, woken by a publish in any process.
+        "spin": busy-polls the shared publish counter (no system call; the
+        lowest latency, and a core at 100 % while it waits). "spin-then-block":
+        spins ``spin_us`` microseconds (default 50), then sleeps. Async
+        consumers always block (their wait runs on a helper thread).
+
         Kafka's names work too: ``log.consumer({"auto.offset.reset": "latest"})``
         (a confluent-kafka style dict in place of ``topics``; then ``subscribe()``)
         or kafka-python keywords (``auto_offset_reset=``); see docs/kafka.md.
@@ -641,6 +648,7 @@ class Log:
         given = {k: v for k, v in (("start", start), ("group", group), ("on_corrupt", on_corrupt)) if v is not _UNSET}
         settings = consumer_settings(config, {**given, **kafka})
         common = dict(start=settings.pop("start", "earliest"), on_corrupt=settings.pop("on_corrupt", "raise"),
+                      wait=settings.pop("wait", "block"), spin_us=settings.pop("spin_us", None),
                       notifier=self._native)
         name = settings.pop("group", None)
         if name is None:
@@ -664,6 +672,8 @@ class Log:
         the same settings as ``consumer()``."""
         from ._aio import AsyncConsumer
 
+        if settings.get("wait", "block") != "block":
+            raise InvalidArgumentError("async_consumer() waits on the event loop: wait= must be 'block'")
         return AsyncConsumer(self.consumer(topics, **settings))
 
     # ----------------------------------------------------------------- groups
@@ -727,6 +737,13 @@ class Log:
         (False; None: no limit). Returns at once if it moved already; callers
         check their state again on return (wake-ups may be spurious)."""
         return self._native.wait_notify(sequence, timeout)
+
+    def spin_notify(self, sequence: int, seconds: float) -> bool:
+        """As ``wait_notify``, but busy-polls the counter for up to
+        ``seconds`` (the GIL released, no system call: a core at 100 %) and
+        returns False when nothing was published meanwhile. What consumers
+        with ``wait="spin"`` use."""
+        return self._native.spin_notify(sequence, seconds)
 
     def wake_waiters(self) -> None:
         """Wakes every ``wait_notify`` of this log, in every process, at once

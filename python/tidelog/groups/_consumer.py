@@ -71,12 +71,12 @@ class GroupConsumer(Consumer):
     one thread per consumer (run several consumers for several threads)."""
 
     def __init__(self, log, topics, group: str, folder: str, start: str = "earliest", on_corrupt: str = "raise",
-                 notifier=None, partition_assignment_strategy: str = "range", group_instance_id: str | None = None,
+                 notifier=None, wait: str = "block", spin_us: float | None = None, partition_assignment_strategy: str = "range", group_instance_id: str | None = None,
                  enable_auto_commit: bool = True, auto_commit_interval_ms: int = 5000,
                  max_poll_interval_ms: int = 300_000, session_timeout_ms: int = 45_000,
                  on_assign: Callable | None = None, on_revoke: Callable | None = None,
                  on_lost: Callable | None = None, listener: Any = None, client_id: str = "tidelog"):
-        super().__init__(log, None, start=start, on_corrupt=on_corrupt, notifier=notifier)
+        super().__init__(log, None, start=start, on_corrupt=on_corrupt, notifier=notifier, wait=wait, spin_us=spin_us)
         if partition_assignment_strategy not in STRATEGIES:
             raise InvalidArgumentError(f"partition_assignment_strategy must be one of {', '.join(STRATEGIES)}, "
                                        f"not {partition_assignment_strategy!r}")

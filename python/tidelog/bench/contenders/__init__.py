@@ -12,7 +12,7 @@ from .lmdb_ import Lmdb
 from .eventsourcing_ import EventSourcingLib
 from .kafka_ import Kafka, KafkaJavaProducer
 from .sqlite_ import Sqlite
-from .tidelog_ import Tidelog, TidelogColumnar, TidelogProducer
+from .tidelog_ import Tidelog, TidelogColumnar, TidelogProducer, TidelogSpin
 from .tidelog_compaction import TidelogCompaction
 from .tidelog_events import ProjectionViewAlone, TidelogEvents
 from .tidelog_groups import SmallFdatasync, TidelogGroups
@@ -24,6 +24,7 @@ def default_contenders() -> list[Contender]:
     return [
         # tidelog
         Tidelog("fsync"), Tidelog("interval"), Tidelog("none"), TidelogProducer(), TidelogColumnar(), TidelogIntact(),
+        TidelogSpin(),
         TidelogProcesses("many"), TidelogProcesses("one"), TidelogProcesses("exclusive"),
         TidelogProcesses("threads"),
         TidelogGroups("group"), TidelogGroups("one"),
@@ -47,7 +48,7 @@ def find(name: str) -> Contender:
     raise KeyError(f"no contender {name!r}")
 
 
-__all__ = ["default_contenders", "find", "Contender", "Tidelog", "TidelogProducer", "TidelogColumnar", "TidelogIntact", "TidelogProcesses",
+__all__ = ["default_contenders", "find", "Contender", "Tidelog", "TidelogProducer", "TidelogSpin", "TidelogColumnar", "TidelogIntact", "TidelogProcesses",
            "TidelogGroups", "SmallFdatasync", "TidelogCompaction",
            "NumpyCopy",
            "OsWrite", "WriteFdatasync", "ArrowInMemory", "ArrowIpcFile", "OpenMmap", "OsPipe", "PythonCallFloor",

@@ -18,6 +18,7 @@ class Tidelog(TidelogTargets, Contender):
     """``durability``: "fsync" (the contender named plain "tidelog"), "interval" or "none"."""
 
     kind = "tidelog"
+    wait = "block"          # the latency workload's consumers' wait strategy
 
     def __init__(self, durability: str = "fsync"):
         self.durability = durability
@@ -227,9 +228,9 @@ class Tidelog(TidelogTargets, Contender):
         self.producer = log.producer(linger_ms=0, acks="durable" if self.durability == "fsync" else "written")
         self.data = data
         if data.where == "process":
-            self.consumer = _child.RemoteConsumer(self, {"path": self.path, "topic": "latency"})
+            self.consumer = _child.RemoteConsumer(self, {"path": self.path, "topic": "latency", "wait": self.wait})
         else:
-            c = log.consumer("latency", start="earliest")
+            c = log.consumer("latency", start="earliest", wait=self.wait)
             it = iter(c)
             self._local = c
             self.consumer = LocalConsumer(lambda conn: consume_loop(lambda: next(it).value, conn))
@@ -239,7 +240,7 @@ class Tidelog(TidelogTargets, Contender):
         import tidelog
 
         log = tidelog.open(info["path"], read_only=True)
-        c = log.consumer(info["topic"], start="earliest")
+        c = log.consumer(info["topic"], start="earliest", wait=info["wait"])
         it = iter(c)
         consume_loop(lambda: next(it).value, conn)
         c.close()
@@ -261,6 +262,22 @@ class Tidelog(TidelogTargets, Contender):
             self.producer.close()
         finally:
             self._close()
+
+
+class TidelogSpin(Tidelog):
+    """The latency workload with consumers that spin (``wait="spin"``: they
+    busy-poll the log's shared publish counter, no system call, a core at
+    100 % while waiting), on the interval topic."""
+
+    wait = "spin"
+
+    def __init__(self):
+        super().__init__("interval")
+        self.name = "tidelog spin"
+        self.description = "consumer(wait=\"spin\"): busy-polls the publish counter; durability=\"interval\""
+
+    def supports(self, workload, params):
+        return workload == "latency"
 
 
 class TidelogColumnar(Tidelog):
