@@ -10,7 +10,7 @@ from .limits import (
 )
 from .lmdb_ import Lmdb
 from .eventsourcing_ import EventSourcingLib
-from .kafka_ import Kafka, KafkaJavaProducer
+from .kafka_ import Kafka, KafkaJavaLatency, KafkaJavaProducer
 from .sqlite_ import Sqlite
 from .tidelog_ import Tidelog, TidelogColumnar, TidelogProducer, TidelogSpin
 from .tidelog_compaction import TidelogCompaction
@@ -37,7 +37,7 @@ def default_contenders() -> list[Contender]:
         ProjectionViewAlone(), EventSourcingLib("popo"),
         # peers
         Sqlite("NORMAL"), Sqlite("FULL"), Sqlite("OFF"), DuckDB(), Lmdb(True), Lmdb(False),
-        EventSourcingLib("sqlite"), Kafka(), KafkaJavaProducer(),
+        EventSourcingLib("sqlite"), Kafka(), KafkaJavaProducer(), KafkaJavaLatency(),
     ]
 
 
@@ -52,5 +52,5 @@ __all__ = ["default_contenders", "find", "Contender", "Tidelog", "TidelogProduce
            "TidelogGroups", "SmallFdatasync", "TidelogCompaction",
            "NumpyCopy",
            "OsWrite", "WriteFdatasync", "ArrowInMemory", "ArrowIpcFile", "OpenMmap", "OsPipe", "PythonCallFloor",
-           "PaArrayConversion", "Crc32c", "Sqlite", "DuckDB", "Lmdb", "Kafka", "KafkaJavaProducer", "TidelogEvents",
+           "PaArrayConversion", "Crc32c", "Sqlite", "DuckDB", "Lmdb", "Kafka", "KafkaJavaProducer", "KafkaJavaLatency", "TidelogEvents",
            "ProjectionViewAlone", "EventSourcingLib"]

@@ -309,6 +309,47 @@ class Kafka(_KafkaPeer):
             self._teardown_topic()
 
 
+class KafkaJavaLatency(_KafkaPeer):
+    """Produce-to-consume latency with Kafka's Java clients (LatencyProbe.java,
+    run by the JDK's single-file launcher): a consumer thread in the sender's
+    JVM, so only the "thread" case. Kafka's EndToEndLatency tool measures the
+    same but reports whole milliseconds; the probe keeps every sample in ns."""
+
+    name = "kafka (Java clients)"
+    description = ("Kafka's Java producer (acks=all, linger 0) and consumer (fetch.max.wait.ms=1) in one JVM, "
+                   "LatencyProbe.java; 200 unmeasured records first in each JVM")
+    WARMUP = 200
+
+    def available(self):
+        import shutil
+
+        return super().available() or (None if shutil.which("javac") else "javac not found (the JDK's compiler "
+                                                                           "runs LatencyProbe.java)")
+
+    def supports(self, workload, params):
+        return workload == "latency" and params["where"] == "thread"
+
+    def latency_setup(self, tmpdir, params, data):
+        self.topic = _fresh_topic(self.broker, "latency-java", durable=False)
+        self.data = data
+
+    def latency_run(self, case):
+        from pathlib import Path
+
+        b, d = self.broker, self.data
+        probe = Path(__file__).resolve().parent.parent / "kafka" / "LatencyProbe.java"
+        cmd = ["java", "-Xmx256m", "-cp", b.classpath(), str(probe), b.bootstrap, self.topic, str(d.per_round),
+               str(d.value_bytes), str(int(d.pace_s * 1e9)), str(self.WARMUP)]
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        samples = [int(x) for x in done.stdout.split()] if done.returncode == 0 else []
+        if len(samples) != d.per_round:
+            raise RuntimeError(f"LatencyProbe failed ({done.returncode}): {(done.stdout + done.stderr)[-1500:]}")
+        return {"latencies_ns": samples}
+
+    def latency_teardown(self):
+        self._teardown_topic()
+
+
 _PERF_LINE = re.compile(r"(\d+) records sent, ([\d.]+) records/sec")
 
 
