@@ -23,6 +23,7 @@ import threading
 import time
 
 from ..core import Contender, run_threads
+from ..kafka.broker import tool_env
 from .. import _child
 from ._common import STOP, LocalConsumer, consume_loop, paced_round, stamp_value
 
@@ -340,7 +341,7 @@ class KafkaJavaLatency(_KafkaPeer):
         probe = Path(__file__).resolve().parent.parent / "kafka" / "LatencyProbe.java"
         cmd = ["java", "-Xmx256m", "-cp", b.classpath(), str(probe), b.bootstrap, self.topic, str(d.per_round),
                str(d.value_bytes), str(int(d.pace_s * 1e9)), str(self.WARMUP)]
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=tool_env())
         samples = [int(x) for x in done.stdout.split()] if done.returncode == 0 else []
         if len(samples) != d.per_round:
             raise RuntimeError(f"LatencyProbe failed ({done.returncode}): {(done.stdout + done.stderr)[-1500:]}")
@@ -375,7 +376,7 @@ class KafkaJavaProducer(_KafkaPeer):
                "--topic", self.topic, "--num-records", str(self.records), "--record-size", str(self.size),
                "--throughput", "-1", "--producer-props", f"bootstrap.servers={b.bootstrap}", "acks=all",
                "linger.ms=5", "batch.size=1048576"]
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=tool_env())
         found = _PERF_LINE.findall(done.stdout)
         if done.returncode != 0 or not found:
             raise RuntimeError(f"ProducerPerformance failed ({done.returncode}): {(done.stdout + done.stderr)[-1500:]}")

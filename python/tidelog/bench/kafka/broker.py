@@ -31,6 +31,12 @@ def unavailable_reason() -> str | None:
     return None
 
 
+def tool_env() -> dict:
+    """The environment for java and mvn: this one without LD_PRELOAD (a
+    sanitizer run of the test suite preloads libasan, which a JVM must not get)."""
+    return {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+
+
 def libs_dir(version: str | None = None) -> Path:
     version = version or kafka_version()
     if os.environ.get("TIDELOG_KAFKA_LIBS"):
@@ -64,7 +70,7 @@ def fetch_jars(version: str | None = None) -> Path:
             done = subprocess.run(
                 ["mvn", "-B", "-q", "-Dstyle.color=never", "-f", str(work / "pom.xml"), f"-Dkafka.version={version}",
                  "dependency:copy-dependencies", "-DincludeScope=runtime", f"-DoutputDirectory={out}"],
-                capture_output=True, text=True, timeout=600)
+                capture_output=True, text=True, timeout=600, env=tool_env())
             if done.returncode != 0 or not (out / marker.name).exists():
                 tail = (done.stdout + done.stderr).strip().splitlines()[-15:]
                 raise RuntimeError(f"fetching Kafka {version} with Maven failed (exit {done.returncode}):\n"
@@ -161,7 +167,7 @@ class Broker:
             cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
             fmt = subprocess.run(["java", "-cp", self.classpath(), "kafka.tools.StorageTool", "format", "-t",
                                   cluster_id, "-c", str(data / "server.properties")],
-                                 capture_output=True, text=True, timeout=120)
+                                 capture_output=True, text=True, timeout=120, env=tool_env())
             if fmt.returncode != 0:
                 raise RuntimeError(f"kafka: formatting the storage failed: {(fmt.stdout + fmt.stderr)[-2000:]}")
         t0 = time.monotonic()
@@ -170,7 +176,7 @@ class Broker:
             ["java", "-Xms512m", f"-Xmx{self.heap}", "-XX:+UseG1GC", "-Djava.awt.headless=true",
              f"-Dlog4j2.configurationFile=file:{data / 'log4j2.properties'}",
              "-cp", self.classpath(), "kafka.Kafka", str(data / "server.properties")],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True, env=tool_env())
         log.close()
         deadline = t0 + timeout_s
         while time.monotonic() < deadline:
