@@ -202,7 +202,7 @@ def target_lines(doc: dict) -> list[str]:
     """One line per target a workload of the run promises (core.Target): met / not met and the measured ratio."""
     out = []
     for t in doc.get("targets") or []:
-        want = f">= {t['at_least']:g}x"
+        want = f">= {t['at_least']:.3g}x"
         if t["ratio"] is None:
             out.append(f"{t['name']}: not measured ({t['reason']}; target {want})")
         else:

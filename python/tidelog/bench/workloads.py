@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 
 from .core import (
-    GB, KiB, MB, MiB, ROW_BYTES, Metric, SensorData, Workload, available_memory, human_bytes, human_count,
+    GB, KiB, MB, MiB, ROW_BYTES, Metric, SensorData, Target, Workload, available_memory, human_bytes, human_count,
     make_values, median, percentiles, sensor_batch,
 )
 from .compaction import Compaction
@@ -70,6 +70,17 @@ class Ingest(Workload):
         # each batch split into 4 frames, made durable together
         keyed_rows = 100 if mode == "smoke" else 64 * KiB
         return grid + [{"batch_rows": keyed_rows, "durable": True, "partitions": 4}]
+
+    def targets(self, mode, opts):
+        out = []
+        for rows in self.SIZES[mode]:
+            if rows >= 64 * KiB:
+                out.append(Target(f"durable {human_count(rows)}-row batches >= 0.8x write+fdatasync", "tidelog",
+                                  "write+fdatasync", {"batch_rows": rows, "durable": True, "partitions": None}, 0.8))
+            if rows >= 10 * KiB:
+                out.append(Target(f"not durable {human_count(rows)}-row batches >= 0.5x os.write", "tidelog none",
+                                  "os.write", {"batch_rows": rows, "durable": False}, 0.5))
+        return out
 
     def make_data(self, params, mode):
         target, max_durable, max_fast, slow = self.BUDGET[mode]
@@ -408,6 +419,12 @@ class Latency(Workload):
     def pooled(self, params, case, measures):
         p50, p99, p999 = percentiles([x for m in measures for x in m["latencies_ns"]])
         return {"p50 µs": p50 / 1e3, "p99 µs": p99 / 1e3, "p99.9 µs": p999 / 1e3}
+
+    def targets(self, mode, opts):
+        # Blocking consumers: p50 within 1.5x the os.pipe wake-up measured in the same run.
+        return [Target(f"blocking consumer in {where}, p50 <= 1.5x os.pipe", "tidelog interval", "os.pipe",
+                       {"where": key}, 1 / 1.5)
+                for key, where in (("thread", "a thread"), ("process", "another process"))]
 
     def label(self, params, case):
         return "consumer in a thread" if params["where"] == "thread" else "consumer in another process"
