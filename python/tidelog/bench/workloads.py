@@ -223,6 +223,11 @@ class Threads(Workload):
         p50, p99 = percentiles(lat, (50, 99))
         return {"p50 ms": p50 / 1e6, "p99 ms": p99 / 1e6}
 
+    def targets(self, mode, opts):
+        n = max(self.THREADS[mode])
+        return [Target(f"{n} threads, each waiting for its durable ack: >= 0.8x the group commit floor", "tidelog",
+                       "group commit floor", {"threads": n}, 0.8)]
+
     def label(self, params, case):
         n = params["threads"]
         return f"{n} thread{'s' if n > 1 else ''}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..core import Contender
 from .duckdb_ import DuckDB
 from .limits import (
-    ArrowInMemory, ArrowIpcFile, Crc32c, NumpyCopy, OpenMmap, OsPipe, OsWrite, PaArrayConversion, PythonCallFloor,
+    ArrowInMemory, ArrowIpcFile, Crc32c, GroupCommitFloor, NumpyCopy, OpenMmap, OsPipe, OsWrite, PaArrayConversion, PythonCallFloor,
     WriteFdatasync,
 )
 from .lmdb_ import Lmdb
@@ -33,7 +33,7 @@ def default_contenders() -> list[Contender]:
         # physical limits
         NumpyCopy(), OsWrite(), OsWrite(preallocate=False), WriteFdatasync(True), WriteFdatasync(False),
         ArrowInMemory(), ArrowIpcFile(), OpenMmap(), OsPipe(), PythonCallFloor(), PaArrayConversion(), Crc32c(),
-        SmallFdatasync(), SmallFdatasync(append=True), TidelogCompaction("read"), TidelogCompaction("arrow"),
+        GroupCommitFloor(), SmallFdatasync(), SmallFdatasync(append=True), TidelogCompaction("read"), TidelogCompaction("arrow"),
         ProjectionViewAlone(), EventSourcingLib("popo"),
         # peers
         Sqlite("NORMAL"), Sqlite("FULL"), Sqlite("OFF"), DuckDB(), Lmdb(True), Lmdb(False),
@@ -52,5 +52,5 @@ __all__ = ["default_contenders", "find", "Contender", "Tidelog", "TidelogProduce
            "TidelogGroups", "SmallFdatasync", "TidelogCompaction",
            "NumpyCopy",
            "OsWrite", "WriteFdatasync", "ArrowInMemory", "ArrowIpcFile", "OpenMmap", "OsPipe", "PythonCallFloor",
-           "PaArrayConversion", "Crc32c", "Sqlite", "DuckDB", "Lmdb", "Kafka", "KafkaJavaProducer", "KafkaJavaLatency", "TidelogEvents",
+           "PaArrayConversion", "Crc32c", "GroupCommitFloor", "Sqlite", "DuckDB", "Lmdb", "Kafka", "KafkaJavaProducer", "KafkaJavaLatency", "TidelogEvents",
            "ProjectionViewAlone", "EventSourcingLib"]

@@ -208,8 +208,8 @@ class Kafka(_KafkaPeer):
                         n += 1
             else:                           # consume(num_messages=...): poll_batch, and what read() would be
                 consume = c.consume
-                while n < want:
-                    n += sum(1 for m in consume(num_messages=100_000, timeout=1.0) if not m.error())
+                while n < want:   # (never more than is left: consume() waits its timeout for a full batch)
+                    n += sum(1 for m in consume(num_messages=min(100_000, want - n), timeout=1.0) if not m.error())
             seconds = time.perf_counter() - t0
         finally:
             c.close()
@@ -318,8 +318,8 @@ class KafkaJavaLatency(_KafkaPeer):
 
     name = "kafka (Java clients)"
     description = ("Kafka's Java producer (acks=all, linger 0) and consumer (fetch.max.wait.ms=1) in one JVM, "
-                   "LatencyProbe.java; 200 unmeasured records first in each JVM")
-    WARMUP = 200
+                   "LatencyProbe.java; 2,000 unmeasured records first in each JVM (its JIT starts cold)")
+    WARMUP = 2000
 
     def available(self):
         import shutil

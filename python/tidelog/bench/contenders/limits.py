@@ -5,6 +5,8 @@ from __future__ import annotations
 import itertools
 import mmap
 import os
+import queue
+import threading
 import time
 
 import numpy as np
@@ -368,6 +370,84 @@ class WriteFdatasync(Contender):
 
     def threads_teardown(self):
         self._close()
+
+
+class GroupCommitFloor(Contender):
+    """The threads workload's hand-off floor: the ideal group commit in
+    Python. Each thread puts its 100-byte record on a queue and waits on its
+    own event; one flusher thread takes everything queued, writes it with one
+    os.pwrite into a preallocated, zero-filled file, fdatasyncs once and sets
+    the events. What any group commit costs here at least: the thread
+    hand-offs (two per ack) and the fdatasyncs, nothing else."""
+
+    name = "group commit floor"
+    kind = "limit"
+    description = ("threads hand 100-byte records to one flusher thread (queue + an event per thread); it writes "
+                   "all queued with one os.pwrite, fdatasyncs once, wakes them")
+
+    def supports(self, workload, params):
+        return workload == "threads"
+
+    def threads_setup(self, tmpdir, params, data):
+        self.data = data
+        self.dir = store_dir(tmpdir, self.name)
+        size = len(data.values) * len(data.values[0]) * 8 + (1 << 20)
+        self.fd = os.open(os.path.join(self.dir, "floor.bin"), os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+        os.pwrite(self.fd, bytes(size), 0)
+        os.fsync(self.fd)
+        self.capacity, self.off, self.syncs = size, 0, 0
+        self.q: queue.SimpleQueue = queue.SimpleQueue()
+        self.flusher = threading.Thread(target=self._flush_loop, daemon=True)
+        self.flusher.start()
+
+    def _flush_loop(self):
+        q, fd = self.q, self.fd
+        while True:
+            item = q.get()
+            if item is None:
+                return
+            batch = [item]
+            while True:
+                try:
+                    batch.append(q.get_nowait())
+                except queue.Empty:
+                    break
+            stop = None in batch
+            batch = [b for b in batch if b is not None]
+            data = b"".join(v for v, _ in batch)
+            if self.off + len(data) > self.capacity:
+                self.off = 0
+            os.pwrite(fd, data, self.off)
+            self.off += len(data)
+            os.fdatasync(fd)
+            self.syncs += 1
+            for _, done in batch:
+                done.set()
+            if stop:
+                return
+
+    def _thread_op(self, k: int):
+        put, mine = self.q.put, self.data.values[k * self.data.per_thread:]
+        done = threading.Event()
+
+        def op(i):
+            done.clear()
+            put((mine[i], done))
+            done.wait()
+
+        return op
+
+    def threads_run(self, case):
+        s0 = self.syncs
+        m = run_threads(self.data.threads, self.data.per_thread, self._thread_op)
+        m["fdatasyncs"] = self.syncs - s0
+        return m
+
+    def threads_teardown(self):
+        self.q.put(None)
+        self.flusher.join(10)
+        os.close(self.fd)
+        rmtree(self.dir)
 
 
 class ArrowInMemory(Contender):
