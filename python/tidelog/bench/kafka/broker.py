@@ -5,6 +5,7 @@ import atexit
 import base64
 import fcntl
 import os
+import random
 import shutil
 import signal
 import socket
@@ -84,9 +85,19 @@ def fetch_jars(version: str | None = None) -> Path:
 
 
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port free now, below Linux's ephemeral range (32768-60999): a port the
+    kernel handed out for bind(0) may be taken by any outgoing connection (a
+    client of another broker) before the JVM binds it."""
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(20000, 32000)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("kafka: no free port found in 20000-32000 on 127.0.0.1")
 
 
 def _port_open(port: int) -> bool:
@@ -138,6 +149,7 @@ class Broker:
     def __init__(self, data_dir: str | None = None, port: int | None = None, heap: str = "1g"):
         self._own_dir = data_dir is None
         self.data_dir = Path(data_dir or tempfile.mkdtemp(prefix="tidelog-kafka-"))
+        self._own_port = port is None
         self.port = port or _free_port()
         self.heap = heap
         self.proc: subprocess.Popen | None = None
@@ -153,7 +165,20 @@ class Broker:
         return str(self.libs / "*")
 
     def start(self, timeout_s: float = 90) -> "Broker":
+        """Starts the broker and waits until it answers a metadata request. With
+        ports it picked itself, a port taken meanwhile (the broker exits with
+        "Address already in use") is retried on new ports, three times."""
         self.libs = fetch_jars()
+        for attempt in range(3 if self._own_port else 1):
+            try:
+                return self._start_once(timeout_s)
+            except RuntimeError as e:
+                if attempt == 2 or not self._own_port or "Address already in use" not in str(e):
+                    raise
+                self.port = _free_port()
+        raise AssertionError("unreachable")
+
+    def _start_once(self, timeout_s: float) -> "Broker":
         cport = _free_port()
         while cport == self.port:
             cport = _free_port()
@@ -181,7 +206,8 @@ class Broker:
         deadline = t0 + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"kafka: the broker exited ({self.proc.returncode}): {self.log_tail()}")
+                code, self.proc = self.proc.returncode, None
+                raise RuntimeError(f"kafka: the broker exited ({code}): {self.log_tail()}")
             if _port_open(self.port) and self._answers_metadata():
                 self.started_s = time.monotonic() - t0
                 return self
