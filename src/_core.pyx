@@ -368,9 +368,18 @@ cdef class NativeLog:
     def wait_notify(self, uint32_t seen, timeout=None):
         """Sleeps (GIL released, futex) until any partition of the log publishes
         after ``seen`` was read; False on timeout (seconds; None: forever)."""
-        return self._wait_notify_sliced(seen, -1.0 if timeout is None else max(float(timeout), 0.0))
+        return self._notify_sliced(seen, -1.0 if timeout is None else max(float(timeout), 0.0), False)
 
-    cdef bint _wait_notify_sliced(self, uint32_t seen, double timeout) except -1:
+    def spin_notify(self, uint32_t seen, double spin_s):
+        """Busy-polls (GIL released, no system call) for up to ``spin_s``
+        seconds until any partition of the log publishes after ``seen`` was
+        read; False when nothing was. The consumers' "spin" wait strategy:
+        it burns a core while it runs."""
+        return self._notify_sliced(seen, max(spin_s, 0.0), True)
+
+    cdef bint _notify_sliced(self, uint32_t seen, double timeout, bint spin) except -1:
+        # In slices of at most WAIT_SLICE_S, so that signals (Ctrl-C) are seen
+        # between them. timeout < 0: no limit.
         cdef double deadline = _monotonic() + timeout
         cdef double left
         cdef bint ok
@@ -379,31 +388,14 @@ cdef class NativeLog:
             if left < 0:
                 left = 0
             with nogil:
-                ok = self.core.get().wait_notify(seen, <int64_t>(left * 1e9))
+                if spin:
+                    ok = self.core.get().spin_notify(seen, <int64_t>(left * 1e9))
+                else:
+                    ok = self.core.get().wait_notify(seen, <int64_t>(left * 1e9))
             if ok:
                 return True
             PyErr_CheckSignals()
             if timeout >= 0 and _monotonic() >= deadline:
-                return False
-
-    def spin_notify(self, uint32_t seen, double spin_s):
-        """Busy-polls (GIL released, no system call) for up to ``spin_s``
-        seconds until any partition of the log publishes after ``seen`` was
-        read; False when nothing was. The consumers' "spin" wait strategy:
-        it burns a core while it runs."""
-        cdef double deadline = _monotonic() + max(spin_s, 0.0)
-        cdef double left
-        cdef bint ok
-        while True:
-            left = min(deadline - _monotonic(), WAIT_SLICE_S)
-            if left < 0:
-                left = 0
-            with nogil:
-                ok = self.core.get().spin_notify(seen, <int64_t>(left * 1e9))
-            if ok:
-                return True
-            PyErr_CheckSignals()
-            if _monotonic() >= deadline:
                 return False
 
     def stats(self):

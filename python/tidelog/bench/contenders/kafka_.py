@@ -79,11 +79,14 @@ class _Producer:
             raise RuntimeError(f"kafka: {len(self.failures)} deliveries failed, first: {self.failures[0]}")
 
 
-def _consumer(bootstrap: str, **conf):
-    from confluent_kafka import Consumer
+def _consumer(bootstrap: str, topic: str, offset: int, **conf):
+    """A consumer of ``topic``'s partition 0 from ``offset`` (no group coordination: assign)."""
+    from confluent_kafka import Consumer, TopicPartition
 
-    return Consumer({"bootstrap.servers": bootstrap, "group.id": "tidelog-bench", "enable.auto.commit": False,
-                     "fetch.wait.max.ms": 1, "fetch.queue.backoff.ms": 1, **conf})
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "tidelog-bench", "enable.auto.commit": False,
+                  "fetch.wait.max.ms": 1, "fetch.queue.backoff.ms": 1, **conf})
+    c.assign([TopicPartition(topic, 0, offset)])
+    return c
 
 
 def _next_value(consumer):
@@ -192,14 +195,13 @@ class Kafka(_KafkaPeer):
             t0 = time.perf_counter()
             self.producer.produce_all(self.topic, self.values, self.keys if case.get("keys") else None)
             return {"seconds": time.perf_counter() - t0, "records": len(self.values)}
-        from confluent_kafka import OFFSET_BEGINNING, TopicPartition
+        from confluent_kafka import OFFSET_BEGINNING
 
         how, want = case["how"], len(self.values)
-        c = _consumer(self.broker.bootstrap)
+        c = _consumer(self.broker.bootstrap, self.topic, OFFSET_BEGINNING)
         try:
             n = 0
-            t0 = time.perf_counter()
-            c.assign([TopicPartition(self.topic, 0, OFFSET_BEGINNING)])
+            t0 = time.perf_counter()  # (the fetches start with the first poll)
             if how == "iterate":            # one poll() per record: `for rec in consumer`
                 poll = c.poll
                 while n < want:
@@ -267,8 +269,6 @@ class Kafka(_KafkaPeer):
 
     # ------------------------------------------------------------ latency
     def latency_setup(self, tmpdir, params, data):
-        from confluent_kafka import TopicPartition
-
         self.topic = _fresh_topic(self.broker, "latency", durable=False)
         self.producer = _Producer(self.broker.bootstrap, **{"linger.ms": 0})
         self.data = data
@@ -276,17 +276,13 @@ class Kafka(_KafkaPeer):
         if data.where == "process":
             self.consumer = _child.RemoteConsumer(self, info)
         else:
-            c = _consumer(self.broker.bootstrap)
-            c.assign([TopicPartition(self.topic, 0, 0)])
+            c = _consumer(self.broker.bootstrap, self.topic, 0)
             self._local = c
             self.consumer = LocalConsumer(lambda conn: consume_loop(_next_value(c), conn))
 
     def latency_consume(self, info, conn):
         """Child side: a consumer in another process."""
-        from confluent_kafka import TopicPartition
-
-        c = _consumer(info["bootstrap"])
-        c.assign([TopicPartition(info["topic"], 0, 0)])
+        c = _consumer(info["bootstrap"], info["topic"], 0)
         try:
             consume_loop(_next_value(c), conn)
         finally:
