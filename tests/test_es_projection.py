@@ -10,6 +10,7 @@ import sqlite3
 from contextlib import closing
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -181,6 +182,30 @@ def test_two_runners_of_one_projection_apply_each_event_once(store, tmp_path):
     assert seen_counts(db) == (n, n)
 
 
+def test_runners_opening_one_new_database_together_all_connect(store, tmp_path):
+    # Two connections switching a new file to WAL at once: SQLite answers one
+    # of them "database is locked" at once (no busy wait); the runner retries.
+    errors = []
+
+    def connect(runner, barrier):
+        try:
+            barrier.wait()
+            runner._connect().close()
+        except Exception as e:  # noqa: BLE001 (collected and asserted below)
+            errors.append(e)
+
+    for i in range(300):
+        db = str(tmp_path / f"new{i}.sqlite")
+        barrier = threading.Barrier(2)
+        threads = [threading.Thread(target=connect, args=(SqliteProjectionRunner(store, Ledger(), db), barrier))
+                   for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert errors == []
+
+
 def test_duckdb_runner(store, tmp_path):
     duckdb = pytest.importorskip("duckdb")
     n = _fill(store, 3, 5)
@@ -217,6 +242,7 @@ def test_in_memory_databases_are_refused(store):
 # ---------------------------------------------------------------- crashes
 CHILD = r"""
 import sys
+import threading
 sys.path.insert(0, sys.argv[3])
 from _es_domain import run_ledger_forever
 run_ledger_forever(sys.argv[1], sys.argv[2], batch_size=int(sys.argv[4]))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from typing import Any
 
 from ._projection import Projection, ProjectionRunner
@@ -36,8 +37,12 @@ class SqliteProjectionRunner(ProjectionRunner):
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, timeout=self.busy_timeout_s, isolation_level=None,
                                check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
+        try:
+            _switch_to_wal(conn, self.busy_timeout_s)
+            conn.execute("PRAGMA synchronous=NORMAL")
+        except BaseException:
+            conn.close()
+            raise
         return conn
 
     def connect(self) -> sqlite3.Connection:
@@ -46,3 +51,21 @@ class SqliteProjectionRunner(ProjectionRunner):
 
     def _begin(self, conn: Any) -> None:
         conn.execute("BEGIN IMMEDIATE")
+
+
+def _switch_to_wal(conn: sqlite3.Connection, timeout_s: float) -> None:
+    """``PRAGMA journal_mode=WAL``, retried while another connection holds the
+    lock. SQLite answers a concurrent switch of a new file with "database is
+    locked" at once, without its busy handler, so two runners starting
+    together on one new file would otherwise fail one of them."""
+    deadline = time.monotonic() + timeout_s
+    pause_s = 0.001
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() >= deadline:
+                raise
+        time.sleep(pause_s)
+        pause_s = min(pause_s * 2, 0.05)
