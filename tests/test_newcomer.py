@@ -390,3 +390,29 @@ def test_create_topic_survives_sigkill_at_any_moment(tmp_path):
         trash = tmp_path / "trash"
         assert not trash.exists() or not any(trash.iterdir())
     assert len(created) >= 12
+
+
+# ------------------------------------------------------------- import
+def test_import_does_not_import_pandas():
+    """``import tidelog`` stays light: pandas (about 0.2 s to import) is loaded only
+    by whoever uses it. The templates built at import are made from buffers."""
+    r = _run("import sys, tidelog, tidelog.es; print('pandas' in sys.modules)")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "False"
+
+
+def test_one_row_builds_the_arrays_pa_array_would():
+    from tidelog._arrow import one_row
+    header_type = pa.struct([pa.field("key", pa.string(), nullable=False), pa.field("value", pa.binary())])
+    header = one_row(header_type, [one_row(pa.string(), b"h"), one_row(pa.binary(), b"x")])
+    cases = [
+        (one_row(pa.int64(), -5), pa.array([-5], pa.int64())),
+        (one_row(pa.int32(), 7), pa.array([7], pa.int32())),
+        (one_row(pa.timestamp("ns", tz="UTC"), 1), pa.array([1], pa.timestamp("ns", tz="UTC"))),
+        (one_row(pa.string(), b"abc"), pa.array(["abc"])),
+        (one_row(pa.binary(16), b"0123456789abcdef"), pa.array([b"0123456789abcdef"], pa.binary(16))),
+        (one_row(pa.list_(header_type), header), pa.array([[("h", b"x")]], pa.list_(header_type))),
+    ]
+    for built, expected in cases:
+        built.validate(full=True)
+        assert built.equals(expected)

@@ -58,6 +58,27 @@ class _PieceSink:
         return True
 
 
+def one_row(type_: pa.DataType, value: Any) -> pa.Array:
+    """A 1-row array of ``type_`` built from buffers: ``value`` is an int for
+    fixed-width types, bytes for binary, string and fixed-size binary types,
+    or a list of child arrays for a struct, a 1-row array for a list. Used for
+    the templates registered at import: ``pa.array()`` of Python objects
+    imports pandas, which would double the time ``import tidelog`` takes."""
+    def offsets(*ends: int) -> pa.Buffer:
+        return pa.py_buffer(b"".join(e.to_bytes(4, "little") for e in ends))
+
+    if pa.types.is_struct(type_):
+        return pa.Array.from_buffers(type_, 1, [None], children=value)
+    if pa.types.is_list(type_):
+        return pa.Array.from_buffers(type_, 1, [None, offsets(0, len(value))], children=[value])
+    if pa.types.is_fixed_size_binary(type_):
+        return pa.Array.from_buffers(type_, 1, [None, pa.py_buffer(value)])
+    if pa.types.is_binary(type_) or pa.types.is_string(type_):
+        return pa.Array.from_buffers(type_, 1, [None, offsets(0, len(value)), pa.py_buffer(value)])
+    width = type_.bit_width // 8
+    return pa.Array.from_buffers(type_, 1, [None, pa.py_buffer(int(value).to_bytes(width, "little", signed=True))])
+
+
 def has_dictionary(schema: pa.Schema) -> bool:
     def walk(t: pa.DataType) -> bool:
         if pa.types.is_dictionary(t):

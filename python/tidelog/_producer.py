@@ -26,8 +26,11 @@ _EMPTY = pa.py_buffer(b"")
 def _register_record_template() -> None:
     """Gives the native encoder pyarrow's serialization of a 1-row record batch,
     the template whose lengths and offsets it patches for every batch."""
-    one = pa.RecordBatch.from_pydict(
-        {"timestamp": [1], "key": [b"k"], "value": [b"v"], "headers": [[("h", b"x")]]}, schema=RECORD_SCHEMA)
+    one_row = _arrow.one_row
+    header = one_row(_HEADER_STRUCT, [one_row(pa.string(), b"h"), one_row(pa.binary(), b"x")])
+    one = pa.RecordBatch.from_arrays(
+        [one_row(RECORD_SCHEMA.field("timestamp").type, 1), one_row(pa.binary(), b"k"),
+         one_row(pa.binary(), b"v"), one_row(_HEADER_LIST, header)], schema=RECORD_SCHEMA)
     _core.set_record_template(one.serialize())
 
 

@@ -29,6 +29,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 import pyarrow as pa
 
 from .. import _core
+from .._arrow import one_row
 from ..errors import (InvalidArgumentError, LogClosedError, ReadOnlyError, SchemaMismatchError, StreamDeletedError,
                       TopicExistsError, UnknownTopicError, WrongExpectedVersionError)
 from ._events import (ALL_EVENTS, ANY, EVENT_SCHEMA, NO_STREAM, SOFT_DELETE_TYPE, STREAM_EXISTS, TOMBSTONE_TYPE,
@@ -44,10 +45,9 @@ _FRAMES_PER_READ = 256
 
 
 def _register_event_template() -> None:
-    one = pa.record_batch([pa.array(["s"]), pa.array([1], pa.int64()), pa.array(["t"]),
-                           pa.array([b"0123456789abcdef"], pa.binary(16)),
-                           pa.array([1], pa.timestamp("ns", tz="UTC")), pa.array([b"d"]), pa.array([b"m"])],
-                          schema=EVENT_SCHEMA)
+    types = [f.type for f in EVENT_SCHEMA]
+    values = [b"s", 1, b"t", b"0123456789abcdef", 1, b"d", b"m"]
+    one = pa.record_batch([one_row(t, v) for t, v in zip(types, values)], schema=EVENT_SCHEMA)
     _core.set_event_template(one.serialize())
 
 
