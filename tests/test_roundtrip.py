@@ -612,3 +612,35 @@ def test_describe(log, sensors_schema):
     assert d["bytes"] == sum(p["bytes"] for p in d["partitions"])
     assert d["config"]["partitions"] == 3 and d["config"]["key"] == "sensor_id"
     assert "sensor_id" in d["schema"]
+
+
+@pytest.mark.parametrize("route", ["one-partition", "explicit-partition", "keyed-one-target", "keyed-split",
+                                   "sticky", "null-timestamps", "compacted", "zstd"])
+def test_small_appends_take_every_route_to_the_same_frames(log, route):
+    """Small batches take a shorter path than large ones; whatever the route, the
+    rows, offsets, timestamps and results are those the general path gives."""
+    schema = pa.schema([("ts", pa.timestamp("ns")), ("key", pa.string()), ("v", pa.float64())])
+    kw = {"timestamp": "ts"}
+    if route in ("keyed-one-target", "keyed-split", "compacted"):
+        kw["key"] = "key"
+    if route == "compacted":
+        kw["cleanup_policy"] = "compact"
+    if route == "zstd":
+        kw["compression"] = "zstd"
+    parts = 1 if route in ("one-partition", "null-timestamps", "compacted", "zstd") else 4
+    short = log.create_topic("short", schema=schema, partitions=parts, **kw)
+    general = log.create_topic("general", schema=schema, partitions=parts, **kw)
+    general._small_fast_path = False
+    explicit = {"partition": 2} if route == "explicit-partition" else {}
+    for i in range(0, 40, 4):
+        rows = [{"ts": None if route == "null-timestamps" else T0 + j * 1000,
+                 "key": "same" if route == "keyed-one-target" else f"k{j % 7}", "v": float(j)} for j in range(i, i + 4)]
+        batch = pa.RecordBatch.from_pylist(rows, schema=schema)
+        assert short.append(batch, **explicit) == general.append(batch, **explicit)
+    for p in range(parts):
+        a = short.read(partitions=[p], with_offsets=True)
+        assert a.equals(general.read(partitions=[p], with_offsets=True))
+        if route != "null-timestamps" and a.num_rows:
+            first_ts = a.column("ts")[0].value
+            assert short.offset_for_time(p, first_ts) == general.offset_for_time(p, first_ts)
+    assert sum(short.read(partitions=[p]).num_rows for p in range(parts)) == 40

@@ -12,6 +12,7 @@ into the mapping (uncompressed frames only; zstd frames are decompressed).
 from __future__ import annotations
 
 import datetime as _dt
+import struct
 import threading
 from typing import Any
 
@@ -33,6 +34,8 @@ _UNIT_NS = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
 #: (4-5 us) instead of handing each Arrow buffer to pwritev (15-20 us of Python
 #: calls); above it the zero-copy path wins.
 SMALL_BATCH_BYTES = 64 * 1024
+
+_METADATA_LENGTH = struct.Struct("<i")
 
 
 class _PieceSink:
@@ -110,13 +113,18 @@ class BatchEncoder:
             local.writer, local.sink = writer, sink
         return writer, local.sink
 
+    @staticmethod
+    def encode_small(batch: pa.RecordBatch) -> tuple[list, int, int]:
+        """encode() of a batch under SMALL_BATCH_BYTES of a schema without
+        dictionaries: one serialize() is cheaper than the sink's per-buffer
+        Python calls; the extra copy is a few KiB at most."""
+        message = batch.serialize()
+        return [message], 8 + _METADATA_LENGTH.unpack_from(message, 4)[0], 0
+
     def encode(self, batch: pa.RecordBatch) -> tuple[list, int, int]:
         """Returns (pieces, body_offset, flags) for one frame payload."""
         if batch.get_total_buffer_size() < SMALL_BATCH_BYTES and not self.stream_frames:
-            # One serialize() is cheaper than the sink's per-buffer Python calls
-            # for small batches; the extra copy is a few KiB at most.
-            message = batch.serialize()
-            return [message], 8 + int.from_bytes(message[4:8], "little", signed=True), 0
+            return self.encode_small(batch)
         if self.stream_frames:
             # Dictionaries travel in the same frame: store a whole IPC stream.
             sink = _PieceSink()

@@ -239,6 +239,7 @@ class Topic:
         self._check_identity = log.read_only
         self.name = config.name
         self._encoder = _arrow.BatchEncoder(schema)
+        self._small_fast_path = config.compression != "zstd" and not self._encoder.stream_frames
         self._key_index = schema.get_field_index(config.key) if config.key else -1
         self._ts_index = schema.get_field_index(config.timestamp) if config.timestamp else -1
         self._ts_unit_ns = _arrow.timestamp_unit_ns(schema.field(config.timestamp).type) if config.timestamp else 1
@@ -532,6 +533,10 @@ class Topic:
         if partition is not None:
             (partition,) = self._partition_list([partition])
         batches = self._to_batches(data)
+        if len(batches) == 1 and self._small_fast_path and not self.config.compacted:
+            batch = batches[0]
+            if batch.get_total_buffer_size() < _arrow.SMALL_BATCH_BYTES and batch.num_rows:
+                return self._write_small(batch, partition)
         if self.config.compacted:
             self._check_keys(batches)
         now_ns = time.time_ns()
@@ -545,6 +550,32 @@ class Topic:
                 frames = per_partition.setdefault(p, [])
                 for frame_batch in self._frames_of(part):
                     frames.append(self._frame_request(frame_batch, now_ns))
+        return self._write_frames(per_partition)
+
+    def _write_small(self, batch: pa.RecordBatch, partition: int | None) -> tuple[AppendResult, int]:
+        """_write() of one small batch that goes to one partition as one frame:
+        the same frame as the general path, with a third of its Python work
+        (1-row appends are dominated by it)."""
+        if partition is None:
+            partition = 0 if self._key_index < 0 and self.config.partitions == 1 else None
+            if partition is None:
+                split = self._split(batch)
+                if len(split) != 1:
+                    return self._write_frames({p: [self._frame_request(part, time.time_ns())] for p, part in split})
+                partition = split[0][0]
+        pieces, body_offset, flags = self._encoder.encode_small(batch)
+        if self._ts_index < 0:
+            lo = hi = time.time_ns()
+        else:
+            lo, hi = self._time_range(batch, time.time_ns())
+        rows = batch.num_rows
+        ((first, ticket),) = self._partitions[partition].append_frames(
+            [(pieces, rows, lo, hi, _arrow.CODEC_NONE, flags, 0, body_offset)])
+        return AppendResult({partition: (first, first + rows - 1)}, rows), ticket
+
+    def _write_frames(self, per_partition: dict[int, list]) -> tuple[AppendResult, int]:
+        """Appends each partition's frames with one native call (so that one
+        append's rows get consecutive offsets in every partition)."""
         offsets: dict[int, tuple[int, int]] = {}
         ticket = 0
         rows = 0
