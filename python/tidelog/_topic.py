@@ -49,6 +49,7 @@ def _record_schema(timestamp_type: pa.DataType) -> pa.Schema:
 #: The fixed schema of topics created without one (byte records, as Kafka's).
 #: ``timestamp`` is an Arrow timestamp (ns, UTC), so DuckDB, Polars and pandas
 #: see a time, not a BIGINT (FORMAT.md §3: record schema version 2).
+_PLAUSIBLE_LO_NS, _PLAUSIBLE_HI_NS = _arrow.PLAUSIBLE_NS
 RECORD_SCHEMA = _record_schema(pa.timestamp("ns", tz="UTC"))
 #: Version 1, with an int64 ``timestamp`` (ns): topics created before version 2
 #: keep it (their schema is in their topic.json) and read as they always did.
@@ -564,10 +565,13 @@ class Topic:
                     return self._write_frames({p: [self._frame_request(part, time.time_ns())] for p, part in split})
                 partition = split[0][0]
         pieces, body_offset, flags = self._encoder.encode_small(batch)
-        if self._ts_index < 0:
-            lo = hi = time.time_ns()
+        ts = self._ts_index
+        r = None if ts < 0 else _core.int64_min_max(batch.column(ts))
+        if r is not None and self._ts_unit_ns == 1 and (self._ts_warned or _PLAUSIBLE_LO_NS <= r[0] and
+                                                        r[1] < _PLAUSIBLE_HI_NS):
+            lo, hi = r
         else:
-            lo, hi = self._time_range(batch, time.time_ns())
+            lo, hi = self._time_range(batch, time.time_ns())  # no column, other units, or the warning
         rows = batch.num_rows
         ((first, ticket),) = self._partitions[partition].append_frames(
             [(pieces, rows, lo, hi, _arrow.CODEC_NONE, flags, 0, body_offset)])
