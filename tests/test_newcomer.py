@@ -132,6 +132,22 @@ def test_millisecond_timestamps(tmp_path):
             cols.append({"ts": [1_733_300_000_123], "v": [1]})
 
 
+def test_an_implausible_batch_after_plausible_ones_still_warns(tmp_path):
+    """Small appends take a short path that trusts plausible timestamps; the first
+    batch that is not plausible still gets the warning, and its range is indexed."""
+    import warnings as _w
+    with tidelog.open(tmp_path) as log:
+        cols = log.create_topic("c", pa.schema([("ts", pa.int64()), ("v", pa.int32())]), timestamp="ts")
+        with _w.catch_warnings():
+            _w.simplefilter("error")
+            for i in range(5):
+                cols.append({"ts": [1_733_300_000_123_000_000 + i], "v": [i]})
+        with pytest.warns(tidelog.TimestampWarning, match="looks like milliseconds"):
+            cols.append({"ts": [1_733_300_000_123], "v": [5]})
+        assert cols.offset_for_time(0, 1_733_300_000_000_000_000) == 0
+        assert cols.read(start_time=1_733_300_000_123_000_003)["v"].to_pylist() == [3, 4]
+
+
 def test_times_as_iso_strings_and_naive_datetimes_are_utc(tmp_path):
     with tidelog.open(tmp_path) as log:
         t = log.create_topic("s", pa.schema([("ts", pa.timestamp("ns")), ("v", pa.int64())]), timestamp="ts")
