@@ -644,3 +644,38 @@ def test_small_appends_take_every_route_to_the_same_frames(log, route):
             first_ts = a.column("ts")[0].value
             assert short.offset_for_time(p, first_ts) == general.offset_for_time(p, first_ts)
     assert sum(short.read(partitions=[p]).num_rows for p in range(parts)) == 40
+
+
+@pytest.mark.parametrize("kind", ["plain", "zstd", "dictionary", "two-partitions"])
+def test_point_and_small_reads_equal_the_scan(log, kind):
+    """read(start, end) of a range inside one frame takes a shorter path than a
+    Scan; every range, inside a frame or across several, reads what the Scan reads."""
+    schema = pa.schema([("ts", pa.timestamp("ns")), ("v", pa.int64()),
+                        ("s", pa.dictionary(pa.int32(), pa.string()) if kind == "dictionary" else pa.string())])
+    kw = {"compression": "zstd"} if kind == "zstd" else {}
+    parts = 2 if kind == "two-partitions" else 1
+    t = log.create_topic("t", schema=schema, timestamp="ts", partitions=parts, **kw)
+    rng = np.random.default_rng(7)
+    for i in range(6):
+        n = int(rng.integers(1, 50))
+        t.append(pa.table({"ts": pa.array([T0 + i * 1000 + j for j in range(n)], pa.timestamp("ns")),
+                           "v": pa.array(range(n), pa.int64()),
+                           "s": pa.array([f"s{j}" for j in range(n)]).cast(schema.field("s").type)}),
+                 partition=i % parts)
+    for p in range(parts):
+        end = t.end_offsets()[p]
+        for start in range(0, end):
+            for stop in (start + 1, start + 3, end, end + 5):
+                kwp = {"partitions": p} if parts > 1 else {}
+                got = t.read(start, stop, **kwp)
+                want = t.scan(start, stop, partitions=[p]).to_table()
+                assert got.equals(want), (p, start, stop)
+    with pytest.raises(ValueError):
+        t.read(-1, 3)
+    assert t.read(5, 5).num_rows == 0 and t.read(5, 2).num_rows == 0
+    if parts == 1:
+        ro = tidelog.open(log.path, read_only=True)
+        try:
+            assert ro.topic("t").read(3, 4).equals(t.read(3, 4))
+        finally:
+            ro.close()

@@ -123,7 +123,7 @@ class Partition:
              on_corrupt: str = "raise", with_offsets: bool = False) -> pa.Table:
         """``topic.read(...)`` of this partition only: a ``pa.Table`` in offset order."""
         return self.topic.read(start_offset, end_offset, start_time=start_time, end_time=end_time,
-                               partitions=[self.index], columns=columns, on_corrupt=on_corrupt,
+                               partitions=self.index, columns=columns, on_corrupt=on_corrupt,
                                with_offsets=with_offsets)
 
     def frames(self, start_offset: int, end_offset: int, max_frames: int = 1024, skipped: list | None = None,

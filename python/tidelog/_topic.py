@@ -659,9 +659,46 @@ class Topic:
              columns=None, on_corrupt: str = "raise", with_offsets: bool = False) -> pa.Table:
         """Like ``scan(...).to_table()``: a ``pa.Table``, zero-copy when uncompressed.
         Rows come partition by partition, in offset order within each."""
+        if (type(start_offset) is int and type(end_offset) is int and start_time is None and end_time is None
+                and columns is None and not with_offsets and on_corrupt == "raise"):
+            table = self._read_in_one_frame(start_offset, end_offset, partitions)
+            if table is not None:
+                return table
         return self.scan(start_offset, end_offset, start_time=start_time, end_time=end_time,
                          partitions=partitions, columns=columns, on_corrupt=on_corrupt,
                          with_offsets=with_offsets).to_table()
+
+    def _read_in_one_frame(self, start: int, end: int, partitions: Any) -> pa.Table | None:
+        """read() of [start, end) of one partition when one dense frame holds
+        all of it (point lookups, small ranges): the frame's rows sliced, with
+        none of a Scan's set-up. None when the general path is needed (several
+        partitions or frames, a sparse frame, offsets out of range)."""
+        if partitions is None:
+            if self.config.partitions != 1:
+                return None
+            partitions = 0
+        elif type(partitions) is not int:
+            return None
+        if not 0 <= start < end < 2**63:
+            return None
+        part = self.partition(partitions)
+        end = min(end, part.end_offset)
+        if start >= end:
+            return None
+        frames = part.frames(start, end, 1)
+        if not frames:
+            return None
+        frame = frames[0]
+        base = frame.base_offset
+        if frame.sparse or base > start or frame.next_offset < end:
+            return None
+        batches = part.decode(frame)
+        if len(batches) != 1:
+            return None
+        batch = batches[0]
+        if start > base or end - base < frame.record_count:
+            batch = batch.slice(start - base, end - start)
+        return pa.Table.from_batches([batch], schema=self.schema)
 
     def end_offsets(self) -> dict[int, int]:
         self._check_open()
