@@ -69,10 +69,12 @@ DURABILITY_MODES = {"fsync": <int>CDurability.fsync, "interval": <int>CDurabilit
 cdef enum:  # frame header values (FORMAT.md §4)
     C_FLAG_IPC_STREAM = 1
     C_FLAG_SPARSE = 2  # compaction: the payload starts with the offset block (FORMAT.md §2.6)
+    C_FLAG_TIME_ORDERED = 4  # the timestamp column is non-decreasing, without nulls (FORMAT.md §2.1)
     C_CODEC_NONE = 0
     C_CODEC_ZSTD = 1
 FLAG_IPC_STREAM = C_FLAG_IPC_STREAM
 FLAG_SPARSE = C_FLAG_SPARSE
+FLAG_TIME_ORDERED = C_FLAG_TIME_ORDERED
 CODEC_NONE = C_CODEC_NONE
 CODEC_ZSTD = C_CODEC_ZSTD
 cdef Py_ssize_t SMALL_APPEND_BYTES = 64 * 1024
@@ -104,16 +106,19 @@ def crc32c_portable(data, unsigned int value=0):
 
 
 def int64_min_max(values):
-    """(min, max) of the valid values of an int64 or timestamp pyarrow Array, or
-    None if none is valid; without pyarrow compute's dispatch (and its GIL
-    release) so that small appends stay cheap under thread contention."""
+    """(min, max, ordered) of the valid values of an int64 or timestamp pyarrow
+    Array, or None if none is valid; ``ordered``: no nulls and the values never
+    decrease (found in the same pass; it lets time-range reads binary-search a
+    frame). Without pyarrow compute's dispatch (and its GIL release) so that
+    small appends stay cheap under thread contention."""
     cdef Py_ssize_t n = len(values), i, off = values.offset, nulls = values.null_count
     if nulls == n:
         return None
     bufs = values.buffers()
     cdef const int64_t* data = (<const int64_t*><uintptr_t>bufs[1].address) + off
     cdef const unsigned char* valid = (<const unsigned char*><uintptr_t>bufs[0].address) if nulls and bufs[0] is not None else NULL
-    cdef int64_t lo = INT64_MAX, hi = INT64_MIN, v
+    cdef int64_t lo = INT64_MAX, hi = INT64_MIN, v, prev = INT64_MIN
+    cdef bint ordered = True
     cdef Py_ssize_t j
     if valid == NULL:
         if n > 4096:
@@ -122,19 +127,24 @@ def int64_min_max(values):
                     v = data[i]
                     if v < lo: lo = v
                     if v > hi: hi = v
+                    if v < prev: ordered = False
+                    prev = v
         else:
             for i in range(n):
                 v = data[i]
                 if v < lo: lo = v
                 if v > hi: hi = v
+                if v < prev: ordered = False
+                prev = v
     else:
+        ordered = False
         for i in range(n):
             j = off + i
             if (valid[j >> 3] >> (j & 7)) & 1:
                 v = data[i]
                 if v < lo: lo = v
                 if v > hi: hi = v
-    return lo, hi
+    return lo, hi, ordered
 
 
 def crc32c_hardware():

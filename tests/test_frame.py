@@ -25,7 +25,7 @@ def test_frame_fields_name_the_header(log_dir):
         assert first.mapping is second.mapping  # one Mapping per segment
         assert first.mapping.address < first.address < first.mapping.address + first.mapping.size
         assert first.address - first.mapping.address + first.length <= second.position
-        assert (first.codec, first.flags, first.schema_id) == (_core.CODEC_NONE, 0, first.schema_id)
+        assert (first.codec, first.flags, first.schema_id) == (_core.CODEC_NONE, _core.FLAG_TIME_ORDERED, first.schema_id)
         assert first.version >= 1
         assert first.payload().size == first.length
         (batch,) = _core.decode_frame(second, topic.schema, None)

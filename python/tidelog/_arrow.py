@@ -24,6 +24,7 @@ from . import _core
 from .errors import SchemaMismatchError
 
 FLAG_IPC_STREAM = _core.FLAG_IPC_STREAM
+FLAG_TIME_ORDERED = _core.FLAG_TIME_ORDERED
 CODEC_NONE = _core.CODEC_NONE
 CODEC_ZSTD = _core.CODEC_ZSTD
 
@@ -235,8 +236,9 @@ def warn_if_implausible(lo: int, hi: int, what: str, stacklevel: int = 3) -> boo
     return True
 
 
-def column_ns_range(column: pa.Array, unit_ns: int) -> tuple[int, int] | None:
-    """(min, max) of a timestamp column in ns, or None when every value is null."""
+def column_ns_range(column: pa.Array, unit_ns: int) -> tuple[int, int, bool] | None:
+    """(min, max, ordered) of a timestamp column in ns, or None when every value
+    is null; ``ordered``: no nulls and never decreasing."""
     r = _core.int64_min_max(column)
     if r is None:
         return None
@@ -244,7 +246,7 @@ def column_ns_range(column: pa.Array, unit_ns: int) -> tuple[int, int] | None:
     if lo < INT64_MIN or hi > INT64_MAX:
         raise ValueError(f"timestamps from {r[0]} to {r[1]} (x{unit_ns} ns) are outside int64 nanoseconds "
                          "(years 1677-2262): the time index cannot hold them")
-    return lo, hi
+    return lo, hi, r[2]
 
 
 def key_partitions(column: pa.Array, partitions: int) -> np.ndarray:

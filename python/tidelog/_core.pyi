@@ -29,6 +29,9 @@ FLAG_IPC_STREAM: Final = 1
 #: Frame header flag bit 1: a sparse frame (compaction): the payload starts
 #: with the offset block giving each record's offset (FORMAT.md §2.6).
 FLAG_SPARSE: Final = 2
+#: Frame header flag bit 2: the timestamp column has no nulls and never
+#: decreases, so a time-range read may binary-search the frame (FORMAT.md §2.1).
+FLAG_TIME_ORDERED: Final = 4
 #: Frame header codec: payload stored as is.
 CODEC_NONE: Final = 0
 #: Frame header codec: payload is one zstd frame (``zstandard`` package).
@@ -166,7 +169,7 @@ class Frame:
         """``CODEC_NONE`` or ``CODEC_ZSTD``."""
     @property
     def flags(self) -> int:
-        """Header flags (``FLAG_IPC_STREAM``, ``FLAG_SPARSE``)."""
+        """Header flags (``FLAG_IPC_STREAM``, ``FLAG_SPARSE``, ``FLAG_TIME_ORDERED``)."""
     @property
     def schema_id(self) -> int: ...
     @property
@@ -440,9 +443,9 @@ class SegmentRewriter:
     def abort(self) -> None:
         """Removes the .cleaned files. Idempotent."""
 
-def int64_min_max(values: Any) -> tuple[int, int] | None:
-    """(min, max) of the valid values of an int64 or timestamp pyarrow Array,
-    or None if none is valid."""
+def int64_min_max(values: Any) -> tuple[int, int, bool] | None:
+    """(min, max, ordered) of the valid values of an int64 or timestamp pyarrow
+    Array, or None if none is valid; ordered: no nulls and never decreasing."""
 
 # ------------------------------------------------------------ producer.pxi
 

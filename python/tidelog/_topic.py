@@ -459,15 +459,18 @@ class Topic:
         step = max(1, int(batch.num_rows * self._max_frame_bytes / nbytes))
         return [batch.slice(start, step) for start in range(0, batch.num_rows, step)]
 
-    def _time_range(self, batch: pa.RecordBatch, now_ns: int) -> tuple[int, int]:
+    def _time_range(self, batch: pa.RecordBatch, now_ns: int) -> tuple[int, int, bool]:
+        """(min, max, ordered): the batch's time range in ns (``now_ns`` without
+        a timestamp column or value) and whether its timestamp column never
+        decreases, with no nulls (the frame's FLAG_TIME_ORDERED)."""
         if self._ts_index < 0:
-            return now_ns, now_ns
+            return now_ns, now_ns, False
         r = _arrow.column_ns_range(batch.column(self._ts_index), self._ts_unit_ns)
         if r is not None and not self._ts_warned:
             # once per topic handle: an implausible column is one mistake, not one per batch
             self._ts_warned = _arrow.warn_if_implausible(
                 r[0], r[1], f"topic {self.name!r}: timestamp column {self.config.timestamp!r} holds", stacklevel=5)
-        return r if r is not None else (now_ns, now_ns)
+        return r if r is not None else (now_ns, now_ns, False)
 
     def _frame_request(self, batch: pa.RecordBatch, now_ns: int, time_range: tuple[int, int] | None = None) -> tuple:
         pieces, body_offset, flags = self._encoder.encode(batch)
@@ -476,7 +479,12 @@ class Topic:
             pieces = [self._compress(pieces)]
             body_offset = -1
             codec = _arrow.CODEC_ZSTD
-        lo, hi = self._time_range(batch, now_ns) if time_range is None else time_range
+        if time_range is None:
+            lo, hi, ordered = self._time_range(batch, now_ns)
+            if ordered:
+                flags |= _arrow.FLAG_TIME_ORDERED
+        else:
+            lo, hi = time_range
         return (pieces, batch.num_rows, lo, hi, codec, flags, 0, body_offset)
 
     def _compress(self, pieces: list) -> bytes:
@@ -569,9 +577,11 @@ class Topic:
         r = None if ts < 0 else _core.int64_min_max(batch.column(ts))
         if r is not None and self._ts_unit_ns == 1 and (self._ts_warned or _PLAUSIBLE_LO_NS <= r[0] and
                                                         r[1] < _PLAUSIBLE_HI_NS):
-            lo, hi = r
+            lo, hi, ordered = r
         else:
-            lo, hi = self._time_range(batch, time.time_ns())  # no column, other units, or the warning
+            lo, hi, ordered = self._time_range(batch, time.time_ns())  # no column, other units, or the warning
+        if ordered:
+            flags |= _arrow.FLAG_TIME_ORDERED
         rows = batch.num_rows
         ((first, ticket),) = self._partitions[partition].append_frames(
             [(pieces, rows, lo, hi, _arrow.CODEC_NONE, flags, 0, body_offset)])
@@ -879,6 +889,33 @@ def check_on_corrupt(on_corrupt: str) -> bool:
     return on_corrupt == "skip"
 
 
+def _time_filter(batch: pa.RecordBatch, ts_index: int, unit_ns: int, t0: int, t1: int,
+                 want_rows: bool, ordered: bool) -> tuple[pa.RecordBatch, np.ndarray | None]:
+    """The rows of ``batch`` whose timestamp is in [t0, t1) ns, and (``want_rows``)
+    their row numbers. Rows in time order (as appends usually are) are found by
+    binary search and sliced, zero-copy: a 1 % time range costs a search, not a
+    pass that compares and copies every row of the frames at its edges.
+    ``ordered``: the frame says so (FLAG_TIME_ORDERED); else it is checked."""
+    col = batch.column(ts_index)
+    values = col.view(pa.int64()) if pa.types.is_timestamp(col.type) else col
+    lo = -(-t0 // unit_ns)
+    hi = -(-t1 // unit_ns) if t1 < 2**63 - 1 else 2**63 - 1
+    if values.null_count == 0 and len(values):
+        a = values.to_numpy()
+        if ordered or len(a) < 2 or bool((a[1:] >= a[:-1]).all()):
+            first, stop = (int(i) for i in np.searchsorted(a, [lo, hi], "left"))
+        else:
+            kept = np.flatnonzero((a >= lo) & (a < hi))
+            if len(kept) and kept[-1] - kept[0] + 1 != len(kept):  # not one run: copy the rows kept
+                return batch.take(pa.array(kept)), (kept if want_rows else None)
+            first, stop = (int(kept[0]), int(kept[-1]) + 1) if len(kept) else (0, 0)
+        rows = np.arange(first, stop, dtype=np.int64) if want_rows else None
+        return batch.slice(first, stop - first), rows
+    mask = pc.and_(pc.greater_equal(values, pa.scalar(lo, pa.int64())), pc.less(values, pa.scalar(hi, pa.int64())))
+    rows = np.flatnonzero(pc.fill_null(mask, False).to_numpy(zero_copy_only=False)) if want_rows else None
+    return batch.filter(mask), rows
+
+
 class Scan:
     """A streaming read of a topic. Iterate for ``pa.RecordBatch`` objects, or hand
     it to anything that takes the Arrow PyCapsule stream interface
@@ -929,17 +966,12 @@ class Scan:
         if (self._t0 is not None or self._t1 is not None) and topic._ts_index >= 0:
             t0 = self._t0 if self._t0 is not None else -(2**63)
             t1 = self._t1 if self._t1 is not None else 2**63 - 1
-            if not (frame.min_timestamp >= t0 and frame.max_timestamp < t1):
-                unit = topic._ts_unit_ns
-                col = batch.column(topic._ts_index)
-                values = col.view(pa.int64()) if pa.types.is_timestamp(col.type) else col
-                mask = pc.and_(
-                    pc.greater_equal(values, pa.scalar(-(-t0 // unit), pa.int64())),
-                    pc.less(values, pa.scalar(-(-t1 // unit) if t1 < 2**63 - 1 else 2**63 - 1, pa.int64())),
-                )
-                if self._with_offsets:
-                    rows = np.flatnonzero(pc.fill_null(mask, False).to_numpy(zero_copy_only=False))
-                batch = batch.filter(mask)
+            # A frame wholly inside the range keeps every row, except rows
+            # without a timestamp (never in a time range).
+            if (not (frame.min_timestamp >= t0 and frame.max_timestamp < t1)
+                    or batch.column(topic._ts_index).null_count):
+                batch, rows = _time_filter(batch, topic._ts_index, topic._ts_unit_ns, t0, t1, self._with_offsets,
+                                           bool(frame.flags & _arrow.FLAG_TIME_ORDERED))
         if self._column_indices is not None:
             batch = batch.select(self._column_indices)
         if self._with_offsets:

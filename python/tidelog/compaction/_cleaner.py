@@ -332,7 +332,7 @@ class Cleaner:
         if topic._ts_index >= 0:
             r = _arrow.column_ns_range(batch.column(topic._ts_index), topic._ts_unit_ns)
             if r is not None:
-                lo, hi = r
+                lo, hi = r[0], r[1]
         pieces, _rows, lo, hi, codec, flags, _schema_id, body_offset = topic._frame_request(batch, 0, (lo, hi))
         deltas = (offsets - frame.base_offset).astype(np.uint32)
         writer.append(frame.base_offset, span, len(offsets), deltas, horizon, lo, hi, codec, flags, pieces,
