@@ -147,6 +147,33 @@ def int64_min_max(values):
     return lo, hi, ordered
 
 
+def int64_sorted_range(values, int64_t lo, int64_t hi):
+    """(first, stop): the rows of a non-decreasing int64 or timestamp pyarrow
+    Array without nulls whose values are in [lo, hi), by binary search over
+    its buffer (the caller knows the order: FLAG_TIME_ORDERED or a check)."""
+    cdef Py_ssize_t n = len(values), off = values.offset
+    if n == 0:
+        return 0, 0
+    bufs = values.buffers()
+    cdef const int64_t* data = (<const int64_t*><uintptr_t>bufs[1].address) + off
+    cdef Py_ssize_t a = 0, b = n, m
+    while a < b:  # the first value >= lo
+        m = (a + b) >> 1
+        if data[m] < lo:
+            a = m + 1
+        else:
+            b = m
+    cdef Py_ssize_t first = a
+    b = n
+    while a < b:  # the first value >= hi
+        m = (a + b) >> 1
+        if data[m] < hi:
+            a = m + 1
+        else:
+            b = m
+    return first, a
+
+
 def crc32c_hardware():
     """Whether the SSE4.2 path is in use."""
     return crc32c_hardware_available()

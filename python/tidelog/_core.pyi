@@ -443,6 +443,10 @@ class SegmentRewriter:
     def abort(self) -> None:
         """Removes the .cleaned files. Idempotent."""
 
+def int64_sorted_range(values: Any, lo: int, hi: int) -> tuple[int, int]:
+    """(first, stop): the rows of a non-decreasing int64 or timestamp Array
+    without nulls whose values are in [lo, hi), by binary search."""
+
 def int64_min_max(values: Any) -> tuple[int, int, bool] | None:
     """(min, max, ordered) of the valid values of an int64 or timestamp pyarrow
     Array, or None if none is valid; ordered: no nulls and never decreasing."""

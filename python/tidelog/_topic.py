@@ -901,9 +901,11 @@ def _time_filter(batch: pa.RecordBatch, ts_index: int, unit_ns: int, t0: int, t1
     lo = -(-t0 // unit_ns)
     hi = -(-t1 // unit_ns) if t1 < 2**63 - 1 else 2**63 - 1
     if values.null_count == 0 and len(values):
-        a = values.to_numpy()
-        if ordered or len(a) < 2 or bool((a[1:] >= a[:-1]).all()):
-            first, stop = (int(i) for i in np.searchsorted(a, [lo, hi], "left"))
+        if not ordered:
+            a = values.to_numpy()
+            ordered = len(a) < 2 or bool((a[1:] >= a[:-1]).all())
+        if ordered:
+            first, stop = _core.int64_sorted_range(values, lo, hi)
         else:
             kept = np.flatnonzero((a >= lo) & (a < hi))
             if len(kept) and kept[-1] - kept[0] + 1 != len(kept):  # not one run: copy the rows kept
