@@ -288,6 +288,25 @@ def store_name(application_name: str, suffix: str = "") -> str:
 
 # --------------------------------------------------------------------- recorders
 
+def _tracking_append(store: EventStore, tracking: Tracking) -> tuple[tuple[str, list[NewEvent], int],
+                                                                    Callable[[], None]]:
+    """The append_many item that records ``tracking`` (a row of its application's
+    tracking stream) and the precondition that keeps tracking ids strictly
+    increasing: it runs under the store's lock, so two writers cannot both record
+    the same id. IntegrityError (nothing written) when the id is not above the
+    last one recorded."""
+    tstream = _tracking_stream(tracking)
+    tid = tracking.notification_id
+
+    def precondition() -> None:
+        last = _tracking_id_of(store.last_event(tstream))
+        if last is not None and last >= tid:
+            raise IntegrityError(f"tracking notification id {tid} for {tracking.application_name!r} "
+                                 f"is not above the recorded {last}")
+
+    return (tstream, [NewEvent(type=_TRACKING_TYPE, data=b"%d" % tid)], ANY), precondition
+
+
 class TidelogRecorder:
     """Base of the recorders: an event store of a shared log. Thread-safe (the store
     is; the recorder keeps no state of its own beyond the store)."""
@@ -304,18 +323,7 @@ class TidelogRecorder:
         precondition: Callable[[], None] | None = None
         tracking_op: tuple[str, list[NewEvent], int] | None = None
         if tracking is not None:
-            tstream = _tracking_stream(tracking)
-            tid = tracking.notification_id
-            store = self.store
-
-            def precondition() -> None:
-                last = _tracking_id_of(store.last_event(tstream))
-                if last is not None and last >= tid:
-                    raise IntegrityError(
-                        f"tracking notification id {tid} for {tracking.application_name!r} "
-                        f"is not above the recorded {last}")
-
-            tracking_op = (tstream, [NewEvent(type=_TRACKING_TYPE, data=b"%d" % tid)], ANY)
+            tracking_op, precondition = _tracking_append(self.store, tracking)
         while True:
             ops: list[tuple[str, list[NewEvent], int]] = []
             for g in groups:
@@ -521,20 +529,10 @@ class TidelogTrackingRecorder(TidelogRecorder, TrackingRecorder):
         tracking object atomically; IntegrityError (nothing written) when the tracking
         id is not above the last recorded for its application. Returns the events'
         positions."""
-        tracking = _check_tracking(tracking)
-        tstream = _tracking_stream(tracking)
-        tid = tracking.notification_id
-        store = self.store
-
-        def precondition() -> None:
-            last = _tracking_id_of(store.last_event(tstream))
-            if last is not None and last >= tid:
-                raise IntegrityError(f"tracking notification id {tid} for {tracking.application_name!r} "
-                                     f"is not above the recorded {last}")
-
+        tracking_op, precondition = _tracking_append(self.store, _check_tracking(tracking))
         ops = [(sid, list(evs), ANY) for sid, evs in streams]
-        ops.append((tstream, [NewEvent(type=_TRACKING_TYPE, data=b"%d" % tid)], ANY))
-        results = store.append_many(ops, precondition=precondition)
+        ops.append(tracking_op)
+        results = self.store.append_many(ops, precondition=precondition)
         return [p for r in results[:-1] for p in r.positions]
 
     def max_tracking_id(self, application_name: str) -> int | None:

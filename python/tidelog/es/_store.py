@@ -228,40 +228,12 @@ class EventStore:
         prepared = self._prepare(appends)
         wait = self.topic.config.durability != "none" if durable is None else bool(durable)
         native_log = self._log._native
-        while True:
-            if wait:
-                # The group committer holds its next fsync for announced appends:
-                # the appends of many threads then share one.
-                native_log.announce()
-            try:
-                with self._mutex:
-                    self._check_open()
-                    if not self._lock_file.lock(0, True, False):  # uncontended: no GIL round trip
-                        self._lock_file.lock(0, True, True)
-                    try:
-                        written = self._native.written_end()
-                        visible = self._native.end_offset
-                        if self._index.through < written and visible < written:
-                            pending = written  # another handle's rows, not yet visible: wait below, unlocked
-                        elif precondition is not None and self._index.through > visible:
-                            # A precondition reads the store, which shows visible rows only: let this
-                            # process's rows in flight become visible first, so it sees what the
-                            # version checks see.
-                            pending = self._index.through
-                        else:
-                            pending = -1
-                            results, ticket = self._append_locked(prepared, precondition, written)
-                    finally:
-                        self._lock_file.unlock(0)
-            except BaseException:
-                if wait:
-                    native_log.retract()
-                raise
-            if pending < 0:
-                break
-            if wait:
-                native_log.retract()
-            self._native.wait_for_data(pending - 1, 1.0)
+        # A precondition reads the store, which shows visible rows only: this
+        # process's rows in flight are let through first, so it sees what the
+        # version checks see.
+        results, ticket = self._under_store_lock(
+            lambda written: self._append_locked(prepared, precondition, written),
+            announce=wait, own_rows_visible=precondition is not None)
         if wait:
             if ticket:
                 native_log.wait_durable(ticket, True)
@@ -273,6 +245,42 @@ class EventStore:
                 if last >= self._native.end_offset:
                     self._native.wait_for_data(last, None)
         return results
+
+    def _under_store_lock(self, write: Callable[[int], Any], *, announce: bool, own_rows_visible: bool) -> Any:
+        """``write(written_end)`` under the store's mutex and file lock, once every
+        row below the partition's written end is in the index: rows of other
+        handles not yet visible are waited for without the lock, then it tries
+        again. ``own_rows_visible``: this process's rows in flight are waited for
+        too. ``announce``: the group committer is told of a durable append on its
+        way (it holds its next fsync for it, so the appends of many threads share
+        one); the caller waits with ``wait_durable(ticket, True)``."""
+        native_log = self._log._native
+        while True:
+            if announce:
+                native_log.announce()
+            try:
+                with self._mutex:
+                    self._check_open()
+                    if not self._lock_file.lock(0, True, False):  # uncontended: no GIL round trip
+                        self._lock_file.lock(0, True, True)
+                    try:
+                        written = self._native.written_end()
+                        visible = self._native.end_offset
+                        if self._index.through < written and visible < written:
+                            pending = written  # another handle's rows, not yet visible
+                        elif own_rows_visible and self._index.through > visible:
+                            pending = self._index.through
+                        else:
+                            return write(written)
+                    finally:
+                        self._lock_file.unlock(0)
+            except BaseException:
+                if announce:
+                    native_log.retract()
+                raise
+            if announce:
+                native_log.retract()
+            self._native.wait_for_data(pending - 1, 1.0)
 
     def _prepare(self, appends: Iterable[tuple[str, Iterable[Any], int]]) -> list[tuple[str, list[NewEvent], int]]:
         """Checks and serializes everything before the lock: bad input writes nothing."""
@@ -401,40 +409,29 @@ class EventStore:
         _check_stream_id(stream_id)
         expected = check_expected_version(expected_version)
         wait = self.topic.config.durability != "none" if durable is None else bool(durable)
-        while True:
-            with self._mutex:
-                self._check_open()
-                self._lock_file.lock(0, True, True)
-                try:
-                    written = self._native.written_end()
-                    if self._index.through < written and self._native.end_offset < written:
-                        pending = written
-                    else:
-                        pending = -1
-                        self._catch_up(written)
-                        last, truncate_before, tombstoned = self._index.state(stream_id)
-                        if tombstoned:
-                            raise StreamDeletedError(stream_id)
-                        live = last >= truncate_before
-                        if expected == NO_STREAM or (expected == STREAM_EXISTS and not live) or \
-                                (expected >= 0 and expected != last):
-                            raise WrongExpectedVersionError(stream_id, expected, last if live else NO_STREAM)
-                        kind = TOMBSTONE_TYPE if hard else SOFT_DELETE_TYPE
-                        version = last if hard else last + 1
-                        base, ticket = self._write_rows(
-                            [(stream_id, version, kind, uuid.uuid4().bytes, b"", None)], time.time_ns())
-                        if hard:
-                            self._index.tombstone(stream_id, base)
-                        else:
-                            self._index.soft_delete(stream_id, version, base)
-                finally:
-                    self._lock_file.unlock(0)
-            if pending < 0:
-                break
-            self._native.wait_for_data(pending - 1, 1.0)
+        base, ticket = self._under_store_lock(lambda written: self._delete_locked(stream_id, expected, hard, written),
+                                              announce=False, own_rows_visible=False)
         if wait:
             self._log.wait_durable(ticket)
         return base
+
+    def _delete_locked(self, stream_id: str, expected: int, hard: bool, written: int) -> tuple[int, int]:
+        """delete_stream under the store lock: (marker position, ticket)."""
+        self._catch_up(written)
+        last, truncate_before, tombstoned = self._index.state(stream_id)
+        if tombstoned:
+            raise StreamDeletedError(stream_id)
+        live = last >= truncate_before
+        if expected == NO_STREAM or (expected == STREAM_EXISTS and not live) or (expected >= 0 and expected != last):
+            raise WrongExpectedVersionError(stream_id, expected, last if live else NO_STREAM)
+        kind = TOMBSTONE_TYPE if hard else SOFT_DELETE_TYPE
+        version = last if hard else last + 1
+        base, ticket = self._write_rows([(stream_id, version, kind, uuid.uuid4().bytes, b"", None)], time.time_ns())
+        if hard:
+            self._index.tombstone(stream_id, base)
+        else:
+            self._index.soft_delete(stream_id, version, base)
+        return base, ticket
 
     # ------------------------------------------------------------------ reading
     def read(self, stream_id: str, from_version: int | None = None, to_version: int | None = None, *,
