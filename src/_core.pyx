@@ -156,22 +156,19 @@ def int64_sorted_range(values, int64_t lo, int64_t hi):
         return 0, 0
     bufs = values.buffers()
     cdef const int64_t* data = (<const int64_t*><uintptr_t>bufs[1].address) + off
+    return _lower_bound(data, n, lo), _lower_bound(data, n, hi)
+
+
+cdef inline Py_ssize_t _lower_bound(const int64_t* data, Py_ssize_t n, int64_t value) noexcept:
+    """The first index whose value is >= ``value`` (n if none) in sorted ``data``."""
     cdef Py_ssize_t a = 0, b = n, m
-    while a < b:  # the first value >= lo
+    while a < b:
         m = (a + b) >> 1
-        if data[m] < lo:
+        if data[m] < value:
             a = m + 1
         else:
             b = m
-    cdef Py_ssize_t first = a
-    b = n
-    while a < b:  # the first value >= hi
-        m = (a + b) >> 1
-        if data[m] < hi:
-            a = m + 1
-        else:
-            b = m
-    return first, a
+    return a
 
 
 def crc32c_hardware():

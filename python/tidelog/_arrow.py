@@ -114,18 +114,13 @@ class BatchEncoder:
             local.writer, local.sink = writer, sink
         return writer, local.sink
 
-    @staticmethod
-    def encode_small(batch: pa.RecordBatch) -> tuple[list, int, int]:
-        """encode() of a batch under SMALL_BATCH_BYTES of a schema without
-        dictionaries: one serialize() is cheaper than the sink's per-buffer
-        Python calls; the extra copy is a few KiB at most."""
-        message = batch.serialize()
-        return [message], 8 + _METADATA_LENGTH.unpack_from(message, 4)[0], 0
-
     def encode(self, batch: pa.RecordBatch) -> tuple[list, int, int]:
         """Returns (pieces, body_offset, flags) for one frame payload."""
         if batch.get_total_buffer_size() < SMALL_BATCH_BYTES and not self.stream_frames:
-            return self.encode_small(batch)
+            # One serialize() is cheaper than the sink's per-buffer Python calls
+            # for small batches; the extra copy is a few KiB at most.
+            message = batch.serialize()
+            return [message], 8 + _METADATA_LENGTH.unpack_from(message, 4)[0], 0
         if self.stream_frames:
             # Dictionaries travel in the same frame: store a whole IPC stream.
             sink = _PieceSink()

@@ -465,7 +465,14 @@ class Topic:
         decreases, with no nulls (the frame's FLAG_TIME_ORDERED)."""
         if self._ts_index < 0:
             return now_ns, now_ns, False
-        r = _arrow.column_ns_range(batch.column(self._ts_index), self._ts_unit_ns)
+        column = batch.column(self._ts_index)
+        if self._ts_unit_ns == 1:
+            # Nanoseconds already: a plausible range (or a column warned about
+            # once) needs neither the conversion nor the checks.
+            r = _core.int64_min_max(column)
+            if r is not None and (self._ts_warned or _PLAUSIBLE_LO_NS <= r[0] and r[1] < _PLAUSIBLE_HI_NS):
+                return r
+        r = _arrow.column_ns_range(column, self._ts_unit_ns)
         if r is not None and not self._ts_warned:
             # once per topic handle: an implausible column is one mistake, not one per batch
             self._ts_warned = _arrow.warn_if_implausible(
@@ -572,19 +579,8 @@ class Topic:
                 if len(split) != 1:
                     return self._write_frames({p: [self._frame_request(part, time.time_ns())] for p, part in split})
                 partition = split[0][0]
-        pieces, body_offset, flags = self._encoder.encode_small(batch)
-        ts = self._ts_index
-        r = None if ts < 0 else _core.int64_min_max(batch.column(ts))
-        if r is not None and self._ts_unit_ns == 1 and (self._ts_warned or _PLAUSIBLE_LO_NS <= r[0] and
-                                                        r[1] < _PLAUSIBLE_HI_NS):
-            lo, hi, ordered = r
-        else:
-            lo, hi, ordered = self._time_range(batch, time.time_ns())  # no column, other units, or the warning
-        if ordered:
-            flags |= _arrow.FLAG_TIME_ORDERED
         rows = batch.num_rows
-        ((first, ticket),) = self._partitions[partition].append_frames(
-            [(pieces, rows, lo, hi, _arrow.CODEC_NONE, flags, 0, body_offset)])
+        ((first, ticket),) = self._partitions[partition].append_frames([self._frame_request(batch, time.time_ns())])
         return AppendResult({partition: (first, first + rows - 1)}, rows), ticket
 
     def _write_frames(self, per_partition: dict[int, list]) -> tuple[AppendResult, int]:
