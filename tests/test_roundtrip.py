@@ -353,6 +353,42 @@ def test_time_range_datetime(log):
                       end_time=np.datetime64(base_ns + 7 * 10**9, "ns"))["v"].to_pylist() == [5, 6]
 
 
+@pytest.mark.parametrize("kind", ["plain", "zstd", "dictionary", "compacted", "many_frames"])
+def test_time_range_read_matches_the_scan(log, kind):
+    """read(start_time=, end_time=) of one partition takes a short path (no
+    Scan): it must return what the scan returns, whatever the frames hold:
+    nulls and out-of-order timestamps, compressed or dictionary payloads,
+    sparse frames of a compacted topic, more frames than one call returns."""
+    schema = pa.schema([("k", pa.dictionary(pa.int32(), pa.string()) if kind == "dictionary" else pa.string()),
+                        ("ts", pa.timestamp("us")), ("v", pa.int64())])
+    opts = {"zstd": {"compression": "zstd"}, "compacted": {"key": "k", "cleanup_policy": "compact"}}.get(kind, {})
+    topic = log.create_topic("t", schema, timestamp="ts", **opts)
+    rng = np.random.default_rng(7)
+    frames = 300 if kind == "many_frames" else 24
+    for f in range(frames):
+        n = int(rng.integers(1, 40))
+        ts = (T0 // 1000 + f * 1000 + np.arange(n) * 20).astype("int64")
+        if f % 5 == 1:
+            ts = ts[::-1].copy()  # a frame out of time order
+        mask = np.zeros(n, bool)
+        if f % 7 == 2:
+            mask[::3] = True      # rows without a timestamp are in no time range
+        keys = pa.array([f"key-{int(x)}" for x in rng.integers(0, 30, n)])
+        topic.append(pa.record_batch([keys.dictionary_encode() if kind == "dictionary" else keys,
+                                      pa.array(ts, pa.timestamp("us"), mask=mask if kind != "compacted" else None),
+                                      pa.array(np.arange(n) + f * 100)], schema=schema))
+    if kind == "compacted":
+        topic.compact_now()
+    us = 1000
+    for t0, t1 in [(T0 + 3_500 * us, T0 + 9_100 * us), (None, T0 + 2_000 * us), (T0 + 20_000 * us, None),
+                   (T0 + 1_000 * us, T0 + 1_000 * us), (T0 - 10**12, T0 + 10**15), (T0 + 10**15, None)]:
+        got = topic.read(start_time=t0, end_time=t1)
+        want = topic.scan(start_time=t0, end_time=t1).to_table()
+        assert got.schema == want.schema
+        assert got.to_pylist() == want.to_pylist(), (kind, t0, t1)
+        assert topic.read(start_time=t0, end_time=t1, partitions=0).to_pylist() == want.to_pylist()
+
+
 def test_time_range_ms_column(log):
     topic, _ = _ts_topic(log, unit="ms")
     base_ms = T0 // 10**6

@@ -670,6 +670,11 @@ class Topic:
             table = self._read_in_one_frame(start_offset, end_offset, partitions)
             if table is not None:
                 return table
+        elif (start_offset is None and end_offset is None and (start_time is not None or end_time is not None)
+              and columns is None and not with_offsets and on_corrupt == "raise"):
+            table = self._read_time_range(start_time, end_time, partitions)
+            if table is not None:
+                return table
         return self.scan(start_offset, end_offset, start_time=start_time, end_time=end_time,
                          partitions=partitions, columns=columns, on_corrupt=on_corrupt,
                          with_offsets=with_offsets).to_table()
@@ -705,6 +710,35 @@ class Topic:
         if start > base or end - base < frame.record_count:
             batch = batch.slice(start - base, end - start)
         return pa.Table.from_batches([batch], schema=self.schema)
+
+    def _read_time_range(self, start_time: Any, end_time: Any, partitions: Any) -> pa.Table | None:
+        """read() of a time range of one partition whose time index finds few
+        frames (the usual "last hour" query): those frames' rows in the range,
+        without a Scan's set-up and generator, which cost as much as the search
+        itself when the CPU caches are cold. None when the general path is
+        needed (no timestamp column, several partitions, many frames)."""
+        if self._ts_index < 0:
+            return None
+        if partitions is None:
+            if self.config.partitions != 1:
+                return None
+            partitions = 0
+        elif type(partitions) is not int:
+            return None
+        native = self.partition(partitions).native  # checks that the topic is open and the partition exists
+        t0 = -(2**63) if start_time is None else _arrow.to_ns(start_time, "start_time")
+        t1 = 2**63 - 1 if end_time is None else _arrow.to_ns(end_time, "end_time")
+        frames = native.frames(0, native.end_offset, t0, t1, Scan._FRAMES_PER_CALL)
+        if len(frames) == Scan._FRAMES_PER_CALL:
+            return None  # maybe more: the general path reads them in turns
+        schema, decompress = self.schema, self._decompress
+        kept = []
+        for frame in frames:
+            for batch in _arrow.decode_payload(frame, schema, decompress):
+                batch = _rows_in_time(batch, frame, self._ts_index, self._ts_unit_ns, t0, t1, False)[0]
+                if batch.num_rows:
+                    kept.append(batch)
+        return pa.Table.from_batches(kept, schema=schema)
 
     def end_offsets(self) -> dict[int, int]:
         self._check_open()
@@ -885,6 +919,16 @@ def check_on_corrupt(on_corrupt: str) -> bool:
     return on_corrupt == "skip"
 
 
+def _rows_in_time(batch: pa.RecordBatch, frame, ts_index: int, unit_ns: int, t0: int, t1: int,
+                  want_rows: bool) -> tuple[pa.RecordBatch, np.ndarray | None]:
+    """``_time_filter`` of one of ``frame``'s batches, skipped for a frame wholly
+    inside [t0, t1) ns (it keeps every row, except rows without a timestamp:
+    those are in no time range)."""
+    if frame.min_timestamp >= t0 and frame.max_timestamp < t1 and not batch.column(ts_index).null_count:
+        return batch, None
+    return _time_filter(batch, ts_index, unit_ns, t0, t1, want_rows, bool(frame.flags & _arrow.FLAG_TIME_ORDERED))
+
+
 def _time_filter(batch: pa.RecordBatch, ts_index: int, unit_ns: int, t0: int, t1: int,
                  want_rows: bool, ordered: bool) -> tuple[pa.RecordBatch, np.ndarray | None]:
     """The rows of ``batch`` whose timestamp is in [t0, t1) ns, and (``want_rows``)
@@ -964,12 +1008,8 @@ class Scan:
         if (self._t0 is not None or self._t1 is not None) and topic._ts_index >= 0:
             t0 = self._t0 if self._t0 is not None else -(2**63)
             t1 = self._t1 if self._t1 is not None else 2**63 - 1
-            # A frame wholly inside the range keeps every row, except rows
-            # without a timestamp (never in a time range).
-            if (not (frame.min_timestamp >= t0 and frame.max_timestamp < t1)
-                    or batch.column(topic._ts_index).null_count):
-                batch, rows = _time_filter(batch, topic._ts_index, topic._ts_unit_ns, t0, t1, self._with_offsets,
-                                           bool(frame.flags & _arrow.FLAG_TIME_ORDERED))
+            batch, rows = _rows_in_time(batch, frame, topic._ts_index, topic._ts_unit_ns, t0, t1,
+                                        self._with_offsets)
         if self._column_indices is not None:
             batch = batch.select(self._column_indices)
         if self._with_offsets:

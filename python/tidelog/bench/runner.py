@@ -5,7 +5,9 @@ Method, for every parameter set of a workload:
 1. the workload builds the data once (every contender gets the same bytes);
 2. every contender is set up, then the rounds run round-robin: each round
    runs every case for every contender in turn, so that noise on a shared
-   machine hits all of them alike; data sets too large to hold several at
+   machine hits all of them alike, and each round starts with the next
+   contender, so that the cold CPU caches after another case are not always
+   one contender's cost; data sets too large to hold several at
    once (5 GB scans) run one contender at a time (setup, rounds, teardown);
 3. the first ``warmup`` rounds are dropped; each metric is the median over the
    remaining rounds, with the min-max spread (latency percentiles are computed
@@ -151,7 +153,11 @@ def run_workload(wl: Workload, contenders: list[Contender], opts: Options, scrat
                 try:
                     for r in range(warm + rounds):
                         for case in cases:
-                            for c in list(active):
+                            # Each round starts with the next contender: the first to run after another
+                            # case pays for cold CPU caches (code and data), and a fixed order would
+                            # always charge that to the same contender.
+                            turn = r % len(active) if active else 0
+                            for c in active[turn:] + active[:turn]:
                                 try:
                                     m = c.run(case)
                                 except Exception as e:  # noqa: BLE001
