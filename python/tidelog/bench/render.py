@@ -121,9 +121,9 @@ def render_section(doc: dict, image_dir: str | None) -> str:
         "dropped. *median* is the median over the measured rounds and *min–max* their spread. Latency and "
         "ack-latency percentiles are computed over every sample of every measured round.",
         "- **Interleaving.** Every contender is set up first. Then each round runs every case of every contender "
-        "in turn, so noise on this shared VM hits them alike. Each round starts with the next contender: "
-        "whoever runs first after another case finds the CPU caches cold (code and data), and a fixed order "
-        "would always charge that to the same contender. Scan sizes whose copies do not fit in memory side "
+        "in turn, so noise on this shared VM hits them alike, in a new (seeded) order every round: a "
+        "contender's time depends on what ran just before it (CPU caches warmed or flushed, code and data), "
+        "and a fixed order would always pair the same neighbours. Scan sizes whose copies do not fit in memory side "
         "by side (5 GB here) run one contender at a time (setup, rounds, teardown): only one data set is on "
         "disk and in the page cache at once.",
         "- **Page cache.** Warm everywhere. Scan data is written, then read once by the warm-up round. Recovery "

@@ -5,9 +5,9 @@ Method, for every parameter set of a workload:
 1. the workload builds the data once (every contender gets the same bytes);
 2. every contender is set up, then the rounds run round-robin: each round
    runs every case for every contender in turn, so that noise on a shared
-   machine hits all of them alike, and each round starts with the next
-   contender, so that the cold CPU caches after another case are not always
-   one contender's cost; data sets too large to hold several at
+   machine hits all of them alike, in a new (seeded) order every round, so
+   that no contender always runs after the same neighbour (who warms or
+   flushes the CPU caches for it); data sets too large to hold several at
    once (5 GB scans) run one contender at a time (setup, rounds, teardown);
 3. the first ``warmup`` rounds are dropped; each metric is the median over the
    remaining rounds, with the min-max spread (latency percentiles are computed
@@ -22,6 +22,7 @@ import dataclasses
 import json
 import math
 import os
+import random
 import shutil
 import tempfile
 import time
@@ -153,11 +154,12 @@ def run_workload(wl: Workload, contenders: list[Contender], opts: Options, scrat
                 try:
                     for r in range(warm + rounds):
                         for case in cases:
-                            # Each round starts with the next contender: the first to run after another
-                            # case pays for cold CPU caches (code and data), and a fixed order would
-                            # always charge that to the same contender.
-                            turn = r % len(active) if active else 0
-                            for c in active[turn:] + active[:turn]:
+                            # A new order every round (seeded: runs repeat): a contender's time depends on
+                            # what ran just before it (CPU caches warmed or flushed, code and data), and a
+                            # fixed order, or a rotation of one, would always pair the same neighbours.
+                            order = list(active)
+                            random.Random(r).shuffle(order)
+                            for c in order:
                                 try:
                                     m = c.run(case)
                                 except Exception as e:  # noqa: BLE001
