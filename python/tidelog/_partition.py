@@ -113,17 +113,17 @@ class Partition:
 
     # ---------------------------------------------------------------- reading
     def scan(self, start_offset=None, end_offset=None, *, start_time=None, end_time=None, columns=None,
-             on_corrupt: str = "raise", with_offsets: bool = False):
+             filter=None, on_corrupt: str = "raise", with_offsets: bool = False):  # noqa: A002 - pyarrow's name
         """``topic.scan(...)`` of this partition only: a streaming ``Scan``."""
         return self.topic.scan(start_offset, end_offset, start_time=start_time, end_time=end_time,
-                               partitions=[self.index], columns=columns, on_corrupt=on_corrupt,
+                               partitions=[self.index], columns=columns, filter=filter, on_corrupt=on_corrupt,
                                with_offsets=with_offsets)
 
     def read(self, start_offset=None, end_offset=None, *, start_time=None, end_time=None, columns=None,
-             on_corrupt: str = "raise", with_offsets: bool = False) -> pa.Table:
+             filter=None, on_corrupt: str = "raise", with_offsets: bool = False) -> pa.Table:  # noqa: A002
         """``topic.read(...)`` of this partition only: a ``pa.Table`` in offset order."""
         return self.topic.read(start_offset, end_offset, start_time=start_time, end_time=end_time,
-                               partitions=self.index, columns=columns, on_corrupt=on_corrupt,
+                               partitions=self.index, columns=columns, filter=filter, on_corrupt=on_corrupt,
                                with_offsets=with_offsets)
 
     def frames(self, start_offset: int, end_offset: int, max_frames: int = 1024, skipped: list | None = None,

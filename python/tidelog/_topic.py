@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import _arrow, _core
+from . import _arrow, _core, _filter
 from ._core import DURABILITY_MODES
 from ._partition import Partition
 from .errors import InvalidArgumentError, InvalidRecordError, LogClosedError, ReadOnlyError, SchemaMismatchError, UnknownTopicError
@@ -637,6 +637,7 @@ class Topic:
         end_time: Any = None,
         partitions: int | Iterable[int] | None = None,
         columns: list[str] | None = None,
+        filter: pc.Expression | None = None,  # noqa: A002 - pyarrow's name for it
         on_corrupt: str = "raise",
         with_offsets: bool = False,
     ) -> "Scan":
@@ -656,27 +657,33 @@ class Topic:
 
         ``with_offsets=True`` adds ``_partition`` (int32) and ``_offset`` (int64)
         columns, so that a row found by a query can be mapped back to its place.
+
+        ``filter``: a ``pyarrow.compute.Expression`` over the topic's columns
+        (any of them, asked for in ``columns`` or not); only rows where it is
+        true come back. It is checked before anything is read
+        (``InvalidArgumentError`` for an unknown column or types that do not
+        compare). Comparisons of the timestamp column with literals narrow the
+        time range, so the time index finds the frames.
         """
         self._check_open()
         return Scan(self, start_offset, end_offset, start_time, end_time, partitions, columns, on_corrupt,
-                    with_offsets)
+                    with_offsets, filter)
 
     def read(self, start_offset=None, end_offset=None, *, start_time=None, end_time=None, partitions=None,
-             columns=None, on_corrupt: str = "raise", with_offsets: bool = False) -> pa.Table:
+             columns=None, filter=None, on_corrupt: str = "raise",  # noqa: A002 - pyarrow's name for it
+             with_offsets: bool = False) -> pa.Table:
         """Like ``scan(...).to_table()``: a ``pa.Table``, zero-copy when uncompressed.
         Rows come partition by partition, in offset order within each."""
-        if (type(start_offset) is int and type(end_offset) is int and start_time is None and end_time is None
-                and columns is None and not with_offsets and on_corrupt == "raise"):
-            table = self._read_in_one_frame(start_offset, end_offset, partitions)
-            if table is not None:
-                return table
-        elif (start_offset is None and end_offset is None and (start_time is not None or end_time is not None)
-              and columns is None and not with_offsets and on_corrupt == "raise"):
-            table = self._read_time_range(start_time, end_time, partitions)
+        if columns is None and filter is None and not with_offsets and on_corrupt == "raise":
+            table = None
+            if type(start_offset) is int and type(end_offset) is int and start_time is None and end_time is None:
+                table = self._read_in_one_frame(start_offset, end_offset, partitions)
+            elif start_offset is None and end_offset is None and (start_time is not None or end_time is not None):
+                table = self._read_time_range(start_time, end_time, partitions)
             if table is not None:
                 return table
         return self.scan(start_offset, end_offset, start_time=start_time, end_time=end_time,
-                         partitions=partitions, columns=columns, on_corrupt=on_corrupt,
+                         partitions=partitions, columns=columns, filter=filter, on_corrupt=on_corrupt,
                          with_offsets=with_offsets).to_table()
 
     def _read_in_one_frame(self, start: int, end: int, partitions: Any) -> pa.Table | None:
@@ -967,7 +974,7 @@ class Scan:
     _FRAMES_PER_CALL = 256
 
     def __init__(self, topic: Topic, start_offset, end_offset, start_time, end_time, partitions, columns,
-                 on_corrupt: str = "raise", with_offsets: bool = False):
+                 on_corrupt: str = "raise", with_offsets: bool = False, row_filter: pc.Expression | None = None):
         self.topic = topic
         self._skip_damage = check_on_corrupt(on_corrupt)
         self._with_offsets = bool(with_offsets)
@@ -977,6 +984,13 @@ class Scan:
         self._t0 = None if start_time is None else _arrow.to_ns(start_time, "start_time")
         self._t1 = None if end_time is None else _arrow.to_ns(end_time, "end_time")
         schema = topic.schema
+        self._filter = None if row_filter is None else _filter.check(row_filter, schema)
+        if self._filter is not None and topic._ts_index >= 0:
+            lo, hi = _filter.time_bounds(_filter.parse(self._filter), topic.config.timestamp, topic._ts_unit_ns)
+            if lo > _filter.INT64_MIN:
+                self._t0 = lo if self._t0 is None else max(self._t0, lo)
+            if hi < _filter.INT64_MAX:
+                self._t1 = hi if self._t1 is None else min(self._t1, hi)
         if columns is not None:
             columns = list(columns)
             unknown = [c for c in columns if c not in schema.names]
@@ -1010,8 +1024,6 @@ class Scan:
             t1 = self._t1 if self._t1 is not None else 2**63 - 1
             batch, rows = _rows_in_time(batch, frame, topic._ts_index, topic._ts_unit_ns, t0, t1,
                                         self._with_offsets)
-        if self._column_indices is not None:
-            batch = batch.select(self._column_indices)
         if self._with_offsets:
             if frame.sparse:
                 offsets = frame.offsets().to_numpy()[lo:hi]
@@ -1022,7 +1034,14 @@ class Scan:
                 offsets = np.arange(first, first + batch.num_rows, dtype=np.int64) if rows is None else first + rows
             batch = pa.RecordBatch.from_arrays(
                 [*batch.columns, pa.array(np.full(batch.num_rows, partition, dtype=np.int32)), pa.array(offsets)],
-                schema=self.schema)
+                names=[*batch.schema.names, "_partition", "_offset"])
+        if self._filter is not None and batch.num_rows:
+            batch = batch.filter(self._filter)
+        if self._column_indices is not None:
+            n = len(topic.schema)
+            batch = batch.select(self._column_indices + ([n, n + 1] if self._with_offsets else []))
+        if self._with_offsets:
+            batch = pa.RecordBatch.from_arrays(batch.columns, schema=self.schema)
         return batch
 
     def __iter__(self) -> Iterator[pa.RecordBatch]:
