@@ -969,9 +969,15 @@ class Scan:
     """A streaming read of a topic. Iterate for ``pa.RecordBatch`` objects, or hand
     it to anything that takes the Arrow PyCapsule stream interface
     (``pa.table(scan)``, ``duckdb.sql("... from scan")``, ``polars.DataFrame(scan)``).
-    Each iteration or export starts the scan anew."""
+    Each iteration or export starts the scan anew.
+
+    ``frames_read`` and ``bytes_read``: the frames the latest iteration decoded
+    and their payload bytes (stored, so compressed for zstd), counted as it
+    goes; what a filter or a time range let it skip is not in them."""
 
     _FRAMES_PER_CALL = 256
+    frames_read = 0
+    bytes_read = 0
 
     def __init__(self, topic: Topic, start_offset, end_offset, start_time, end_time, partitions, columns,
                  on_corrupt: str = "raise", with_offsets: bool = False, row_filter: pc.Expression | None = None):
@@ -1046,6 +1052,9 @@ class Scan:
 
     def __iter__(self) -> Iterator[pa.RecordBatch]:
         topic = self.topic
+        # What this iteration touched, for callers that check a query read only what it needed.
+        self.frames_read = 0
+        self.bytes_read = 0
         t0 = self._t0 if self._t0 is not None else -(2**63)
         t1 = self._t1 if self._t1 is not None else 2**63 - 1
         for p in self._partitions:
@@ -1065,6 +1074,8 @@ class Scan:
                         continue
                     break
                 for frame in frames:
+                    self.frames_read += 1
+                    self.bytes_read += frame.length
                     for batch in part.decode(frame):
                         batch = self._row_filter(batch, frame, start, end, p)
                         if batch.num_rows:
