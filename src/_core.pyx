@@ -164,13 +164,36 @@ ctypedef fused zone_value_t:
 cdef void _zone_min_max(const zone_value_t* data, Py_ssize_t n, const unsigned char* valid, Py_ssize_t off,
                         zone_value_t* lo, zone_value_t* hi, bint* found, bint* nan) noexcept nogil:
     """Min and max of the valid, non-NaN values (found: there was one), and whether a NaN was seen."""
-    cdef Py_ssize_t i, j
-    cdef zone_value_t v
+    cdef Py_ssize_t i, j, first = 0
+    cdef zone_value_t v, a, b
+    cdef unsigned char nan_seen = 0
+    if valid == NULL:
+        # Branch-free selects and an OR, so the compiler vectorizes the pass (a NaN never
+        # wins a comparison, so it takes neither a nor b): this runs at every append.
+        if zone_value_t is float or zone_value_t is double:
+            while first < n and data[first] != data[first]:
+                first += 1
+            nan_seen = first > 0
+        if first == n:
+            nan[0] = nan_seen
+            return
+        a = data[first]
+        b = a
+        for i in range(first + 1, n):
+            v = data[i]
+            a = v if v < a else a
+            b = v if v > b else b
+            if zone_value_t is float or zone_value_t is double:
+                nan_seen |= v != v
+        lo[0] = a
+        hi[0] = b
+        found[0] = True
+        nan[0] = nan_seen
+        return
     for i in range(n):
-        if valid != NULL:
-            j = off + i
-            if not (valid[j >> 3] >> (j & 7)) & 1:
-                continue
+        j = off + i
+        if not (valid[j >> 3] >> (j & 7)) & 1:
+            continue
         v = data[i]
         if zone_value_t is float or zone_value_t is double:
             if v != v:
