@@ -289,3 +289,28 @@ def test_sigkilled_writers_leave_zone_maps_that_never_hide_rows(log_dir):
             lo = rng.randrange(0, whole.num_rows)
             expr = (pc.field("v") >= lo) & (pc.field("v") < lo + rng.randrange(1, 5000))
             assert t.read(filter=expr).equals(whole.filter(expr))
+
+
+def test_retention_shrinks_the_zone_map(log, monkeypatch):
+    monkeypatch.setattr(_zones, "REWRITE_MIN_BYTES", 4096)
+    monkeypatch.setattr(_zones, "REWRITE_CHECK_WRITES", 16)
+    schema = pa.schema([("ts", pa.timestamp("us")), ("v", pa.int64())])
+    t = log.create_topic("r", schema, timestamp="ts", segment_bytes=64 << 10, retention_bytes=256 << 10)
+    sizes = []
+    for k in range(400):
+        v = np.arange(k * 300, (k + 1) * 300)
+        t.append({"ts": pa.array(T0 // 1000 + v, pa.timestamp("us")), "v": v})
+        if k % 50 == 49:
+            t.enforce_retention()
+            sizes.append(os.path.getsize(_zonemap(t, 0)))
+    start = t.start_offsets()[0]
+    assert start > 0
+    entry_bytes = 12 + 20 + 24  # head, body, one column
+    assert sizes[-1] < 400 * entry_bytes / 3  # rewritten: not every entry ever written
+    assert max(sizes[3:]) < 400 * entry_bytes / 2
+    for lo in (start, start + 1000, 400 * 300 - 500):
+        expr = (pc.field("v") >= lo) & (pc.field("v") < lo + 700)
+        s = t.scan(filter=expr)
+        got = pa.Table.from_batches(list(s), schema=schema)
+        assert got["v"].to_pylist() == list(range(lo, min(lo + 700, 400 * 300))), lo
+        assert s.frames_read <= 4

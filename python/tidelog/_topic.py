@@ -245,7 +245,8 @@ class Topic:
         self._ts_index = schema.get_field_index(config.timestamp) if config.timestamp else -1
         self._ts_unit_ns = _arrow.timestamp_unit_ns(schema.field(config.timestamp).type) if config.timestamp else 1
         self._ts_warned = False
-        zones = _zones.ZoneMaps(directory, schema, config.timestamp, config.partitions, writable=not log.read_only)
+        zones = _zones.ZoneMaps(directory, schema, config.timestamp, config.partitions, writable=not log.read_only,
+                                start_offset=lambda p: self._partitions[p].start_offset)
         self._zones = zones if zones else None  # None: no column a zone map covers
         self._required_columns = [i for i, f in enumerate(schema) if not f.nullable]
         self._fsync = config.durability == "fsync"

@@ -38,6 +38,11 @@ from ._filter import Call, Field, Literal, conjuncts
 #: than its header read.
 ZONE_MIN_ROWS = 256
 FILE_NAME = "zonemap"
+#: A writer rewrites a partition's file without the entries of frames that
+#: retention removed, when the file is at least this big and half of it is theirs
+#: (looked at every REWRITE_CHECK_WRITES entries it writes).
+REWRITE_MIN_BYTES = 1 << 20
+REWRITE_CHECK_WRITES = 1024
 
 _MAGIC = b"TLZ1"
 _HEAD = struct.Struct("<4sII")          # magic, length of what follows the CRC, CRC32C of it
@@ -82,12 +87,15 @@ def zone_columns(schema: pa.Schema, timestamp: str | None) -> list[tuple[int, st
 class ZoneMaps:
     """The zone maps of one topic's partitions, as one Topic handle writes and reads them."""
 
-    def __init__(self, directory: str, schema: pa.Schema, timestamp: str | None, partitions: int, writable: bool):
+    def __init__(self, directory: str, schema: pa.Schema, timestamp: str | None, partitions: int, writable: bool,
+                 start_offset: Any = None):
         self._directory = directory
         self._schema = schema
         self.columns = zone_columns(schema, timestamp)
         self._writable = writable
+        self._start_offset = start_offset  # partition -> its first offset (retention moves it)
         self._fds: dict[int, int] = {}
+        self._writes: dict[int, int] = {}
         self._maps: dict[int, _PartitionZones] = {}
         self._partitions = partitions
 
@@ -123,8 +131,35 @@ class ZoneMaps:
                 fd = os.open(self._path(partition), os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
                 self._fds[partition] = fd
             os.write(fd, entry)  # one write of a whole entry: O_APPEND keeps entries whole between processes
+            writes = self._writes[partition] = self._writes.get(partition, 0) + 1
+            if writes % REWRITE_CHECK_WRITES == 0 and self._start_offset is not None:
+                self._drop_removed_frames(partition, fd)
         except OSError:
             pass  # a missing entry only means the frame is read
+
+    def _drop_removed_frames(self, partition: int, fd: int) -> None:
+        """Rewrites the file without the entries of frames below the partition's
+        first offset, if they are half of a big file. Entries other processes add
+        meanwhile may be lost with the old file: their frames are read, and healed."""
+        if os.fstat(fd).st_size < REWRITE_MIN_BYTES:
+            return
+        start = self._start_offset(partition)
+        path = self._path(partition)
+        with open(path, "rb") as f:
+            data = f.read()
+        kept = []
+        at = 0
+        for entry_at, entry_end, body in _entries(data):
+            if _BODY.unpack_from(body, 0)[0] >= start:
+                kept.append(data[entry_at:entry_end])
+            at = entry_end
+        if sum(len(k) for k in kept) * 2 > len(data):
+            return
+        tmp = f"{path}.tmp-{os.getpid()}"
+        with open(tmp, "wb") as f:
+            f.write(b"".join(kept))
+        os.replace(tmp, path)
+        os.close(self._fds.pop(partition))
 
     def close(self) -> None:
         for fd in self._fds.values():
@@ -167,6 +202,30 @@ class ZoneMaps:
                 zones.keys.add((frame.base_offset, frame.crc))
 
 
+def _entries(data: bytes):
+    """(start, end, body) of each intact entry of ``data``, in order; damaged
+    bytes are stepped over (resynchronising on the next magic). Stops before an
+    entry cut short at the end (the rest may still be on its way)."""
+    at, n = 0, len(data)
+    while at + _HEAD.size <= n:
+        magic, length, crc = _HEAD.unpack_from(data, at)
+        if magic != _MAGIC or length > 1 << 20:
+            nxt = data.find(_MAGIC, at + 1)  # damage: resynchronise on the next entry
+            if nxt < 0:
+                return
+            at = nxt
+            continue
+        end = at + _HEAD.size + length
+        if end > n:
+            return  # an entry still being written (or cut short)
+        body = data[at + _HEAD.size:end]
+        if len(body) >= _BODY.size and _core.crc32c(body) == crc:
+            yield at, end, body
+            at = end
+        else:
+            at += 1
+
+
 class _PartitionZones:
     """The entries of one partition's zone map file read so far, as arrays."""
 
@@ -206,23 +265,12 @@ class _PartitionZones:
             return
         self.read_bytes += len(new)
         data = self.pending + new
-        at, n = 0, len(data)
         added = False
-        while at + _HEAD.size <= n:
-            magic, length, crc = _HEAD.unpack_from(data, at)
-            if magic != _MAGIC or length > 1 << 20:
-                nxt = data.find(_MAGIC, at + 1)  # damage: resynchronise on the next entry
-                at = nxt if nxt >= 0 else max(n - _HEAD.size + 1, at + 1)
-                continue
-            end = at + _HEAD.size + length
-            if end > n:
-                break  # the rest of an entry still being written
-            body = data[at + _HEAD.size:end]
-            if _core.crc32c(body) == crc and self._add(body):
+        at = 0
+        for _, end, body in _entries(data):
+            if self._add(body):
                 added = True
-                at = end
-            else:
-                at += 1
+            at = end
         self.pending = data[at:]
         if added:
             self._arrays.clear()
