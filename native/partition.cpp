@@ -764,7 +764,7 @@ std::vector<append_result> partition::append(const append_request* requests, siz
         kill_point("append.committed");
         __atomic_store_n(&intent.kind, append_intent::idle, __ATOMIC_RELEASE);
         _committer->count_append(1, h.frame_length());
-        results[k] = {h.base_offset, 0};
+        results[k] = {h.base_offset, 0, h.crc};
         ++written;
     }
     } catch (...) {
@@ -1198,7 +1198,8 @@ damaged_range partition::locate_damage(segment& s, const std::shared_ptr<mapped_
 
 std::vector<frame_ref> partition::frames(int64_t start_offset, int64_t end_offset, int64_t min_timestamp,
                                          int64_t max_timestamp, size_t max_frames,
-                                         std::vector<damaged_range>* skipped) {
+                                         std::vector<damaged_range>* skipped,
+                                         const std::vector<frame_key>* excluded) {
     std::vector<frame_ref> out;
     int64_t visible;
     auto segs = snapshot(&visible);
@@ -1260,7 +1261,9 @@ std::vector<frame_ref> partition::frames(int64_t start_offset, int64_t end_offse
         bool rewalk = false;        // the walk stopped to map more of the file, or to start again elsewhere
         bool segment_done = false;  // the rest of the segment is damaged
         auto wanted = [&](const frame_header& h) {
-            return h.next_offset() > start_offset && h.max_timestamp >= min_timestamp && h.min_timestamp < max_timestamp;
+            return h.next_offset() > start_offset && h.max_timestamp >= min_timestamp &&
+                   h.min_timestamp < max_timestamp &&
+                   !(excluded && std::binary_search(excluded->begin(), excluded->end(), frame_key{h.base_offset, h.crc}));
         };
         auto go_on_at = [&](uint64_t at, int64_t off) {
             pos = at;

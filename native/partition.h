@@ -68,6 +68,19 @@ struct append_request {
 struct append_result {
     int64_t base_offset;
     uint64_t ticket;  // 0 when nothing needs waiting for
+    uint32_t crc = 0; // the frame's CRC32C: with base_offset, the frame's identity (frame_key)
+};
+
+/// A frame a reader names without reading it: its base offset and the CRC32C
+/// of its header. Derived data (zone maps) name frames this way, so that a stale
+/// entry (a frame since lost to a power cut, its offsets written again) matches
+/// no frame.
+struct frame_key {
+    int64_t base_offset;
+    uint32_t crc;
+    bool operator<(const frame_key& o) const {
+        return base_offset != o.base_offset ? base_offset < o.base_offset : crc < o.crc;
+    }
 };
 
 /// Something recovery cut off, found damaged or rebuilt, for the log's recovery report.
@@ -124,9 +137,13 @@ public:
     /// [min_timestamp, max_timestamp); at most max_frames of them.
     /// Damage met on the way raises error(corrupt) naming it; with `skipped`
     /// non-null it is skipped instead and appended there.
+    /// `excluded` (sorted; may be null): frames the caller does not want, walked
+    /// past on their header alone (payload not read, CRC not checked), as frames
+    /// outside the time span are; a key that matches no frame excludes nothing.
     std::vector<frame_ref> frames(int64_t start_offset, int64_t end_offset, int64_t min_timestamp,
                                   int64_t max_timestamp, size_t max_frames,
-                                  std::vector<damaged_range>* skipped = nullptr);
+                                  std::vector<damaged_range>* skipped = nullptr,
+                                  const std::vector<frame_key>* excluded = nullptr);
     /// Damage known to this process: found by recovery or by reads. Thread-safe.
     std::vector<damaged_range> damaged_ranges();
     /// The first offset whose frame's max timestamp is >= timestamp (end_offset() if none).

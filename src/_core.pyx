@@ -15,8 +15,9 @@ from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE, PyList_New, PyList_S
 from cpython.memoryview cimport PyMemoryView_FromMemory
 from cpython.ref cimport Py_INCREF
 from cpython.unicode cimport PyUnicode_DecodeUTF8
-from libc.stdint cimport int32_t, int64_t, uint16_t, uint32_t, uint64_t, uintptr_t, INT64_MAX, INT64_MIN
+from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t, uintptr_t, INT64_MAX, INT64_MIN
 from libc.string cimport memcpy, memset
+from libcpp.algorithm cimport sort
 from libcpp.memory cimport shared_ptr, unique_ptr
 from libcpp.string cimport string
 from libcpp.utility cimport pair
@@ -145,6 +146,113 @@ def int64_min_max(values):
                 if v < lo: lo = v
                 if v > hi: hi = v
     return lo, hi, ordered
+
+
+ctypedef fused zone_value_t:
+    int8_t
+    int16_t
+    int32_t
+    int64_t
+    uint8_t
+    uint16_t
+    uint32_t
+    uint64_t
+    float
+    double
+
+
+cdef void _zone_min_max(const zone_value_t* data, Py_ssize_t n, const unsigned char* valid, Py_ssize_t off,
+                        zone_value_t* lo, zone_value_t* hi, bint* found, bint* nan) noexcept nogil:
+    """Min and max of the valid, non-NaN values (found: there was one), and whether a NaN was seen."""
+    cdef Py_ssize_t i, j, first = 0
+    cdef zone_value_t v, a, b
+    cdef unsigned char nan_seen = 0
+    if valid == NULL:
+        # Branch-free selects and an OR, so the compiler vectorizes the pass (a NaN never
+        # wins a comparison, so it takes neither a nor b): this runs at every append.
+        if zone_value_t is float or zone_value_t is double:
+            while first < n and data[first] != data[first]:
+                first += 1
+            nan_seen = first > 0
+        if first == n:
+            nan[0] = nan_seen
+            return
+        a = data[first]
+        b = a
+        for i in range(first + 1, n):
+            v = data[i]
+            a = v if v < a else a
+            b = v if v > b else b
+            if zone_value_t is float or zone_value_t is double:
+                nan_seen |= v != v
+        lo[0] = a
+        hi[0] = b
+        found[0] = True
+        nan[0] = nan_seen
+        return
+    for i in range(n):
+        j = off + i
+        if not (valid[j >> 3] >> (j & 7)) & 1:
+            continue
+        v = data[i]
+        if zone_value_t is float or zone_value_t is double:
+            if v != v:
+                nan[0] = True
+                continue
+        if not found[0]:
+            lo[0] = v
+            hi[0] = v
+            found[0] = True
+        elif v < lo[0]:
+            lo[0] = v
+        elif v > hi[0]:
+            hi[0] = v
+
+
+cdef tuple _zone_stats_of(const zone_value_t* data, Py_ssize_t n, const unsigned char* valid, Py_ssize_t off,
+                          Py_ssize_t nulls):
+    cdef zone_value_t lo = 0, hi = 0
+    cdef bint found = False, nan = False
+    with nogil:
+        _zone_min_max(data, n, valid, off, &lo, &hi, &found, &nan)
+    return (nulls, lo if found else None, hi if found else None, nan)
+
+
+_ZONE_TYPES = {"b": 0, "h": 1, "i": 2, "l": 3, "B": 4, "H": 5, "I": 6, "L": 7, "f": 8, "d": 9}
+
+
+def zone_stats(values, str physical):
+    """(null_count, min, max, has_nan) of a pyarrow Array of a fixed-width
+    numeric or temporal type, read as ``physical`` (a struct format letter of
+    the values' width and signedness: b h i l B H I L f d). min and max are of
+    the valid, non-NaN values (None if there is none). One pass over the
+    buffer, without the GIL: zone maps (tidelog._zones) are built at append."""
+    cdef Py_ssize_t n = len(values), off = values.offset, nulls = values.null_count
+    bufs = values.buffers()
+    cdef const unsigned char* valid = (<const unsigned char*><uintptr_t>bufs[0].address) if nulls and bufs[0] is not None else NULL
+    cdef uintptr_t at = bufs[1].address if n else 0
+    cdef int kind = _ZONE_TYPES[physical]
+    if n == 0 or nulls == n:
+        return (nulls, None, None, False)
+    if kind == 0:
+        return _zone_stats_of((<const int8_t*>at) + off, n, valid, off, nulls)
+    if kind == 1:
+        return _zone_stats_of((<const int16_t*>at) + off, n, valid, off, nulls)
+    if kind == 2:
+        return _zone_stats_of((<const int32_t*>at) + off, n, valid, off, nulls)
+    if kind == 3:
+        return _zone_stats_of((<const int64_t*>at) + off, n, valid, off, nulls)
+    if kind == 4:
+        return _zone_stats_of((<const uint8_t*>at) + off, n, valid, off, nulls)
+    if kind == 5:
+        return _zone_stats_of((<const uint16_t*>at) + off, n, valid, off, nulls)
+    if kind == 6:
+        return _zone_stats_of((<const uint32_t*>at) + off, n, valid, off, nulls)
+    if kind == 7:
+        return _zone_stats_of((<const uint64_t*>at) + off, n, valid, off, nulls)
+    if kind == 8:
+        return _zone_stats_of((<const float*>at) + off, n, valid, off, nulls)
+    return _zone_stats_of((<const double*>at) + off, n, valid, off, nulls)
 
 
 def int64_sorted_range(values, int64_t lo, int64_t hi):
@@ -473,10 +581,12 @@ cdef class NativePartition:
         return self.append_frames([(pieces, record_count, min_timestamp, max_timestamp, codec, flags,
                                     schema_id, body_offset)])[0]
 
-    def append_frames(self, frames):
+    def append_frames(self, frames, bint with_crcs=False):
         """Writes several frames with consecutive offsets (nothing else lands in
         between). Each item: (pieces, record_count, min_timestamp, max_timestamp,
-        codec, flags, schema_id, body_offset). Returns [(base_offset, ticket)]."""
+        codec, flags, schema_id, body_offset). Returns [(base_offset, ticket)],
+        or with ``with_crcs`` [(base_offset, ticket, crc)]: the frame's CRC32C,
+        which with its base offset names it (``frames(excluded=...)``)."""
         cdef CPartition* part = self._get()
         cdef Py_ssize_t nframes = len(frames), total_pieces = 0, k, i, got = 0, total = 0, at = 0
         for k in range(nframes):
@@ -520,6 +630,8 @@ cdef class NativePartition:
         finally:
             for i in range(got):
                 PyBuffer_Release(&views[i])
+        if with_crcs:
+            return [(res[k].base_offset, res[k].ticket, res[k].crc) for k in range(nframes)]
         return [(res[k].base_offset, res[k].ticket) for k in range(nframes)]
 
     cdef Mapping _mapping_for(self, shared_ptr[CMappedRegion]& region):
@@ -532,19 +644,35 @@ cdef class NativePartition:
         return m
 
     def frames(self, int64_t start_offset=0, int64_t end_offset=INT64_MAX, int64_t min_timestamp=INT64_MIN,
-               int64_t max_timestamp=INT64_MAX, size_t max_frames=1024, list skipped=None):
+               int64_t max_timestamp=INT64_MAX, size_t max_frames=1024, list skipped=None, excluded=None):
         """Published frames holding offsets in [start_offset, end_offset) whose time
         span meets [min_timestamp, max_timestamp), as Frame objects (frame.pxi).
 
         Damage holding offsets asked for raises CorruptionError; with ``skipped``
         (a list) it is skipped instead, and a dict per damaged range (as
-        ``damaged_ranges()`` gives) is appended to ``skipped``."""
+        ``damaged_ranges()`` gives) is appended to ``skipped``.
+
+        ``excluded``: (base_offset, crc) pairs of frames not wanted (a zone map
+        ruled them out): walked past on their header alone, their payload
+        neither read nor CRC-checked. A pair that names no frame (a stale
+        entry) excludes nothing."""
         cdef vector[CFrameRef] refs
         cdef vector[CDamagedRange] damage
         cdef vector[CDamagedRange]* damage_out = &damage if skipped is not None else NULL
+        cdef vector[CFrameKey] keys
+        cdef const vector[CFrameKey]* keys_in = NULL
         cdef CPartition* part = self._get()
+        if excluded:
+            keys.resize(len(excluded))
+            for n, (base, crc) in enumerate(excluded):
+                keys[n].base_offset = base
+                keys[n].crc = crc
+            with nogil:
+                sort(keys.begin(), keys.end())
+            keys_in = &keys
         with nogil:
-            refs = part.frames(start_offset, end_offset, min_timestamp, max_timestamp, max_frames, damage_out)
+            refs = part.frames(start_offset, end_offset, min_timestamp, max_timestamp, max_frames, damage_out,
+                               keys_in)
         cdef list out = []
         cdef size_t i
         for i in range(refs.size()):

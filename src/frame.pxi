@@ -51,6 +51,7 @@ cdef class Frame:
     cdef readonly uint16_t codec
     cdef readonly uint16_t flags
     cdef readonly uint32_t schema_id
+    cdef readonly uint32_t crc             # CRC32C of payload and header: with base_offset, the frame's identity
     cdef readonly uint16_t version         # frame format version
     cdef readonly bint sparse              # FLAG_SPARSE: the rows carry their offsets
     cdef readonly uint32_t block_length    # bytes of the offset block before the Arrow payload (0: dense)
@@ -73,6 +74,7 @@ cdef class Frame:
         f.codec = ref.header.codec
         f.flags = ref.header.flags
         f.schema_id = ref.header.schema_id
+        f.crc = ref.header.crc
         f.version = ref.header.version
         # One test keeps the dense path as it was; sparse frames (and headers
         # that break the dense rule) are checked out of line.

@@ -106,6 +106,11 @@ cdef extern from "partition.h" namespace "tidelog" nogil:
     cdef cppclass CAppendResult "tidelog::append_result":
         int64_t base_offset
         uint64_t ticket
+        uint32_t crc
+
+    cdef cppclass CFrameKey "tidelog::frame_key":
+        int64_t base_offset
+        uint32_t crc
 
     cdef cppclass CRecoveryEvent "tidelog::recovery_event":
         string file
@@ -130,7 +135,7 @@ cdef extern from "partition.h" namespace "tidelog" nogil:
         vector[CAppendResult] append(const CAppendRequest* requests, size_t count) except +raise_native_error
         vector[CFrameRef] frames(int64_t start_offset, int64_t end_offset, int64_t min_timestamp,
                                  int64_t max_timestamp, size_t max_frames,
-                                 vector[CDamagedRange]* skipped) except +raise_native_error
+                                 vector[CDamagedRange]* skipped, const vector[CFrameKey]* excluded) except +raise_native_error
         vector[CDamagedRange] damaged_ranges() except +raise_native_error
         int64_t offset_for_time(int64_t timestamp) except +raise_native_error
         int64_t start_offset() except +raise_native_error

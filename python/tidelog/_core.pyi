@@ -14,7 +14,7 @@ has no native counterpart: its methods raise ``ValueError`` (``Mapping``) or
 import enum
 import sys
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Final, TypedDict, TypeVar, final
+from typing import Any, Final, Literal, TypedDict, TypeVar, final, overload
 
 from typing_extensions import Buffer, Self, disjoint_base
 
@@ -173,6 +173,9 @@ class Frame:
     @property
     def schema_id(self) -> int: ...
     @property
+    def crc(self) -> int:
+        """CRC32C of the payload and header: with base_offset, the frame's identity."""
+    @property
     def version(self) -> int:
         """Frame format version."""
     @property
@@ -302,13 +305,21 @@ class NativePartition:
         64-byte file position (-1: no alignment). Returns ``(base_offset,
         ticket)``; pass ``ticket`` to ``NativeLog.wait_durable`` (0: nothing
         to wait for)."""
-    def append_frames(self, frames: Sequence[_FrameRequest]) -> list[tuple[int, int]]:
+    @overload
+    def append_frames(self, frames: Sequence[_FrameRequest], with_crcs: Literal[False] = False
+                      ) -> list[tuple[int, int]]: ...
+    @overload
+    def append_frames(self, frames: Sequence[_FrameRequest], with_crcs: Literal[True]
+                      ) -> list[tuple[int, int, int]]: ...
+    @overload
+    def append_frames(self, frames: Sequence[_FrameRequest], with_crcs: bool) -> list[Any]:
         """Writes several frames under one lock, so they get consecutive
         offsets (nothing else lands in between), and registers them with the
         committer once. Each item is ``(pieces, record_count, min_timestamp,
         max_timestamp, codec, flags, schema_id, body_offset)`` as for
         ``append``. Returns ``[(base_offset, ticket)]``, one per frame, all
-        with the same ticket."""
+        with the same ticket; ``with_crcs``: ``[(base_offset, ticket, crc)]``
+        (the frame's CRC32C: with its base offset, the frame's identity)."""
     def frames(
         self,
         start_offset: int = 0,
@@ -317,13 +328,16 @@ class NativePartition:
         max_timestamp: int = 9223372036854775807,
         max_frames: int = 1024,
         skipped: list[dict[str, Any]] | None = None,
+        excluded: Sequence[tuple[int, int]] | None = None,
     ) -> list[Frame]:
         """Up to ``max_frames`` published frames holding offsets in
         ``[start_offset, end_offset)`` whose time span meets
         ``[min_timestamp, max_timestamp)``, in offset order. Headers are
         checked, CRCs are not; a frame an index entry points at that fails the
         check makes the walk restart at the segment start. Raises
-        ``CorruptionError`` on a bad header reached by walking."""
+        ``CorruptionError`` on a bad header reached by walking. ``excluded``:
+        ``(base_offset, crc)`` of frames not wanted, walked past on their
+        header alone; a pair naming no frame excludes nothing."""
     def damaged_ranges(self) -> list[dict[str, Any]]:
         """Damage this process knows of (recovery or reads): start_offset,
         end_offset (exclusive), segment, path, position, bytes, reason."""
@@ -446,6 +460,11 @@ class SegmentRewriter:
 def int64_sorted_range(values: Any, lo: int, hi: int) -> tuple[int, int]:
     """(first, stop): the rows of a non-decreasing int64 or timestamp Array
     without nulls whose values are in [lo, hi), by binary search."""
+
+def zone_stats(values: Any, physical: str) -> tuple[int, int | float | None, int | float | None, bool]:
+    """(null_count, min, max, has_nan) of a fixed-width numeric or temporal
+    pyarrow Array read as ``physical`` (b h i l B H I L f d); min and max of
+    the valid, non-NaN values, None if there is none."""
 
 def int64_min_max(values: Any) -> tuple[int, int, bool] | None:
     """(min, max, ordered) of the valid values of an int64 or timestamp pyarrow

@@ -127,7 +127,8 @@ class Partition:
                                with_offsets=with_offsets)
 
     def frames(self, start_offset: int, end_offset: int, max_frames: int = 1024, skipped: list | None = None,
-               min_timestamp: int = -(2**63), max_timestamp: int = 2**63 - 1) -> list:
+               min_timestamp: int = -(2**63), max_timestamp: int = 2**63 - 1,
+               excluded: list[tuple[int, int]] | None = None) -> list:
         """The low-level read: up to ``max_frames`` frames (zero-copy views of
         the mapped file) holding offsets in [start_offset, end_offset), in
         offset order; ``decode(frame)`` makes Arrow batches of one. In a
@@ -136,12 +137,16 @@ class Partition:
         ``frame.next_offset`` is where the next frame starts. With a
         ``skipped`` list, damaged data is stepped over: its ranges are added
         to the list, counted in ``log.stats()`` and warned about
-        (``CorruptionWarning``); without, damage raises ``CorruptionError``."""
+        (``CorruptionWarning``); without, damage raises ``CorruptionError``.
+        ``excluded``: ``(base_offset, frame.crc)`` of frames to walk past
+        unread (a pair that names no frame excludes nothing)."""
         self._check_open()
         if skipped is None:
-            return self.native.frames(start_offset, end_offset, min_timestamp, max_timestamp, max_frames)
+            return self.native.frames(start_offset, end_offset, min_timestamp, max_timestamp, max_frames, None,
+                                      excluded)
         new = []
-        frames = self.native.frames(start_offset, end_offset, min_timestamp, max_timestamp, max_frames, new)
+        frames = self.native.frames(start_offset, end_offset, min_timestamp, max_timestamp, max_frames, new,
+                                    excluded)
         if new:
             self._note_skipped(self.topic.name, self.index, new)
             skipped.extend(new)

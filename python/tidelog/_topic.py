@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import _arrow, _core, _filter
+from . import _arrow, _core, _filter, _zones
 from ._core import DURABILITY_MODES
 from ._partition import Partition
 from .errors import InvalidArgumentError, InvalidRecordError, LogClosedError, ReadOnlyError, SchemaMismatchError, UnknownTopicError
@@ -245,6 +245,9 @@ class Topic:
         self._ts_index = schema.get_field_index(config.timestamp) if config.timestamp else -1
         self._ts_unit_ns = _arrow.timestamp_unit_ns(schema.field(config.timestamp).type) if config.timestamp else 1
         self._ts_warned = False
+        zones = _zones.ZoneMaps(directory, schema, config.timestamp, config.partitions, writable=not log.read_only,
+                                start_offset=lambda p: self._partitions[p].start_offset)
+        self._zones = zones if zones else None  # None: no column a zone map covers
         self._required_columns = [i for i, f in enumerate(schema) if not f.nullable]
         self._fsync = config.durability == "fsync"
         self._sticky = 0
@@ -304,6 +307,8 @@ class Topic:
                 if lock.acquire(timeout=COMPACTION_CLOSE_WAIT_S):
                     lock.release()
             failure = None
+            if self._zones is not None:
+                self._zones.close()
             for p in self._partitions:
                 try:
                     p.close()
@@ -559,6 +564,7 @@ class Topic:
         # Frames per partition, appended with one native call each so that one
         # append's rows get consecutive offsets in every partition.
         per_partition: dict[int, list] = {}
+        zone_stats: dict[int, list] | None = {} if self._zones is not None else None
         for batch in batches:
             if batch.num_rows == 0:
                 continue
@@ -566,7 +572,9 @@ class Topic:
                 frames = per_partition.setdefault(p, [])
                 for frame_batch in self._frames_of(part):
                     frames.append(self._frame_request(frame_batch, now_ns))
-        return self._write_frames(per_partition)
+                    if zone_stats is not None:
+                        zone_stats.setdefault(p, []).append(self._zones.stats(frame_batch))
+        return self._write_frames(per_partition, zone_stats)
 
     def _write_small(self, batch: pa.RecordBatch, partition: int | None) -> tuple[AppendResult, int]:
         """_write() of one small batch that goes to one partition as one frame:
@@ -580,17 +588,29 @@ class Topic:
                     return self._write_frames({p: [self._frame_request(part, time.time_ns())] for p, part in split})
                 partition = split[0][0]
         rows = batch.num_rows
+        if self._zones is not None and rows >= _zones.ZONE_MIN_ROWS:
+            return self._write_frames({partition: [self._frame_request(batch, time.time_ns())]},
+                                      {partition: [self._zones.stats(batch)]})
         ((first, ticket),) = self._partitions[partition].append_frames([self._frame_request(batch, time.time_ns())])
         return AppendResult({partition: (first, first + rows - 1)}, rows), ticket
 
-    def _write_frames(self, per_partition: dict[int, list]) -> tuple[AppendResult, int]:
+    def _write_frames(self, per_partition: dict[int, list],
+                      zone_stats: dict[int, list] | None = None) -> tuple[AppendResult, int]:
         """Appends each partition's frames with one native call (so that one
-        append's rows get consecutive offsets in every partition)."""
+        append's rows get consecutive offsets in every partition), and the
+        zone map entries of those that have ``zone_stats``."""
         offsets: dict[int, tuple[int, int]] = {}
         ticket = 0
         rows = 0
         for p, frames in per_partition.items():
-            results = self._partitions[p].append_frames(frames)
+            stats = zone_stats.get(p) if zone_stats else None
+            if stats and any(s is not None for s in stats):
+                results = self._partitions[p].append_frames(frames, True)
+                for (base, _, crc), frame, s in zip(results, frames, stats):
+                    if s is not None:
+                        self._zones.write(p, base, crc, frame[1], s)
+            else:
+                results = self._partitions[p].append_frames(frames)
             first = results[0][0]
             count = sum(f[1] for f in frames)
             offsets[p] = (first, first + count - 1)
@@ -969,13 +989,11 @@ class Scan:
     """A streaming read of a topic. Iterate for ``pa.RecordBatch`` objects, or hand
     it to anything that takes the Arrow PyCapsule stream interface
     (``pa.table(scan)``, ``duckdb.sql("... from scan")``, ``polars.DataFrame(scan)``).
-    Each iteration or export starts the scan anew.
-
-    ``frames_read`` and ``bytes_read``: the frames the latest iteration decoded
-    and their payload bytes (stored, so compressed for zstd), counted as it
-    goes; what a filter or a time range let it skip is not in them."""
+    Each iteration or export starts the scan anew."""
 
     _FRAMES_PER_CALL = 256
+    #: What the last iteration decoded: frames, and their payload bytes (as
+    #: stored). Frames a filter's zone maps ruled out are not counted.
     frames_read = 0
     bytes_read = 0
 
@@ -1052,18 +1070,19 @@ class Scan:
 
     def __iter__(self) -> Iterator[pa.RecordBatch]:
         topic = self.topic
-        # What this iteration touched, for callers that check a query read only what it needed.
-        self.frames_read = 0
-        self.bytes_read = 0
         t0 = self._t0 if self._t0 is not None else -(2**63)
         t1 = self._t1 if self._t1 is not None else 2**63 - 1
+        zones = topic._zones if self._filter is not None else None
+        tree = _filter.parse(self._filter) if zones is not None else None
+        self.frames_read = self.bytes_read = 0
         for p in self._partitions:
             part = topic.partition(p)
             end = self._ends[p]
             start = cursor = self._starts[p]
             skipped = [] if self._skip_damage else None
+            excluded = zones.excluded(p, tree) if tree is not None else None
             while cursor < end:
-                frames = part.frames(cursor, end, self._FRAMES_PER_CALL, skipped, t0, t1)
+                frames = part.frames(cursor, end, self._FRAMES_PER_CALL, skipped, t0, t1, excluded)
                 after = cursor
                 if skipped:
                     after = max(d["end_offset"] for d in skipped)
@@ -1074,9 +1093,12 @@ class Scan:
                         continue
                     break
                 for frame in frames:
+                    batches = part.decode(frame)
                     self.frames_read += 1
                     self.bytes_read += frame.length
-                    for batch in part.decode(frame):
+                    if zones is not None:
+                        zones.heal(p, frame, batches)
+                    for batch in batches:
                         batch = self._row_filter(batch, frame, start, end, p)
                         if batch.num_rows:
                             yield batch
