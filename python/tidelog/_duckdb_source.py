@@ -21,6 +21,7 @@ is offered filters, so this module subclasses it.
 """
 from __future__ import annotations
 
+import datetime as _dt
 import json
 import weakref
 from typing import Any, Iterator
@@ -28,7 +29,7 @@ from typing import Any, Iterator
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ._reads import Read, Reads
+from ._reads import Read, Reads, TimeWindow
 from .errors import InvalidArgumentError
 
 try:
@@ -111,21 +112,33 @@ class TopicTable(ArrowScanSource):
         """``topic.scan`` of ``columns`` (declared column indexes; None: all)
         filtered by the accepted ``filters`` (and the registration's own)."""
         names = None if columns is None else [self._schema.names[i] for i in columns]
+        # Comparisons of the time index become the scan's time range (no registration range to merge with).
+        own_range = self._scan_kwargs.get("start_time") is not None or self._scan_kwargs.get("end_time") is not None
+        window = None if own_range or self.topic.config.timestamp is None else TimeWindow()
         terms = [] if self._scan_kwargs["filter"] is None else [self._scan_kwargs["filter"]]
-        terms += [_translate(predicate, self.topic.schema) for predicate in filters]
+        for predicate in filters:
+            for term in _and_terms_of(predicate):
+                if window is None or not _time_bound(term, self.topic, window):
+                    terms.append(_translate(term, self.topic.schema))
         if self._window is not None:
-            ts, kind = self.topic.config.timestamp, self.topic.schema.field(self.topic.config.timestamp).type
             lo, hi = self._window
-            terms.append((pc.field(ts) >= pa.scalar(lo, kind)) & (pc.field(ts) <= pa.scalar(hi, kind)))
+            if window is not None:
+                window.add(">=", lo)
+                window.add("<=", hi)
+            else:
+                ts, kind = self.topic.config.timestamp, self.topic.schema.field(self.topic.config.timestamp).type
+                terms.append((pc.field(ts) >= pa.scalar(lo, kind)) & (pc.field(ts) <= pa.scalar(hi, kind)))
         row_filter = None
         for term in terms:
             row_filter = term if row_filter is None else row_filter & term
         kwargs = dict(self._scan_kwargs, filter=row_filter)
+        if window:
+            kwargs.update(window.scan_kwargs())
         if names is not None:
             # with_offsets adds _partition and _offset whatever the columns: ask for the topic's only
             kwargs["columns"] = [n for n in names if n not in _OFFSET_COLUMNS]
         scan = self.topic.scan(**kwargs)
-        read = self.reads._add(Read(scan, kwargs["columns"], row_filter))
+        read = self.reads._add(Read(scan, kwargs["columns"], row_filter, window.range() if window else None))
         schema = scan.schema if names is None else pa.schema([scan.schema.field(n) for n in names])
         reader = pa.RecordBatchReader.from_batches(schema, _counted(scan, read, names))
         return reader.__arrow_c_stream__(), names is not None
@@ -174,6 +187,44 @@ def _translate(node: Node, schema: pa.Schema) -> pc.Expression:
     if index < 0:
         raise Untranslatable(node)
     return to_arrow(node, pa.schema([schema.field(index)]))
+
+
+def _and_terms_of(node: Node) -> list[Node]:
+    """The terms of a top-level AND (BETWEEN arrives as one)."""
+    if isinstance(node, Binary) and node.op == "AND":
+        return _and_terms_of(node.left) + _and_terms_of(node.right)
+    return [node]
+
+
+_OPS = {"=": "==", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
+#: The type DuckDB gives a constant compared with a time index, by the index's Arrow type.
+_NAIVE = {"s": "TIMESTAMP_S", "ms": "TIMESTAMP_MS", "us": "TIMESTAMP"}
+_EPOCH = _dt.datetime(1970, 1, 1)
+
+
+def _time_bound(term: Node, topic: Any, window: TimeWindow) -> bool:
+    """Adds ``term`` to ``window`` if it compares the time index with a
+    constant (True); else False. DuckDB gives the constant the column's own
+    type: BIGINT for an int64 index (nanoseconds), a naive datetime for
+    TIMESTAMP_S/_MS/TIMESTAMP, microseconds for TIMESTAMP WITH TIME ZONE."""
+    ts = topic.config.timestamp
+    if not (isinstance(term, Binary) and term.op in _OPS and isinstance(term.left, Col)
+            and term.left.parts == (ts,) and isinstance(term.right, Lit)):
+        return False
+    kind, value = topic.schema.field(ts).type, term.right.value
+    if pa.types.is_int64(kind) and term.right.type == "BIGINT" and type(value) is int:
+        ns = value
+    elif (pa.types.is_timestamp(kind) and kind.tz is None and term.right.type == _NAIVE.get(kind.unit)
+          and isinstance(value, _dt.datetime) and value.tzinfo is None):
+        delta = value - _EPOCH
+        ns = (delta.days * 86_400 + delta.seconds) * 10**9 + delta.microseconds * 1_000
+    elif (pa.types.is_timestamp(kind) and kind.tz is not None and kind.unit in _NAIVE
+          and term.right.type == "TIMESTAMP WITH TIME ZONE" and type(value) is int):
+        ns = value * 1_000
+    else:
+        return False
+    window.add(_OPS[term.op], ns)
+    return True
 
 
 def _leaf_column(node: Node) -> Col | None:

@@ -47,7 +47,7 @@ from typing import Any, Iterator
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ._reads import Read, Reads
+from ._reads import Read, Reads, TimeWindow
 from .errors import InvalidArgumentError
 
 __all__ = ["scan", "Read", "Reads"]
@@ -96,11 +96,15 @@ def _frames(pl, topic, scan_kwargs: dict, arrow_schema: pa.Schema, schema, with_
     wanted = list(schema.names()) if with_columns is None else list(with_columns)
     needed = list(wanted)
     pushed = None
+    # Comparisons of the time index become the scan's time range (unless the scan has its own range).
+    time_index = topic.config.timestamp
+    own_range = scan_kwargs.get("start_time") is not None or scan_kwargs.get("end_time") is not None
+    window = None if own_range or time_index is None or time_index not in topic.schema.names else TimeWindow()
     if predicate is not None:
         for name in predicate.meta.root_names():
             if name not in needed:
                 needed.append(name)
-        pushed = pushdown_filter(predicate, topic.schema)
+        pushed = pushdown_filter(predicate, topic.schema, time_index, window)
     row_filter = scan_kwargs["filter"]
     if pushed is not None:
         row_filter = pushed if row_filter is None else row_filter & pushed
@@ -108,8 +112,11 @@ def _frames(pl, topic, scan_kwargs: dict, arrow_schema: pa.Schema, schema, with_
     if not columns and not any(c in _OFFSET_COLUMNS for c in needed):
         # A frame of no columns has no rows in Polars: read the narrowest column for the row count.
         columns = [_narrowest(arrow_schema)]
-    the_scan = topic.scan(**dict(scan_kwargs, columns=columns, filter=row_filter))
-    read = Read(the_scan, columns, row_filter)
+    kwargs = dict(scan_kwargs, columns=columns, filter=row_filter)
+    if window:
+        kwargs.update(window.scan_kwargs())
+    the_scan = topic.scan(**kwargs)
+    read = Read(the_scan, columns, row_filter, window.range() if window else None)
     if reads is not None:
         reads._add(read)
     left = n_rows
@@ -117,9 +124,9 @@ def _frames(pl, topic, scan_kwargs: dict, arrow_schema: pa.Schema, schema, with_
     for batch in the_scan:
         read.rows += batch.num_rows
         df = pl.DataFrame(batch)
-        if predicate is not None:
-            df = df.filter(predicate)
-        if df.columns != wanted:
+        if predicate is not None:  # one plan for both: each collect costs a round trip to Polars' threads
+            df = df.lazy().filter(predicate).select(wanted).collect()
+        elif df.columns != wanted:
             df = df.select(wanted)
         if left is not None:
             if df.height >= left:
@@ -149,12 +156,14 @@ class _Untranslatable(Exception):
     """A part of a Polars predicate that no pyarrow expression keeps exactly."""
 
 
-def pushdown_filter(predicate: Any, schema: pa.Schema) -> pc.Expression | None:
+def pushdown_filter(predicate: Any, schema: pa.Schema, time_index: str | None = None,
+                    window: TimeWindow | None = None) -> pc.Expression | None:
     """The part of a Polars predicate that translates exactly into a
     ``pyarrow.compute.Expression`` over ``schema`` (the topic's), as a
     conjunction; None if no part does. Rows it drops are rows the predicate
     drops, so a scan filtered by it and then by the predicate returns what the
-    predicate alone would."""
+    predicate alone would. With a ``window``, the comparisons of ``time_index``
+    in the top-level conjunction go into it instead (see TimeWindow)."""
     try:
         tree = json.loads(predicate.meta.serialize(format="json"))
     except Exception:  # noqa: BLE001 - an expression Polars cannot serialize pushes nothing
@@ -162,6 +171,8 @@ def pushdown_filter(predicate: Any, schema: pa.Schema) -> pc.Expression | None:
     kept = []
     for term in _conjuncts(tree):
         try:
+            if window is not None and _time_bounds(term, schema, time_index, window):
+                continue
             kept.append(_translate(term, schema))
         except _Untranslatable:
             continue
@@ -171,6 +182,48 @@ def pushdown_filter(predicate: Any, schema: pa.Schema) -> pc.Expression | None:
     for term in kept[1:]:
         out = out & term
     return out
+
+
+def _time_bounds(term: dict, schema: pa.Schema, time_index: str | None, window: TimeWindow) -> bool:
+    """Adds ``term`` to ``window`` when it compares the time index with a
+    constant (or is an ``is_between`` of it): True; else False."""
+    if time_index is None:
+        return False
+    comparisons = []
+    binary = term.get("BinaryExpr") if isinstance(term, dict) else None
+    function = term.get("Function") if isinstance(term, dict) else None
+    if binary is not None and binary["op"] in _COMPARE and binary["op"] != "NotEq":
+        op = _COMPARE[binary["op"]]
+        if _column_name(binary["left"]) == time_index:
+            comparisons.append((op, binary["right"]))
+        elif _column_name(binary["right"]) == time_index:
+            comparisons.append((_FLIPPED[op], binary["left"]))
+    elif function is not None:
+        boolean = function["function"].get("Boolean") if isinstance(function["function"], dict) else None
+        inputs = function["input"]
+        if (isinstance(boolean, dict) and "IsBetween" in boolean and len(inputs) == 3
+                and _column_name(inputs[0]) == time_index):
+            closed = boolean["IsBetween"]["closed"]
+            comparisons.append((">=" if closed in ("Both", "Left") else ">", inputs[1]))
+            comparisons.append(("<=" if closed in ("Both", "Right") else "<", inputs[2]))
+    if not comparisons:
+        return False
+    column_type = schema.field(time_index).type
+    bounds = []
+    for op, node in comparisons:
+        value = _as_column_type(_constant(node), column_type)
+        if value is None or not value.is_valid:
+            return False
+        ns = value.cast(pa.int64()).as_py()
+        if pa.types.is_timestamp(column_type):
+            ns *= _UNIT_NS[column_type.unit]
+        bounds.append((op, ns))
+    for op, ns in bounds:
+        window.add(op, ns)
+    return True
+
+
+_UNIT_NS = {"s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}
 
 
 def _conjuncts(node: dict) -> list[dict]:
