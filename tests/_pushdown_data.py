@@ -95,3 +95,18 @@ def normalized(rows) -> list[tuple]:
 
     out = [tuple(key(v) for v in r) for r in rows]
     return sorted(out, key=lambda r: tuple((v is None, str(type(v)), v if v is not None else 0) for v in r))
+
+
+def fill_clustered(log, name: str = "clustered", *, sensors: int = 20, per_sensor: int = 1_000):
+    """An INT_SCHEMA topic clustered by sensor: each sensor's readings in its own
+    frame (``per_sensor`` rows), in time order within it; the value column
+    holds a NaN in every frame."""
+    topic = log.create_topic(name, schema=INT_SCHEMA, timestamp="ts", durability="none")
+    for s in range(sensors):
+        i = np.arange(per_sensor, dtype=np.int64)
+        value = np.full(per_sensor, float(s))
+        value[7] = math.nan
+        topic.append(pa.record_batch([pa.array(T0_NS + (i * sensors + s) * STEP_NS),
+                                      pa.array(np.full(per_sensor, s, dtype=np.int32)), pa.array(value)],
+                                     schema=INT_SCHEMA))
+    return topic

@@ -14,7 +14,7 @@ pytest.importorskip("duckdb._sources")
 
 import tidelog  # noqa: E402
 import tidelog.duckdb  # noqa: E402
-from _pushdown_data import INT_SCHEMA, T0, T0_NS, STEP_NS, fill, fill_int, normalized  # noqa: E402
+from _pushdown_data import INT_SCHEMA, T0, T0_NS, STEP_NS, fill, fill_clustered, fill_int, normalized  # noqa: E402
 
 from hypothesis import given, settings, strategies as st  # noqa: E402
 
@@ -304,3 +304,41 @@ def test_sql_runs_other_statements_as_con_sql(log):
     tidelog.duckdb.register(con, topic)
     tidelog.duckdb.sql(con, "create table copy as select * from readings where sensor_id = 1")
     assert con.sql("select count(*) from copy").fetchall() == [(20,)]
+
+
+@pytest.mark.parametrize("where, frames", [
+    ("sensor_id = 7", 1), ("sensor_id in (3, 4, 12)", 3), ("sensor_id between 5 and 6", 2),
+    ("sensor_id > 17 and value < 100", 2), ("value >= 19", 20),   # NaN is above every number: every frame
+    # Zone maps judge each bound alone, and a NaN (every frame has one) meets the lower one: frames 0-4.
+    ("value between 2.5 and 4.5", 5), ("value > 2.5 and value < 4.5 and sensor_id > 0", 4),
+    ("not (sensor_id != 9)", 1),
+])
+def test_zone_maps_skip_frames(log, where, frames):
+    topic = fill_clustered(log)
+    con = duckdb.connect()
+    table = tidelog.duckdb.register(con, topic)
+    con.register("mem", topic.read())
+    got, want = both(con, f"select * from {{t}} where {where}", "clustered")
+    assert got == want and got
+    assert table.reads[-1].frames == frames
+
+
+@pytest.mark.parametrize("kind", [pa.timestamp("s"), pa.timestamp("ms", tz="UTC"), pa.timestamp("us", tz="Asia/Tokyo")])
+@pytest.mark.parametrize("op", ["<", "<=", ">", ">=", "="])
+def test_time_indexes_of_every_unit(log, kind, op):
+    schema = pa.schema([("ts", kind), ("v", pa.int64())])
+    topic = log.create_topic("t", schema=schema, timestamp="ts", durability="none")
+    unit = {"s": 1, "ms": 1_000, "us": 1_000_000}[kind.unit]
+    base = int(T0.replace(tzinfo=dt.timezone.utc).timestamp()) * unit
+    for k in range(10):
+        topic.append(pa.record_batch([pa.array(range(base + k * 10 * unit, base + (k + 1) * 10 * unit, unit), kind),
+                                      pa.array(range(k * 10, k * 10 + 10))], schema=schema))
+    con = duckdb.connect()
+    table = tidelog.duckdb.register(con, topic)
+    con.register("mem", topic.read())
+    literal = ("TIMESTAMPTZ '2026-01-01 00:00:45.5+00'" if kind.tz else "TIMESTAMP_S '2026-01-01 00:00:45'")
+    for lit in (literal, literal.replace("45.5", "45")):
+        got, want = both(con, f"select v from {{t}} where ts {op} {lit}", "t")
+        assert got == want
+        assert table.reads[-1].time_range is not None and table.reads[-1].filter is None
+        assert table.reads[-1].frames <= 6

@@ -14,7 +14,7 @@ pl = pytest.importorskip("polars")
 
 import tidelog  # noqa: E402
 import tidelog.polars  # noqa: E402
-from _pushdown_data import INT_SCHEMA, T0, T0_NS, STEP_NS, fill, fill_int, normalized  # noqa: E402
+from _pushdown_data import INT_SCHEMA, T0, T0_NS, STEP_NS, fill, fill_clustered, fill_int, normalized  # noqa: E402
 
 from hypothesis import given, settings, strategies as st  # noqa: E402
 
@@ -242,3 +242,17 @@ def test_random_predicates_answer_as_polars_in_memory(random_topic, predicate):
     got = tidelog.polars.scan(topic).filter(predicate).collect()
     want = memory.filter(predicate).collect()
     assert normalized(got.rows()) == normalized(want.rows()), predicate
+
+
+@pytest.mark.parametrize("predicate, frames", [
+    (pl.col("sensor_id") == 7, 1), (pl.col("sensor_id").is_in([3, 4, 12]), 3),
+    (pl.col("sensor_id").is_between(5, 6), 2), ((pl.col("sensor_id") > 17) & (pl.col("value") < 100), 2),
+    (pl.col("value") >= 19, 20),   # NaN is above every number: every frame
+    # Zone maps judge each bound alone, and a NaN (every frame has one) meets the lower one: frames 0-4.
+    (pl.col("value").is_between(2.5, 4.5), 5), (~(pl.col("sensor_id") != 9), 1),
+])
+def test_zone_maps_skip_frames(log, predicate, frames):
+    topic = fill_clustered(log)
+    got, want, reads = same(lambda lf: lf.filter(predicate), topic)
+    assert got == want and got
+    assert reads[-1].frames == frames

@@ -119,7 +119,8 @@ class TopicTable(ArrowScanSource):
         for predicate in filters:
             for term in _and_terms_of(predicate):
                 if window is None or not _time_bound(term, self.topic, window):
-                    terms.append(_translate(term, self.topic.schema))
+                    member = _integer_membership(term, self.topic.schema)
+                    terms.append(member if member is not None else _translate(term, self.topic.schema))
         if self._window is not None:
             lo, hi = self._window
             if window is not None:
@@ -225,6 +226,28 @@ def _time_bound(term: Node, topic: Any, window: TimeWindow) -> bool:
         return False
     window.add(_OPS[term.op], ns)
     return True
+
+
+def _integer_membership(term: Node, schema: pa.Schema) -> pc.Expression | None:
+    """A top-level ``int_column IN (...)`` as a plain is_in, which zone maps
+    read (DuckDB's translation answers NULL for a NULL row, which only matters
+    under a NOT; at the top, NULL and false both drop the row). None for any
+    other term. Integers compare exactly: no NaN, no -0.0, DuckDB types each
+    constant as the column."""
+    if not (isinstance(term, In) and isinstance(term.operand, Col) and len(term.operand.parts) == 1):
+        return None
+    index = schema.get_field_index(term.operand.parts[0])
+    if index < 0 or not pa.types.is_integer(schema.field(index).type) or not term.values:
+        return None
+    values = [v.value for v in term.values if isinstance(v, Lit)]
+    if len(values) != len(term.values) or not all(type(v) is int for v in values):
+        return None
+    kind = schema.field(index).type
+    try:
+        held = pa.array(values, kind)
+    except (pa.ArrowInvalid, OverflowError):
+        return None
+    return pc.field(term.operand.parts[0]).isin(held)
 
 
 def _leaf_column(node: Node) -> Col | None:

@@ -121,9 +121,8 @@ def _frames(pl, topic, scan_kwargs: dict, arrow_schema: pa.Schema, schema, with_
         reads._add(read)
     left = n_rows
     produced = False
-    for batch in the_scan:
-        read.rows += batch.num_rows
-        df = pl.DataFrame(batch)
+    for chunk in _chunks(the_scan, read, CHUNK_ROWS if predicate is not None else 0):
+        df = pl.DataFrame(chunk)
         if predicate is not None:  # one plan for both: each collect costs a round trip to Polars' threads
             df = df.lazy().filter(predicate).select(wanted).collect()
         elif df.columns != wanted:
@@ -141,6 +140,31 @@ def _frames(pl, topic, scan_kwargs: dict, arrow_schema: pa.Schema, schema, with_
             break
     if not produced:
         yield pl.DataFrame(schema=schema).select(wanted)
+
+
+#: Frames are handed to Polars' filter in chunks of at least this many rows (a
+#: filter costs one plan whatever its size; the chunk is zero-copy views of
+#: the frames when they are uncompressed).
+CHUNK_ROWS = 1 << 20
+
+
+def _chunks(scan: Any, read: Read, rows: int) -> Iterator[pa.RecordBatch | pa.Table]:
+    """The scan's batches, counted into ``read``; gathered into tables of at
+    least ``rows`` rows when ``rows`` (the last may be smaller)."""
+    held: list[pa.RecordBatch] = []
+    count = 0
+    for batch in scan:
+        read.rows += batch.num_rows
+        if not rows:
+            yield batch
+            continue
+        held.append(batch)
+        count += batch.num_rows
+        if count >= rows:
+            yield pa.Table.from_batches(held)
+            held, count = [], 0
+    if held:
+        yield pa.Table.from_batches(held)
 
 
 def _narrowest(schema: pa.Schema) -> str:
@@ -173,7 +197,7 @@ def pushdown_filter(predicate: Any, schema: pa.Schema, time_index: str | None = 
         try:
             if window is not None and _time_bounds(term, schema, time_index, window):
                 continue
-            kept.append(_translate(term, schema))
+            kept.append(_translate(term, schema, top=True))
         except _Untranslatable:
             continue
     if not kept:
@@ -237,7 +261,9 @@ _COMPARE = {"Eq": "==", "NotEq": "!=", "Lt": "<", "LtEq": "<=", "Gt": ">", "GtEq
 _FLIPPED = {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
 
 
-def _translate(node: Any, schema: pa.Schema) -> pc.Expression:
+def _translate(node: Any, schema: pa.Schema, top: bool = False) -> pc.Expression:
+    """``node`` as an expression that is true, false or null where Polars' is;
+    ``top``: a term of the top-level AND, where false and null both drop a row."""
     if not isinstance(node, dict) or len(node) != 1:
         raise _Untranslatable(node)
     (kind, body), = node.items()
@@ -279,7 +305,7 @@ def _translate(node: Any, schema: pa.Schema) -> pc.Expression:
             name = _column_name(inputs[0])
             if name is None or boolean["IsIn"].get("nulls_equal"):
                 raise _Untranslatable(node)
-            return _is_in(name, _constant(inputs[1], one=False), schema)
+            return _is_in(name, _constant(inputs[1], one=False), schema, top)
     raise _Untranslatable(node)
 
 
@@ -354,7 +380,7 @@ _OPERATORS = {"==": lambda f, v: f == v, "!=": lambda f, v: f != v, "<": lambda 
               "<=": lambda f, v: f <= v, ">": lambda f, v: f > v, ">=": lambda f, v: f >= v}
 
 
-def _is_in(name: str, values: pa.Array, schema: pa.Schema) -> pc.Expression:
+def _is_in(name: str, values: pa.Array, schema: pa.Schema, top: bool = False) -> pc.Expression:
     field = _field(name, schema)
     column_type = schema.field(name).type
     value_type = column_type.value_type if pa.types.is_dictionary(column_type) else column_type
@@ -371,6 +397,8 @@ def _is_in(name: str, values: pa.Array, schema: pa.Schema) -> pc.Expression:
         member = pc.scalar(False)
     else:
         member = field.isin(pa.array(held, type=value_type))
+    if top:  # false and null both drop the row; a plain is_in is what zone maps read
+        return member
     # Polars answers null for a null row, where pyarrow's is_in answers false (and ~ would turn it true).
     return pc.if_else(field.is_valid(), member, pa.scalar(None, pa.bool_()))
 
