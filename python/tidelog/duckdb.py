@@ -16,15 +16,19 @@ filters of a query):
 * projections: the columns the query uses (``columns=`` of ``topic.scan``);
 * filters: comparisons (= != < <= > >=, BETWEEN) of a column with a constant,
   IN lists, IS [NOT] NULL, and AND / OR / NOT of them, as DuckDB's optimizer
-  leaves them on the scan; each becomes part of a ``pyarrow.compute.Expression``
-  handed to ``topic.scan(filter=...)``, so comparisons of the timestamp column
-  narrow the read through the time index and zone maps skip frames. A filter is
+  leaves them on the scan. Those of the time index (in the top-level AND)
+  become the scan's ``start_time``/``end_time``: the time index finds the
+  frames; the others become a ``pyarrow.compute.Expression`` handed to
+  ``topic.scan(filter=...)``, whose zone maps skip frames. A filter is
   pushed only where tidelog evaluates it exactly as DuckDB would (NULLs, NaN,
   time zones, units); DuckDB keeps the others and applies them itself, so a
   query's answer never depends on what was pushed.
 
 What DuckDB applies itself: anything else (functions of columns, LIKE,
-comparisons of two columns, joins' runtime filters), LIMIT, aggregates.
+comparisons of two columns, joins' runtime filters), LIMIT, aggregates, and
+any filter on a nanosecond timestamp (TIMESTAMP_NS): DuckDB 2.0 offers those
+to no Python source. ``sql(con, query, params)`` pushes the time window such
+filters put on a nanosecond time index, read from DuckDB's parse of the query.
 ``EXPLAIN`` shows what was pushed under the scan's Filters; ``reads`` shows
 what tidelog read (see ``tidelog._reads``).
 
