@@ -36,6 +36,7 @@ def default_contenders() -> list[Contender]:
         ArrowInMemory(), ArrowIpcFile(), OpenMmap(), OsPipe(), PythonCallFloor(), PaArrayConversion(), Crc32c(),
         GroupCommitFloor(), SmallFdatasync(), SmallFdatasync(append=True), TidelogCompaction("read"), TidelogCompaction("arrow"),
         ProjectionViewAlone(), EventSourcingLib("popo"), TidelogPushdown("memory"),
+        TidelogPushdown("needed"),
         # peers
         Sqlite("NORMAL"), Sqlite("FULL"), Sqlite("OFF"), DuckDB(), Lmdb(True), Lmdb(False),
         EventSourcingLib("sqlite"), Kafka(), KafkaJavaProducer(), KafkaJavaLatency(), TidelogPushdown("whole scan"),

@@ -1,6 +1,7 @@
-"""tidelog in the pushdown workload (tidelog.bench.pushdown), and its two
+"""tidelog in the pushdown workload (tidelog.bench.pushdown), and its
 baselines: the same DuckDB / Polars query over the whole ``topic.scan()``
-stream, and over the rows held in memory as a ``pa.Table``.
+stream, over the rows held in memory as a ``pa.Table``, and over only the rows
+the query keeps, in memory (what no reader can beat).
 
 Each side that reads a topic builds it itself from the workload's
 deterministic rows (one partition, one frame per 64 Ki-row batch), so every
@@ -30,6 +31,15 @@ def duckdb_query(case: dict, data, table: str = "sensors") -> str:
     return f"select count(*) as n, avg(value) as mean from {table} where sensor_id = {data.sensor}"
 
 
+def _kept(query: str, data):
+    """The rows a query keeps, as a Polars predicate."""
+    import polars as pl
+
+    if query == "window":
+        return (pl.col("ts") >= data.window[0]) & (pl.col("ts") < data.window[1])
+    return pl.col("sensor_id") == data.sensor
+
+
 def polars_query(case: dict, data, lf):
     import polars as pl
 
@@ -46,8 +56,8 @@ class TidelogPushdown(Contender):
     (the engine over topic.scan()) or "memory" (the engine over a pa.Table)."""
 
     NAMES = {"pushdown": "tidelog pushdown", "whole scan": "tidelog, whole scan",
-             "memory": "arrow in memory (query)"}
-    KINDS = {"pushdown": "tidelog", "whole scan": "peer", "memory": "limit"}
+             "memory": "arrow in memory (query)", "needed": "only the rows needed, in memory"}
+    KINDS = {"pushdown": "tidelog", "whole scan": "peer", "memory": "limit", "needed": "limit"}
     requires = ("duckdb", "polars")
 
     def __init__(self, role: str = "pushdown"):
@@ -58,6 +68,7 @@ class TidelogPushdown(Contender):
             "pushdown": "tidelog.duckdb.register / tidelog.polars.scan: columns and filters pushed into reads",
             "whole scan": "DuckDB / Polars over topic.scan(): every column of every frame, the engine filters",
             "memory": "DuckDB / Polars over the same rows held in memory as a pa.Table",
+            "needed": "DuckDB / Polars over only the rows the query keeps, held in memory: the floor of pushdown",
         }[role]
 
     def available(self):
@@ -78,11 +89,15 @@ class TidelogPushdown(Contender):
         self.log = None
         self.path = None
         self.con = duckdb.connect()
-        if self.role == "memory":
+        if self.role in ("memory", "needed"):
             need_memory(data.nbytes, "the in-memory table")
             self.table = pa.Table.from_batches(list(data.rows.batches()), schema=SCHEMA)
-            self.con.register(TOPIC, self.table)
             self.frame = pl.DataFrame(self.table).lazy()
+            if self.role == "needed":  # a table per query: its rows alone (the window's, sensor 7's)
+                self.needed = {q: (self.frame.filter(_kept(q, data)).collect().to_arrow()) for q in ("window", "sensor")}
+                self.table = self.frame = None
+            else:
+                self.con.register(TOPIC, self.table)
             return
         import tidelog
         import tidelog.duckdb
@@ -113,6 +128,10 @@ class TidelogPushdown(Contender):
         if self.role == "pushdown":
             reads = self.registered.reads if case["engine"] == "duckdb" else self.reads
             reads.clear()
+        if self.role == "needed":
+            needed = self.needed[case["query"]]
+            self.con.register(TOPIC, needed)
+            self.frame = pl.DataFrame(needed).lazy()
         t0 = time.perf_counter()
         if case["engine"] == "duckdb":
             answer = self.con.sql(duckdb_query(case, self.data, TOPIC)).fetchall()
@@ -130,7 +149,7 @@ class TidelogPushdown(Contender):
 
     def pushdown_teardown(self):
         self.con.close()
-        self.table = self.frame = None
+        self.table = self.frame = self.needed = None
         if self.log is not None:
             self.log.close()
             self.log = None
