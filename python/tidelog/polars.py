@@ -122,7 +122,7 @@ def _frames(pl, topic, scan_kwargs: dict, arrow_schema: pa.Schema, schema, with_
     left = n_rows
     produced = False
     for chunk in _chunks(the_scan, read, CHUNK_ROWS if predicate is not None else 0):
-        df = pl.DataFrame(chunk)
+        df = pl.from_arrow(chunk, rechunk=False)  # the frames' buffers as they are: no copy
         if predicate is not None:  # one plan for both: each collect costs a round trip to Polars' threads
             df = df.lazy().filter(predicate).select(wanted).collect()
         elif df.columns != wanted:
