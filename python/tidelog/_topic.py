@@ -276,6 +276,10 @@ class Topic:
             raise
         self._handles = [Partition(self, i, native, self._check_open, self._decompress, self._frame_request,
                                    note_skipped) for i, native in enumerate(self._partitions)]
+        if self._zones is not None and not log.read_only and not native_log.was_clean:
+            # A writer died: the frames it wrote last may lack their zone map entries.
+            for p in range(config.partitions):
+                self._zones.rebuild_tail(p, self._partitions[p], self.schema, self._decompress)
 
     # ------------------------------------------------------------------ opening
     def _open_partitions(self, native_log) -> None:

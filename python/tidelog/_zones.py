@@ -185,6 +185,35 @@ class ZoneMaps:
         none = np.flatnonzero(~may)
         return list(zip(zones.base[none].tolist(), zones.crc[none].tolist()))
 
+    #: At a writer's open after a crash, at most this many frames at the end of a
+    #: partition get their missing entries back (older gaps heal by use).
+    REBUILD_TAIL_FRAMES = 256
+
+    def rebuild_tail(self, partition: int, native, schema: pa.Schema, decompress) -> None:
+        """Adds the missing entries of the frames after the last frame that has one
+        (what a writer killed between its frames and their entries leaves), up to
+        REBUILD_TAIL_FRAMES of them: recovery of derived data, reading only those frames."""
+        zones = self._maps.get(partition)
+        if zones is None:
+            zones = self._maps[partition] = _PartitionZones(self._path(partition), self._schema)
+        zones.refresh()
+        end = native.end_offset
+        start = max(native.start_offset, int(zones.base.max()) + 1 if zones.count else 0,
+                    end - self.REBUILD_TAIL_FRAMES * ZONE_MIN_ROWS)
+        if start >= end:
+            return
+        try:
+            frames = native.frames(start, end, -(2**63), 2**63 - 1, self.REBUILD_TAIL_FRAMES, [])
+        except Exception:  # noqa: BLE001 - derived data: damage is recovery's business, not this one's
+            return
+        for frame in frames:
+            if frame.record_count >= ZONE_MIN_ROWS and not frame.sparse:
+                try:
+                    batches = _core.decode_frame(frame, schema, decompress)
+                except Exception:  # noqa: BLE001 - an undecodable frame: reads will report it
+                    continue
+                self.heal(partition, frame, batches)
+
     def known(self, partition: int, base_offset: int, frame_crc: int) -> bool:
         zones = self._maps.get(partition)
         return zones is not None and (base_offset, frame_crc) in zones.keys
