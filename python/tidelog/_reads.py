@@ -1,7 +1,9 @@
-"""What the queries of DuckDB or Polars over a topic read from it (``tidelog.duckdb``,
-``tidelog.polars``): one entry per scan the engine started, with what was pushed
-into it (columns, filter) and what it touched (frames, their bytes, rows handed
-over). How a user checks that a query read only what it needed."""
+"""What the DuckDB and Polars pushdown (``tidelog.duckdb``, ``tidelog.polars``)
+share: ``Reads``, what the queries over a topic read from it (one entry per
+scan an engine started, with what was pushed into it: columns, time range,
+filter; and what it touched: frames, their bytes, rows handed over), how a
+user checks that a query read only what it needed; and ``TimeWindow``, the
+comparisons of a query with the time index turned into the scan's time range."""
 from __future__ import annotations
 
 import threading

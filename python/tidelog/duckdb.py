@@ -5,10 +5,11 @@ every query that reads the name then hands tidelog the columns it uses and
 the filters of its WHERE clause that DuckDB offers a scan, and tidelog reads
 only those columns of only the frames that can hold matching rows::
 
-    table = tidelog.duckdb.register(con, sensors)
-    con.sql("select sensor_id, avg(value) from sensors "
-            "where ts >= '2026-01-01 10:00' and ts < '2026-01-01 10:05' group by all")
-    table.reads[-1]      # Read(columns=['ts', 'sensor_id', 'value'], filter=..., frames=2, bytes=..., rows=...)
+    table = tidelog.duckdb.register(con, sensors)     # time index: timestamp("us")
+    con.sql("select sensor_id, avg(value) from sensors where sensor_id in (1, 2) "
+            "and ts >= '2026-01-01 10:00' and ts < '2026-01-01 10:05' group by all")
+    table.reads[-1]   # Read(columns=['sensor_id', 'value'], filter=is_in(sensor_id, ...),
+                      #      time_range=(start ns, end ns), frames=2, bytes=..., rows=...)
 
 What is pushed (DuckDB >= 2.0, whose Arrow scan offers a Python source the
 filters of a query):
@@ -32,15 +33,20 @@ filters put on a nanosecond time index, read from DuckDB's parse of the query.
 ``EXPLAIN`` shows what was pushed under the scan's Filters; ``reads`` shows
 what tidelog read (see ``tidelog._reads``).
 
-Arguments: ``con`` a DuckDB connection; ``topic`` a columnar ``tidelog.Topic``;
+Arguments: ``con`` a DuckDB connection; ``topic`` a ``tidelog.Topic`` (one of
+byte records reads as its timestamp, key, value and headers columns);
 ``name`` the table name (default: the topic's; quote names with dots or
 dashes in SQL); any other keyword is a ``topic.scan`` argument applied to every
 query (``start_time``, ``partitions``, ``with_offsets``, ``filter``, ...).
 Each query scans afresh, so it sees every row appended before it started.
-Errors: ``InvalidArgumentError`` for a topic without a schema (byte records:
-read ``topic.scan()`` instead), the ``topic.scan`` errors for bad scan
-arguments, and ``ImportError`` naming the package when DuckDB is missing or
-older than 2.0.
+Errors: ``InvalidArgumentError`` for anything but a topic, the ``topic.scan``
+errors for bad scan arguments (raised by ``register``, before any query),
+``ImportError`` naming the package when DuckDB is missing or older than 2.0;
+errors of a query (a closed log, damage) surface as DuckDB's errors naming
+the table.
+
+Concurrency: a table belongs to its connection, as DuckDB's registrations do;
+use a cursor (and a registration) per thread, as with any DuckDB connection.
 """
 from __future__ import annotations
 

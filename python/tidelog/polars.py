@@ -29,15 +29,18 @@ scan (``PYTHON[tidelog] SCAN``) with the projection and the predicate Polars
 gave it; ``reads=tidelog.polars.Reads()`` records what each collect read
 (columns, the filter pushed, frames, bytes, rows; see ``tidelog._reads``).
 
-Arguments: ``topic`` a columnar ``tidelog.Topic``; any other keyword is a
+Arguments: ``topic`` a ``tidelog.Topic`` (one of byte records reads as its
+timestamp, key, value and headers columns); any other keyword is a
 ``topic.scan`` argument applied to every collect (``start_time``,
 ``partitions``, ``columns``, ``with_offsets``, ``filter``, ...). Each collect
 scans afresh, so it sees every row appended before it started. Errors:
-``InvalidArgumentError`` for a topic without a schema (byte records: read
-``topic.scan()`` instead), the ``topic.scan`` errors for bad scan arguments
-(raised by ``scan``, before any collect), and ``ImportError`` when Polars is
-missing. Dictionary columns arrive as ``pl.Categorical``, as ``pl.from_arrow``
-makes them.
+``InvalidArgumentError`` for anything but a topic, the ``topic.scan`` errors
+for bad scan arguments (raised by ``scan``, before any collect), and
+``ImportError`` when Polars is missing; errors of a collect (a closed log,
+damage) are raised by ``collect``. Dictionary columns arrive as
+``pl.Categorical``, as ``pl.from_arrow`` makes them; uncompressed frames reach
+Polars without a copy (a filter's chunks gather up to 1 Mi rows of them).
+A LazyFrame may be collected from any thread, any number of times.
 """
 from __future__ import annotations
 
