@@ -161,7 +161,7 @@ class Pushdown(Workload):
         return out
 
     def label(self, params, case):
-        what = {"window": "1% time window, avg per sensor", "sensor": "sensor_id = 7 (clustered by sensor)"}
+        what = {"window": "1% time window", "sensor": "sensor_id = 7, by sensor"}
         engine = f" via {case['engine']}" if case.get("engine") else ""
         return f"{human_bytes(params['size'])} {what[case['query']] if case else params['layout']}{engine}"
 
