@@ -256,3 +256,17 @@ def test_zone_maps_skip_frames(log, predicate, frames):
     got, want, reads = same(lambda lf: lf.filter(predicate), topic)
     assert got == want and got
     assert reads[-1].frames == frames
+
+
+@pytest.mark.parametrize("engine", ["in-memory", "streaming", "auto"])
+def test_every_engine_pushes_down(log, engine):
+    topic = fill(log, rows=20_000, frame_rows=1_000, partitions=2)       # 40 frames: 20 s in each partition
+    reads = tidelog.polars.Reads()
+    lf = tidelog.polars.scan(topic, reads=reads)
+    q = lf.filter((pl.col("ts") >= T0 + dt.timedelta(seconds=15)) & (pl.col("sensor_id") == 3)).select("value")
+    got = q.collect(engine=engine)
+    want = pl.DataFrame(topic.read()).lazy().filter((pl.col("ts") >= T0 + dt.timedelta(seconds=15))
+                                                    & (pl.col("sensor_id") == 3)).select("value").collect()
+    assert normalized(got.rows()) == normalized(want.rows())
+    assert reads[-1].frames == 10 and reads[-1].time_range[0] == T0_NS + 15 * 10**9
+    assert lf.head(5).collect(engine=engine).height == 5 and reads[-1].frames == 1
