@@ -4,6 +4,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <climits>
@@ -259,6 +260,43 @@ TEST_F(PartitionTest, FramesHonoursBoundsAndLimits) {
     w = p->frames(0, INT64_MAX, ts_min(7) + 1, ts_min(7) + 2, 100);
     ASSERT_EQ(w.size(), 1u);
     EXPECT_EQ(w[0].header.base_offset, 7);
+}
+
+TEST_F(PartitionTest, ExcludedFramesAreWalkedPastOnlyWhenBaseAndCrcMatch) {
+    auto p = open(small_config());
+    append_range(*p, 0, 30);
+    auto frames = all_frames(*p);
+    ASSERT_EQ(frames.size(), 30u);
+    // Exclude frames 5, 6 and 20 by their keys; 9 with a wrong CRC (a stale zone map entry).
+    std::vector<frame_key> excluded = {{5, frames[5].header.crc}, {6, frames[6].header.crc},
+                                       {20, frames[20].header.crc}, {9, frames[9].header.crc ^ 1u}};
+    std::sort(excluded.begin(), excluded.end());
+    auto got = p->frames(0, INT64_MAX, INT64_MIN, INT64_MAX, 100, nullptr, &excluded);
+    ASSERT_EQ(got.size(), 27u);
+    for (auto& f : got) {
+        EXPECT_NE(f.header.base_offset, 5);
+        EXPECT_NE(f.header.base_offset, 6);
+        EXPECT_NE(f.header.base_offset, 20);
+    }
+    // The walk goes on past excluded frames up to max_frames wanted ones.
+    got = p->frames(4, INT64_MAX, INT64_MIN, INT64_MAX, 3, nullptr, &excluded);
+    ASSERT_EQ(got.size(), 3u);
+    EXPECT_EQ(got[0].header.base_offset, 4);
+    EXPECT_EQ(got[1].header.base_offset, 7);
+    EXPECT_EQ(got[2].header.base_offset, 8);
+    // Excluding every frame of a range returns none of them.
+    std::vector<frame_key> all;
+    for (auto& f : frames) all.push_back({f.header.base_offset, f.header.crc});
+    EXPECT_TRUE(p->frames(10, 15, INT64_MIN, INT64_MAX, 100, nullptr, &all).empty());
+    // Appends report each frame's CRC, which is what names it.
+    append_request req;
+    auto payload = make_payload(16, 7);
+    struct iovec iov = {payload.data(), payload.size()};
+    req.pieces = &iov;
+    req.piece_count = 1;
+    req.record_count = 1;
+    append_result r = p->append(req);
+    EXPECT_EQ(r.crc, all_frames(*p).back().header.crc);
 }
 
 TEST_F(PartitionTest, BodyOffsetIsAlignedTo64) {

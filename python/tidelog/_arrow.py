@@ -92,6 +92,19 @@ def has_dictionary(schema: pa.Schema) -> bool:
     return any(walk(f.type) for f in schema)
 
 
+def ipc_buffer_count(t: pa.DataType) -> int | None:
+    """The buffers a column of type ``t`` has in an IPC record batch message
+    (validity, then offsets and/or values), or None for the types whose layout
+    is not a flat column of one field node (nested, dictionary, views, null)."""
+    if pa.types.is_binary(t) or pa.types.is_string(t) or pa.types.is_large_binary(t) \
+            or pa.types.is_large_string(t):
+        return 3
+    if (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t) or pa.types.is_temporal(t)
+            or pa.types.is_decimal(t) or pa.types.is_fixed_size_binary(t)):
+        return 2
+    return None
+
+
 class BatchEncoder:
     """Turns record batches of one schema into frame payload pieces.
 

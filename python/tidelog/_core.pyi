@@ -775,3 +775,23 @@ class StreamIndex:
     def serialize(self, identity: int) -> bytes: ...
     def parse(self, data: Buffer, identity: int) -> bool: ...
     def clear(self) -> None: ...
+
+@final
+class SmallAppender:
+    """Appends one small ``pa.RecordBatch`` of a topic's schema to one partition
+    as one frame (the frame the general path writes), or returns None and
+    leaves the batch to that path."""
+    def __init__(
+        self,
+        part: NativePartition,
+        schema: Any,
+        ts_node: int,
+        ts_buffer: int,
+        unit_ns: int,
+        plausible_lo: int,
+        plausible_hi: int,
+        required_nodes: Sequence[int],
+        max_rows: int,
+    ) -> None: ...
+    def append(self, batch: Any) -> tuple[int, int, int] | None:
+        """(base_offset, ticket, rows), or None: the general path's turn."""

@@ -276,10 +276,31 @@ class Topic:
             raise
         self._handles = [Partition(self, i, native, self._check_open, self._decompress, self._frame_request,
                                    note_skipped) for i, native in enumerate(self._partitions)]
+        self._small = self._small_appender()
         if self._zones is not None and not log.read_only and not native_log.was_clean:
             # A writer died: the frames it wrote last may lack their zone map entries.
             for p in range(config.partitions):
                 self._zones.rebuild_tail(p, self._partitions[p], self.schema, self._decompress)
+
+    def _small_appender(self) -> _core.SmallAppender | None:
+        """The one-call append of small batches (``_core.SmallAppender``), for a
+        writer's topic whose frames are one plain IPC message of flat columns
+        and whose rows all go to partition 0; else None."""
+        c = self.config
+        if self._log.read_only or c.partitions != 1 or c.compacted or c.compression == "zstd" \
+                or self._encoder.stream_frames:
+            return None
+        buffers, ts_node, ts_buffer = 0, -1, -1
+        for i, field in enumerate(self.schema):
+            count = _arrow.ipc_buffer_count(field.type)
+            if count is None:
+                return None
+            if i == self._ts_index:
+                ts_node, ts_buffer = i, buffers + 1  # its values buffer, after the validity bitmap
+            buffers += count
+        return _core.SmallAppender(self._partitions[0], self.schema, ts_node, ts_buffer, self._ts_unit_ns,
+                                   _PLAUSIBLE_LO_NS, _PLAUSIBLE_HI_NS, self._required_columns,
+                                   _zones.ZONE_MIN_ROWS - 1 if self._zones is not None else 2**62)
 
     # ------------------------------------------------------------------ opening
     def _open_partitions(self, native_log) -> None:
@@ -530,7 +551,27 @@ class Topic:
         cache (``acks="written"``; on an ``"fsync"`` topic readers still see it
         only once the group commit made it durable).
         """
-        return self._append(data, wait=self._fsync if durable is None else bool(durable), partition=partition)
+        wait = self._fsync if durable is None else bool(durable)
+        small = self._small
+        if small is not None and partition is None and not self.closed:
+            # One small batch: one native call (SmallAppender), or None for the general path.
+            if not wait:
+                got = small.append(data)
+                if got is not None:
+                    return AppendResult({0: (got[0], got[0] + got[2] - 1)}, got[2])
+            elif self.config.durability != "none":
+                native_log = self._native_log
+                native_log.announce()  # so the group commit waits for this append
+                got = None
+                try:
+                    got = small.append(data)
+                finally:
+                    if got is None:
+                        native_log.retract()
+                if got is not None:
+                    native_log.wait_durable(got[1], True)
+                    return AppendResult({0: (got[0], got[0] + got[2] - 1)}, got[2])
+        return self._append(data, wait=wait, partition=partition)
 
     def _append(self, data: Any, wait: bool, partition: int | None = None) -> AppendResult:
         """append() without the durability wait unless ``wait``; ``partition``
