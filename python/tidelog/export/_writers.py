@@ -1,0 +1,264 @@
+"""Writing one run's rows into files: Parquet, CSV or Arrow IPC, one file per
+topic partition and hive folder, in bounded memory.
+
+A file is written under its temporary name, made durable (fsync) when it
+closes, and only then renamed to its final name by the caller; ``done``
+lists (temporary, final) pairs in the order the files closed.
+"""
+from __future__ import annotations
+
+import collections
+import dataclasses
+import os
+import time
+import urllib.parse
+
+import numpy as np
+import pyarrow as pa
+
+from ._spec import FILE_FORMATS, HIVE_NULL, Selection, date_column
+
+#: At most this many files open at once in one run (hive partitioning by a
+#: column of many values): the least recently written one is closed (its
+#: folder's next rows go to a new file, ``-<n>`` in the name).
+MAX_OPEN_FILES = 64
+#: Rows buffered for unfinished row groups, over every open file; past it the
+#: fullest buffer is written as a (smaller) row group.
+BUFFER_BUDGET_BYTES = 256 << 20
+#: Test-only: seconds to sleep after each row group or batch written, so that a
+#: crash test can kill a run at random moments of a small export. Not an option.
+TEST_SLEEP_ENV = "TIDELOG_EXPORT_TEST_SLEEP_S"
+#: Test-only: the name of a step (``kill_point``) at which the run SIGKILLs
+#: itself, so that a crash test hits the short moments around a commit.
+KILL_POINT_ENV = "TIDELOG_EXPORT_TEST_KILL_AT"
+
+
+def kill_point(name: str) -> None:
+    """Test-only: dies here with SIGKILL when TIDELOG_EXPORT_TEST_KILL_AT names this step."""
+    if os.environ.get(KILL_POINT_ENV) == name:
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+@dataclasses.dataclass(frozen=True)
+class FileOptions:
+    format: str                      # a key of FILE_FORMATS
+    compression: str | None          # None: uncompressed
+    compression_level: int | None
+    row_group_size: int
+    max_rows_per_file: int | None    # None: no limit
+
+    @property
+    def extension(self) -> str:
+        return FILE_FORMATS[self.format]
+
+
+def fsync_file(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def hive_segment(name: str, value) -> str:
+    """``name=value`` as a folder name (the value URI-encoded, as pyarrow's
+    hive partitioning reads it; nulls as ``__HIVE_DEFAULT_PARTITION__``)."""
+    if value is None:
+        text = HIVE_NULL
+    elif isinstance(value, bool):
+        text = "true" if value else "false"
+    elif hasattr(value, "isoformat"):
+        text = value.isoformat()
+    else:
+        text = str(value)
+    return f"{name}={urllib.parse.quote(text, safe='')}"
+
+
+class _File:
+    """One output file: rows buffered until a row group is full."""
+
+    def __init__(self, tmp_path: str, final_path: str, schema: pa.Schema, options: FileOptions):
+        self.tmp_path, self.final_path = tmp_path, final_path
+        self.options = options
+        self.pending: list[pa.RecordBatch] = []
+        self.pending_rows = 0
+        self.pending_bytes = 0
+        self.rows = 0
+        self._sleep = float(os.environ.get(TEST_SLEEP_ENV) or 0)
+        fmt = options.format
+        if fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            self._writer = pq.ParquetWriter(tmp_path, schema, compression=options.compression or "none",
+                                            compression_level=options.compression_level)
+        elif fmt == "csv":
+            import pyarrow.csv as pacsv
+
+            self._writer = pacsv.CSVWriter(tmp_path, schema)
+        else:
+            write_options = pa.ipc.IpcWriteOptions(compression=options.compression)
+            self._writer = pa.ipc.new_file(tmp_path, schema, options=write_options)
+
+    def add(self, batch: pa.RecordBatch) -> None:
+        self.pending.append(batch)
+        self.pending_rows += batch.num_rows
+        self.pending_bytes += batch.nbytes
+        if self.pending_rows >= self.options.row_group_size:
+            self.write(whole_groups_only=True)
+
+    def write(self, whole_groups_only: bool = False) -> None:
+        """Writes the buffered rows: as many whole row groups as they fill
+        (``whole_groups_only``), or all of them."""
+        size = self.options.row_group_size
+        n = (self.pending_rows // size) * size if whole_groups_only else self.pending_rows
+        if not n:
+            return
+        table = pa.Table.from_batches(self.pending)
+        rest = table.slice(n) if n < table.num_rows else None
+        table = table.slice(0, n) if rest is not None else table
+        if self.options.format == "parquet":
+            self._writer.write_table(table, row_group_size=size)
+        elif self.options.format == "csv":
+            self._writer.write_table(table)
+        else:
+            self._writer.write_table(table, max_chunksize=size)
+        self.rows += n
+        self.pending = rest.to_batches() if rest is not None else []
+        self.pending_rows = rest.num_rows if rest is not None else 0
+        self.pending_bytes = sum(b.nbytes for b in self.pending)
+        if self._sleep:
+            time.sleep(self._sleep)
+
+    def close(self) -> None:
+        self.write()
+        self._writer.close()
+        fsync_file(self.tmp_path)
+
+    def abandon(self) -> None:
+        try:
+            self._writer.close()
+        except Exception:  # noqa: BLE001 - it is being thrown away
+            pass
+
+
+class RunWriter:
+    """The files of one run over one topic partition's offsets [first, end):
+    ``p<partition>-<first>-<end>.<ext>`` (offsets 20 digits, as segment
+    names), in the hive folder of each row's partition keys; a folder whose
+    file had to close early (``max_rows_per_file``, too many open files) gets
+    ``...-<end>-1.<ext>``, ``-2``, ... Files are written under
+    ``.<name>.tmp`` (hidden from pyarrow, DuckDB and Polars globs)."""
+
+    def __init__(self, root: str, selection: Selection, schema: pa.Schema, options: FileOptions,
+                 partition: int, first: int, end: int):
+        self.root = root
+        self.selection = selection
+        self.schema = pa.schema([schema.field(c) for c in selection.columns], metadata=schema.metadata)
+        self.options = options
+        self.base = f"p{partition}-{first:020d}-{end:020d}"
+        self.open: collections.OrderedDict[str, _File] = collections.OrderedDict()
+        self.sequence: dict[str, int] = {}
+        self.done: list[tuple[str, str]] = []     # (tmp, final) of the files closed, durable
+        self.created_dirs: list[str] = []         # folders made, parents first
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        if not self.selection.partition_by:
+            self._add("", batch.select(list(self.selection.columns)))
+            return
+        for folder, rows in self._split(batch):
+            self._add(folder, rows.select(list(self.selection.columns)))
+        self._bound_memory()
+
+    def close(self) -> None:
+        while self.open:
+            self._close(next(iter(self.open)))
+
+    def abandon(self) -> None:
+        for f in self.open.values():
+            f.abandon()
+        self.open.clear()
+
+    # ---------------------------------------------------------------- files
+    def _add(self, folder: str, batch: pa.RecordBatch) -> None:
+        f = self.open.get(folder)
+        if f is None:
+            f = self._new_file(folder)
+        else:
+            self.open.move_to_end(folder)
+        limit = self.options.max_rows_per_file
+        while limit and f.rows + f.pending_rows + batch.num_rows > limit:
+            room = limit - f.rows - f.pending_rows
+            if room > 0:
+                f.add(batch.slice(0, room))
+                batch = batch.slice(room)
+            self._close(folder)
+            f = self._new_file(folder)
+        if batch.num_rows:
+            f.add(batch)
+
+    def _new_file(self, folder: str) -> _File:
+        if len(self.open) >= MAX_OPEN_FILES:
+            self._close(next(iter(self.open)))
+        seq = self.sequence.get(folder, 0)
+        self.sequence[folder] = seq + 1
+        name = f"{self.base}{'' if seq == 0 else f'-{seq}'}.{self.options.extension}"
+        directory = os.path.join(self.root, folder) if folder else self.root
+        self._make_dirs(directory)
+        f = _File(os.path.join(directory, f".{name}.tmp"), os.path.join(directory, name), self.schema, self.options)
+        self.open[folder] = f
+        return f
+
+    def _close(self, folder: str) -> None:
+        f = self.open.pop(folder)
+        f.close()
+        self.done.append((f.tmp_path, f.final_path))
+
+    def _make_dirs(self, directory: str) -> None:
+        missing = []
+        d = directory
+        while not os.path.isdir(d):
+            missing.append(d)
+            d = os.path.dirname(d)
+        for d in reversed(missing):
+            os.mkdir(d)
+            self.created_dirs.append(d)
+
+    def _bound_memory(self) -> None:
+        while sum(f.pending_bytes for f in self.open.values()) > BUFFER_BUDGET_BYTES:
+            max(self.open.values(), key=lambda f: f.pending_bytes).write()
+
+    # ------------------------------------------------------------- hive keys
+    def _split(self, batch: pa.RecordBatch):
+        """(hive folder, rows) for each distinct combination of partition keys in ``batch``."""
+        keys = []
+        for name in self.selection.partition_by:
+            if name == "date" and self.selection.date_from is not None:
+                keys.append(date_column(batch.column(self.selection.date_from)))
+            else:
+                keys.append(batch.column(name))
+        n = batch.num_rows
+        codes = np.zeros(n, dtype=np.int64)
+        for column in keys:
+            encoded = column.dictionary_encode() if not pa.types.is_dictionary(column.type) else column
+            width = len(encoded.dictionary) + 1
+            idx = encoded.indices.fill_null(width - 1).to_numpy(zero_copy_only=False).astype(np.int64)
+            codes = codes * width + idx
+            codes = np.unique(codes, return_inverse=True)[1].astype(np.int64)  # dense again: no overflow
+        if n == 0:
+            return
+        if (codes == codes[0]).all():
+            yield self._folder(keys, 0), batch
+            return
+        order = np.argsort(codes, kind="stable")
+        sorted_codes = codes[order]
+        starts = np.flatnonzero(np.diff(sorted_codes)) + 1
+        bounds = [0, *starts.tolist(), n]
+        grouped = batch.take(pa.array(order))
+        for lo, hi in zip(bounds, bounds[1:]):
+            yield self._folder(keys, int(order[lo])), grouped.slice(lo, hi - lo)
+
+    def _folder(self, keys: list[pa.Array], row: int) -> str:
+        return "/".join(hive_segment(name, column[row].as_py())
+                        for name, column in zip(self.selection.partition_by, keys))
