@@ -4,6 +4,7 @@ every partition; the next run resumes from there. Exactly once: the data
 files and the offsets are in the same catalog commit."""
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import time
@@ -300,12 +301,14 @@ def _append(topic, table, selection, columns_out, arrow_schema, starts, ends, su
 
     sleep = float(os.environ.get(TEST_SLEEP_ENV) or 0)
     rows = 0
+    file_numbers = itertools.count(0)   # one sequence for the run: data file names are <n>-<task>-<uuid>
     try:
         with table.transaction() as tx:
             with tx.update_snapshot(snapshot_properties=summary).fast_append() as append:
                 for chunk in _chunks(topic, selection, columns_out, arrow_schema, starts, ends, progress, max_rows):
                     for data_file in _dataframe_to_data_files(table_metadata=tx.table_metadata, df=chunk,
-                                                              io=table.io, write_uuid=append.commit_uuid):
+                                                              io=table.io, write_uuid=append.commit_uuid,
+                                                              counter=file_numbers):
                         append.append_data_file(data_file)
                         result.files.append(data_file.file_path)
                         result.bytes_written += data_file.file_size_in_bytes
