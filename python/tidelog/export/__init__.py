@@ -41,9 +41,10 @@ Contract:
   checkpoint ``_tidelog_export.json`` atomically: per partition, the offset
   the export has reached, with the topic's identity, the format and the
   selection. A run killed before that commit is redone by the next run; one
-  killed after it is not repeated. A run against another topic (also one
-  deleted and created again), format or selection is refused with
-  ``InvalidArgumentError``, nothing written. Readers listing the folder while
+  killed after it is not repeated. A run against another topic, format or selection is refused
+  with ``InvalidArgumentError``, nothing written; a topic deleted and
+  created again under the same name counts as another one when its folder
+  has a new inode or it holds fewer offsets than the export. Readers listing the folder while
   a run commits may see part of that run's files (Iceberg has no such gap).
   Offsets that retention deleted before a run could read them are reported
   (``ExportResult.lost``, a ``UserWarning``) and skipped.
@@ -54,8 +55,10 @@ Contract:
   newest snapshot that carries them. A run killed before its commit leaves
   only unreferenced data files (Iceberg's orphan files); a concurrent run's
   commit fails with ``IntegrityError``, nothing committed. pyiceberg is
-  optional: without it ``export_iceberg`` raises ``ImportError`` naming the
-  package to install.
+  optional (``pip install 'tidelog[iceberg]'``): without it
+  ``export_iceberg`` raises ``ImportError`` naming the package to install.
+  Iceberg (format version 2) has no nanosecond timestamps: they are stored as
+  microseconds.
 
 The test suite slows file writing with the environment variable
 ``TIDELOG_EXPORT_TEST_SLEEP_S`` (seconds after each row group) so that its
