@@ -337,3 +337,34 @@ def test_cli_bad_input_is_one_line_and_nonzero(sensors, log_dir, tmp_path):
                      "never"]) == 0
     rc, _, stderr = _cli(log_dir, "sensors", "--out", out, "--incremental", "--format", "csv")
     assert rc == 1 and "holds a parquet export" in stderr and stderr.count("\n") == 1
+
+
+def test_memory_stays_bounded_whatever_the_topic_size(log, tmp_path, monkeypatch):
+    """The rows buffered for unfinished row groups never exceed one row group per open file plus
+    the frame being added, within the budget over all open files: a topic is streamed, never
+    materialized (zstd frames, so every buffered row is decoded memory, not the mapped segment)."""
+    from tidelog.export import _writers
+
+    topic = log.create_topic("z", schema=SCHEMA, partitions=1, compression="zstd", timestamp="ts")
+    for i in range(40):
+        topic.append(rows(i * 5_000, 5_000))
+    frame_bytes = rows(0, 5_000).nbytes
+    monkeypatch.setattr(_writers, "BUFFER_BUDGET_BYTES", 4 * frame_bytes)
+    peak = {"rows": 0, "bytes": 0}
+    original_add, original_bound = _writers._File.add, _writers.RunWriter._bound_memory
+
+    def add(self, batch):
+        original_add(self, batch)
+        peak["rows"] = max(peak["rows"], self.pending_rows)
+
+    def bound_memory(self):
+        original_bound(self)
+        peak["bytes"] = max(peak["bytes"], sum(f.pending_bytes for f in self.open.values()))
+
+    monkeypatch.setattr(_writers._File, "add", add)
+    monkeypatch.setattr(_writers.RunWriter, "_bound_memory", bound_memory)
+    r = topic.to_parquet(tmp_path / "plain", row_group_size=20_000)
+    assert r.rows == 200_000 and 0 < peak["rows"] < 20_000
+    r = topic.to_parquet(tmp_path / "hive", partition_by="sensor_id", row_group_size=1 << 20)
+    assert r.rows == 200_000 and 0 < peak["bytes"] <= 4 * frame_bytes
+    assert seqs(read_dataset(tmp_path / "hive")) == list(range(200_000))
