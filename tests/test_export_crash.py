@@ -50,6 +50,24 @@ def env(**extra) -> dict:
     return {**os.environ, TEST_SLEEP_ENV: "0.01", **extra}
 
 
+def check_committed_state(topic, out) -> None:
+    """What the checkpoint says is exported is exactly there: the committed files (by their names)
+    hold the rows of offsets [0, end) of every partition once each (leftovers of a dead run aside)."""
+    import json
+
+    from tidelog.export._checkpoint import DATA_FILE, NAME
+
+    try:
+        ends = {int(p): o for p, o in json.loads((out / NAME).read_text())["end_offsets"].items()}
+    except FileNotFoundError:
+        return
+    committed = [os.path.join(d, f) for d, _, fs in os.walk(out) for f in fs
+                 if DATA_FILE.match(f) and int(DATA_FILE.match(f).group(2)) < ends[int(DATA_FILE.match(f).group(1))]]
+    got = sorted(ds.dataset(committed, format="parquet").to_table(columns=["seq"]).column("seq").to_pylist())
+    want = sorted(topic.read(end_offset=ends, columns=["seq"]).column("seq").to_pylist())
+    assert got == want
+
+
 def check_exactly_once(out, total: int) -> None:
     duckdb = pytest.importorskip("duckdb")
     n, distinct, lo, hi = duckdb.sql(f"select count(*), count(distinct seq), min(seq), max(seq) from "
@@ -87,6 +105,7 @@ def test_incremental_export_killed_at_random_moments(sensors, log_dir, tmp_path)
         proc.stderr.close()
         assert rc in (0, -signal.SIGKILL), stderr
         runs_done += rc == 0
+        check_committed_state(sensors, out)
         total = grow(sensors, total, 3_000)
         sensors.flush()
     assert runs_done >= 3, (kills, runs_done, attempts)
