@@ -21,7 +21,6 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pytest
 
-import tidelog
 from tidelog.export._writers import KILL_POINT_ENV, TEST_SLEEP_ENV
 
 SCHEMA = pa.schema([("ts", pa.timestamp("ns")), ("sensor_id", pa.int32()), ("value", pa.float64()),

@@ -11,7 +11,6 @@ import random
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pyarrow as pa

@@ -7,13 +7,12 @@ import os
 import shutil
 import time
 import uuid
-import warnings
 from typing import Any
 
 from .._log import _fsync_dir
 from ..errors import InvalidArgumentError
 from ._checkpoint import NAME as CHECKPOINT_NAME, Checkpoint, OutputLock, check_no_foreign_files, clean_leftovers
-from ._result import ExportResult, NoProgress, offsets_arg
+from ._result import ExportResult, NoProgress, offsets_arg, warn_lost
 from ._spec import (DEFAULT_ROW_GROUP_SIZE, check_compression, check_csv_types, check_format, check_row_group_size,
                     identity_mismatch, select, topic_identity)
 from ._writers import FileOptions, RunWriter, kill_point
@@ -129,11 +128,11 @@ def _incremental(topic, out: str, selection, options: FileOptions, progress) -> 
         for p, end in ends.items():
             if done.get(p, 0) > end:
                 raise InvalidArgumentError(f"{out} holds offsets of partition {p} up to {done[p]}, and topic "
-                                      f"{topic.name!r} now ends at {end}: was the topic deleted and created again? "
-                                      "Export to a new folder")
+                                           f"{topic.name!r} now ends at {end}: was the topic deleted and created "
+                                           "again? Export to a new folder")
         starts = {p: max(done.get(p, 0), kept_from[p]) for p in ends}
         lost = {p: (done.get(p, 0), starts[p]) for p in ends if checkpoint is not None and starts[p] > done.get(p, 0)}
-        _warn_lost(topic, lost)
+        warn_lost(topic, lost)
         files, folders, rows, nbytes = _read_into(topic, out, selection, options, starts, ends, progress)
         if ends != done:
             _publish(files, folders)
@@ -166,8 +165,8 @@ def _one_off(topic, out: str, selection, options: FileOptions, start: dict | Non
         starts = {p: max(kept_from[p], 0 if start is None or start[p] is None else start[p]) for p in ends}
         files, folders, rows, nbytes = _read_into(topic, staging, selection, options, starts, ends, progress)
         _publish(files, folders | {staging})
-        Checkpoint(topic_identity(topic), options.format, selection.spec(),
-                   {p: max(starts[p], ends[p]) for p in ends}, runs=1, rows=rows).store(staging)
+        Checkpoint(topic_identity(topic), options.format, selection.spec(), dict(ends), runs=1,
+                   rows=rows).store(staging)
         try:
             os.rename(staging, out)  # onto a missing or empty folder: the export appears whole
         except OSError as e:
@@ -214,13 +213,6 @@ def _check_same_export(out: str, checkpoint: Checkpoint, identity: dict, fmt: st
         diff = {k: (checkpoint.spec.get(k), v) for k, v in spec.items() if checkpoint.spec.get(k) != v}
         raise InvalidArgumentError(f"{out} was exported with other settings ({', '.join(f'{k}: {a!r} there, {b!r} now' for k, (a, b) in diff.items())}): "
                                    "an incremental export keeps its columns, partitioning and time range")
-
-
-def _warn_lost(topic, lost: dict[int, tuple[int, int]]) -> None:
-    if lost:
-        ranges = ", ".join(f"partition {p}: [{a}, {b})" for p, (a, b) in sorted(lost.items()))
-        warnings.warn(f"topic {topic.name!r}: retention deleted offsets before this export read them ({ranges}); "
-                      "the export goes on from the first offset kept", UserWarning, stacklevel=4)
 
 
 def _result(out, fmt, files, rows, nbytes, starts, ends, lost, t0) -> ExportResult:

@@ -13,7 +13,7 @@ from typing import Any
 import pyarrow as pa
 
 from ..errors import IntegrityError, InvalidArgumentError
-from ._result import ExportResult, NoProgress
+from ._result import ExportResult, NoProgress, warn_lost
 from ._spec import DATE, check_compression, date_column, identity_mismatch, select, topic_identity
 from ._writers import TEST_SLEEP_ENV, kill_point
 
@@ -89,10 +89,7 @@ def export_iceberg(topic, *, catalog: Any = None, catalog_uri: str | None = None
                                        "again? Export to a new table")
     starts = {p: max(done.get(p, 0), kept_from[p]) for p in ends}
     lost = {p: (done.get(p, 0), starts[p]) for p in ends if done and starts[p] > done.get(p, 0)}
-    if lost:
-        from ._files import _warn_lost
-
-        _warn_lost(topic, lost)
+    warn_lost(topic, lost)
     result = ExportResult(path=".".join(identifier), format="iceberg", rows=0, bytes_read=0, files=[],
                           bytes_written=0, start_offsets=dict(starts), end_offsets=dict(ends), lost=lost, seconds=0.0)
     if ends == done:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from typing import Any
 
 from ..errors import InvalidArgumentError
@@ -69,3 +70,11 @@ def offsets_arg(topic, value: Any, what: str) -> dict[int, int | None] | None:
         return _per_partition(topic, value, what, list(range(topic.partitions)), None)
     except (TypeError, ValueError) as e:
         raise InvalidArgumentError(str(e)) from None
+
+
+def warn_lost(topic, lost: dict[int, tuple[int, int]]) -> None:
+    """A UserWarning naming the offsets retention deleted before an incremental run could read them."""
+    if lost:
+        ranges = ", ".join(f"partition {p}: [{a}, {b})" for p, (a, b) in sorted(lost.items()))
+        warnings.warn(f"topic {topic.name!r}: retention deleted offsets before this export read them ({ranges}); "
+                      "the export goes on from the first offset kept", UserWarning, stacklevel=4)
