@@ -368,3 +368,34 @@ def test_memory_stays_bounded_whatever_the_topic_size(log, tmp_path, monkeypatch
     r = topic.to_parquet(tmp_path / "hive", partition_by="sensor_id", row_group_size=1 << 20)
     assert r.rows == 200_000 and 0 < peak["bytes"] <= 4 * frame_bytes
     assert seqs(read_dataset(tmp_path / "hive")) == list(range(200_000))
+
+
+def test_incremental_runs_beside_a_writer_that_keeps_appending(sensors, log_dir, tmp_path):
+    """Runs of ``tidelog export --incremental`` in another process while this process appends without
+    pause: each run reads to the end it captured when it started; together they hold every row once."""
+    import threading
+
+    out = tmp_path / "out"
+    stop = threading.Event()
+    appended = {"total": 30_000}
+
+    def writer():
+        while not stop.is_set():
+            sensors.append(rows(appended["total"], 300))
+            appended["total"] += 300
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        for _ in range(3):
+            rc, stdout, stderr = _cli(log_dir, "sensors", "--out", out, "--incremental", "--partition-by", "date",
+                                      "--json")
+            assert rc == 0, stderr
+            ends = {int(p): o for p, o in json.loads(stdout)["end_offsets"].items()}
+            assert seqs(read_dataset(out)) == seqs(sensors.read(end_offset=ends, columns=["seq"]))
+    finally:
+        stop.set()
+        thread.join()
+    rc, _, stderr = _cli(log_dir, "sensors", "--out", out, "--incremental", "--partition-by", "date")
+    assert rc == 0, stderr
+    assert appended["total"] > 30_000 and seqs(read_dataset(out)) == list(range(appended["total"]))
