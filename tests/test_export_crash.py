@@ -136,6 +136,12 @@ def test_incremental_export_killed_around_its_commit(sensors, log_dir, tmp_path,
     check_exactly_once(out, total)
 
 
+def staging_files(folder, pid: int) -> list[str]:
+    """The files in the hidden staging folder of the one-off export to ``folder/out`` by process ``pid``."""
+    prefix = f".out.tidelog-export-{pid}-"
+    return [f for n in os.listdir(folder) if n.startswith(prefix) for _, _, fs in os.walk(folder / n) for f in fs]
+
+
 def test_one_off_export_killed_leaves_nothing(sensors, log_dir, tmp_path):
     out = tmp_path / "out"
     total = grow(sensors, 0, 30_000)
@@ -143,7 +149,10 @@ def test_one_off_export_killed_leaves_nothing(sensors, log_dir, tmp_path):
     rng = random.Random(7)
     for _ in range(3):
         proc = subprocess.Popen(export_cmd(log_dir, out), env=env(**{TEST_SLEEP_ENV: "0.05"}))
-        time.sleep(rng.uniform(0.3, 1.5))
+        deadline = time.monotonic() + 30
+        while not staging_files(tmp_path, proc.pid) and time.monotonic() < deadline:   # until it writes
+            time.sleep(0.01)
+        time.sleep(rng.uniform(0.0, 1.0))
         proc.kill()
         proc.wait()
         assert not out.exists()   # the export appears whole or not at all
