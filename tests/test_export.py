@@ -340,9 +340,9 @@ def test_cli_bad_input_is_one_line_and_nonzero(sensors, log_dir, tmp_path):
 
 
 def test_memory_stays_bounded_whatever_the_topic_size(log, tmp_path, monkeypatch):
-    """The rows buffered for unfinished row groups never exceed one row group per open file plus
-    the frame being added, within the budget over all open files: a topic is streamed, never
-    materialized (zstd frames, so every buffered row is decoded memory, not the mapped segment)."""
+    """The rows buffered for unfinished row groups stay under a row group per folder and within the
+    budget over all folders: a topic is streamed, never materialized (zstd frames, so every buffered
+    row is decoded memory, not the mapped segment)."""
     from tidelog.export import _writers
 
     topic = log.create_topic("z", schema=SCHEMA, partitions=1, compression="zstd", timestamp="ts")
@@ -351,23 +351,36 @@ def test_memory_stays_bounded_whatever_the_topic_size(log, tmp_path, monkeypatch
     frame_bytes = rows(0, 5_000).nbytes
     monkeypatch.setattr(_writers, "BUFFER_BUDGET_BYTES", 4 * frame_bytes)
     peak = {"rows": 0, "bytes": 0}
-    original_add, original_bound = _writers._File.add, _writers.RunWriter._bound_memory
+    original_write = _writers.RunWriter.write
 
-    def add(self, batch):
-        original_add(self, batch)
-        peak["rows"] = max(peak["rows"], self.pending_rows)
+    def write(self, batch):
+        original_write(self, batch)
+        peak["rows"] = max([peak["rows"], *(b.rows for b in self.buffers.values())])
+        peak["bytes"] = max(peak["bytes"], self.buffered_bytes)
+        assert self.buffered_bytes == sum(b.nbytes for b in self.buffers.values())
 
-    def bound_memory(self):
-        original_bound(self)
-        peak["bytes"] = max(peak["bytes"], sum(f.pending_bytes for f in self.open.values()))
-
-    monkeypatch.setattr(_writers._File, "add", add)
-    monkeypatch.setattr(_writers.RunWriter, "_bound_memory", bound_memory)
+    monkeypatch.setattr(_writers.RunWriter, "write", write)
     r = topic.to_parquet(tmp_path / "plain", row_group_size=20_000)
     assert r.rows == 200_000 and 0 < peak["rows"] < 20_000
     r = topic.to_parquet(tmp_path / "hive", partition_by="sensor_id", row_group_size=1 << 20)
     assert r.rows == 200_000 and 0 < peak["bytes"] <= 4 * frame_bytes
     assert seqs(read_dataset(tmp_path / "hive")) == list(range(200_000))
+
+
+def test_a_column_of_many_values_makes_a_file_per_folder(log, tmp_path, monkeypatch):
+    """Partitioning by a column whose values all appear in every frame (a sensor id) opens a file
+    when a folder has a row group to write, not for every frame: with room for 8 open files and
+    500 folders, each folder still gets one file."""
+    from tidelog.export import _writers
+
+    monkeypatch.setattr(_writers, "MAX_OPEN_FILES", 8)
+    topic = log.create_topic("many", schema=SCHEMA, partitions=1)
+    for i in range(20):
+        b = rows(i * 5_000, 5_000)
+        topic.append(b.set_column(1, "sensor_id", pa.array((np.arange(5_000) % 500).astype(np.int32))))
+    r = topic.to_parquet(tmp_path / "out", partition_by="sensor_id")
+    assert len(r.files) == 500 and r.rows == 100_000
+    assert seqs(read_dataset(tmp_path / "out")) == list(range(100_000))
 
 
 def test_incremental_runs_beside_a_writer_that_keeps_appending(sensors, log_dir, tmp_path):

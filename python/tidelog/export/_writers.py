@@ -23,8 +23,8 @@ from ._spec import FILE_FORMATS, HIVE_NULL, Selection, date_column
 #: column of many values): the least recently written one is closed (its
 #: folder's next rows go to a new file, ``-<n>`` in the name).
 MAX_OPEN_FILES = 64
-#: Rows buffered for unfinished row groups, over every open file; past it the
-#: fullest buffer is written as a (smaller) row group.
+#: Rows buffered for unfinished row groups, over every hive folder; past it
+#: the fullest buffer is written as a (smaller) row group.
 BUFFER_BUDGET_BYTES = 256 << 20
 #: Test-only: seconds to sleep after each row group or batch written, so that a
 #: crash test can kill a run at random moments of a small export. Not an option.
@@ -120,15 +120,40 @@ def hive_segment(name: str, value) -> str:
     return f"{name}={urllib.parse.quote(text, safe='')}"
 
 
+class _Buffer:
+    """The rows of one hive folder not written yet, in arrival (offset) order."""
+
+    __slots__ = ("batches", "rows", "nbytes")
+
+    def __init__(self) -> None:
+        self.batches: list[pa.RecordBatch] = []
+        self.rows = 0
+        self.nbytes = 0
+
+    def add(self, batch: pa.RecordBatch) -> None:
+        self.batches.append(batch)
+        self.rows += batch.num_rows
+        self.nbytes += batch.nbytes
+
+    def take(self, rows: int) -> pa.Table:
+        """The first ``rows`` rows, as a table over the buffered batches (no copy)."""
+        table = pa.Table.from_batches(self.batches)
+        if rows >= table.num_rows:
+            self.batches, self.rows, self.nbytes = [], 0, 0
+            return table
+        rest = table.slice(rows)
+        self.batches = rest.to_batches()
+        self.rows = rest.num_rows
+        self.nbytes = sum(b.nbytes for b in self.batches)
+        return table.slice(0, rows)
+
+
 class _File:
-    """One output file: rows buffered until a row group is full."""
+    """One output file being written under its temporary name."""
 
     def __init__(self, tmp_path: str, final_path: str, schema: pa.Schema, options: FileOptions):
         self.tmp_path, self.final_path = tmp_path, final_path
         self.options = options
-        self.pending: list[pa.RecordBatch] = []
-        self.pending_rows = 0
-        self.pending_bytes = 0
         self.rows = 0
         self._sleep = float(os.environ.get(TEST_SLEEP_ENV) or 0)
         self._writeback: _Writeback | None = None
@@ -147,33 +172,16 @@ class _File:
             write_options = pa.ipc.IpcWriteOptions(compression=options.compression)
             self._writer = pa.ipc.new_file(tmp_path, schema, options=write_options)
 
-    def add(self, batch: pa.RecordBatch) -> None:
-        self.pending.append(batch)
-        self.pending_rows += batch.num_rows
-        self.pending_bytes += batch.nbytes
-        if self.pending_rows >= self.options.row_group_size:
-            self.write(whole_groups_only=True)
-
-    def write(self, whole_groups_only: bool = False) -> None:
-        """Writes the buffered rows: as many whole row groups as they fill
-        (``whole_groups_only``), or all of them."""
+    def write(self, table: pa.Table) -> None:
+        """Appends ``table`` as row groups of ``row_group_size`` rows (the last one may be shorter)."""
         size = self.options.row_group_size
-        n = (self.pending_rows // size) * size if whole_groups_only else self.pending_rows
-        if not n:
-            return
-        table = pa.Table.from_batches(self.pending)
-        rest = table.slice(n) if n < table.num_rows else None
-        table = table.slice(0, n) if rest is not None else table
         if self.options.format == "parquet":
             self._writer.write_table(table, row_group_size=size)
         elif self.options.format == "csv":
             self._writer.write_table(table)
         else:
             self._writer.write_table(table, max_chunksize=size)
-        self.rows += n
-        self.pending = rest.to_batches() if rest is not None else []
-        self.pending_rows = rest.num_rows if rest is not None else 0
-        self.pending_bytes = sum(b.nbytes for b in self.pending)
+        self.rows += table.num_rows
         self._start_writeback()
         if self._sleep:
             time.sleep(self._sleep)
@@ -187,7 +195,6 @@ class _File:
             self._written_at_kick = size
 
     def close(self) -> None:
-        self.write()
         self._writer.close()
         if self._writeback is not None:
             self._writeback.close()
@@ -211,7 +218,12 @@ class RunWriter:
     names), in the hive folder of each row's partition keys; a folder whose
     file had to close early (``max_rows_per_file``, too many open files) gets
     ``...-<end>-1.<ext>``, ``-2``, ... Files are written under
-    ``.<name>.tmp`` (hidden from pyarrow, DuckDB and Polars globs)."""
+    ``.<name>.tmp`` (hidden from pyarrow, DuckDB and Polars globs).
+
+    Rows are buffered per folder and written a whole row group at a time, so
+    a file is opened when its folder has a row group to write: a column of
+    many values interleaved in every frame (a sensor id) opens a file per
+    folder and row group at most, not one per frame."""
 
     def __init__(self, root: str, selection: Selection, schema: pa.Schema, options: FileOptions,
                  partition: int, first: int, end: int):
@@ -220,6 +232,8 @@ class RunWriter:
         self.schema = pa.schema([schema.field(c) for c in selection.columns], metadata=schema.metadata)
         self.options = options
         self.base = f"p{partition}-{first:020d}-{end:020d}"
+        self.buffers: dict[str, _Buffer] = {}
+        self.buffered_bytes = 0
         self.open: collections.OrderedDict[str, _File] = collections.OrderedDict()
         self.sequence: dict[str, int] = {}
         self.done: list[tuple[str, str]] = []     # (tmp, final) of the files closed, durable
@@ -231,9 +245,12 @@ class RunWriter:
             return
         for folder, rows in self._split(batch):
             self._add(folder, rows.select(list(self.selection.columns)))
-        self._bound_memory()
+        while self.buffered_bytes > BUFFER_BUDGET_BYTES:
+            self._flush(max(self.buffers, key=lambda f: self.buffers[f].nbytes))
 
     def close(self) -> None:
+        for folder in list(self.buffers):
+            self._flush(folder)
         while self.open:
             self._close(next(iter(self.open)))
 
@@ -242,24 +259,42 @@ class RunWriter:
             f.abandon()
         self.open.clear()
 
-    # ---------------------------------------------------------------- files
+    # -------------------------------------------------------------- buffers
     def _add(self, folder: str, batch: pa.RecordBatch) -> None:
-        f = self.open.get(folder)
-        if f is None:
-            f = self._new_file(folder)
-        else:
-            self.open.move_to_end(folder)
-        limit = self.options.max_rows_per_file
-        while limit and f.rows + f.pending_rows + batch.num_rows > limit:
-            room = limit - f.rows - f.pending_rows
-            if room > 0:
-                f.add(batch.slice(0, room))
-                batch = batch.slice(room)
-            self._close(folder)
-            f = self._new_file(folder)
-        if batch.num_rows:
-            f.add(batch)
+        buffer = self.buffers.get(folder)
+        if buffer is None:
+            buffer = self.buffers[folder] = _Buffer()
+        buffer.add(batch)
+        self.buffered_bytes += batch.nbytes
+        size = self.options.row_group_size
+        if buffer.rows >= size:
+            self._write(folder, buffer.rows // size * size)
 
+    def _flush(self, folder: str) -> None:
+        """Writes every buffered row of ``folder`` (a shorter row group)."""
+        self._write(folder, self.buffers[folder].rows)
+
+    def _write(self, folder: str, rows: int) -> None:
+        buffer = self.buffers[folder]
+        before = buffer.nbytes
+        table = buffer.take(rows)
+        self.buffered_bytes -= before - buffer.nbytes
+        if not buffer.rows:
+            del self.buffers[folder]
+        limit = self.options.max_rows_per_file
+        while table.num_rows:
+            f = self.open.get(folder)
+            if f is None:
+                f = self._new_file(folder)
+            else:
+                self.open.move_to_end(folder)
+            part = table if not limit else table.slice(0, limit - f.rows)
+            f.write(part)
+            table = table.slice(part.num_rows)
+            if limit and f.rows >= limit:
+                self._close(folder)
+
+    # ---------------------------------------------------------------- files
     def _new_file(self, folder: str) -> _File:
         if len(self.open) >= MAX_OPEN_FILES:
             self._close(next(iter(self.open)))
@@ -286,10 +321,6 @@ class RunWriter:
         for d in reversed(missing):
             os.mkdir(d)
             self.created_dirs.append(d)
-
-    def _bound_memory(self) -> None:
-        while sum(f.pending_bytes for f in self.open.values()) > BUFFER_BUDGET_BYTES:
-            max(self.open.values(), key=lambda f: f.pending_bytes).write()
 
     # ------------------------------------------------------------- hive keys
     def _split(self, batch: pa.RecordBatch):
