@@ -10,8 +10,9 @@ Contract:
   writer appending meanwhile is not waited for (open the log read-only beside
   it). Nothing in the log is changed.
 * **Bounded memory.** Rows stream frame by frame into the files; memory holds
-  at most one row group per open file (``row_group_size`` rows, 1 Mi by
-  default) within a 256 MiB budget, whatever the size of the topic.
+  less than one row group per hive folder (``row_group_size`` rows, 1 Mi by
+  default) within a 256 MiB budget over all folders, whatever the size of the
+  topic.
 * **Files** (``export_files``, ``Topic.to_parquet``, ``tidelog export``):
   ``<out>/[<key>=<value>/...]p<partition>-<first>-<end>.<ext>``, a file per
   partition and hive folder for the offsets ``[first, end)`` a run covered
