@@ -37,6 +37,11 @@ def main(argv: list[str] | None = None) -> int:
     from . import topics as topics_cli
 
     topics_cli.add_arguments(sub.add_parser("topics", help="list, describe, alter or compact topics"))
+    from . import serve as serve_cli
+
+    serve_cli.add_arguments(sub.add_parser("serve", help="serve a log over Arrow Flight (DoGet, DoPut, ListFlights)",
+                                           description=serve_cli.DESCRIPTION,
+                                           formatter_class=argparse.RawDescriptionHelpFormatter))
     from ..bench.cli import DESCRIPTION as BENCH_DESCRIPTION, add_arguments as add_bench_arguments
 
     bench = sub.add_parser("bench", help="the benchmark suite: tidelog beside the physical limits and its peers",
@@ -55,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
         return groups_cli.main(args)
     if args.command == "topics":
         return topics_cli.main(args)
+    if args.command == "serve":
+        return serve_cli.main(args)
     if args.command == "verify":
         from .._verify import main as verify_main
 
