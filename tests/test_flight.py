@@ -179,10 +179,12 @@ def put(client, name: str, batches: list, options=None) -> list[dict]:
 def test_do_put_acknowledges_each_batch_durably(served):
     _, client, log = served
     topic = log.create_topic("puts", SENSORS_SCHEMA, partitions=2, key="sensor_id", timestamp="ts")
-    batches = [make_sensors(1_000, start=i * 1_000) for i in range(5)]
+    sizes = [1_000, 8_000, 10, 5_000, 1_000]   # small and large (> 64 KiB) batches take different paths
+    starts = np.cumsum([0] + sizes)
+    batches = [make_sensors(n, start=int(at)) for n, at in zip(sizes, starts)]
     acks = put(client, "puts", batches)
     assert [a["batch"] for a in acks] == list(range(5))
-    assert [a["rows"] for a in acks] == [1_000] * 5
+    assert [a["rows"] for a in acks] == sizes
     # Offsets per partition follow one another, batch after batch, and cover every row.
     nxt = {0: 0, 1: 0}
     for batch, ack in zip(batches, acks):

@@ -207,6 +207,32 @@ def test_do_put_nulls_in_a_required_column(client, served):
     log.delete_topic("strict")
 
 
+def test_do_put_append_refused(client, served):
+    """A batch whose append fails (a null key in a compacted topic): the
+    batches before it are acknowledged and kept, nothing of it or after it
+    is written, and the error names the batch."""
+    _, _, log = served
+    schema = pa.schema([("k", pa.string()), ("v", pa.int64())])
+    topic = log.create_topic("compacted", schema, key="k", cleanup_policy="compact")
+    batches = [pa.record_batch({"k": ["a", "b"], "v": [1, 2]}, schema=schema),
+               pa.record_batch({"k": ["c", None], "v": [3, 4]}, schema=schema),
+               pa.record_batch({"k": ["d"], "v": [5]}, schema=schema)]
+    writer, reader = client.do_put(tf.descriptor("compacted"), schema)
+    for b in batches:
+        writer.write_batch(b)
+    writer.done_writing()
+    assert tf.decode_put_result(reader.read())["offsets"] == {0: (0, 1)}
+    assert reader.read() is None
+    with pytest.raises(flight.FlightServerError) as info:
+        writer.close()
+    message = str(info.value)
+    assert message.startswith("InvalidRecordError: batch 1 of the stream was refused (nothing of it was written; "
+                              "the batches before it were acknowledged): topic 'compacted' is compacted"), message
+    assert info.value.extra_info == b"InvalidRecordError"
+    assert topic.read().column("v").to_pylist() == [1, 2]
+    log.delete_topic("compacted")
+
+
 def test_oversized_batch(client, served):
     """Batch 0 is taken, batch 1 is larger than --max-batch-bytes: refused, nothing of it written."""
     _, _, log = served

@@ -18,6 +18,7 @@ import pyarrow.flight as flight
 from .. import _log
 from ..errors import (InvalidArgumentError, ReadOnlyError, SchemaMismatchError, TidelogError, TidelogIOError,
                       UnknownTopicError)
+from ._put import AppendPipeline
 from ._ticket import Request, TicketError, decode_filter, ticket_json
 
 logger = logging.getLogger("tidelog.flight")
@@ -52,7 +53,7 @@ class _BearerTokenFactory(flight.ServerMiddlewareFactory):
             "tidelog.flight.call_options(token))")
 
 
-def _flight_error(e: BaseException) -> Exception:
+def _flight_error(e: BaseException, context: str = "") -> Exception:
     """The Flight error a client gets for ``e``, raised by a handler. Flight
     errors carry a clean message (other exceptions would reach the client with
     the server's Python traceback appended): a missing or wrong token is
@@ -63,17 +64,18 @@ def _flight_error(e: BaseException) -> Exception:
     ``FlightInternalError`` (also logged with its traceback). The message starts with the tidelog
     error's name, and ``extra_info`` is that name (``b"UnknownTopicError"``,
     ``b"TicketError"``, ``b"SchemaMismatchError"``, ...) for code that branches
-    on it."""
+    on it. ``context`` goes between the name and the message."""
     if isinstance(e, flight.FlightError):
         return e  # type: ignore[return-value]
     name = type(e).__name__
+    text = f"{name}: {context}{e}"
     if isinstance(e, ReadOnlyError):
-        return flight.FlightUnauthorizedError(f"{name}: {e}", extra_info=name.encode())
+        return flight.FlightUnauthorizedError(text, extra_info=name.encode())
     if not isinstance(e, (TidelogError, ValueError, TypeError, KeyError, pa.ArrowException)):
         # not an answer to the request: a fault of the server, for its operator's log
         logger.error("tidelog flight: a call failed", exc_info=e)
-        return flight.FlightInternalError(f"{name}: {e}", extra_info=name.encode())
-    return flight.FlightServerError(f"{name}: {e}", extra_info=name.encode())
+        return flight.FlightInternalError(text, extra_info=name.encode())
+    return flight.FlightServerError(text, extra_info=name.encode())
 
 
 def parse_location(location: Any, tls: bool) -> tuple[str, int, str]:
@@ -291,9 +293,9 @@ class FlightServer(flight.FlightServerBase):
 
     # --------------------------------------------------------------- writes
     def do_put(self, context, descriptor, reader, writer):
-        """Appends every batch of the stream, in order, each with
-        ``topic.append(batch, durable=True)``, and sends one PutResult per
-        batch once it is durable (JSON: batch, rows, offsets)."""
+        """Appends every batch of the stream, in order, and sends one
+        PutResult per batch once it is durable (JSON: batch, rows, offsets;
+        see AppendPipeline)."""
         try:
             topic = self._topic(self._path_topic(descriptor))
             if self.log.read_only:
@@ -302,29 +304,36 @@ class FlightServer(flight.FlightServerBase):
             cast = incoming_cast(reader.schema, target, topic.name)
         except Exception as e:  # noqa: BLE001
             raise _flight_error(e) from None
+        pipeline = AppendPipeline(topic, writer)
         index = 0
         try:
-            while True:
-                try:
-                    batch, _ = reader.read_chunk()
-                except StopIteration:
-                    break
-                if batch is None:  # metadata alone: nothing to append
-                    continue
-                self._check_running(f"batches 0..{index - 1} were acknowledged, nothing after")
-                size = batch.get_total_buffer_size()
-                if size > self.max_batch_bytes:
-                    raise InvalidArgumentError(
-                        f"batch {index} of the stream holds {size} bytes ({batch.num_rows} rows), more than this "
-                        f"server takes in one batch ({self.max_batch_bytes} bytes, --max-batch-bytes): send "
-                        f"smaller batches. Nothing of this batch was written; {index} batches before it were "
-                        f"acknowledged")
-                if cast:
-                    batch = _cast(batch, target, index)
-                result = topic.append(batch, durable=True)
-                writer.write(encode_put_result(index, result))
-                index += 1
+            try:
+                while True:
+                    try:
+                        batch, _ = reader.read_chunk()
+                    except StopIteration:
+                        break
+                    if batch is None:  # metadata alone: nothing to append
+                        continue
+                    self._check_running(f"the batches before batch {index} were acknowledged, nothing after")
+                    size = batch.get_total_buffer_size()
+                    if size > self.max_batch_bytes:
+                        raise InvalidArgumentError(
+                            f"batch {index} of the stream holds {size} bytes ({batch.num_rows} rows), more than "
+                            f"this server takes in one batch ({self.max_batch_bytes} bytes, --max-batch-bytes): "
+                            f"send smaller batches. Nothing of this batch was written; the {index} batches "
+                            f"before it were acknowledged")
+                    if cast:
+                        batch = _cast(batch, target, index)
+                    pipeline.put(index, batch)
+                    index += 1
+            finally:
+                # whatever ends the stream, the batches handed over are made durable and acknowledged first
+                pipeline.finish()
         except Exception as e:  # noqa: BLE001
+            if e is pipeline.error and pipeline.failed_batch is not None:
+                raise _flight_error(e, f"batch {pipeline.failed_batch} of the stream was refused (nothing of it "
+                                       f"was written; the batches before it were acknowledged): ") from None
             raise _flight_error(e) from None
 
     # -------------------------------------------------------------- actions
@@ -350,13 +359,6 @@ class FlightServer(flight.FlightServerBase):
         except Exception as e:  # noqa: BLE001
             raise _flight_error(e) from None
         return iter([flight.Result(json.dumps(out, default=str, separators=(",", ":")).encode())])
-
-
-def encode_put_result(index: int, result) -> bytes:
-    """The app metadata of the PutResult for batch ``index`` of a DoPut stream:
-    ``{"batch": index, "rows": n, "offsets": {"partition": [first, last]}}``."""
-    offsets = {str(p): [first, last] for p, (first, last) in result.offsets.items()}
-    return json.dumps({"batch": index, "rows": result.rows, "offsets": offsets}, separators=(",", ":")).encode()
 
 
 def incoming_cast(given: pa.Schema, target: pa.Schema, topic: str) -> bool:
