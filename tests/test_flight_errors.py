@@ -127,6 +127,8 @@ def test_bad_filters(client):
         tf.ticket("sensors", filter=pc.field("sensor_id") == 3)
     with pytest.raises(ValueError, match="cannot be sent as Substrait"):
         tf.ticket("sensors", filter=pc.field("nope") == 3, schema=schema)
+    with pytest.raises(ValueError, match="put time bounds in start_time/end_time"):
+        tf.ticket("sensors", filter=pc.field("ts") > pa.scalar(1, pa.timestamp("ns")), schema=schema)
 
 
 def test_bad_descriptors(client):

@@ -95,8 +95,10 @@ def encode_filter(expr: pc.Expression, schema: pa.Schema) -> str:
     try:
         return base64.b64encode(bytes(expr.to_substrait(schema))).decode("ascii")
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as e:
-        raise ValueError(f"filter {expr} cannot be sent as Substrait against {schema.names}: "
-                         f"{str(e).splitlines()[0]}") from None
+        reason = str(e).splitlines()[0]
+        if "Literal" in reason:  # pyarrow's Substrait writes no timestamp literals
+            reason += "; put time bounds in start_time/end_time instead (they also use the time index)"
+        raise ValueError(f"filter {expr} cannot be sent as Substrait against {schema.names}: {reason}") from None
 
 
 def decode_filter(text: Any, schema: pa.Schema) -> pc.Expression:
