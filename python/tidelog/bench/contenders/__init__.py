@@ -15,6 +15,7 @@ from .sqlite_ import Sqlite
 from .tidelog_ import Tidelog, TidelogColumnar, TidelogProducer, TidelogSpin
 from .tidelog_compaction import TidelogCompaction
 from .tidelog_events import ProjectionViewAlone, TidelogEvents
+from .tidelog_flight import TidelogFlight
 from .tidelog_groups import SmallFdatasync, TidelogGroups
 from .tidelog_processes import TidelogProcesses
 from .tidelog_targets import TidelogIntact
@@ -29,7 +30,7 @@ def default_contenders() -> list[Contender]:
         TidelogProcesses("threads"),
         TidelogGroups("group"), TidelogGroups("one"),
         TidelogCompaction("tidelog"), TidelogCompaction("no cleaner"),
-        TidelogEvents(), EventSourcingLib("tidelog"),
+        TidelogEvents(), EventSourcingLib("tidelog"), TidelogFlight("tidelog"), TidelogFlight("arrow"), TidelogFlight("local"),
         # physical limits
         NumpyCopy(), OsWrite(), OsWrite(preallocate=False), WriteFdatasync(True), WriteFdatasync(False),
         ArrowInMemory(), ArrowIpcFile(), OpenMmap(), OsPipe(), PythonCallFloor(), PaArrayConversion(), Crc32c(),
@@ -53,4 +54,4 @@ __all__ = ["default_contenders", "find", "Contender", "Tidelog", "TidelogProduce
            "NumpyCopy",
            "OsWrite", "WriteFdatasync", "ArrowInMemory", "ArrowIpcFile", "OpenMmap", "OsPipe", "PythonCallFloor",
            "PaArrayConversion", "Crc32c", "GroupCommitFloor", "Sqlite", "DuckDB", "Lmdb", "Kafka", "KafkaJavaProducer", "KafkaJavaLatency", "TidelogEvents",
-           "ProjectionViewAlone", "EventSourcingLib"]
+           "ProjectionViewAlone", "EventSourcingLib", "TidelogFlight"]
