@@ -133,6 +133,18 @@ def test_stream_is_the_scan_frame_by_frame(served):
     assert len(sizes) == 8
 
 
+def test_a_stream_left_early(served):
+    """A client that reads one batch of a large stream and goes away: the
+    server ends that stream (its read-ahead stops) and goes on serving."""
+    server, client, log = served
+    for _ in range(3):
+        with flight.connect(server.location) as other:
+            reader = other.do_get(tf.ticket("sensors", columns=["value"]))
+            assert reader.read_chunk().data.num_rows > 0
+            reader.cancel()
+    assert get(client, tf.ticket("sensors")).num_rows == 20_000
+
+
 def test_list_flights_and_endpoint_tickets(served):
     _, client, log = served
     infos = {info.descriptor.path[0].decode(): info for info in client.list_flights()}

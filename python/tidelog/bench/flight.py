@@ -10,8 +10,9 @@ Two parts, each its own parameter set:
   the same batches from an in-memory ``pa.Table`` (``RecordBatchStream``, no
   Python per batch): rows/s. The same client code reads both.
 * ``doput``: one DoPut stream of batches of ``batch_rows`` sensor rows to a
-  one-partition topic, the client sending them all and reading one durable
-  acknowledgement per batch (the round ends at the last one), beside the
+  one-partition topic, the client sending them all while a second thread
+  reads one durable acknowledgement per batch (the round ends at the last
+  one), beside the
   same batches appended in the bench process with ``topic.append(batch,
   durable=True)``, one after the other: rows/s.
 

@@ -18,6 +18,7 @@ import pyarrow.flight as flight
 from .. import _log
 from ..errors import (InvalidArgumentError, ReadOnlyError, SchemaMismatchError, TidelogError, TidelogIOError,
                       UnknownTopicError)
+from ._get import ReadAhead
 from ._put import AppendPipeline
 from ._ticket import Request, TicketError, decode_filter, ticket_json
 
@@ -220,10 +221,12 @@ class FlightServer(flight.FlightServerBase):
 
     def _stream(self, scan) -> Iterator[pa.RecordBatch]:
         """The scan's batches as they are read (views of the log's mapping,
-        one frame at a time: gRPC's flow control paces the reading)."""
+        one frame at a time, read a few batches ahead: gRPC's flow control
+        paces the reading). The reader starts with the first batch asked for."""
+        batches = ReadAhead(scan, scan.topic.name)
         sent = 0
         try:
-            for batch in scan:
+            for batch in batches:
                 self._check_running(f"the stream ended after {sent} batches")
                 yield batch
                 sent += 1
@@ -231,6 +234,8 @@ class FlightServer(flight.FlightServerBase):
             raise
         except Exception as e:  # noqa: BLE001 - the stream ends with a Flight error
             raise _flight_error(e) from None
+        finally:
+            batches.close()
 
     def _info(self, topic, descriptor) -> flight.FlightInfo:
         d = topic.describe()

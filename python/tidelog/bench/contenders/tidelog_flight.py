@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 import pyarrow as pa
@@ -165,14 +166,21 @@ class TidelogFlight(Contender):
 
         t0 = time.perf_counter()
         writer, acks = self.client.do_put(tf.descriptor(TOPIC), SCHEMA)
+        acked = []
+
+        def read_acks() -> None:  # beside the writes, as a streaming client reads them
+            for _ in batches:
+                acked.append(tf.decode_put_result(acks.read()))
+
+        reader = threading.Thread(target=read_acks, name="bench acks")
+        reader.start()
         for b in batches:
             writer.write_batch(b)
         writer.done_writing()
-        rows = 0
-        for _ in batches:
-            rows += tf.decode_put_result(acks.read())["rows"]
+        reader.join()
         seconds = time.perf_counter() - t0
         writer.close()
+        rows = sum(a["rows"] for a in acked)
         if rows != self.data.rows:
             raise AssertionError(f"{rows} rows acknowledged of {self.data.rows}")
         return {"seconds": seconds, "rows": rows, "batches": len(batches)}
