@@ -43,6 +43,13 @@ def fill(path) -> None:
             sensors.append(make_sensors(2_500, start=i * 2_500))
         plain = log.create_topic("plain", PLAIN_SCHEMA)
         plain.append({"name": [f"row {i}" for i in range(100)], "n": list(range(100))})
+        packed = log.create_topic("zstd", SENSORS_SCHEMA, compression="zstd", timestamp="ts")
+        for i in range(3):
+            packed.append(make_sensors(1_000, start=i * 1_000))
+        log.create_topic("records", partitions=2)
+        with log.producer() as producer:   # byte records: nested headers, a not-null timestamp
+            for i in range(50):
+                producer.send("records", value=b"v%d" % i, key=b"k%d" % (i % 7), headers={"h": b"x%d" % i})
 
 
 @pytest.fixture(scope="module")
@@ -102,6 +109,14 @@ def test_do_get_equals_read(served, name):
     assert expected.num_rows > 0 or name == "nothing"
 
 
+@pytest.mark.parametrize("name, args", [("zstd", {}), ("zstd", {"start_time": T0 + 1_500_000}),
+                                         ("records", {}), ("records", {"columns": ["key", "headers"]})])
+def test_do_get_of_compressed_and_record_topics(served, name, args):
+    _, client, log = served
+    expected = log.topic(name).read(**args)
+    assert expected.num_rows and get(client, tf.ticket(name, **args)).equals(expected)
+
+
 def test_ticket_by_name_and_schema_from_the_server(served):
     """A client without the log: the topic's schema comes from get_schema."""
     _, client, log = served
@@ -148,7 +163,7 @@ def test_a_stream_left_early(served):
 def test_list_flights_and_endpoint_tickets(served):
     _, client, log = served
     infos = {info.descriptor.path[0].decode(): info for info in client.list_flights()}
-    assert set(infos) >= {"sensors", "plain"}
+    assert set(infos) >= {"sensors", "plain", "zstd", "records"}
     info = infos["sensors"]
     assert info.schema == SENSORS_SCHEMA
     assert info.total_records == 20_000
@@ -346,7 +361,7 @@ def test_tls_and_token(tmp_path):
         client = flight.connect(server.location, tls_root_certs=cert.read_bytes())
         good = tf.call_options("s3cret-token")
         infos = list(client.list_flights(options=good))
-        assert {i.descriptor.path[0] for i in infos} == {b"sensors", b"plain"}
+        assert {i.descriptor.path[0] for i in infos} == {b"sensors", b"plain", b"zstd", b"records"}
         with tidelog.open(path, read_only=True) as log:
             expected = log.topic("sensors").read(columns=["value"], partitions=[1])
         got = client.do_get(tf.ticket("sensors", columns=["value"], partitions=[1]), options=good).read_all()

@@ -268,6 +268,8 @@ def test_bad_locations_and_port_in_use(tmp_path, served):
     for location in ("127.0.0.1", "http://127.0.0.1:1", "127.0.0.1:99999", "grpc://127.0.0.1:1/path"):
         with pytest.raises(tidelog.InvalidArgumentError):
             tf.parse_location(location, tls=False)
+    assert tf.parse_location("[::1]:8815", tls=False) == ("::1", 8815, "grpc://[::1]:8815")
+    assert tf.parse_location(("127.0.0.1", 0), tls=True) == ("127.0.0.1", 0, "grpc+tls://127.0.0.1:0")
     with pytest.raises(tidelog.InvalidArgumentError, match="asks for TLS"):
         tf.parse_location("grpc+tls://127.0.0.1:1", tls=False)
     port = served[0].location.rsplit(":", 1)[1]
@@ -294,3 +296,27 @@ def test_a_call_that_outlives_the_stop(tmp_path):
     assert status == 1 and "still in progress" in err
     with tidelog.open(path) as log:
         assert log.topic("t").read().column("n").to_pylist() == [1, 2, 3]
+
+
+def test_read_only_server(tmp_path):
+    """--read-only: reads and listings, no DoPut, no flush."""
+    path = tmp_path / "log"
+    schema = pa.schema([("n", pa.int64())])
+    with tidelog.open(path) as log:
+        log.create_topic("t", schema).append({"n": [1, 2]})
+    server = ServerProcess(path, "--read-only")
+    try:
+        with flight.connect(server.location) as client:
+            assert client.do_get(tf.ticket("t")).read_all().column("n").to_pylist() == [1, 2]
+            writer, _ = client.do_put(tf.descriptor("t"), schema)
+            with pytest.raises(flight.FlightUnauthorizedError, match="ReadOnlyError: this server opened its log "
+                                                                      "read-only"):
+                writer.write_batch(pa.record_batch({"n": [3]}, schema=schema))
+                writer.close()
+            with pytest.raises(flight.FlightUnauthorizedError, match="read-only"):
+                list(client.do_action(flight.Action("flush", b"")))
+    finally:
+        status, _, err = server.stop()
+    assert status == 0, err
+    with tidelog.open(path, read_only=True) as log:
+        assert log.topic("t").read().num_rows == 2
