@@ -17,10 +17,13 @@ Contract:
   ``[topic]``. The stream's schema must be the topic's, or have its column
   names with types that cast to it (the rule of ``topic.append`` for data
   from other libraries); otherwise the call fails before anything is
-  written. Each batch is one ``topic.append(batch, durable=True)``: one
-  PutResult per batch, in order, sent only once the batch is durable
-  (fdatasync), whatever the topic's durability mode; its app metadata is
-  JSON ``{"batch": i, "rows": n, "offsets": {"partition": [first, last]}}``.
+  written. Each batch is one ``topic.append`` (its rows get consecutive
+  offsets per partition, batches in stream order), and one PutResult per
+  batch, in order, is sent only once an fdatasync that began after the
+  batch was written has returned, whatever the topic's durability mode
+  (the batches that arrive during one fdatasync share the next); its app
+  metadata is JSON ``{"batch": i, "rows": n, "offsets": {"partition":
+  [first, last]}}``.
   A batch that fails (values that do not cast, nulls in a non-null column,
   more than ``max_batch_bytes``) ends the stream with an error: nothing of
   it is written, the batches before it stay acknowledged and durable.

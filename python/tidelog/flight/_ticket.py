@@ -11,6 +11,7 @@ import base64
 import binascii
 import dataclasses
 import json
+import operator
 from typing import Any, Iterable
 
 import pyarrow as pa
@@ -65,7 +66,8 @@ def ticket_json(topic: Any, start_offset: Any = None, end_offset: Any = None, *,
         topic = name
     out: dict[str, Any] = {"version": TICKET_VERSION, "topic": topic}
     if partitions is not None:
-        out["partitions"] = [partitions] if isinstance(partitions, int) else [int(p) for p in partitions]
+        one = hasattr(partitions, "__index__")  # an int, numpy's too
+        out["partitions"] = [operator.index(partitions)] if one else [operator.index(p) for p in partitions]
     for key, value in (("start_offset", start_offset), ("end_offset", end_offset)):
         if value is not None:
             out[key] = ({str(int(p)): _arrow.as_offset(v, key) for p, v in value.items()}
