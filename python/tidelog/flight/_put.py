@@ -23,10 +23,9 @@ class AppendPipeline:
     """Appends the batches of one DoPut stream, in order, on a thread of its
     own, and acknowledges each once it is durable.
 
-    The thread appends every batch received so far (``durable=False``: written,
-    offsets assigned), then one ``topic.flush()`` makes them all durable, then
-    it sends their acknowledgements; meanwhile the call's thread receives the
-    next batches. So a stream pays one fdatasync per group of batches that
+    The thread appends every batch received so far (written, offsets
+    assigned), waits once for them all to be durable, then sends their
+    acknowledgements; meanwhile the call's thread receives the next batches. So a stream pays one fdatasync per group of batches that
     arrived during the previous one, not one per batch, and no batch is
     acknowledged before an fdatasync that started after it was written.
 
@@ -45,6 +44,12 @@ class AppendPipeline:
         self._queue: queue.Queue = queue.Queue(maxsize=QUEUE_BATCHES)
         self.error: BaseException | None = None
         self.failed_batch: int | None = None  # the batch whose append failed, if one did
+        # "fsync" topics: only the last append of a group waits for durability, in
+        # the group commit as appends in-process do: every write notes a flush
+        # deadline of now, tickets are global and increasing, so the fdatasync
+        # that covers its ticket covers the writes before it (docs/ARCHITECTURE.md,
+        # the committer). Other modes: one topic.flush() after the group.
+        self._group_commit = topic.config.durability == "fsync"
         self._thread = threading.Thread(target=self._run, name=f"tidelog flight put {topic.name}", daemon=True)
         self._thread.start()
 
@@ -66,26 +71,31 @@ class AppendPipeline:
     def _run(self) -> None:
         done = False
         while not done:
-            written = []  # (index, AppendResult): appended, not yet durable
-            item = self._queue.get()
-            while True:
-                if item is None:
-                    done = True
-                    break
-                if self.error is None:  # after a failure, the rest is drained unwritten
-                    index, batch = item
-                    try:
-                        written.append((index, self._topic.append(batch, durable=False)))
-                    except BaseException as e:  # noqa: BLE001 - reported by put/finish
-                        self.error, self.failed_batch = e, index
+            items = [self._queue.get()]  # what has arrived: at least one, all there is
+            while items[-1] is not None:
                 try:
-                    item = self._queue.get_nowait()
+                    items.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
-            if written:
+            if items[-1] is None:
+                done = True
+                items.pop()
+            if self.error is not None:
+                continue  # after a failure, the rest is drained unwritten
+            written = []  # (index, AppendResult)
+            for k, (index, batch) in enumerate(items):
                 try:
-                    self._topic.flush()
-                    for index, result in written:
-                        self._writer.write(encode_put_result(index, result))
+                    last = k == len(items) - 1
+                    written.append((index, self._topic.append(batch, durable=last and self._group_commit)))
                 except BaseException as e:  # noqa: BLE001 - reported by put/finish
-                    self.error = self.error or e
+                    self.error, self.failed_batch = e, index
+                    break
+            if not written:
+                continue
+            try:
+                if self.error is not None or not self._group_commit:
+                    self._topic.flush()
+                for index, result in written:
+                    self._writer.write(encode_put_result(index, result))
+            except BaseException as e:  # noqa: BLE001 - reported by put/finish
+                self.error = self.error or e

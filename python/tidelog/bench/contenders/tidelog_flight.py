@@ -167,6 +167,14 @@ class TidelogFlight(Contender):
         t0 = time.perf_counter()
         writer, acks = self.client.do_put(tf.descriptor(TOPIC), SCHEMA)
         acked = []
+        if case["client"] == "lock-step":
+            for b in batches:
+                writer.write_batch(b)
+                acked.append(tf.decode_put_result(acks.read()))
+            writer.done_writing()
+            seconds = time.perf_counter() - t0
+            writer.close()
+            return self._put_measure(seconds, acked)
 
         def read_acks() -> None:  # beside the writes, as a streaming client reads them
             for _ in batches:
@@ -180,10 +188,13 @@ class TidelogFlight(Contender):
         reader.join()
         seconds = time.perf_counter() - t0
         writer.close()
+        return self._put_measure(seconds, acked)
+
+    def _put_measure(self, seconds: float, acked: list) -> dict:
         rows = sum(a["rows"] for a in acked)
-        if rows != self.data.rows:
-            raise AssertionError(f"{rows} rows acknowledged of {self.data.rows}")
-        return {"seconds": seconds, "rows": rows, "batches": len(batches)}
+        if rows != self.data.rows or [a["batch"] for a in acked] != list(range(len(self.data.batches))):
+            raise AssertionError(f"{rows} rows acknowledged of {self.data.rows}, {len(acked)} acknowledgements")
+        return {"seconds": seconds, "rows": rows, "batches": len(acked)}
 
     def flight_teardown(self):
         if self.client is not None:
