@@ -1,5 +1,5 @@
 """Arrow Flight: a log's topics served to any Flight client (pyarrow, Java,
-Go, Rust, DuckDB's and Polars' readers), ``tidelog serve DIR --flight HOST:PORT``.
+Go, Rust, C++), ``tidelog serve DIR --flight HOST:PORT``.
 
 Contract:
 
@@ -10,8 +10,9 @@ Contract:
   (a ``pyarrow.compute.Expression`` sent as base64 Substrait). The stream
   holds exactly the rows ``topic.read`` returns for the same arguments, in
   the same order, as the record batches the scan yields: views of the log's
-  memory mapping, one frame at a time, never gathered (memory stays bounded
-  by gRPC's flow control whatever the range). The end of each partition is
+  memory mapping, one frame at a time, read a few batches ahead (ReadAhead),
+  never gathered (memory stays bounded by gRPC's flow control whatever the
+  range). The end of each partition is
   fixed when the call starts. A ticket is checked before anything is read.
 * **DoPut appends durably, batch by batch.** The descriptor is the path
   ``[topic]``. The stream's schema must be the topic's, or have its column
