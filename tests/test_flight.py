@@ -30,7 +30,7 @@ import pytest
 import tidelog
 import tidelog.flight as tf
 from _flight_helpers import ServerProcess, self_signed_certificate
-from _helpers import SENSORS_SCHEMA, T0, make_sensors
+from _helpers import SENSORS_SCHEMA, T0, frame_spans, make_sensors, segment_logs
 
 PLAIN_SCHEMA = pa.schema([("name", pa.string()), ("n", pa.int64())])
 
@@ -345,6 +345,38 @@ def test_signals_stop_it_cleanly(tmp_path, sig):
     with tidelog.open(path) as log:
         assert log.clean_shutdown
         assert log.topic("t").read().column("n").to_pylist() == [1, 2]
+
+
+def test_damaged_data(tmp_path):
+    """A DoGet that reaches a damaged frame ends with the CorruptionError
+    (the scan finds it when it looks the frames up, before their batches);
+    on_corrupt="skip" steps over it, as topic.read(on_corrupt="skip") does."""
+    path = tmp_path / "log"
+    with tidelog.open(path) as log:
+        topic = log.create_topic("t", SENSORS_SCHEMA, timestamp="ts")
+        for i in range(5):
+            topic.append(make_sensors(1_000, start=i * 1_000))
+    (segment,) = segment_logs(path, "t")
+    with open(segment, "r+b") as f:   # the third frame's magic
+        f.seek(frame_spans(segment)[2][0])
+        f.write(b"XXXX")
+    server = ServerProcess(path)
+    try:
+        with flight.connect(server.location) as client:
+            reader = client.do_get(tf.ticket("t"))
+            rows = 0
+            with pytest.raises(flight.FlightServerError, match="CorruptionError: .*offsets 2000..2999") as info:
+                for chunk in reader:
+                    rows += chunk.data.num_rows
+            assert info.value.extra_info == b"CorruptionError" and rows <= 2_000
+            got = client.do_get(tf.ticket("t", on_corrupt="skip")).read_all()
+        with tidelog.open(path, read_only=True) as log, pytest.warns(tidelog.CorruptionWarning):
+            expected = log.topic("t").read(on_corrupt="skip")
+        assert got.num_rows == 4_000 and got.equals(expected)
+    finally:
+        status, _, err = server.stop()
+    assert status == 0, err
+    assert "skipped damaged data in topic 't' partition 0: offsets 2000..2999" in err
 
 
 # ------------------------------------------------------------- TLS, token

@@ -84,6 +84,7 @@ BAD_TICKETS = [
     ({**GOOD, "columns": "ts"}, "'columns' must be an array of column names"),
     ({**GOOD, "columns": ["ts", "nope"]}, "unknown columns ['nope']"),
     ({**GOOD, "with_offsets": 1}, "'with_offsets' must be true or false"),
+    ({**GOOD, "on_corrupt": "ignore"}, "'on_corrupt' must be \"raise\" or \"skip\""),
     ({**GOOD, "filter": 3}, "'filter' must be a base64 string"),
     ({**GOOD, "filter": "%%%"}, "not valid base64"),
     ({**GOOD, "filter": base64.b64encode(b"junk").decode()}, "not a Substrait ExtendedExpression"),

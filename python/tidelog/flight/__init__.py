@@ -6,14 +6,15 @@ Contract:
 * **DoGet streams a scan.** The ticket is versioned JSON (``ticket()`` builds
   it; docs/guide/flight.md documents it) naming a topic and the arguments of
   ``topic.scan``: partitions, start/end offsets (an int or one per
-  partition), start/end times, columns, ``with_offsets`` and a row filter
-  (a ``pyarrow.compute.Expression`` sent as base64 Substrait). The stream
+  partition), start/end times, columns, ``with_offsets``, ``on_corrupt``
+  and a row filter (a ``pyarrow.compute.Expression`` sent as base64
+  Substrait). The stream
   holds exactly the rows ``topic.read`` returns for the same arguments, in
   the same order, as the record batches the scan yields: views of the log's
   memory mapping, one frame at a time, read a few batches ahead (ReadAhead),
   never gathered (memory stays bounded by gRPC's flow control whatever the
-  range). The end of each partition is
-  fixed when the call starts. A ticket is checked before anything is read.
+  range). The end of each partition is fixed when the call starts. A ticket
+  is checked before anything is read.
 * **DoPut appends durably, batch by batch.** The descriptor is the path
   ``[topic]``. The stream's schema must be the topic's, or have its column
   names with types that cast to it (the rule of ``topic.append`` for data

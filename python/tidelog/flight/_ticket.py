@@ -24,7 +24,7 @@ from .. import _arrow
 TICKET_VERSION = 1
 #: Every field a version-1 ticket may hold; "version" and "topic" are required.
 TICKET_FIELDS = ("version", "topic", "partitions", "start_offset", "end_offset", "start_time", "end_time",
-                 "columns", "filter", "with_offsets")
+                 "columns", "filter", "with_offsets", "on_corrupt")
 
 
 class TicketError(ValueError):
@@ -35,7 +35,7 @@ class TicketError(ValueError):
 def ticket(topic: Any, start_offset: Any = None, end_offset: Any = None, *, start_time: Any = None,
            end_time: Any = None, partitions: int | Iterable[int] | None = None, columns: list[str] | None = None,
            filter: pc.Expression | None = None, schema: pa.Schema | None = None,  # noqa: A002 - pyarrow's name
-           with_offsets: bool = False) -> flight.Ticket:
+           with_offsets: bool = False, on_corrupt: str = "raise") -> flight.Ticket:
     """A ``pyarrow.flight.Ticket`` that streams what ``topic.scan(...)`` with
     the same arguments returns: pass it to ``FlightClient.do_get``.
 
@@ -46,16 +46,18 @@ def ticket(topic: Any, start_offset: Any = None, end_offset: Any = None, *, star
     ``filter``: a ``pyarrow.compute.Expression``, sent as Substrait, which
     refers to columns by position: it needs the topic's full ``schema``
     (taken from a ``Topic``; from a server, ``client.get_schema(descriptor)``
-    or ``FlightInfo.schema`` of ``list_flights``).
+    or ``FlightInfo.schema`` of ``list_flights``). ``on_corrupt="skip"``
+    steps over damaged data (the server warns and counts it) instead of
+    ending the stream with a ``CorruptionError``.
     """
     return flight.Ticket(ticket_json(topic, start_offset, end_offset, start_time=start_time, end_time=end_time,
                                      partitions=partitions, columns=columns, filter=filter, schema=schema,
-                                     with_offsets=with_offsets))
+                                     with_offsets=with_offsets, on_corrupt=on_corrupt))
 
 
 def ticket_json(topic: Any, start_offset: Any = None, end_offset: Any = None, *, start_time: Any = None,
                 end_time: Any = None, partitions: Any = None, columns: Any = None, filter: Any = None,  # noqa: A002
-                schema: pa.Schema | None = None, with_offsets: bool = False) -> bytes:
+                schema: pa.Schema | None = None, with_offsets: bool = False, on_corrupt: str = "raise") -> bytes:
     """The JSON bytes of ``ticket()`` (also what a command descriptor of
     ``get_flight_info`` and ``get_schema`` holds)."""
     if not isinstance(topic, str):
@@ -89,6 +91,10 @@ def ticket_json(topic: Any, start_offset: Any = None, end_offset: Any = None, *,
         out["filter"] = encode_filter(filter, schema)
     if with_offsets:
         out["with_offsets"] = True
+    if on_corrupt != "raise":
+        if on_corrupt != "skip":
+            raise ValueError(f"on_corrupt must be 'raise' or 'skip', not {on_corrupt!r}")
+        out["on_corrupt"] = on_corrupt
     return json.dumps(out, separators=(",", ":")).encode()
 
 
@@ -196,6 +202,11 @@ class Request:
                 raise TicketError(f"ticket field 'with_offsets' must be true or false, not "
                                   f"{_json_type(doc['with_offsets'])}")
             scan["with_offsets"] = doc["with_offsets"]
+        if "on_corrupt" in doc:
+            if doc["on_corrupt"] not in ("raise", "skip"):
+                raise TicketError(f"ticket field 'on_corrupt' must be \"raise\" or \"skip\", not "
+                                  f"{doc['on_corrupt']!r}")
+            scan["on_corrupt"] = doc["on_corrupt"]
         text = doc.get("filter")
         if "filter" in doc and not isinstance(text, str):
             raise TicketError(f"ticket field 'filter' must be a base64 string of Substrait, not {_json_type(text)}")
