@@ -25,9 +25,10 @@ class AppendPipeline:
 
     The thread appends every batch received so far (written, offsets
     assigned), waits once for them all to be durable, then sends their
-    acknowledgements; meanwhile the call's thread receives the next batches. So a stream pays one fdatasync per group of batches that
-    arrived during the previous one, not one per batch, and no batch is
-    acknowledged before an fdatasync that started after it was written.
+    acknowledgements; meanwhile the call's thread receives the next batches.
+    So a stream pays one fdatasync per group of batches that arrived during
+    the previous one, not one per batch, and no batch is acknowledged before
+    an fdatasync that started after it was written.
 
     A thread Python made, not gRPC's: ``topic.append`` keeps a per-thread
     Arrow IPC writer for large batches, and one left on a gRPC thread crashes
