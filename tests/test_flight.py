@@ -129,6 +129,29 @@ def test_ticket_by_name_and_schema_from_the_server(served):
     assert expected.num_rows and get(client, ticket).equals(expected)
 
 
+def test_filters_get_their_column_names_back():
+    """Substrait names columns by position; the server names them again
+    where the rebuilt filter writes the same Substrait, so the scan can use
+    it (time bounds of an int64 time column, per-frame min/max); otherwise
+    the filter stays as received (still applied)."""
+    from tidelog import _filter
+    from tidelog.flight._ticket import decode_filter, encode_filter
+
+    schema = pa.schema([("ts", pa.int64()), ("sensor_id", pa.int32()), ("value", pa.float64()),
+                        ("name", pa.string())])
+    for expr in [(pc.field("ts") >= 1_000) & (pc.field("ts") < 2_000), pc.field("sensor_id") != -3,
+                 (pc.field("value") > 0.5) | pc.field("name").is_null(), ~(pc.field("name") == "x")]:
+        got = decode_filter(encode_filter(expr, schema), schema)
+        assert "FieldPath" not in str(got) and _filter.parse(got) is not None, (expr, got)
+    got = decode_filter(encode_filter((pc.field("ts") >= 1_000) & (pc.field("ts") < 2_000), schema), schema)
+    assert _filter.time_bounds(_filter.parse(got), "ts", 1) == (1_000, 2_000)
+    for expr in [pc.field("sensor_id").isin([3, 4]), (pc.field("value") + 1) > 3]:
+        got = decode_filter(encode_filter(expr, schema), schema)
+        assert "FieldPath" in str(got)   # kept as received
+        table = pa.table({"ts": [1, 2], "sensor_id": [3, 5], "value": [2.5, 1.0], "name": ["a", None]}, schema=schema)
+        assert table.filter(got).equals(table.filter(expr))
+
+
 def test_ticket_is_versioned_json(served):
     """The wire format is plain JSON any Flight client can write."""
     _, client, log = served

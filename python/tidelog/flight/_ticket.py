@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 import pyarrow.flight as flight
 
 from .. import _arrow
+from ._substrait import named
 
 #: The ticket format this build writes and reads ("version" in the JSON).
 TICKET_VERSION = 1
@@ -111,7 +112,9 @@ def encode_filter(expr: pc.Expression, schema: pa.Schema) -> str:
 
 def decode_filter(text: Any, schema: pa.Schema) -> pc.Expression:
     """The expression of a ticket's "filter", checked to have been bound to
-    ``schema`` (the topic's): Substrait refers to columns by position."""
+    ``schema`` (the topic's): Substrait refers to columns by position. Its
+    columns are named again where that can be done exactly (``named``), so
+    that the scan skips what the filter rules out."""
     if not isinstance(text, str):
         raise TicketError(f"ticket field 'filter' must be a base64 string of Substrait, not {_json_type(text)}")
     try:
@@ -132,7 +135,7 @@ def decode_filter(text: Any, schema: pa.Schema) -> pc.Expression:
                           f"has {_describe(schema)}: Substrait refers to columns by position, so build it with "
                           f"the topic's schema")
     (expr,) = bound.expressions.values()
-    return expr
+    return named(raw, expr, schema)
 
 
 def _same_fields(a: pa.Schema, b: pa.Schema) -> bool:
