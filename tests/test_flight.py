@@ -46,6 +46,9 @@ def fill(path) -> None:
         packed = log.create_topic("zstd", SENSORS_SCHEMA, compression="zstd", timestamp="ts")
         for i in range(3):
             packed.append(make_sensors(1_000, start=i * 1_000))
+        ticks = log.create_topic("ticks", pa.schema([("ts", pa.int64()), ("v", pa.float64())]), timestamp="ts")
+        for i in range(4):
+            ticks.append({"ts": T0 + np.arange(i * 500, (i + 1) * 500) * 1_000_000, "v": np.arange(500.0)})
         log.create_topic("records", partitions=2)
         with log.producer() as producer:   # byte records: nested headers, a not-null timestamp
             for i in range(50):
@@ -110,11 +113,14 @@ def test_do_get_equals_read(served, name):
 
 
 @pytest.mark.parametrize("name, args", [("zstd", {}), ("zstd", {"start_time": T0 + 1_500_000}),
+                                         ("ticks", {"filter": (pc.field("ts") >= T0 + 700_000_000)
+                                                    & (pc.field("ts") < T0 + 1_200_000_000)}),
                                          ("records", {}), ("records", {"columns": ["key", "headers"]})])
 def test_do_get_of_compressed_and_record_topics(served, name, args):
     _, client, log = served
-    expected = log.topic(name).read(**args)
-    assert expected.num_rows and get(client, tf.ticket(name, **args)).equals(expected)
+    topic = log.topic(name)
+    expected = topic.read(**args)
+    assert expected.num_rows and get(client, tf.ticket(topic, **args)).equals(expected)
 
 
 def test_ticket_by_name_and_schema_from_the_server(served):
@@ -186,7 +192,7 @@ def test_a_stream_left_early(served):
 def test_list_flights_and_endpoint_tickets(served):
     _, client, log = served
     infos = {info.descriptor.path[0].decode(): info for info in client.list_flights()}
-    assert set(infos) >= {"sensors", "plain", "zstd", "records"}
+    assert set(infos) >= {"sensors", "plain", "zstd", "records", "ticks"}
     info = infos["sensors"]
     assert info.schema == SENSORS_SCHEMA
     assert info.total_records == 20_000
@@ -416,7 +422,7 @@ def test_tls_and_token(tmp_path):
         client = flight.connect(server.location, tls_root_certs=cert.read_bytes())
         good = tf.call_options("s3cret-token")
         infos = list(client.list_flights(options=good))
-        assert {i.descriptor.path[0] for i in infos} == {b"sensors", b"plain", b"zstd", b"records"}
+        assert {i.descriptor.path[0] for i in infos} == {b"sensors", b"plain", b"zstd", b"records", b"ticks"}
         with tidelog.open(path, read_only=True) as log:
             expected = log.topic("sensors").read(columns=["value"], partitions=[1])
         got = client.do_get(tf.ticket("sensors", columns=["value"], partitions=[1]), options=good).read_all()
