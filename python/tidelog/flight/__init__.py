@@ -8,7 +8,8 @@ Contract:
   ``topic.scan``: partitions, start/end offsets (an int or one per
   partition), start/end times, columns, ``with_offsets``, ``on_corrupt``
   and a row filter (a ``pyarrow.compute.Expression`` sent as base64
-  Substrait). The stream
+  Substrait; its columns named again where that is exact, so the scan skips
+  frames as it does in-process: ``_substrait``). The stream
   holds exactly the rows ``topic.read`` returns for the same arguments, in
   the same order, as the record batches the scan yields: views of the log's
   memory mapping, one frame at a time, read a few batches ahead (ReadAhead),
