@@ -46,6 +46,11 @@ def main(argv: list[str] | None = None) -> int:
                     "committed), 2 bad arguments."))
 
     topics_cli.add_arguments(sub.add_parser("topics", help="list, describe, alter or compact topics"))
+    from . import serve as serve_cli
+
+    serve_cli.add_arguments(sub.add_parser("serve", help="serve a log over Arrow Flight (DoGet, DoPut, ListFlights)",
+                                           description=serve_cli.DESCRIPTION,
+                                           formatter_class=argparse.RawDescriptionHelpFormatter))
     from ..bench.cli import DESCRIPTION as BENCH_DESCRIPTION, add_arguments as add_bench_arguments
 
     bench = sub.add_parser("bench", help="the benchmark suite: tidelog beside the physical limits and its peers",
@@ -66,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
         return topics_cli.main(args)
     if args.command == "export":
         return export_cli.main(args)
+    if args.command == "serve":
+        return serve_cli.main(args)
     if args.command == "verify":
         from .._verify import main as verify_main
 

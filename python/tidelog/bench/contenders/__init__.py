@@ -16,6 +16,7 @@ from .tidelog_ import Tidelog, TidelogColumnar, TidelogProducer, TidelogSpin
 from .tidelog_compaction import TidelogCompaction
 from .tidelog_events import ProjectionViewAlone, TidelogEvents
 from .tidelog_export import TidelogExport
+from .tidelog_flight import TidelogFlight
 from .tidelog_groups import SmallFdatasync, TidelogGroups
 from .tidelog_processes import TidelogProcesses
 from .tidelog_targets import TidelogIntact
@@ -31,6 +32,7 @@ def default_contenders() -> list[Contender]:
         TidelogGroups("group"), TidelogGroups("one"),
         TidelogCompaction("tidelog"), TidelogCompaction("no cleaner"),
         TidelogEvents(), EventSourcingLib("tidelog"), TidelogExport("tidelog"),
+        TidelogFlight("tidelog"), TidelogFlight("arrow"), TidelogFlight("local"),
         # physical limits
         NumpyCopy(), OsWrite(), OsWrite(preallocate=False), WriteFdatasync(True), WriteFdatasync(False),
         ArrowInMemory(), ArrowIpcFile(), OpenMmap(), OsPipe(), PythonCallFloor(), PaArrayConversion(), Crc32c(),
@@ -54,4 +56,4 @@ __all__ = ["default_contenders", "find", "Contender", "Tidelog", "TidelogProduce
            "NumpyCopy",
            "OsWrite", "WriteFdatasync", "ArrowInMemory", "ArrowIpcFile", "OpenMmap", "OsPipe", "PythonCallFloor",
            "PaArrayConversion", "Crc32c", "GroupCommitFloor", "Sqlite", "DuckDB", "Lmdb", "Kafka", "KafkaJavaProducer", "KafkaJavaLatency", "TidelogEvents",
-           "ProjectionViewAlone", "EventSourcingLib", "TidelogExport"]
+           "ProjectionViewAlone", "EventSourcingLib", "TidelogExport", "TidelogFlight"]
