@@ -13,7 +13,7 @@ import pytest
 import tidelog
 from tidelog import _zones
 from tidelog.errors import LogClosedError, ReadOnlyError
-from _helpers import T0
+from _helpers import T0, run_python
 
 SCHEMAS = {
     "ns": pa.schema([("ts", pa.timestamp("ns")), ("sensor_id", pa.int32()), ("value", pa.float64())]),
@@ -136,3 +136,43 @@ def test_durable_appends_closed_topics_and_readers(log, log_dir):
     log.close()
     with pytest.raises(LogClosedError):
         t.append(_batch("ns", 1, rng, nulls=False))
+
+
+NATIVE_THREAD_APPENDS = r"""
+import ctypes, ctypes.util, sys
+import numpy as np, pyarrow as pa, tidelog
+schema = pa.schema([("ts", pa.timestamp("ns")), ("sensor_id", pa.int32()), ("value", pa.float64())])
+n = 10_000  # > 64 KiB a batch: the IPC stream writer path
+big = pa.record_batch([pa.array(1_700_000_000_000_000_000 + np.arange(n), pa.timestamp("ns")),
+                       pa.array(np.zeros(n, np.int32)), pa.array(np.ones(n))], schema=schema)
+log = tidelog.open(sys.argv[1])
+t = log.create_topic("t", schema, timestamp="ts", durability="none")
+errors = []
+
+@ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_void_p)
+def run(_):
+    try:
+        for _ in range(3):
+            t.append(big)
+    except BaseException as e:
+        errors.append(e)
+    return None
+
+libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+for _ in range(5):
+    thread = ctypes.c_ulong()
+    assert libc.pthread_create(ctypes.byref(thread), None, run, None) == 0
+    assert libc.pthread_join(thread, None) == 0
+assert not errors, errors
+assert t.end_offsets() == {0: 15 * n}
+log.close()
+print("ok")
+"""
+
+
+def test_appends_from_threads_python_did_not_start(log_dir):
+    """A native thread (as gRPC's, in a Flight server) that runs Python through
+    a callback: big batches use the IPC stream writer, which must not outlive
+    the thread's Python state (that crashed the process: hence a child)."""
+    out = run_python(NATIVE_THREAD_APPENDS, str(log_dir))
+    assert out.stdout.strip() == "ok"

@@ -124,6 +124,12 @@ class BatchEncoder:
             writer = ipc.new_stream(sink, self.schema)
             # The schema message goes out with the first batch: send it now.
             writer.write_batch(pa.RecordBatch.from_pylist([], schema=self.schema))
+            if isinstance(threading.current_thread(), threading._DummyThread):
+                # A thread Python did not start (a gRPC or other native callback
+                # thread): its thread-locals are torn down with its thread state,
+                # and a writer closing into its Python sink then crashes the
+                # process. Such threads get a writer per batch instead.
+                return writer, sink
             local.writer, local.sink = writer, sink
         return writer, local.sink
 

@@ -868,6 +868,32 @@ class Topic:
             "schema": str(self.schema),
         }
 
+    def to_parquet(self, path: str | os.PathLike, *, partition_by: Any = None, start_offset: Any = None,
+                   end_offset: Any = None, start_time: Any = None, end_time: Any = None,
+                   columns: list[str] | None = None, row_group_size: int = 1 << 20, compression: str = "zstd",
+                   compression_level: int | None = None, max_rows_per_file: int | None = None,
+                   incremental: bool = False, progress: Any = None):
+        """Writes the topic's rows as Parquet files into the folder ``path``,
+        streaming (bounded memory), readable by pyarrow, DuckDB and Polars.
+
+        ``partition_by``: None, ``"date"`` (hive folders ``date=YYYY-MM-DD``,
+        the UTC date of the timestamp column), a column name or a tuple of
+        them. Offsets, times and ``columns`` select as in ``scan``.
+        ``row_group_size`` rows per row group; ``compression``: ``"zstd"``
+        (pyarrow's default would be snappy), ``"snappy"``, ... or ``"none"``.
+        A one-off export writes a new or empty folder all at once;
+        ``incremental=True`` adds what is new since the last run, exactly
+        once even when runs are killed (see ``tidelog.export``). Returns an
+        ``ExportResult``."""
+        self._check_open()
+        from .export import export_files
+
+        return export_files(self, path, format="parquet", partition_by=partition_by, start_offset=start_offset,
+                            end_offset=end_offset, start_time=start_time, end_time=end_time, columns=columns,
+                            incremental=incremental, row_group_size=row_group_size, compression=compression,
+                            compression_level=compression_level, max_rows_per_file=max_rows_per_file,
+                            progress=progress)
+
     # ------------------------------------------------------------ compaction
     def _reconfigure(self, config: TopicConfig, meta_identity) -> None:
         """Internal, for the owning Log: takes over an altered configuration

@@ -25,9 +25,10 @@ class TidelogError(Exception):
 class LogLockedError(TidelogError, BlockingIOError):
     """The log folder is open in a mode that excludes this open: an exclusive
     handle has it, or (opening with ``exclusive=True``) other read-write
-    handles have it. ``path`` names the folder, ``pids`` the holders' processes
-    (``pid`` the first; this process's own pid when it holds the log itself),
-    empty when the system does not tell."""
+    handles have it. Also raised by an export whose output folder another
+    export run is writing (``tidelog.export``). ``path`` names the folder,
+    ``pids`` the holders' processes (``pid`` the first; this process's own pid
+    when it holds the log itself), empty when the system does not tell."""
 
     def __init__(self, message: str, pid: int | None = None, path: str | None = None,
                  pids: list[int] | None = None):

@@ -84,7 +84,7 @@ class PushdownData:
 
 class Pushdown(Workload):
     name = "pushdown"
-    title = "14. DuckDB and Polars with pushdown"
+    title = "16. DuckDB and Polars with pushdown"
     description = (
         "A DuckDB SQL query and a Polars LazyFrame query over a topic of sensor rows (int64 ns ts, int32 "
         "sensor_id, float64 value; 64 Ki-row frames, page cache warm). *window*: avg(value) per sensor over a "

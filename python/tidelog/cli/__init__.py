@@ -35,8 +35,22 @@ def main(argv: list[str] | None = None) -> int:
 
     groups_cli.add_arguments(sub.add_parser("groups", help="list, describe, reset or delete consumer groups"))
     from . import topics as topics_cli
+    from . import export as export_cli
+
+    export_cli.add_arguments(sub.add_parser(
+        "export", help="a topic to Parquet, CSV or Arrow IPC files, or to an Iceberg table; once or incrementally",
+        description="Exports a topic's rows into --out: Parquet, CSV or Arrow IPC files (hive folders with "
+                    "--partition-by), or an Apache Iceberg table (pyiceberg). --incremental adds what is new since "
+                    "the last run, exactly once even when a run is killed. The log is opened read-only, so an "
+                    "export runs beside a live writer. Exit status: 0 done, 1 refused or failed (nothing "
+                    "committed), 2 bad arguments."))
 
     topics_cli.add_arguments(sub.add_parser("topics", help="list, describe, alter or compact topics"))
+    from . import serve as serve_cli
+
+    serve_cli.add_arguments(sub.add_parser("serve", help="serve a log over Arrow Flight (DoGet, DoPut, ListFlights)",
+                                           description=serve_cli.DESCRIPTION,
+                                           formatter_class=argparse.RawDescriptionHelpFormatter))
     from ..bench.cli import DESCRIPTION as BENCH_DESCRIPTION, add_arguments as add_bench_arguments
 
     bench = sub.add_parser("bench", help="the benchmark suite: tidelog beside the physical limits and its peers",
@@ -55,6 +69,10 @@ def main(argv: list[str] | None = None) -> int:
         return groups_cli.main(args)
     if args.command == "topics":
         return topics_cli.main(args)
+    if args.command == "export":
+        return export_cli.main(args)
+    if args.command == "serve":
+        return serve_cli.main(args)
     if args.command == "verify":
         from .._verify import main as verify_main
 

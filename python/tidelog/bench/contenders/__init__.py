@@ -15,6 +15,8 @@ from .sqlite_ import Sqlite
 from .tidelog_ import Tidelog, TidelogColumnar, TidelogProducer, TidelogSpin
 from .tidelog_compaction import TidelogCompaction
 from .tidelog_events import ProjectionViewAlone, TidelogEvents
+from .tidelog_export import TidelogExport
+from .tidelog_flight import TidelogFlight
 from .tidelog_groups import SmallFdatasync, TidelogGroups
 from .tidelog_processes import TidelogProcesses
 from .tidelog_pushdown import TidelogPushdown
@@ -30,12 +32,13 @@ def default_contenders() -> list[Contender]:
         TidelogProcesses("threads"),
         TidelogGroups("group"), TidelogGroups("one"),
         TidelogCompaction("tidelog"), TidelogCompaction("no cleaner"),
-        TidelogEvents(), EventSourcingLib("tidelog"), TidelogPushdown("pushdown"),
+        TidelogEvents(), EventSourcingLib("tidelog"), TidelogExport("tidelog"),
+        TidelogFlight("tidelog"), TidelogFlight("arrow"), TidelogFlight("local"), TidelogPushdown("pushdown"),
         # physical limits
         NumpyCopy(), OsWrite(), OsWrite(preallocate=False), WriteFdatasync(True), WriteFdatasync(False),
         ArrowInMemory(), ArrowIpcFile(), OpenMmap(), OsPipe(), PythonCallFloor(), PaArrayConversion(), Crc32c(),
         GroupCommitFloor(), SmallFdatasync(), SmallFdatasync(append=True), TidelogCompaction("read"), TidelogCompaction("arrow"),
-        ProjectionViewAlone(), EventSourcingLib("popo"), TidelogPushdown("memory"),
+        ProjectionViewAlone(), EventSourcingLib("popo"), TidelogExport("arrow"), TidelogPushdown("memory"),
         TidelogPushdown("needed"),
         # peers
         Sqlite("NORMAL"), Sqlite("FULL"), Sqlite("OFF"), DuckDB(), Lmdb(True), Lmdb(False),
@@ -55,4 +58,4 @@ __all__ = ["default_contenders", "find", "Contender", "Tidelog", "TidelogProduce
            "NumpyCopy",
            "OsWrite", "WriteFdatasync", "ArrowInMemory", "ArrowIpcFile", "OpenMmap", "OsPipe", "PythonCallFloor",
            "PaArrayConversion", "Crc32c", "GroupCommitFloor", "Sqlite", "DuckDB", "Lmdb", "Kafka", "KafkaJavaProducer", "KafkaJavaLatency", "TidelogEvents",
-           "ProjectionViewAlone", "EventSourcingLib", "TidelogPushdown"]
+           "ProjectionViewAlone", "EventSourcingLib", "TidelogExport", "TidelogFlight", "TidelogPushdown"]
