@@ -270,3 +270,16 @@ def test_every_engine_pushes_down(log, engine):
     assert normalized(got.rows()) == normalized(want.rows())
     assert reads[-1].frames == 10 and reads[-1].time_range[0] == T0_NS + 15 * 10**9
     assert lf.head(5).collect(engine=engine).height == 5 and reads[-1].frames == 1
+
+
+def test_reads_keep_the_latest_scans(log):
+    topic = fill_int(log, rows=3_000)
+    reads = tidelog.polars.Reads(keep=2)
+    lf = tidelog.polars.scan(topic, reads=reads)
+    for n in (1, 2, 3):
+        lf.head(n).collect()
+    assert len(reads) == 2 and [r.rows for r in reads] == [1_000, 1_000] and reads.frames == 2
+    reads.clear()
+    assert len(reads) == 0 and reads.bytes == 0
+    with pytest.raises(ValueError, match="keep"):
+        tidelog.polars.Reads(keep=0)

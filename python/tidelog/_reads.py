@@ -6,6 +6,7 @@ user checks that a query read only what it needed; and ``TimeWindow``, the
 comparisons of a query with the time index turned into the scan's time range."""
 from __future__ import annotations
 
+import collections
 import threading
 from typing import Any
 
@@ -47,11 +48,15 @@ class Read:
 
 class Reads:
     """The scans of a registered topic (DuckDB) or a LazyFrame (Polars), oldest
-    first, with their totals. Thread-safe: engines scan from worker threads."""
+    first, with their totals: the latest ``keep`` of them (a long-lived table
+    queried forever keeps a bounded record). Thread-safe: engines scan from
+    worker threads."""
 
-    def __init__(self) -> None:
+    def __init__(self, keep: int = 1000) -> None:
+        if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
+            raise ValueError(f"keep must be a positive int, not {keep!r}")
         self._lock = threading.Lock()
-        self._reads: list[Read] = []
+        self._reads: collections.deque[Read] = collections.deque(maxlen=keep)
 
     def _add(self, read: Read) -> Read:
         with self._lock:
@@ -70,7 +75,8 @@ class Reads:
         return self._reads[i]
 
     def __iter__(self):
-        return iter(list(self._reads))
+        with self._lock:
+            return iter(list(self._reads))
 
     @property
     def frames(self) -> int:
