@@ -72,7 +72,8 @@ class TopicTable(ArrowScanSource):
         self.reads = Reads()
         self._scan_kwargs = scan_kwargs
         self._schema = probe.schema
-        self._con = None
+        # The connection it is registered on, weakly: the connection holds the table, not the other way round.
+        self._con: "weakref.ref | None" = None
         # [lo, hi] ns of the time index that the query running now (tidelog.duckdb.sql) keeps at most.
         self._window: tuple[int, int] | None = None
         _TABLES.add(self)
@@ -146,9 +147,15 @@ class TopicTable(ArrowScanSource):
 
     def unregister(self) -> None:
         """Removes the table from its connection."""
-        if self._con is not None:
-            self._con.unregister(self.name)
-            self._con = None
+        con = self.connection
+        if con is not None:
+            con.unregister(self.name)
+        self._con = None
+
+    @property
+    def connection(self) -> Any:
+        """The DuckDB connection the table is registered on (None once unregistered or gone)."""
+        return self._con() if self._con is not None else None
 
 
 #: Every table registered in this process (tidelog.duckdb.sql looks up a connection's among them).
@@ -410,7 +417,7 @@ def _parameter(params: Any, identifier: str) -> Any:
 
 def registered_on(con: Any) -> list[TopicTable]:
     """The tables registered on ``con`` (and not unregistered)."""
-    return [t for t in list(_TABLES) if t._con is con]
+    return [t for t in list(_TABLES) if t.connection is con]
 
 
 __all__ = ["TopicTable", "duckdb", "time_windows", "registered_on"]

@@ -50,6 +50,7 @@ use a cursor (and a registration) per thread, as with any DuckDB connection.
 """
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 from ._reads import Read, Reads
@@ -61,7 +62,9 @@ def register(con: Any, topic: Any, name: str | None = None, **scan_kwargs: Any) 
     """Registers ``topic`` on the DuckDB connection ``con`` as the table
     ``name`` (default: the topic's name), with projection and filter pushdown.
     Returns the registered table: ``.name``, ``.topic``, ``.reads`` (what the
-    queries read), ``.unregister()``."""
+    queries read), ``.connection``, ``.unregister()``. The connection holds the
+    table (as DuckDB holds any registered object) and the table holds its
+    connection weakly."""
     from ._duckdb_source import TopicTable, registered_on
 
     table = TopicTable(topic, name, scan_kwargs)
@@ -69,7 +72,7 @@ def register(con: Any, topic: Any, name: str | None = None, **scan_kwargs: Any) 
     for replaced in registered_on(con):
         if replaced.name.lower() == table.name.lower():
             replaced._con = None
-    table._con = con
+    table._con = weakref.ref(con)
     return table
 
 
