@@ -283,3 +283,17 @@ def test_reads_keep_the_latest_scans(log):
     assert len(reads) == 0 and reads.bytes == 0
     with pytest.raises(ValueError, match="keep"):
         tidelog.polars.Reads(keep=0)
+
+
+@pytest.mark.parametrize("predicate", [
+    pl.col("f") > 0.1, pl.col("f") > pl.lit(0.1, dtype=pl.Float64), pl.col("f") <= pl.lit(0.1, dtype=pl.Float64),
+    pl.col("f") == pl.lit(0.5, dtype=pl.Float64), pl.col("f") >= 0.5, pl.col("i") < 2**31, pl.col("i") > 2.5,
+    pl.col("i") == pl.lit(3, dtype=pl.Int64), pl.col("u") > -1, pl.col("u").is_in([0, 1, 2**40]),
+])
+def test_literals_of_other_widths_compare_as_polars_does(log, predicate):
+    schema = pa.schema([("f", pa.float32()), ("i", pa.int32()), ("u", pa.uint8())])
+    topic = log.create_topic("widths", schema=schema, durability="none")
+    topic.append({"f": pa.array([0.1, 0.2, 0.5, float("nan"), None], pa.float32()),
+                  "i": pa.array([1, 2, 3, None, 5], pa.int32()), "u": pa.array([0, 1, 2, 3, None], pa.uint8())})
+    got, want, reads = same(lambda lf: lf.filter(predicate), topic)
+    assert got == want

@@ -436,6 +436,11 @@ def _as_column_type(constant: pa.Array, column_type: pa.DataType) -> pa.Scalar |
         converted = constant.cast(target, safe=True)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
         return None
+    if pa.types.is_floating(target) and pa.types.is_floating(source) and source.bit_width > target.bit_width:
+        # A float64 literal over a float32 column: Polars compares in float64; exact only if it fits
+        v, back = constant[0].as_py(), converted.cast(source)[0].as_py()
+        if v is not None and v == v and back != v:
+            return None
     return converted[0]
 
 
