@@ -23,6 +23,9 @@ What is pushed:
   ``|`` or ``~`` is pushed whole or not at all. Comparisons of the timestamp
   column narrow the read through the time index, and zone maps skip frames.
 
+Not followed: Polars' ``batch_size`` hint (frames go to Polars as they were
+appended; with a predicate, gathered into chunks of at least 1 Mi rows).
+
 Polars' own predicate is always applied to what the scan returns as well, so
 an answer never depends on what could be pushed. ``lf.explain()`` shows the
 scan (``PYTHON[tidelog] SCAN``) with the projection and the predicate Polars
