@@ -297,3 +297,13 @@ def test_literals_of_other_widths_compare_as_polars_does(log, predicate):
                   "i": pa.array([1, 2, 3, None, 5], pa.int32()), "u": pa.array([0, 1, 2, 3, None], pa.uint8())})
     got, want, reads = same(lambda lf: lf.filter(predicate), topic)
     assert got == want
+
+
+def test_importing_the_modules_imports_neither_library():
+    import subprocess
+    import sys
+
+    code = ("import sys, tidelog; tidelog.duckdb, tidelog.polars; "
+            "print('duckdb' in sys.modules, 'polars' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]
