@@ -54,6 +54,9 @@ __all__ = [
 
 #: Domain helpers of tidelog.es, importable from the top level too (loaded on first use).
 _ES_NAMES = ("Aggregate", "Repository", "Projection")
+#: Modules reachable as attributes without their own import (``tidelog.duckdb.register(...)``),
+#: loaded on first use: each imports its library, which ``import tidelog`` should not pay for.
+_LAZY_MODULES = ("duckdb", "polars")
 
 
 def __getattr__(name: str):
@@ -61,4 +64,8 @@ def __getattr__(name: str):
         from . import es
 
         return getattr(es, name)
+    if name in _LAZY_MODULES:
+        import importlib
+
+        return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'tidelog' has no attribute {name!r}")

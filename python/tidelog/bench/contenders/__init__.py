@@ -19,6 +19,7 @@ from .tidelog_export import TidelogExport
 from .tidelog_flight import TidelogFlight
 from .tidelog_groups import SmallFdatasync, TidelogGroups
 from .tidelog_processes import TidelogProcesses
+from .tidelog_pushdown import TidelogPushdown
 from .tidelog_targets import TidelogIntact
 
 
@@ -32,15 +33,16 @@ def default_contenders() -> list[Contender]:
         TidelogGroups("group"), TidelogGroups("one"),
         TidelogCompaction("tidelog"), TidelogCompaction("no cleaner"),
         TidelogEvents(), EventSourcingLib("tidelog"), TidelogExport("tidelog"),
-        TidelogFlight("tidelog"), TidelogFlight("arrow"), TidelogFlight("local"),
+        TidelogFlight("tidelog"), TidelogFlight("arrow"), TidelogFlight("local"), TidelogPushdown("pushdown"),
         # physical limits
         NumpyCopy(), OsWrite(), OsWrite(preallocate=False), WriteFdatasync(True), WriteFdatasync(False),
         ArrowInMemory(), ArrowIpcFile(), OpenMmap(), OsPipe(), PythonCallFloor(), PaArrayConversion(), Crc32c(),
         GroupCommitFloor(), SmallFdatasync(), SmallFdatasync(append=True), TidelogCompaction("read"), TidelogCompaction("arrow"),
-        ProjectionViewAlone(), EventSourcingLib("popo"), TidelogExport("arrow"),
+        ProjectionViewAlone(), EventSourcingLib("popo"), TidelogExport("arrow"), TidelogPushdown("memory"),
+        TidelogPushdown("needed"),
         # peers
         Sqlite("NORMAL"), Sqlite("FULL"), Sqlite("OFF"), DuckDB(), Lmdb(True), Lmdb(False),
-        EventSourcingLib("sqlite"), Kafka(), KafkaJavaProducer(), KafkaJavaLatency(),
+        EventSourcingLib("sqlite"), Kafka(), KafkaJavaProducer(), KafkaJavaLatency(), TidelogPushdown("whole scan"),
     ]
 
 
@@ -56,4 +58,4 @@ __all__ = ["default_contenders", "find", "Contender", "Tidelog", "TidelogProduce
            "NumpyCopy",
            "OsWrite", "WriteFdatasync", "ArrowInMemory", "ArrowIpcFile", "OpenMmap", "OsPipe", "PythonCallFloor",
            "PaArrayConversion", "Crc32c", "GroupCommitFloor", "Sqlite", "DuckDB", "Lmdb", "Kafka", "KafkaJavaProducer", "KafkaJavaLatency", "TidelogEvents",
-           "ProjectionViewAlone", "EventSourcingLib", "TidelogExport", "TidelogFlight"]
+           "ProjectionViewAlone", "EventSourcingLib", "TidelogExport", "TidelogFlight", "TidelogPushdown"]
