@@ -37,7 +37,7 @@ def setup(log):
 
 
 def test_the_module_is_duckdbs_and_the_real_duckdb_is_imported():
-    import tidelog._duckdb_source as source
+    import tidelog.analytics._duckdb_source as source
 
     assert source.duckdb is duckdb and duckdb.__name__ == "duckdb" and hasattr(source.duckdb, "connect")
     assert tidelog.duckdb.__name__ == "tidelog.duckdb" and not hasattr(tidelog.duckdb, "connect")

@@ -31,7 +31,7 @@ any filter on a nanosecond timestamp (TIMESTAMP_NS): DuckDB 2.0 offers those
 to no Python source. ``sql(con, query, params)`` pushes the time window such
 filters put on a nanosecond time index, read from DuckDB's parse of the query.
 ``EXPLAIN`` shows what was pushed under the scan's Filters; ``reads`` shows
-what tidelog read (see ``tidelog._reads``).
+what tidelog read (see ``tidelog.analytics``).
 
 Arguments: ``con`` a DuckDB connection; ``topic`` a ``tidelog.Topic`` (one of
 byte records reads as its timestamp, key, value and headers columns);
@@ -53,7 +53,7 @@ from __future__ import annotations
 import weakref
 from typing import Any
 
-from ._reads import Read, Reads
+from .analytics._reads import Read, Reads
 
 __all__ = ["register", "sql", "Read", "Reads"]
 
@@ -65,7 +65,7 @@ def register(con: Any, topic: Any, name: str | None = None, **scan_kwargs: Any) 
     queries read), ``.connection``, ``.unregister()``. The connection holds the
     table (as DuckDB holds any registered object) and the table holds its
     connection weakly."""
-    from ._duckdb_source import TopicTable, registered_on
+    from .analytics._duckdb_source import TopicTable, registered_on
 
     table = TopicTable(topic, name, scan_kwargs)
     con.register(table.name, table)
@@ -87,7 +87,7 @@ def sql(con: Any, query: str, params: Any = None) -> Any:
     of a SELECT that reads the topic's table alone (not in a join); the scan
     then reads only the frames of that window. DuckDB still applies every
     filter, so the answer is what ``con.sql`` gives."""
-    from ._duckdb_source import registered_on, time_windows
+    from .analytics._duckdb_source import registered_on, time_windows
 
     tables = [t for t in registered_on(con) if t.windowed]
     windows = time_windows(con, query, params, tables) if tables else {}

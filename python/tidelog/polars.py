@@ -30,7 +30,7 @@ Polars' own predicate is always applied to what the scan returns as well, so
 an answer never depends on what could be pushed. ``lf.explain()`` shows the
 scan (``PYTHON[tidelog] SCAN``) with the projection and the predicate Polars
 gave it; ``reads=tidelog.polars.Reads()`` records what each collect read
-(columns, the filter pushed, frames, bytes, rows; see ``tidelog._reads``).
+(columns, the filter pushed, frames, bytes, rows; see ``tidelog.analytics``).
 
 Arguments: ``topic`` a ``tidelog.Topic`` (one of byte records reads as its
 timestamp, key, value and headers columns); any other keyword is a
@@ -53,7 +53,7 @@ from typing import Any, Iterator
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ._reads import Read, Reads, TimeWindow
+from .analytics._reads import Read, Reads, TimeWindow
 from .errors import InvalidArgumentError
 
 __all__ = ["scan", "Read", "Reads"]

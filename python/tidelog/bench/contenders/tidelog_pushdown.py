@@ -76,7 +76,7 @@ class TidelogPushdown(Contender):
         if reason is None and self.role == "pushdown":
             try:
                 import tidelog.duckdb  # noqa: F401
-                import tidelog._duckdb_source  # noqa: F401 - needs duckdb >= 2.0
+                import tidelog.analytics._duckdb_source  # noqa: F401 - needs duckdb >= 2.0
             except ImportError as e:
                 return str(e)
         return reason

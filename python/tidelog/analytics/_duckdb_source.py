@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ._reads import Read, Reads, TimeWindow
-from .errors import InvalidArgumentError
+from ..errors import InvalidArgumentError
 
 try:
     import duckdb
