@@ -326,3 +326,34 @@ def test_retention_shrinks_the_zone_map(log, monkeypatch):
         got = pa.Table.from_batches(list(s), schema=schema)
         assert got["v"].to_pylist() == list(range(lo, min(lo + 700, 400 * 300))), lo
         assert s.frames_read <= 4
+
+
+@pytest.mark.parametrize("n", [1, 300, 5000, 70_000])
+def test_column_stats_of_every_width_both_ways(n):
+    """Zone map statistics: numpy's min/max for long columns without nulls,
+    one native pass otherwise (nulls, NaNs, slices): the same figures."""
+    rng = np.random.default_rng(n)
+    for dtype, letter in [(np.int8, "b"), (np.int16, "h"), (np.int32, "i"), (np.int64, "l"), (np.uint8, "B"),
+                          (np.uint16, "H"), (np.uint32, "I"), (np.uint64, "L"), (np.float32, "f"), (np.float64, "d")]:
+        if np.dtype(dtype).kind == "f":
+            values = rng.normal(size=n + 7).astype(dtype)
+        else:
+            info = np.iinfo(dtype)
+            values = rng.integers(info.min, info.max, n + 7, dtype=dtype, endpoint=True)
+        for nan in (False, True):
+            if nan and np.dtype(dtype).kind != "f":
+                continue
+            v = values.copy()
+            if nan:
+                v[n // 2 + 3] = np.nan
+            for mask in (None, rng.random(n + 7) < 0.1):
+                arr = pa.array(v, mask=mask).slice(3, n)  # an offset, as sliced columns have
+                kept = v[3:3 + n][~mask[3:3 + n]] if mask is not None else v[3:3 + n]
+                real = kept[~np.isnan(kept)] if np.dtype(dtype).kind == "f" else kept
+                nulls, lo, hi, has_nan = _zones._column_stats(arr, letter)
+                assert nulls == (int(mask[3:3 + n].sum()) if mask is not None else 0)
+                assert has_nan == bool(np.dtype(dtype).kind == "f" and np.isnan(kept).any())
+                if len(real):
+                    assert (lo, hi) == (real.min().item(), real.max().item()), (dtype, nan, mask is None)
+                else:
+                    assert lo is None and hi is None
