@@ -150,10 +150,10 @@ std::vector<ref_frame> walk_resync(const std::vector<uint8_t>& log, int64_t base
     return out;
 }
 
-using frame_key = std::tuple<int64_t, uint32_t, uint64_t>;  // base offset, crc, position
+using walked_frame = std::tuple<int64_t, uint32_t, uint64_t>;  // base offset, crc, position
 
 struct read_result {
-    std::vector<frame_key> frames;
+    std::vector<walked_frame> frames;
     std::vector<damaged_range> skipped;
     int64_t frames_end = INT64_MIN;  // next offset after the last frame
 };
@@ -201,7 +201,7 @@ void read_strict(partition& p, int64_t start, int64_t end, const read_result& sk
         FUZZ_CHECK(skipping.skipped.empty(), int64_t(skipping.skipped.size()));
         FUZZ_CHECK(got.size() == skipping.frames.size(), int64_t(got.size()), int64_t(skipping.frames.size()));
         for (size_t i = 0; i < got.size(); ++i)
-            FUZZ_CHECK(frame_key(got[i].header.base_offset, got[i].header.crc, got[i].position) == skipping.frames[i],
+            FUZZ_CHECK(walked_frame(got[i].header.base_offset, got[i].header.crc, got[i].position) == skipping.frames[i],
                        got[i].header.base_offset, int64_t(i));
     } catch (const error& e) {
         FUZZ_CHECK(e.code() == errc::corrupt && may_be_corrupt && !skipping.skipped.empty(), int(e.code()));
@@ -302,7 +302,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
             FUZZ_CHECK(got.skipped.empty() && p.damaged_ranges().empty(), int64_t(got.skipped.size()));
             FUZZ_CHECK(got.frames.size() == want_frames.size(), int64_t(got.frames.size()), int64_t(want_frames.size()));
             for (size_t i = 0; i < got.frames.size(); ++i)
-                FUZZ_CHECK(got.frames[i] == frame_key(want_frames[i].h.base_offset, want_frames[i].h.crc,
+                FUZZ_CHECK(got.frames[i] == walked_frame(want_frames[i].h.base_offset, want_frames[i].h.crc,
                                                       want_frames[i].position),
                            std::get<0>(got.frames[i]), want_frames[i].h.base_offset);
         } else {
@@ -314,7 +314,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
             }
             for (auto& f : want) {
                 if (f.h.next_offset() > vouched_end) continue;
-                frame_key k(f.h.base_offset, f.h.crc, f.position);
+                walked_frame k(f.h.base_offset, f.h.crc, f.position);
                 bool found = false;
                 for (auto& g : got.frames) found |= g == k;
                 FUZZ_CHECK(found, f.h.base_offset, int64_t(f.position));
