@@ -751,16 +751,20 @@ class Topic:
                          partitions=partitions, columns=columns, filter=filter, on_corrupt=on_corrupt,
                          with_offsets=with_offsets).to_table()
 
+    def _one_partition(self, partitions: Any) -> int | None:
+        """The partition a short read path serves: ``partitions`` if it is one
+        int, 0 if it is None and the topic has one partition, else None."""
+        if partitions is None:
+            return 0 if self.config.partitions == 1 else None
+        return partitions if type(partitions) is int else None
+
     def _read_in_one_frame(self, start: int, end: int, partitions: Any) -> pa.Table | None:
         """read() of [start, end) of one partition when one dense frame holds
         all of it (point lookups, small ranges): the frame's rows sliced, with
         none of a Scan's set-up. None when the general path is needed (several
         partitions or frames, a sparse frame, offsets out of range)."""
+        partitions = self._one_partition(partitions)
         if partitions is None:
-            if self.config.partitions != 1:
-                return None
-            partitions = 0
-        elif type(partitions) is not int:
             return None
         if not 0 <= start < end < 2**63:
             return None
@@ -791,11 +795,8 @@ class Topic:
         needed (no timestamp column, several partitions, many frames)."""
         if self._ts_index < 0:
             return None
+        partitions = self._one_partition(partitions)
         if partitions is None:
-            if self.config.partitions != 1:
-                return None
-            partitions = 0
-        elif type(partitions) is not int:
             return None
         native = self.partition(partitions).native  # checks that the topic is open and the partition exists
         t0 = -(2**63) if start_time is None else _arrow.to_ns(start_time, "start_time")

@@ -12,7 +12,7 @@ from typing import Any
 from .._log import _fsync_dir
 from ..errors import InvalidArgumentError
 from ._checkpoint import NAME as CHECKPOINT_NAME, Checkpoint, OutputLock, check_no_foreign_files, clean_leftovers
-from ._result import ExportResult, NoProgress, offsets_arg, warn_lost
+from ._result import ExportResult, NoProgress, offsets_arg, resume_ranges
 from ._spec import (DEFAULT_ROW_GROUP_SIZE, check_compression, check_csv_types, check_format, check_row_group_size,
                     identity_mismatch, select, topic_identity)
 from ._writers import FileOptions, RunWriter, kill_point
@@ -124,15 +124,7 @@ def _incremental(topic, out: str, selection, options: FileOptions, progress) -> 
         clean_leftovers(out, checkpoint)
         done = checkpoint.end_offsets if checkpoint is not None else {}
         ends = topic.end_offsets()
-        kept_from = topic.start_offsets()
-        for p, end in ends.items():
-            if done.get(p, 0) > end:
-                raise InvalidArgumentError(f"{out} holds offsets of partition {p} up to {done[p]}, and topic "
-                                           f"{topic.name!r} now ends at {end}: was the topic deleted and created "
-                                           "again? Export to a new folder")
-        starts = {p: max(done.get(p, 0), kept_from[p]) for p in ends}
-        lost = {p: (done.get(p, 0), starts[p]) for p in ends if checkpoint is not None and starts[p] > done.get(p, 0)}
-        warn_lost(topic, lost)
+        starts, lost = resume_ranges(topic, done, ends, checkpoint is not None, out, "Export to a new folder")
         files, folders, rows, nbytes = _read_into(topic, out, selection, options, starts, ends, progress)
         if ends != done:
             _publish(files, folders)

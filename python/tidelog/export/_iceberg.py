@@ -13,7 +13,7 @@ from typing import Any
 import pyarrow as pa
 
 from ..errors import IntegrityError, InvalidArgumentError
-from ._result import ExportResult, NoProgress, warn_lost
+from ._result import ExportResult, NoProgress, resume_ranges
 from ._spec import DATE, check_compression, date_column, identity_mismatch, select, topic_identity
 from ._writers import TEST_SLEEP_ENV, kill_point
 
@@ -81,15 +81,8 @@ def export_iceberg(topic, *, catalog: Any = None, catalog_uri: str | None = None
     identity, spec = topic_identity(topic), selection.spec()
     done = _resume(iceberg_table, identity, spec, identifier)
     ends = topic.end_offsets()
-    kept_from = topic.start_offsets()
-    for p, end in ends.items():
-        if done.get(p, 0) > end:
-            raise InvalidArgumentError(f"table {'.'.join(identifier)} holds offsets of partition {p} up to {done[p]}, "
-                                       f"and topic {topic.name!r} ends at {end}: was the topic deleted and created "
-                                       "again? Export to a new table")
-    starts = {p: max(done.get(p, 0), kept_from[p]) for p in ends}
-    lost = {p: (done.get(p, 0), starts[p]) for p in ends if done and starts[p] > done.get(p, 0)}
-    warn_lost(topic, lost)
+    starts, lost = resume_ranges(topic, done, ends, bool(done), f"table {'.'.join(identifier)}",
+                                 "Export to a new table")
     result = ExportResult(path=".".join(identifier), format="iceberg", rows=0, bytes_read=0, files=[],
                           bytes_written=0, start_offsets=dict(starts), end_offsets=dict(ends), lost=lost, seconds=0.0)
     if ends == done:

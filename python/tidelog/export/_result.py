@@ -72,9 +72,27 @@ def offsets_arg(topic, value: Any, what: str) -> dict[int, int | None] | None:
         raise InvalidArgumentError(str(e)) from None
 
 
-def warn_lost(topic, lost: dict[int, tuple[int, int]]) -> None:
+def resume_ranges(topic, done: dict[int, int], ends: dict[int, int], resumed: bool, holder: str,
+                  fix: str) -> tuple[dict[int, int], dict[int, tuple[int, int]]]:
+    """Where an incremental run starts in each partition (past what ``done``
+    holds and what retention kept), and the offsets retention deleted before
+    a run read them (warned about). ``holder`` names the output and ``fix``
+    what to do when it holds more than the topic (a topic created again)."""
+    for p, end in ends.items():
+        if done.get(p, 0) > end:
+            raise InvalidArgumentError(f"{holder} holds offsets of partition {p} up to {done[p]}, and topic "
+                                       f"{topic.name!r} now ends at {end}: was the topic deleted and created "
+                                       f"again? {fix}")
+    kept_from = topic.start_offsets()
+    starts = {p: max(done.get(p, 0), kept_from[p]) for p in ends}
+    lost = {p: (done.get(p, 0), starts[p]) for p in ends if resumed and starts[p] > done.get(p, 0)}
+    warn_lost(topic, lost, stacklevel=5)
+    return starts, lost
+
+
+def warn_lost(topic, lost: dict[int, tuple[int, int]], stacklevel: int = 4) -> None:
     """A UserWarning naming the offsets retention deleted before an incremental run could read them."""
     if lost:
         ranges = ", ".join(f"partition {p}: [{a}, {b})" for p, (a, b) in sorted(lost.items()))
         warnings.warn(f"topic {topic.name!r}: retention deleted offsets before this export read them ({ranges}); "
-                      "the export goes on from the first offset kept", UserWarning, stacklevel=4)
+                      "the export goes on from the first offset kept", UserWarning, stacklevel=stacklevel)
