@@ -270,6 +270,8 @@ def test_random_filters_answer_as_duckdb_in_memory(random_setup, where):
     ("select count(*) from sensors where TIMESTAMP_NS '2026-01-01 00:00:06.000000001' > ts and ts >= $start "
      "and value > 20", {"start": T0 + dt.timedelta(seconds=5)}),
     ("select count(*) from sensors where ts = TIMESTAMP_NS '2026-01-01 00:00:05.001'", None),
+    ("select count(*) from sensors where ts >= '2026-01-01 00:00:05.000000001'::TIMESTAMP_NS "
+     "and ts < CAST('2026-01-01 00:00:06' AS TIMESTAMP_NS)", None),   # a postfix cast is located at its ::TYPE
 ])
 def test_sql_reads_nanosecond_windows_from_the_query(log, sql, params):
     topic = fill(log, rows=12_000, frame_rows=500, partitions=1, null_ts=True)   # 24 frames of 0.5 s

@@ -392,16 +392,32 @@ def _constant_ns(con, query: str, params: Any, node: Any) -> int | None:
             return None
         text, values = "$v", {"v": value}
     else:
-        at, length = node.get("query_location"), node.get("query_location_length")
-        if not isinstance(at, int) or not isinstance(length, int) or length <= 0 or at + length > len(query):
-            return None
-        text, values = query[at:at + length], None
+        return next((ns for ns in (_time_ns(con, query[a:b], None) for a, b in _source_spans(node, query))
+                     if ns is not None), None)
+    return _time_ns(con, text, values)
+
+
+def _time_ns(con, text: str, values: Any) -> int | None:
     try:
         kind, ns = con.sql(f"select typeof({text}), epoch_ns(CAST({text} AS TIMESTAMP_NS))",
                            params=values).fetchall()[0]
     except Exception:  # noqa: BLE001 - a constant that is not a time: no bound from it
         return None
     return ns if kind in _TIME_TYPES and isinstance(ns, int) else None
+
+
+def _source_spans(node: dict, query: str) -> list[tuple[int, int]]:
+    """Where ``node`` may be in ``query``: its own location, and for a cast,
+    that joined with its child's (a postfix cast, ``'...'::TIMESTAMP_NS``, is
+    located at its ``::TYPE`` alone)."""
+    spans = []
+    for part in (node, node.get("child")) if node.get("type") == "OPERATOR_CAST" else (node,):
+        at, length = part.get("query_location"), part.get("query_location_length")
+        if not isinstance(at, int) or not isinstance(length, int) or length <= 0 or at + length > len(query):
+            break
+        spans.append((at, at + length))
+    joined = [(min(a for a, _ in spans), max(b for _, b in spans))] if len(spans) == 2 else []
+    return spans[:1] + joined
 
 
 _MISSING = object()

@@ -8,13 +8,12 @@ import sys
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tidelog", description="An embedded, durable, Arrow-native event log")
     sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="simulated IoT ingest, query and a consumer group, beside SQLite")
-    demo.add_argument("--rows", type=int, default=10_000_000)
-    demo.add_argument("--sensors", type=int, default=1_000)
-    demo.add_argument("--batch", type=int, default=65_536)
-    demo.add_argument("--dir", default=None, help="log folder (default: a temporary one, removed after)")
-    demo.add_argument("--sqlite-rows", type=int, default=2_000_000,
-                      help="rows for the SQLite comparison line (it is much slower)")
+    from . import demo as demo_cli
+
+    demo_cli.add_arguments(sub.add_parser("demo", help="the whole story: sensors, durable ingest, a consumer group, "
+                                                       "event-sourced alerts, a query, a Parquet export, beside SQLite",
+                                          description=demo_cli.DESCRIPTION,
+                                          formatter_class=argparse.RawDescriptionHelpFormatter))
     verify = sub.add_parser(
         "verify", help="CRC-check every frame and the indexes of a log folder; --repair moves damage aside",
         description="Checks every frame (CRC32C, header, offsets), the indexes and the recovery checkpoint "
@@ -62,9 +61,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return bench_main(args)
     if args.command == "demo":
-        from ..demo import run_demo
-
-        return run_demo(args.rows, args.sensors, args.batch, args.dir, args.sqlite_rows)
+        return demo_cli.main(args)
     if args.command == "groups":
         return groups_cli.main(args)
     if args.command == "topics":
