@@ -94,7 +94,7 @@ def test_readme_has_examples_and_quick_start() -> None:
     assert "duckdb.sql(" in text
     # .ci/run runs the first two lines of the Quick start block: keep them commands.
     quick = text.split("## Quick start", 1)[1].split("```", 2)[1].strip().splitlines()
-    assert quick[0].startswith("pip install . ") and "tidelog demo" in quick[0]
+    assert quick[0].startswith('pip install ".[demo]" ') and "tidelog demo" in quick[0]
     assert quick[1].startswith('pip install ".[test]"') and "pytest" in quick[1]
 
 
