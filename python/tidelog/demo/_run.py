@@ -63,17 +63,24 @@ def _dir_bytes(path: str, skip: str | None = None) -> int:
     return total
 
 
-def _wait_caught_up(log: Any, workers: int, timeout_s: float) -> float:
+def _wait_caught_up(log: Any, workers: int, total_rows: int, show: Show, timeout_s: float) -> float:
     """Seconds until the alerting group has ``workers`` members and no lag."""
+    stage = show.stage("workers through history", total_rows)
     t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout_s:
-        try:
-            d = log.describe_group(_alerts.GROUP)
-        except UnknownGroupError:
-            d = None
-        if d is not None and len(d.members) == workers and d.lag and not any(d.lag.values()):
-            return time.monotonic() - t0
-        time.sleep(0.05)
+    try:
+        while time.monotonic() - t0 < timeout_s:
+            try:
+                d = log.describe_group(_alerts.GROUP)
+            except UnknownGroupError:
+                d = None
+            if d is not None and d.lag:
+                left = sum(v or 0 for v in d.lag.values())
+                stage.update(total_rows - left, f"{len(d.members)} members")
+                if len(d.members) == workers and not left:
+                    return time.monotonic() - t0
+            time.sleep(0.05)
+    finally:
+        stage.close()
     raise RuntimeError(f"the alerting workers did not catch up within {timeout_s:.0f} s")
 
 
@@ -118,7 +125,7 @@ def run_demo(options: DemoOptions = DemoOptions(), out: TextIO | None = None) ->
         procs, stop, results = _alerts.start_workers(ws.log_dir, TOPIC, live_from_ns, o.workers)
         try:
             with runner:
-                catch_up_s = _wait_caught_up(log, o.workers, timeout_s=300)
+                catch_up_s = _wait_caught_up(log, o.workers, o.rows, show, timeout_s=300)
                 show.line(f"2 alerting {o.workers} worker processes in consumer group '{_alerts.GROUP}' started "
                           f"and went through the history in {catch_up_s:.1f} s "
                           f"(alert above {_alerts.RAISE_ABOVE:g}, clear below {_alerts.CLEAR_BELOW:g})")

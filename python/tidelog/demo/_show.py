@@ -31,7 +31,10 @@ class Stage:
                 self._rich.start()
 
     def advance(self, n: int = 1, figures: str = "") -> None:
-        self.done += n
+        self.update(self.done + n, figures)
+
+    def update(self, done: int, figures: str = "") -> None:
+        self.done = done
         self.figures = figures or self.figures
         now = time.monotonic()
         if not self.live or (now - self.last < 0.1 and self.done < self.total):
