@@ -12,8 +12,10 @@ DESCRIPTION = """\
 Runs tidelog side by side with the physical limits (memory, page cache, fdatasync, plain Arrow) and the stores
 users would pick instead (SQLite, DuckDB, LMDB), and prints a comparison table: every row's median over the
 measured rounds, its min-max spread, and its ratio to the workload's physical limit and to the best peer
-(speed ratios: above 1 is faster).
+(speed ratios: above 1 is faster). Results go to the terminal; --json, --markdown and --plot also write them
+to files.
 
+examples:
   tidelog bench --quick                          # under a minute: small data, 3 rounds
   tidelog bench --quick --json results.json      # and keep the results
   tidelog bench --workload ingest scans          # some workloads, full size

@@ -154,7 +154,10 @@ def main(args: argparse.Namespace) -> int:
         if schema is None and ("key" in settings or "timestamp" in settings):
             raise usage_error("--key and --timestamp name columns of a --schema (byte records are keyed per record)")
         with tidelog.open(args.path) as log:
-            topic = log.create_topic(args.topic, schema=schema, partitions=args.partitions, **settings)
+            try:
+                topic = log.create_topic(args.topic, schema=schema, partitions=args.partitions, **settings)
+            except (ValueError, TypeError) as e:  # a setting the topic refuses (not every check is typed)
+                raise usage_error(str(e)) from None
             kind = f"columnar ({', '.join(topic.schema.names)})" if schema is not None else "byte records"
             print(f"created topic {args.topic!r}: {args.partitions} partition(s), {kind}")
         return 0
@@ -171,7 +174,10 @@ def main(args: argparse.Namespace) -> int:
             else:
                 _print(d)
         elif args.verb == "alter":
-            config = log.alter_topic(args.topic, **settings)
+            try:
+                config = log.alter_topic(args.topic, **settings)
+            except (ValueError, TypeError) as e:
+                raise usage_error(str(e)) from None
             for name in ALTERABLE_TOPIC_CONFIGS:
                 print(f"{name} = {config[name]}")
         elif args.verb == "delete":
