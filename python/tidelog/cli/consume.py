@@ -171,6 +171,8 @@ def main(args: argparse.Namespace) -> int:
                     return 0
                 done += batch.num_rows
             writer.flush()
+            if args.group is not None:
+                consumer.commit()  # the group keeps its place even when there was nothing to read
         finally:
             consumer.close()
         if is_terminal(sys.stderr) and fmt != "table":
