@@ -57,6 +57,11 @@ def test_raw_key_delimiter_and_fixed_key(data):
     assert recs[b"v:1"].partition == kafka_partition(b"k1", 3)  # keyed: Kafka's partitioner
 
 
+def test_key_field_reads_json_lines_from_stdin(data):
+    assert run_tidelog("produce", data, "orders", "--key-field", "id", input='{"id": "x"}\n').returncode == 0
+    assert [r.key for r in _records(data)] == [b"x"]
+
+
 def test_json_lines_into_a_byte_topic_keyed_by_a_field(data, tmp_path):
     f = tmp_path / "events.jsonl"
     f.write_text('{"id": "a", "n": 1}\n{"id": 7, "n": 2}\n')
@@ -112,7 +117,7 @@ ROWS_THAT_DO_NOT_FIT = [
 
 def test_rows_that_do_not_fit_stop_the_run_by_default(data):
     proc = run_tidelog("produce", data, "sensors", input="\n".join(ROWS_THAT_DO_NOT_FIT) + "\n")
-    line = assert_cli_error(proc, 1, "line 2 of stdin", "'value'", "'high'", "1 records before it were written")
+    line = assert_cli_error(proc, 1, "line 2 of stdin", "'value'", "'high'", "1 record before it was written")
     assert "--on-error skip" in line
     assert _table(data)["sensor_id"].to_pylist() == [1]  # what came before, nothing after
 
@@ -122,7 +127,7 @@ def test_rows_that_do_not_fit_are_skipped_and_counted(data):
                        input="\n".join(ROWS_THAT_DO_NOT_FIT) + "\n")
     assert proc.returncode == 0, proc.stderr
     err = proc.stderr
-    assert "produced 2 records" in err and "skipped 6 rows that do not fit" in err
+    assert "produced 2 records" in err and "skipped 6 rows that did not fit" in err
     for where, why in [(2, "'high' is not a number"), (3, "not JSON"), (4, "1.5 is not an integer"),
                        (5, "'colour' is not in the topic's schema"), (6, "not an ISO-8601 time")]:
         assert f"line {where} of stdin: " in err and why in err, (where, why, err)
@@ -181,6 +186,7 @@ def test_large_input_goes_in_batches(data, tmp_path):
     (["orders", "missing.jsonl"], 2, ["missing.jsonl does not exist"]),
     (["nosuch"], 2, ["no topic 'nosuch'"]),
     (["orders", "-K", ":"], 1, ["no key delimiter"]),
+    (["orders", "-f", "raw", "--key-field", "id"], 2, ["--key-field reads a field of JSON or CSV input"]),
 ])
 def test_bad_produce_options(data, args, code, fragments):
     assert_cli_error(run_tidelog("produce", data, *args, input="line\n"), code, *fragments)

@@ -108,8 +108,10 @@ class Run:
         if self.args.on_error == "stop":
             if before_it is not None:
                 before_it()
-            raise CliError(f"{where}: {reason}; stopped there ({self.counts.records:,} records before it were "
-                           f"written, none after; --on-error skip goes on past such rows)")
+            n = self.counts.records
+            raise CliError(f"{where}: {reason}; stopped there ({plural(n, 'record')} before it "
+                           f"{'was' if n == 1 else 'were'} written, none after; --on-error skip goes on past "
+                           "such rows)")
         self.counts.skipped += 1
         if len(self.counts.skip_notes) < self.SHOWN_SKIPS:
             self.counts.skip_notes.append(f"{where}: {reason}")
@@ -202,11 +204,11 @@ def _lines(block: bytes, first_line: int) -> Iterator[tuple[int, bytes]]:
 # -------------------------------------------------------------------- raw and JSON lines
 def produce_lines(run: Run, stream: IO[bytes], fmt: str, progress: InputProgress) -> None:
     line_no = 1
-    fast = _JsonBlocks(run.topic.schema) if run.columnar else None
-    for block in line_blocks(stream, run.args.batch_bytes):
+    blocks = _parsed_ahead(stream, run) if run.columnar else ((b, None) for b in line_blocks(stream,
+                                                                                            run.args.batch_bytes))
+    for block, table in blocks:
         before = run.counts.records
         if run.columnar:
-            table = fast.convert(block)
             if table is not None:
                 run.append_table(table)
             else:
@@ -217,6 +219,51 @@ def produce_lines(run: Run, stream: IO[bytes], fmt: str, progress: InputProgress
         line_no += block.count(b"\n")
         run.counts.bytes += len(block)
         progress.update(run.counts.records - before, len(block))
+
+
+_END = object()
+
+
+def _parsed_ahead(stream: IO[bytes], run: Run) -> Iterator[tuple[bytes, object]]:
+    """(block, its Arrow table or None) with the reading and parsing done on a
+    helper thread, one block ahead: Arrow parses the next block while the
+    current one is appended (both release the GIL). Blocks still come out as
+    soon as they are read, so typed lines go in at once."""
+    import queue
+    import threading
+
+    fast = _JsonBlocks(run.topic.schema)
+    ready: queue.Queue = queue.Queue(maxsize=2)
+    stop = threading.Event()
+
+    def read() -> None:
+        try:
+            for block in line_blocks(stream, run.args.batch_bytes):
+                item = (block, fast.convert(block))
+                while not stop.is_set():
+                    try:
+                        ready.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            ready.put(_END)
+        except BaseException as e:  # noqa: BLE001 - handed to the main thread, raised there
+            ready.put(e)
+
+    reader = threading.Thread(target=read, name="tidelog-produce-reader", daemon=True)
+    reader.start()
+    try:
+        while True:
+            item = ready.get()
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
 
 
 def _record_lines(run: Run, block: bytes, line_no: int, fmt: str) -> None:
@@ -395,14 +442,18 @@ def _csv_rows_columnar(run: Run, header: list[str], batch: list[tuple[int, list[
 
 
 # -------------------------------------------------------------------- the command
-def _format_for(name: str | None, columnar: bool) -> str:
+def _format_for(name: str | None, columnar: bool, key_field: str | None) -> str:
     if name:
         lower = name.lower()
         if lower.endswith((".jsonl", ".ndjson", ".json")):
             return "json"
         if lower.endswith(".csv"):
             return "csv"
-    return "json" if columnar else "raw"
+    return "json" if columnar or key_field is not None else "raw"
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n:,} {word}" + ("" if n == 1 else "s")
 
 
 def _check_options(args: argparse.Namespace, topic) -> None:
@@ -441,12 +492,15 @@ def main(args: argparse.Namespace) -> int:
         progress = InputProgress(f"produce {topic.name}", total, enabled=not args.quiet)
         try:
             for name in files:
-                fmt = args.format or _format_for(None if name == "-" else name, run.columnar)
+                fmt = args.format or _format_for(None if name == "-" else name, run.columnar, args.key_field)
                 if fmt == "raw" and run.columnar:
                     raise usage_error(f"--format raw is for byte-record topics; {topic.name!r} is columnar "
                                       "(json or csv)")
                 if fmt != "raw" and args.key_delimiter is not None:
                     raise usage_error("--key-delimiter splits raw lines; with json or csv use --key-field")
+                if fmt == "raw" and args.key_field is not None:
+                    raise usage_error("--key-field reads a field of JSON or CSV input, not of raw lines "
+                                      "(--format json, or --key-delimiter for KEY<SEP>VALUE lines)")
                 run.source = "stdin" if name == "-" else name
                 stream = sys.stdin.buffer if name == "-" else open(name, "rb")
                 try:
@@ -472,10 +526,10 @@ def main(args: argparse.Namespace) -> int:
 def _summary(run: Run, interrupted: bool = False) -> None:
     c = run.counts
     seconds = max(time.perf_counter() - c.t0, 1e-9)
-    line = (f"produced {c.records:,} records ({human_bytes(c.bytes)} of input) to {run.topic.name!r} in "
+    line = (f"produced {plural(c.records, 'record')} ({human_bytes(c.bytes)} of input) to {run.topic.name!r} in "
             f"{seconds:.2f} s: {c.records / seconds:,.0f} records/s, {c.bytes / seconds / 1e6:,.1f} MB/s")
     if c.skipped:
-        line += f"; skipped {c.skipped:,} rows that do not fit"
+        line += f"; skipped {plural(c.skipped, 'row')} that did not fit"
     if interrupted:
         line += " (interrupted)"
     for note in c.skip_notes:
