@@ -109,6 +109,28 @@ def run_python(code: str, *args: str, timeout: float = 60, check: bool = True) -
     return proc
 
 
+def run_tidelog(*args, input: str | bytes | None = None, cwd=None, timeout: float = 60,
+                env: dict | None = None) -> subprocess.CompletedProcess:
+    """Runs the ``tidelog`` command as a user would (``python -m tidelog args...``);
+    text in and out unless ``input`` is bytes."""
+    text = not isinstance(input, bytes)
+    return subprocess.run([sys.executable, "-m", "tidelog", *map(str, args)], input=input, capture_output=True,
+                          text=text, cwd=cwd, timeout=timeout, env=env)
+
+
+def assert_cli_error(proc: subprocess.CompletedProcess, code: int, *fragments: str) -> str:
+    """The command failed as a user error should: exit ``code``, one line on
+    stderr starting with "tidelog", no traceback, and ``fragments`` in it."""
+    err = proc.stderr if isinstance(proc.stderr, str) else proc.stderr.decode()
+    assert proc.returncode == code, (proc.returncode, err)
+    assert "Traceback" not in err, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("tidelog"), err
+    for f in fragments:
+        assert f in lines[0], (f, lines[0])
+    return lines[0]
+
+
 def _norm(v):
     if isinstance(v, float) and v != v:
         return "NaN"

@@ -97,10 +97,10 @@ def test_clean_log_report(two_topics, capsys):
 
 def test_not_a_log(tmp_path, capsys):
     rc, out, err = _run_cli(tmp_path / "missing", capsys=capsys)
-    assert rc == 2 and "not a tidelog log folder" in err
+    assert rc == 2 and "missing does not exist" in err
     (tmp_path / "plain").mkdir()
     rc, out, err = _run_cli(tmp_path / "plain", capsys=capsys)
-    assert rc == 2
+    assert rc == 2 and "not a tidelog log folder" in err
     with pytest.raises(_verify.VerifyError):
         _verify.verify(tmp_path / "plain")
 

@@ -1083,6 +1083,10 @@ def verify(path: str | os.PathLike, *, repair: bool = False, progress: str = "au
     ``repair=True`` also repairs what can be repaired and verifies again.
     Raises ``VerifyError`` when it cannot run."""
     path = os.path.abspath(os.fspath(path))
+    if not os.path.exists(path):
+        raise VerifyError(f"{path} does not exist")
+    if not os.path.isdir(path):
+        raise VerifyError(f"{path} is a file, not a log folder")
     if not os.path.isdir(os.path.join(path, "topics")):
         raise VerifyError(f"{path} is not a tidelog log folder (no topics/ folder)")
     t0 = time.monotonic()

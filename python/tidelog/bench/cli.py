@@ -12,9 +12,12 @@ DESCRIPTION = """\
 Runs tidelog side by side with the physical limits (memory, page cache, fdatasync, plain Arrow) and the stores
 users would pick instead (SQLite, DuckDB, LMDB), and prints a comparison table: every row's median over the
 measured rounds, its min-max spread, and its ratio to the workload's physical limit and to the best peer
-(speed ratios: above 1 is faster).
+(speed ratios: above 1 is faster). Results go to the terminal; --json, --markdown and --plot also write them
+to files.
 
+examples:
   tidelog bench --quick                          # under a minute: small data, 3 rounds
+  tidelog bench --quick --json results.json      # and keep the results
   tidelog bench --workload ingest scans          # some workloads, full size
   tidelog bench --json docs/bench/results.json --plot docs/bench \\
                 --markdown docs/BENCHMARKS.md    # the published run (~25 min; --max-size 1G: ~15 min)
@@ -32,8 +35,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"workloads to run (default: all): {', '.join(names)}")
     p.add_argument("--contender", "-c", nargs="+", metavar="NAME",
                    help="only contenders whose name starts with NAME (e.g. tidelog sqlite duckdb)")
-    p.add_argument("--json", metavar="OUT.json", default="tidelog-bench.json",
-                   help="where to write the results (default: %(default)s; '-' for none)")
+    p.add_argument("--json", metavar="OUT.json", default=None,
+                   help="also write the results as JSON to OUT.json (default: none)")
     p.add_argument("--plot", metavar="OUT.png|DIR",
                    help="draw plots (needs matplotlib): one PNG, or one PNG per workload in DIR")
     p.add_argument("--markdown", metavar="FILE.md",

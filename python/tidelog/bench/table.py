@@ -121,79 +121,114 @@ def print_table(doc: dict, file=None, plain: bool | None = None) -> None:
         _print_plain(doc, file)
 
 
-def _print_rich(doc: dict, file) -> None:
-    from rich.console import Console
-    from rich.table import Table
+#: The table's columns; each workload's rows are grouped under their case label
+#: (a line of its own), and "also" (secondary metrics) goes on a line below the row.
+COLUMNS = ["contender", "median", "min–max", "vs limit", "vs best peer"]
+#: The widest a plain table gets (a terminal narrower than this: its width).
+PLAIN_MAX_WIDTH = 100
 
-    console = Console(file=file, width=max(Console(file=file).width, 150))
-    console.print(f"[bold]tidelog bench[/bold] ({doc['mode']}), {doc['machine']['date']}")
-    console.print(describe(doc["machine"]), style="dim")
-    for name, wl in doc["workloads"].items():
-        t = Table(title=f"{wl['title']}", title_justify="left", show_lines=False, header_style="bold")
-        for h in HEADERS:
-            t.add_column(h, justify="right" if h in ("median", "min–max") else "left",
-                         overflow="fold")
-        prev = None
-        for r, cells in zip([r for r in doc["results"] if r["workload"] == name], table_rows(doc, name)):
-            if prev is not None and r["label"] != prev:
-                t.add_section()
-            prev = r["label"]
-            style = "bold cyan" if r["kind"] == "tidelog" else ("dim" if r["kind"] == "limit" else None)
-            t.add_row(*cells, style=style)
-        console.print(t)
-        for s in skip_lines(doc, name):
-            console.print(f"  skipped {s}", style="dim")
-        for e in doc.get("errors", []):
-            if e["workload"] == name:
-                console.print(f"  ERROR {e['contender']}: {e['error']}", style="red")
-    tl = target_lines(doc)
-    if tl:
-        console.print("[bold]Targets[/bold]")
-        for t in tl:
-            console.print(f"  • {t}", style=None if "not met" not in t else "yellow")
-    hl = headlines(doc)
-    if hl:
-        console.print("[bold]Headlines[/bold]")
-        for h in hl:
-            console.print(f"  • {h}")
-    console.print(f"{doc.get('elapsed_s', 0):.1f} s", style="dim")
+
+def _grouped(doc: dict, name: str) -> list[tuple[str, list[tuple[dict, list[str], str]]]]:
+    """[(case label, [(result, [contender, median, min–max, vs limit, vs best peer], also)])]."""
+    groups: list[tuple[str, list]] = []
+    results = [r for r in doc["results"] if r["workload"] == name]
+    for r, (case, contender, median, spread, also, limit, peer) in zip(results, table_rows(doc, name)):
+        if not groups or groups[-1][0] != case:
+            groups.append((case, []))
+        groups[-1][1].append((r, [contender, median, spread, limit, peer], also))
+    return groups
+
+
+def _print_rich(doc: dict, file) -> None:
+    """The plain layout at the terminal's width, with tidelog's rows bold, the limits dim."""
+    from rich.console import Console
+
+    console = Console(file=file, highlight=False)
+
+    def out(line: str = "", style: str | None = None) -> None:
+        console.print(line, style=style, markup=False, overflow="fold", crop=False, soft_wrap=True)
+
+    _print_lines(doc, out, console.width, rich=True)
+
+
+def _plain_width(file) -> int:
+    import shutil
+
+    try:
+        tty = file.isatty()
+    except (AttributeError, ValueError):
+        tty = False
+    return min(shutil.get_terminal_size((PLAIN_MAX_WIDTH, 24)).columns, PLAIN_MAX_WIDTH) if tty else PLAIN_MAX_WIDTH
+
+
+def _wrap(text: str, width: int, indent: str) -> list[str]:
+    import textwrap
+
+    return textwrap.wrap(text, width=width, initial_indent=indent, subsequent_indent=indent + "  ",
+                         break_on_hyphens=False) or [indent]
 
 
 def _print_plain(doc: dict, file) -> None:
-    p = lambda s="": print(s, file=file)  # noqa: E731
-    p(f"tidelog bench ({doc['mode']}), {doc['machine']['date']}")
-    p(describe(doc["machine"]))
+    _print_lines(doc, lambda line="", style=None: print(line, file=file), _plain_width(file), rich=False)
+
+
+def _print_lines(doc: dict, out, width: int, rich: bool) -> None:
+    """The tables as lines of at most ``width`` characters, through ``out(line, style)``."""
+    def p(line: str = "", style: str | None = None) -> None:
+        out(line, style if rich else None)
+
+    p(f"tidelog bench ({doc['mode']}), {doc['machine']['date']}", "bold")
+    for line in _wrap(describe(doc["machine"]), width, ""):
+        p(line, "dim")
     for name, wl in doc["workloads"].items():
         p()
-        p(wl["title"])
-        body = table_rows(doc, name)
-        widths = [max([len(h)] + [len(b[i]) for b in body]) for i, h in enumerate(HEADERS)]
-        line = "  ".join(h.ljust(w) for h, w in zip(HEADERS, widths))
-        p(line)
-        p("-" * len(line))
-        results = [r for r in doc["results"] if r["workload"] == name]
-        for r, b in zip(results, body):
-            mark = "*" if r["kind"] == "tidelog" else " "
-            p("  ".join(c.rjust(w) if i in (2, 3) else c.ljust(w) for i, (c, w) in enumerate(zip(b, widths)))
-              .rstrip() + (f" {mark}" if mark.strip() else ""))
+        p(wl["title"], "bold")
+        groups = _grouped(doc, name)
+        body = [cells for _case, rows in groups for _r, cells, _also in rows]
+        widths = [max([len(h)] + [len(b[i]) for b in body]) for i, h in enumerate(COLUMNS)]
+        # The last column moves to the line below when the row would be wider than the page.
+        shown = len(COLUMNS) if 4 + sum(widths) + 2 * (len(widths) - 1) + 2 <= width else len(COLUMNS) - 1
+
+        def row(values: list[str]) -> str:
+            return "    " + "  ".join(c.rjust(w) if i in (1, 2) else c.ljust(w)
+                                      for i, (c, w) in enumerate(zip(values[:shown], widths))).rstrip()
+
+        header = row(COLUMNS)
+        p(header, "bold")
+        p("    " + "-" * (min(len(header), width) - 4))
+        for case, rows in groups:
+            for line in _wrap(case, width, "  "):
+                p(line, "underline")
+            for r, cells, also in rows:
+                style = "bold cyan" if r["kind"] == "tidelog" else ("dim" if r["kind"] == "limit" else None)
+                mark = " *" if r["kind"] == "tidelog" and not rich else ""
+                p(row(cells) + mark, style)
+                extra = [x for x in ([f"peer: {cells[4]}"] if shown < len(COLUMNS) and cells[4] else []) + [also] if x]
+                if extra:
+                    for line in _wrap("; ".join(extra), width, "        "):
+                        p(line, "dim")
         for s in skip_lines(doc, name):
-            p(f"  skipped {s}")
+            for line in _wrap(f"skipped {s}", width, "  "):
+                p(line, "dim")
         for e in doc.get("errors", []):
             if e["workload"] == name:
-                p(f"  ERROR {e['contender']}: {e['error']}")
+                for line in _wrap(f"ERROR {e['contender']}: {e['error']}", width, "  "):
+                    p(line, "red")
     tl = target_lines(doc)
     if tl:
         p()
-        p("Targets")
+        p("Targets", "bold")
         for t in tl:
-            p(f"  - {t}")
+            for line in _wrap(f"- {t}", width, "  "):
+                p(line, None if "not met" not in t else "yellow")
     hl = headlines(doc)
     if hl:
         p()
-        p("Headlines")
+        p("Headlines", "bold")
         for h in hl:
-            p(f"  - {h}")
-    p(f"{doc.get('elapsed_s', 0):.1f} s")
+            for line in _wrap(f"- {h}", width, "  "):
+                p(line)
+    p(f"{doc.get('elapsed_s', 0):.1f} s", "dim")
 
 
 # ------------------------------------------------------------ targets

@@ -2,9 +2,8 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
-from ..errors import TidelogError
+from ._args import count, positive, seconds
 
 DESCRIPTION = """\
 Simulated sensors report readings: first a backfill of history, appended durably in
@@ -20,32 +19,7 @@ examples:
   tidelog demo --dir demo-log            # into ./demo-log (a second run replaces it)
   tidelog demo --rows 1000000 --live-seconds 5
 
-exit status: 0 done, 1 failed, 2 bad arguments"""
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text.replace("_", ""))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text} is below 1")
-    return value
-
-
-def _count(text: str) -> int:
-    value = _positive(text) if text.strip() not in ("0",) else 0
-    return value
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not 0 <= value <= 3600:
-        raise argparse.ArgumentTypeError(f"{text} is not within 0 to 3600 seconds")
-    return value
+exit status: 0 done, 1 failed, 2 bad arguments or a folder the demo did not make"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -53,18 +27,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the log folder to write (default: a new temporary folder; either way it is kept, "
                              "and the demo says where). A folder an earlier demo made is replaced; any other "
                              "non-empty folder is refused")
-    parser.add_argument("--rows", type=_positive, default=10_000_000, help="readings of history (default 10,000,000)")
-    parser.add_argument("--sensors", type=_positive, default=1_000, help="simulated sensors (default 1,000)")
-    parser.add_argument("--batch", type=_positive, default=65_536,
+    parser.add_argument("--rows", type=positive, default=10_000_000, help="readings of history (default 10,000,000)")
+    parser.add_argument("--sensors", type=positive, default=1_000, help="simulated sensors (default 1,000)")
+    parser.add_argument("--batch", type=positive, default=65_536,
                         help="rows per appended batch of history (default 65,536)")
-    parser.add_argument("--live-seconds", type=_seconds, default=15.0,
+    parser.add_argument("--live-seconds", type=seconds, default=15.0,
                         help="how long the sensors then report live, every 100 ms (default 15)")
-    parser.add_argument("--workers", type=_positive, default=2,
+    parser.add_argument("--workers", type=positive, default=2,
                         help="alerting worker processes in the consumer group (default 2)")
     parser.add_argument("--mqtt", default="auto", metavar="URL|auto|off",
                         help="the MQTT broker for the live readings: a URL (mqtt://host:port), auto (the default: "
                              "mqtt://127.0.0.1:1883 when a broker answers there), or off")
-    parser.add_argument("--sqlite-rows", type=_count, default=2_000_000,
+    parser.add_argument("--sqlite-rows", type=count, default=2_000_000,
                         help="rows of the SQLite comparison (default 2,000,000; 0 skips it)")
 
 
@@ -74,8 +48,4 @@ def main(args: argparse.Namespace) -> int:
     options = DemoOptions(rows=args.rows, sensors=args.sensors, batch_rows=args.batch, directory=args.dir,
                           sqlite_rows=args.sqlite_rows, live_seconds=args.live_seconds, workers=args.workers,
                           mqtt=args.mqtt)
-    try:
-        return run_demo(options)
-    except TidelogError as e:
-        print(f"tidelog demo: {e}", file=sys.stderr)
-        return 2 if isinstance(e, ValueError) else 1
+    return run_demo(options)   # errors: the command's one error path (cli._errors)

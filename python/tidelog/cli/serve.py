@@ -15,6 +15,11 @@ closed. The address defaults to 127.0.0.1 (this machine only); any other
 address needs --token (and should have TLS), or --insecure-bind on a network
 you trust, since without a token anyone who reaches the port can read and
 append to every topic.
+
+examples:
+  tidelog serve data/ --flight                        # 127.0.0.1:8815
+  tidelog serve data/ --flight 127.0.0.1:0 --read-only
+  tidelog serve data/ --flight 0.0.0.0:8815 --token-file token.txt
 """
 
 
