@@ -125,7 +125,8 @@ def test_a_second_run_replaces_its_own_folder_and_others_are_refused(tmp_path):
 def test_bad_options_are_one_line_errors(args, message):
     run = cli("demo", *args)
     assert run.returncode == 2 and "Traceback" not in run.stderr
-    assert run.stderr.strip().splitlines()[-1].endswith(message)
+    line, = run.stderr.strip().splitlines()
+    assert line.startswith("tidelog demo: ") and message in line
 
 
 def test_a_folder_it_did_not_make_is_refused_at_the_command_line(tmp_path):
