@@ -469,3 +469,16 @@ def test_every_error_class_has_a_kafka_name():
     assert len(classes) >= 16
     for cls in classes:
         assert isinstance(cls.kafka_error, str) and cls.kafka_error.isupper(), cls
+
+
+@pytest.mark.parametrize("settings", [
+    {"partitions": 0}, {"durability": "sometimes"}, {"retention_ms": -5}, {"compression": "lz9"},
+    {"segment_bytes": 1}, {"flush_interval_ms": 0}, {"cleanup_policy": "shred"},
+])
+def test_bad_topic_settings_are_invalid_argument_errors(tmp_path, settings):
+    import pyarrow as pa
+
+    with tidelog.open(tmp_path / "log") as log:
+        with pytest.raises(tidelog.InvalidArgumentError):
+            log.create_topic("t", schema=pa.schema([("x", pa.int64())]), **settings)
+        assert log.topics() == []

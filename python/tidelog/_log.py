@@ -339,7 +339,7 @@ class Log:
         elif not isinstance(schema, pa.Schema):
             raise TypeError(f"schema must be a pyarrow.Schema, not {type(schema).__name__}")
         if len(set(schema.names)) != len(schema.names):
-            raise ValueError(f"schema has duplicate column names: {schema.names}")
+            raise InvalidArgumentError(f"schema has duplicate column names: {schema.names}")
         config = TopicConfig(
             name=name, partitions=partitions, key=key, timestamp=timestamp, durability=durability,
             flush_interval_ms=flush_interval_ms, compression=compression, compression_level=compression_level,
@@ -567,14 +567,14 @@ class Log:
         if isinstance(linger_ms, bool) or not isinstance(linger_ms, (int, float)):
             raise TypeError(f"linger_ms must be a number, not {type(linger_ms).__name__}")
         if not 0 <= linger_ms < 3_600_000:  # also rejects nan
-            raise ValueError("linger_ms must be in [0, 1 hour)")
+            raise InvalidArgumentError("linger_ms must be in [0, 1 hour)")
         for name, value in (("batch_bytes", batch_bytes), ("max_record_bytes", max_record_bytes)):
             if isinstance(value, bool) or not isinstance(value, int):
                 raise TypeError(f"{name} must be an int, not {type(value).__name__}")
         if batch_bytes < 1:
-            raise ValueError("batch_bytes must be >= 1")
+            raise InvalidArgumentError("batch_bytes must be >= 1")
         if not 1 <= max_record_bytes < 2**31:
-            raise ValueError("max_record_bytes must be in [1, 2 GiB)")
+            raise InvalidArgumentError("max_record_bytes must be in [1, 2 GiB)")
         engine = ProducerEngine(self, self._native, linger_ms, batch_bytes, acks)
         producer = _core.Producer(engine, float(linger_ms), int(batch_bytes), acks, int(max_record_bytes))
         self._producers.add(producer)

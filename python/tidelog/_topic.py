@@ -104,18 +104,18 @@ class TopicConfig:
                      "min_compaction_lag_ms", "delete_retention_ms"):
             _check_int(name, getattr(self, name))
         if not isinstance(self.cleanup_policy, str) or self.cleanup_policy not in CLEANUP_POLICIES:
-            raise ValueError(f"cleanup_policy must be one of {CLEANUP_POLICIES}, not {self.cleanup_policy!r}")
+            raise InvalidArgumentError(f"cleanup_policy must be one of {CLEANUP_POLICIES}, not {self.cleanup_policy!r}")
         ratio = self.min_cleanable_dirty_ratio
         if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0.0 <= ratio <= 1.0:
-            raise ValueError(f"min_cleanable_dirty_ratio must be a number in [0, 1], not {ratio!r}")
+            raise InvalidArgumentError(f"min_cleanable_dirty_ratio must be a number in [0, 1], not {ratio!r}")
         for name in ("min_compaction_lag_ms", "delete_retention_ms"):
             if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be a non-negative int")
+                raise InvalidArgumentError(f"{name} must be a non-negative int")
         if self.compacted and self.segment_bytes > MAX_COMPACTED_SEGMENT_BYTES:
-            raise ValueError(f"segment_bytes of a compacted topic must be <= 1 GiB (a rewritten segment's offset "
+            raise InvalidArgumentError(f"segment_bytes of a compacted topic must be <= 1 GiB (a rewritten segment's offset "
                              f"blocks may make it larger than the original), not {self.segment_bytes}")
         if self.compacted and self.key is None:
-            raise ValueError(f"cleanup_policy={self.cleanup_policy!r} needs a key column (key=...): "
+            raise InvalidArgumentError(f"cleanup_policy={self.cleanup_policy!r} needs a key column (key=...): "
                              "compaction keeps the latest record per key")
         for name in ("retention_ms", "retention_bytes", "segment_ms"):
             if getattr(self, name) is not None:
@@ -127,21 +127,21 @@ class TopicConfig:
             if getattr(self, name) is not None and not isinstance(getattr(self, name), str):
                 raise TypeError(f"{name} must be a column name (str) or None")
         if not 1 <= self.partitions <= 100_000:
-            raise ValueError(f"partitions must be an int in [1, 100000], not {self.partitions!r}")
+            raise InvalidArgumentError(f"partitions must be an int in [1, 100000], not {self.partitions!r}")
         if self.durability not in DURABILITY_MODES:
-            raise ValueError(f"durability must be one of {tuple(DURABILITY_MODES)}, not {self.durability!r}")
+            raise InvalidArgumentError(f"durability must be one of {tuple(DURABILITY_MODES)}, not {self.durability!r}")
         if self.compression not in COMPRESSIONS:
-            raise ValueError(f"compression must be one of {COMPRESSIONS}, not {self.compression!r}")
+            raise InvalidArgumentError(f"compression must be one of {COMPRESSIONS}, not {self.compression!r}")
         if not 1 <= self.compression_level <= 22:
-            raise ValueError("compression_level must be in [1, 22]")
+            raise InvalidArgumentError("compression_level must be in [1, 22]")
         if not 4096 <= self.segment_bytes < 2**31:
-            raise ValueError("segment_bytes must be in [4 KiB, 2 GiB)")
+            raise InvalidArgumentError("segment_bytes must be in [4 KiB, 2 GiB)")
         for name in ("retention_ms", "retention_bytes", "segment_ms"):
             v = getattr(self, name)
             if v is not None and (not isinstance(v, int) or v < 0):
-                raise ValueError(f"{name} must be a non-negative int or None")
+                raise InvalidArgumentError(f"{name} must be a non-negative int or None")
         if self.flush_interval_ms < 1:
-            raise ValueError("flush_interval_ms must be >= 1")
+            raise InvalidArgumentError("flush_interval_ms must be >= 1")
         if self.key is not None:
             if self.key not in schema.names:
                 raise SchemaMismatchError(f"key column {self.key!r} is not in the schema")
@@ -167,7 +167,7 @@ def normalize_cleanup_policy(value: Any) -> str:
     else:
         raise TypeError(f"cleanup_policy must be a str such as 'compact' or 'compact,delete', not {value!r}")
     if not parts or any(p not in ("delete", "compact") for p in parts):
-        raise ValueError(f"cleanup_policy must be one of {CLEANUP_POLICIES}, not {value!r}")
+        raise InvalidArgumentError(f"cleanup_policy must be one of {CLEANUP_POLICIES}, not {value!r}")
     return ",".join(p for p in ("compact", "delete") if p in parts)
 
 
@@ -689,7 +689,7 @@ class Topic:
             if isinstance(p, (bool, np.bool_)) or not isinstance(p, (int, np.integer)):
                 raise TypeError(f"a partition is an int, not {type(p).__name__}")
             if not 0 <= p < self.config.partitions:
-                raise ValueError(f"topic {self.name!r} has partitions 0..{self.config.partitions - 1}, not {p!r}")
+                raise InvalidArgumentError(f"topic {self.name!r} has partitions 0..{self.config.partitions - 1}, not {p!r}")
             out.append(int(p))
         return out
 
@@ -1014,7 +1014,7 @@ def _per_partition(topic, value, what: str, partitions: list[int], default) -> d
 def check_on_corrupt(on_corrupt: str) -> bool:
     """True for "skip", False for "raise"; anything else is a ValueError."""
     if on_corrupt not in ("raise", "skip"):
-        raise ValueError(f"on_corrupt must be 'raise' or 'skip', not {on_corrupt!r}")
+        raise InvalidArgumentError(f"on_corrupt must be 'raise' or 'skip', not {on_corrupt!r}")
     return on_corrupt == "skip"
 
 
@@ -1091,7 +1091,7 @@ class Scan:
             columns = list(columns)
             unknown = [c for c in columns if c not in schema.names]
             if unknown:
-                raise ValueError(f"unknown columns {unknown}; topic {topic.name!r} has {schema.names}")
+                raise InvalidArgumentError(f"unknown columns {unknown}; topic {topic.name!r} has {schema.names}")
             self._column_indices = [schema.get_field_index(c) for c in columns]
             self.schema = pa.schema([schema.field(i) for i in self._column_indices], metadata=schema.metadata)
         else:
