@@ -82,7 +82,8 @@ class MqttBridge:
 
     When the mapping names an ``id`` column, a message whose id is among the
     last ``dedupe_window`` ids of each partition (read back from the topic
-    at start) or among those the bridge appended since is dropped as a
+    at start), or among the last ``dedupe_window`` x partitions the bridge
+    appended since is dropped as a
     duplicate (``stats.duplicates``) and acknowledged.
     """
 
@@ -115,7 +116,7 @@ class MqttBridge:
             self._mapper: RowMapper = self.mapping.bind(self.topic.schema, on_error)
             self._seen: RecentIds | None = None
             if self.mapping.id is not None:
-                self._seen = RecentIds(dedupe_window)
+                self._seen = RecentIds(dedupe_window * self.topic.partitions)
                 self._seen.load_tail(self.topic, self.mapping.id)
         except BaseException:
             self.close()

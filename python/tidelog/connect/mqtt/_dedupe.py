@@ -43,13 +43,14 @@ class RecentIds:
         return True
 
     def load_tail(self, topic, column: str) -> int:
-        """Remembers the ``column`` values of the last ``capacity`` rows of
-        each partition of ``topic``, oldest first; returns how many were read."""
+        """Remembers the ``column`` values of the last ``capacity / partitions``
+        rows of each partition of ``topic``; returns how many were read."""
         ends = topic.end_offsets()
         starts = topic.start_offsets()
+        per_partition = max(1, self.capacity // max(len(ends), 1))
         read = 0
         for p, end in sorted(ends.items()):
-            start = max(starts.get(p, 0), end - self.capacity)
+            start = max(starts.get(p, 0), end - per_partition)
             if end <= start:
                 continue
             values = topic.read(start_offset={p: start}, end_offset={p: end}, partitions=[p],
