@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import signal
 import sys
 from typing import TextIO
@@ -102,8 +103,19 @@ def _on_signals(stop) -> None:
         signal.signal(sig, lambda *_: stop())
 
 
+def _log_to(err: TextIO) -> None:
+    """The bridge's warnings (skipped messages, reconnects) as lines on ``err``."""
+    handler = logging.StreamHandler(err)
+    handler.setFormatter(logging.Formatter("tidelog connect mqtt: %(message)s"))
+    log = logging.getLogger("tidelog.connect.mqtt")
+    log.addHandler(handler)
+    log.propagate = False
+
+
 def _ingest(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from ..connect.mqtt import MqttBridge
+
+    _log_to(err)
 
     with MqttBridge(args.path, topic=args.to, broker=args.broker, subscribe=args.subscribe, mapping=args.map,
                     client_id=args.client_id, batch_rows=args.batch_rows, linger_ms=args.linger_ms,

@@ -31,9 +31,10 @@ Contract:
 * **Broker limits matter.** A broker drops QoS 1 messages for a session
   whose queue is full (mosquitto: ``max_queued_messages``, 1000 by default),
   whether the bridge is away or just slower than the publishers; size it
-  for the longest outage to ride out. Its in-flight window bounds a batch
-  (mosquitto: ``max_inflight_messages``, 20 by default, so at most 20
-  messages per fdatasync): raise it for throughput.
+  for the longest outage to ride out. Its in-flight window (mosquitto:
+  ``max_inflight_messages``, 20 by default) is how many messages it sends
+  before it waits for PUBACKs, so it can bound a batch: the bridge appends
+  as soon as nothing more arrives, and a larger window makes larger batches.
 * **Republishing** (``MqttPublisher``, ``--publish TOPIC``): every row as a
   JSON object at QoS 1 to an MQTT topic made from the row (a template), the
   position kept in a consumer group committed after the broker acknowledged

@@ -214,7 +214,8 @@ class MqttBridge:
             self.stats.batches += 1
         self.stats.duplicates += mapped.duplicates
         for index, source, reason in mapped.bad:
-            self._report_bad(source, reason)
+            if index != mapped.stopped_at:
+                self._report_bad(source, reason)
         done = pending if mapped.stopped_at is None else pending[:mapped.stopped_at]
         self.stats.skipped += len(mapped.bad) - (mapped.stopped_at is not None)
         ids = [m[0] for m in done]
