@@ -37,11 +37,11 @@ class Broker:
     clients, no persistence, and queues large enough that nothing is dropped
     while a bridge is away (``max_queued_messages``)."""
 
-    def __init__(self, directory, max_inflight: int = 1000, max_queued: int = 1_000_000):
+    def __init__(self, directory, max_inflight: int = 1000, max_queued: int = 1_000_000, port: int | None = None):
         exe = ensure_mosquitto()
         if exe is None:
             pytest.skip("mosquitto is not installed and could not be (apt-get install mosquitto needs root)")
-        self.port = free_port()
+        self.port = port or free_port()
         self.url = f"mqtt://127.0.0.1:{self.port}"
         conf = os.path.join(directory, "mosquitto.conf")
         self.log_path = os.path.join(directory, "mosquitto.log")

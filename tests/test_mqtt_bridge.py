@@ -276,3 +276,42 @@ def test_dedupe_window_survives_a_restart(tmp_path, mqtt_broker):
     pub.close()
     assert rows_in(log_dir) == 100
     assert os.path.isdir(log_dir)
+
+
+def test_reconnects_after_the_broker_restarts(tmp_path):
+    """A broker restarted (without persistence, so it forgot the subscription):
+    the bridge connects again, subscribes again and takes what comes next."""
+    from _mqtt import Broker
+
+    broker = Broker(str(tmp_path))
+    with tidelog.open(tmp_path / "log") as log:
+        bridge = MqttBridge(log, topic="readings", broker=broker.url, subscribe="sensors/#",
+                            mapping=mapping_file(tmp_path))
+        subscribed = threading.Event()
+        result = {}
+        runner = threading.Thread(target=lambda: result.update(
+            stats=bridge.run(max_messages=200, on_subscribed=subscribed.set)))
+        runner.start()
+        try:
+            assert subscribed.wait(10)
+            pub = Publisher(broker)
+            pub.publish(message(i) for i in range(100))
+            pub.close()
+            while bridge.stats.handled < 100:
+                time.sleep(0.01)
+            broker.stop()
+            broker = Broker(str(tmp_path), port=broker.port)
+            deadline = time.monotonic() + 30
+            while bridge.stats.reconnects == 0 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert bridge.stats.reconnects == 1
+            time.sleep(0.2)  # the new subscription is in place once the bridge connected again
+            pub = Publisher(broker)
+            pub.publish(message(i) for i in range(100, 200))
+            pub.close()
+            runner.join(30)
+        finally:
+            bridge.stop()
+            broker.stop()
+        assert result["stats"].appended == 200
+        assert sorted(log.topic("readings").read().column("n").to_pylist()) == list(range(200))
