@@ -255,14 +255,15 @@ class RowMapper:
         self.on_error = on_error
         by_name = {s.column: s for s in sources}
         self._fields = [f for f in schema]
-        self._pattern = _pattern_levels(pattern) if pattern is not None else None
+        names = _pattern_levels(pattern) if pattern is not None else None
+        self._pattern = names
         # the pattern as MQTT matches it: literal levels, '+' (named ones too) and '#'
-        self._match = None if pattern is None else [
-            "+" if name is not None else level for name, level in zip(self._pattern, pattern.split("/"))]
+        self._match = None if pattern is None or names is None else [
+            "+" if name is not None else level for name, level in zip(names, pattern.split("/"))]
         self._levels_cache: dict[bytes, tuple[str, list[str]]] = {}
         self._loads = _json_loads()
         self._needs_json = any(s.kind == "json" for s in sources)
-        self._steps = []
+        self._steps: list[tuple[Any, ...]] = []
         for field in self._fields:
             s = by_name.get(field.name)
             self._steps.append(self._step(field, s) if s is not None else (None, None, None, True, _MISSING))
@@ -295,7 +296,7 @@ class RowMapper:
                             return _MISSING
                     return doc
         elif s.kind == "level":
-            index = self._pattern.index(s.arg) if isinstance(s.arg, str) else s.arg
+            index = s.arg if not isinstance(s.arg, str) else (self._pattern or []).index(s.arg)
 
             def extract(doc, topic, levels, arrival):
                 return levels[index] if index < len(levels) else _MISSING
@@ -382,7 +383,7 @@ class RowMapper:
                     out.stopped_at = i
                     break
                 continue
-            if id_index is not None and not keep_id(row[id_index]):
+            if id_index is not None and keep_id is not None and not keep_id(row[id_index]):
                 out.duplicates += 1
                 continue
             for col, v in zip(columns, row):
