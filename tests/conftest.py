@@ -48,3 +48,16 @@ def sensors_schema() -> pa.Schema:
 def sensors(log, sensors_schema):
     """A 4-partition keyed sensors topic (key sensor_id, time column ts)."""
     return log.create_topic("sensors", sensors_schema, partitions=4, key="sensor_id", timestamp="ts")
+
+
+@pytest.fixture
+def mqtt_broker(tmp_path):
+    """A private Mosquitto broker on a free loopback port (tests/_mqtt.py),
+    skipped with the reason when mosquitto cannot be installed."""
+    from _mqtt import Broker
+
+    broker = Broker(str(tmp_path))
+    try:
+        yield broker
+    finally:
+        broker.stop()

@@ -288,3 +288,30 @@ def _from_native(name: str, message: str, place: dict[str, Any] | None = None) -
         err.position = place["position"]
         err.start_offset, err.end_offset = place["start_offset"], place["end_offset"]
     return err
+
+
+class MappingError(InvalidArgumentError):
+    """A bridge's mapping (``tidelog.connect``) is unusable: a mapping file
+    that is not valid TOML, names an unknown setting, column or source, or
+    does not fit the topic's schema. Nothing was read or written."""
+
+
+class MessageMappingError(InvalidRecordError):
+    """A message a bridge received does not fit the topic (not JSON, a value
+    of the wrong type, a required field missing, an MQTT topic outside the
+    mapping's pattern), raised when the bridge was told to stop at such
+    messages (``on_error="stop"``). The message was not acknowledged, so the
+    broker delivers it again. ``source`` names where it came from (the MQTT
+    topic), ``reason`` says what did not fit."""
+
+    def __init__(self, message: str, source: str | None = None, reason: str | None = None):
+        super().__init__(message)
+        self.source = source
+        self.reason = reason
+
+
+class BrokerError(TidelogError, ConnectionError):
+    """A message broker could not be reached, refused the connection or the
+    subscription, or broke the protocol (``tidelog.connect``)."""
+
+    kafka_error = "NETWORK_EXCEPTION"

@@ -101,6 +101,11 @@ def build_parser() -> Parser:
 
     serve_cli.add_arguments(sub.add_parser("serve", help="serve a log over Arrow Flight (DoGet, DoPut, ListFlights)",
                                            description=serve_cli.DESCRIPTION))
+    from . import connect as connect_cli
+
+    connect_cli.add_arguments(sub.add_parser(
+        "connect", help="bridge a log and a messaging system (mqtt: subscribe into a topic, or publish one)",
+        description="Bridges between a log and other messaging systems: tidelog connect mqtt --help"))
     from ..bench.cli import DESCRIPTION as BENCH_DESCRIPTION, add_arguments as add_bench_arguments
 
     add_bench_arguments(sub.add_parser("bench", help="the benchmark suite: tidelog beside the physical limits "
@@ -131,10 +136,10 @@ def _run(args: argparse.Namespace) -> int:
         from .._verify import main as verify_main
 
         return verify_main(args.path, repair=args.repair, as_json=args.json, progress=args.progress)
-    from . import consume, demo, export, groups, produce, serve, stats, topics
+    from . import connect, consume, demo, export, groups, produce, serve, stats, topics
 
     modules = {"topics": topics, "produce": produce, "consume": consume, "groups": groups, "stats": stats,
-               "export": export, "serve": serve, "demo": demo}
+               "export": export, "serve": serve, "demo": demo, "connect": connect}
     return modules[command].main(args)
 
 

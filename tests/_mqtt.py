@@ -1,0 +1,126 @@
+"""A private Mosquitto broker for tests (Debian's ``mosquitto``, installed when
+missing and we are root), and a real publisher (paho-mqtt)."""
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import time
+
+import pytest
+
+
+def ensure_mosquitto() -> str | None:
+    """The path of ``mosquitto`` (apt-installed once when missing and we are root), or why there is none."""
+    path = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if os.path.exists("/usr/sbin/mosquitto") else None)
+    if path and shutil.which("mosquitto_pub"):
+        return path
+    if os.geteuid() != 0:
+        return None
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "mosquitto", "mosquitto-clients"]):
+        if subprocess.run(cmd, env=env, capture_output=True, timeout=600).returncode != 0:
+            return None
+    return shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if os.path.exists("/usr/sbin/mosquitto") else None)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Broker:
+    """``mosquitto`` on a free loopback port with a config of its own: anonymous
+    clients, no persistence, and queues large enough that nothing is dropped
+    while a bridge is away (``max_queued_messages``)."""
+
+    def __init__(self, directory, max_inflight: int = 1000, max_queued: int = 1_000_000, port: int | None = None):
+        exe = ensure_mosquitto()
+        if exe is None:
+            pytest.skip("mosquitto is not installed and could not be (apt-get install mosquitto needs root)")
+        self.port = port or free_port()
+        self.url = f"mqtt://127.0.0.1:{self.port}"
+        conf = os.path.join(directory, "mosquitto.conf")
+        self.log_path = os.path.join(directory, "mosquitto.log")
+        with open(conf, "w") as f:
+            f.write(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+                    f"max_inflight_messages {max_inflight}\nmax_queued_messages {max_queued}\n"
+                    f"log_dest file {self.log_path}\n")
+        self._log = open(self.log_path + ".stderr", "wb")
+        self.proc = subprocess.Popen([exe, "-c", conf], stdout=self._log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                return
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"mosquitto did not start on port {self.port}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+
+
+class Publisher:
+    """A paho-mqtt client publishing at QoS 1 and waiting for every PUBACK."""
+
+    def __init__(self, broker: Broker, client_id: str = ""):
+        import paho.mqtt.client as mqtt
+
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id)
+        self.client.max_inflight_messages_set(1000)
+        self.client.max_queued_messages_set(0)
+        self.client.connect("127.0.0.1", broker.port)
+        self.client.loop_start()
+
+    def publish(self, messages, timeout: float = 60) -> None:
+        """``messages``: (MQTT topic, payload bytes or str) pairs."""
+        infos = [self.client.publish(topic, payload, qos=1) for topic, payload in messages]
+        deadline = time.monotonic() + timeout
+        for info in infos:
+            info.wait_for_publish(max(deadline - time.monotonic(), 0.001))
+            assert info.is_published(), "the broker did not acknowledge a message"
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+class Collector:
+    """A paho-mqtt subscriber collecting (topic, payload) pairs of ``filter``."""
+
+    def __init__(self, broker: Broker, topic_filter: str):
+        import threading
+
+        import paho.mqtt.client as mqtt
+
+        self.messages: list[tuple[str, bytes]] = []
+        self._subscribed = threading.Event()
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+        self.client.on_message = lambda c, u, m: self.messages.append((m.topic, m.payload))
+        self.client.on_subscribe = lambda *a: self._subscribed.set()
+        self.client.connect("127.0.0.1", broker.port)
+        self.client.subscribe(topic_filter, qos=1)
+        self.client.loop_start()
+        assert self._subscribed.wait(10), "no SUBACK"
+
+    def wait_for(self, n: int, timeout: float = 30) -> list[tuple[str, bytes]]:
+        deadline = time.monotonic() + timeout
+        while len(self.messages) < n and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return list(self.messages)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
