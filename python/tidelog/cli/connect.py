@@ -28,12 +28,13 @@ SIGINT/SIGTERM (or --max-messages / --idle-exit), appending and
 acknowledging the batch in hand before it exits.
 
 Exit status: 0 stopped as asked, 1 failed (broker unreachable or refusing,
-unusable mapping, a message that does not fit under --on-error stop,
-storage error, paho-mqtt missing for --publish), 2 bad arguments."""
+a message that does not fit under --on-error stop, storage error, paho-mqtt
+missing for --publish), 2 bad arguments (an unusable mapping or broker URL,
+a log folder or topic that does not exist)."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    systems = parser.add_subparsers(dest="system", required=True)
+    systems = parser.add_subparsers(dest="verb", metavar="SYSTEM")
     mqtt = systems.add_parser("mqtt", help="MQTT: subscribe into a topic, or publish a topic",
                               description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     mqtt.add_argument("path", help="the log folder")
