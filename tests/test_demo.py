@@ -144,3 +144,25 @@ def test_help_explains_every_option_with_examples():
                    "--sqlite-rows"):
         assert option in text
     assert "==SUPPRESS==" not in text
+
+
+def test_live_readings_travel_through_mqtt_and_the_bridge(tmp_path):
+    from tidelog.demo import _live_mqtt
+
+    how, why = _live_mqtt.plan("auto")
+    if how != "private":
+        pytest.skip(f"the demo appends directly here: {why}")
+    out = io.StringIO()
+    folder = str(tmp_path / "d")
+    assert run_demo(DemoOptions(directory=folder, **{**SMALL, "mqtt": "auto"}), out=out) == 0
+    assert "through MQTT (a private Mosquitto, QoS 1" in out.getvalue()
+    with tidelog.open(folder) as log:
+        assert log.topic("readings").read(columns=["sensor_id"]).num_rows == 200_000 + 10 * 100
+    assert multiprocessing.active_children() == []
+
+
+def test_a_broker_url_that_is_not_mqtt_is_refused_before_anything_is_written(tmp_path):
+    with pytest.raises(InvalidArgumentError, match="--mqtt takes mqtt://host:port"):
+        run_demo(DemoOptions(directory=str(tmp_path / "d"), **{**SMALL, "mqtt": "http://127.0.0.1:1883"}),
+                 out=io.StringIO())
+    assert not (tmp_path / "d").exists()

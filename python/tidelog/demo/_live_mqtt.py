@@ -1,14 +1,213 @@
 """How the live readings reach the topic: through an MQTT broker and
-tidelog's MQTT bridge when a broker answers, else appended directly."""
+tidelog's MQTT bridge, or appended directly.
+
+``--mqtt auto`` (the default) starts a private Mosquitto on a free loopback
+port when the ``mosquitto`` program is installed (and paho-mqtt, the sensors'
+client, is importable), and stops it at the end; otherwise the readings are
+appended directly. ``--mqtt URL`` uses that broker (its queue and in-flight
+limits are its own: see the MQTT guide), ``--mqtt off`` appends directly.
+
+Through MQTT, every reading is one message: the sensors (a paho-mqtt client,
+QoS 1) publish ``{"ts": <ns>, "value": <float>}`` to
+``tidelog-demo/site-<n>/<sensor_id>``; the bridge (in this process, on a
+thread) maps the topic level and the JSON onto the topic's columns, appends
+in batches and acknowledges each message once its batch is durable.
+"""
 from __future__ import annotations
 
 import contextlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
 from typing import Any, Callable, Iterator
 
 import pyarrow as pa
 
+from ..errors import InvalidArgumentError
+
+MQTT_TOPIC_ROOT = "tidelog-demo"
+SITES = 10
+MAPPING = {
+    "mqtt_topic": MQTT_TOPIC_ROOT + "/{site}/{sensor_id}",
+    "columns": {
+        "ts": {"json": "ts", "unit": "ns", "type": "timestamp[ns]"},
+        "sensor_id": {"level": "sensor_id", "type": "int32"},
+        "value": {"json": "value", "type": "float64"},
+    },
+}
+
+
+def _mosquitto() -> str | None:
+    return shutil.which("mosquitto") or next(
+        (p for p in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto") if os.path.exists(p)), None)
+
+
+def _paho() -> Any:
+    try:
+        import paho.mqtt.client as mqtt
+    except ImportError:
+        return None
+    return mqtt
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
 
 @contextlib.contextmanager
-def sender(mqtt: str, log: Any, topic: Any) -> Iterator[tuple[Callable[[pa.RecordBatch], Any], str]]:
-    """Yields (send one tick's batch, how it travels)."""
-    yield topic.append, "appended directly"
+def _private_broker(exe: str) -> Iterator[str]:
+    """A Mosquitto of the demo's own on a loopback port, sized for the feed
+    (deep queues, a wide in-flight window), stopped and removed at the end."""
+    folder = tempfile.mkdtemp(prefix="tidelog-demo-mqtt-")
+    port = _free_port()
+    conf = os.path.join(folder, "mosquitto.conf")
+    with open(conf, "w") as f:
+        f.write(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+                "max_inflight_messages 1000\nmax_queued_messages 0\nlog_dest none\n")
+    proc = subprocess.Popen([exe, "-c", conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                break
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"mosquitto did not start (exit status {proc.poll()})")
+            time.sleep(0.05)
+        yield f"mqtt://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def plan(mqtt: str) -> tuple[str, str | None]:
+    """("direct" | "private" | "url", why direct / the URL)."""
+    if mqtt == "off":
+        return "direct", "--mqtt off"
+    if mqtt != "auto":
+        if not mqtt.startswith("mqtt://"):
+            raise InvalidArgumentError(f"--mqtt takes mqtt://host:port, auto or off, not {mqtt!r}")
+        if _paho() is None:
+            raise InvalidArgumentError("--mqtt needs paho-mqtt for the simulated sensors: pip install 'tidelog[mqtt]'")
+        return "url", mqtt
+    if _mosquitto() is None:
+        return "direct", "no mosquitto installed"
+    if _paho() is None:
+        return "direct", "paho-mqtt not installed"
+    return "private", None
+
+
+class _Sensors:
+    """The sensors' MQTT client: each tick's readings as QoS 1 messages."""
+
+    def __init__(self, url: str):
+        mqtt = _paho()
+        host, _, port = url[len("mqtt://"):].rstrip("/").rpartition(":")
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="")
+        self.client.max_inflight_messages_set(1000)
+        self.client.max_queued_messages_set(0)
+        self.client.connect(host, int(port))
+        self.client.loop_start()
+        self.pending: list[Any] = []
+
+    def send(self, batch: pa.RecordBatch) -> None:
+        ts = batch.column("ts").cast(pa.int64()).to_pylist()
+        ids = batch.column("sensor_id").to_pylist()
+        values = batch.column("value").to_pylist()
+        publish = self.client.publish
+        self.pending = [p for p in self.pending if not p.is_published()]
+        for t, sensor, v in zip(ts, ids, values):
+            payload = json.dumps({"ts": t, "value": v}).encode()
+            self.pending.append(publish(f"{MQTT_TOPIC_ROOT}/site-{sensor % SITES}/{sensor}", payload, qos=1))
+
+    def close(self, timeout_s: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        for p in self.pending:
+            p.wait_for_publish(max(0.001, deadline - time.monotonic()))
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def _sensors_process(url: str, sensors: int, seconds: float, ticks_done: Any, result: Any) -> None:
+    """The sensors as a process of their own (devices are not in the bridge's
+    process): publishes the live feed, waits for every PUBACK."""
+    from ._feed import LiveSensors
+
+    client = _Sensors(url)
+    feed = LiveSensors(sensors, seconds)
+
+    def tick(i: int, n: int) -> None:
+        ticks_done.value = i
+
+    rows, took = feed.run(client.send, tick)
+    client.close()
+    result.put((rows, took))
+
+
+def run_live(mqtt: str, log: Any, topic: Any, sensors: int, seconds: float,
+             on_tick: Callable[[int, int], None]) -> tuple[int, float, str]:
+    """Runs the live feed for ``seconds``. Returns (rows, seconds, how the
+    readings travelled). Through MQTT it returns once the bridge has appended
+    every reading the sensors published; nothing it started is left running."""
+    from ._feed import LiveSensors
+
+    how, detail = plan(mqtt)
+    if how == "direct":
+        rows, took = LiveSensors(sensors, seconds).run(topic.append, on_tick)
+        return rows, took, f"appended directly ({detail})"
+    import multiprocessing
+
+    with contextlib.ExitStack() as stack:
+        url = stack.enter_context(_private_broker(_mosquitto())) if how == "private" else detail
+        from ..connect.mqtt import Mapping, MqttBridge
+
+        bridge = stack.enter_context(MqttBridge(log, topic=topic.name, broker=url,
+                                                subscribe=f"{MQTT_TOPIC_ROOT}/#", mapping=Mapping.from_dict(MAPPING),
+                                                client_id="tidelog-demo-bridge", linger_ms=20))
+        subscribed = threading.Event()
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                bridge.run(on_subscribed=subscribed.set)
+            except BaseException as e:  # reported below
+                failure.append(e)
+                subscribed.set()
+
+        thread = threading.Thread(target=run, name="tidelog-demo-mqtt-bridge", daemon=True)
+        thread.start()
+        stack.callback(thread.join, 30)
+        stack.callback(bridge.stop)
+        subscribed.wait(30)
+        if failure:
+            raise failure[0]
+        ctx = multiprocessing.get_context("spawn")
+        ticks_done, result = ctx.Value("i", 0), ctx.Queue()
+        proc = ctx.Process(target=_sensors_process, args=(url, sensors, seconds, ticks_done, result), daemon=True,
+                           name="tidelog-demo-sensors")
+        proc.start()
+        stack.callback(lambda: (proc.kill(), proc.join()) if proc.is_alive() else None)
+        total = max(1, int(round(seconds * 10)))
+        while proc.is_alive() and result.empty():
+            on_tick(ticks_done.value, total)
+            time.sleep(0.1)
+        rows, took = result.get(timeout=60)
+        proc.join(10)
+        deadline = time.monotonic() + 60
+        while bridge.stats.appended + bridge.stats.duplicates < rows and time.monotonic() < deadline and not failure:
+            time.sleep(0.02)
+        if failure:
+            raise failure[0]
+        where = "a private Mosquitto" if how == "private" else url
+        return rows, took, f"through MQTT ({where}, QoS 1, from a sensors process) and the MQTT bridge"

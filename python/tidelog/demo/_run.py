@@ -86,6 +86,7 @@ def _wait_caught_up(log: Any, workers: int, total_rows: int, show: Show, timeout
 
 def run_demo(options: DemoOptions = DemoOptions(), out: TextIO | None = None) -> int:
     options.check()
+    _live_mqtt.plan(options.mqtt)   # a bad --mqtt is refused before anything is written
     show = Show(out)
     ws = prepare(options.directory)
     o = options
@@ -131,10 +132,9 @@ def run_demo(options: DemoOptions = DemoOptions(), out: TextIO | None = None) ->
                           f"(alert above {_alerts.RAISE_ABOVE:g}, clear below {_alerts.CLEAR_BELOW:g})")
 
                 # 3. Live: the sensors report every 100 ms (through MQTT when a broker answers).
-                feed = _feed.LiveSensors(o.sensors, o.live_seconds)
                 stage = show.stage("live sensors", max(1, int(round(o.live_seconds * 10))))
-                with _live_mqtt.sender(o.mqtt, log, topic) as (send, path):
-                    live_rows, live_s = feed.run(send, lambda i, n: stage.advance(1, f"tick {i}/{n}"))
+                live_rows, live_s, path = _live_mqtt.run_live(o.mqtt, log, topic, o.sensors, o.live_seconds,
+                                                              lambda i, n: stage.update(i, f"tick {i}/{n}"))
                 stage.close()
                 gathered = _alerts.finish_workers(procs, stop, results)
                 runner.wait_for(store.end_position, timeout=60)
