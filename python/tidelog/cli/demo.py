@@ -7,8 +7,8 @@ from ._args import count, positive, seconds
 
 DESCRIPTION = """\
 Simulated sensors report readings: first a backfill of history, appended durably in
-columnar batches, then live every 100 ms (through an MQTT broker and the MQTT bridge
-when one answers on 127.0.0.1:1883, appended directly otherwise). Worker processes in a
+columnar batches, then live every 100 ms (published at QoS 1 to a private Mosquitto and
+taken in by the MQTT bridge when mosquitto is installed, appended directly otherwise). Worker processes in a
 consumer group turn readings into alerts, stored as events in an event store; a
 projection keeps the alerts' read model in SQLite. Then a SQL query over the last five
 minutes (DuckDB, else Polars, else pyarrow), a Parquet export, and the same ingest into
@@ -36,8 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=positive, default=2,
                         help="alerting worker processes in the consumer group (default 2)")
     parser.add_argument("--mqtt", default="auto", metavar="URL|auto|off",
-                        help="the MQTT broker for the live readings: a URL (mqtt://host:port), auto (the default: "
-                             "mqtt://127.0.0.1:1883 when a broker answers there), or off")
+                        help="the MQTT broker for the live readings: auto (the default: a private Mosquitto on a "
+                             "loopback port when mosquitto is installed, stopped at the end), a broker of yours "
+                             "(mqtt://host:port), or off (appended directly)")
     parser.add_argument("--sqlite-rows", type=count, default=2_000_000,
                         help="rows of the SQLite comparison (default 2,000,000; 0 skips it)")
 

@@ -34,7 +34,7 @@ class DemoOptions:
     sqlite_rows: int = 2_000_000    # rows of the same ingest into SQLite, for the comparison line
     live_seconds: float = 15.0      # how long the sensors report live
     workers: int = 2                # alerting worker processes in the consumer group
-    mqtt: str = "auto"              # broker URL, "auto" (mqtt://127.0.0.1:1883 when one answers), "off"
+    mqtt: str = "auto"              # "auto" (a private Mosquitto when installed), a broker URL, "off"
 
     def check(self) -> None:
         for name, low in (("rows", 1), ("sensors", 1), ("batch_rows", 1), ("workers", 1), ("sqlite_rows", 0)):
