@@ -11,6 +11,7 @@
 #include <string>
 
 #include "errors.h"
+#include "linux_syscalls.h"
 
 // ThreadSanitizer (gcc 12's libtsan) intercepts pthread_mutex_lock/trylock/
 // timedlock but not pthread_mutex_clocklock: tell it about lock_for's locks.
@@ -65,7 +66,7 @@ inline shared_mutex::lock_result result_of(const char* what, int rc) {
 [[gnu::cold, gnu::noinline]] void release_word_left_by_trylock(pthread_mutex_t* m) {
 #ifdef __GLIBC__
     int* word = &m->__data.__lock;  // glibc: the futex word
-    const int tid = static_cast<int>(::gettid());
+    const int tid = static_cast<int>(linux_syscall::gettid());
     int old = __atomic_load_n(word, __ATOMIC_RELAXED);
     if ((old & FUTEX_TID_MASK) != tid) return;
     if (!__atomic_compare_exchange_n(word, &old, 0, false, __ATOMIC_RELEASE, __ATOMIC_RELAXED)) {
