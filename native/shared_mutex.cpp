@@ -26,7 +26,27 @@
 #include <sanitizer/tsan_interface.h>
 #endif
 
+// pthread_mutex_clocklock came with glibc 2.30; the wheels are built against
+// glibc 2.17's symbols. A weak reference resolves to it where it exists and is
+// null before 2.30, where lock_for falls back to pthread_mutex_timedlock with a
+// CLOCK_REALTIME deadline (the same wait, except that a jump of the wall clock
+// during it lengthens or shortens it).
+extern "C" int pthread_mutex_clocklock(pthread_mutex_t*, clockid_t, const struct timespec*) __attribute__((weak));
+
 namespace tidelog {
+
+#ifdef TIDELOG_IO_HOOKS
+bool shared_mutex_without_clocklock_for_tests = false;
+#endif
+
+namespace {
+bool clocklock_available() {
+#ifdef TIDELOG_IO_HOOKS
+    if (shared_mutex_without_clocklock_for_tests) return false;
+#endif
+    return pthread_mutex_clocklock != nullptr;
+}
+}  // namespace
 
 namespace {
 
@@ -116,8 +136,9 @@ shared_mutex::lock_result shared_mutex::lock_for(int64_t timeout_ns) {
     if (timeout_ns <= 0) return try_lock();
     lock_result r = try_lock();  // the uncontended case without reading the clock
     if (r.acquired) return r;
+    const bool monotonic = clocklock_available();
     timespec deadline;
-    ::clock_gettime(CLOCK_MONOTONIC, &deadline);
+    ::clock_gettime(monotonic ? CLOCK_MONOTONIC : CLOCK_REALTIME, &deadline);
     constexpr int64_t billion = 1000000000;
     int64_t sec = timeout_ns / billion;
     int64_t nsec = deadline.tv_nsec + timeout_ns % billion;
@@ -130,7 +151,8 @@ shared_mutex::lock_result shared_mutex::lock_for(int64_t timeout_ns) {
 #ifdef TIDELOG_SHARED_MUTEX_TSAN
     __tsan_mutex_pre_lock(_m, __tsan_mutex_try_lock);
 #endif
-    int rc = pthread_mutex_clocklock(_m, CLOCK_MONOTONIC, &deadline);
+    int rc = monotonic ? pthread_mutex_clocklock(_m, CLOCK_MONOTONIC, &deadline)
+                       : pthread_mutex_timedlock(_m, &deadline);
 #ifdef TIDELOG_SHARED_MUTEX_TSAN
     __tsan_mutex_post_lock(_m, (rc == 0 || rc == EOWNERDEAD) ? __tsan_mutex_try_lock
                                                               : __tsan_mutex_try_lock | __tsan_mutex_try_lock_failed, 0);
