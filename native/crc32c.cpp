@@ -5,7 +5,12 @@
 
 #if defined(__x86_64__) || defined(__i386__)
 #define TIDELOG_CRC_X86 1
+#include <cpuid.h>
 #include <nmmintrin.h>
+// The crc32 instruction came with SSE4.2; clang 20+ (zig's C++ compiler) names
+// it as a feature of its own, which SSE4.2 does not imply in a target attribute.
+// GCC and older clang accept both names.
+#define TIDELOG_TARGET_CRC32 __attribute__((target("sse4.2,crc32")))
 #endif
 
 namespace tidelog {
@@ -81,7 +86,7 @@ const shift_tables& shifter() {
     return instance;
 }
 
-__attribute__((target("sse4.2"))) uint32_t raw_update_single(uint32_t state, const uint8_t* p, size_t n) {
+TIDELOG_TARGET_CRC32 uint32_t raw_update_single(uint32_t state, const uint8_t* p, size_t n) {
     uint64_t s = state;
     while (n >= 8) {
         uint64_t word;
@@ -95,7 +100,7 @@ __attribute__((target("sse4.2"))) uint32_t raw_update_single(uint32_t state, con
     return s32;
 }
 
-__attribute__((target("sse4.2"))) uint32_t raw_update_hardware(uint32_t state, const uint8_t* p, size_t n) {
+TIDELOG_TARGET_CRC32 uint32_t raw_update_hardware(uint32_t state, const uint8_t* p, size_t n) {
     const shift_tables& sh = shifter();
     while (n >= 3 * stream_bytes) {
         uint64_t a = state, b = 0, c = 0;
@@ -118,7 +123,15 @@ __attribute__((target("sse4.2"))) uint32_t raw_update_hardware(uint32_t state, c
     return raw_update_single(state, p, n);
 }
 
-bool detect_hardware() { return __builtin_cpu_supports("sse4.2"); }
+// CPUID leaf 1, ECX bit 20 (SSE4.2, which brought crc32), asked directly:
+// __builtin_cpu_supports depends on the compiler runtime filling __cpu_model,
+// and zig's compiler-rt leaves it empty (every feature reads as absent), which
+// would silently put the wheels on the portable path.
+bool detect_hardware() {
+    unsigned int eax = 0, ebx = 0, ecx = 0, edx = 0;
+    if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx)) return false;
+    return (ecx & bit_SSE4_2) != 0;
+}
 #endif
 
 }  // namespace

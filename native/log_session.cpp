@@ -4,7 +4,6 @@
 #include <ftw.h>
 #include <sys/file.h>
 #include <sys/mman.h>
-#include <sys/random.h>
 #include <linux/futex.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -23,6 +22,7 @@
 
 #include "errors.h"
 #include "kill_points.h"
+#include "linux_syscalls.h"
 #include "ofd_lock.h"
 
 namespace tidelog {
@@ -41,7 +41,7 @@ uint32_t abi_tag() { return static_cast<uint32_t>(sizeof(pthread_mutex_t)) | uin
 uint64_t random_epoch() {
     uint64_t e = 0;
     while (e == 0) {
-        if (::getrandom(&e, sizeof e, 0) != static_cast<ssize_t>(sizeof e)) {
+        if (linux_syscall::getrandom(&e, sizeof e, 0) != static_cast<ssize_t>(sizeof e)) {
             e = static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()) ^
                 (uint64_t(::getpid()) << 32);
         }

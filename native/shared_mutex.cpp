@@ -11,6 +11,7 @@
 #include <string>
 
 #include "errors.h"
+#include "linux_syscalls.h"
 
 // ThreadSanitizer (gcc 12's libtsan) intercepts pthread_mutex_lock/trylock/
 // timedlock but not pthread_mutex_clocklock: tell it about lock_for's locks.
@@ -25,7 +26,27 @@
 #include <sanitizer/tsan_interface.h>
 #endif
 
+// pthread_mutex_clocklock came with glibc 2.30; the wheels are built against
+// glibc 2.17's symbols. A weak reference resolves to it where it exists and is
+// null before 2.30, where lock_for falls back to pthread_mutex_timedlock with a
+// CLOCK_REALTIME deadline (the same wait, except that a jump of the wall clock
+// during it lengthens or shortens it).
+extern "C" int pthread_mutex_clocklock(pthread_mutex_t*, clockid_t, const struct timespec*) __attribute__((weak));
+
 namespace tidelog {
+
+#ifdef TIDELOG_IO_HOOKS
+bool shared_mutex_without_clocklock_for_tests = false;
+#endif
+
+namespace {
+bool clocklock_available() {
+#ifdef TIDELOG_IO_HOOKS
+    if (shared_mutex_without_clocklock_for_tests) return false;
+#endif
+    return pthread_mutex_clocklock != nullptr;
+}
+}  // namespace
 
 namespace {
 
@@ -65,7 +86,7 @@ inline shared_mutex::lock_result result_of(const char* what, int rc) {
 [[gnu::cold, gnu::noinline]] void release_word_left_by_trylock(pthread_mutex_t* m) {
 #ifdef __GLIBC__
     int* word = &m->__data.__lock;  // glibc: the futex word
-    const int tid = static_cast<int>(::gettid());
+    const int tid = static_cast<int>(linux_syscall::gettid());
     int old = __atomic_load_n(word, __ATOMIC_RELAXED);
     if ((old & FUTEX_TID_MASK) != tid) return;
     if (!__atomic_compare_exchange_n(word, &old, 0, false, __ATOMIC_RELEASE, __ATOMIC_RELAXED)) {
@@ -115,8 +136,9 @@ shared_mutex::lock_result shared_mutex::lock_for(int64_t timeout_ns) {
     if (timeout_ns <= 0) return try_lock();
     lock_result r = try_lock();  // the uncontended case without reading the clock
     if (r.acquired) return r;
+    const bool monotonic = clocklock_available();
     timespec deadline;
-    ::clock_gettime(CLOCK_MONOTONIC, &deadline);
+    ::clock_gettime(monotonic ? CLOCK_MONOTONIC : CLOCK_REALTIME, &deadline);
     constexpr int64_t billion = 1000000000;
     int64_t sec = timeout_ns / billion;
     int64_t nsec = deadline.tv_nsec + timeout_ns % billion;
@@ -129,7 +151,8 @@ shared_mutex::lock_result shared_mutex::lock_for(int64_t timeout_ns) {
 #ifdef TIDELOG_SHARED_MUTEX_TSAN
     __tsan_mutex_pre_lock(_m, __tsan_mutex_try_lock);
 #endif
-    int rc = pthread_mutex_clocklock(_m, CLOCK_MONOTONIC, &deadline);
+    int rc = monotonic ? pthread_mutex_clocklock(_m, CLOCK_MONOTONIC, &deadline)
+                       : pthread_mutex_timedlock(_m, &deadline);
 #ifdef TIDELOG_SHARED_MUTEX_TSAN
     __tsan_mutex_post_lock(_m, (rc == 0 || rc == EOWNERDEAD) ? __tsan_mutex_try_lock
                                                               : __tsan_mutex_try_lock | __tsan_mutex_try_lock_failed, 0);

@@ -122,6 +122,12 @@ private:
     pthread_mutex_t* _m;
 };
 
+#ifdef TIDELOG_IO_HOOKS
+/// Tests only (builds with TIDELOG_IO_HOOKS): lock_for as on glibc before 2.30,
+/// which has no pthread_mutex_clocklock (pthread_mutex_timedlock instead).
+extern bool shared_mutex_without_clocklock_for_tests;
+#endif
+
 /// Holds a shared_mutex for a scope. When the previous owner died, `repair`
 /// runs first (with the mutex held), then mark_consistent(). A repair that
 /// throws leaves the mutex consistent all the same and unlocked (every repair

@@ -1,6 +1,9 @@
 """CRC-32C: standard vectors, and agreement with two independent implementations."""
 from __future__ import annotations
 
+import os
+import platform
+
 import crc32c as crc32c_pkg
 import google_crc32c
 import numpy as np
@@ -74,6 +77,21 @@ def test_portable_matches_hardware():
         chunk = view[i % 8 : i % 8 + n]
         assert _core.crc32c_portable(chunk) == _core.crc32c(chunk), n
     assert isinstance(_core.crc32c_hardware(), bool)
+
+
+def _cpu_flags() -> set[str]:
+    with open("/proc/cpuinfo", encoding="ascii", errors="replace") as cpuinfo:
+        for line in cpuinfo:
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
+    return set()
+
+
+@pytest.mark.skipif(platform.machine() != "x86_64" or not os.path.exists("/proc/cpuinfo"), reason="x86-64 Linux only")
+def test_hardware_path_used_exactly_when_the_cpu_has_sse42():
+    # Whatever compiler built the extension (the wheels use zig, whose
+    # __builtin_cpu_supports finds no feature), a CPU with SSE4.2 gets the crc32 path.
+    assert _core.crc32c_hardware() == ("sse4_2" in _cpu_flags())
 
 
 def test_incremental_chaining():

@@ -102,7 +102,7 @@ LINK = re.compile(r"\[[^\]]*\]\((?P<target>[^)\s]+)\)")
 
 
 def _user_pages() -> list[Path]:
-    return [ROOT / "README.md"] + sorted(DOCS.rglob("*.md"))
+    return [ROOT / "README.md", ROOT / "CHANGELOG.md"] + sorted(DOCS.rglob("*.md"))
 
 
 @pytest.mark.parametrize("path", _user_pages(), ids=lambda p: str(p.relative_to(ROOT)))

@@ -444,7 +444,7 @@ TEST(SharedMutex, UnlockWithoutMarkConsistentIsNotRecoverable) {
     m.unlock();
 }
 
-TEST(SharedMutex, TryLockAndLockForAcrossProcesses) {
+void check_try_lock_and_lock_for_across_processes() {
     shared_file f;
     shared_mutex m = f.mutex();
     ASSERT_TRUE(m.lock().acquired);
@@ -467,6 +467,33 @@ TEST(SharedMutex, TryLockAndLockForAcrossProcesses) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
     m.unlock();
     EXPECT_EQ(wait_for(p), 0);
+}
+
+TEST(SharedMutex, TryLockAndLockForAcrossProcesses) { check_try_lock_and_lock_for_across_processes(); }
+
+// glibc before 2.30 (the wheels' floor is 2.17) has no pthread_mutex_clocklock:
+// lock_for then waits in pthread_mutex_timedlock. Time-outs, wake-ups and an
+// owner's death behave the same.
+TEST(SharedMutex, LockForWithoutClocklockAsOnOldGlibc) {
+    shared_mutex_without_clocklock_for_tests = true;
+    check_try_lock_and_lock_for_across_processes();
+    shared_file f;
+    ready_pipe ready;
+    pid_t holder = spawn_holder_that_will_be_killed(f, ready);
+    ASSERT_TRUE(ready.wait());
+    std::thread killer([&]() {
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        ::kill(holder, SIGKILL);
+    });
+    auto res = f.mutex().lock_for(30'000'000'000);
+    killer.join();
+    EXPECT_EQ(wait_for(holder), 128 + SIGKILL);
+    EXPECT_TRUE(res.acquired);
+    EXPECT_TRUE(res.acquired_after_owner_died);
+    f.r()->b = f.r()->a;
+    f.mutex().mark_consistent();
+    f.mutex().unlock();
+    shared_mutex_without_clocklock_for_tests = false;
 }
 
 TEST(SharedMutex, MisuseIsInvalidArgument) {

@@ -38,8 +38,6 @@ from ._topic import RECORD_SCHEMA, AppendResult, Scan, Topic, TopicConfig
 from .es._events import ANY, NO_STREAM, STREAM_EXISTS
 from ._types import OFFSET_BEGINNING, OFFSET_END, OFFSET_INVALID, OFFSET_STORED, OffsetAndMetadata, TopicPartition
 
-__version__ = "0.1.0"
-
 __all__ = [
     "AsyncConsumer", "AsyncProducer", "Consumer", "DeliveryError", "DeliveryFuture", "Producer", "Record", "RecordMetadata",
     "AppendResult", "CorruptionError", "CorruptionWarning", "IntegrityError", "InvalidArgumentError", "InvalidTopicNameError", "Log", "LogClosedError", "LogLockedError", "LogNotFoundError", "NotALogFolderError",
@@ -60,6 +58,16 @@ _LAZY_MODULES = ("duckdb", "polars")
 
 
 def __getattr__(name: str):
+    if name == "__version__":
+        # The version lives in pyproject.toml only; the installed distribution's
+        # metadata carries it. Looked up on first use: importlib.metadata costs
+        # ~15 ms that `import tidelog` should not pay.
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return version("tidelog")
+        except PackageNotFoundError:  # imported from a source tree that was never installed
+            return "0+unknown"
     if name in _ES_NAMES:
         from . import es
 
