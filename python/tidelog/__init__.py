@@ -40,13 +40,23 @@ from ._types import OFFSET_BEGINNING, OFFSET_END, OFFSET_INVALID, OFFSET_STORED,
 
 __version__ = "0.1.0"
 
+
+def connect(url: str, **config):
+    """The same API on a real Kafka cluster: ``tidelog.connect("kafka://host:9092,host2:9092?client.id=app")``
+    returns a ``tidelog.kafka.KafkaLog`` (topics, producer, consumer, groups,
+    Arrow reads). ``config``: more librdkafka properties. Needs confluent-kafka
+    (``pip install tidelog[kafka]``); see docs/kafka.md, "Two backends"."""
+    from .kafka import connect as connect_kafka
+
+    return connect_kafka(url, **config)
+
 __all__ = [
     "AsyncConsumer", "AsyncProducer", "Consumer", "DeliveryError", "DeliveryFuture", "Producer", "Record", "RecordMetadata",
     "AppendResult", "CorruptionError", "CorruptionWarning", "IntegrityError", "InvalidArgumentError", "InvalidTopicNameError", "Log", "LogClosedError", "LogLockedError", "LogNotFoundError", "NotALogFolderError",
     "RECORD_SCHEMA", "ReadOnlyError", "RecordTooLargeError", "Scan", "SchemaMismatchError", "TidelogError",
     "TidelogIOError", "TimestampWarning", "Topic", "TopicConfig", "TopicExistsError", "UnknownTopicError", "open",
     "OFFSET_BEGINNING", "OFFSET_END", "OFFSET_INVALID", "OFFSET_STORED", "OffsetAndMetadata", "Partition",
-    "TopicPartition", "CommitFailedError", "FencedInstanceIdError", "GroupNotEmptyError",
+    "TopicPartition", "connect", "CommitFailedError", "FencedInstanceIdError", "GroupNotEmptyError",
     "InconsistentGroupProtocolError", "InvalidGroupIdError", "UnknownGroupError", "InvalidRecordError",
     "ANY", "NO_STREAM", "STREAM_EXISTS", "WrongExpectedVersionError", "StreamDeletedError", "SerializationError",
     "Aggregate", "Repository", "Projection",

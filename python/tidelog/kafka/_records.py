@@ -1,0 +1,42 @@
+"""Kafka messages -> Arrow: the record schema's columns for byte topics, the
+decoded batches for columnar ones, with topic/partition/offset columns."""
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+from .._topic import RECORD_SCHEMA
+from ._columnar import decode
+
+_TS = RECORD_SCHEMA.field("timestamp").type
+_HEADERS = RECORD_SCHEMA.field("headers").type
+
+
+def _place_columns(topic: str, partition: int, offsets: np.ndarray) -> list[pa.Array]:
+    n = len(offsets)
+    return [pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, dtype=np.int32)), pa.array([topic])),
+            pa.array(np.full(n, partition, dtype=np.int32)), pa.array(offsets)]
+
+
+def payload_batch(registry, topic: str, msgs: list) -> tuple[pa.RecordBatch, np.ndarray]:
+    """(the payload rows of ``msgs``, each row's Kafka offset)."""
+    if registry.is_columnar(topic):
+        batches = [decode(m.value(), m.headers(), registry) for m in msgs]
+        counts = [b.num_rows for b in batches]
+        offsets = np.repeat(np.fromiter((m.offset() for m in msgs), np.int64, len(msgs)), counts)
+        data = batches[0] if len(batches) == 1 else pa.concat_batches(batches)
+        return data, offsets
+    n = len(msgs)
+    offsets = np.fromiter((m.offset() for m in msgs), np.int64, n)
+    ts = pa.array(np.fromiter((m.timestamp()[1] for m in msgs), np.int64, n) * 1_000_000).cast(_TS)
+    keys = pa.array([m.key() for m in msgs], pa.binary())
+    values = pa.array([m.value() for m in msgs], pa.binary())
+    headers = pa.array([[{"key": k, "value": v} for k, v in (m.headers() or ())] for m in msgs], _HEADERS)
+    return pa.RecordBatch.from_arrays([ts, keys, values, headers], schema=RECORD_SCHEMA), offsets
+
+
+def records_batch(registry, topic: str, partition: int, msgs: list) -> pa.RecordBatch:
+    """What ``poll_batch`` returns: topic, partition, offset, then the payload columns."""
+    data, offsets = payload_batch(registry, topic, msgs)
+    return pa.RecordBatch.from_arrays([*_place_columns(topic, partition, offsets), *data.columns],
+                                      names=["topic", "partition", "offset", *data.schema.names])
