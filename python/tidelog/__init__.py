@@ -29,6 +29,7 @@ from .errors import (
     WrongExpectedVersionError,
 )
 from ._log import Log, open
+from . import connect  # callable: tidelog.connect("kafka://host:9092") (the package is callable)
 from ._core import DeliveryFuture, Producer, Record
 from ._aio import AsyncConsumer, AsyncProducer
 from ._consumer import Consumer
@@ -40,15 +41,6 @@ from ._types import OFFSET_BEGINNING, OFFSET_END, OFFSET_INVALID, OFFSET_STORED,
 
 __version__ = "0.1.0"
 
-
-def connect(url: str, **config):
-    """The same API on a real Kafka cluster: ``tidelog.connect("kafka://host:9092,host2:9092?client.id=app")``
-    returns a ``tidelog.kafka.KafkaLog`` (topics, producer, consumer, groups,
-    Arrow reads). ``config``: more librdkafka properties. Needs confluent-kafka
-    (``pip install tidelog[kafka]``); see docs/kafka.md, "Two backends"."""
-    from .kafka import connect as connect_kafka
-
-    return connect_kafka(url, **config)
 
 __all__ = [
     "AsyncConsumer", "AsyncProducer", "Consumer", "DeliveryError", "DeliveryFuture", "Producer", "Record", "RecordMetadata",

@@ -51,6 +51,11 @@ def main(argv: list[str] | None = None) -> int:
     serve_cli.add_arguments(sub.add_parser("serve", help="serve a log over Arrow Flight (DoGet, DoPut, ListFlights)",
                                            description=serve_cli.DESCRIPTION,
                                            formatter_class=argparse.RawDescriptionHelpFormatter))
+    from . import mirror as mirror_cli
+
+    mirror_cli.add_arguments(sub.add_parser("mirror", help="copy topics between log folders and Kafka clusters",
+                                            description=mirror_cli.DESCRIPTION,
+                                            formatter_class=argparse.RawDescriptionHelpFormatter))
     from ..bench.cli import DESCRIPTION as BENCH_DESCRIPTION, add_arguments as add_bench_arguments
 
     bench = sub.add_parser("bench", help="the benchmark suite: tidelog beside the physical limits and its peers",
@@ -71,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
         return topics_cli.main(args)
     if args.command == "export":
         return export_cli.main(args)
+    if args.command == "mirror":
+        return mirror_cli.main(args)
     if args.command == "serve":
         return serve_cli.main(args)
     if args.command == "verify":
