@@ -30,6 +30,9 @@ logger = logging.getLogger("tidelog")
 NO_GROUP = "this consumer has no group: commits need one (log.consumer(topics, group=...))"
 FETCH_MAX = 10_000   # messages one consume() call takes from librdkafka
 _IGNORED = ("_PARTITION_EOF",)
+#: A broker away for a while: librdkafka reconnects and goes on fetching by itself.
+_TRANSIENT = ("_TRANSPORT", "_ALL_BROKERS_DOWN", "_TIMED_OUT", "NOT_LEADER_OR_FOLLOWER", "LEADER_NOT_AVAILABLE",
+              "_RESOLVE", "NETWORK_EXCEPTION", "COORDINATOR_NOT_AVAILABLE", "NOT_COORDINATOR")
 
 
 class KafkaConsumer:
@@ -380,6 +383,8 @@ class KafkaConsumer:
                 err = m.error()
                 if err is None:
                     good.append(m)
+                elif err.name() in _TRANSIENT or err.retriable():
+                    logger.debug("tidelog consumer: %s (librdkafka retries)", err)
                 elif err.name() not in _IGNORED:
                     raise from_kafka(err, f"reading {m.topic()}[{m.partition()}]")
             # A message from before a seek or a revocation may still arrive: keep only what follows the position.
@@ -455,6 +460,7 @@ class KafkaConsumer:
         self._closed = True
         self._buffer = []
         self._c.close()
+        self._c = None
         self._log._forget(self)
 
     def __enter__(self) -> "KafkaConsumer":

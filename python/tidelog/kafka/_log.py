@@ -62,6 +62,10 @@ class KafkaLog:
             except Exception:  # noqa: BLE001 - closing the rest matters more
                 pass
         self._clients.clear()
+        for topic in self._topics.values():
+            topic.close()
+        self._topics.clear()
+        self._admin = None  # destroyed now (it would go on reconnecting)
 
     def __enter__(self) -> "KafkaLog":
         return self

@@ -254,6 +254,7 @@ class KafkaProducer:
             self._p.purge()
             self._p.poll(0)
             self._p.flush(1)
+        self._p = None  # destroyed now: a client left alive reconnects to a broker that went away
         self._log._forget(self)
 
     def __enter__(self) -> "KafkaProducer":

@@ -52,6 +52,11 @@ class KafkaTopic:
         kind = "records" if self.config.records else "columnar"
         return f"<tidelog.KafkaTopic {self.name!r} partitions={self.partitions} {kind}>"
 
+    def close(self) -> None:
+        if self._producer is not None:
+            self._producer.flush(30)
+            self._producer = None
+
     # ------------------------------------------------------------ offsets
     def end_offsets(self) -> dict[int, int]:
         return {p: hi for p, (lo, hi) in self._log.watermarks(self.name).items()}
