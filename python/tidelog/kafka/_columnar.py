@@ -43,6 +43,8 @@ class SchemaRegistry:
         self._lock = threading.Lock()
         self._schemas: dict[str, pa.Schema] = {}
         self._topics: dict[str, dict] = {}
+        #: The columnar topics' names (the consumer's per-record check: empty, it costs one truth test).
+        self.columnar: dict[str, dict] = self._topics
         self._loaded = False
 
     # ------------------------------------------------------------ reading
@@ -69,7 +71,7 @@ class SchemaRegistry:
                                     continue
                                 pos = m.offset() + 1
                                 self._apply(m.key().decode(), m.value(), topics)
-                    self._topics = topics
+                    self._topics = self.columnar = topics
             finally:
                 c.close()
             self._loaded = True
@@ -145,6 +147,7 @@ class SchemaRegistry:
         with self._lock:
             self._schemas[sid] = schema
             self._topics[topic] = json.loads(entry)
+            self.columnar = self._topics
 
     def forget_topic(self, topic: str) -> None:
         if topic in self._topics:

@@ -44,6 +44,7 @@ class KafkaConsumer:
 
         props, opts = consumer_properties(config, settings)
         self._log = log
+        self._registry = log.schemas
         self._start = opts.get("start", "earliest")
         self._group = opts.get("group")
         self._auto_commit = bool(opts.get("enable_auto_commit", True)) and self._group is not None
@@ -65,7 +66,7 @@ class KafkaConsumer:
         self._buffer: list = []        # confluent Messages fetched, not yet returned
         self._subscription: list[str] = []
         self._closed = False
-        self._schema_cache: dict[str, Any] = {}
+        self._sought: set[tuple[str, int]] = set()  # partitions moved since their last message arrived
         if topics is not None:
             self.subscribe([topics] if isinstance(topics, str) else list(topics))
 
@@ -253,6 +254,7 @@ class KafkaConsumer:
 
         keys = set(keys)
         self._buffer = [m for m in self._buffer if (m.topic(), m.partition()) not in keys]
+        self._sought |= keys
         if self._group is None or not self._subscription:
             self._reassign()
             return
@@ -372,53 +374,83 @@ class KafkaConsumer:
 
     # ------------------------------------------------------------ reading
     def _fetch(self, deadline: float | None) -> bool:
-        """Fills the buffer; False when the deadline passed with nothing."""
+        """Fills the buffer (in reverse: records are popped from its end);
+        False when the deadline passed with nothing."""
         while True:
             self._check_open()
             self._maybe_auto_commit()
             left = 1.0 if deadline is None else max(0.0, min(1.0, deadline - time.monotonic()))
             msgs = self._c.consume(FETCH_MAX, left)
-            good = []
-            for m in msgs:
-                err = m.error()
-                if err is None:
-                    good.append(m)
-                elif err.name() in _TRANSIENT or err.retriable():
-                    logger.debug("tidelog consumer: %s (librdkafka retries)", err)
-                elif err.name() not in _IGNORED:
-                    raise from_kafka(err, f"reading {m.topic()}[{m.partition()}]")
-            # A message from before a seek or a revocation may still arrive: keep only what follows the position.
-            positions = self._positions
-            good = [m for m in good if positions.get((m.topic(), m.partition()), 1 << 63) <= m.offset()]
-            if good:
-                self._buffer = good
-                return True
+            if msgs:
+                good = [m for m in msgs if m.error() is None]
+                if len(good) != len(msgs):
+                    self._errors(msgs)
+                if self._sought:
+                    good = self._after_seek(good)
+                if good:
+                    good.reverse()
+                    self._buffer = good
+                    return True
             if deadline is not None and time.monotonic() >= deadline:
                 return False
 
-    def _record(self, m) -> Record:
-        topic, partition = m.topic(), m.partition()
-        self._positions[(topic, partition)] = m.offset() + 1
-        return Record(topic, partition, m.offset(), m.timestamp()[1] * 1_000_000, m.key(), m.value(),
-                      m.headers() or [])
+    def _errors(self, msgs: list) -> None:
+        for m in msgs:
+            err = m.error()
+            if err is None:
+                continue
+            if err.name() in _TRANSIENT or err.retriable():
+                logger.debug("tidelog consumer: %s (librdkafka retries)", err)
+            elif err.name() not in _IGNORED:
+                raise from_kafka(err, f"reading {m.topic()}[{m.partition()}]")
+
+    def _after_seek(self, msgs: list) -> list:
+        """Drops messages fetched before a seek (from before the new position) of the partitions sought."""
+        sought, positions = self._sought, self._positions
+        out = []
+        for m in msgs:
+            key = (m.topic(), m.partition())
+            if key in sought:
+                if positions.get(key, 1 << 63) > m.offset():
+                    continue
+                sought.discard(key)
+            out.append(m)
+        return out
+
+    def _not_columnar(self, topic: str) -> None:
+        raise TypeError(f"topic {topic!r} is columnar: read it with poll_batch() or topic.scan()")
 
     def poll(self, timeout: float | None = None):
         """One record (``tidelog.Record``, timestamp in ns), or None after ``timeout`` seconds."""
-        if not self._buffer:
-            deadline = None if timeout is None else time.monotonic() + timeout
-            if not self._fetch(deadline):
+        buf = self._buffer
+        if not buf:
+            if not self._fetch(None if timeout is None else time.monotonic() + timeout):
                 return None
-            self._buffer.reverse()  # popped from the end
-        m = self._buffer.pop()
-        if self._log.schemas.is_columnar(m.topic()):
-            raise TypeError(f"topic {m.topic()!r} is columnar: read it with poll_batch() or topic.scan()")
-        return self._record(m)
+            buf = self._buffer
+        m = buf.pop()
+        topic, partition, offset = m.topic(), m.partition(), m.offset()
+        columnar = self._registry.columnar
+        if columnar and topic in columnar:
+            self._not_columnar(topic)
+        self._positions[(topic, partition)] = offset + 1
+        return Record(topic, partition, offset, m.timestamp()[1] * 1_000_000, m.key(), m.value(), m.headers())
 
     def __iter__(self) -> Iterator:
+        positions = self._positions
         while True:
-            rec = self.poll(None)
-            if rec is not None:
-                yield rec
+            columnar = self._registry.columnar
+            if not self._buffer:
+                self._fetch(None)
+            buf = self._buffer
+            while buf and buf is self._buffer:  # (a seek in the loop's body replaces the buffer)
+                m = buf.pop()
+                topic, partition, offset = m.topic(), m.partition(), m.offset()
+                if columnar and topic in columnar:
+                    self._not_columnar(topic)
+                positions[(topic, partition)] = offset + 1
+                yield Record(topic, partition, offset, m.timestamp()[1] * 1_000_000, m.key(), m.value(),
+                             m.headers())
+            positions = self._positions
 
     def poll_batch(self, max_records: int = 100_000, timeout: float | None = None) -> pa.RecordBatch | None:
         """Records of one partition as a ``pa.RecordBatch`` with ``topic``,
@@ -428,25 +460,20 @@ class KafkaConsumer:
         if max_records <= 0:
             raise ValueError("max_records must be positive")
         if not self._buffer:
-            deadline = None if timeout is None else time.monotonic() + timeout
-            if not self._fetch(deadline):
+            if not self._fetch(None if timeout is None else time.monotonic() + timeout):
                 return None
-            self._buffer.reverse()
         buf = self._buffer
-        first = buf[-1]
-        key = (first.topic(), first.partition())
-        taken = []
-        keep = []
-        while buf:
-            m = buf.pop()
-            if len(taken) < max_records and (m.topic(), m.partition()) == key:
-                taken.append(m)
-            else:
-                keep.append(m)
-        keep.reverse()
-        buf.extend(keep)
-        self._positions[key] = taken[-1].offset() + 1
-        return records_batch(self._log.schemas, key[0], key[1], taken)
+        last = buf[-1]
+        topic, partition = last.topic(), last.partition()
+        lo = max(0, len(buf) - max_records)
+        j = len(buf) - 1
+        while j > lo and buf[j - 1].partition() == partition and buf[j - 1].topic() == topic:
+            j -= 1
+        taken = buf[j:]
+        del buf[j:]
+        taken.reverse()
+        self._positions[(topic, partition)] = taken[-1].offset() + 1
+        return records_batch(self._registry, topic, partition, taken)
 
     # ------------------------------------------------------------ closing
     def close(self, autocommit: bool = True) -> None:

@@ -100,11 +100,13 @@ class KafkaLog:
 
     @property
     def schemas(self):
-        from ._columnar import SchemaRegistry
+        """The columnar topics' schemas (``_columnar.SchemaRegistry``)."""
+        registry = self._schemas
+        if registry is None:
+            from ._columnar import SchemaRegistry
 
-        if self._schemas is None:
-            self._schemas = SchemaRegistry(self)
-        return self._schemas
+            registry = self._schemas = SchemaRegistry(self)
+        return registry
 
     # ------------------------------------------------------------ topics
     def create_topic(self, name: str, schema: pa.Schema | None = None, partitions: int = 1, *,

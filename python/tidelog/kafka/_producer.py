@@ -35,17 +35,26 @@ class KafkaDeliveryFuture:
             self._value = from_kafka(err, f"delivery to {msg.topic()!r}", DeliveryError)
             self._state = _FAILED
         else:
-            self._value = RecordMetadata(msg.topic(), msg.partition(), msg.offset(), msg.timestamp()[1] * 1_000_000)
+            self._value = msg  # (RecordMetadata made when asked for: most futures are never looked at)
             self._state = _DONE
         if self._event is not None:
             self._event.set()
         if self._on_delivery is not None:
             if self._state == _DONE:
-                self._on_delivery(None, self._value)
+                self._on_delivery(None, self._metadata())
             else:
                 self._on_delivery(self._value, None)
         for fn in self._callbacks or ():
             fn(self)
+
+    def _metadata(self) -> RecordMetadata:
+        value = self._value
+        if type(value) is RecordMetadata:
+            return value
+        msg = value
+        self._value = value = RecordMetadata(msg.topic(), msg.partition(), msg.offset(),
+                                             msg.timestamp()[1] * 1_000_000)
+        return value
 
     def done(self) -> bool:
         return self._state != _PENDING
@@ -61,7 +70,7 @@ class KafkaDeliveryFuture:
         self._wait(timeout)
         if self._state == _FAILED:
             raise self._value
-        return self._value
+        return self._metadata()
 
     get = result
 
@@ -151,6 +160,14 @@ class KafkaProducer:
             raise LogClosedError("the producer is closed")
         if topic not in self._known:
             self._check_topic(topic)
+        if headers is None and partition is None and timestamp is None and timestamp_ms is None and \
+                (value is None or type(value) is bytes) and (key is None or type(key) is bytes):
+            fut = KafkaDeliveryFuture(on_delivery)
+            try:  # the common case, without building keyword arguments
+                self._p.produce(topic, value, key, on_delivery=fut._deliver)
+                return fut
+            except BufferError:
+                pass  # the queue is full: the general path waits
         if timestamp_ms is not None:
             ts = int(timestamp_ms)
         elif timestamp is not None:

@@ -27,11 +27,16 @@ def payload_batch(registry, topic: str, msgs: list) -> tuple[pa.RecordBatch, np.
         data = batches[0] if len(batches) == 1 else pa.concat_batches(batches)
         return data, offsets
     n = len(msgs)
-    offsets = np.fromiter((m.offset() for m in msgs), np.int64, n)
-    ts = pa.array(np.fromiter((m.timestamp()[1] for m in msgs), np.int64, n) * 1_000_000).cast(_TS)
+    offsets = np.array([m.offset() for m in msgs], dtype=np.int64)
+    ts = pa.array(np.array([m.timestamp()[1] for m in msgs], dtype=np.int64) * 1_000_000).cast(_TS)
     keys = pa.array([m.key() for m in msgs], pa.binary())
     values = pa.array([m.value() for m in msgs], pa.binary())
-    headers = pa.array([[{"key": k, "value": v} for k, v in (m.headers() or ())] for m in msgs], _HEADERS)
+    found = [m.headers() for m in msgs]
+    if any(found):
+        headers = pa.array([[{"key": k, "value": v} for k, v in h or ()] for h in found], _HEADERS)
+    else:  # no headers at all (the common case): empty lists, built without a Python object per record
+        headers = pa.ListArray.from_arrays(pa.array(np.zeros(n + 1, dtype=np.int32)),
+                                           pa.array([], _HEADERS.value_type))
     return pa.RecordBatch.from_arrays([ts, keys, values, headers], schema=RECORD_SCHEMA), offsets
 
 

@@ -233,16 +233,18 @@ class KafkaScan:
             if self._end_ns is not None:
                 upper = pc.less(ns, self._end_ns)
                 mask = upper if mask is None else pc.and_(mask, upper)
-        arrays = [data.column(c) for c in self._columns]
+        table = pa.Table.from_batches([data])
         if self._with_offsets:
-            arrays += [pa.array(np.full(data.num_rows, partition, dtype=np.int32)), pa.array(offsets)]
-        out = pa.RecordBatch.from_arrays(arrays, schema=self.schema)
-        if self._filter is not None:
-            fmask = _evaluate(self._filter, data)
-            mask = fmask if mask is None else pc.and_(mask, fmask)
+            table = table.append_column("_partition", pa.array(np.full(data.num_rows, partition, dtype=np.int32)))
+            table = table.append_column("_offset", pa.array(offsets))
         if mask is not None:
-            out = out.filter(mask)
-        return out if out.num_rows else None
+            table = table.filter(mask)
+        if self._filter is not None:
+            table = table.filter(self._filter)  # (over every column, asked for or not, as the local scan)
+        table = table.select(self.schema.names)
+        if not table.num_rows:
+            return None
+        return table.combine_chunks().to_batches()[0].cast(self.schema) if table.num_rows else None
 
     def __iter__(self) -> Iterator[pa.RecordBatch]:
         from confluent_kafka import Consumer
@@ -285,13 +287,4 @@ class KafkaScan:
 
     def __arrow_c_stream__(self, requested_schema=None):
         return self.to_reader().__arrow_c_stream__(requested_schema)
-
-
-def _evaluate(expression: pc.Expression, batch: pa.RecordBatch) -> pa.Array:
-    """A boolean mask: ``expression`` evaluated over ``batch`` (through a one-batch dataset)."""
-    import pyarrow.dataset as ds
-
-    table = ds.dataset(pa.Table.from_batches([batch])).to_table(
-        columns={"_keep": expression})
-    return table.column("_keep").combine_chunks().fill_null(False)
 
