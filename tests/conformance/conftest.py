@@ -37,7 +37,3 @@ def name() -> str:
     """A topic or group name unique to the test (the Kafka broker is shared by the session)."""
     return f"t-{uuid.uuid4().hex[:12]}"
 
-
-def pytest_configure(config):
-    config.addinivalue_line("markers", "kafka_difference(reason): Kafka differs here by its nature "
-                                       "(documented in docs/kafka.md, 'Two backends')")
