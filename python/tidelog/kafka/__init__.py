@@ -31,6 +31,9 @@ PyPI (``pip install tidelog[kafka]``), imported on first use.
 """
 from __future__ import annotations
 
+from ._consumer import KafkaConsumer
 from ._log import KafkaLog, connect
+from ._producer import KafkaDeliveryFuture, KafkaProducer
+from ._topic import KafkaScan, KafkaTopic
 
-__all__ = ["KafkaLog", "connect"]
+__all__ = ["KafkaConsumer", "KafkaDeliveryFuture", "KafkaLog", "KafkaProducer", "KafkaScan", "KafkaTopic", "connect"]

@@ -3,6 +3,7 @@ acks) on librdkafka's producer (idempotent, murmur2 partitioning)."""
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 from .. import _arrow
@@ -13,6 +14,10 @@ from ._config import producer_properties
 from ._errors import from_kafka, raise_from_kafka
 
 _PENDING, _DONE, _FAILED = 0, 1, 2
+#: send() serves delivery reports itself every this many records ...
+SERVE_EVERY = 1000
+#: ... and the delivery thread when none did for this long (the latest a future resolves after its ack).
+IDLE_SERVE_S = 0.005
 
 
 class KafkaDeliveryFuture:
@@ -21,14 +26,14 @@ class KafkaDeliveryFuture:
     ``exception``, ``add_done_callback``. Resolved by the producer's delivery
     thread once the broker acknowledged the record as ``acks`` asks."""
 
-    __slots__ = ("_state", "_value", "_callbacks", "_event", "_on_delivery")
+    __slots__ = ("_state", "_value", "_callbacks", "_on_delivery", "_client")
 
-    def __init__(self, on_delivery: Any = None):
+    def __init__(self, on_delivery: Any, client: Any):
         self._state = _PENDING
         self._value: Any = None
         self._callbacks: list | None = None
-        self._event: threading.Event | None = None
         self._on_delivery = on_delivery
+        self._client = client  # the librdkafka producer: a waiting result() serves its delivery reports
 
     def _deliver(self, err, msg) -> None:  # librdkafka's delivery report, on the delivery thread
         if err is not None:
@@ -37,8 +42,6 @@ class KafkaDeliveryFuture:
         else:
             self._value = msg  # (RecordMetadata made when asked for: most futures are never looked at)
             self._state = _DONE
-        if self._event is not None:
-            self._event.set()
         if self._on_delivery is not None:
             if self._state == _DONE:
                 self._on_delivery(None, self._metadata())
@@ -60,11 +63,18 @@ class KafkaDeliveryFuture:
         return self._state != _PENDING
 
     def _wait(self, timeout: float | None) -> None:
-        if self._state == _PENDING:
-            if self._event is None:
-                self._event = threading.Event()
-            if self._state == _PENDING and not self._event.wait(timeout):
+        if self._state != _PENDING:
+            return
+        deadline = None if timeout is None else time.monotonic() + timeout
+        client = self._client
+        while self._state == _PENDING:
+            left = 0.1 if deadline is None else min(0.1, deadline - time.monotonic())
+            if left <= 0:
                 raise TimeoutError(f"no acknowledgement within {timeout} s")
+            try:
+                client.poll(left)  # (runs this record's delivery report, in this thread, as soon as it comes)
+            except RuntimeError:  # the producer was closed and destroyed: its reports were served then
+                break
 
     def result(self, timeout: float | None = None) -> RecordMetadata:
         self._wait(timeout)
@@ -135,14 +145,21 @@ class KafkaProducer:
         self._known: set[str] = set()
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._sends = 0
+        self._served_at = time.monotonic()
         self._poller = threading.Thread(target=self._deliveries, name="tidelog-kafka-deliveries", daemon=True)
         self._poller.start()
 
     def _deliveries(self) -> None:
-        """Serves delivery reports (librdkafka runs callbacks only inside poll)."""
+        """Serves delivery reports when no ``send`` did lately (librdkafka runs
+        callbacks only inside poll). While records stream, ``send`` serves them
+        itself every ``SERVE_EVERY`` records, in its own thread: two threads
+        taking turns at the GIL per callback cost more than the callbacks."""
         p, stop = self._p, self._stop
-        while not stop.is_set():
-            p.poll(0.05)
+        while not stop.wait(IDLE_SERVE_S):
+            if len(p) and time.monotonic() - self._served_at >= IDLE_SERVE_S:
+                p.poll(0)
+                self._served_at = time.monotonic()
 
     def _check_topic(self, topic: str) -> None:
         if topic in self._known:
@@ -162,9 +179,12 @@ class KafkaProducer:
             self._check_topic(topic)
         if headers is None and partition is None and timestamp is None and timestamp_ms is None and \
                 (value is None or type(value) is bytes) and (key is None or type(key) is bytes):
-            fut = KafkaDeliveryFuture(on_delivery)
+            fut = KafkaDeliveryFuture(on_delivery, self._p)
             try:  # the common case, without building keyword arguments
                 self._p.produce(topic, value, key, on_delivery=fut._deliver)
+                self._sends += 1
+                if not self._sends % SERVE_EVERY:
+                    self._serve()
                 return fut
             except BufferError:
                 pass  # the queue is full: the general path waits
@@ -174,7 +194,7 @@ class KafkaProducer:
             ts = _arrow.to_ns(timestamp) // 1_000_000
         else:
             ts = 0
-        fut = KafkaDeliveryFuture(on_delivery)
+        fut = KafkaDeliveryFuture(on_delivery, self._p)
         value = value if value is None or type(value) is bytes else _bytes(value, "value")
         key = key if key is None or type(key) is bytes else _bytes(key, "key")
         kwargs: dict = {"on_delivery": fut._deliver}
@@ -185,7 +205,14 @@ class KafkaProducer:
         if ts:
             kwargs["timestamp"] = ts
         self._produce(topic, value, key, kwargs)
+        self._sends += 1
+        if not self._sends % SERVE_EVERY:
+            self._serve()
         return fut
+
+    def _serve(self) -> None:
+        self._p.poll(0)
+        self._served_at = time.monotonic()
 
     def _produce(self, topic: str, value: Any, key: Any, kwargs: dict) -> None:
         from confluent_kafka import KafkaException
