@@ -160,3 +160,10 @@ def test_a_log_folder_to_kafka_and_back_is_the_same(tmp_path, kafka_url):
     assert down.records == 600
     # Kafka keeps milliseconds: these timestamps are whole milliseconds, so all of it round-trips.
     assert copies(tmp_path / "back", topic) == copies(tmp_path / "src", topic)
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:9092", "kafka://", "kafka://host", "kafka://h:1/path", 42])
+def test_a_bad_kafka_url_is_an_invalid_argument_error(url):
+    pytest.importorskip("confluent_kafka")
+    with pytest.raises(tidelog.InvalidArgumentError):
+        tidelog.connect(url)

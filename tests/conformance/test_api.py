@@ -59,6 +59,19 @@ def test_an_unknown_topic_is_an_unknown_topic_error(api, name):
         api.producer().send(name, b"x")
 
 
+def test_deleting_an_unknown_topic_is_an_unknown_topic_error(api, name):
+    with pytest.raises(tidelog.UnknownTopicError):
+        api.delete_topic(name)
+
+
+def test_a_record_over_the_size_limit_is_a_record_too_large_error(api, name):
+    api.create_topic(name)
+    with api.producer() as p:
+        with pytest.raises(tidelog.RecordTooLargeError):
+            p.send(name, b"x" * (2 << 20)).result(30)
+        assert p.send(name, b"fits").result(30).offset == 0
+
+
 @pytest.mark.parametrize("bad", ["", "a/b", "x" * 250, ".."])
 def test_a_bad_topic_name_is_refused_before_anything_is_created(api, bad):
     with pytest.raises(tidelog.InvalidTopicNameError):
@@ -350,3 +363,10 @@ def test_byte_topics_read_as_the_record_schema(api, name):
     assert sorted(table.column("value").to_pylist()) == sorted(f"v{i}".encode() for i in range(30))
     one = api.topic(name).read(partitions=0, start_offset=1, end_offset=3)
     assert one.num_rows == 2
+
+
+def test_a_closed_log_refuses_new_clients(api, name):
+    api.create_topic(name)
+    api.close()
+    with pytest.raises(tidelog.LogClosedError):
+        api.producer()

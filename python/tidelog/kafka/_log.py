@@ -56,7 +56,7 @@ class KafkaLog:
         if self._closed:
             return
         self._closed = True
-        for client in reversed(self._clients):
+        for client in list(reversed(self._clients)):  # (each close removes itself from the list)
             try:
                 client.close()
             except Exception:  # noqa: BLE001 - closing the rest matters more

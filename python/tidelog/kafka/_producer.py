@@ -186,8 +186,8 @@ class KafkaProducer:
                 if not self._sends % SERVE_EVERY:
                     self._serve()
                 return fut
-            except BufferError:
-                pass  # the queue is full: the general path waits
+            except Exception:  # noqa: BLE001 - a full queue or a refusal: the general path waits or maps the error
+                pass
         if timestamp_ms is not None:
             ts = int(timestamp_ms)
         elif timestamp is not None:
@@ -277,6 +277,8 @@ class KafkaProducer:
     def flush(self, timeout: float | None = None) -> int:
         """Waits until every queued record is acknowledged (or ``timeout``
         passes); returns how many are still waiting."""
+        if self._p is None:
+            return 0  # closed: close() flushed
         return self._p.flush(-1 if timeout is None else timeout)
 
     def poll(self, timeout: float = 0) -> int:
