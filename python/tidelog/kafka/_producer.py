@@ -35,13 +35,15 @@ class KafkaDeliveryFuture:
         self._on_delivery = on_delivery
         self._client = client  # the librdkafka producer: a waiting result() serves its delivery reports
 
-    def _deliver(self, err, msg) -> None:  # librdkafka's delivery report, on the delivery thread
-        if err is not None:
-            self._value = from_kafka(err, f"delivery to {msg.topic()!r}", DeliveryError)
-            self._state = _FAILED
-        else:
+    def _deliver(self, err, msg) -> None:  # librdkafka's delivery report
+        if err is None:
             self._value = msg  # (RecordMetadata made when asked for: most futures are never looked at)
             self._state = _DONE
+            if self._on_delivery is None and self._callbacks is None:
+                return
+        else:
+            self._value = from_kafka(err, f"delivery to {msg.topic()!r}", DeliveryError)
+            self._state = _FAILED
         if self._on_delivery is not None:
             if self._state == _DONE:
                 self._on_delivery(None, self._metadata())
@@ -139,13 +141,13 @@ class KafkaProducer:
         self.linger_ms = float(conf["linger.ms"])
         self.max_record_bytes = int(conf.get("message.max.bytes", 1_000_000))
         with raise_from_kafka("a Kafka producer", InvalidArgumentError):
-            self._p = Producer(conf)
+            self._p = self._client = Producer(conf)
         self._log = log
         self._closed = False
         self._known: set[str] = set()
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._sends = 0
+        self._until_serve = SERVE_EVERY
         self._served_at = time.monotonic()
         self._poller = threading.Thread(target=self._deliveries, name="tidelog-kafka-deliveries", daemon=True)
         self._poller.start()
@@ -162,6 +164,8 @@ class KafkaProducer:
                 self._served_at = time.monotonic()
 
     def _check_topic(self, topic: str) -> None:
+        if self._closed:
+            raise LogClosedError("the producer is closed")
         if topic in self._known:
             return
         self._log.partition_count(topic)  # UnknownTopicError, as the local producer's send
@@ -173,17 +177,15 @@ class KafkaProducer:
         """Queues one record; the future resolves to its ``RecordMetadata``.
         ``timestamp``: ns (or a datetime, ...), kept to the millisecond;
         ``timestamp_ms``: Kafka's milliseconds."""
-        if self._closed:
-            raise LogClosedError("the producer is closed")
-        if topic not in self._known:
+        if topic not in self._known:  # (emptied by close)
             self._check_topic(topic)
         if headers is None and partition is None and timestamp is None and timestamp_ms is None and \
                 (value is None or type(value) is bytes) and (key is None or type(key) is bytes):
-            fut = KafkaDeliveryFuture(on_delivery, self._p)
+            fut = KafkaDeliveryFuture(on_delivery, self._client)
             try:  # the common case, without building keyword arguments
-                self._p.produce(topic, value, key, on_delivery=fut._deliver)
-                self._sends += 1
-                if not self._sends % SERVE_EVERY:
+                self._client.produce(topic, value, key, on_delivery=fut._deliver)
+                self._until_serve -= 1
+                if not self._until_serve:
                     self._serve()
                 return fut
             except Exception:  # noqa: BLE001 - a full queue or a refusal: the general path waits or maps the error
@@ -194,7 +196,7 @@ class KafkaProducer:
             ts = _arrow.to_ns(timestamp) // 1_000_000
         else:
             ts = 0
-        fut = KafkaDeliveryFuture(on_delivery, self._p)
+        fut = KafkaDeliveryFuture(on_delivery, self._client)
         value = value if value is None or type(value) is bytes else _bytes(value, "value")
         key = key if key is None or type(key) is bytes else _bytes(key, "key")
         kwargs: dict = {"on_delivery": fut._deliver}
@@ -205,12 +207,13 @@ class KafkaProducer:
         if ts:
             kwargs["timestamp"] = ts
         self._produce(topic, value, key, kwargs)
-        self._sends += 1
-        if not self._sends % SERVE_EVERY:
+        self._until_serve -= 1
+        if not self._until_serve:
             self._serve()
         return fut
 
     def _serve(self) -> None:
+        self._until_serve = SERVE_EVERY
         self._p.poll(0)
         self._served_at = time.monotonic()
 
@@ -293,6 +296,7 @@ class KafkaProducer:
         if self._closed:
             return
         self._closed = True
+        self._known = set()
         left = self.flush(timeout)
         self._stop.set()
         self._poller.join()
@@ -300,7 +304,7 @@ class KafkaProducer:
             self._p.purge()
             self._p.poll(0)
             self._p.flush(1)
-        self._p = None  # destroyed now: a client left alive reconnects to a broker that went away
+        self._p = self._client = None  # destroyed now: a client left alive reconnects to a broker that went away
         self._log._forget(self)
 
     def __enter__(self) -> "KafkaProducer":
