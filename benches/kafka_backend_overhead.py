@@ -17,6 +17,7 @@ What is timed, per contender and round (one fresh 1-partition topic each):
 - consume: every record read one by one (``poll()``, value touched). raw:
   ``consume(10000)`` batches, every message's value touched, and (the same
   work as a tidelog Record) every field read.
+- consume: ``for rec in consumer`` (the same records, without a call per record).
 - consume batch: tidelog's ``poll_batch()`` (Arrow columns) beside raw ``consume``.
 """
 from __future__ import annotations
@@ -110,6 +111,19 @@ def tidelog_consume(log, topic: str, n: int) -> float:
         return time.perf_counter() - t0
 
 
+def tidelog_iterate(log, topic: str, n: int) -> float:
+    with log.consumer() as c:
+        c.assign([(topic, 0)])
+        got = 0
+        t0 = time.perf_counter()
+        for r in c:
+            r.value
+            got += 1
+            if got == n:
+                break
+        return time.perf_counter() - t0
+
+
 def tidelog_consume_batch(log, topic: str, n: int) -> float:
     with log.consumer() as c:
         c.assign([(topic, 0)])
@@ -165,6 +179,8 @@ def main() -> int:
                  ("consume: tidelog on Kafka, poll()", lambda: tidelog_consume(kafka, tk_topic, n))],
                 [("consume: raw confluent, every field", lambda: raw_consume(bootstrap, raw_topic, n, True)),
                  ("consume: tidelog local, poll()", lambda: tidelog_consume(local, lo_topic, n))],
+                [("consume: tidelog on Kafka, for rec in consumer", lambda: tidelog_iterate(kafka, tk_topic, n)),
+                 ("consume: tidelog local, for rec in consumer", lambda: tidelog_iterate(local, lo_topic, n))],
                 [("consume: tidelog on Kafka, poll_batch()", lambda: tidelog_consume_batch(kafka, tk_topic, n)),
                  ("consume: tidelog local, poll_batch()", lambda: tidelog_consume_batch(local, lo_topic, n))],
             ]
@@ -196,6 +212,8 @@ def main() -> int:
         "consume_overhead_poll_vs_raw": overhead("consume: tidelog on Kafka, poll()", "consume: raw confluent"),
         "consume_overhead_poll_vs_raw_every_field": overhead("consume: tidelog on Kafka, poll()",
                                                              "consume: raw confluent, every field"),
+        "consume_overhead_iteration_vs_raw_every_field": overhead("consume: tidelog on Kafka, for rec in consumer",
+                                                                  "consume: raw confluent, every field"),
         "consume_overhead_poll_batch_vs_raw": overhead("consume: tidelog on Kafka, poll_batch()",
                                                        "consume: raw confluent"),
     }

@@ -22,7 +22,7 @@ from .._types import (OFFSET_BEGINNING, OFFSET_END, OFFSET_INVALID, OFFSET_STORE
                       partition_key, partition_keys)
 from ..errors import CommitFailedError, InvalidArgumentError, InvalidGroupIdError, LogClosedError
 from ._config import consumer_properties
-from ._errors import from_kafka, kafka_error_name, raise_from_kafka
+from ._errors import from_kafka, kafka_error_name, raise_from_kafka, retrying
 from ._records import records_batch
 
 logger = logging.getLogger("tidelog")
@@ -146,8 +146,8 @@ class KafkaConsumer:
     def _watermarks(self, topic: str, partition: int) -> tuple[int, int]:
         from confluent_kafka import TopicPartition as KTP
 
-        with raise_from_kafka(f"offsets of {topic}[{partition}]"):
-            return self._c.get_watermark_offsets(KTP(topic, partition), timeout=30, cached=False)
+        return retrying(lambda: self._c.get_watermark_offsets(KTP(topic, partition), timeout=30, cached=False),
+                        f"offsets of {topic}[{partition}]")
 
     def _reassign(self) -> None:
         """Tells librdkafka the assignment with this object's positions (also how a seek lands)."""

@@ -100,3 +100,28 @@ def timed_out():
     from confluent_kafka import KafkaError
 
     return KafkaError(KafkaError._TIMED_OUT)
+
+
+#: Answers that pass by themselves: a leader being elected after a create or a restart, a broker away.
+PASSING = {"NOT_LEADER_FOR_PARTITION", "NOT_LEADER_OR_FOLLOWER", "LEADER_NOT_AVAILABLE", "UNKNOWN_TOPIC_OR_PART",
+           "_TRANSPORT", "REQUEST_TIMED_OUT", "_TIMED_OUT", "_ALL_BROKERS_DOWN", "COORDINATOR_LOAD_IN_PROGRESS",
+           "NOT_COORDINATOR", "COORDINATOR_NOT_AVAILABLE"}
+
+
+def retrying(call, what: str, timeout_s: float = 30):
+    """``call()``, tried again every 0.1 s while Kafka's answer is a passing
+    state, for up to ``timeout_s``; then the mapped tidelog error."""
+    import time
+
+    from confluent_kafka import KafkaException
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return call()
+        except KafkaException as e:
+            err = e.args[0] if e.args else None
+            passing = kafka_error_name(e) in PASSING or (hasattr(err, "retriable") and err.retriable())
+            if not passing or time.monotonic() >= deadline:
+                raise from_kafka(e, what) from None
+            time.sleep(0.1)

@@ -10,7 +10,7 @@ import pyarrow as pa
 from .._log import validate_topic_name
 from ..errors import InvalidArgumentError, LogClosedError, UnknownGroupError, UnknownTopicError
 from ._config import parse_url
-from ._errors import from_kafka, raise_from_kafka, timed_out
+from ._errors import from_kafka, raise_from_kafka, retrying, timed_out
 
 #: Topics of the cluster itself, and tidelog's schema topic: not listed by ``topics()``.
 def _internal(name: str) -> bool:
@@ -121,8 +121,9 @@ class KafkaLog:
         ``replication_factor``: -1 = the broker's default. ``durability``:
         None (Kafka's: acks=all and replication) or ``"fsync"`` (also
         ``flush.messages=1``: an fsync per appended batch). tidelog's retention
-        and compaction settings map to Kafka's topic configs; ``config`` adds
-        raw Kafka topic configs."""
+        and compaction settings map to Kafka's topic configs (no retention
+        given: ``retention.ms=-1``, kept forever, as on the local log);
+        ``config`` adds raw Kafka topic configs."""
         from confluent_kafka.admin import NewTopic
 
         self._check_open()
@@ -134,7 +135,9 @@ class KafkaLog:
                                        f"not {durability!r} (see docs/kafka.md, 'Two backends')")
         if compression not in ("none", "zstd", "lz4", "gzip", "snappy"):
             raise InvalidArgumentError(f"compression must be 'none' or 'zstd' (or lz4/gzip/snappy), not {compression!r}")
-        topic_config: dict[str, str] = dict(DURABILITY[durability])
+        # As the local log: kept forever unless retention is asked for (Kafka's own default is 7 days,
+        # by record timestamp, which would delete old-dated records soon after they land).
+        topic_config: dict[str, str] = {"retention.ms": "-1", **DURABILITY[durability]}
         if compression != "none":
             topic_config["compression.type"] = compression
         for setting, value in settings.items():
@@ -311,32 +314,29 @@ class KafkaLog:
     def watermarks(self, name: str) -> dict[int, tuple[int, int]]:
         """{partition: (first kept offset, end offset)} of a topic."""
         from confluent_kafka.admin import OffsetSpec
-        from confluent_kafka import TopicPartition as KTP
 
         n = self.partition_count(name)
-        out: dict[int, list[int]] = {p: [0, 0] for p in range(n)}
-        for i, spec in enumerate((OffsetSpec.earliest(), OffsetSpec.latest())):
-            with raise_from_kafka(f"offsets of {name!r}"):
-                result = self._admin.list_offsets({KTP(name, p): spec for p in range(n)}, request_timeout=30)
-                for tp, fut in result.items():
-                    out[tp.partition][i] = fut.result(30).offset
-        return {p: (lo, hi) for p, (lo, hi) in out.items()}
+        lows = self._list_offsets(name, {p: OffsetSpec.earliest() for p in range(n)})
+        highs = self._list_offsets(name, {p: OffsetSpec.latest() for p in range(n)})
+        return {p: (lows[p], highs[p]) for p in range(n)}
+
+    def _list_offsets(self, name: str, specs: dict) -> dict[int, int]:
+        """Kafka's ListOffsets for ``{partition: OffsetSpec}``."""
+        from confluent_kafka import TopicPartition as KTP
+
+        def call() -> dict[int, int]:
+            result = self._admin.list_offsets({KTP(name, p): spec for p, spec in specs.items()}, request_timeout=30)
+            return {tp.partition: fut.result(30).offset for tp, fut in result.items()}
+
+        return retrying(call, f"offsets of {name!r}")
 
     def offsets_for_time(self, name: str, partitions: list[int], ts_ns: int) -> dict[int, int]:
         """{partition: first offset whose timestamp >= ts_ns} (the end offset when none)."""
         from confluent_kafka.admin import OffsetSpec
-        from confluent_kafka import TopicPartition as KTP
 
         ts_ms = -(-ts_ns // 1_000_000)  # ceil: a record at ts_ms*1e6 >= ts_ns
-        ends = None
-        out = {}
-        with raise_from_kafka(f"offsets of {name!r} for a time"):
-            result = self._admin.list_offsets({KTP(name, p): OffsetSpec.for_timestamp(ts_ms) for p in partitions},
-                                              request_timeout=30)
-            for tp, fut in result.items():
-                offset = fut.result(30).offset
-                if offset < 0:
-                    ends = ends or self.watermarks(name)
-                    offset = ends[tp.partition][1]
-                out[tp.partition] = offset
-        return out
+        found = self._list_offsets(name, {p: OffsetSpec.for_timestamp(ts_ms) for p in partitions})
+        if any(offset < 0 for offset in found.values()):
+            ends = self.watermarks(name)
+            found = {p: ends[p][1] if offset < 0 else offset for p, offset in found.items()}
+        return found

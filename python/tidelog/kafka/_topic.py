@@ -262,7 +262,8 @@ class KafkaScan:
                 pos = lo
                 idle_since = time.monotonic()
                 while pos < hi:
-                    msgs = [m for m in c.consume(10_000, 1.0) if m.error() is None and m.offset() < hi]
+                    msgs = [m for m in c.consume(10_000, 1.0)
+                            if m.error() is None and m.partition() == p and pos <= m.offset() < hi]
                     if not msgs:
                         if time.monotonic() - idle_since > 60:
                             raise from_kafka(timed_out(), f"scan of {self.topic.name}[{p}] stalled at {pos}")
