@@ -297,23 +297,45 @@ def test_auto_commit_at_close(api, name):
 
 @pytest.mark.kafka_difference("rebalance timing: a Kafka member's assignment arrives within the broker's join "
                               "round (seconds), a local one's at once")
-def test_two_members_share_the_partitions_and_get_rebalance_callbacks(api, name):
+@pytest.mark.parametrize("strategy", ["range", "cooperative-sticky"])
+def test_two_members_share_the_partitions_and_get_rebalance_callbacks(api, name, strategy):
     api.create_topic(name, partitions=4)
+    produce(api, name, 40)
     group = name + "-g"
     assigned = {"a": [], "b": []}
-    a = api.consumer([name], group=group, on_assign=lambda c, ps: assigned["a"].append(sorted(ps)))
+    revoked: list = []
+    seen: list = []
+
+    def poll(c) -> None:
+        rec = c.poll(0.1)
+        if rec is not None:
+            seen.append((rec.partition, rec.offset))
+
+    a = api.consumer([name], group=group, partition_assignment_strategy=strategy,
+                     on_assign=lambda c, ps: assigned["a"].append(sorted(ps)),
+                     on_revoke=lambda c, ps: revoked.append(sorted(ps)))
     deadline = time.monotonic() + 60
     while not assigned["a"] and time.monotonic() < deadline:
-        a.poll(0.2)
+        poll(a)
     assert assigned["a"] and len(assigned["a"][-1]) == 4
-    b = api.consumer([name], group=group, on_assign=lambda c, ps: assigned["b"].append(sorted(ps)))
+    b = api.consumer([name], group=group, partition_assignment_strategy=strategy,
+                     on_assign=lambda c, ps: assigned["b"].append(sorted(ps)))
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and (len(a.assignment()) + len(b.assignment()) != 4 or
                                            not a.assignment() or not b.assignment()):
-        a.poll(0.1)
-        b.poll(0.1)
+        poll(a)
+        poll(b)
     assert sorted(a.assignment() + b.assignment()) == [(name, p) for p in range(4)]
     assert len(a.assignment()) == 2 and len(b.assignment()) == 2
+    assert revoked  # the first member gave partitions up through its callback
+    if strategy == "cooperative-sticky":  # only what moves is revoked; the rest stays, uninterrupted
+        assert all(len(r) == 2 for r in revoked)
+    # Between them they read every record once (auto-commit at revocation kept a's progress).
+    deadline = time.monotonic() + 60
+    while len(seen) < 40 and time.monotonic() < deadline:
+        poll(a)
+        poll(b)
+    assert sorted(seen) == sorted(set(seen)) and len(seen) == 40
     b.close()
     a.close()
 
