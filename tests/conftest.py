@@ -61,3 +61,43 @@ def mqtt_broker(tmp_path):
         yield broker
     finally:
         broker.stop()
+
+
+def _kafka_unavailable() -> str | None:
+    from tidelog.bench.kafka import unavailable_reason
+
+    reason = unavailable_reason()
+    if reason is None:
+        try:
+            import confluent_kafka  # noqa: F401
+        except ImportError:
+            reason = "confluent-kafka is not installed (pip install tidelog[kafka])"
+    return reason
+
+
+@pytest.fixture(scope="session")
+def kafka_broker():
+    """One real single-node Kafka (KRaft) broker for the whole test session,
+    from Maven Central jars (tidelog.bench.kafka: the project's one broker
+    helper); skipped, with the reason shown, only without Java, Maven or
+    confluent-kafka."""
+    reason = _kafka_unavailable()
+    if reason:
+        pytest.skip(f"no Kafka broker: {reason}")
+    from tidelog.bench.kafka import Broker
+
+    if os.environ.get("TIDELOG_TEST_KAFKA"):  # a broker already running ("127.0.0.1:port"): reuse it
+        port = int(os.environ["TIDELOG_TEST_KAFKA"].rsplit(":", 1)[1])
+        yield Broker(port=port)
+        return
+
+    broker = Broker().start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+@pytest.fixture
+def kafka_url(kafka_broker) -> str:
+    return f"kafka://{kafka_broker.bootstrap}"

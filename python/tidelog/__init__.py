@@ -29,6 +29,7 @@ from .errors import (
     WrongExpectedVersionError,
 )
 from ._log import Log, open
+from . import connect  # callable: tidelog.connect("kafka://host:9092") (the package is callable)
 from ._core import DeliveryFuture, Producer, Record
 from ._aio import AsyncConsumer, AsyncProducer
 from ._consumer import Consumer
@@ -44,7 +45,7 @@ __all__ = [
     "RECORD_SCHEMA", "ReadOnlyError", "RecordTooLargeError", "Scan", "SchemaMismatchError", "TidelogError",
     "TidelogIOError", "TimestampWarning", "Topic", "TopicConfig", "TopicExistsError", "UnknownTopicError", "open",
     "OFFSET_BEGINNING", "OFFSET_END", "OFFSET_INVALID", "OFFSET_STORED", "OffsetAndMetadata", "Partition",
-    "TopicPartition", "CommitFailedError", "FencedInstanceIdError", "GroupNotEmptyError",
+    "TopicPartition", "connect", "CommitFailedError", "FencedInstanceIdError", "GroupNotEmptyError",
     "InconsistentGroupProtocolError", "InvalidGroupIdError", "UnknownGroupError", "InvalidRecordError",
     "ANY", "NO_STREAM", "STREAM_EXISTS", "WrongExpectedVersionError", "StreamDeletedError", "SerializationError",
     "Aggregate", "Repository", "Projection",

@@ -106,6 +106,10 @@ def build_parser() -> Parser:
     connect_cli.add_arguments(sub.add_parser(
         "connect", help="bridge a log and a messaging system (mqtt: subscribe into a topic, or publish one)",
         description="Bridges between a log and other messaging systems: tidelog connect mqtt --help"))
+    from . import mirror as mirror_cli
+
+    mirror_cli.add_arguments(sub.add_parser("mirror", help="copy topics between log folders and Kafka clusters",
+                                            description=mirror_cli.DESCRIPTION))
     from ..bench.cli import DESCRIPTION as BENCH_DESCRIPTION, add_arguments as add_bench_arguments
 
     add_bench_arguments(sub.add_parser("bench", help="the benchmark suite: tidelog beside the physical limits "
@@ -136,10 +140,10 @@ def _run(args: argparse.Namespace) -> int:
         from .._verify import main as verify_main
 
         return verify_main(args.path, repair=args.repair, as_json=args.json, progress=args.progress)
-    from . import connect, consume, demo, export, groups, produce, serve, stats, topics
+    from . import connect, consume, demo, export, groups, mirror, produce, serve, stats, topics
 
     modules = {"topics": topics, "produce": produce, "consume": consume, "groups": groups, "stats": stats,
-               "export": export, "serve": serve, "demo": demo, "connect": connect}
+               "export": export, "serve": serve, "demo": demo, "connect": connect, "mirror": mirror}
     return modules[command].main(args)
 
 

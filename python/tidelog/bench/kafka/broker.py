@@ -155,6 +155,7 @@ class Broker:
         self.proc: subprocess.Popen | None = None
         self.libs: Path | None = None
         self.started_s = float("nan")
+        self._cport: int | None = None  # kept across a kill and restart: the quorum's address stays
 
     @property
     def bootstrap(self) -> str:
@@ -176,12 +177,14 @@ class Broker:
                 if attempt == 2 or not self._own_port or "Address already in use" not in str(e):
                     raise
                 self.port = _free_port()
+                self._cport = None
         raise AssertionError("unreachable")
 
     def _start_once(self, timeout_s: float) -> "Broker":
-        cport = _free_port()
+        cport = self._cport or _free_port()
         while cport == self.port:
             cport = _free_port()
+        self._cport = cport
         if _port_open(self.port) or _port_open(cport):
             raise RuntimeError(f"kafka: port {self.port} or {cport} on 127.0.0.1 is already in use")
         data = self.data_dir
@@ -232,6 +235,14 @@ class Broker:
 
     def pid(self) -> int | None:
         return self.proc.pid if self.proc else None
+
+    def kill(self) -> None:
+        """SIGKILLs the broker (a crash: no shutdown, no flush) and keeps its
+        data folder and ports, so that ``start()`` brings the same broker back."""
+        proc, self.proc = self.proc, None
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
     def stop(self) -> None:
         proc, self.proc = self.proc, None
