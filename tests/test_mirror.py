@@ -75,7 +75,7 @@ def test_the_cli_reports_bad_input_in_one_line(tmp_path):
     run = [sys.executable, "-m", "tidelog.cli", "mirror"]
     done = subprocess.run([*run, str(tmp_path / "src"), str(tmp_path / "dst"), "--topics", "nope"],
                           capture_output=True, text=True, timeout=60)
-    assert done.returncode == 1 and done.stderr.count("\n") == 1 and "nope" in done.stderr
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and "nope" in done.stderr
     done = subprocess.run([*run, str(tmp_path / "src"), str(tmp_path / "src"), "--topics", "orders"],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "same" in done.stderr and "Traceback" not in done.stderr
