@@ -42,6 +42,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def _check_port_free(port: int) -> None:
+    """Another listener on the port would answer for a mosquitto that failed to bind it."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)   # as mosquitto does: TIME_WAIT is no obstacle
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError as e:
+            raise BrokerError(f"cannot start mosquitto on port {port}: {e.strerror}") from None
+
+
 class PrivateMosquitto:
     """A running ``mosquitto`` of its own (see the module docstring).
 
@@ -55,6 +65,8 @@ class PrivateMosquitto:
         exe = find_mosquitto()
         if exe is None:
             raise BrokerError("the mosquitto program is not installed (Debian: apt-get install mosquitto)")
+        if port is not None:
+            _check_port_free(port)
         self._own_directory = directory is None
         self.directory = tempfile.mkdtemp(prefix="tidelog-mosquitto-") if directory is None else os.fspath(directory)
         self.port = port or free_port()
@@ -77,7 +89,8 @@ class PrivateMosquitto:
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                return
+                if self.proc.poll() is None:
+                    return
             if self.proc.poll() is not None:
                 break
             time.sleep(0.05)
