@@ -3,9 +3,9 @@
 draining the same stream.
 
 Each contender has a private Mosquitto (tidelog.connect.mqtt.broker) holding
-a persistent QoS 1 session subscribed to ``bench/#``. Each round first
+a persistent QoS 1 subscription to ``bench/#``. Each round first
 publishes the same M JSON messages of about 100 bytes (``mosquitto_pub -q 1
--l``, outside the clock; the session queues every one), then times the
+-l``, outside the clock; the broker queues every one), then times the
 subscriber draining its queue:
 
 * ``mosquitto_sub -q 1 -c -C M > /dev/null`` (the limit): C, a PUBACK per
@@ -54,7 +54,7 @@ class Mqtt(Workload):
     name = "mqtt"
     title = "17. MQTT bridge"
     description = (
-        "A private Mosquitto per contender, a persistent QoS 1 session on `bench/#`; each round publishes the "
+        "A private Mosquitto per contender, a persistent QoS 1 subscription to `bench/#`; each round publishes the "
         "same M JSON messages of ~100 B (`mosquitto_pub -q 1 -l`, outside the clock), then times draining "
         "the queue: `MqttBridge.run(max_messages=M)` mapping them onto a 5-column topic and appending durably "
         "(fdatasync) before each batch's PUBACKs, beside `mosquitto_sub -q 1 -c -C M > /dev/null`. Messages/s."

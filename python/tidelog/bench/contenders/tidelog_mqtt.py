@@ -2,7 +2,7 @@
 limit, ``mosquitto_sub`` draining the same stream to /dev/null.
 
 Each contender starts its own private Mosquitto at setup, with its
-subscriber's persistent session already in place; each round publishes the
+subscriber's persistent subscription already in place; each round publishes the
 workload's messages (outside the clock), then times the drain.
 """
 from __future__ import annotations
@@ -63,7 +63,7 @@ class TidelogMqtt(Contender):
             Subscriber(parse_broker_url(self.broker.url), CLIENT_ID, [SUBSCRIBE]).close()
         else:
             self._sub("-E")
-        # the session exists: from now on the broker queues every message for it
+        # the subscription is persistent: from now on the broker queues every message for it
 
     def _sub(self, *args: str, stdout=None) -> None:
         subprocess.run(["mosquitto_sub", "-h", "127.0.0.1", "-p", str(self.broker.port), "-q", "1", "-c",

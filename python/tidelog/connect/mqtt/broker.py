@@ -4,7 +4,7 @@ loopback port, for the demo, the benchmarks and the tests.
 Anonymous clients, no persistence, and limits chosen by the caller: the
 in-flight window (``max_inflight_messages``, how many QoS 1 messages the
 broker sends before it waits for PUBACKs) and the queue of each persistent
-session (``max_queued_messages``, beyond which mosquitto drops messages; 0:
+subscriber (``max_queued_messages``, beyond which mosquitto drops messages; 0:
 unbounded). It is not a production broker: it listens on 127.0.0.1 only.
 
     with PrivateMosquitto(max_inflight=1000, max_queued=0) as broker:
