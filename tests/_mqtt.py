@@ -2,19 +2,21 @@
 missing and we are root), and a real publisher (paho-mqtt)."""
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
-import socket
 import subprocess
 import time
 
 import pytest
 
+from tidelog.connect.mqtt.broker import PrivateMosquitto, find_mosquitto, free_port
+
+__all__ = ["Broker", "Collector", "Publisher", "ensure_mosquitto", "free_port"]
+
 
 def ensure_mosquitto() -> str | None:
-    """The path of ``mosquitto`` (apt-installed once when missing and we are root), or why there is none."""
-    path = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if os.path.exists("/usr/sbin/mosquitto") else None)
+    """The path of ``mosquitto`` (apt-installed once when missing and we are root), or None."""
+    path = find_mosquitto()
     if path and shutil.which("mosquitto_pub"):
         return path
     if os.geteuid() != 0:
@@ -23,53 +25,18 @@ def ensure_mosquitto() -> str | None:
     for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "mosquitto", "mosquitto-clients"]):
         if subprocess.run(cmd, env=env, capture_output=True, timeout=600).returncode != 0:
             return None
-    return shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if os.path.exists("/usr/sbin/mosquitto") else None)
+    return find_mosquitto()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Broker:
-    """``mosquitto`` on a free loopback port with a config of its own: anonymous
-    clients, no persistence, and queues large enough that nothing is dropped
-    while a bridge is away (``max_queued_messages``)."""
+class Broker(PrivateMosquitto):
+    """tidelog's private Mosquitto (tidelog.connect.mqtt.broker) with its
+    config and log in ``directory``; the test is skipped when mosquitto is
+    missing and cannot be installed."""
 
     def __init__(self, directory, max_inflight: int = 1000, max_queued: int = 1_000_000, port: int | None = None):
-        exe = ensure_mosquitto()
-        if exe is None:
+        if ensure_mosquitto() is None:
             pytest.skip("mosquitto is not installed and could not be (apt-get install mosquitto needs root)")
-        self.port = port or free_port()
-        self.url = f"mqtt://127.0.0.1:{self.port}"
-        conf = os.path.join(directory, "mosquitto.conf")
-        self.log_path = os.path.join(directory, "mosquitto.log")
-        with open(conf, "w") as f:
-            f.write(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-                    f"max_inflight_messages {max_inflight}\nmax_queued_messages {max_queued}\n"
-                    f"log_dest file {self.log_path}\n")
-        self._log = open(self.log_path + ".stderr", "wb")
-        self.proc = subprocess.Popen([exe, "-c", conf], stdout=self._log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                return
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"mosquitto did not start on port {self.port}")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._log.close()
+        super().__init__(directory, max_inflight=max_inflight, max_queued=max_queued, port=port)
 
 
 class Publisher:

@@ -1,7 +1,7 @@
 """The workloads of the suite (7-9, behind target benchmarks, in targets.py; 10, many processes on one log,
 in many_processes.py; 11, consumer groups, in groups.py; 12, log compaction, in compaction.py; 13, the event
 store against the eventsourcing library, in events.py; 14, exports to Parquet, in export.py; 15, the Arrow Flight endpoint, in flight.py; 16,
-DuckDB and Polars with pushdown, in pushdown.py). Each builds
+DuckDB and Polars with pushdown, in pushdown.py; 17, the MQTT bridge, in mqtt.py). Each builds
 its data once per parameter set (every contender gets the same bytes), turns a contender's raw measure into
 metrics, and names its physical-limit baseline.
 
@@ -24,6 +24,7 @@ from .compaction import Compaction
 from .events import Events
 from .export import Export
 from .flight import Flight
+from .mqtt import Mqtt
 from .groups import Groups
 from .many_processes import Processes
 from .pushdown import Pushdown
@@ -456,7 +457,7 @@ class Latency(Workload):
 
 WORKLOADS: list[Workload] = [Ingest(), Produce(), Threads(), Scans(), Recovery(), Latency(), Records(), Copies(),
                              Damage(), Processes(), Groups(), Compaction(), Events(), Export(), Flight(),
-                             Pushdown()]
+                             Pushdown(), Mqtt()]
 
 
 def find(name: str) -> Workload:
@@ -467,4 +468,4 @@ def find(name: str) -> Workload:
 
 
 __all__ = ["WORKLOADS", "find", "Ingest", "Produce", "Threads", "Scans", "Recovery", "Latency", "Records", "Copies",
-           "Damage", "Processes", "Groups", "Compaction", "Events", "Export", "Flight", "Pushdown", "median"]
+           "Damage", "Processes", "Groups", "Compaction", "Events", "Export", "Flight", "Pushdown", "Mqtt", "median"]

@@ -17,17 +17,13 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import shutil
-import socket
-import subprocess
-import tempfile
 import threading
 import time
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import pyarrow as pa
 
+from ..connect.mqtt.broker import PrivateMosquitto, find_mosquitto
 from ..errors import InvalidArgumentError
 
 MQTT_TOPIC_ROOT = "tidelog-demo"
@@ -42,53 +38,12 @@ MAPPING = {
 }
 
 
-def _mosquitto() -> str | None:
-    return shutil.which("mosquitto") or next(
-        (p for p in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto") if os.path.exists(p)), None)
-
-
 def _paho() -> Any:
     try:
         import paho.mqtt.client as mqtt
     except ImportError:
         return None
     return mqtt
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextlib.contextmanager
-def _private_broker(exe: str) -> Iterator[str]:
-    """A Mosquitto of the demo's own on a loopback port, sized for the feed
-    (deep queues, a wide in-flight window), stopped and removed at the end."""
-    folder = tempfile.mkdtemp(prefix="tidelog-demo-mqtt-")
-    port = _free_port()
-    conf = os.path.join(folder, "mosquitto.conf")
-    with open(conf, "w") as f:
-        f.write(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-                "max_inflight_messages 1000\nmax_queued_messages 0\nlog_dest none\n")
-    proc = subprocess.Popen([exe, "-c", conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                break
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"mosquitto did not start (exit status {proc.poll()})")
-            time.sleep(0.05)
-        yield f"mqtt://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def plan(mqtt: str) -> tuple[str, str | None]:
@@ -101,7 +56,7 @@ def plan(mqtt: str) -> tuple[str, str | None]:
         if _paho() is None:
             raise InvalidArgumentError("--mqtt needs paho-mqtt for the simulated sensors: pip install 'tidelog[mqtt]'")
         return "url", mqtt
-    if _mosquitto() is None:
+    if find_mosquitto() is None:
         return "direct", "no mosquitto installed"
     if _paho() is None:
         return "direct", "paho-mqtt not installed"
@@ -169,7 +124,8 @@ def run_live(mqtt: str, log: Any, topic: Any, sensors: int, seconds: float,
     import multiprocessing
 
     with contextlib.ExitStack() as stack:
-        url = stack.enter_context(_private_broker(_mosquitto())) if how == "private" else detail
+        url = stack.enter_context(PrivateMosquitto(max_inflight=1000, max_queued=0, log=False)).url \
+            if how == "private" else detail
         from ..connect.mqtt import Mapping, MqttBridge
 
         bridge = stack.enter_context(MqttBridge(log, topic=topic.name, broker=url,

@@ -17,6 +17,7 @@ from .tidelog_compaction import TidelogCompaction
 from .tidelog_events import ProjectionViewAlone, TidelogEvents
 from .tidelog_export import TidelogExport
 from .tidelog_flight import TidelogFlight
+from .tidelog_mqtt import TidelogMqtt
 from .tidelog_groups import SmallFdatasync, TidelogGroups
 from .tidelog_processes import TidelogProcesses
 from .tidelog_pushdown import TidelogPushdown
@@ -34,12 +35,13 @@ def default_contenders() -> list[Contender]:
         TidelogCompaction("tidelog"), TidelogCompaction("no cleaner"),
         TidelogEvents(), EventSourcingLib("tidelog"), TidelogExport("tidelog"),
         TidelogFlight("tidelog"), TidelogFlight("arrow"), TidelogFlight("local"), TidelogPushdown("pushdown"),
+        TidelogMqtt("bridge"),
         # physical limits
         NumpyCopy(), OsWrite(), OsWrite(preallocate=False), WriteFdatasync(True), WriteFdatasync(False),
         ArrowInMemory(), ArrowIpcFile(), OpenMmap(), OsPipe(), PythonCallFloor(), PaArrayConversion(), Crc32c(),
         GroupCommitFloor(), SmallFdatasync(), SmallFdatasync(append=True), TidelogCompaction("read"), TidelogCompaction("arrow"),
         ProjectionViewAlone(), EventSourcingLib("popo"), TidelogExport("arrow"), TidelogPushdown("memory"),
-        TidelogPushdown("needed"),
+        TidelogPushdown("needed"), TidelogMqtt("sub"),
         # peers
         Sqlite("NORMAL"), Sqlite("FULL"), Sqlite("OFF"), DuckDB(), Lmdb(True), Lmdb(False),
         EventSourcingLib("sqlite"), Kafka(), KafkaJavaProducer(), KafkaJavaLatency(), TidelogPushdown("whole scan"),
@@ -58,4 +60,4 @@ __all__ = ["default_contenders", "find", "Contender", "Tidelog", "TidelogProduce
            "NumpyCopy",
            "OsWrite", "WriteFdatasync", "ArrowInMemory", "ArrowIpcFile", "OpenMmap", "OsPipe", "PythonCallFloor",
            "PaArrayConversion", "Crc32c", "GroupCommitFloor", "Sqlite", "DuckDB", "Lmdb", "Kafka", "KafkaJavaProducer", "KafkaJavaLatency", "TidelogEvents",
-           "ProjectionViewAlone", "EventSourcingLib", "TidelogExport", "TidelogFlight", "TidelogPushdown"]
+           "ProjectionViewAlone", "EventSourcingLib", "TidelogExport", "TidelogFlight", "TidelogPushdown", "TidelogMqtt"]

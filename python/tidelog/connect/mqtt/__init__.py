@@ -41,6 +41,10 @@ Contract:
   the batch (at least once). Needs paho-mqtt (``pip install
   'tidelog[mqtt]'``); the ingest side speaks MQTT 3.1.1 itself (_wire.py
   says why) and needs nothing beyond tidelog's own dependencies.
+* **A private broker** (``broker.PrivateMosquitto``, ``find_mosquitto``):
+  the installed ``mosquitto`` started on a free loopback port with a config
+  of its own, for the demo, the ``mqtt`` benchmark and the tests; a clear
+  ``BrokerError`` when the program is missing or does not start.
 """
 from __future__ import annotations
 
