@@ -1077,18 +1077,27 @@ def _iter_topics(path: str, report: VerifyReport) -> Iterator[tuple[str, str, in
         yield name, directory, partitions, durability
 
 
+def log_folder_problem(path: str) -> str | None:
+    """Why ``path`` is not a tidelog log folder ("does not exist", "is a file",
+    "is not a tidelog log folder"), or None when it is one."""
+    if not os.path.exists(path):
+        return f"{path} does not exist"
+    if not os.path.isdir(path):
+        return f"{path} is a file, not a log folder"
+    if not os.path.isdir(os.path.join(path, "topics")):
+        return f"{path} is not a tidelog log folder (it has no topics/ folder)"
+    return None
+
+
 def verify(path: str | os.PathLike, *, repair: bool = False, progress: str = "auto",
            progress_stream: TextIO | None = None) -> VerifyReport:
     """Checks the log folder at ``path`` (see the module docstring); with
     ``repair=True`` also repairs what can be repaired and verifies again.
     Raises ``VerifyError`` when it cannot run."""
     path = os.path.abspath(os.fspath(path))
-    if not os.path.exists(path):
-        raise VerifyError(f"{path} does not exist")
-    if not os.path.isdir(path):
-        raise VerifyError(f"{path} is a file, not a log folder")
-    if not os.path.isdir(os.path.join(path, "topics")):
-        raise VerifyError(f"{path} is not a tidelog log folder (no topics/ folder)")
+    problem = log_folder_problem(path)
+    if problem:
+        raise VerifyError(problem)
     t0 = time.monotonic()
     lock = None
     if repair:

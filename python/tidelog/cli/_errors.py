@@ -87,12 +87,11 @@ def require_log_folder(path: str) -> str:
     instead ("does not exist", "is a file", "is not a tidelog log folder").
     Commands that only read or change a log call this first, so a mistyped
     path never creates an empty log."""
-    if not os.path.exists(path):
-        raise usage_error(f"{path} does not exist")
-    if not os.path.isdir(path):
-        raise usage_error(f"{path} is a file, not a log folder")
-    if not os.path.isdir(os.path.join(path, "topics")):
-        raise usage_error(f"{path} is not a tidelog log folder (it has no topics/ folder)")
+    from .._verify import log_folder_problem
+
+    problem = log_folder_problem(path)
+    if problem:
+        raise usage_error(problem)
     return path
 
 
