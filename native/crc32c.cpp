@@ -1,11 +1,12 @@
 #include "crc32c.h"
 
+#include "cpu_features.h"
+
 #include <array>
 #include <cstring>
 
 #if defined(__x86_64__) || defined(__i386__)
 #define TIDELOG_CRC_X86 1
-#include <cpuid.h>
 #include <nmmintrin.h>
 // The crc32 instruction came with SSE4.2; clang 20+ (zig's C++ compiler) names
 // it as a feature of its own, which SSE4.2 does not imply in a target attribute.
@@ -123,23 +124,13 @@ TIDELOG_TARGET_CRC32 uint32_t raw_update_hardware(uint32_t state, const uint8_t*
     return raw_update_single(state, p, n);
 }
 
-// CPUID leaf 1, ECX bit 20 (SSE4.2, which brought crc32), asked directly:
-// __builtin_cpu_supports depends on the compiler runtime filling __cpu_model,
-// and zig's compiler-rt leaves it empty (every feature reads as absent), which
-// would silently put the wheels on the portable path.
-bool detect_hardware() {
-    unsigned int eax = 0, ebx = 0, ecx = 0, edx = 0;
-    if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx)) return false;
-    return (ecx & bit_SSE4_2) != 0;
-}
 #endif
 
 }  // namespace
 
 bool crc32c_hardware_available() {
 #ifdef TIDELOG_CRC_X86
-    static const bool available = detect_hardware();
-    return available;
+    return cpu_has_sse42();
 #else
     return false;
 #endif

@@ -109,43 +109,37 @@ def crc32c_portable(data, unsigned int value=0):
 def int64_min_max(values):
     """(min, max, ordered) of the valid values of an int64 or timestamp pyarrow
     Array, or None if none is valid; ``ordered``: no nulls and the values never
-    decrease (found in the same pass; it lets time-range reads binary-search a
-    frame). Without pyarrow compute's dispatch (and its GIL release) so that
-    small appends stay cheap under thread contention."""
+    decrease (native/column_stats: one vectorized pass when ordered). Without
+    pyarrow compute's dispatch (and its GIL release) so that small appends stay
+    cheap under thread contention."""
     cdef Py_ssize_t n = len(values), i, off = values.offset, nulls = values.null_count
     if nulls == n:
         return None
     bufs = values.buffers()
     cdef const int64_t* data = (<const int64_t*><uintptr_t>bufs[1].address) + off
     cdef const unsigned char* valid = (<const unsigned char*><uintptr_t>bufs[0].address) if nulls and bufs[0] is not None else NULL
-    cdef int64_t lo = INT64_MAX, hi = INT64_MIN, v, prev = INT64_MIN
-    cdef bint ordered = True
+    cdef int64_t lo = INT64_MAX, hi = INT64_MIN, v
+    cdef int64_span span
     cdef Py_ssize_t j
     if valid == NULL:
         if n > 4096:
             with nogil:
-                for i in range(n):
-                    v = data[i]
-                    if v < lo: lo = v
-                    if v > hi: hi = v
-                    if v < prev: ordered = False
-                    prev = v
+                span = int64_span_of(data, <size_t>n)
         else:
-            for i in range(n):
-                v = data[i]
-                if v < lo: lo = v
-                if v > hi: hi = v
-                if v < prev: ordered = False
-                prev = v
-    else:
-        ordered = False
-        for i in range(n):
-            j = off + i
-            if (valid[j >> 3] >> (j & 7)) & 1:
-                v = data[i]
-                if v < lo: lo = v
-                if v > hi: hi = v
-    return lo, hi, ordered
+            span = int64_span_of(data, <size_t>n)
+        return span.min, span.max, span.ordered
+    for i in range(n):
+        j = off + i
+        if (valid[j >> 3] >> (j & 7)) & 1:
+            v = data[i]
+            if v < lo: lo = v
+            if v > hi: hi = v
+    return lo, hi, False
+
+
+def simd_column_stats():
+    """Whether the column passes at append (native/column_stats) run vectorized for AVX2 on this CPU."""
+    return cpu_has_avx2()
 
 
 ctypedef fused zone_value_t:
@@ -164,31 +158,12 @@ ctypedef fused zone_value_t:
 cdef void _zone_min_max(const zone_value_t* data, Py_ssize_t n, const unsigned char* valid, Py_ssize_t off,
                         zone_value_t* lo, zone_value_t* hi, bint* found, bint* nan) noexcept nogil:
     """Min and max of the valid, non-NaN values (found: there was one), and whether a NaN was seen."""
-    cdef Py_ssize_t i, j, first = 0
-    cdef zone_value_t v, a, b
-    cdef unsigned char nan_seen = 0
+    cdef Py_ssize_t i, j
+    cdef zone_value_t v
+    cdef cbool any_nan = False
     if valid == NULL:
-        # Branch-free selects and an OR, so the compiler vectorizes the pass (a NaN never
-        # wins a comparison, so it takes neither a nor b): this runs at every append.
-        if zone_value_t is float or zone_value_t is double:
-            while first < n and data[first] != data[first]:
-                first += 1
-            nan_seen = first > 0
-        if first == n:
-            nan[0] = nan_seen
-            return
-        a = data[first]
-        b = a
-        for i in range(first + 1, n):
-            v = data[i]
-            a = v if v < a else a
-            b = v if v > b else b
-            if zone_value_t is float or zone_value_t is double:
-                nan_seen |= v != v
-        lo[0] = a
-        hi[0] = b
-        found[0] = True
-        nan[0] = nan_seen
+        found[0] = min_max_of(data, <size_t>n, lo, hi, &any_nan)  # one vectorized pass (native/column_stats)
+        nan[0] = any_nan
         return
     for i in range(n):
         j = off + i

@@ -1,6 +1,6 @@
 # C++ declarations of the native core (native/). C-prefixed names keep them
 # apart from the Python classes in _core.pyx, as pyarrow's libarrow.pxd does.
-from libc.stdint cimport int64_t, uint16_t, uint32_t, uint64_t
+from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libcpp cimport bool as cbool
 from libcpp.memory cimport shared_ptr, unique_ptr
 from libcpp.string cimport string
@@ -22,6 +22,27 @@ cdef extern from "crc32c.h" namespace "tidelog" nogil:
     uint32_t crc32c_extend(uint32_t crc, const void* data, size_t length)
     uint32_t crc32c_extend_portable(uint32_t crc, const void* data, size_t length)
     cbool crc32c_hardware_available()
+
+cdef extern from "column_stats.h" namespace "tidelog" nogil:
+    cdef struct int64_span:
+        int64_t min
+        int64_t max
+        cbool ordered
+    int64_span int64_span_of(const int64_t* values, size_t count)
+    # (one template in C++; Cython picks the overload of each fused specialization)
+    cbool min_max_of(const int8_t* values, size_t count, int8_t* min, int8_t* max, cbool* nan)
+    cbool min_max_of(const int16_t* values, size_t count, int16_t* min, int16_t* max, cbool* nan)
+    cbool min_max_of(const int32_t* values, size_t count, int32_t* min, int32_t* max, cbool* nan)
+    cbool min_max_of(const int64_t* values, size_t count, int64_t* min, int64_t* max, cbool* nan)
+    cbool min_max_of(const uint8_t* values, size_t count, uint8_t* min, uint8_t* max, cbool* nan)
+    cbool min_max_of(const uint16_t* values, size_t count, uint16_t* min, uint16_t* max, cbool* nan)
+    cbool min_max_of(const uint32_t* values, size_t count, uint32_t* min, uint32_t* max, cbool* nan)
+    cbool min_max_of(const uint64_t* values, size_t count, uint64_t* min, uint64_t* max, cbool* nan)
+    cbool min_max_of(const float* values, size_t count, float* min, float* max, cbool* nan)
+    cbool min_max_of(const double* values, size_t count, double* min, double* max, cbool* nan)
+
+cdef extern from "cpu_features.h" namespace "tidelog" nogil:
+    cbool cpu_has_avx2()
 
 cdef extern from "murmur2.h" namespace "tidelog" nogil:
     int murmur2(const void* data, size_t length)

@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 import pytest
 
 import tidelog
-from tidelog import _zones
+from tidelog import _core, _zones
 from tidelog.errors import InvalidArgumentError
 from _helpers import T0
 
@@ -328,10 +328,11 @@ def test_retention_shrinks_the_zone_map(log, monkeypatch):
         assert s.frames_read <= 4
 
 
-@pytest.mark.parametrize("n", [1, 300, 5000, 70_000])
+@pytest.mark.parametrize("n", [1, 7, 33, 300, 5000, 70_000])
 def test_column_stats_of_every_width_both_ways(n):
-    """Zone map statistics: numpy's min/max for long columns without nulls,
-    one native pass otherwise (nulls, NaNs, slices): the same figures."""
+    """Zone map statistics (native/column_stats, vectorized without nulls; a
+    scalar pass with them), against numpy: nulls, NaNs, slices, and lengths
+    around the vector widths."""
     rng = np.random.default_rng(n)
     for dtype, letter in [(np.int8, "b"), (np.int16, "h"), (np.int32, "i"), (np.int64, "l"), (np.uint8, "B"),
                           (np.uint16, "H"), (np.uint32, "I"), (np.uint64, "L"), (np.float32, "f"), (np.float64, "d")]:
@@ -350,10 +351,60 @@ def test_column_stats_of_every_width_both_ways(n):
                 arr = pa.array(v, mask=mask).slice(3, n)  # an offset, as sliced columns have
                 kept = v[3:3 + n][~mask[3:3 + n]] if mask is not None else v[3:3 + n]
                 real = kept[~np.isnan(kept)] if np.dtype(dtype).kind == "f" else kept
-                nulls, lo, hi, has_nan = _zones._column_stats(arr, letter)
+                nulls, lo, hi, has_nan = _core.zone_stats(arr, letter)
                 assert nulls == (int(mask[3:3 + n].sum()) if mask is not None else 0)
                 assert has_nan == bool(np.dtype(dtype).kind == "f" and np.isnan(kept).any())
                 if len(real):
                     assert (lo, hi) == (real.min().item(), real.max().item()), (dtype, nan, mask is None)
                 else:
                     assert lo is None and hi is None
+
+
+@pytest.mark.parametrize("n", [1, 2, 5, 31, 64, 1000, 70_001])
+def test_float_column_stats_with_nans_anywhere(n):
+    """A NaN first, last, in the vector body or its tail, or everywhere: it takes part
+    in neither min nor max, and is reported."""
+    rng = np.random.default_rng(n)
+    for dtype, letter in [(np.float32, "f"), (np.float64, "d")]:
+        base = rng.normal(size=n).astype(dtype)
+        for where in {0, n - 1, n // 2, max(0, n - 3)}:
+            v = base.copy()
+            v[where] = np.nan
+            real = v[~np.isnan(v)]
+            nulls, lo, hi, has_nan = _core.zone_stats(pa.array(v), letter)
+            assert has_nan and nulls == 0
+            if len(real):
+                assert (lo, hi) == (real.min().item(), real.max().item()), (dtype, where)
+            else:
+                assert lo is None and hi is None
+        assert _core.zone_stats(pa.array(np.full(n, np.nan, dtype)), letter) == (0, None, None, True)
+        inf = base.copy()
+        inf[n // 2] = np.inf
+        assert _core.zone_stats(pa.array(inf), letter)[2] == np.inf
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 9, 4097, 65_536])
+def test_timestamp_span_and_order(n):
+    """int64_min_max: (min, max, ordered) as the frame header needs them; the
+    vectorized order check sees a single step down anywhere, and equal values
+    are in order."""
+    rng = np.random.default_rng(n)
+    ascending = np.sort(rng.integers(-2**62, 2**62, n, dtype=np.int64))
+    assert _core.int64_min_max(pa.array(ascending)) == (ascending[0], ascending[-1], True)
+    assert _core.int64_min_max(pa.array(np.zeros(n, np.int64))) == (0, 0, True)
+    for where in {1, n // 2, n - 1} if n > 1 else ():
+        v = ascending.copy()
+        v[where - 1], v[where] = v[where], v[where - 1] - 1
+        assert _core.int64_min_max(pa.array(v)) == (v.min(), v.max(), False), where
+    shuffled = rng.permutation(ascending)
+    got = _core.int64_min_max(pa.array(shuffled).slice(0, n))
+    assert got[:2] == (shuffled.min(), shuffled.max())
+    assert got[2] == bool(np.all(np.diff(shuffled) >= 0))
+
+
+def test_column_passes_are_vectorized_where_the_cpu_can():
+    """A build that lost the AVX2 path would still be right, and slow: say so."""
+    flags = open("/proc/cpuinfo").read() if os.path.exists("/proc/cpuinfo") else ""
+    if " avx2" not in flags:
+        pytest.skip("this CPU has no AVX2")
+    assert _core.simd_column_stats()
