@@ -74,37 +74,18 @@ cdef class SmallAppender:
     cdef int _describe(self, const unsigned char* m, Py_ssize_t n, Py_ssize_t rows, CAppendRequest* req) except -1:
         """Fills the request's counts, time span, flags and body offset from the
         message (False: the general path's turn)."""
-        cdef int32_t metadata_bytes
         cdef timespec now
-        if n < 12 or _u32(m) != 0xFFFFFFFF:
-            return False
-        memcpy(&metadata_bytes, m + 4, 4)
-        cdef Py_ssize_t body = 8 + <Py_ssize_t>metadata_bytes
-        if metadata_bytes <= 0 or body > n:
-            return False
-        cdef const unsigned char* fb = m + 8  # flatbuffer offsets count from the metadata's start
-        cdef Py_ssize_t fb_n = metadata_bytes
-        cdef Py_ssize_t root = _fb_deref(fb, fb_n, 0)
-        cdef Py_ssize_t header_type_at = _fb_field(fb, fb_n, root, 1)
-        if header_type_at < 0 or fb[header_type_at] != 3:  # MessageHeader.RecordBatch
-            return False
-        cdef Py_ssize_t header = _fb_deref(fb, fb_n, _fb_field(fb, fb_n, root, 2))
-        if _fb_field(fb, fb_n, header, 3) >= 0:
-            return False  # body compression
-        cdef Py_ssize_t nodes = _fb_deref(fb, fb_n, _fb_field(fb, fb_n, header, 1))
-        cdef Py_ssize_t buffers = _fb_deref(fb, fb_n, _fb_field(fb, fb_n, header, 2))
-        if nodes + 4 > fb_n or buffers + 4 > fb_n:
-            return False
-        cdef Py_ssize_t node_count = _u32(fb + nodes), buffer_count = _u32(fb + buffers), k, node
-        if nodes + 4 + 16 * node_count > fb_n or buffers + 4 + 16 * buffer_count > fb_n:
+        cdef const unsigned char* fb
+        cdef Py_ssize_t body, nodes, buffers, node_count, buffer_count, k, node
+        if not _ipc_batch_layout(m, n, &body, &fb, &nodes, &node_count, &buffers, &buffer_count):
             return False
         for k in range(<Py_ssize_t>self.required_nodes.size()):
             node = self.required_nodes[k]
             if node >= node_count or _i64(fb + nodes + 4 + 16 * node + 8) != 0:
                 return False
-        cdef int64_t lo, hi, v, prev
+        cdef int64_t lo, hi
+        cdef int64_span span
         cdef bint ordered = True
-        cdef Py_ssize_t offset, length, i
         cdef const unsigned char* data
         if self.ts_node < 0:
             clock_gettime(CLOCK_REALTIME, &now)
@@ -115,21 +96,11 @@ cdef class SmallAppender:
                 return False
             if _i64(fb + nodes + 4 + 16 * self.ts_node + 8) != 0:
                 return False  # nulls in the timestamp column
-            offset = _i64(fb + buffers + 4 + 16 * self.ts_buffer)
-            length = _i64(fb + buffers + 4 + 16 * self.ts_buffer + 8)
-            if offset < 0 or length < 8 * rows or body + offset + 8 * rows > n:
+            data = _ipc_int64_values(m, n, body, fb, buffers, self.ts_buffer, rows)
+            if data == NULL:
                 return False
-            data = m + body + offset
-            lo = hi = prev = _i64(data)
-            for i in range(1, rows):
-                v = _i64(data + 8 * i)
-                if v < lo:
-                    lo = v
-                if v > hi:
-                    hi = v
-                if v < prev:
-                    ordered = False
-                prev = v
+            span = int64_span_of(<const int64_t*>data, <size_t>rows)
+            lo, hi, ordered = span.min, span.max, span.ordered
             if self.unit_ns != 1:
                 if lo < INT64_MIN // self.unit_ns or hi > INT64_MAX // self.unit_ns:
                     return False
@@ -145,3 +116,52 @@ cdef class SmallAppender:
         req.schema_id = 0
         req.body_offset = body
         return True
+
+
+cdef bint _ipc_batch_layout(const unsigned char* m, Py_ssize_t n, Py_ssize_t* body, const unsigned char** fb,
+                            Py_ssize_t* nodes, Py_ssize_t* node_count, Py_ssize_t* buffers,
+                            Py_ssize_t* buffer_count) except -1:
+    """Locates the field nodes and buffers of an uncompressed record-batch IPC
+    message ``m`` (continuation marker, metadata size, flatbuffer, body): their
+    vectors' positions in the flatbuffer ``fb``, and where the body starts in
+    ``m``. False when ``m`` is not such a message."""
+    cdef int32_t metadata_bytes
+    if n < 12 or _u32(m) != 0xFFFFFFFF:
+        return False
+    memcpy(&metadata_bytes, m + 4, 4)
+    body[0] = 8 + <Py_ssize_t>metadata_bytes
+    if metadata_bytes <= 0 or body[0] > n:
+        return False
+    fb[0] = m + 8  # flatbuffer offsets count from the metadata's start
+    cdef const unsigned char* f = fb[0]
+    cdef Py_ssize_t fb_n = metadata_bytes
+    cdef Py_ssize_t root = _fb_deref(f, fb_n, 0)
+    cdef Py_ssize_t header_type_at = _fb_field(f, fb_n, root, 1)
+    if header_type_at < 0 or f[header_type_at] != 3:  # MessageHeader.RecordBatch
+        return False
+    cdef Py_ssize_t header = _fb_deref(f, fb_n, _fb_field(f, fb_n, root, 2))
+    if _fb_field(f, fb_n, header, 3) >= 0:
+        return False  # body compression
+    nodes[0] = _fb_deref(f, fb_n, _fb_field(f, fb_n, header, 1))
+    buffers[0] = _fb_deref(f, fb_n, _fb_field(f, fb_n, header, 2))
+    if nodes[0] + 4 > fb_n or buffers[0] + 4 > fb_n:
+        return False
+    node_count[0] = _u32(f + nodes[0])
+    buffer_count[0] = _u32(f + buffers[0])
+    return nodes[0] + 4 + 16 * node_count[0] <= fb_n and buffers[0] + 4 + 16 * buffer_count[0] <= fb_n
+
+
+cdef const unsigned char* _ipc_int64_values(const unsigned char* m, Py_ssize_t n, Py_ssize_t body,
+                                            const unsigned char* fb, Py_ssize_t buffers, Py_ssize_t index,
+                                            Py_ssize_t rows) noexcept:
+    """The first of ``rows`` 8-byte values of buffer ``index`` of the message
+    (_ipc_batch_layout's), or NULL if they are not all inside it or not 8-byte
+    aligned. The buffer count is the caller's to check."""
+    cdef int64_t offset = _i64(fb + buffers + 4 + 16 * index)
+    cdef int64_t length = _i64(fb + buffers + 4 + 16 * index + 8)
+    if offset < 0 or length < 8 * rows or body + offset + 8 * rows > n:
+        return NULL
+    cdef const unsigned char* data = m + body + offset
+    if (<uintptr_t>data) & 7:
+        return NULL
+    return data

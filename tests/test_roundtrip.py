@@ -753,3 +753,38 @@ def test_time_ranges_by_search_or_by_mask_read_the_same_rows(log, order):
         assert got.column("v").to_pylist() == want
         assert got.column("_offset").to_pylist() == want  # v is the offset here
         assert [x for b_ in t.scan(start_time=t0, end_time=t1, columns=["v"]) for x in b_.column(0).to_pylist()] == want
+
+
+@pytest.mark.parametrize("unit", ["s", "ms", "us", "ns"])
+def test_time_range_edges_found_in_the_stored_column(log, unit):
+    """A time-range read finds the rows of the frames at its edges by a search
+    of the stored timestamp column (Frame.sorted_rows_in), before decoding:
+    bounds between two ticks of the column's unit round as the mask does, ties
+    stay together, and frames it cannot search (out of order, zstd, nulls) say
+    None and take the decode-then-mask path."""
+    scale = {"s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}[unit]
+    schema = pa.schema([("ts", pa.timestamp(unit)), ("v", pa.int64())])
+    plain = log.create_topic("plain", schema=schema, timestamp="ts")
+    packed = log.create_topic("packed", schema=schema, timestamp="ts", compression="zstd")
+    rng = np.random.default_rng(11)
+    base = T0 // scale
+    all_ts = []
+    for f in range(6):
+        ts = np.sort(base + f * 500 + rng.integers(0, 400, 300)).astype(np.int64)  # ties included
+        if f == 3:
+            ts = ts[::-1].copy()
+        batch = pa.record_batch([pa.array(ts, pa.timestamp(unit)), pa.array(np.arange(300) + f * 300)], schema=schema)
+        plain.append(batch)
+        packed.append(batch)
+        all_ts += ts.tolist()
+    frames = plain.partition(0).frames(0, plain.end_offsets()[0])
+    searched = [fr.sorted_rows_in(1, base, base + 10**6) for fr in frames]
+    assert [r is None for r in searched] == [False, False, False, True, False, False]
+    assert all(fr.sorted_rows_in(1, base, base + 10**6) is None
+               for fr in packed.partition(0).frames(0, packed.end_offsets()[0]))
+    assert frames[0].sorted_rows_in(-1, 0, 1) is None and frames[0].sorted_rows_in(99, 0, 1) is None
+    for _ in range(60):
+        a, b = sorted(int(x) for x in rng.integers((base - 50) * scale, (base + 3100) * scale, 2))
+        want = [i for i, ts in enumerate(all_ts) if a <= ts * scale < b]
+        for topic in (plain, packed):
+            assert topic.read(start_time=a, end_time=b).column("v").to_pylist() == want, (unit, a, b)

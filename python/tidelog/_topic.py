@@ -276,6 +276,7 @@ class Topic:
             raise
         self._handles = [Partition(self, i, native, self._check_open, self._decompress, self._frame_request,
                                    note_skipped) for i, native in enumerate(self._partitions)]
+        self._ts_buffer = self._ts_ipc_buffer()  # for time-range reads (Frame.sorted_rows_in)
         self._small = self._small_appender()
         if self._zones is not None and not log.read_only and not native_log.was_clean:
             # A writer died: the frames it wrote last may lack their zone map entries.
@@ -290,17 +291,27 @@ class Topic:
         if self._log.read_only or c.partitions != 1 or c.compacted or c.compression == "zstd" \
                 or self._encoder.stream_frames:
             return None
-        buffers, ts_node, ts_buffer = 0, -1, -1
+        ts_buffer = self._ts_ipc_buffer()
+        if ts_buffer is None:
+            return None
+        ts_node = self._ts_index if ts_buffer >= 0 else -1
+        return _core.SmallAppender(self._partitions[0], self.schema, ts_node, ts_buffer, self._ts_unit_ns,
+                                   _PLAUSIBLE_LO_NS, _PLAUSIBLE_HI_NS, self._required_columns,
+                                   _zones.ZONE_MIN_ROWS - 1 if self._zones is not None else 2**62)
+
+    def _ts_ipc_buffer(self) -> int | None:
+        """The index of the timestamp column's values buffer in a frame's IPC
+        message (-1: the topic has no timestamp column), or None when a column's
+        buffers cannot be counted (nested or dictionary types)."""
+        buffers, ts_buffer = 0, -1
         for i, field in enumerate(self.schema):
             count = _arrow.ipc_buffer_count(field.type)
             if count is None:
                 return None
             if i == self._ts_index:
-                ts_node, ts_buffer = i, buffers + 1  # its values buffer, after the validity bitmap
+                ts_buffer = buffers + 1  # its values buffer, after the validity bitmap
             buffers += count
-        return _core.SmallAppender(self._partitions[0], self.schema, ts_node, ts_buffer, self._ts_unit_ns,
-                                   _PLAUSIBLE_LO_NS, _PLAUSIBLE_HI_NS, self._required_columns,
-                                   _zones.ZONE_MIN_ROWS - 1 if self._zones is not None else 2**62)
+        return ts_buffer
 
     # ------------------------------------------------------------------ opening
     def _open_partitions(self, native_log) -> None:
@@ -805,10 +816,22 @@ class Topic:
         if len(frames) == Scan._FRAMES_PER_CALL:
             return None  # maybe more: the general path reads them in turns
         schema, decompress = self.schema, self._decompress
+        ts_buffer = -1 if self._ts_buffer is None else self._ts_buffer
+        unit = self._ts_unit_ns
         kept = []
         for frame in frames:
+            inside = frame.min_timestamp >= t0 and frame.max_timestamp < t1
+            # At the range's edges: the rows by a search of the stored column, before decoding.
+            rows = None if inside else frame.sorted_rows_in(ts_buffer, -(-t0 // unit),
+                                                             -(-t1 // unit) if t1 < 2**63 - 1 else 2**63 - 1)
+            if rows is not None:
+                first, stop = rows
+                if stop > first:
+                    (batch,) = _arrow.decode_payload(frame, schema, decompress)
+                    kept.append(batch.slice(first, stop - first) if stop - first < batch.num_rows else batch)
+                continue
             for batch in _arrow.decode_payload(frame, schema, decompress):
-                batch = _rows_in_time(batch, frame, self._ts_index, self._ts_unit_ns, t0, t1, False)[0]
+                batch = _rows_in_time(batch, frame, self._ts_index, unit, t0, t1, False)[0]
                 if batch.num_rows:
                     kept.append(batch)
         return pa.Table.from_batches(kept, schema=schema)
