@@ -260,6 +260,10 @@ class Workload:
         up at once) or one after the other."""
         return self.interleave
 
+    def settle(self, params: dict, case: dict) -> None:
+        """Runs before every contender's round, outside its clock: brings the
+        machine to the same state for each (default: nothing)."""
+
     def rounds(self, mode: str, opts: dict) -> tuple[int, int]:
         """(warm-up rounds, measured rounds)."""
         if mode == "smoke":

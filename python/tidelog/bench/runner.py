@@ -161,6 +161,7 @@ def run_workload(wl: Workload, contenders: list[Contender], opts: Options, scrat
                             random.Random(r).shuffle(order)
                             for c in order:
                                 try:
+                                    wl.settle(params, case)
                                     m = c.run(case)
                                 except Exception as e:  # noqa: BLE001
                                     col.error(c, params, case, e)
@@ -179,6 +180,7 @@ def run_workload(wl: Workload, contenders: list[Contender], opts: Options, scrat
                     try:
                         for r in range(warm + rounds):
                             for case in cases:
+                                wl.settle(params, case)
                                 m = c.run(case)
                                 if r >= warm:
                                     col.add(c, params, case, m)
