@@ -8,6 +8,7 @@ import json
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 
@@ -149,28 +150,47 @@ def _dst_rows(dst: str) -> int:
         return sum(log.topic("sensors").end_offsets().values()) if "sensors" in log.topics() else 0
 
 
+class Writer(threading.Thread):
+    """Appends numbered sensor rows to the source, 40 at a time, until stopped."""
+
+    def __init__(self, path: str, start: int):
+        super().__init__(daemon=True)
+        self.path, self.total = path, start
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        with tidelog.open(self.path) as log:
+            topic = log.topic("sensors")
+            while not self.stop.is_set():
+                topic.append(make_sensors(40, start=self.total))
+                self.total += 40
+                time.sleep(0.002)
+
+
 @pytest.mark.slow
 def test_sigkilled_columnar_mirror_processes_leave_no_gap_and_no_duplicate(tmp_path):
-    """A writer appends Arrow batches to the source while `tidelog mirror
-    --follow` is SIGKILLed at random moments and started again: the
+    """A writer appends Arrow batches to the source all along while `tidelog
+    mirror --follow` is SIGKILLed mid-copy and started again, six times: the
     destination ends with every source row once, in source order per partition."""
     import random
 
     rng = random.Random(11)
     src, dst, ck = str(tmp_path / "src"), str(tmp_path / "dst"), tmp_path / "ck.json"
     fill(src, "sensors", 2000)
-    total = 2000
-    kills, cut_mid_copy = 0, 0
+    writer = Writer(src, 2000)
+    writer.start()
+    copied_before = 0
     for _ in range(6):
         proc = _start_mirror(src, dst, ck)
-        fill(src, "sensors", 2500, start=total)  # the writer, while the mirror copies
-        total += 2500
-        time.sleep(rng.uniform(0.2, 1.2))
-        proc.send_signal(signal.SIGKILL)
+        _wait_for(lambda: _dst_rows(dst) > copied_before, "the mirror copied nothing")  # it is copying ...
+        time.sleep(rng.uniform(0.05, 0.6))
+        proc.send_signal(signal.SIGKILL)                                                # ... when it dies
         proc.wait(30)
         assert proc.returncode == -signal.SIGKILL
-        kills += 1
-        cut_mid_copy += 0 < _dst_rows(dst) < total
+        copied_before = _dst_rows(dst)
+    writer.stop.set()
+    writer.join(60)
+    total = writer.total
     started = time.time()
     proc = _start_mirror(src, dst, ck)
     _wait_for(lambda: _dst_rows(dst) >= total, f"fewer than {total} rows")
@@ -178,7 +198,7 @@ def test_sigkilled_columnar_mirror_processes_leave_no_gap_and_no_duplicate(tmp_p
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err.decode()
-    assert kills == 6 and cut_mid_copy and _dst_rows(dst) == total
+    assert _dst_rows(dst) == total
     assert rows(dst, "sensors") == rows(src, "sensors")
 
 
