@@ -254,3 +254,39 @@ def test_kafka_refuses_a_columnar_destination_with_another_schema(tmp_path, kafk
         mirror(str(tmp_path / "src"), kafka_url, [topic], checkpoint=tmp_path / "ck.json")
     with tidelog.connect(kafka_url) as k:
         assert sum(k.topic(topic).end_offsets().values()) == 0
+
+
+@pytest.fixture(scope="module")
+def second_kafka_url(kafka_broker):
+    """Another cluster (a second single-node broker) for Kafka-to-Kafka mirrors."""
+    from tidelog.bench.kafka import Broker
+
+    broker = Broker(heap="512m").start()
+    try:
+        yield f"kafka://{broker.bootstrap}"
+    finally:
+        broker.stop()
+
+
+def test_kafka_to_kafka_mirrors_columnar_and_byte_topics(tmp_path, kafka_url, second_kafka_url):
+    topic, orders = f"mc-{uuid.uuid4().hex[:10]}", f"mo-{uuid.uuid4().hex[:10]}"
+    src = str(tmp_path / "src")
+    fill(src, topic, 1500)
+    mirror(src, kafka_url, [topic], checkpoint=tmp_path / "up.json")
+    with tidelog.connect(kafka_url) as k:
+        k.create_topic(orders, partitions=2)
+        with k.producer() as p:
+            for i in range(30):
+                p.send(orders, f"v{i}".encode(), f"k{i}".encode(), timestamp_ms=1_700_000_000_000 + i)
+    across = mirror(kafka_url, second_kafka_url, [topic, orders], checkpoint=tmp_path / "across.json")
+    assert across.per_topic == {topic: 1500, orders: 30}
+    assert settings(second_kafka_url, topic) == settings(src, topic)
+    assert rows(second_kafka_url, topic) == rows(src, topic)
+    with tidelog.connect(second_kafka_url) as k:
+        copied = k.topic(orders).read()
+    assert sorted(copied.column("value").to_pylist()) == sorted(f"v{i}".encode() for i in range(30))
+    # Again without the checkpoint: the destination's dedupe keys leave nothing to copy.
+    (tmp_path / "across.json").unlink()
+    again = mirror(kafka_url, second_kafka_url, [topic, orders], checkpoint=tmp_path / "across.json")
+    assert (again.records, again.skipped_duplicates) == (0, 1530)
+    assert rows(second_kafka_url, topic) == rows(src, topic)
