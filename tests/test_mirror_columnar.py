@@ -185,15 +185,20 @@ def test_sigkilled_columnar_mirror_processes_leave_no_gap_and_no_duplicate(tmp_p
         _wait_for(lambda: _dst_rows(dst) > copied_before, "the mirror copied nothing")  # it is copying ...
         time.sleep(rng.uniform(0.05, 0.6))
         proc.send_signal(signal.SIGKILL)                                                # ... when it dies
-        proc.wait(30)
-        assert proc.returncode == -signal.SIGKILL
+        _, err = proc.communicate(timeout=30)
+        assert proc.returncode == -signal.SIGKILL, err.decode()[-2000:]
         copied_before = _dst_rows(dst)
     writer.stop.set()
     writer.join(60)
     total = writer.total
     started = time.time()
     proc = _start_mirror(src, dst, ck)
-    _wait_for(lambda: _dst_rows(dst) >= total, f"fewer than {total} rows")
+
+    def caught_up() -> bool:
+        assert proc.poll() is None, proc.communicate()[1].decode()[-2000:]  # (a mirror that stopped says why)
+        return _dst_rows(dst) >= total
+
+    _wait_for(caught_up, f"fewer than {total} rows")
     _wait_for(lambda: json.loads(ck.read_text())["written_at"] > started, "no checkpoint")
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=60)
@@ -290,3 +295,38 @@ def test_kafka_to_kafka_mirrors_columnar_and_byte_topics(tmp_path, kafka_url, se
     again = mirror(kafka_url, second_kafka_url, [topic, orders], checkpoint=tmp_path / "across.json")
     assert (again.records, again.skipped_duplicates) == (0, 1530)
     assert rows(second_kafka_url, topic) == rows(src, topic)
+
+
+def test_a_kafka_source_record_is_never_split_across_two_mirrored_records():
+    import numpy as np
+
+    from tidelog.connect._mirror_columnar import _spans
+
+    offsets = np.array([5, 5, 5, 6, 6, 7, 8, 8])  # a Kafka source: rows of one record share its offset
+    assert _spans(offsets, nbytes=10**7) == [(0, 3), (3, 5), (5, 6), (6, 8)]  # (each span is "too big")
+    assert _spans(offsets, nbytes=100) == [(0, 8)]
+
+
+def test_rows_over_a_kafka_records_size_go_in_several_records_each_naming_its_source_offsets(tmp_path, kafka_url):
+    topic = f"mc-{uuid.uuid4().hex[:10]}"
+    src = str(tmp_path / "src")
+    with tidelog.open(src) as log:
+        log.create_topic(topic, SENSORS_SCHEMA, partitions=1, timestamp="ts")
+        log.topic(topic).append(make_sensors(120_000))  # ~2.4 MB: more than one Kafka record
+    assert mirror(src, kafka_url, [topic], checkpoint=tmp_path / "up.json").records == 120_000
+    assert rows(kafka_url, topic) == rows(src, topic)
+    with tidelog.connect(kafka_url) as k:
+        from confluent_kafka import Consumer
+        from confluent_kafka import TopicPartition as KTP
+
+        end = k.topic(topic).end_offsets()[0]
+        c = Consumer({"bootstrap.servers": k.bootstrap, "group.id": f"g-{uuid.uuid4().hex}"})
+        c.assign([KTP(topic, 0, 0)])
+        ranges = []
+        while len(ranges) < end:
+            ranges += [dict(m.headers())[DEDUPE_HEADER].decode() for m in c.consume(100, 5.0) if m.error() is None]
+        c.close()
+    assert end > 1
+    spans = [tuple(int(x) for x in r.split(":")[1].split("-")) for r in ranges]
+    assert spans[0][0] == 0 and spans[-1][1] == 119_999
+    assert all(b[0] == a[1] + 1 for a, b in zip(spans, spans[1:]))  # consecutive, disjoint

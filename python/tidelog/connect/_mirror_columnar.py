@@ -31,8 +31,6 @@ from ..errors import IntegrityError, SchemaMismatchError, TidelogError
 DEDUPE_HEADER = "tidelog.mirror.offset"
 #: Rows a poll_batch takes (a Kafka source: records, each a batch).
 BATCH_RECORDS = 10_000
-#: A Kafka record the mirror writes stays below Kafka's default message.max.bytes.
-MAX_RECORD_BYTES = 900_000
 
 
 def topic_shape(topic) -> dict:
@@ -75,6 +73,8 @@ def parse_dedupe(value: bytes) -> tuple[int, int, int]:
 def _spans(offsets: np.ndarray, nbytes: int) -> list[tuple[int, int]]:
     """[start, end) row ranges of at most ~MAX_RECORD_BYTES each, never
     splitting rows that share a source offset (one Kafka source record)."""
+    from ..kafka._topic import MAX_RECORD_BYTES  # (the limit of a columnar append's records too)
+
     n = len(offsets)
     per = n if nbytes <= MAX_RECORD_BYTES else max(1, int(n * MAX_RECORD_BYTES / nbytes))
     out, i = [], 0
@@ -120,6 +120,7 @@ class ColumnarCopier:
         self.positions: dict[tuple[str, int], int] = {}
         self._skip: dict[tuple[str, int], _Tail] = {}            # log folder: rows already there
         self._seen: dict[tuple[str, int], list[tuple[int, int]]] = {}  # Kafka: source ranges already there
+        self._since: dict[tuple[str, int], int] = {}  # destination offsets the restart read its tail from
         self._failed: list = []
         self._consumer = None
         self._schemas = {name: src.topic(name).schema for name in topics}
@@ -134,8 +135,10 @@ class ColumnarCopier:
                 since = min(dst_ends.get(key_of(name, p), starts[p]), end)
                 if since >= end:
                     continue
+                self._since[(name, p)] = since
                 if self.dst_is_kafka:
-                    self._seen.update(self._kafka_ranges(name, p, since, end))
+                    for key, ranges in self._kafka_ranges(name, p, since, end).items():
+                        self._seen.setdefault(key, []).extend(ranges)
                 else:
                     self._skip[(name, p)] = _Tail(dtopic, p, since, end)
         saved = (state or {}).get("positions", {})
@@ -234,6 +237,19 @@ class ColumnarCopier:
             if ts is not None:
                 kwargs["timestamp"] = ts
             self.producer.produce_raw(name, value, None, **kwargs)
+
+    def checkpoint_ends(self, dst_ends: dict[tuple[str, int], int]) -> None:
+        """Moves the destination end offsets a checkpoint names back to where
+        the source positions it names are: a partition whose rows already there
+        have not all been met again yet (its source was not read that far) keeps
+        the offset its tail was read from, less what was met (a log folder)."""
+        for key, tail in self._skip.items():
+            dst_ends[key] -= tail.left
+        for key, ranges in list(self._seen.items()):
+            if any(last >= self.positions[key] for _, last in ranges):
+                dst_ends[key] = self._since[key]
+            else:
+                del self._seen[key]  # every range lies behind the position: none can match again
 
     def _delivered(self, err, msg) -> None:
         if err is not None:

@@ -125,6 +125,8 @@ class Mirror:
         self.poll_timeout_s = poll_timeout_s
         self.stats = MirrorStats()
         self._stop = threading.Event()
+        #: (topic, destination partition) -> the offset a restart read the destination's byte records from
+        self._tail_from: dict[tuple[str, int], int] = {}
 
     def stop(self) -> None:
         """Ends a continuous run after its current record (then flushes and checkpoints)."""
@@ -163,7 +165,7 @@ class Mirror:
             consumer.assign(pairs)
             remaining: dict[tuple[str, int], int] = {}
             for t, p in pairs:
-                start = ends.get(_key(t, p), 0)
+                start = self._tail_from[(t, p)] = ends.get(_key(t, p), 0)
                 end = consumer.end_offsets([(t, p)])[(t, p)]
                 consumer.seek(t, p, min(start, end))
                 if start < end:
@@ -252,9 +254,9 @@ class Mirror:
                         stats.records += 1
                         stats.per_topic[rec.topic] = stats.per_topic.get(rec.topic, 0) + 1
                 if time.monotonic() >= next_checkpoint:
-                    self._checkpoint(producer, dst, positions, copier)
+                    self._checkpoint(producer, dst, positions, seen, copier)
                     next_checkpoint = time.monotonic() + self.checkpoint_interval_s
-            self._checkpoint(producer, dst, positions, copier)
+            self._checkpoint(producer, dst, positions, seen, copier)
         finally:
             producer.close()
             if consumer is not None:
@@ -263,17 +265,26 @@ class Mirror:
                 copier.close()
         return self.stats
 
-    def _checkpoint(self, producer, dst, positions: dict[tuple[str, int], int], copier=None) -> None:
+    def _checkpoint(self, producer, dst, positions: dict[tuple[str, int], int], seen: dict, copier=None) -> None:
         left = producer.flush()
         if left:
             raise TidelogError(f"mirror: {left} records were not acknowledged by the destination")
         if copier is not None:
             copier.flush()
             positions.update(copier.positions)
-        dst_ends = {}
-        for t in self.topics:
-            for p, end in dst.topic(t).end_offsets().items():
-                dst_ends[_key(t, p)] = end
+        ends = {(t, p): end for t in self.topics for p, end in dst.topic(t).end_offsets().items()}
+        # Destination rows a restart found and has not met again in the source yet stay after the
+        # checkpoint's end offsets, so that the next restart finds them too.
+        for (t, sp), offsets in list(seen.items()):
+            if offsets and max(offsets) >= positions[(t, sp)]:
+                for key in ends:
+                    if key[0] == t:
+                        ends[key] = min(ends[key], self._tail_from.get(key, 0))
+            else:
+                del seen[(t, sp)]  # all behind the position: none can match again
+        if copier is not None:
+            copier.checkpoint_ends(ends)
+        dst_ends = {_key(t, p): end for (t, p), end in ends.items()}
         _write_checkpoint(self.checkpoint_path, {
             "version": CHECKPOINT_VERSION, "src": self.src_name, "dst": self.dst_name, "topics": self.topics,
             "positions": {_key(t, p): o for (t, p), o in positions.items()}, "dst_ends": dst_ends,
