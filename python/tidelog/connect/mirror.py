@@ -16,7 +16,10 @@ How it resumes, and why it neither skips nor repeats into a local log:
 - A restart reads the destination from those end offsets to its end, collects
   the dedupe keys found there (records written after the checkpoint, before the
   crash), and resumes from the checkpoint's positions, skipping exactly those
-  keys. Without a checkpoint it scans the whole destination topic.
+  keys. Without a checkpoint it scans the whole destination topic. Until the
+  source has been read past every key found, the checkpoints it writes keep
+  the end offsets the scan started from (``_tail_from``), so that a second
+  crash finds those records again.
 
 Into a local log that is exactly once (an append is atomic and durable when
 the flush returns). Into Kafka it is at least once: the producer is idempotent
