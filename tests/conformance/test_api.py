@@ -340,6 +340,55 @@ def test_two_members_share_the_partitions_and_get_rebalance_callbacks(api, name,
     a.close()
 
 
+@pytest.mark.kafka_difference("who removes a member that stopped polling: on Kafka its own client leaves the "
+                              "group once max.poll.interval.ms passes and the broker rebalances (seconds); on a "
+                              "local log the next poll of another member evicts it")
+def test_a_member_removed_from_its_group_gets_commit_failed_error(api, backend, name):
+    api.create_topic(name, partitions=2)
+    produce(api, name, 20)
+    group = name + "-g"
+    # Small timeouts keep the test short (the test broker allows sessions from 500 ms).
+    quick = {"session.timeout.ms": 1000, "heartbeat.interval.ms": 200}
+    lost: list = []
+    a = api.consumer({**quick, "max.poll.interval.ms": 2000}, group=group, enable_auto_commit=False,
+                     on_lost=lambda c, ps: lost.extend(ps))
+    b = api.consumer({**quick, "max.poll.interval.ms": 60_000}, group=group, enable_auto_commit=False)
+    a.subscribe([name])
+    b.subscribe([name])
+    got: list = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (got and len(a.assignment()) == 1 and len(b.assignment()) == 1
+                                               and (got[-1].topic, got[-1].partition) in a.assignment()):
+        rec = a.poll(0.1)
+        if rec is not None:
+            got.append(rec)
+        b.poll(0.1)
+    assert got and len(a.assignment()) == 1 and len(b.assignment()) == 1
+    rec = got[-1]
+    mine = a.assignment()
+    before = b.committed([(rec.topic, rec.partition)])[0].offset
+    time.sleep(2.5)  # a stops polling for longer than its max.poll.interval.ms
+    if backend == "kafka":  # its own client has left the group already: no other member needed
+        with pytest.raises(tidelog.CommitFailedError) as raised:
+            a.commit(message=rec)
+        assert raised.value.kafka_code in ("UNKNOWN_MEMBER_ID", "ILLEGAL_GENERATION", "REBALANCE_IN_PROGRESS",
+                                           "_ASSIGNMENT_LOST", "STALE_MEMBER_EPOCH")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(b.assignment()) != 2:  # b takes a's partition over
+        b.poll(0.1)
+    assert len(b.assignment()) == 2
+    with pytest.raises(tidelog.CommitFailedError):
+        a.commit(message=rec)
+    assert b.committed([(rec.topic, rec.partition)])[0].offset == before  # nothing stored
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not lost:  # a's next polls: it learns it is out, and joins again
+        a.poll(0.1)
+        b.poll(0.1)
+    assert [(tp.topic, tp.partition) for tp in lost] == mine
+    a.close()
+    b.close()
+
+
 # ------------------------------------------------------------------ Arrow
 @pytest.mark.kafka_difference("columnar topics: a Kafka record holds a whole Arrow batch, so its rows share "
                               "one offset")

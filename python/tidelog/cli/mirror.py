@@ -1,5 +1,5 @@
-"""``tidelog mirror SRC DST --topics ...``: byte topics between log folders and
-Kafka clusters, one-shot or continuous (``--follow``), resumable
+"""``tidelog mirror SRC DST --topics ...``: byte and columnar topics between
+log folders and Kafka clusters, one-shot or continuous (``--follow``), resumable
 (tidelog.connect.mirror)."""
 from __future__ import annotations
 
@@ -11,14 +11,17 @@ from typing import TextIO
 from ._errors import CliError
 
 DESCRIPTION = """\
-Copies byte topics from SRC to DST; each is a log folder or a Kafka URL
-(kafka://host:9092[,host2:9092][?client.id=...]). Keys, headers, timestamps
-and (when the partition counts match) partitions are kept; missing destination
-topics are created with the source's partition count. Each copy carries one
-more header, tidelog.mirror.offset (the source partition and offset), which
-makes a resumed run skip what a killed one already wrote: exactly once into a
-log folder, at least once into Kafka (idempotent producer). Progress is
-checkpointed durably every --checkpoint-interval seconds.
+Copies topics from SRC to DST; each is a log folder or a Kafka URL
+(kafka://host:9092[,host2:9092][?client.id=...]). Byte topics keep keys,
+headers, timestamps and (when the partition counts match) partitions; each
+copy carries one more header, tidelog.mirror.offset (the source partition and
+offset). Columnar (Arrow) topics are copied partition to partition into a
+topic with the same schema, key and timestamp columns and partition count (a
+destination that differs is refused before anything is written). Missing
+destination topics are created like the source's. A resumed run skips what a
+killed one already wrote: exactly once into a log folder, at least once into
+Kafka (idempotent producer). Progress is checkpointed durably every
+--checkpoint-interval seconds.
 
 Exit status: 0 done, 1 failed (the checkpoint stays valid: run it again), 2 bad arguments."""
 

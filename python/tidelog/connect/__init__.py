@@ -20,8 +20,8 @@ Connectors here:
 
 - ``mqtt``: ``tidelog connect mqtt``, an MQTT subscription into a columnar
   topic (PUBACK once durable), and a topic republished to MQTT.
-- ``mirror``: ``tidelog mirror SRC DST --topics ...`` copies byte topics
-  between log folders and Kafka clusters (either side either kind), one-shot
+- ``mirror``: ``tidelog mirror SRC DST --topics ...`` copies byte and
+  columnar topics between log folders and Kafka clusters (either side either kind), one-shot
   or continuous, resumable from a durable checkpoint: exactly once into a
   local log, at least once into Kafka.
 

@@ -1,6 +1,8 @@
-"""``tidelog mirror``: byte topics from a log folder or a Kafka cluster to a
-log folder or a Kafka cluster, with keys, headers, timestamps and (when the
-partition counts match) partitions preserved.
+"""``tidelog mirror``: topics from a log folder or a Kafka cluster to a log
+folder or a Kafka cluster. Byte topics keep keys, headers, timestamps and
+(when the partition counts match) partitions; columnar (Arrow) topics are
+copied partition to partition into a topic of the same schema, key and
+timestamp columns (``_mirror_columnar``: their per-batch dedupe keys).
 
 How it resumes, and why it neither skips nor repeats into a local log:
 
@@ -14,7 +16,10 @@ How it resumes, and why it neither skips nor repeats into a local log:
 - A restart reads the destination from those end offsets to its end, collects
   the dedupe keys found there (records written after the checkpoint, before the
   crash), and resumes from the checkpoint's positions, skipping exactly those
-  keys. Without a checkpoint it scans the whole destination topic.
+  keys. Without a checkpoint it scans the whole destination topic. Until the
+  source has been read past every key found, the checkpoints it writes keep
+  the end offsets the scan started from (``_tail_from``), so that a second
+  crash finds those records again.
 
 Into a local log that is exactly once (an append is atomic and durable when
 the flush returns). Into Kafka it is at least once: the producer is idempotent
@@ -35,9 +40,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import InvalidArgumentError, TidelogError
-
-DEDUPE_HEADER = "tidelog.mirror.offset"
+from ..errors import InvalidArgumentError, SchemaMismatchError, TidelogError
+from ._mirror_columnar import DEDUPE_HEADER, ColumnarCopier, parse_dedupe, prepare_topic
 CHECKPOINT_VERSION = 1
 
 
@@ -124,40 +128,47 @@ class Mirror:
         self.poll_timeout_s = poll_timeout_s
         self.stats = MirrorStats()
         self._stop = threading.Event()
+        #: (topic, destination partition) -> the offset a restart read the destination's byte records from
+        self._tail_from: dict[tuple[str, int], int] = {}
 
     def stop(self) -> None:
         """Ends a continuous run after its current record (then flushes and checkpoints)."""
         self._stop.set()
 
     # ------------------------------------------------------------ setup
-    def _prepare_topics(self, src, dst) -> dict[str, bool]:
-        """{topic: same partition count} after creating missing destination topics."""
-        same = {}
+    def _prepare_topics(self, src, dst) -> tuple[dict[str, bool], dict[str, Any]]:
+        """({byte topic: same partition count}, {columnar topic: its destination topic}),
+        after creating missing destination topics; every topic is checked before anything is copied."""
+        same, columnar = {}, {}
         dst_topics = set(dst.topics())
         for name in self.topics:
             topic = src.topic(name)  # UnknownTopicError names it
             if not topic.config.records:
-                raise InvalidArgumentError(f"mirror: topic {name!r} is columnar; the mirror copies byte topics")
+                columnar[name] = prepare_topic(topic, dst, dst_topics)
+                continue
             n = topic.partitions
             if name not in dst_topics:
                 dst.create_topic(name, partitions=n)
             dtopic = dst.topic(name)
             if not dtopic.config.records:
-                raise InvalidArgumentError(f"mirror: the destination topic {name!r} is columnar")
+                raise SchemaMismatchError(f"mirror: topic {name!r} holds byte records in the source and is columnar "
+                                          f"in the destination; nothing was written")
             same[name] = dtopic.partitions == n
-        return same
+        return same, columnar
 
-    def _seen_since(self, dst, state: dict | None) -> dict[tuple[str, int], set[int]]:
-        """The dedupe keys in the destination past the checkpoint's end offsets."""
+    def _seen_since(self, dst, state: dict | None, topics: list[str]) -> dict[tuple[str, int], set[int]]:
+        """The dedupe keys in the byte ``topics`` of the destination past the checkpoint's end offsets."""
         seen: dict[tuple[str, int], set[int]] = {}
+        if not topics:
+            return seen
         ends = (state or {}).get("dst_ends", {})
         consumer = dst.consumer()
         try:
-            pairs = [(t, p) for t in self.topics for p in range(dst.topic(t).partitions)]
+            pairs = [(t, p) for t in topics for p in range(dst.topic(t).partitions)]
             consumer.assign(pairs)
             remaining: dict[tuple[str, int], int] = {}
             for t, p in pairs:
-                start = ends.get(_key(t, p), 0)
+                start = self._tail_from[(t, p)] = ends.get(_key(t, p), 0)
                 end = consumer.end_offsets([(t, p)])[(t, p)]
                 consumer.seek(t, p, min(start, end))
                 if start < end:
@@ -170,8 +181,8 @@ class Mirror:
                 key = (rec.topic, rec.partition)
                 for hk, hv in rec.headers:
                     if hk == DEDUPE_HEADER:
-                        sp, _, so = hv.decode().partition(":")
-                        seen.setdefault((rec.topic, int(sp)), set()).add(int(so))
+                        sp, first, last = parse_dedupe(hv)
+                        seen.setdefault((rec.topic, sp), set()).update(range(first, last + 1))
                 if key in remaining and rec.offset + 1 >= remaining[key]:
                     del remaining[key]
             if remaining:
@@ -195,29 +206,41 @@ class Mirror:
             src.close()
 
     def _run(self, src, dst, follow: bool) -> MirrorStats:
-        same = self._prepare_topics(src, dst)
+        same, columnar = self._prepare_topics(src, dst)
+        byte_topics = [t for t in self.topics if t in same]
         state = _read_checkpoint(self.checkpoint_path, self.src_name, self.dst_name)
-        seen = self._seen_since(dst, state)
+        seen = self._seen_since(dst, state, byte_topics)
         positions: dict[tuple[str, int], int] = {}
-        consumer = src.consumer()
+        consumer = src.consumer() if byte_topics else None
         producer = dst.producer(acks="durable")
+        copier = ColumnarCopier(src, dst, is_kafka(self.dst_name), columnar, producer, self.stats) if columnar \
+            else None
         try:
-            pairs = [(t, p) for t in self.topics for p in range(src.topic(t).partitions)]
-            consumer.assign(pairs)
             saved = (state or {}).get("positions", {})
-            for t, p in pairs:
-                if _key(t, p) in saved:
-                    consumer.seek(t, p, saved[_key(t, p)])
-                else:
-                    consumer.seek(tidelog_tp(t, p))
-                positions[(t, p)] = consumer.position(t, p)
-            ends = None if follow else consumer.end_offsets(pairs)
+            pairs = [(t, p) for t in byte_topics for p in range(src.topic(t).partitions)]
+            if consumer is not None:
+                consumer.assign(pairs)
+                for t, p in pairs:
+                    if _key(t, p) in saved:
+                        consumer.seek(t, p, saved[_key(t, p)])
+                    else:
+                        consumer.seek(tidelog_tp(t, p))
+                    positions[(t, p)] = consumer.position(t, p)
+            if copier is not None:
+                copier.resume(state, _key)
+                pairs += list(copier.positions)
+            ends = None if follow else {(t, p): e for t in self.topics for p, e in src.topic(t).end_offsets().items()}
+            wait_s = self.poll_timeout_s / (2 if consumer is not None and copier is not None else 1)
             next_checkpoint = time.monotonic() + self.checkpoint_interval_s
             stats = self.stats
             while not self._stop.is_set():
+                if copier is not None:
+                    positions.update(copier.positions)
                 if ends is not None and all(positions[k] >= ends[k] for k in pairs):
                     break
-                rec = consumer.poll(self.poll_timeout_s)
+                if copier is not None:
+                    copier.step(wait_s)
+                rec = consumer.poll(wait_s) if consumer is not None else None
                 if rec is not None:
                     key = (rec.topic, rec.partition)
                     positions[key] = rec.offset + 1
@@ -234,22 +257,37 @@ class Mirror:
                         stats.records += 1
                         stats.per_topic[rec.topic] = stats.per_topic.get(rec.topic, 0) + 1
                 if time.monotonic() >= next_checkpoint:
-                    self._checkpoint(producer, dst, positions)
+                    self._checkpoint(producer, dst, positions, seen, copier)
                     next_checkpoint = time.monotonic() + self.checkpoint_interval_s
-            self._checkpoint(producer, dst, positions)
+            self._checkpoint(producer, dst, positions, seen, copier)
         finally:
             producer.close()
-            consumer.close()
+            if consumer is not None:
+                consumer.close()
+            if copier is not None:
+                copier.close()
         return self.stats
 
-    def _checkpoint(self, producer, dst, positions: dict[tuple[str, int], int]) -> None:
+    def _checkpoint(self, producer, dst, positions: dict[tuple[str, int], int], seen: dict, copier=None) -> None:
         left = producer.flush()
         if left:
             raise TidelogError(f"mirror: {left} records were not acknowledged by the destination")
-        dst_ends = {}
-        for t in self.topics:
-            for p, end in dst.topic(t).end_offsets().items():
-                dst_ends[_key(t, p)] = end
+        if copier is not None:
+            copier.flush()
+            positions.update(copier.positions)
+        ends = {(t, p): end for t in self.topics for p, end in dst.topic(t).end_offsets().items()}
+        # Destination rows a restart found and has not met again in the source yet stay after the
+        # checkpoint's end offsets, so that the next restart finds them too.
+        for (t, sp), offsets in list(seen.items()):
+            if offsets and max(offsets) >= positions[(t, sp)]:
+                for key in ends:
+                    if key[0] == t:
+                        ends[key] = min(ends[key], self._tail_from.get(key, 0))
+            else:
+                del seen[(t, sp)]  # all behind the position: none can match again
+        if copier is not None:
+            copier.checkpoint_ends(ends)
+        dst_ends = {_key(t, p): end for (t, p), end in ends.items()}
         _write_checkpoint(self.checkpoint_path, {
             "version": CHECKPOINT_VERSION, "src": self.src_name, "dst": self.dst_name, "topics": self.topics,
             "positions": {_key(t, p): o for (t, p), o in positions.items()}, "dst_ends": dst_ends,

@@ -23,7 +23,9 @@ Contract:
   ``_tidelog_schemas`` (see ``_columnar.py`` and docs/kafka.md, "Columnar
   topics on Kafka", for decoding them without tidelog).
 - Errors are tidelog's (``tidelog.errors``), mapped from librdkafka's codes in
-  ``_errors.py``; the Kafka error name is kept in ``kafka_code``.
+  ``_errors.py``; the Kafka error name is kept in ``kafka_code``. librdkafka's
+  own log lines go to Python's ``logging``, logger ``tidelog.kafka``
+  (``_log.KAFKA_LOGGER``), never straight to stderr.
 
 Arrows point down: this package uses tidelog's public types and errors and the
 shared Arrow helpers (``tidelog._arrow``), and confluent-kafka (librdkafka) from

@@ -30,6 +30,9 @@ logger = logging.getLogger("tidelog")
 NO_GROUP = "this consumer has no group: commits need one (log.consumer(topics, group=...))"
 FETCH_MAX = 10_000   # messages one consume() call takes from librdkafka
 _IGNORED = ("_PARTITION_EOF",)
+#: This member's client left its group (no poll for max.poll.interval.ms): as a local member
+#: evicted, it rejoins at this poll; commits of the partitions it had raise CommitFailedError.
+_LEFT_GROUP = ("_MAX_POLL_EXCEEDED",)
 #: A broker away for a while: librdkafka reconnects and goes on fetching by itself.
 _TRANSIENT = ("_TRANSPORT", "_ALL_BROKERS_DOWN", "_TIMED_OUT", "NOT_LEADER_OR_FOLLOWER", "LEADER_NOT_AVAILABLE",
               "_RESOLVE", "NETWORK_EXCEPTION", "COORDINATOR_NOT_AVAILABLE", "NOT_COORDINATOR")
@@ -401,6 +404,8 @@ class KafkaConsumer:
                 continue
             if err.name() in _TRANSIENT or err.retriable():
                 logger.debug("tidelog consumer: %s (librdkafka retries)", err)
+            elif err.name() in _LEFT_GROUP:
+                logger.warning("tidelog consumer: %s: it left group %r and joins again", err.str(), self._group)
             elif err.name() not in _IGNORED:
                 raise from_kafka(err, f"reading {m.topic()}[{m.partition()}]")
 

@@ -2,6 +2,7 @@
 consumers, groups)."""
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -11,6 +12,14 @@ from .._log import validate_topic_name
 from ..errors import InvalidArgumentError, LogClosedError, UnknownGroupError, UnknownTopicError
 from ._config import parse_url
 from ._errors import from_kafka, raise_from_kafka, retrying, timed_out
+
+#: Where librdkafka's own log lines go (every client this package makes is
+#: given it as confluent-kafka's ``logger``): Python's logging, not stderr.
+#: Its NullHandler keeps them off stderr unless the application configures
+#: logging (Python's last-resort handler would print warnings and errors).
+KAFKA_LOGGER = logging.getLogger("tidelog.kafka")
+KAFKA_LOGGER.addHandler(logging.NullHandler())
+
 
 #: Topics of the cluster itself, and tidelog's schema topic: not listed by ``topics()``.
 def _internal(name: str) -> bool:
@@ -43,7 +52,8 @@ class KafkaLog:
         self.url = url
         self.bootstrap, props = parse_url(url)
         props.update({k: str(v) if not isinstance(v, (int, float, bool)) else v for k, v in (config or {}).items()})
-        self.client_config: dict[str, Any] = {"bootstrap.servers": self.bootstrap, **props}
+        # (every client made from client_config logs through KAFKA_LOGGER, not librdkafka's stderr)
+        self.client_config: dict[str, Any] = {"bootstrap.servers": self.bootstrap, "logger": KAFKA_LOGGER, **props}
         with raise_from_kafka("connecting to Kafka", InvalidArgumentError):
             self._admin = AdminClient(dict(self.client_config))
         self._closed = False

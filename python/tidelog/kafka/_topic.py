@@ -103,19 +103,29 @@ class KafkaTopic:
                 span = offsets.setdefault(msg.partition(), [msg.offset(), msg.offset()])
                 span[0], span[1] = min(span[0], msg.offset()), max(span[1], msg.offset())
 
-        headers = [(SCHEMA_HEADER, self._schema_id.encode())]
+        headers = [self.schema_header]
         for p, rows in groups.items():
             for chunk in _chunks(rows):
                 kwargs: dict = {"partition": p, "headers": headers, "on_delivery": delivered}
-                ts = self._timestamp_ms(chunk)
+                value, ts = self.kafka_record(chunk)
                 if ts is not None:
                     kwargs["timestamp"] = ts
                 with raise_from_kafka(f"append to {self.name!r}"):
-                    producer.produce(self.name, chunk.serialize(), None, **kwargs)
+                    producer.produce(self.name, value, None, **kwargs)
         producer.flush(60)
         if errors:
             raise from_kafka(errors[0], f"append to {self.name!r}")
         return AppendResult({p: (lo, hi) for p, (lo, hi) in offsets.items()}, batch.num_rows)
+
+    @property
+    def schema_header(self) -> tuple[str, bytes]:
+        """The header naming this columnar topic's schema, carried by each of its Kafka records."""
+        return (SCHEMA_HEADER, self._schema_id.encode())
+
+    def kafka_record(self, rows: pa.RecordBatch) -> tuple[Any, int | None]:
+        """(value, timestamp ms or None) of the Kafka record holding ``rows``
+        (rows of this topic's schema, at most ``MAX_RECORD_BYTES`` or one row)."""
+        return rows.serialize(), self._timestamp_ms(rows)
 
     def _timestamp_ms(self, chunk: pa.RecordBatch) -> int | None:
         """The record's timestamp: the chunk's latest time (so Kafka's time index finds it for any of its rows)."""
