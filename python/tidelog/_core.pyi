@@ -196,6 +196,11 @@ class Frame:
     def payload(self) -> Any:
         """The Arrow payload (after a sparse frame's offset block) as a
         ``pyarrow.Buffer`` over the mapping (no copy; it keeps the mapping alive)."""
+    def sorted_rows_in(self, ts_buffer: int, lo: int, hi: int) -> tuple[int, int] | None:
+        """(first, stop): the rows whose values in the payload's 8-byte buffer
+        ``ts_buffer`` are in [lo, hi), by binary search of the stored column
+        before decoding; None when the frame cannot be searched (not one plain,
+        uncompressed IPC message in time order)."""
 
 def decode_frame(frame: Frame, schema: Any, decompress: Any) -> list[Any]:
     """The record batches (``pyarrow.RecordBatch``) stored in ``frame`` (zero-copy when
@@ -465,6 +470,9 @@ def zone_stats(values: Any, physical: str) -> tuple[int, int | float | None, int
     """(null_count, min, max, has_nan) of a fixed-width numeric or temporal
     pyarrow Array read as ``physical`` (b h i l B H I L f d); min and max of
     the valid, non-NaN values, None if there is none."""
+
+def simd_column_stats() -> bool:
+    """Whether the column passes at append run vectorized for AVX2 on this CPU."""
 
 def int64_min_max(values: Any) -> tuple[int, int, bool] | None:
     """(min, max, ordered) of the valid values of an int64 or timestamp pyarrow
