@@ -69,7 +69,7 @@ cdef getter_fn getter_of(cls, str name):
     return <getter_fn>method.ml_meth
 
 
-def _bind_message_getters():
+cdef void _bind_message_getters() except *:
     global message_type, get_topic, get_partition, get_offset, get_timestamp, get_key, get_value, get_headers
     global get_error
     from confluent_kafka import Message
@@ -83,6 +83,7 @@ def _bind_message_getters():
 
 def direct_getters() -> int:
     """How many of a Message's eight getters this module calls directly (tests check: eight)."""
+    bind_getters()
     cdef getter_fn[8] fns = [get_topic, get_partition, get_offset, get_timestamp, get_key, get_value, get_headers,
                              get_error]
     cdef int i, n = 0
@@ -97,10 +98,19 @@ cdef inline object field(getter_fn fn, m, str name):
     return getattr(m, name)()
 
 
-try:
-    _bind_message_getters()
-except ImportError:  # (no confluent-kafka: the Kafka backend is not usable anyway)
-    pass
+cdef bint getters_bound = False
+
+
+cdef inline void bind_getters() except *:
+    """Binds the getters on first use (importing this module does not import confluent-kafka)."""
+    global getters_bound
+    if getters_bound:
+        return
+    getters_bound = True
+    try:
+        _bind_message_getters()
+    except ImportError:  # (no confluent-kafka: the Kafka backend is not usable anyway)
+        pass
 
 
 cdef enum:
@@ -273,15 +283,25 @@ cdef class SendPath:
 
 @cython.final
 cdef class ReadPath:
-    """``KafkaConsumer.poll`` and its iteration as compiled code. The
-    consumer's Python side fetches (``_fetch``: the buffer of messages,
-    newest first), seeks and commits; this pops messages off that buffer."""
+    """``KafkaConsumer.poll`` and its iteration as compiled code, and the
+    consumer's reading state: ``buffer`` (confluent Messages fetched, not yet
+    returned, newest first) and ``positions`` ((topic, partition) -> the
+    offset after the last record returned), which the consumer's Python side
+    reaches as ``_buffer`` and ``_positions``. That side fetches (``_fetch``
+    fills the buffer), seeks and commits; this pops messages off the buffer."""
 
     cdef object _consumer
+    cdef object _registry
+    cdef public list buffer
+    cdef public dict positions
     cdef tuple _key  # the last record's (topic, partition): its position's key, reused while it stays the same
 
-    def __init__(self, consumer):
+    def __init__(self, consumer, registry):
+        bind_getters()
         self._consumer = consumer
+        self._registry = registry  # (its ``columnar`` dict is replaced on refresh: read at each record)
+        self.buffer = []
+        self.positions = {}
         self._key = ("", -1)
 
     cdef Record record(self, m, dict positions, columnar):
@@ -308,30 +328,26 @@ cdef class ReadPath:
         return r
 
     def poll(self, timeout=None):
-        c = self._consumer
-        buf = c._buffer
-        if not buf:
-            if not c._fetch(None if timeout is None else _monotonic() + timeout):
+        if not self.buffer:
+            if not self._consumer._fetch(None if timeout is None else _monotonic() + timeout):
                 return None
-            buf = c._buffer
-        return self.record((<list>buf).pop(), c._positions, c._registry.columnar)
+        return self.record(self.buffer.pop(), self.positions, self._registry.columnar)
 
     def records(self):
-        c = self._consumer
         while True:
-            if not c._buffer:
-                c._fetch(None)
-            buf = c._buffer
-            positions = c._positions
-            columnar = c._registry.columnar
-            while buf and buf is c._buffer:  # (a seek in the loop's body replaces the buffer)
-                yield self.record((<list>buf).pop(), positions, columnar)
+            if not self.buffer:
+                self._consumer._fetch(None)
+            buf = self.buffer
+            columnar = self._registry.columnar
+            while buf and buf is self.buffer:  # (a seek in the loop's body replaces the buffer)
+                yield self.record(buf.pop(), self.positions, columnar)
 
 
 def usable(list msgs):
     """(the messages without an error, newest first; whether any had one)."""
     cdef Py_ssize_t i, n = PyList_GET_SIZE(msgs)
     cdef list good = []
+    bind_getters()
     for i in range(n - 1, -1, -1):
         m = <object>PyList_GET_ITEM(msgs, i)
         if field(get_error, m, "error") is None:
@@ -345,6 +361,7 @@ def take_partition(list buf, Py_ssize_t max_records):
     cdef Py_ssize_t n = PyList_GET_SIZE(buf)
     cdef Py_ssize_t lo = max(0, n - max_records)
     cdef Py_ssize_t j = n - 1
+    bind_getters()
     last = buf[n - 1]
     topic, partition = field(get_topic, last, "topic"), field(get_partition, last, "partition")
     while j > lo:
@@ -402,6 +419,7 @@ def byte_columns(list msgs):
     cdef PyObject** keys = <PyObject**>malloc(n * sizeof(PyObject*) + 1)
     cdef PyObject** values = <PyObject**>malloc(n * sizeof(PyObject*) + 1)
     cdef list headers = None
+    bind_getters()
     if keys == NULL or values == NULL:
         free(keys)
         free(values)

@@ -169,3 +169,12 @@ def test_a_closed_producer_refuses_sends_and_its_futures_still_answer(kafka):
                 q.send(f"absent-{uuid.uuid4().hex[:8]}", b"z")
     finally:
         kafka.delete_topic(topic)
+
+
+def test_importing_the_backend_does_not_import_confluent_kafka():
+    import subprocess
+    import sys
+
+    code = "import sys, tidelog.kafka; print('confluent_kafka' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.strip() == "False"

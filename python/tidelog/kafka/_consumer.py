@@ -61,17 +61,33 @@ class KafkaConsumer:
         self._cooperative = conf.get("partition.assignment.strategy") == "cooperative-sticky"
         with raise_from_kafka("a Kafka consumer", InvalidArgumentError):
             self._c = Consumer(conf)
-        self._positions: dict[tuple[str, int], int] = {}
+        self._read = ReadPath(self, self._registry)  # (holds _positions and _buffer)
+        #: The compiled poll (tidelog.kafka._fastpath), without a Python frame per record.
+        self.poll = self._read.poll
         self._assignment: list[tuple[str, int]] = []
-        self._buffer: list = []        # confluent Messages fetched, not yet returned
         self._subscription: list[str] = []
         self._closed = False
         self._sought: set[tuple[str, int]] = set()  # partitions moved since their last message arrived
-        self._read = ReadPath(self)
-        #: The compiled poll (tidelog.kafka._fastpath), without a Python frame per record.
-        self.poll = self._read.poll
         if topics is not None:
             self.subscribe([topics] if isinstance(topics, str) else list(topics))
+
+    @property
+    def _positions(self) -> dict[tuple[str, int], int]:
+        """(topic, partition) -> the offset after the last record returned."""
+        return self._read.positions
+
+    @_positions.setter
+    def _positions(self, positions: dict[tuple[str, int], int]) -> None:
+        self._read.positions = positions
+
+    @property
+    def _buffer(self) -> list:
+        """confluent Messages fetched, not yet returned, newest first."""
+        return self._read.buffer
+
+    @_buffer.setter
+    def _buffer(self, messages: list) -> None:
+        self._read.buffer = messages
 
     # ------------------------------------------------------------ identity
     @property
