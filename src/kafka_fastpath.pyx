@@ -36,6 +36,9 @@ cdef extern from "Python.h":
         PyMethodDef* d_method
     enum:
         METH_NOARGS
+    void PyObject_GC_Track(void* op)
+    void PyObject_GC_UnTrack(void* op)
+    int PyObject_GC_IsTracked(object op)
 
 
 # ---------------------------------------------------------------- a message's fields
@@ -147,6 +150,7 @@ cdef class KafkaDeliveryFuture:
             if self._on_delivery is None and self._callbacks is None:
                 return
         else:
+            track(self)  # (the error, once raised, holds a traceback: frames that may hold this future)
             self._value = from_kafka(err, f"delivery to {msg.topic()!r}", DeliveryError)
             self._state = FAILED
         if self._on_delivery is not None:
@@ -200,7 +204,9 @@ cdef class KafkaDeliveryFuture:
     def add_done_callback(self, fn) -> None:
         if self._state != PENDING:
             fn(self)
-        elif self._callbacks is None:
+            return
+        track(self)  # (fn may hold this future: a cycle the collector must see)
+        if self._callbacks is None:
             self._callbacks = [fn]
         else:
             self._callbacks.append(fn)
@@ -214,7 +220,18 @@ cdef inline KafkaDeliveryFuture new_future(on_delivery, client):
     cdef KafkaDeliveryFuture fut = KafkaDeliveryFuture.__new__(KafkaDeliveryFuture)
     fut._on_delivery = on_delivery
     fut._client = client
+    if on_delivery is None:
+        # Nothing it holds can lead back to it (the producer, then the delivered Message or its
+        # RecordMetadata): out of the cyclic collector's sight. A million futures in flight
+        # otherwise make every collection walk them all, which cost more than the rest of send.
+        PyObject_GC_UnTrack(<void*>fut)
     return fut
+
+
+cdef inline void track(KafkaDeliveryFuture fut):
+    """Back in the collector's sight, once the future may hold something that holds it."""
+    if not PyObject_GC_IsTracked(fut):
+        PyObject_GC_Track(<void*>fut)
 
 
 @cython.final
@@ -334,13 +351,28 @@ cdef class ReadPath:
         return self.record(self.buffer.pop(), self.positions, self._registry.columnar)
 
     def records(self):
-        while True:
-            if not self.buffer:
-                self._consumer._fetch(None)
-            buf = self.buffer
-            columnar = self._registry.columnar
-            while buf and buf is self.buffer:  # (a seek in the loop's body replaces the buffer)
-                yield self.record(buf.pop(), self.positions, columnar)
+        """An iterator over every record as it comes (``for rec in consumer``)."""
+        return Records(self)
+
+
+@cython.final
+cdef class Records:
+    """``for rec in consumer``: each step pops the consumer's buffer as it is
+    then (a seek in the loop's body replaces it), fetching when it is empty."""
+
+    cdef ReadPath _read
+
+    def __init__(self, ReadPath read):
+        self._read = read
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        cdef ReadPath read = self._read
+        while not read.buffer:
+            read._consumer._fetch(None)
+        return read.record(read.buffer.pop(), read.positions, read._registry.columnar)
 
 
 def usable(list msgs):
