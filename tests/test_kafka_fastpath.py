@@ -178,3 +178,57 @@ def test_importing_the_backend_does_not_import_confluent_kafka():
     code = "import sys, tidelog.kafka; print('confluent_kafka' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert out.stdout.strip() == "False"
+
+
+class FakeClient:
+    """A librdkafka producer look-alike: SendPath needs its produce and poll."""
+
+    def produce(self, *args, **kwargs):
+        pass
+
+    def poll(self, timeout):
+        return 0
+
+
+def test_futures_leave_the_collector_only_while_nothing_they_hold_can_hold_them():
+    import gc
+    import weakref
+
+    path = _fastpath.SendPath(FakeClient(), set(), lambda *args: None, 1000)
+    plain = path.future(None)
+    assert not gc.is_tracked(plain)  # holds the producer, later a Message: no cycle possible
+    assert gc.is_tracked(path.future(print))
+    plain.add_done_callback(lambda fut: None)
+    assert gc.is_tracked(plain)
+
+    class Witness:
+        pass
+
+    witness = Witness()
+    gone = weakref.ref(witness)
+    fut = path.future(None)
+    fut.add_done_callback(lambda f, w=witness, me=fut: None)  # fut -> callback -> fut: a cycle
+    del witness, fut
+    gc.collect()
+    assert gone() is None
+
+
+def test_a_failed_delivery_resolves_to_a_tidelog_error_and_fires_callbacks():
+    import gc
+
+    from confluent_kafka import KafkaError
+
+    path = _fastpath.SendPath(FakeClient(), set(), lambda *args: None, 1000)
+    reports = []
+    fut = path.future(lambda err, md: reports.append((err, md)))
+    fut.add_done_callback(lambda f: reports.append(f.done()))
+    fut(KafkaError(KafkaError._MSG_TIMED_OUT), FakeMessage("orders", 0, -1))
+    err = fut.exception()
+    assert isinstance(err, tidelog.errors.TidelogError) and "delivery to 'orders'" in str(err)
+    assert err.kafka_code == "_MSG_TIMED_OUT" and reports == [(err, None), True]
+    with pytest.raises(type(err)):
+        fut.result()
+    assert gc.is_tracked(fut)
+    ok = path.future(None)
+    ok(None, FakeMessage("orders", 2, 7, ts_ms=5))
+    assert ok.result() == (("orders", 2, 7, 5_000_000)) and ok.get(0) is ok.result()
