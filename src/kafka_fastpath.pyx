@@ -305,34 +305,56 @@ cdef class ReadPath:
     returned, newest first) and ``positions`` ((topic, partition) -> the
     offset after the last record returned), which the consumer's Python side
     reaches as ``_buffer`` and ``_positions``. That side fetches (``_fetch``
-    fills the buffer), seeks and commits; this pops messages off the buffer."""
+    fills the buffer), seeks and commits; this pops messages off the buffer.
+
+    The position a record moves is kept in C (``_key``, ``_next``) and
+    written into the dict when another partition's record comes or when the
+    dict is asked for: every reader of positions goes through ``positions``."""
 
     cdef object _consumer
     cdef object _registry
     cdef public list buffer
-    cdef public dict positions
-    cdef tuple _key  # the last record's (topic, partition): its position's key, reused while it stays the same
+    cdef dict _positions
+    cdef tuple _key        # the last record's (topic, partition) ...
+    cdef int64_t _next     # ... and the offset after it,
+    cdef bint _unwritten   # not in _positions yet
 
     def __init__(self, consumer, registry):
         bind_getters()
         self._consumer = consumer
         self._registry = registry  # (its ``columnar`` dict is replaced on refresh: read at each record)
         self.buffer = []
-        self.positions = {}
+        self._positions = {}
         self._key = ("", -1)
+        self._unwritten = False
 
-    cdef Record record(self, m, dict positions, columnar):
+    @property
+    def positions(self) -> dict:
+        if self._unwritten:
+            self._positions[self._key] = self._next
+            self._unwritten = False
+        return self._positions
+
+    @positions.setter
+    def positions(self, dict positions):
+        self._unwritten = False  # (what it held belonged to the dict replaced)
+        self._positions = positions
+
+    cdef Record record(self, m, columnar):
         """One confluent Message as a tidelog.Record; the consumer's position moves past it."""
         cdef Record r
         topic = field(get_topic, m, "topic")
         partition = field(get_partition, m, "partition")
-        offset = field(get_offset, m, "offset")
+        cdef int64_t offset = field(get_offset, m, "offset")
         if columnar and topic in columnar:
             raise TypeError(f"topic {topic!r} is columnar: read it with poll_batch() or topic.scan()")
         key = self._key
         if key[1] != partition or key[0] != topic:
-            key = self._key = (topic, partition)
-        positions[key] = offset + 1
+            if self._unwritten:
+                self._positions[key] = self._next
+            self._key = (topic, partition)
+        self._next = offset + 1
+        self._unwritten = True
         r = Record.__new__(Record)
         r.topic = topic
         r.partition = partition
@@ -348,7 +370,7 @@ cdef class ReadPath:
         if not self.buffer:
             if not self._consumer._fetch(None if timeout is None else _monotonic() + timeout):
                 return None
-        return self.record(self.buffer.pop(), self.positions, self._registry.columnar)
+        return self.record(self.buffer.pop(), self._registry.columnar)
 
     def records(self):
         """An iterator over every record as it comes (``for rec in consumer``)."""
@@ -372,7 +394,7 @@ cdef class Records:
         cdef ReadPath read = self._read
         while not read.buffer:
             read._consumer._fetch(None)
-        return read.record(read.buffer.pop(), read.positions, read._registry.columnar)
+        return read.record(read.buffer.pop(), read._registry.columnar)
 
 
 def usable(list msgs):

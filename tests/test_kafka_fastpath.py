@@ -232,3 +232,36 @@ def test_a_failed_delivery_resolves_to_a_tidelog_error_and_fires_callbacks():
     ok = path.future(None)
     ok(None, FakeMessage("orders", 2, 7, ts_ms=5))
     assert ok.result() == (("orders", 2, 7, 5_000_000)) and ok.get(0) is ok.result()
+
+
+def test_positions_follow_every_record_across_partitions(kafka):
+    # ReadPath keeps the last record's position in C and writes it into the dict when another
+    # partition's record comes or when positions are read: each read must see every record so far.
+    topic = f"fast-{uuid.uuid4().hex[:8]}"
+    kafka.create_topic(topic, partitions=2)
+    try:
+        with kafka.producer() as p:
+            for i in range(40):
+                p.send(topic, b"%d" % i, partition=i % 2)
+            p.flush()
+        with kafka.consumer() as c:
+            c.assign([(topic, 0), (topic, 1)])
+            seen = {0: 0, 1: 0}
+            got = 0
+            for rec in c:
+                seen[rec.partition] = rec.offset + 1
+                assert c.position(topic, 0) == seen[0] and c.position(topic, 1) == seen[1]
+                got += 1
+                if got == 20:
+                    break
+            while got < 40:
+                rec = c.poll(10)
+                seen[rec.partition] = rec.offset + 1
+                assert [tp.offset for tp in c.position([(topic, 0), (topic, 1)])] == [seen[0], seen[1]]
+                got += 1
+            assert seen == {0: 20, 1: 20} and c.lag() == {(topic, 0): 0, (topic, 1): 0}
+            c.seek(topic, 1, 5)
+            rec = c.poll(10)
+            assert (rec.partition, rec.offset) == (1, 5) and c.position(topic, 1) == 6
+    finally:
+        kafka.delete_topic(topic)
