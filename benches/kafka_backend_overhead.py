@@ -19,6 +19,10 @@ What is timed, per contender and round (one fresh 1-partition topic each):
   work as a tidelog Record) every field read.
 - consume: ``for rec in consumer`` (the same records, without a call per record).
 - consume batch: tidelog's ``poll_batch()`` (Arrow columns) beside raw ``consume``.
+
+Every overhead compares runs made back to back in the same round: ``poll_batch``
+right beside raw ``consume``; ``poll()`` and iteration on either side of raw
+``consume`` reading every field.
 """
 from __future__ import annotations
 
@@ -170,22 +174,24 @@ def main() -> int:
             for t in (raw_topic, raw_cb_topic, tk_topic):
                 kafka.create_topic(t)
             local.create_topic(lo_topic, durability="fsync")
+            # Each overhead's two sides run back to back (a raw baseline right beside the tidelog path
+            # compared with it), the steps' order reversed every round.
             steps = [
                 [("produce: raw confluent, callback/record", lambda: raw_produce(bootstrap, raw_cb_topic, n, True)),
                  ("produce: tidelog on Kafka", lambda: tidelog_produce(kafka, tk_topic, n))],
                 [("produce: raw confluent, no callback", lambda: raw_produce(bootstrap, raw_topic, n, False)),
                  ("produce: tidelog local", lambda: tidelog_produce(local, lo_topic, n))],
                 [("consume: raw confluent", lambda: raw_consume(bootstrap, raw_topic, n)),
-                 ("consume: tidelog on Kafka, poll()", lambda: tidelog_consume(kafka, tk_topic, n))],
-                [("consume: raw confluent, every field", lambda: raw_consume(bootstrap, raw_topic, n, True)),
-                 ("consume: tidelog local, poll()", lambda: tidelog_consume(local, lo_topic, n))],
-                [("consume: tidelog on Kafka, for rec in consumer", lambda: tidelog_iterate(kafka, tk_topic, n)),
-                 ("consume: tidelog local, for rec in consumer", lambda: tidelog_iterate(local, lo_topic, n))],
-                [("consume: tidelog on Kafka, poll_batch()", lambda: tidelog_consume_batch(kafka, tk_topic, n)),
+                 ("consume: tidelog on Kafka, poll_batch()", lambda: tidelog_consume_batch(kafka, tk_topic, n))],
+                [("consume: tidelog on Kafka, poll()", lambda: tidelog_consume(kafka, tk_topic, n)),
+                 ("consume: raw confluent, every field", lambda: raw_consume(bootstrap, raw_topic, n, True)),
+                 ("consume: tidelog on Kafka, for rec in consumer", lambda: tidelog_iterate(kafka, tk_topic, n))],
+                [("consume: tidelog local, poll()", lambda: tidelog_consume(local, lo_topic, n)),
+                 ("consume: tidelog local, for rec in consumer", lambda: tidelog_iterate(local, lo_topic, n)),
                  ("consume: tidelog local, poll_batch()", lambda: tidelog_consume_batch(local, lo_topic, n))],
             ]
-            for pair in steps:  # each pair back to back, its order swapped every round
-                for label, run in (pair if r % 2 == 0 else pair[::-1]):
+            for step in steps:  # each step's runs back to back, their order reversed every round
+                for label, run in (step if r % 2 == 0 else step[::-1]):
                     note(label, run())
             for t in (raw_topic, raw_cb_topic, tk_topic):
                 kafka.delete_topic(t)

@@ -7,14 +7,8 @@
 @cython.no_gc
 cdef class Record:
     """One record as consumed: topic, partition, offset, timestamp (int ns), key,
-    value (bytes or None) and headers (a list of (str, bytes) pairs)."""
-    cdef readonly str topic
-    cdef readonly int partition
-    cdef readonly int64_t offset
-    cdef readonly int64_t timestamp
-    cdef readonly object key
-    cdef readonly object value
-    cdef readonly list headers
+    value (bytes or None) and headers (a list of (str, bytes) pairs). Its fields
+    are declared in tidelog/_core.pxd."""
 
     def __init__(self, str topic, int partition, int64_t offset, int64_t timestamp, key, value, headers=None):
         self.topic = topic

@@ -19,3 +19,18 @@ cdef extern from "errors.h" namespace "tidelog":
         interrupted
         conflict
         topic_deleted
+
+
+# tidelog.Record (src/record_decode.pxi): declared here so that the Kafka
+# backend's compiled fast path (src/kafka_fastpath.pyx) builds Records field by
+# field, without a Python call per record.
+from libc.stdint cimport int64_t
+
+cdef class Record:
+    cdef readonly str topic
+    cdef readonly int partition
+    cdef readonly int64_t offset
+    cdef readonly int64_t timestamp
+    cdef readonly object key
+    cdef readonly object value
+    cdef readonly list headers

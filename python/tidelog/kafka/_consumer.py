@@ -17,12 +17,12 @@ from typing import Any
 import pyarrow as pa
 
 from .. import _arrow
-from .._core import Record
 from .._types import (OFFSET_BEGINNING, OFFSET_END, OFFSET_INVALID, OFFSET_STORED, TopicPartition, commit_offsets,
                       partition_key, partition_keys)
 from ..errors import CommitFailedError, InvalidArgumentError, InvalidGroupIdError, LogClosedError
 from ._config import consumer_properties
 from ._errors import from_kafka, kafka_error_name, raise_from_kafka, retrying
+from ._fastpath import ReadPath, take_partition, usable
 from ._records import records_batch
 
 logger = logging.getLogger("tidelog")
@@ -64,14 +64,33 @@ class KafkaConsumer:
         self._cooperative = conf.get("partition.assignment.strategy") == "cooperative-sticky"
         with raise_from_kafka("a Kafka consumer", InvalidArgumentError):
             self._c = Consumer(conf)
-        self._positions: dict[tuple[str, int], int] = {}
+        self._read = ReadPath(self, self._registry)  # (holds _positions and _buffer)
+        #: The compiled poll (tidelog.kafka._fastpath), without a Python frame per record.
+        self.poll = self._read.poll
         self._assignment: list[tuple[str, int]] = []
-        self._buffer: list = []        # confluent Messages fetched, not yet returned
         self._subscription: list[str] = []
         self._closed = False
         self._sought: set[tuple[str, int]] = set()  # partitions moved since their last message arrived
         if topics is not None:
             self.subscribe([topics] if isinstance(topics, str) else list(topics))
+
+    @property
+    def _positions(self) -> dict[tuple[str, int], int]:
+        """(topic, partition) -> the offset after the last record returned."""
+        return self._read.positions
+
+    @_positions.setter
+    def _positions(self, positions: dict[tuple[str, int], int]) -> None:
+        self._read.positions = positions
+
+    @property
+    def _buffer(self) -> list:
+        """confluent Messages fetched, not yet returned, newest first."""
+        return self._read.buffer
+
+    @_buffer.setter
+    def _buffer(self, messages: list) -> None:
+        self._read.buffer = messages
 
     # ------------------------------------------------------------ identity
     @property
@@ -385,13 +404,12 @@ class KafkaConsumer:
             left = 1.0 if deadline is None else max(0.0, min(1.0, deadline - time.monotonic()))
             msgs = self._c.consume(FETCH_MAX, left)
             if msgs:
-                good = [m for m in msgs if m.error() is None]
-                if len(good) != len(msgs):
+                good, failed = usable(msgs)  # (newest first)
+                if failed:
                     self._errors(msgs)
                 if self._sought:
                     good = self._after_seek(good)
                 if good:
-                    good.reverse()
                     self._buffer = good
                     return True
             if deadline is not None and time.monotonic() >= deadline:
@@ -410,52 +428,29 @@ class KafkaConsumer:
                 raise from_kafka(err, f"reading {m.topic()}[{m.partition()}]")
 
     def _after_seek(self, msgs: list) -> list:
-        """Drops messages fetched before a seek (from before the new position) of the partitions sought."""
+        """Drops messages fetched before a seek (from before the new position) of the partitions sought;
+        ``msgs`` and the list returned are newest first."""
         sought, positions = self._sought, self._positions
         out = []
-        for m in msgs:
+        for m in reversed(msgs):  # (oldest first: a partition is done with at its first message past the seek)
             key = (m.topic(), m.partition())
             if key in sought:
                 if positions.get(key, 1 << 63) > m.offset():
                     continue
                 sought.discard(key)
             out.append(m)
+        out.reverse()
         return out
 
-    def _not_columnar(self, topic: str) -> None:
-        raise TypeError(f"topic {topic!r} is columnar: read it with poll_batch() or topic.scan()")
-
     def poll(self, timeout: float | None = None):
-        """One record (``tidelog.Record``, timestamp in ns), or None after ``timeout`` seconds."""
-        buf = self._buffer
-        if not buf:
-            if not self._fetch(None if timeout is None else time.monotonic() + timeout):
-                return None
-            buf = self._buffer
-        m = buf.pop()
-        topic, partition, offset = m.topic(), m.partition(), m.offset()
-        columnar = self._registry.columnar
-        if columnar and topic in columnar:
-            self._not_columnar(topic)
-        self._positions[(topic, partition)] = offset + 1
-        return Record(topic, partition, offset, m.timestamp()[1] * 1_000_000, m.key(), m.value(), m.headers())
+        """One record (``tidelog.Record``, timestamp in ns), or None after
+        ``timeout`` seconds. (An instance's ``poll`` is the compiled
+        ``ReadPath.poll``.)"""
+        return self._read.poll(timeout)
 
     def __iter__(self) -> Iterator:
-        positions = self._positions
-        while True:
-            columnar = self._registry.columnar
-            if not self._buffer:
-                self._fetch(None)
-            buf = self._buffer
-            while buf and buf is self._buffer:  # (a seek in the loop's body replaces the buffer)
-                m = buf.pop()
-                topic, partition, offset = m.topic(), m.partition(), m.offset()
-                if columnar and topic in columnar:
-                    self._not_columnar(topic)
-                positions[(topic, partition)] = offset + 1
-                yield Record(topic, partition, offset, m.timestamp()[1] * 1_000_000, m.key(), m.value(),
-                             m.headers())
-            positions = self._positions
+        """Every record as it comes (``tidelog.Record``), waiting for more at the end."""
+        return self._read.records()
 
     def poll_batch(self, max_records: int = 100_000, timeout: float | None = None) -> pa.RecordBatch | None:
         """Records of one partition as a ``pa.RecordBatch`` with ``topic``,
@@ -467,16 +462,7 @@ class KafkaConsumer:
         if not self._buffer:
             if not self._fetch(None if timeout is None else time.monotonic() + timeout):
                 return None
-        buf = self._buffer
-        last = buf[-1]
-        topic, partition = last.topic(), last.partition()
-        lo = max(0, len(buf) - max_records)
-        j = len(buf) - 1
-        while j > lo and buf[j - 1].partition() == partition and buf[j - 1].topic() == topic:
-            j -= 1
-        taken = buf[j:]
-        del buf[j:]
-        taken.reverse()
+        topic, partition, taken = take_partition(self._buffer, max_records)
         self._positions[(topic, partition)] = taken[-1].offset() + 1
         return records_batch(self._registry, topic, partition, taken)
 

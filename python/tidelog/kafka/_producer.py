@@ -7,98 +7,18 @@ import time
 from typing import Any
 
 from .. import _arrow
-from .._producer import RecordMetadata
 from .._topic import AppendResult
 from ..errors import DeliveryError, InvalidArgumentError, LogClosedError
 from ._config import producer_properties
 from ._errors import from_kafka, raise_from_kafka
+from ._fastpath import KafkaDeliveryFuture, SendPath
 
-_PENDING, _DONE, _FAILED = 0, 1, 2
+__all__ = ["KafkaDeliveryFuture", "KafkaProducer"]
+
 #: send() serves delivery reports itself every this many records ...
 SERVE_EVERY = 1000
 #: ... and the delivery thread when none did for this long (the latest a future resolves after its ack).
 IDLE_SERVE_S = 0.005
-
-
-class KafkaDeliveryFuture:
-    """The outcome of one ``send()``: ``result(timeout)`` -> ``RecordMetadata``
-    (timestamp in ns), ``get`` (kafka-python's name), ``done``,
-    ``exception``, ``add_done_callback``. Resolved by the producer's delivery
-    thread once the broker acknowledged the record as ``acks`` asks."""
-
-    __slots__ = ("_state", "_value", "_callbacks", "_on_delivery", "_client")
-
-    def __init__(self, on_delivery: Any, client: Any):
-        self._state = _PENDING
-        self._value: Any = None
-        self._callbacks: list | None = None
-        self._on_delivery = on_delivery
-        self._client = client  # the librdkafka producer: a waiting result() serves its delivery reports
-
-    def _deliver(self, err, msg) -> None:  # librdkafka's delivery report
-        if err is None:
-            self._value = msg  # (RecordMetadata made when asked for: most futures are never looked at)
-            self._state = _DONE
-            if self._on_delivery is None and self._callbacks is None:
-                return
-        else:
-            self._value = from_kafka(err, f"delivery to {msg.topic()!r}", DeliveryError)
-            self._state = _FAILED
-        if self._on_delivery is not None:
-            if self._state == _DONE:
-                self._on_delivery(None, self._metadata())
-            else:
-                self._on_delivery(self._value, None)
-        for fn in self._callbacks or ():
-            fn(self)
-
-    def _metadata(self) -> RecordMetadata:
-        value = self._value
-        if type(value) is RecordMetadata:
-            return value
-        msg = value
-        self._value = value = RecordMetadata(msg.topic(), msg.partition(), msg.offset(),
-                                             msg.timestamp()[1] * 1_000_000)
-        return value
-
-    def done(self) -> bool:
-        return self._state != _PENDING
-
-    def _wait(self, timeout: float | None) -> None:
-        if self._state != _PENDING:
-            return
-        deadline = None if timeout is None else time.monotonic() + timeout
-        client = self._client
-        while self._state == _PENDING:
-            left = 0.1 if deadline is None else min(0.1, deadline - time.monotonic())
-            if left <= 0:
-                raise TimeoutError(f"no acknowledgement within {timeout} s")
-            try:
-                client.poll(left)  # (runs this record's delivery report, in this thread, as soon as it comes)
-            except RuntimeError:  # the producer was closed and destroyed: its reports were served then
-                break
-
-    def result(self, timeout: float | None = None) -> RecordMetadata:
-        self._wait(timeout)
-        if self._state == _FAILED:
-            raise self._value
-        return self._metadata()
-
-    get = result
-
-    def exception(self, timeout: float | None = None) -> BaseException | None:
-        self._wait(timeout)
-        return self._value if self._state == _FAILED else None
-
-    def add_done_callback(self, fn: Any) -> None:
-        if self._state != _PENDING:
-            fn(self)
-        else:
-            (self._callbacks if self._callbacks is not None else self._set_callbacks()).append(fn)
-
-    def _set_callbacks(self) -> list:
-        self._callbacks = []
-        return self._callbacks
 
 
 def _headers(headers: Any) -> list | None:
@@ -147,8 +67,9 @@ class KafkaProducer:
         self._known: set[str] = set()
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._until_serve = SERVE_EVERY
-        self._served_at = time.monotonic()
+        self._fast = SendPath(self._p, self._known, self._send_general, SERVE_EVERY)
+        #: The compiled send (tidelog.kafka._fastpath), without a Python frame per record.
+        self.send = self._fast.send
         self._poller = threading.Thread(target=self._deliveries, name="tidelog-kafka-deliveries", daemon=True)
         self._poller.start()
 
@@ -157,11 +78,11 @@ class KafkaProducer:
         callbacks only inside poll). While records stream, ``send`` serves them
         itself every ``SERVE_EVERY`` records, in its own thread: two threads
         taking turns at the GIL per callback cost more than the callbacks."""
-        p, stop = self._p, self._stop
+        p, stop, fast = self._p, self._stop, self._fast
         while not stop.wait(IDLE_SERVE_S):
-            if len(p) and time.monotonic() - self._served_at >= IDLE_SERVE_S:
+            if len(p) and time.monotonic() - fast.served_at >= IDLE_SERVE_S:
                 p.poll(0)
-                self._served_at = time.monotonic()
+                fast.served_at = time.monotonic()
 
     def _check_topic(self, topic: str) -> None:
         if self._closed:
@@ -176,30 +97,26 @@ class KafkaProducer:
              ) -> KafkaDeliveryFuture:
         """Queues one record; the future resolves to its ``RecordMetadata``.
         ``timestamp``: ns (or a datetime, ...), kept to the millisecond;
-        ``timestamp_ms``: Kafka's milliseconds."""
+        ``timestamp_ms``: Kafka's milliseconds. (An instance's ``send`` is
+        the compiled ``SendPath.send``, which takes the common call itself.)"""
+        return self._fast.send(topic, value, key, headers, timestamp, partition, on_delivery, timestamp_ms)
+
+    def _send_general(self, topic: str, value: Any, key: Any, headers: Any, timestamp: Any, partition: int | None,
+                      on_delivery: Any, timestamp_ms: int | None) -> KafkaDeliveryFuture:
+        """The calls ``SendPath`` does not take: other types, headers, a
+        partition or timestamp, a topic not checked yet, a full queue."""
         if topic not in self._known:  # (emptied by close)
             self._check_topic(topic)
-        if headers is None and partition is None and timestamp is None and timestamp_ms is None and \
-                (value is None or type(value) is bytes) and (key is None or type(key) is bytes):
-            fut = KafkaDeliveryFuture(on_delivery, self._client)
-            try:  # the common case, without building keyword arguments
-                self._client.produce(topic, value, key, on_delivery=fut._deliver)
-                self._until_serve -= 1
-                if not self._until_serve:
-                    self._serve()
-                return fut
-            except Exception:  # noqa: BLE001 - a full queue or a refusal: the general path waits or maps the error
-                pass
         if timestamp_ms is not None:
             ts = int(timestamp_ms)
         elif timestamp is not None:
             ts = _arrow.to_ns(timestamp) // 1_000_000
         else:
             ts = 0
-        fut = KafkaDeliveryFuture(on_delivery, self._client)
+        fut = self._fast.future(on_delivery)
         value = value if value is None or type(value) is bytes else _bytes(value, "value")
         key = key if key is None or type(key) is bytes else _bytes(key, "key")
-        kwargs: dict = {"on_delivery": fut._deliver}
+        kwargs: dict = {"on_delivery": fut}
         if headers:
             kwargs["headers"] = _headers(headers)
         if partition is not None:
@@ -207,15 +124,8 @@ class KafkaProducer:
         if ts:
             kwargs["timestamp"] = ts
         self._produce(topic, value, key, kwargs)
-        self._until_serve -= 1
-        if not self._until_serve:
-            self._serve()
+        self._fast.sent()
         return fut
-
-    def _serve(self) -> None:
-        self._until_serve = SERVE_EVERY
-        self._p.poll(0)
-        self._served_at = time.monotonic()
 
     def _produce(self, topic: str, value: Any, key: Any, kwargs: dict) -> None:
         from confluent_kafka import KafkaException
@@ -296,7 +206,7 @@ class KafkaProducer:
         if self._closed:
             return
         self._closed = True
-        self._known = set()
+        self._known.clear()  # (the set SendPath checks: every send now takes the general path, which refuses)
         left = self.flush(timeout)
         self._stop.set()
         self._poller.join()
@@ -304,6 +214,7 @@ class KafkaProducer:
             self._p.purge()
             self._p.poll(0)
             self._p.flush(1)
+        self._fast.detach()
         self._p = self._client = None  # destroyed now: a client left alive reconnects to a broker that went away
         self._log._forget(self)
 

@@ -7,15 +7,25 @@ import pyarrow as pa
 
 from .._topic import RECORD_SCHEMA
 from ._columnar import decode
+from ._fastpath import byte_columns
 
 _TS = RECORD_SCHEMA.field("timestamp").type
 _HEADERS = RECORD_SCHEMA.field("headers").type
 
 
+_NO_HEADER_ITEMS = pa.array([], _HEADERS.value_type)
+
+
+def _int_array(values: np.ndarray) -> pa.Array:
+    """An int32/int64 ndarray as an Arrow array over the same memory (pa.array
+    takes a detour through its pandas check that costs more than the rows)."""
+    return pa.Array.from_buffers(pa.from_numpy_dtype(values.dtype), len(values), [None, pa.py_buffer(values)])
+
+
 def _place_columns(topic: str, partition: int, offsets: np.ndarray) -> list[pa.Array]:
     n = len(offsets)
-    return [pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, dtype=np.int32)), pa.array([topic])),
-            pa.array(np.full(n, partition, dtype=np.int32)), pa.array(offsets)]
+    return [pa.DictionaryArray.from_arrays(_int_array(np.zeros(n, dtype=np.int32)), pa.array([topic])),
+            _int_array(np.full(n, partition, dtype=np.int32)), _int_array(offsets)]
 
 
 def payload_batch(registry, topic: str, msgs: list) -> tuple[pa.RecordBatch, np.ndarray]:
@@ -27,16 +37,12 @@ def payload_batch(registry, topic: str, msgs: list) -> tuple[pa.RecordBatch, np.
         data = batches[0] if len(batches) == 1 else pa.concat_batches(batches)
         return data, offsets
     n = len(msgs)
-    offsets = np.array([m.offset() for m in msgs], dtype=np.int64)
-    ts = pa.array(np.array([m.timestamp()[1] for m in msgs], dtype=np.int64) * 1_000_000).cast(_TS)
-    keys = pa.array([m.key() for m in msgs], pa.binary())
-    values = pa.array([m.value() for m in msgs], pa.binary())
-    found = [m.headers() for m in msgs]
-    if any(found):
+    offsets, stamps, keys, values, found = byte_columns(msgs)
+    ts = pa.Array.from_buffers(_TS, n, [None, pa.py_buffer(stamps)])
+    if found is not None:
         headers = pa.array([[{"key": k, "value": v} for k, v in h or ()] for h in found], _HEADERS)
     else:  # no headers at all (the common case): empty lists, built without a Python object per record
-        headers = pa.ListArray.from_arrays(pa.array(np.zeros(n + 1, dtype=np.int32)),
-                                           pa.array([], _HEADERS.value_type))
+        headers = pa.ListArray.from_arrays(_int_array(np.zeros(n + 1, dtype=np.int32)), _NO_HEADER_ITEMS)
     return pa.RecordBatch.from_arrays([ts, keys, values, headers], schema=RECORD_SCHEMA), offsets
 
 
