@@ -19,6 +19,11 @@ cdef bytes _template = None        # the flatbuffer metadata of a 1-row record b
 cdef Py_ssize_t _tpl_body_length = -1, _tpl_length = -1, _tpl_nodes = -1, _tpl_buffers = -1
 
 
+cdef inline uint16_t _u16(const unsigned char* p) noexcept nogil:
+    cdef uint16_t v
+    memcpy(&v, p, 2)
+    return v
+
 cdef inline uint32_t _u32(const unsigned char* p) noexcept nogil:
     cdef uint32_t v
     memcpy(&v, p, 4)
@@ -40,10 +45,12 @@ cdef Py_ssize_t _fb_field(const unsigned char* buf, Py_ssize_t size, Py_ssize_t 
     vt = table - soff
     if vt < 0 or vt + 4 > size:
         raise CorruptionError("flatbuffer vtable out of bounds")
-    vt_size = (<const uint16_t*>(buf + vt))[0]
+    vt_size = _u16(buf + vt)  # (memcpy: a damaged vtable may sit at an odd address)
     if 4 + 2 * field + 2 > vt_size:
         return -1
-    off = (<const uint16_t*>(buf + vt))[2 + field]
+    if vt + 4 + 2 * field + 2 > size:
+        raise CorruptionError("flatbuffer vtable out of bounds")
+    off = _u16(buf + vt + 4 + 2 * field)
     if off == 0:
         return -1
     if table + off >= size:

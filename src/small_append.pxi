@@ -159,7 +159,7 @@ cdef const unsigned char* _ipc_int64_values(const unsigned char* m, Py_ssize_t n
     aligned. The buffer count is the caller's to check."""
     cdef int64_t offset = _i64(fb + buffers + 4 + 16 * index)
     cdef int64_t length = _i64(fb + buffers + 4 + 16 * index + 8)
-    if offset < 0 or length < 8 * rows or body + offset + 8 * rows > n:
+    if offset < 0 or offset > n or length < 8 * rows or body + offset + 8 * rows > n:  # (offset > n first: no overflow)
         return NULL
     cdef const unsigned char* data = m + body + offset
     if (<uintptr_t>data) & 7:
