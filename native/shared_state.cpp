@@ -12,6 +12,7 @@
 #include "errors.h"
 #include "file_handle.h"
 #include "seqlock.h"  // cpu_relax
+#include "wake_deferral.h"
 
 namespace tidelog {
 
@@ -110,8 +111,7 @@ void shared_state::publish_start(int64_t start_offset) {
 void shared_state::bump() {
     if (!_state) return;
     __atomic_add_fetch(&_state->sequence, 1, __ATOMIC_SEQ_CST);
-    if (__atomic_load_n(&_state->waiters, __ATOMIC_SEQ_CST) != 0)
-        ::syscall(SYS_futex, &_state->sequence, FUTEX_WAKE, INT32_MAX, nullptr, nullptr, 0);
+    if (__atomic_load_n(&_state->waiters, __ATOMIC_SEQ_CST) != 0) wake_or_defer(&_state->sequence);
 }
 
 namespace {

@@ -69,7 +69,9 @@ public:
     /// current magic, version and pid, the visible end set to `visible_end`.
     void claim(int64_t visible_end, int64_t start_offset, uint64_t visible_bytes);
     /// Bumps the sequence and wakes sleepers, without touching the offsets (the
-    /// log-wide notifier: "something was published somewhere").
+    /// log-wide notifier: "something was published somewhere"). The wake-up
+    /// goes through wake_or_defer (wake_deferral.h): a thread that defers its
+    /// wake-ups makes it later.
     void bump();
     /// Sleeps until sequence differs from `seen` or timeout_ns passes (<0: forever).
     /// Returns false on timeout.

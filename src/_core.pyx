@@ -142,6 +142,12 @@ def simd_column_stats():
     return cpu_has_avx2()
 
 
+def wake_deferral_state():
+    """(deferring, pending) of the calling thread's publish wake-ups
+    (native/wake_deferral.h): both False outside a direct send's append."""
+    return deferring_wakes(), wakes_pending()
+
+
 ctypedef fused zone_value_t:
     int8_t
     int16_t

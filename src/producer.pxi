@@ -11,7 +11,8 @@
 # linger_ms=0 on an uncompressed topic takes the direct path instead: send() builds
 # a one-record batch, encodes it and appends it to the native partition itself (no
 # engine call unless the record has a delivery callback), and result() waits for
-# its group-commit ticket in native code. That is the latency path.
+# its group-commit ticket in native code. That is the latency path: a consumer its
+# append wakes gets the GIL and the CPU before send() returns.
 
 cdef extern from "murmur2.h" namespace "tidelog" nogil:
     int kafka_partition(const void* key, size_t length, int partitions)
@@ -260,12 +261,22 @@ cdef class Producer:
         batch.nlog = np.log
         if announced:
             core.announce()  # so a due group commit waits for this append
+        # The publish's wake-ups wait until the GIL is released, and then the
+        # CPU goes to whoever they woke (see native/wake_deferral.h).
+        defer_wakes()
         try:
-            if <Py_ssize_t>batch.builder.get().bytes() < SMALL_APPEND_BYTES:
-                res = part.append(req)  # a few microseconds: cheaper than a GIL hand-off
-            else:
-                with nogil:
-                    res = part.append(req)
+            try:
+                if <Py_ssize_t>batch.builder.get().bytes() < SMALL_APPEND_BYTES:
+                    res = part.append(req)  # a few microseconds: cheaper than a GIL hand-off
+                else:
+                    with nogil:
+                        res = part.append(req)
+            finally:
+                if wakes_pending():
+                    with nogil:
+                        wake_deferred(True)
+                else:
+                    wake_deferred(False)  # stops deferring
         except BaseException as e:
             if announced:
                 core.retract()

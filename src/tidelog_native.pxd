@@ -44,6 +44,12 @@ cdef extern from "column_stats.h" namespace "tidelog" nogil:
 cdef extern from "cpu_features.h" namespace "tidelog" nogil:
     cbool cpu_has_avx2()
 
+cdef extern from "wake_deferral.h" namespace "tidelog" nogil:
+    void defer_wakes()
+    int wake_deferred(bint yield_if_woken)
+    bint wakes_pending()
+    bint deferring_wakes()
+
 cdef extern from "murmur2.h" namespace "tidelog" nogil:
     int murmur2(const void* data, size_t length)
     void partition_fixed_width(const unsigned char* values, size_t count, size_t width, int partitions, int* out)

@@ -126,3 +126,50 @@ def test_bad_wait_settings_are_refused(log, topic, bad):
 def test_async_consumers_only_block(log, topic):
     with pytest.raises(InvalidArgumentError, match="wait"):
         log.async_consumer("ev", wait="spin")
+
+
+# ------------------------------------------------ the direct path's deferred wake-ups
+# send() with linger_ms=0 appends while it holds the GIL; the wake-ups of that
+# publish are deferred until the GIL is released (native/wake_deferral.h). Every
+# record must still wake its consumer, and the deferral must end with the send.
+
+@pytest.mark.parametrize("value_bytes", [100, 300_000])  # a small append (GIL held) and a large one (nogil)
+def test_direct_sends_wake_a_blocked_consumer_thread_each_time(log, value_bytes):
+    log.create_topic("direct", durability="interval")
+    c = log.consumer("direct", wait="block")
+    got: list = []
+    ready = threading.Event()
+
+    def consume():
+        ready.set()
+        for _ in range(30):
+            r = c.poll(10)
+            got.append(None if r is None else r.offset)
+
+    t = threading.Thread(target=consume)
+    t.start()
+    ready.wait()
+    with log.producer(linger_ms=0, acks="written") as p:
+        for i in range(30):
+            time.sleep(0.002)  # the consumer is asleep again by now
+            assert p.send("direct", bytes([i % 256]) * value_bytes).result(5).offset == i
+            assert tidelog._core.wake_deferral_state() == (False, False)
+    t.join(30)
+    assert got == list(range(30))
+    c.close()
+
+
+def test_the_deferral_ends_when_the_append_fails(log):
+    topic = log.create_topic("gone", durability="interval")
+    p = log.producer(linger_ms=0, acks="written")
+    p.send("gone", b"x").result(5)
+    topic.partition(0).native.close()  # the append below fails in the native core
+    fut = None
+    try:
+        fut = p.send("gone", b"y")
+    except tidelog.TidelogError:
+        pass
+    if fut is not None:
+        with pytest.raises(tidelog.TidelogError):
+            fut.result(5)
+    assert tidelog._core.wake_deferral_state() == (False, False)

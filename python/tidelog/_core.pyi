@@ -471,6 +471,9 @@ def zone_stats(values: Any, physical: str) -> tuple[int, int | float | None, int
     pyarrow Array read as ``physical`` (b h i l B H I L f d); min and max of
     the valid, non-NaN values, None if there is none."""
 
+def wake_deferral_state() -> tuple[bool, bool]:
+    """(deferring, pending) of the calling thread's publish wake-ups."""
+
 def simd_column_stats() -> bool:
     """Whether the column passes at append run vectorized for AVX2 on this CPU."""
 
