@@ -31,21 +31,6 @@ SPIN_SLICE_S = 0.05         # "spin": how long one native spin runs before the p
 NO_GROUP = "this consumer has no group: commits need one (log.consumer(topics, group=...))"
 
 
-def _decode_records(frame, topic, name: str, partition: int, lo: int, hi: int) -> list:
-    """Records (rows [lo, hi)) of one frame: natively from the mapping for plain
-    record frames, through pyarrow for compressed or whole-stream ones. The
-    frame numbers them (a sparse frame's rows carry their offsets)."""
-    if lo >= hi:
-        return []
-    if frame.codec == _arrow.CODEC_NONE and not frame.flags & _arrow.FLAG_IPC_STREAM:
-        try:
-            return _core.decode_record_payload(frame, name, partition, lo, hi)
-        except NotImplementedError:
-            pass
-    (batch,) = topic.partition(partition).decode(frame)
-    return _core.decode_records(batch, name, partition, frame, lo, hi)
-
-
 class Consumer:
     """Reads the partitions it is assigned. Not thread-safe: one thread per consumer.
 
@@ -82,6 +67,7 @@ class Consumer:
         # Per assigned partition: [key, name, partition, topic, native partition],
         # so that the wake-up path does no lookups (refreshed if the topic closes).
         self._targets: list[list] = []
+        self._readers: dict = {}  # (topic, partition) -> _core.PartitionReader: the fetch cursor
         self._buffer: list = []
         self._buffer_at = 0
         self._buffer_next = -1  # the position _fill set past the buffer (a sparse frame's next offset is not last + 1)
@@ -316,54 +302,16 @@ class Consumer:
         """The next frame from the positions on, round-robin over partitions:
         (topic_name, partition, frame, topic, start_row, stop_row) or None. The
         rows may be none (an empty frame of a compacted segment, or a position
-        past a sparse frame's last record): the position still moves past them."""
-        targets = self._targets
-        n = len(targets)
-        positions = self._positions
-        for i in range(n):
-            key, name, p, topic, native = self._live(targets[(self._next + i) % n])
-            pos = positions[key]
-            end = native.end_offset
-            if pos >= end:
-                continue
-            start = native.start_offset
-            if pos < start:
-                pos = start  # retention removed what we had not read: continue from the oldest kept
-            frames = self._frames(native, name, p, pos, topic)
-            if not frames:
-                positions[key] = max(pos, positions[key])  # past damage it skipped, if any
-                continue
-            frame = frames[0]
-            count = frame.record_count
-            lo = frame.row_index(pos) if pos > frame.base_offset else 0  # pos may be an offset compaction removed
-            hi = count
-            if hi - lo > max_records:
-                hi = lo + max_records
-            # The whole frame read: where the frame says its offsets go on (past
-            # removed offsets too); else the offset of the next unread row.
-            positions[key] = frame.next_offset if hi == count else frame.offset_at(hi)
-            self._next = (self._next + i + 1) % n
-            return name, p, frame, topic, lo, hi
-        return None
+        past a sparse frame's last record): the position still moves past them.
+        Compiled (src/consumer_fetch.pxi): it is most of a record's cost."""
+        return _core.consumer_next_frame(self, max_records)
 
     def _frames(self, native, name: str, p: int, pos: int, topic) -> list:
         """The next frame from ``pos`` (one or none), through the partition's
         cursor (which goes on from where its last frame ended instead of seeking
         from the index). Skipping damage, the position moves past what was
         skipped, which is counted and warned about as ``Partition.frames`` does."""
-        reader = self._readers.get((name, p))
-        if reader is None or reader.partition is not native:  # first fetch, or the topic was created again
-            reader = self._readers[(name, p)] = _core.PartitionReader(native, pos)
-        if not self._skip_damage:
-            return reader.read(pos, 1)
-        skipped = []
-        frames = reader.read(pos, 1, skipped)
-        if skipped:
-            topic.partition(p)._note_skipped(name, p, skipped)
-            past = max(d["end_offset"] for d in skipped)
-            if not frames or frames[0].base_offset >= past:
-                self._positions[(name, p)] = max(self._positions[(name, p)], past)
-        return frames
+        return _core.consumer_frames(self, native, name, p, pos, topic)
 
     def _wait(self, deadline: float | None) -> bool:
         """Sleeps until something is published or the deadline passes; False on timeout."""
@@ -396,21 +344,9 @@ class Consumer:
         return False
 
     def _fill(self, deadline: float | None) -> bool:
-        while True:
-            self._check_open()
-            got = self._next_frame(1 << 62)
-            if got is not None:
-                name, p, frame, topic, lo, hi = got
-                if not topic.config.records:
-                    raise TypeError(f"topic {name!r} is columnar: read it with poll_batch() or topic.scan()")
-                if lo == hi:
-                    continue  # no records there (compaction removed them): the position moved on
-                self._buffer = _decode_records(frame, topic, name, p, lo, hi)
-                self._buffer_at = 0
-                self._buffer_next = self._positions[(name, p)]
-                return True
-            if not self._wait(deadline) and not self.has_data():
-                return False
+        """Buffers the records of the next frame that has any, waiting while
+        none has; False once ``deadline`` passes. Compiled (src/consumer_fetch.pxi)."""
+        return _core.consumer_fill(self, deadline)
 
     def poll(self, timeout: float | None = None):
         """One record, or None after ``timeout`` seconds (None: wait forever)."""

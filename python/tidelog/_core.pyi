@@ -471,6 +471,18 @@ def zone_stats(values: Any, physical: str) -> tuple[int, int | float | None, int
     pyarrow Array read as ``physical`` (b h i l B H I L f d); min and max of
     the valid, non-NaN values, None if there is none."""
 
+def consumer_next_frame(consumer: Any, max_records: int) -> tuple[str, int, Frame, Any, int, int] | None:
+    """``Consumer._next_frame``, compiled."""
+
+def consumer_fill(consumer: Any, deadline: float | None) -> bool:
+    """``Consumer._fill``, compiled."""
+
+def consumer_frames(consumer: Any, native: NativePartition, name: str, p: int, pos: int, topic: Any) -> list[Frame]:
+    """``Consumer._frames``, compiled."""
+
+def consumer_decode_records(frame: Frame, topic: Any, name: str, partition: int, lo: int, hi: int) -> list[Any]:
+    """Records (rows [lo, hi)) of one frame."""
+
 def wake_deferral_state() -> tuple[bool, bool]:
     """(deferring, pending) of the calling thread's publish wake-ups."""
 
