@@ -250,3 +250,43 @@ def test_bench_modules_import_alone():
             continue  # importing it runs the suite: `python -m tidelog.bench`
         r = subprocess.run([sys.executable, "-c", f"import {m}"], capture_output=True, text=True, timeout=120)
         assert r.returncode == 0, (m, r.stderr[-2000:])
+
+
+def test_the_latency_workload_pauses_other_contenders_servers():
+    """A peer's server (the Kafka broker) is stopped while another contender's
+    latency round runs, and runs again for its own and afterwards."""
+    import subprocess
+    import sys
+
+    from tidelog.bench.core import Contender
+    from tidelog.bench.runner import _others_paused
+    from tidelog.bench.workloads import find
+
+    def state(pid):
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+
+    server = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        class WithServer(Contender):
+            name = "with a server"
+
+            def background_pids(self):
+                return [server.pid]
+
+        class Plain(Contender):
+            name = "plain"
+
+        peer, other = WithServer(), Plain()
+        latency = find("latency")
+        assert latency.pause_others
+        with _others_paused(latency, other, [peer, other]):
+            assert state(server.pid) == "T"
+        assert state(server.pid) in "SR"
+        with _others_paused(latency, peer, [peer, other]):
+            assert state(server.pid) in "SR"  # its own round: running
+        with _others_paused(find("ingest"), other, [peer, other]):
+            assert state(server.pid) in "SR"  # only workloads that ask for it
+    finally:
+        server.kill()
+        server.wait()

@@ -188,6 +188,12 @@ class Contender:
         round, such as crashing a writer, stays out of ``seconds``)."""
         return getattr(self, f"{self._workload}_run")(case)
 
+    def background_pids(self) -> list[int]:
+        """Processes this contender keeps running between its rounds (a peer's
+        server), which workloads with ``pause_others`` stop while other
+        contenders' rounds run (default: none)."""
+        return []
+
     def teardown(self) -> None:
         fn = getattr(self, f"{self._workload}_teardown", None)
         if fn is not None:
@@ -226,6 +232,10 @@ class Workload:
     title: str = ""
     description: str = ""
     interleave: bool = True      # contenders set up together and run round by round, in turn
+    # Stop (SIGSTOP) other contenders' background processes while a contender's
+    # round runs: a peer's idle server on a 2-core machine adds microseconds to
+    # everyone's wake-ups (the latency workload).
+    pause_others: bool = False
     param_names: tuple[str, ...] = ()
 
     def grid(self, mode: str, opts: dict) -> list[dict]:

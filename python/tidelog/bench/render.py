@@ -125,7 +125,9 @@ def render_section(doc: dict, image_dir: str | None) -> str:
         "contender's time depends on what ran just before it (CPU caches warmed or flushed, code and data), "
         "and a fixed order would always pair the same neighbours. Scan sizes whose copies do not fit in memory side "
         "by side (5 GB here) run one contender at a time (setup, rounds, teardown): only one data set is on "
-        "disk and in the page cache at once.",
+        "disk and in the page cache at once. In the latency workload the Kafka broker is stopped (SIGSTOP) "
+        "while the other contenders' rounds run and resumed for Kafka's own: its idle threads on these two "
+        "cores added 2–6 µs to every other contender's wake-ups, the `os.pipe` floor included.",
         "- **Page cache.** Warm everywhere. Scan data is written, then read once by the warm-up round. Recovery "
         "opens follow a write by a child process. Durable rows pay for their fdatasyncs; not-durable rows end "
         "when the data is in the page cache. Nothing drops the page cache between rounds.",

@@ -18,12 +18,14 @@ Method, for every parameter set of a workload:
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
 import os
 import random
 import shutil
+import signal
 import tempfile
 import time
 import traceback
@@ -121,6 +123,31 @@ def _teardown(col: _Collector, c: Contender, params: dict, after_failed_setup: b
         col._say(f"  (teardown of {c.name} failed: {type(e).__name__}: {e})")
 
 
+@contextlib.contextmanager
+def _others_paused(wl: Workload, running: Contender, active: list[Contender]):
+    """With ``wl.pause_others``: the other contenders' background processes
+    (the Kafka broker) stopped while ``running``'s round runs, resumed after."""
+    pids: set[int] = set()
+    if wl.pause_others:
+        mine = set(running.background_pids())
+        pids = {pid for c in active if c is not running for pid in c.background_pids()} - mine
+    stopped = []
+    try:
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGSTOP)
+                stopped.append(pid)
+            except ProcessLookupError:
+                pass
+        yield
+    finally:
+        for pid in stopped:
+            try:
+                os.kill(pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+
+
 def run_workload(wl: Workload, contenders: list[Contender], opts: Options, scratch: str) -> _Collector:
     col = _Collector(wl, opts)
     mode = opts.mode
@@ -162,7 +189,8 @@ def run_workload(wl: Workload, contenders: list[Contender], opts: Options, scrat
                             for c in order:
                                 try:
                                     wl.settle(params, case)
-                                    m = c.run(case)
+                                    with _others_paused(wl, c, active):
+                                        m = c.run(case)
                                 except Exception as e:  # noqa: BLE001
                                     col.error(c, params, case, e)
                                     active.remove(c)

@@ -433,6 +433,7 @@ class Latency(Workload):
         "`read_only`) takes the difference on receipt. Percentiles over every sample of every measured round."
     )
     param_names = ("where",)
+    pause_others = True  # the Kafka broker's idle threads are stopped while the others run (see core.Workload)
     PER_ROUND = {"smoke": 10, "quick": 150, "full": 500}
 
     def grid(self, mode, opts):

@@ -127,6 +127,13 @@ class _KafkaPeer(Contender):
 
         return shared_broker()
 
+    def background_pids(self):
+        from ..kafka import running_shared_broker
+
+        broker = running_shared_broker()
+        pid = broker.pid() if broker is not None else None
+        return [pid] if pid else []
+
     def _teardown_topic(self):
         topic = getattr(self, "topic", None)
         if topic:

@@ -13,6 +13,8 @@ Contract:
 - ``shared_broker()`` is one broker per process, started on first use, warmed
   up (a fresh broker's first latency rounds are 10-100x slower), and stopped
   at exit: every workload of a ``tidelog bench`` run shares it.
+- ``running_shared_broker()`` is that broker if it runs, else None (it never
+  starts one): the runner pauses it while other contenders' latency rounds run.
 - ``unavailable_reason()`` says why no broker can run here (Java or Maven
   missing), or None.
 
@@ -21,6 +23,7 @@ comparison, the way SQLite and LMDB are.
 """
 from __future__ import annotations
 
-from .broker import Broker, fetch_jars, set_warmup_seconds, shared_broker, stop_shared_broker, unavailable_reason
+from .broker import (Broker, fetch_jars, running_shared_broker, set_warmup_seconds, shared_broker, stop_shared_broker,
+                     unavailable_reason)
 
-__all__ = ["Broker", "fetch_jars", "set_warmup_seconds", "shared_broker", "stop_shared_broker", "unavailable_reason"]
+__all__ = ["Broker", "fetch_jars", "running_shared_broker", "set_warmup_seconds", "shared_broker", "stop_shared_broker", "unavailable_reason"]

@@ -338,6 +338,14 @@ def shared_broker() -> Broker:
         return _shared
 
 
+def running_shared_broker() -> Broker | None:
+    """This process's broker if it is running (never starts one)."""
+    with _shared_lock:
+        if _shared is not None and _shared.proc is not None and _shared.proc.poll() is None:
+            return _shared
+        return None
+
+
 def stop_shared_broker() -> None:
     global _shared
     with _shared_lock:
