@@ -245,7 +245,15 @@ def int64_sorted_range(values, int64_t lo, int64_t hi):
         return 0, 0
     bufs = values.buffers()
     cdef const int64_t* data = (<const int64_t*><uintptr_t>bufs[1].address) + off
-    return _lower_bound(data, n, lo), _lower_bound(data, n, hi)
+    return _sorted_range(data, n, lo, hi)
+
+
+cdef inline tuple _sorted_range(const int64_t* data, Py_ssize_t n, int64_t lo, int64_t hi):
+    """(first, stop) of the values in [lo, hi) of sorted ``data``; an empty
+    range (hi <= lo) is (first, first), never a negative length."""
+    cdef Py_ssize_t first = _lower_bound(data, n, lo)
+    cdef Py_ssize_t stop = _lower_bound(data, n, hi) if hi > lo else first
+    return first, max(first, stop)
 
 
 cdef inline Py_ssize_t _lower_bound(const int64_t* data, Py_ssize_t n, int64_t value) noexcept:

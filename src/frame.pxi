@@ -197,7 +197,7 @@ cdef class Frame:
         data = _ipc_int64_values(m, n, body, fb, buffers, ts_buffer, rows)
         if data == NULL:
             return None
-        return (_lower_bound(<const int64_t*>data, rows, lo), _lower_bound(<const int64_t*>data, rows, hi))
+        return _sorted_range(<const int64_t*>data, rows, lo, hi)
 
     def __repr__(self):
         return (f"<tidelog Frame offsets {self.base_offset}..{self.next_offset} ({self.record_count} records"

@@ -408,3 +408,24 @@ def test_column_passes_are_vectorized_where_the_cpu_can():
     if " avx2" not in flags:
         pytest.skip("this CPU has no AVX2")
     assert _core.simd_column_stats()
+
+
+def test_an_inverted_time_range_is_empty_not_negative(log):
+    """start_time after end_time inside one frame: no rows (a binary search gave
+    the slice a negative length, a table of -1 rows). Found by test_model."""
+    records = log.create_topic("inv", partitions=1, durability="none")
+    with log.producer() as p:
+        for i in range(4):
+            p.send("inv", b"", timestamp=T0 + i * 1000)
+    cols = log.create_topic("invc", pa.schema([("ts", pa.timestamp("ns")), ("v", pa.int64())]), timestamp="ts",
+                            durability="none")
+    cols.append(pa.record_batch([pa.array([T0 + i * 1000 for i in range(4)], pa.timestamp("ns")),
+                                 pa.array(range(4), pa.int64())], names=["ts", "v"]))
+    for topic in (records, cols):
+        for t0, t1 in ((T0 + 2999, T0 + 2000), (T0 + 3000, T0 + 1000), (T0 + 1000, T0 + 1000)):
+            got = topic.read(start_time=t0, end_time=t1, partitions=0)
+            assert got.num_rows == 0 and [b.num_rows for b in got.to_batches()] == [], (topic.name, t0, t1)
+        assert topic.read(start_time=T0 + 1000, end_time=T0 + 3000, partitions=0).num_rows == 2
+    values = pa.array([1, 2, 3, 5], pa.int64())
+    assert _core.int64_sorted_range(values, 4, 2) == (3, 3)
+    assert _core.int64_sorted_range(values, 2, 4) == (1, 3)

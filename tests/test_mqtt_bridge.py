@@ -315,3 +315,38 @@ def test_reconnects_after_the_broker_restarts(tmp_path):
             broker.stop()
         assert result["stats"].appended == 200
         assert sorted(log.topic("readings").read().column("n").to_pylist()) == list(range(200))
+
+
+def test_waits_work_on_descriptors_past_1024():
+    """The bridge's socket waits use poll(): select() raises "filedescriptor out
+    of range" once a process holds more than 1,024 files (it did, in a test run
+    that had leaked log handles)."""
+    import resource
+    import select
+    import socket
+
+    from tidelog.connect.mqtt import _wire
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1100:
+        pytest.skip(f"the hard limit on open files is {hard}")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1100) if hard == resource.RLIM_INFINITY
+                                                else min(max(soft, 1100), hard), hard))
+    held = []
+    try:
+        while not held or held[-1] < 1030:
+            held.append(os.open(os.devnull, os.O_RDONLY))
+        a, b = socket.socketpair()
+        try:
+            assert a.fileno() >= 1024
+            assert not _wire._ready(a, select.POLLIN, 0.01)
+            b.send(b"x")
+            assert _wire._ready(a, select.POLLIN, 1.0)
+            assert _wire._ready(a, select.POLLOUT, 1.0)
+        finally:
+            a.close()
+            b.close()
+    finally:
+        for fd in held:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

@@ -27,6 +27,15 @@ _CONNACK_REFUSED = {1: "unacceptable protocol version", 2: "client id rejected",
                     4: "bad user name or password", 5: "not authorized"}
 
 
+def _ready(sock, events: int, timeout_s: float) -> bool:
+    """Whether ``sock`` is ready for ``events`` within ``timeout_s`` seconds.
+    poll(), not select(): select() refuses descriptors >= 1024, which a process
+    with many open files (logs, segments, sockets) hands out."""
+    poller = select.poll()
+    poller.register(sock, events)
+    return bool(poller.poll(max(timeout_s, 0.0) * 1000.0))
+
+
 @dataclasses.dataclass(frozen=True)
 class BrokerAddress:
     host: str
@@ -159,7 +168,7 @@ class Subscriber:
         """True when bytes can be read within ``timeout`` seconds (or some are buffered)."""
         if self._buffered_publish():
             return True
-        return bool(select.select([self.sock], [], [], max(timeout, 0.0))[0])
+        return _ready(self.sock, select.POLLIN, timeout)
 
     def _buffered_publish(self) -> bool:
         return _next_packet(self._buf, 0) is not None
@@ -240,7 +249,7 @@ class Subscriber:
                 try:
                     sent = self.sock.send(view)
                 except BlockingIOError:
-                    select.select([], [self.sock], [], 1.0)
+                    _ready(self.sock, select.POLLOUT, 1.0)
                     continue
                 view = view[sent:]
         except OSError as e:
