@@ -139,6 +139,8 @@ def _others_paused(wl: Workload, running: Contender, active: list[Contender]):
                 stopped.append(pid)
             except ProcessLookupError:
                 pass
+        for pid in stopped:  # SIGSTOP is asynchronous: the round starts once they are stopped
+            _wait_stopped(pid, 1.0)
         yield
     finally:
         for pid in stopped:
@@ -146,6 +148,20 @@ def _others_paused(wl: Workload, running: Contender, active: list[Contender]):
                 os.kill(pid, signal.SIGCONT)
             except ProcessLookupError:
                 pass
+
+
+def _wait_stopped(pid: int, timeout_s: float) -> None:
+    """Waits until ``pid`` is in the stopped state (or is gone, or ``timeout_s`` passes)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            return
+        if state in ("T", "t"):
+            return
+        time.sleep(0.001)
 
 
 def run_workload(wl: Workload, contenders: list[Contender], opts: Options, scratch: str) -> _Collector:
