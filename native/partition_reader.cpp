@@ -34,22 +34,11 @@ bool partition_reader::read_here(size_t max_frames, uint64_t max_bytes, int64_t 
         seek(_offset);
         return false;
     }
-    // The bytes known to be in the file. A reader process learns it from the
-    // file: read after `visible`, it cannot be a size from before a roll trimmed
-    // the file (the writer trims before it publishes anything in the next segment).
-    uint64_t file_end = _partition.read_only() ? s.log_file().size() : s.size();
+    size_t taken = 0;
+    uint64_t bytes = 0;
     bool complete = false;  // stopped because the caller has enough, not on something to judge
-    if (_position + frame_header_bytes <= file_end) {  // else the segment ends here: frames() finds the next
-        try {
-            if (!_region || _region->length() < file_end) _region = s.mapping(file_end);
-        } catch (const error& err) {
-            if (err.code() != errc::corrupt) throw;
-            _region.reset();
-        }
-    }
-    if (_region && _position + frame_header_bytes <= file_end) {
-        size_t taken = 0;
-        uint64_t bytes = 0;
+    // Walks frames from _position over bytes [_position, end) of _region.
+    auto walk_to = [&](uint64_t end) {
         auto visitor = make_frame_visitor(
             [&](uint64_t pos, const frame_header& h) {
                 return s.verified(pos, pos + h.frame_length()) ? frame_admission::take : frame_admission::take_after_crc;
@@ -66,9 +55,40 @@ bool partition_reader::read_here(size_t max_frames, uint64_t max_bytes, int64_t 
             },
             // Damage, a frame not yet visible, the end of the bytes known: frames() judges.
             [](uint64_t, int64_t, frame_check) { return walk_resume::stop_here(); });
-        walk_frames(_region->data(), file_end, _position, _offset, std::min(visible, _segment_end), visitor,
+        walk_frames(_region->data(), end, _position, _offset, std::min(visible, _segment_end), visitor,
                     check_order::offsets_first);
+    };
+    if (_partition.read_only() && _region) {
+        // First without asking the file its size (an fstat: a system call per
+        // read). _position ends a published frame of this segment, and the file
+        // never shrinks below a published frame (a roll trims only the
+        // preallocated tail): so the 4 KiB block holding byte _position - 1 is
+        // in a page that holds file bytes, and all of it reads (zeros past the
+        // end of the file), never SIGBUS. A walk confined to that block takes
+        // the frames that end in it; anything else (a frame crossing the block,
+        // _position on a block boundary, the zeros after a roll) is left to the
+        // walk below, which learns the size from the file.
+        constexpr uint64_t block_bytes = 4096;  // no page is smaller
+        uint64_t in_block = _position % block_bytes;
+        uint64_t block_end = std::min(_position - in_block + block_bytes, _region->length());
+        if (in_block != 0 && _position + frame_header_bytes <= block_end) {
+            walk_to(block_end);
+            if (complete) return true;
+        }
     }
+    // The bytes known to be in the file. A reader process learns it from the
+    // file: read after `visible`, it cannot be a size from before a roll trimmed
+    // the file (the writer trims before it publishes anything in the next segment).
+    uint64_t file_end = _partition.read_only() ? s.log_file().size() : s.size();
+    if (_position + frame_header_bytes <= file_end) {  // else the segment ends here: frames() finds the next
+        try {
+            if (!_region || _region->length() < file_end) _region = s.mapping(file_end);
+        } catch (const error& err) {
+            if (err.code() != errc::corrupt) throw;
+            _region.reset();
+        }
+    }
+    if (_region && _position + frame_header_bytes <= file_end) walk_to(file_end);
     if (complete) return true;
     // Stopped on something frames() must judge: the next read goes through it.
     _segment.reset();

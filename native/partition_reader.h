@@ -3,8 +3,9 @@
 // segment, byte position and next offset where its last read ended, so that a
 // consumer polling at the tail reads the next frame straight from the mapping
 // it already holds: no index lookup, no lock on the segment list, no folder
-// listing, and on read-only handles one fstat per read that returns data
-// (partition::frames costs ~10 syscalls there).
+// listing, and on read-only handles no system call while the frames end in the
+// 4 KiB block where the last read ended (else one fstat: partition::frames
+// costs ~10 syscalls there).
 //
 // Anything the straight read does not vouch for (no position yet, a seek, the
 // end of a segment, a header or CRC that fails, a sparse frame, a segment that

@@ -234,3 +234,72 @@ TEST_F(PartitionReaderTest, AFrameReachingIntoTheNextSegmentIsDamageAsFramesSays
     EXPECT_EQ(skipped[0].start_offset, hit);
     EXPECT_EQ(skipped[0].end_offset, hit + 1);
 }
+
+namespace {
+
+// Appends frames of exactly these lengths (payload + 64-byte header, 8-aligned lengths).
+void append_frames_of(partition& p, const std::vector<uint64_t>& frame_lengths, int64_t first_offset) {
+    int64_t off = first_offset;
+    for (uint64_t len : frame_lengths) {
+        ASSERT_EQ(len % 8, 0u);
+        ASSERT_EQ(append_payload(p, make_payload(len - frame_header_bytes, static_cast<uint64_t>(off))).base_offset,
+                  off);
+        ++off;
+    }
+}
+
+}  // namespace
+
+// A read-only cursor reads frames without asking the file its size while they
+// end in the 4 KiB block where its last read ended. When the writer rolls, the
+// old segment is trimmed from its preallocated 1 MiB to its last frame: the
+// cursor's mapping then reaches past the end of the file, and a read past the
+// last page that holds file bytes would be SIGBUS. Segments that end exactly on
+// a block boundary, and a header's length before one, must go through the file's
+// size and on into the next segment.
+TEST_F(PartitionReaderTest, ReadOnlyCursorReadsPastARollThatEndsNearABlockBoundary) {
+    for (uint64_t segment_end : {uint64_t{8192}, uint64_t{8192 - 32}, uint64_t{8192 - 64}, uint64_t{8192 - 200}}) {
+        SCOPED_TRACE(segment_end);
+        temp_dir t;
+        std::string d = t.sub("topics/t/0");
+        // The roll reserves body_alignment bytes on top of a frame: the last frame
+        // fits, a 1 KiB one after it does not.
+        partition_config cfg = small_config(segment_end + 2 * body_alignment);
+        auto w = std::make_unique<partition>(&com, d, cfg, false, true);
+        auto ro = std::make_unique<partition>(nullptr, d, cfg, true, true);
+        // The first segment: 1 KiB frames, the last one shorter, ending at segment_end.
+        std::vector<uint64_t> first(segment_end / 1024, 1024);
+        if (segment_end % 1024) first.push_back(segment_end % 1024);
+        append_frames_of(*w, first, 0);
+        partition_reader r(*ro, 0);
+        std::vector<frame_ref> out;
+        while (r.position() < static_cast<int64_t>(first.size())) ASSERT_GT(r.read(1, UINT64_MAX, &out), 0u);
+        ASSERT_EQ(out.back().position + out.back().header.frame_length(), segment_end);
+        // The next frame does not fit: the writer rolls (trimming the first
+        // segment to segment_end) and writes it in the second segment.
+        append_frames_of(*w, {1024, 512, 264}, static_cast<int64_t>(first.size()));
+        ASSERT_EQ(files_with_suffix(d, ".log").size(), 2u);
+        out.clear();
+        while (r.position() < static_cast<int64_t>(first.size()) + 3) ASSERT_GT(r.read(1, UINT64_MAX, &out), 0u);
+        ASSERT_EQ(out.size(), 3u);
+        EXPECT_EQ(out[0].header.base_offset, static_cast<int64_t>(first.size()));
+        EXPECT_EQ(out[0].position, 0u);  // from the second segment
+        EXPECT_EQ(out[2].header.frame_length(), 264u);
+    }
+}
+
+// Frames that end inside the block are read from the mapping; the cursor still
+// returns every frame once, in order, with its bytes, as a writer appends.
+TEST_F(PartitionReaderTest, ReadOnlyCursorAtTheTailReadsEveryFrameOnce) {
+    auto w = open(small_config(64 * 1024));
+    auto ro = open_reader(small_config(64 * 1024));
+    partition_reader r(*ro, 0);
+    for (int64_t off = 0; off < 400; ++off) {
+        append_range(*w, off, off + 1);
+        std::vector<frame_ref> out;
+        ASSERT_EQ(r.read(8, UINT64_MAX, &out), 1u) << off;
+        EXPECT_EQ(out[0].header.base_offset, off);
+        EXPECT_EQ(frame_payload(out[0]), payload_of(off));
+        EXPECT_EQ(r.read(8, UINT64_MAX, &out), 0u);  // nothing more yet
+    }
+}
