@@ -290,3 +290,27 @@ def test_the_latency_workload_pauses_other_contenders_servers():
     finally:
         server.kill()
         server.wait()
+
+
+def test_each_parameter_set_starts_after_the_memory_is_released(monkeypatch, tmp_path):
+    """The runner releases the memory a parameter set left (garbage, pyarrow's pool,
+    malloc's free pages) before it builds the next one's data."""
+    import gc
+
+    from tidelog.bench import runner
+    from tidelog.bench.contenders import default_contenders
+    from tidelog.bench.workloads import find
+
+    calls = []
+    real = runner.release_memory
+    monkeypatch.setattr(runner, "release_memory", lambda: (calls.append(gc.get_count()), real()))
+    scans = find("scans")
+    opts = runner.Options(mode="smoke")
+    made = []
+    make = scans.make_data
+    monkeypatch.setattr(scans, "make_data", lambda params, mode: (made.append(len(calls)), make(params, mode))[1])
+    chosen = [c for c in default_contenders() if c.name == "tidelog"]
+    runner.run_workload(scans, chosen, opts, str(tmp_path))
+    grid = scans.grid("smoke", vars(opts))
+    assert made == list(range(1, len(grid) + 1))  # one release before each set's data
+    runner.release_memory()  # and it runs on this platform
