@@ -252,8 +252,7 @@ cdef inline tuple _sorted_range(const int64_t* data, Py_ssize_t n, int64_t lo, i
     """(first, stop) of the values in [lo, hi) of sorted ``data``; an empty
     range (hi <= lo) is (first, first), never a negative length."""
     cdef Py_ssize_t first = _lower_bound(data, n, lo)
-    cdef Py_ssize_t stop = _lower_bound(data, n, hi) if hi > lo else first
-    return first, max(first, stop)
+    return first, (_lower_bound(data, n, hi) if hi > lo else first)
 
 
 cdef inline Py_ssize_t _lower_bound(const int64_t* data, Py_ssize_t n, int64_t value) noexcept:
