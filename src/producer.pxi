@@ -183,6 +183,7 @@ cdef class Producer:
             direct = self._immediate and st.plain and (st.ticketed or not self._durable_acks)
             if direct:
                 batch = ProducerBatch.__new__(ProducerBatch, topic, p, self._engine)
+                batch.recyclable = True
             else:
                 while True:
                     # _open_batch runs Python code (another thread may seal what it

@@ -271,6 +271,7 @@ cdef extern from "record_builder.h" namespace "tidelog" nogil:
     cdef cppclass CRecordBuilder "tidelog::record_builder":
         CRecordBuilder()
         void reserve(size_t records, size_t bytes)
+        void clear()
         void add(int64_t timestamp, const unsigned char* key, int64_t key_length, const unsigned char* value,
                  int64_t value_length) except +raise_native_error
         void add_header(const unsigned char* name, size_t name_length, const unsigned char* value,
