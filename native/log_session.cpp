@@ -226,17 +226,30 @@ void log_session::close(bool clean) {
     int32_t left = clean ? __atomic_sub_fetch(&_shm->open_handles, 1, __ATOMIC_SEQ_CST)
                          : __atomic_load_n(&_shm->open_handles, __ATOMIC_SEQ_CST);
     bool last = ofd_lock(_lock.fd(), dead_man_byte, ofd_lock_kind::exclusive, false);
+    auto release = [this] {
+        ::munmap(_shm, sizeof(log_shm_layout));
+        _shm = nullptr;
+        _lock.close();  // releases the flock and the OFD locks
+    };
     if (last && clean && left == 0) {
         // Every handle of the session closed cleanly (each partition's last
         // closer trimmed and synced it): the next session may trust the files.
-        file_handle marker = file_handle::open(_path + "/clean-shutdown", O_WRONLY | O_CREAT | O_TRUNC);
-        marker.datasync();
-        marker.close();
-        fsync_directory(_path);
+        try {
+            file_handle marker = file_handle::open(_path + "/clean-shutdown", O_WRONLY | O_CREAT | O_TRUNC);
+            marker.datasync();
+            marker.close();
+            fsync_directory(_path);
+        } catch (const error& e) {
+            // The log's folder was deleted while it was open (a temporary
+            // directory removed before its log was closed): no session follows
+            // to read the marker, and the close itself has succeeded.
+            if (e.code() != errc::not_found) {
+                release();
+                throw;
+            }
+        }
     }
-    ::munmap(_shm, sizeof(log_shm_layout));
-    _shm = nullptr;
-    _lock.close();  // releases the flock and the OFD locks
+    release();
 }
 
 void log_session::abandon() {

@@ -302,3 +302,32 @@ def test_retention_never_deletes_the_active_segment(log):
     assert t.read()["v"].to_pylist() == [1, 2, 3]
     t.append({"ts": [4], "v": [4]})
     assert t.end_offsets() == {0: 4}
+
+
+# A log whose folder is deleted while it is open (a temporary directory removed
+# before the log): the process that deleted it means to throw it away.
+FOLDER_DELETED = r"""
+import shutil, sys, tempfile
+import pyarrow as pa
+import tidelog
+folder = tempfile.mkdtemp()
+log = tidelog.open(folder)
+log.create_topic("bytes")
+log.create_topic("rows", schema=pa.schema([("a", pa.int64())]))
+with log.producer() as p:
+    p.send("bytes", b"x").result()
+log.topic("rows").append(pa.record_batch([pa.array([1, 2])], names=["a"]))
+shutil.rmtree(folder)
+if sys.argv[1] == "close":
+    log.close()
+    print("closed")
+# else: left to the interpreter's exit, which closes every open log
+"""
+
+
+@pytest.mark.parametrize("how", ["close", "exit"])
+def test_a_log_whose_folder_was_deleted_closes_without_an_error(how):
+    run = subprocess.run([sys.executable, "-c", FOLDER_DELETED, how], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stderr == "", run.stderr  # no traceback from the exit-time close either
+    assert run.stdout == ("closed\n" if how == "close" else "")
