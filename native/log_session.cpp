@@ -247,6 +247,9 @@ void log_session::close(bool clean) {
                 release();
                 throw;
             }
+        } catch (...) {
+            release();
+            throw;
         }
     }
     release();

@@ -127,11 +127,15 @@ void segment::append(const frame_header& header, const struct iovec* payload, in
         _log.pwritev_all(iov, 1, position);  // the header and nothing after it: a torn frame
         kill_now();
     }
-    if (frame_length <= coalesced_write_bytes) {
+    size_t gathered_bytes = 0;
+    for (int i = 0; i < n; ++i) gathered_bytes += iov[i].iov_len;
+    if (gathered_bytes <= coalesced_write_bytes) {
         // A small frame is a dozen short pieces (header, flatbuffer head, each
         // buffer and its padding). The kernel's per-piece cost dominates at this
         // size: one pwritev of 14 pieces took 1.4 us where one pwrite of the same
         // 704 bytes took 0.9 us. Gathering them here costs a few nanoseconds.
+        // (Sized by the pieces themselves, not by the header, so a header that
+        // disagrees with its pieces cannot overrun the buffer.)
         alignas(64) uint8_t gathered[coalesced_write_bytes];
         size_t at = 0;
         for (int i = 0; i < n; ++i) {

@@ -866,3 +866,23 @@ def test_linger_zero_send_to_a_deleted_topic_raises_at_send(log):
         log.delete_topic("gone")
         with pytest.raises((tidelog.errors.LogClosedError, tidelog.errors.UnknownTopicError)):
             p.send("gone", value=b"y")
+
+
+def test_result_calls_a_metadata_factory_that_is_not_a_plain_namedtuple(log):
+    # result() builds RecordMetadata with tuple.__new__; any other factory the engine
+    # holds is called as it is.
+    class Shouting(RecordMetadata):
+        def __new__(cls, topic, partition, offset, timestamp):
+            return super().__new__(cls, topic.upper(), partition, offset, timestamp)
+
+    log.create_topic("t")
+    with log.producer(linger_ms=0, acks="written") as p:
+        first = p.send("t", b"a").result()
+        assert type(first) is RecordMetadata and first.topic == "t" and first.offset == 0
+        p._engine.metadata = Shouting
+        second = p.send("t", b"b").result()
+        assert type(second) is Shouting and second[:3] == ("T", 0, 1)
+        p._engine.metadata = lambda *fields: ("custom",) + fields
+        assert p.send("t", b"c").result()[:4] == ("custom", "t", 0, 2)
+        p._engine.metadata = RecordMetadata
+        assert type(p.send("t", b"d").result()) is RecordMetadata
