@@ -174,8 +174,20 @@ bool partition::refresh_segments_locked() {
             if (e.code() != errc::not_found) throw;  // deleted between listing and opening
         }
     }
-    _segments = std::move(next);
+    // Retention publishes its start before it unlinks: a segment deleted between
+    // the listing and its opening lies below the start read now, and so do the
+    // older ones this handle kept open. Keeping those would leave a hole that a
+    // walk reports as offsets missing from the segment: drop every segment whose
+    // successor begins at or below the start.
     _shared.retry_open();
+    int64_t start = _shared.start_offset();
+    size_t first = 0;
+    while (first + 1 < next.size() && next[first + 1]->base_offset() <= start) ++first;
+    if (first > 0) {
+        next.erase(next.begin(), next.begin() + static_cast<std::ptrdiff_t>(first));
+        changed = true;
+    }
+    _segments = std::move(next);
     return changed;
 }
 

@@ -1168,6 +1168,67 @@ TEST_F(PartitionTest, ConcurrentReadersDuringAppendsRollsAndRetention) {
     expect_standard_frames(*r, start, total);
 }
 
+namespace {
+// The hook below runs a retention pass the moment a reader opens one segment
+// file: as if the pass had unlinked it between the reader's listing and its open.
+std::atomic<partition*> retention_writer{nullptr};
+std::string retention_trigger_path;
+int64_t retention_trigger_bytes = -1;
+int retention_on_open(const char* path, int flags, mode_t mode) {
+    partition* w = retention_writer.load();
+    if (w && !(flags & O_CREAT) && retention_trigger_path == path && retention_writer.exchange(nullptr)) {
+        w->set_retention(retention_trigger_bytes, -1);
+        w->enforce_retention();
+    }
+    return ::open(path, flags, mode);
+}
+const io::hooks retention_on_open_hooks{retention_on_open, pass_pwritev, ::fdatasync, ::fsync,    pass_fallocate,
+                                        pass_ftruncate,    pass_mkdir,   ::unlink,    pass_rename};
+}  // namespace
+
+TEST_F(PartitionTest, ReaderListingRacingRetentionLeavesNoHole) {
+    // A reader relists the folder (retention moved the start). Between its listing
+    // and its opening of a new segment, another pass unlinks that segment and the
+    // older one the reader still holds open. The reader must not keep the older
+    // one across the hole and report the unlinked offsets as damage.
+    const io::hooks* previous = io::install_hooks(&retention_on_open_hooks);
+    {
+        partition_config cfg = small_config(8 * 1024);
+        auto w = open(cfg);
+        int64_t end = 0;
+        while (w->segment_count() < 2) append_standard(*w, end++);
+        auto r = open_reader(cfg);
+        all_frames(*r);  // the reader holds segments 0 and 1 open
+        while (w->segment_count() < 5) append_standard(*w, end++);
+        std::vector<std::string> logs = files_with_suffix(dir, ".log");
+        ASSERT_EQ(logs.size(), 5u);
+        std::vector<uint64_t> sizes;
+        for (auto& l : logs) sizes.push_back(read_file_bytes(l).size());
+        uint64_t total = w->size_bytes();
+        // The first pass deletes segment 0 only; the second (in the hook) 1 and 2.
+        w->set_retention(static_cast<int64_t>(total - sizes[0]), -1);
+        w->enforce_retention();
+        ASSERT_EQ(files_with_suffix(dir, ".log").size(), 4u);
+        retention_trigger_path = logs[2];
+        retention_trigger_bytes = static_cast<int64_t>(total - sizes[0] - sizes[1] - sizes[2]);
+        retention_writer = w.get();
+        std::vector<frame_ref> frames;
+        EXPECT_NO_THROW(frames = all_frames(*r));
+        EXPECT_EQ(retention_writer.load(), nullptr) << "the reader never opened segment 2";
+        retention_writer = nullptr;
+        int64_t start = w->start_offset();
+        EXPECT_EQ(files_with_suffix(dir, ".log").front(), log_path(start));
+        ASSERT_FALSE(frames.empty());
+        int64_t off = frames.front().header.base_offset;
+        EXPECT_GE(off, start);
+        for (auto& f : frames) ASSERT_EQ(f.header.base_offset, off++);
+        EXPECT_EQ(off, end);
+        expect_standard_frames(*r, start, end);
+        w->close();
+    }
+    io::install_hooks(previous);
+}
+
 TEST_F(PartitionTest, ReaderKeepsUpWithFastRolls) {
     // Every append rolls: the reader must pick up every new segment, however
     // close together they were created.
