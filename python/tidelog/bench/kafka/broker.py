@@ -100,6 +100,17 @@ def _free_port() -> int:
     raise RuntimeError("kafka: no free port found in 20000-32000 on 127.0.0.1")
 
 
+def new_cluster_id(uuid4=uuid.uuid4) -> str:
+    """A random KRaft cluster id: 16 random bytes in URL-safe base64, as Kafka's
+    ``Uuid.randomUuid()`` makes them, never starting with "-" (Kafka draws again
+    for the same reason: ``kafka-storage format -t -abc...`` reads the id as an
+    option and fails, one time in 64)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid4().bytes).rstrip(b"=").decode()
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 def _port_open(port: int) -> bool:
     with socket.socket() as s:
         s.settimeout(0.2)
@@ -193,7 +204,7 @@ class Broker:
         (data / "server.properties").write_text(_SERVER_PROPERTIES.format(port=self.port, cport=cport, data=data))
         (data / "log4j2.properties").write_text(_LOG4J)
         if not (data / "kafka-logs" / "meta.properties").exists():
-            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+            cluster_id = new_cluster_id()
             fmt = subprocess.run(["java", "-cp", self.classpath(), "kafka.tools.StorageTool", "format", "-t",
                                   cluster_id, "-c", str(data / "server.properties")],
                                  capture_output=True, text=True, timeout=120, env=tool_env())
