@@ -34,7 +34,7 @@ ROUNDS = sized(15, 3)
 def scan_data(frame_rows: int) -> ScanData:
     """TOTAL_ROWS readings in ``frame_rows`` batches, as the scans workload's data (only its "scan" case runs)."""
     sensors = SensorData(TOTAL_ROWS, frame_rows, seed=7)
-    return ScanData(sensors, (0, 1), (sensors.ts_of_row(0), sensors.ts_of_row(1)), [0],
+    return ScanData(sensors, [(0, 1)], [(sensors.ts_of_row(0), sensors.ts_of_row(1))], [0],
                     segment_bytes=2**31 - 2**20)
 
 

@@ -312,3 +312,29 @@ def test_each_parameter_set_starts_after_the_memory_is_released(monkeypatch, tmp
     grid = scans.grid("smoke", vars(opts))
     assert made == list(range(1, len(grid) + 1))  # one release before each set's data
     runner.release_memory()  # and it runs on this platform
+
+
+def test_a_range_round_reads_windows_spread_over_the_data_and_times_the_first_alone():
+    """The scans workload's range case: 8 windows of 1 % each, from 5 % to 95 % of
+    the rows, in time order and inside the data; a round reports the time per
+    window and the first window's own time (the caches the previous contender left)."""
+    from tidelog.bench.contenders._common import timed_windows
+    from tidelog.bench.workloads import find
+
+    scans = find("scans")
+    data = scans.make_data({"size": 200_000 * 20}, "smoke")
+    rows = data.sensors.total_rows
+    assert len(data.range_rows) == len(data.range_ts) == scans.RANGE_WINDOWS
+    for (lo, hi), (t0, t1) in zip(data.range_rows, data.range_ts):
+        assert 0 <= lo < hi <= rows and hi - lo == rows // 100
+        assert (t0, t1) == (data.sensors.ts_of_row(lo), data.sensors.ts_of_row(hi))
+    assert data.range_rows == sorted(data.range_rows)
+    assert data.range_rows[0][0] == int(rows * 0.05) and data.range_rows[-1][1] <= int(rows * 0.95)
+
+    seen = []
+    m = timed_windows(data.range_ts, lambda t0, t1: (seen.append((t0, t1)), (2, 1.5))[1])
+    assert seen == data.range_ts
+    assert (m["rows"], m["check"], m["queries"]) == (2 * len(seen), 1.5 * len(seen), len(seen))
+    assert 0 <= m["first_seconds"] <= m["seconds"]
+    out = scans.metrics({"size": 0}, {"query": "range"}, m)
+    assert out["ms/query"] == m["seconds"] * 1e3 / len(seen) and out["first ms"] == m["first_seconds"] * 1e3

@@ -142,6 +142,21 @@ def ts_range_sum(nbatches: int, get_batch, t0: int, t1: int, ts_col: int = 0, va
     return rows, total
 
 
+def timed_windows(windows, query) -> dict:
+    """The scans workload's range round: ``query(t0, t1) -> (rows, sum)`` for
+    each window, timed together; also the first window's own time (the caches
+    as the previous contender left them)."""
+    rows, total, first = 0, 0.0, None
+    clock = time.perf_counter
+    t0 = clock()
+    for lo, hi in windows:
+        n, s = query(lo, hi)
+        rows, total = rows + n, total + s
+        if first is None:
+            first = clock() - t0
+    return {"seconds": clock() - t0, "first_seconds": first, "rows": rows, "check": total, "queries": len(windows)}
+
+
 def batch_payloads(batches: list[pa.RecordBatch]) -> list[pa.Buffer]:
     """Each batch as its Arrow IPC message (what an Arrow-native log writes)."""
     return [b.serialize() for b in batches]

@@ -9,7 +9,7 @@ import time
 import pyarrow as pa
 
 from ..core import MiB, Contender, need_disk, rmtree
-from ._common import crash_writer_if_asked, fill_recovery_store, store_dir
+from ._common import crash_writer_if_asked, fill_recovery_store, store_dir, timed_windows
 
 
 class DuckDB(Contender):
@@ -75,10 +75,8 @@ class DuckDB(Contender):
             total = con.execute("select sum(value) from readings").fetchall()[0][0]
             return {"seconds": time.perf_counter() - t0, "rows": data.sensors.total_rows, "check": total}
         if q == "range":
-            t0 = time.perf_counter()
-            rows, total = con.execute("select count(*), sum(value) from readings where ts >= ? and ts < ?",
-                                      list(data.range_ts)).fetchall()[0]
-            return {"seconds": time.perf_counter() - t0, "rows": rows, "check": total}
+            query = "select count(*), sum(value) from readings where ts >= ? and ts < ?"
+            return timed_windows(data.range_ts, lambda t0, t1: con.execute(query, [t0, t1]).fetchall()[0])
         execute = con.execute
         total = 0.0
         t0 = time.perf_counter()

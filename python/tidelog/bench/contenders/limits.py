@@ -17,7 +17,7 @@ from ..core import SCHEMA, Contender, need_disk, need_memory, rmtree, run_thread
 from .. import _child
 from ._common import (
     STOP, LocalConsumer, batch_payloads, chunks, consume_loop, crash_writer_if_asked, fill_recovery_store,
-    paced_round, store_dir, ts_range_sum,
+    paced_round, store_dir, timed_windows, ts_range_sum,
 )
 
 
@@ -472,9 +472,7 @@ class ArrowInMemory(Contender):
             return {"seconds": time.perf_counter() - t0, "rows": self.table.num_rows, "check": total}
         if q == "range":
             batches = self.batches
-            t0 = time.perf_counter()
-            rows, total = ts_range_sum(len(batches), batches.__getitem__, *data.range_ts)
-            return {"seconds": time.perf_counter() - t0, "rows": rows, "check": total}
+            return timed_windows(data.range_ts, lambda t0, t1: ts_range_sum(len(batches), batches.__getitem__, t0, t1))
         batches, br = self.batches, self.batch_rows
         total = 0.0
         t0 = time.perf_counter()
@@ -545,9 +543,8 @@ class ArrowIpcFile(Contender):
             total = pc.sum(table["value"]).as_py()
             return {"seconds": time.perf_counter() - t0, "rows": table.num_rows, "check": total}
         if q == "range":
-            t0 = time.perf_counter()
-            rows, total = ts_range_sum(reader.num_record_batches, reader.get_batch, *data.range_ts)
-            return {"seconds": time.perf_counter() - t0, "rows": rows, "check": total}
+            n = reader.num_record_batches
+            return timed_windows(data.range_ts, lambda t0, t1: ts_range_sum(n, reader.get_batch, t0, t1))
         get, br = reader.get_batch, self.batch_rows
         total = 0.0
         t0 = time.perf_counter()
@@ -642,5 +639,88 @@ class OsPipe(Contender):
                 os.close(fd)
 
 
-__all__ = ["NumpyCopy", "OsWrite", "WriteFdatasync", "ArrowInMemory", "ArrowIpcFile", "OpenMmap", "OsPipe",
+# FUTEX_WAIT / FUTEX_WAKE (shared: the word may be in a file mapped by two processes) and the futex
+# system call's number on the machines tidelog's wheels are built for.
+_FUTEX_WAIT, _FUTEX_WAKE = 0, 1
+_SYS_FUTEX = {"x86_64": 202, "aarch64": 98}
+
+
+class _FutexChannel:
+    """An 8-byte value and a futex word in a shared file mapping: ``put`` stores
+    the value, bumps the word and wakes one waiter; ``take`` sleeps until the
+    word moves (ctypes calls release the GIL), then reads the value. One writer."""
+
+    def __init__(self, path: str):
+        import ctypes
+
+        self._fd = os.open(path, os.O_RDWR)
+        self._map = mmap.mmap(self._fd, 16)
+        self._word = ctypes.c_uint32.from_buffer(self._map, 0)
+        self._addr = ctypes.c_void_p(ctypes.addressof(self._word))
+        self._syscall = ctypes.CDLL(None, use_errno=True).syscall
+        self._nr = _SYS_FUTEX[os.uname().machine]
+        self._seen = self._word.value
+
+    def put(self, value: bytes) -> None:
+        self._map[8:16] = value[:8]
+        self._word.value = (self._word.value + 1) & 0xFFFFFFFF
+        self._syscall(self._nr, self._addr, _FUTEX_WAKE, 1, None, None, 0)
+
+    def take(self) -> bytes:
+        word, seen = self._word, self._seen
+        while word.value == seen:
+            self._syscall(self._nr, self._addr, _FUTEX_WAIT, seen, None, None, 0)
+        self._seen = word.value
+        return self._map[8:16]
+
+    def close(self) -> None:
+        del self._word
+        self._map.close()
+        os.close(self._fd)
+
+
+class FutexWake(Contender):
+    """The wake-up floor of a log shared by processes: what tidelog's blocking
+    consumers sleep on (a futex word in a shared mapping), from Python, with no
+    log. A pipe's wake-up is a "sync" wake-up, which the kernel runs on the
+    writer's CPU; a futex wake-up is not, so on a small VM it can cost more
+    than the pipe's even before any work."""
+
+    name = "futex wake"
+    kind = "limit"
+    description = ("the 8-byte timestamp stored in a shared file mapping, a futex word bumped and FUTEX_WAKE "
+                   "(ctypes); a reader blocked in FUTEX_WAIT (thread or process) receives it")
+
+    def supports(self, workload, params):
+        return workload == "latency" and os.uname().sysname == "Linux" and os.uname().machine in _SYS_FUTEX
+
+    def latency_setup(self, tmpdir, params, data):
+        self.data = data
+        self.dir = store_dir(tmpdir, self.name)
+        self.path = os.path.join(self.dir, "futex.bin")
+        with open(self.path, "wb") as f:
+            f.write(bytes(16))
+        self.channel = _FutexChannel(self.path)
+        if data.where == "process":
+            self.consumer = _child.RemoteConsumer(self, self.path)
+        else:
+            reader = _FutexChannel(self.path)
+            self.consumer = LocalConsumer(lambda conn: consume_loop(reader.take, conn))
+
+    def latency_consume(self, path, conn):
+        consume_loop(_FutexChannel(path).take, conn)
+
+    def latency_run(self, case):
+        d = self.data
+        paced_round(self.channel.put, d.per_round, d.pace_s, d.value_bytes)
+        return {"latencies_ns": self.consumer.samples()}
+
+    def latency_teardown(self):
+        self.channel.put(STOP.to_bytes(8, "little"))
+        self.consumer.close()
+        self.channel.close()
+        rmtree(self.dir)
+
+
+__all__ = ["NumpyCopy", "OsWrite", "WriteFdatasync", "ArrowInMemory", "ArrowIpcFile", "OpenMmap", "OsPipe", "FutexWake",
            "PythonCallFloor", "PaArrayConversion", "Crc32c"]

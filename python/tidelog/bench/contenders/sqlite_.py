@@ -7,7 +7,7 @@ import sqlite3
 import time
 
 from ..core import GB, MiB, Contender, need_disk, rmtree, run_threads
-from ._common import crash_writer_if_asked, fill_recovery_store, store_dir
+from ._common import crash_writer_if_asked, fill_recovery_store, store_dir, timed_windows
 
 
 class Sqlite(Contender):
@@ -179,10 +179,8 @@ class Sqlite(Contender):
             total = con.execute("select sum(value) from readings").fetchone()[0]
             return {"seconds": time.perf_counter() - t0, "rows": data.sensors.total_rows, "check": total}
         if q == "range":
-            t0 = time.perf_counter()
-            rows, total = con.execute("select count(*), sum(value) from readings where ts >= ? and ts < ?",
-                                      data.range_ts).fetchone()
-            return {"seconds": time.perf_counter() - t0, "rows": rows, "check": total}
+            query = "select count(*), sum(value) from readings where ts >= ? and ts < ?"
+            return timed_windows(data.range_ts, lambda t0, t1: con.execute(query, (t0, t1)).fetchone())
         ts_of = data.sensors.ts_of_row
         execute = con.execute
         total = 0.0

@@ -9,7 +9,7 @@ from ..core import SCHEMA, Contender, need_disk, rmtree, run_threads
 from .. import _child
 from ._common import (
     STOP, LocalConsumer, consume_loop, crash_writer_if_asked, fill_recovery_store, paced_round, stamp_value,
-    store_dir,
+    store_dir, timed_windows,
 )
 from .tidelog_targets import TidelogTargets
 
@@ -155,10 +155,10 @@ class Tidelog(TidelogTargets, Contender):
             rows = topic.read().num_rows
             return {"seconds": time.perf_counter() - t0, "rows": rows}
         if q == "range":
-            t0 = time.perf_counter()
-            table = topic.read(start_time=data.range_ts[0], end_time=data.range_ts[1])
-            total = pc.sum(table["value"]).as_py()
-            return {"seconds": time.perf_counter() - t0, "rows": table.num_rows, "check": total}
+            def window(start, end):
+                table = topic.read(start_time=start, end_time=end)
+                return table.num_rows, pc.sum(table["value"]).as_py()
+            return timed_windows(data.range_ts, window)
         read = topic.read
         total = 0.0
         t0 = time.perf_counter()
