@@ -96,6 +96,11 @@ def test_follow_prints_new_records_until_n(data):
     assert out.splitlines() == ["new1", "new2", "new3"]
 
 
+def _committed(data, group: str) -> dict:
+    with tidelog.open(data, read_only=True) as log:
+        return {p: om.offset for (t, p), om in log.describe_group(group).offsets.items()}
+
+
 def test_follow_stops_on_ctrl_c_with_130(data):
     proc = subprocess.Popen([sys.executable, "-m", "tidelog", "consume", str(data), "orders", "--follow",
                              "--group", "watchers"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -104,17 +109,49 @@ def test_follow_stops_on_ctrl_c_with_130(data):
         seen = 0
         while seen < 20 and time.monotonic() < deadline:
             seen += bool(proc.stdout.readline())
+        # The 20 lines are out before their batch is committed: wait for the commit,
+        # so that the Ctrl-C lands while it follows (the case under test).
+        while _committed(data, "watchers") != {0: 10, 1: 10} and time.monotonic() < deadline:
+            time.sleep(0.05)
         proc.send_signal(2)  # SIGINT
         out, err = proc.communicate(timeout=30)
     finally:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err
-    # it committed what it printed and left the group
+    # it kept what it committed and left the group
     with tidelog.open(data) as log:
         d = log.describe_group("watchers")
         assert {p: om.offset for (t, p), om in d.offsets.items()} == {0: 10, 1: 10}
         assert [m for m in d.members if not m.departed] == []
+
+
+def test_a_ctrl_c_after_a_batch_was_printed_commits_it(data, monkeypatch, capsys):
+    """The window the Ctrl-C test above waits out: a batch written and flushed,
+    its commit not yet made. An interrupt there still commits the batch."""
+    import argparse
+
+    from tidelog.cli import consume
+    from tidelog.groups._consumer import GroupConsumer
+
+    commits = []
+    real = GroupConsumer.commit
+
+    def interrupted_first_commit(self, *a, **kw):
+        commits.append(len(commits))
+        if len(commits) == 1:
+            raise KeyboardInterrupt  # as if Ctrl-C landed on the way into the first commit
+        return real(self, *a, **kw)
+
+    monkeypatch.setattr(GroupConsumer, "commit", interrupted_first_commit)
+    parser = argparse.ArgumentParser()
+    consume.add_arguments(parser)
+    args = parser.parse_args([str(data), "orders", "--group", "ctrl-c", "-n", "5"])
+    with pytest.raises(KeyboardInterrupt):
+        consume.main(args)
+    assert len(capsys.readouterr().out.splitlines()) == 5  # the batch reached stdout
+    assert len(commits) == 2  # and the interrupt committed it
+    assert sum(_committed(data, "ctrl-c").values()) == 5
 
 
 def test_group_second_run_goes_on_where_the_first_committed(data):

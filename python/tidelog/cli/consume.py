@@ -5,7 +5,9 @@ the end or following new records.
 Records are read in batches (``Consumer.poll_batch``); with ``--group`` each
 batch's offsets are committed after it was written to stdout and flushed, so a
 run that is killed or whose reader goes away (``| head``) resumes at the first
-record it did not deliver."""
+record it did not deliver (a SIGKILL between a batch's write and its commit:
+at that batch, delivered again). A Ctrl-C that lands after a batch was written
+commits it before the run ends."""
 from __future__ import annotations
 
 import argparse
@@ -143,6 +145,7 @@ def main(args: argparse.Namespace) -> int:
                          plain=args.plain)
         done = 0
         t0 = time.perf_counter()
+        delivered = False  # a batch reached stdout and its offsets are not committed yet
         try:
             while args.count is None or done < args.count:
                 want = 10_000 if args.count is None else min(10_000, args.count - done)
@@ -156,7 +159,9 @@ def main(args: argparse.Namespace) -> int:
                     writer.write(batch)
                     if args.group is not None:
                         writer.flush()
+                        delivered = True
                         consumer.commit()  # after the records were delivered, never before
+                        delivered = False
                 except BrokenPipeError:
                     quiet_broken_pipe()  # the reader left: what it did not get is not committed
                     return 0
@@ -164,6 +169,10 @@ def main(args: argparse.Namespace) -> int:
             writer.flush()
             if args.group is not None:
                 consumer.commit()  # the group keeps its place even when there was nothing to read
+        except KeyboardInterrupt:
+            if delivered:
+                consumer.commit()  # Ctrl-C after the batch reached stdout: the group goes on past it
+            raise
         finally:
             consumer.close()
         if is_terminal(sys.stderr) and fmt != "table":

@@ -701,14 +701,19 @@ class FutexWake(Contender):
         with open(self.path, "wb") as f:
             f.write(bytes(16))
         self.channel = _FutexChannel(self.path)
+        self.reader = None
         if data.where == "process":
             self.consumer = _child.RemoteConsumer(self, self.path)
         else:
-            reader = _FutexChannel(self.path)
+            self.reader = reader = _FutexChannel(self.path)
             self.consumer = LocalConsumer(lambda conn: consume_loop(reader.take, conn))
 
     def latency_consume(self, path, conn):
-        consume_loop(_FutexChannel(path).take, conn)
+        reader = _FutexChannel(path)
+        try:
+            consume_loop(reader.take, conn)
+        finally:
+            reader.close()
 
     def latency_run(self, case):
         d = self.data
@@ -719,6 +724,8 @@ class FutexWake(Contender):
         self.channel.put(STOP.to_bytes(8, "little"))
         self.consumer.close()
         self.channel.close()
+        if self.reader is not None:
+            self.reader.close()
         rmtree(self.dir)
 
 
