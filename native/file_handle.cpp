@@ -49,37 +49,28 @@ void file_handle::pwritev_all(const struct iovec* iov, int count, uint64_t posit
     // pwritev may write short (signals, huge vectors): continue from where it stopped.
     // The first call writes straight from the caller's pieces; only what is left after a
     // short write is copied (every append's one-piece write allocated that copy before).
+    size_t total = 0;
+    for (int i = 0; i < count; ++i) total += iov[i].iov_len;
     size_t done = 0;
     if (count <= IOV_MAX) {
         ssize_t n = io::pwritev(_fd, iov, count, static_cast<off_t>(position));
         if (n < 0 && errno != EINTR) throw_errno("pwritev " + _path);
-        size_t total = 0;
-        for (int i = 0; i < count; ++i) total += iov[i].iov_len;
         if (n > 0) done = static_cast<size_t>(n);
-        if (done == total) return;
     }
+    if (done == total) return;
     std::vector<struct iovec> rest(iov, iov + count);
-    position += done;
     size_t first = 0;
-    while (first < rest.size() && done >= rest[first].iov_len) done -= rest[first++].iov_len;
-    if (first < rest.size()) {
+    while (true) {
+        // Step past the `done` bytes just written, then write what is left.
+        position += done;
+        while (first < rest.size() && done >= rest[first].iov_len) done -= rest[first++].iov_len;
+        if (first == rest.size()) return;
         rest[first].iov_base = static_cast<char*>(rest[first].iov_base) + done;
         rest[first].iov_len -= done;
-    }
-    while (first < rest.size()) {
         int batch = static_cast<int>(std::min<size_t>(rest.size() - first, IOV_MAX));
         ssize_t n = io::pwritev(_fd, rest.data() + first, batch, static_cast<off_t>(position));
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            throw_errno("pwritev " + _path);
-        }
-        position += static_cast<uint64_t>(n);
-        size_t done = static_cast<size_t>(n);
-        while (first < rest.size() && done >= rest[first].iov_len) done -= rest[first++].iov_len;
-        if (first < rest.size()) {
-            rest[first].iov_base = static_cast<char*>(rest[first].iov_base) + done;
-            rest[first].iov_len -= done;
-        }
+        if (n < 0 && errno != EINTR) throw_errno("pwritev " + _path);
+        done = n > 0 ? static_cast<size_t>(n) : 0;
     }
 }
 
