@@ -386,26 +386,22 @@ int failing_fdatasync(int fd) {
     }
     return ::fdatasync(fd);
 }
-int real_open(const char* path, int flags, mode_t mode) { return ::open(path, flags, mode); }
-ssize_t real_pwritev(int fd, const struct iovec* iov, int count, off_t position) {
-    return ::pwritev(fd, iov, count, position);
-}
-int real_fsync(int fd) { return ::fsync(fd); }
-int real_fallocate(int fd, int mode, off_t position, off_t length) { return ::fallocate(fd, mode, position, length); }
-int real_ftruncate(int fd, off_t length) { return ::ftruncate(fd, length); }
-int real_mkdir(const char* path, mode_t mode) { return ::mkdir(path, mode); }
-int real_unlink(const char* path) { return ::unlink(path); }
-int real_rename(const char* from, const char* to) { return ::rename(from, to); }
-const io::hooks failing_sync_hooks{real_open,      real_pwritev, failing_fdatasync, real_fsync, real_fallocate,
-                                   real_ftruncate, real_mkdir,   real_unlink,       real_rename};
+const io::hooks failing_sync_hooks = [] {
+    io::hooks h = passthrough_io_hooks();
+    h.fdatasync = failing_fdatasync;
+    return h;
+}();
 
 std::atomic<int> slow_fdatasync_ms{0};
 int slow_fdatasync(int fd) {
     if (int ms = slow_fdatasync_ms.load()) std::this_thread::sleep_for(std::chrono::milliseconds(ms));
     return ::fdatasync(fd);
 }
-const io::hooks slow_sync_hooks{real_open,      real_pwritev, slow_fdatasync, real_fsync, real_fallocate,
-                                real_ftruncate, real_mkdir,   real_unlink,    real_rename};
+const io::hooks slow_sync_hooks = [] {
+    io::hooks h = passthrough_io_hooks();
+    h.fdatasync = slow_fdatasync;
+    return h;
+}();
 }  // namespace
 
 namespace {
@@ -416,8 +412,11 @@ int slow_unlink(const char* path) {
     if (int ms = slow_unlink_ms.load()) std::this_thread::sleep_for(std::chrono::milliseconds(ms));
     return ::unlink(path);
 }
-const io::hooks slow_unlink_hooks{real_open,      real_pwritev, ::fdatasync, real_fsync, real_fallocate,
-                                  real_ftruncate, real_mkdir,   slow_unlink, real_rename};
+const io::hooks slow_unlink_hooks = [] {
+    io::hooks h = passthrough_io_hooks();
+    h.unlink = slow_unlink;
+    return h;
+}();
 }  // namespace
 
 TEST_F(CommitterTest, ASlowRetentionDeleteDoesNotDelayDurableAcks) {

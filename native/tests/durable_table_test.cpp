@@ -536,20 +536,14 @@ TEST(DurableTable, ABadJournalHeaderIsCorruption) {
 // --- sync: skipped when another handle's fdatasync covered the put ---
 
 std::atomic<int> datasyncs{0};
-const io::hooks counting_hooks = {
-    [](const char* p, int f, mode_t m) { return ::open(p, f, m); },
-    [](int fd, const struct iovec* v, int n, off_t pos) { return ::pwritev(fd, v, n, pos); },
-    [](int fd) {
+const io::hooks counting_hooks = [] {
+    io::hooks h = tidelog_test::passthrough_io_hooks();
+    h.fdatasync = [](int fd) {
         datasyncs++;
         return ::fdatasync(fd);
-    },
-    [](int fd) { return ::fsync(fd); },
-    [](int fd, int mode, off_t pos, off_t len) { return ::fallocate(fd, mode, pos, len); },
-    [](int fd, off_t len) { return ::ftruncate(fd, len); },
-    [](const char* p, mode_t m) { return ::mkdir(p, m); },
-    [](const char* p) { return ::unlink(p); },
-    [](const char* a, const char* b) { return ::rename(a, b); },
-};
+    };
+    return h;
+}();
 
 TEST(DurableTable, SyncIsSkippedWhenAnotherHandleSyncedPastIt) {
     temp_dir d;

@@ -48,15 +48,26 @@ ssize_t short_pwritev(int fd, const struct iovec* iov, int count, off_t position
     if (cut.empty()) return 0;
     return ::pwritev(fd, cut.data(), static_cast<int>(cut.size()), position);
 }
-int real_open(const char* path, int flags, mode_t mode) { return ::open(path, flags, mode); }
-int real_fsync(int fd) { return ::fsync(fd); }
-int real_fallocate(int fd, int mode, off_t position, off_t length) { return ::fallocate(fd, mode, position, length); }
-int real_ftruncate(int fd, off_t length) { return ::ftruncate(fd, length); }
-int real_mkdir(const char* path, mode_t mode) { return ::mkdir(path, mode); }
-int real_unlink(const char* path) { return ::unlink(path); }
-int real_rename(const char* from, const char* to) { return ::rename(from, to); }
-const io::hooks short_write_hooks{real_open,      short_pwritev, ::fdatasync, real_fsync, real_fallocate,
-                                  real_ftruncate, real_mkdir,    real_unlink, real_rename};
+const io::hooks short_write_hooks = [] {
+    io::hooks h = passthrough_io_hooks();
+    h.pwritev = short_pwritev;
+    return h;
+}();
+
+// After one (short) call, every call fails with EIO.
+ssize_t fails_after_the_first(int fd, const struct iovec* iov, int count, off_t position) {
+    if (calls.load() >= 1) {
+        ++calls;
+        errno = EIO;
+        return -1;
+    }
+    return short_pwritev(fd, iov, count, position);
+}
+const io::hooks fails_after_the_first_hooks = [] {
+    io::hooks h = passthrough_io_hooks();
+    h.pwritev = fails_after_the_first;
+    return h;
+}();
 
 class FileHandleTest : public ::testing::Test {
 protected:
@@ -144,19 +155,7 @@ TEST_F(FileHandleTest, AFailedWriteThrowsWithThePath) {
     fail_with = 0;
     write_cap = 10;
     calls = 0;
-    struct Failer {
-        static ssize_t second_fails(int fd, const struct iovec* iov, int count, off_t position) {
-            if (calls.load() >= 1) {
-                ++calls;
-                errno = EIO;
-                return -1;
-            }
-            return short_pwritev(fd, iov, count, position);
-        }
-    };
-    const io::hooks failing{real_open,      Failer::second_fails, ::fdatasync, real_fsync, real_fallocate,
-                            real_ftruncate, real_mkdir,           real_unlink, real_rename};
-    io::install_hooks(&failing);
+    io::install_hooks(&fails_after_the_first_hooks);
     EXPECT_THROW(f.pwrite_all(data.data(), data.size(), 0), error);
     EXPECT_EQ(calls.load(), 2);
     io::install_hooks(&short_write_hooks);

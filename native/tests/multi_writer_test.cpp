@@ -399,17 +399,11 @@ int open_with_interleaving(const char* path, int flags, mode_t mode) {
     }
     return ::open(path, flags, mode);
 }
-ssize_t plain_pwritev(int fd, const struct iovec* iov, int count, off_t position) {
-    return ::pwritev(fd, iov, count, position);
-}
-int plain_fsync(int fd) { return ::fsync(fd); }
-int plain_fallocate(int fd, int mode, off_t position, off_t length) { return ::fallocate(fd, mode, position, length); }
-int plain_ftruncate(int fd, off_t length) { return ::ftruncate(fd, length); }
-int plain_mkdir(const char* path, mode_t mode) { return ::mkdir(path, mode); }
-int plain_unlink(const char* path) { return ::unlink(path); }
-int plain_rename(const char* from, const char* to) { return ::rename(from, to); }
-const io::hooks interleaving_hooks{open_with_interleaving, plain_pwritev, ::fdatasync, plain_fsync, plain_fallocate,
-                                   plain_ftruncate,        plain_mkdir,   plain_unlink, plain_rename};
+const io::hooks interleaving_hooks = [] {
+    io::hooks h = passthrough_io_hooks();
+    h.open = open_with_interleaving;
+    return h;
+}();
 
 TEST(MultiWriter, ASegmentRetentionRemovesWhileAnotherHandleListsItStaysRemoved) {
     // Handle B catches up with A's rolls (it lists the folder, then opens the

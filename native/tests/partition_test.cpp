@@ -974,16 +974,12 @@ int ordered_fsync(int fd) {
     }
     return rc;
 }
-int pass_open(const char* path, int flags, mode_t mode) { return ::open(path, flags, mode); }
-ssize_t pass_pwritev(int fd, const struct iovec* iov, int count, off_t position) {
-    return ::pwritev(fd, iov, count, position);
-}
-int pass_fallocate(int fd, int mode, off_t position, off_t length) { return ::fallocate(fd, mode, position, length); }
-int pass_ftruncate(int fd, off_t length) { return ::ftruncate(fd, length); }
-int pass_mkdir(const char* path, mode_t mode) { return ::mkdir(path, mode); }
-int pass_rename(const char* from, const char* to) { return ::rename(from, to); }
-const io::hooks retention_order_hooks{pass_open,      pass_pwritev, ::fdatasync,    ordered_fsync, pass_fallocate,
-                                      pass_ftruncate, pass_mkdir,   ordered_unlink, pass_rename};
+const io::hooks retention_order_hooks = [] {
+    io::hooks h = passthrough_io_hooks();
+    h.fsync = ordered_fsync;
+    h.unlink = ordered_unlink;
+    return h;
+}();
 }  // namespace
 
 TEST_F(PartitionTest, ConcurrentRetentionPassesDeleteOldestFirst) {
@@ -1182,8 +1178,11 @@ int retention_on_open(const char* path, int flags, mode_t mode) {
     }
     return ::open(path, flags, mode);
 }
-const io::hooks retention_on_open_hooks{retention_on_open, pass_pwritev, ::fdatasync, ::fsync,    pass_fallocate,
-                                        pass_ftruncate,    pass_mkdir,   ::unlink,    pass_rename};
+const io::hooks retention_on_open_hooks = [] {
+    io::hooks h = passthrough_io_hooks();
+    h.open = retention_on_open;
+    return h;
+}();
 }  // namespace
 
 TEST_F(PartitionTest, ReaderListingRacingRetentionLeavesNoHole) {

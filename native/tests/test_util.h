@@ -25,6 +25,7 @@
 #include "committer.h"
 #include "crc32c.h"
 #include "errors.h"
+#include "file_io.h"
 #include "frame.h"
 #include "partition.h"
 #include "segment.h"
@@ -33,6 +34,24 @@ namespace tidelog_test {
 
 namespace fs = std::filesystem;
 using namespace tidelog;
+
+/// The system calls themselves as an io::hooks table (file_io.h): a test that
+/// intercepts a few of them takes this table and replaces those.
+inline io::hooks passthrough_io_hooks() {
+    io::hooks h;
+    h.open = [](const char* path, int flags, mode_t mode) { return ::open(path, flags, mode); };
+    h.pwritev = [](int fd, const struct iovec* iov, int count, off_t position) {
+        return ::pwritev(fd, iov, count, position);
+    };
+    h.fdatasync = [](int fd) { return ::fdatasync(fd); };
+    h.fsync = [](int fd) { return ::fsync(fd); };
+    h.fallocate = [](int fd, int mode, off_t position, off_t length) { return ::fallocate(fd, mode, position, length); };
+    h.ftruncate = [](int fd, off_t length) { return ::ftruncate(fd, length); };
+    h.mkdir = [](const char* path, mode_t mode) { return ::mkdir(path, mode); };
+    h.unlink = [](const char* path) { return ::unlink(path); };
+    h.rename = [](const char* from, const char* to) { return ::rename(from, to); };
+    return h;
+}
 
 /// A fresh directory under /tmp, removed (recursively) on destruction.
 class temp_dir {
