@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 
 import pytest
 
@@ -338,3 +339,26 @@ def test_a_range_round_reads_windows_spread_over_the_data_and_times_the_first_al
     assert 0 <= m["first_seconds"] <= m["seconds"]
     out = scans.metrics({"size": 0}, {"query": "range"}, m)
     assert out["ms/query"] == m["seconds"] * 1e3 / len(seen) and out["first ms"] == m["first_seconds"] * 1e3
+
+
+def test_the_file_and_pipe_floor_hands_over_each_record_across_the_files_wrap(tmp_path, monkeypatch):
+    """The ``file + pipe`` latency floor: each record written reaches the reader
+    whole and in order, also when the file wraps past its capacity."""
+    from tidelog.bench.contenders.limits import _FileChannel
+
+    monkeypatch.setattr(_FileChannel, "CAPACITY", 4096)  # wraps every 40 records of 100 bytes
+    path = str(tmp_path / "records.bin")
+    _FileChannel.create(path)
+    r, w = os.pipe()
+    writer = _FileChannel(path, w, 100, writer=True)
+    reader = _FileChannel(path, r, 100, writer=False)
+    try:
+        for i in range(130):
+            value = i.to_bytes(8, "little") + bytes([i % 251]) * 92
+            writer.put(value)
+            assert reader.take() == value
+    finally:
+        writer.close()
+        reader.close()
+        os.close(r)
+        os.close(w)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..core import Contender
 from .duckdb_ import DuckDB
 from .limits import (
-    ArrowInMemory, ArrowIpcFile, Crc32c, FutexWake, GroupCommitFloor, NumpyCopy, OpenMmap, OsPipe, OsWrite, PaArrayConversion, PythonCallFloor,
+    ArrowInMemory, ArrowIpcFile, Crc32c, FilePipe, FutexWake, GroupCommitFloor, NumpyCopy, OpenMmap, OsPipe, OsWrite, PaArrayConversion, PythonCallFloor,
     WriteFdatasync,
 )
 from .lmdb_ import Lmdb
@@ -38,7 +38,7 @@ def default_contenders() -> list[Contender]:
         TidelogMqtt("bridge"),
         # physical limits
         NumpyCopy(), OsWrite(), OsWrite(preallocate=False), WriteFdatasync(True), WriteFdatasync(False),
-        ArrowInMemory(), ArrowIpcFile(), OpenMmap(), OsPipe(), FutexWake(), PythonCallFloor(), PaArrayConversion(), Crc32c(),
+        ArrowInMemory(), ArrowIpcFile(), OpenMmap(), OsPipe(), FilePipe(), FutexWake(), PythonCallFloor(), PaArrayConversion(), Crc32c(),
         GroupCommitFloor(), SmallFdatasync(), SmallFdatasync(append=True), TidelogCompaction("read"), TidelogCompaction("arrow"),
         ProjectionViewAlone(), EventSourcingLib("popo"), TidelogExport("arrow"), TidelogPushdown("memory"),
         TidelogPushdown("needed"), TidelogMqtt("sub"),
@@ -58,6 +58,6 @@ def find(name: str) -> Contender:
 __all__ = ["default_contenders", "find", "Contender", "Tidelog", "TidelogProducer", "TidelogSpin", "TidelogColumnar", "TidelogIntact", "TidelogProcesses",
            "TidelogGroups", "SmallFdatasync", "TidelogCompaction",
            "NumpyCopy",
-           "OsWrite", "WriteFdatasync", "ArrowInMemory", "ArrowIpcFile", "OpenMmap", "OsPipe", "FutexWake", "PythonCallFloor",
+           "OsWrite", "WriteFdatasync", "ArrowInMemory", "ArrowIpcFile", "OpenMmap", "OsPipe", "FilePipe", "FutexWake", "PythonCallFloor",
            "PaArrayConversion", "Crc32c", "GroupCommitFloor", "Sqlite", "DuckDB", "Lmdb", "Kafka", "KafkaJavaProducer", "KafkaJavaLatency", "TidelogEvents",
            "ProjectionViewAlone", "EventSourcingLib", "TidelogExport", "TidelogFlight", "TidelogPushdown", "TidelogMqtt"]

@@ -639,6 +639,110 @@ class OsPipe(Contender):
                 os.close(fd)
 
 
+class _FileChannel:
+    """A record appended to a file, then one byte into a pipe: ``put`` writes the
+    value at the next offset (the file wraps at ``CAPACITY``) and writes the
+    byte; ``take`` blocks in ``os.read`` on the pipe, then reads the value back
+    through a shared read-only mapping of the file. One writer, one reader,
+    each side opens its own ends."""
+
+    CAPACITY = 16 << 20  # sparse: only the pages written take space
+
+    def __init__(self, path: str, pipe_fd: int, value_bytes: int, writer: bool):
+        self._fd = os.open(path, os.O_RDWR if writer else os.O_RDONLY)
+        self._pipe, self._n, self._offset = pipe_fd, value_bytes, 0
+        self._map = None if writer else mmap.mmap(self._fd, self.CAPACITY, prot=mmap.PROT_READ)
+
+    @classmethod
+    def create(cls, path: str) -> None:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            os.ftruncate(fd, cls.CAPACITY)
+        finally:
+            os.close(fd)
+
+    def _next_offset(self) -> int:
+        at = self._offset if self._offset + self._n <= self.CAPACITY else 0
+        self._offset = at + self._n
+        return at
+
+    def put(self, value: bytes) -> None:
+        os.pwrite(self._fd, value, self._next_offset())
+        os.write(self._pipe, b"\x01")
+
+    def take(self) -> bytes:
+        os.read(self._pipe, 1)
+        at = self._next_offset()
+        return self._map[at:at + self._n]
+
+    def close(self) -> None:
+        if self._map is not None:
+            self._map.close()
+        os.close(self._fd)
+
+
+class FilePipe(Contender):
+    """The hand-off floor of a log kept in a file: the least work a record passes
+    through between two processes when it must land in the page cache before
+    the reader is woken (one write system call into a file, one pipe wake-up,
+    a read through a shared mapping), with none of a log's framing, checksums,
+    offsets or index. ``os.pipe`` alone moves only the 8-byte timestamp."""
+
+    name = "file + pipe"
+    kind = "limit"
+    description = ("os.pwrite of the 100-byte stamped record into a file, then one byte into a pipe; a blocked "
+                   "os.read (thread or process) wakes and reads the record through a shared mapping of the file")
+
+    def supports(self, workload, params):
+        return workload == "latency"
+
+    def latency_setup(self, tmpdir, params, data):
+        self.data = data
+        self.dir = store_dir(tmpdir, self.name)
+        path = os.path.join(self.dir, "records.bin")
+        _FileChannel.create(path)
+        self.reader = None
+        if data.where == "process":
+            r, w = _child.context().Pipe(duplex=False)
+            self._conns = (r, w)
+            self.channel = _FileChannel(path, w.fileno(), data.value_bytes, writer=True)
+            self.consumer = _child.RemoteConsumer(self, (r, path, data.value_bytes))
+            r.close()
+        else:
+            r, w = os.pipe()
+            self._fds = (r, w)
+            self.channel = _FileChannel(path, w, data.value_bytes, writer=True)
+            self.reader = reader = _FileChannel(path, r, data.value_bytes, writer=False)
+            self.consumer = LocalConsumer(lambda conn: consume_loop(reader.take, conn))
+
+    def latency_consume(self, info, conn):
+        pipe, path, value_bytes = info
+        reader = _FileChannel(path, pipe.fileno(), value_bytes, writer=False)
+        try:
+            consume_loop(reader.take, conn)
+        finally:
+            reader.close()
+
+    def latency_run(self, case):
+        d = self.data
+        paced_round(self.channel.put, d.per_round, d.pace_s, d.value_bytes)
+        return {"latencies_ns": self.consumer.samples()}
+
+    def latency_teardown(self):
+        self.channel.put(STOP.to_bytes(8, "little") + bytes(self.data.value_bytes - 8))
+        self.consumer.close()
+        self.channel.close()
+        if self.reader is not None:
+            self.reader.close()
+        if self.data.where == "process":
+            for c in self._conns:
+                c.close()
+        else:
+            for fd in self._fds:
+                os.close(fd)
+        rmtree(self.dir)
+
+
 # FUTEX_WAIT / FUTEX_WAKE (shared: the word may be in a file mapped by two processes) and the futex
 # system call's number on the machines tidelog's wheels are built for.
 _FUTEX_WAIT, _FUTEX_WAKE = 0, 1
@@ -729,5 +833,5 @@ class FutexWake(Contender):
         rmtree(self.dir)
 
 
-__all__ = ["NumpyCopy", "OsWrite", "WriteFdatasync", "ArrowInMemory", "ArrowIpcFile", "OpenMmap", "OsPipe", "FutexWake",
+__all__ = ["NumpyCopy", "OsWrite", "WriteFdatasync", "ArrowInMemory", "ArrowIpcFile", "OpenMmap", "OsPipe", "FilePipe", "FutexWake",
            "PythonCallFloor", "PaArrayConversion", "Crc32c"]
