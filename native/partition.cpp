@@ -1086,6 +1086,13 @@ int64_t partition::start_offset() {
     return segs.empty() ? 0 : segs.front()->base_offset();
 }
 
+bool partition::published_offsets(int64_t* start, int64_t* end) const noexcept {
+    if (!_shared.available()) return false;
+    *start = _shared.start_offset();
+    *end = _shared.visible_end();
+    return true;
+}
+
 int64_t partition::end_offset() {
     if (_read_only) _shared.retry_open();
     return _shared.visible_end();

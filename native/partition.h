@@ -150,6 +150,11 @@ public:
     int64_t offset_for_time(int64_t timestamp);
     int64_t start_offset();
     int64_t end_offset();  // visible end
+    /// start_offset() and end_offset() as the shared state publishes them: two
+    /// atomic loads, no lock, no system call. False when this handle has no
+    /// shared state open (a read-only handle before the writer made it): then
+    /// ask start_offset() and end_offset(), which may lock and do I/O.
+    bool published_offsets(int64_t* start, int64_t* end) const noexcept;
     /// Read-write handles: one past the last offset any handle has written
     /// (every pwritev returned), durable or not: the committed point. Readers
     /// see frames up to end_offset() only; a caller that must know every offset

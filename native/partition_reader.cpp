@@ -27,6 +27,71 @@ size_t partition_reader::read(size_t max_frames, uint64_t max_bytes, std::vector
     return out->size() - before;
 }
 
+bool partition_reader::walk_held(uint64_t end, size_t max_frames, uint64_t max_bytes, int64_t visible,
+                                 std::vector<frame_ref>* out, size_t& taken, uint64_t& bytes) {
+    segment& s = *_segment;
+    bool complete = false;  // stopped because the caller has enough, not on something to judge
+    auto visitor = make_frame_visitor(
+        [&](uint64_t pos, const frame_header& h) {
+            return s.verified(pos, pos + h.frame_length()) ? frame_admission::take : frame_admission::take_after_crc;
+        },
+        [&](uint64_t pos, const frame_header& h, bool crc_checked) {
+            if (crc_checked) s.mark_verified(pos, pos + h.frame_length());
+            out->push_back(frame_ref{_region, pos, h});
+            ++taken;
+            bytes += h.frame_length();
+            _position = pos + h.frame_length();
+            _offset = h.next_offset();
+            complete = taken == max_frames || bytes >= max_bytes || _offset >= visible;
+            return !complete;
+        },
+        // Damage, a frame not yet visible, the end of the bytes known: frames() judges.
+        [](uint64_t, int64_t, frame_check) { return walk_resume::stop_here(); });
+    walk_frames(_region->data(), end, _position, _offset, std::min(visible, _segment_end), visitor,
+                check_order::offsets_first);
+    return complete;
+}
+
+// The part of a read-only handle's segment that reads without asking the file
+// its size (an fstat: a system call per read): _position ends a published frame
+// of this segment, and the file never shrinks below a published frame (a roll
+// trims only the preallocated tail), so the 4 KiB block holding byte
+// _position - 1 is in a page that holds file bytes, and all of it reads (zeros
+// past the end of the file), never SIGBUS. A walk confined to that block takes
+// the frames that end in it; anything else (a frame crossing the block,
+// _position on a block boundary, the zeros after a roll) is left to a walk that
+// learns the size from the file. 0 when there is no such block.
+static uint64_t held_block_end(uint64_t position, uint64_t region_length) {
+    constexpr uint64_t block_bytes = 4096;  // no page is smaller
+    uint64_t in_block = position % block_bytes;
+    uint64_t block_end = std::min(position - in_block + block_bytes, region_length);
+    return in_block != 0 && position + frame_header_bytes <= block_end ? block_end : 0;
+}
+
+size_t partition_reader::read_held(size_t max_frames, uint64_t max_bytes, std::vector<frame_ref>* out) {
+    if (max_frames == 0 || !_segment || !_region) return 0;
+    int64_t start, visible;
+    if (!_partition.published_offsets(&start, &visible) || _offset >= visible) return 0;
+    segment& s = *_segment;
+    if (s.removed() || start > s.base_offset()) return 0;  // read() moves the cursor to the start
+    uint64_t end;
+    if (_partition.read_only()) {
+        end = held_block_end(_position, _region->length());
+    } else {
+        end = s.size();  // a read-write handle knows its segments' sizes
+        if (_region->length() < end || _position + frame_header_bytes > end) end = 0;  // a remap, or the next segment
+    }
+    if (end == 0) return 0;
+    size_t before = out->size(), taken = 0;
+    uint64_t bytes = 0, position = _position;
+    int64_t offset = _offset;
+    if (walk_held(end, max_frames, max_bytes, visible, out, taken, bytes)) return out->size() - before;
+    out->resize(before);  // read() takes it from here, and judges what stopped the walk
+    _position = position;
+    _offset = offset;
+    return 0;
+}
+
 bool partition_reader::read_here(size_t max_frames, uint64_t max_bytes, int64_t visible, std::vector<frame_ref>* out) {
     segment& s = *_segment;
     // Retention removed the segment (its mapping still reads): frames() moves to the start.
@@ -36,45 +101,9 @@ bool partition_reader::read_here(size_t max_frames, uint64_t max_bytes, int64_t 
     }
     size_t taken = 0;
     uint64_t bytes = 0;
-    bool complete = false;  // stopped because the caller has enough, not on something to judge
-    // Walks frames from _position over bytes [_position, end) of _region.
-    auto walk_to = [&](uint64_t end) {
-        auto visitor = make_frame_visitor(
-            [&](uint64_t pos, const frame_header& h) {
-                return s.verified(pos, pos + h.frame_length()) ? frame_admission::take : frame_admission::take_after_crc;
-            },
-            [&](uint64_t pos, const frame_header& h, bool crc_checked) {
-                if (crc_checked) s.mark_verified(pos, pos + h.frame_length());
-                out->push_back(frame_ref{_region, pos, h});
-                ++taken;
-                bytes += h.frame_length();
-                _position = pos + h.frame_length();
-                _offset = h.next_offset();
-                complete = taken == max_frames || bytes >= max_bytes || _offset >= visible;
-                return !complete;
-            },
-            // Damage, a frame not yet visible, the end of the bytes known: frames() judges.
-            [](uint64_t, int64_t, frame_check) { return walk_resume::stop_here(); });
-        walk_frames(_region->data(), end, _position, _offset, std::min(visible, _segment_end), visitor,
-                    check_order::offsets_first);
-    };
     if (_partition.read_only() && _region) {
-        // First without asking the file its size (an fstat: a system call per
-        // read). _position ends a published frame of this segment, and the file
-        // never shrinks below a published frame (a roll trims only the
-        // preallocated tail): so the 4 KiB block holding byte _position - 1 is
-        // in a page that holds file bytes, and all of it reads (zeros past the
-        // end of the file), never SIGBUS. A walk confined to that block takes
-        // the frames that end in it; anything else (a frame crossing the block,
-        // _position on a block boundary, the zeros after a roll) is left to the
-        // walk below, which learns the size from the file.
-        constexpr uint64_t block_bytes = 4096;  // no page is smaller
-        uint64_t in_block = _position % block_bytes;
-        uint64_t block_end = std::min(_position - in_block + block_bytes, _region->length());
-        if (in_block != 0 && _position + frame_header_bytes <= block_end) {
-            walk_to(block_end);
-            if (complete) return true;
-        }
+        uint64_t block_end = held_block_end(_position, _region->length());  // first without an fstat
+        if (block_end != 0 && walk_held(block_end, max_frames, max_bytes, visible, out, taken, bytes)) return true;
     }
     // The bytes known to be in the file. A reader process learns it from the
     // file: read after `visible`, it cannot be a size from before a roll trimmed
@@ -88,8 +117,9 @@ bool partition_reader::read_here(size_t max_frames, uint64_t max_bytes, int64_t 
             _region.reset();
         }
     }
-    if (_region && _position + frame_header_bytes <= file_end) walk_to(file_end);
-    if (complete) return true;
+    if (_region && _position + frame_header_bytes <= file_end &&
+        walk_held(file_end, max_frames, max_bytes, visible, out, taken, bytes))
+        return true;
     // Stopped on something frames() must judge: the next read goes through it.
     _segment.reset();
     _region.reset();

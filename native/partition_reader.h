@@ -34,6 +34,15 @@ public:
     /// appended there, and the position moves past it. Returns frames appended.
     size_t read(size_t max_frames, uint64_t max_bytes, std::vector<frame_ref>* out,
                 std::vector<damaged_range>* skipped = nullptr);
+    /// read() of what needs no system call, no wait and no lock but the short
+    /// one of a segment's verified range: frames from the mapping the cursor
+    /// holds, up to where it can vouch for them without asking the file (its
+    /// 4 KiB block on a read-only handle, the segment's size on a read-write
+    /// one). Returns 0, the cursor unchanged, whenever read() has more to do
+    /// (at the tail, a seek, a segment end, a remap, damage): the caller may
+    /// hold a lock a blocking call must not (Python's GIL), and calls read()
+    /// without it then.
+    size_t read_held(size_t max_frames, uint64_t max_bytes, std::vector<frame_ref>* out);
     /// Moves the cursor (the next read finds the frame holding `offset`).
     void seek(int64_t offset);
     /// The offset the next read starts at.
@@ -43,6 +52,11 @@ private:
     /// Frames straight from the held segment; false when it met something only
     /// frames() may judge (the cursor then forgets its segment).
     bool read_here(size_t max_frames, uint64_t max_bytes, int64_t visible, std::vector<frame_ref>* out);
+    /// Takes frames of the held segment from _position over bytes [_position,
+    /// end) of _region, counting into taken and bytes; true once it stopped
+    /// because the caller has enough, false on something frames() must judge.
+    bool walk_held(uint64_t end, size_t max_frames, uint64_t max_bytes, int64_t visible, std::vector<frame_ref>* out,
+                   size_t& taken, uint64_t& bytes);
     void read_through_partition(size_t max_frames, uint64_t max_bytes, std::vector<frame_ref>* out,
                                 std::vector<damaged_range>* skipped);
 

@@ -32,8 +32,9 @@ cdef class PartitionReader:
         cdef vector[CFrameRef] refs
         cdef vector[CDamagedRange] damage
         cdef vector[CDamagedRange]* damage_out = &damage if skipped is not None else NULL
-        with nogil:
-            r.read(max_frames, max_bytes, &refs, damage_out)
+        if r.read_held(max_frames, max_bytes, &refs) == 0:  # else frames the held mapping vouches for: no I/O
+            with nogil:
+                r.read(max_frames, max_bytes, &refs, damage_out)
         out = []
         cdef size_t i
         cdef NativePartition owner = self.partition

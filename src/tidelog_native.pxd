@@ -166,6 +166,7 @@ cdef extern from "partition.h" namespace "tidelog" nogil:
         vector[CDamagedRange] damaged_ranges() except +raise_native_error
         int64_t offset_for_time(int64_t timestamp) except +raise_native_error
         int64_t start_offset() except +raise_native_error
+        cbool published_offsets(int64_t* start, int64_t* end)
         int64_t end_offset() except +raise_native_error
         int64_t written_end() except +raise_native_error
         int64_t written_end_nowait() except +raise_native_error
@@ -236,6 +237,7 @@ cdef extern from "partition_reader.h" namespace "tidelog" nogil:
         CPartitionReader(CPartition& p, int64_t offset)
         size_t read(size_t max_frames, uint64_t max_bytes, vector[CFrameRef]* out,
                     vector[CDamagedRange]* skipped) except +raise_native_error
+        size_t read_held(size_t max_frames, uint64_t max_bytes, vector[CFrameRef]* out) except +raise_native_error
         void seek(int64_t offset)
         int64_t position()
 

@@ -387,6 +387,25 @@ def test_iteration_over_many_records(log, topic):
     assert c.poll(0.01) is None
 
 
+def test_iteration_shares_the_buffer_with_poll_and_stops_once_closed(log, topic):
+    """iter(consumer) and poll() read one stream: records a poll took are not
+    iterated again, nor the reverse; a closed consumer's iterator raises."""
+    produce(log, "ev", [b"a%d" % i for i in range(6)], partition=0)  # one frame of six records
+    c = log.consumer("ev")
+    assert c.poll(1).value == b"a0"
+    it = iter(c)
+    assert iter(it) is it
+    assert [next(it).value for _ in range(5)] == [b"a%d" % i for i in range(1, 6)]
+    produce(log, "ev", [b"b0"], partition=0)
+    produce(log, "ev", [b"b1"], partition=0)
+    assert c.poll(1).value == b"b0"
+    assert next(it).value == b"b1"
+    assert c.poll(0.01) is None
+    c.close()
+    with pytest.raises(tidelog.LogClosedError):
+        next(it)
+
+
 def test_consumer_sees_producer_threads_concurrently(log, topic):
     """A consumer reading while a producer writes sees each record exactly once, in order."""
     n = 3000

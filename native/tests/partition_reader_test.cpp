@@ -303,3 +303,84 @@ TEST_F(PartitionReaderTest, ReadOnlyCursorAtTheTailReadsEveryFrameOnce) {
         EXPECT_EQ(r.read(8, UINT64_MAX, &out), 0u);  // nothing more yet
     }
 }
+
+// Appends one frame at a time and reads each with read_held() first, then
+// read() when read_held() declines; returns how many frames read_held() gave.
+static size_t read_each_held_first(partition& w, partition_reader& r, int64_t from, int64_t to) {
+    size_t held = 0;
+    for (int64_t off = from; off < to; ++off) {
+        append_range(w, off, off + 1);
+        std::vector<frame_ref> out;
+        int64_t before = r.position();
+        size_t n = r.read_held(8, UINT64_MAX, &out);
+        if (n == 0) {
+            EXPECT_TRUE(out.empty()) << off;
+            EXPECT_EQ(r.position(), before) << off;  // declined: the cursor did not move
+            n = r.read(8, UINT64_MAX, &out);
+        } else {
+            ++held;
+        }
+        EXPECT_EQ(n, 1u) << off;
+        if (out.size() != 1) return held;
+        EXPECT_EQ(out[0].header.base_offset, off);
+        EXPECT_EQ(frame_payload(out[0]), payload_of(off));
+        EXPECT_EQ(r.position(), off + 1);
+        out.clear();
+        EXPECT_EQ(r.read_held(8, UINT64_MAX, &out), 0u);  // at the tail
+        EXPECT_EQ(r.read(8, UINT64_MAX, &out), 0u);
+    }
+    return held;
+}
+
+TEST_F(PartitionReaderTest, ReadHeldGivesTheFramesReadWouldAndDeclinesTheRest) {
+    auto w = open(small_config(16 * 1024));  // rolls every few dozen frames: each roll is declined
+    partition_reader r(*w, 0);
+    std::vector<frame_ref> out;
+    EXPECT_EQ(r.read_held(8, UINT64_MAX, &out), 0u);  // no segment held yet
+    size_t held = read_each_held_first(*w, r, 0, 300);
+    EXPECT_GT(held, 150u);  // most reads at the tail of a read-write handle need no I/O
+}
+
+TEST_F(PartitionReaderTest, ReadHeldOnAReadOnlyHandleStaysInItsBlock) {
+    auto w = open(small_config(64 * 1024));
+    auto ro = open_reader(small_config(64 * 1024));
+    partition_reader r(*ro, 0);
+    size_t held = read_each_held_first(*w, r, 0, 300);
+    EXPECT_GT(held, 50u);  // frames ending in the block where the last read ended
+    EXPECT_LT(held, 300u);  // a frame crossing a block goes through read(), which asks the file
+}
+
+TEST_F(PartitionReaderTest, ReadHeldDeclinesDamageAndARemovedSegment) {
+    partition_config cfg = small_config(8 * 1024);
+    {
+        auto w = open(cfg);
+        append_range(*w, 0, 30);
+        auto f = w->frames(20, 21, INT64_MIN, INT64_MAX, 1);
+        ASSERT_EQ(f.size(), 1u);
+        overwrite(w->segment_holding(20)->log_path(), f[0].position + f[0].header.payload_offset, {0xDE, 0xAD});
+    }
+    partition_config retain = cfg;
+    retain.retention_bytes = 8 * 1024;
+    auto p = open(retain);
+    partition_reader r(*p, 0);
+    std::vector<frame_ref> out;
+    while (r.position() < 20) ASSERT_GT(r.read(1, UINT64_MAX, &out), 0u);
+    out.clear();
+    EXPECT_EQ(r.read_held(4, UINT64_MAX, &out), 0u);  // the CRC fails: read() judges
+    EXPECT_TRUE(out.empty());
+    EXPECT_EQ(r.position(), 20);
+    EXPECT_THROW(r.read(4, UINT64_MAX, &out), error);
+    // Past the damage, then retention removes the segment the cursor holds.
+    std::vector<damaged_range> skipped;
+    r.read(1, UINT64_MAX, &out, &skipped);
+    ASSERT_EQ(skipped.size(), 1u);
+    append_range(*p, 30, 120);
+    p->enforce_retention();
+    ASSERT_GT(p->start_offset(), r.position());
+    out.clear();
+    EXPECT_EQ(r.read_held(4, UINT64_MAX, &out), 0u);  // read() moves the cursor to the start
+    int64_t before = r.position();
+    ASSERT_GT(r.read(4, UINT64_MAX, &out), 0u);
+    EXPECT_GT(r.position(), before);
+    EXPECT_EQ(out[0].header.base_offset, p->start_offset());
+}

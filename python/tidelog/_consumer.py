@@ -343,10 +343,10 @@ class Consumer:
                 return True
         return False
 
-    def _fill(self, deadline: float | None) -> bool:
-        """Buffers the records of the next frame that has any, waiting while
-        none has; False once ``deadline`` passes. Compiled (src/consumer_fetch.pxi)."""
-        return _core.consumer_fill(self, deadline)
+    # _fill(deadline) -> bool: buffers the records of the next frame that has
+    # any, waiting while none has; False once ``deadline`` passes. The compiled
+    # function is the method (src/consumer_fetch.pxi): no Python frame a fetch.
+    _fill = _core.consumer_fill
 
     def poll(self, timeout: float | None = None):
         """One record, or None after ``timeout`` seconds (None: wait forever)."""
@@ -359,12 +359,7 @@ class Consumer:
         return r
 
     def __iter__(self) -> Iterator:
-        while True:
-            if self._buffer_at >= len(self._buffer):
-                self._fill(None)
-            buf, at = self._buffer, self._buffer_at
-            self._buffer_at = len(buf)
-            yield from buf[at:] if at else buf
+        return _core.ConsumerIterator(self)  # compiled (src/consumer_fetch.pxi)
 
     def poll_batch(self, max_records: int = 100_000, timeout: float | None = None) -> pa.RecordBatch | None:
         """Up to ``max_records`` records of one partition as a ``pa.RecordBatch``

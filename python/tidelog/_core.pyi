@@ -483,6 +483,13 @@ def consumer_frames(consumer: Any, native: NativePartition, name: str, p: int, p
 def consumer_decode_records(frame: Frame, topic: Any, name: str, partition: int, lo: int, hi: int) -> list[Any]:
     """Records (rows [lo, hi)) of one frame."""
 
+@disjoint_base
+class ConsumerIterator:
+    """``iter(consumer)``: the consumer's records, refilled (waiting) as it runs out."""
+    def __new__(cls, consumer: Any) -> Self: ...
+    def __iter__(self) -> ConsumerIterator: ...
+    def __next__(self) -> Any: ...
+
 def wake_deferral_state() -> tuple[bool, bool]:
     """(deferring, pending) of the calling thread's publish wake-ups."""
 
