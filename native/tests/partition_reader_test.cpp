@@ -173,23 +173,39 @@ TEST_F(PartitionReaderTest, ReadOnlyHandleFollowsTheWriterAcrossRollsAndRetentio
     EXPECT_EQ(read_all(r), range(start, 200));
 }
 
-TEST_F(PartitionReaderTest, ConcurrentAppendsAreReadInOrder) {
-    auto p = open(small_config(16 * 1024));
+// held_first: each read tries read_held() first, as the consumer's fetch does.
+static void read_concurrent_appends_in_order(partition& p, partition& reading, bool held_first) {
     constexpr int64_t total = 3000;
-    std::thread writer([&] { append_range(*p, 0, total); });
-    partition_reader r(*p, 0);
+    std::thread writer([&] { append_range(p, 0, total); });
+    partition_reader r(reading, 0);
     int64_t next = 0;
     while (next < total) {
         std::vector<frame_ref> out;
-        r.read(16, UINT64_MAX, &out);
+        if (!held_first || r.read_held(16, UINT64_MAX, &out) == 0) r.read(16, UINT64_MAX, &out);
         for (auto& f : out) {
             ASSERT_EQ(f.header.base_offset, next);
             ASSERT_EQ(frame_payload(f), payload_of(next));
             ++next;
         }
-        if (out.empty()) p->wait_for_data(next, 1'000'000);
+        if (out.empty()) reading.wait_for_data(next, 1'000'000);
     }
     writer.join();
+}
+
+TEST_F(PartitionReaderTest, ConcurrentAppendsAreReadInOrder) {
+    auto p = open(small_config(16 * 1024));
+    read_concurrent_appends_in_order(*p, *p, false);
+}
+
+TEST_F(PartitionReaderTest, ConcurrentAppendsAreReadInOrderHeldFirst) {
+    auto p = open(small_config(16 * 1024));
+    read_concurrent_appends_in_order(*p, *p, true);
+}
+
+TEST_F(PartitionReaderTest, ConcurrentAppendsAreReadInOrderHeldFirstByAReadOnlyHandle) {
+    auto p = open(small_config(16 * 1024));
+    auto ro = open_reader(small_config(16 * 1024));
+    read_concurrent_appends_in_order(*p, *ro, true);
 }
 
 TEST_F(PartitionReaderTest, AFrameReachingIntoTheNextSegmentIsDamageAsFramesSays) {
