@@ -15,8 +15,10 @@ in batches and acknowledges each message once its batch is durable.
 """
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
+import queue
 import threading
 import time
 from typing import Any, Callable
@@ -64,27 +66,66 @@ def plan(mqtt: str) -> tuple[str, str | None]:
 
 
 class _Sensors:
-    """The sensors' MQTT client: each tick's readings as QoS 1 messages."""
+    """The sensors' MQTT client: each tick's readings as QoS 1 messages.
 
-    def __init__(self, url: str):
+    Flow control: a QoS 1 message holds its 16-bit packet id from publish() to
+    its PUBACK, queued in the client or in flight, so at most 65,535 can be
+    outstanding; past that paho reuses an id still held and drops the message
+    (``MQTT_ERR_QUEUE_SIZE``). When the broker or the bridge falls behind (a
+    busy machine), send() waits for the oldest PUBACKs instead, so that every
+    reading counted is delivered; the feed's later ticks then go out late."""
+
+    MAX_OUTSTANDING = 30_000  # well under the 65,535 packet ids
+
+    def __init__(self, url: str, max_outstanding: int = MAX_OUTSTANDING):
         mqtt = _paho()
+        self._mqtt = mqtt
         host, _, port = url[len("mqtt://"):].rstrip("/").rpartition(":")
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="")
         self.client.max_inflight_messages_set(1000)
         self.client.max_queued_messages_set(0)
         self.client.connect(host, int(port))
         self.client.loop_start()
-        self.pending: list[Any] = []
+        self.max_outstanding = max_outstanding
+        self.pending: collections.deque[Any] = collections.deque()
+        self.waits = 0  # how often send() waited for PUBACKs
+
+    def _wait_below(self, limit: int, timeout_s: float = 60.0) -> None:
+        """Waits until fewer than ``limit`` messages await their PUBACK."""
+        pending = self.pending
+        while pending and pending[0].is_published():
+            pending.popleft()
+        if len(pending) < limit:
+            return
+        self.waits += 1
+        deadline = time.monotonic() + timeout_s
+        while len(pending) >= limit:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"the MQTT broker acknowledged none of {len(pending):,} messages "
+                                   f"in {timeout_s:.0f} s")
+            pending[0].wait_for_publish(left)
+            while pending and pending[0].is_published():
+                pending.popleft()
 
     def send(self, batch: pa.RecordBatch) -> None:
         ts = batch.column("ts").cast(pa.int64()).to_pylist()
         ids = batch.column("sensor_id").to_pylist()
         values = batch.column("value").to_pylist()
-        publish = self.client.publish
-        self.pending = [p for p in self.pending if not p.is_published()]
+        publish, pending, limit = self.client.publish, self.pending, self.max_outstanding
+        queue_full = self._mqtt.MQTT_ERR_QUEUE_SIZE
         for t, sensor, v in zip(ts, ids, values):
+            if len(pending) >= limit:
+                self._wait_below(limit)
+            topic = f"{MQTT_TOPIC_ROOT}/site-{sensor % SITES}/{sensor}"
             payload = json.dumps({"ts": t, "value": v}).encode()
-            self.pending.append(publish(f"{MQTT_TOPIC_ROOT}/site-{sensor % SITES}/{sensor}", payload, qos=1))
+            info = publish(topic, payload, qos=1)
+            while info.rc == queue_full:  # an id still held after all (a PUBACK overtaken): wait, send again
+                if not pending:
+                    raise RuntimeError("the MQTT client refused a message with none outstanding")
+                self._wait_below(len(pending))
+                info = publish(topic, payload, qos=1)
+            pending.append(info)
 
     def close(self, timeout_s: float = 30.0) -> None:
         deadline = time.monotonic() + timeout_s
@@ -158,7 +199,12 @@ def run_live(mqtt: str, log: Any, topic: Any, sensors: int, seconds: float,
         while proc.is_alive() and result.empty():
             on_tick(ticks_done.value, total)
             time.sleep(0.1)
-        rows, took = result.get(timeout=60)
+        try:
+            rows, took = result.get(timeout=60)
+        except queue.Empty:
+            proc.join(10)
+            raise RuntimeError(f"the simulated sensors' process ended (exit code {proc.exitcode}) without "
+                               "reporting what it published: see its traceback above") from None
         proc.join(10)
         deadline = time.monotonic() + 60
         while bridge.stats.appended + bridge.stats.duplicates < rows and time.monotonic() < deadline and not failure:
