@@ -598,7 +598,41 @@ class OpenMmap(Contender):
         rmtree(self.path)
 
 
-class OsPipe(Contender):
+class _PipeEnds:
+    """A one-way pipe to a reader in a thread (``os.pipe``: ``reader`` is its
+    fd) or in another process (a multiprocessing Pipe: ``reader`` is the
+    Connection to hand to the child, after which ``reader.close()`` drops this
+    process's copy). ``write_fd`` is the writing end here."""
+
+    def __init__(self, where: str):
+        if where == "process":
+            r, w = _child.context().Pipe(duplex=False)
+            self.reader, self.write_fd, self._ends = r, w.fileno(), (r, w)
+        else:
+            r, w = os.pipe()
+            self.reader, self.write_fd, self._ends = r, w, None
+            self._fds = (r, w)
+
+    def close(self) -> None:
+        if self._ends is not None:
+            for c in self._ends:
+                c.close()
+        else:
+            for fd in self._fds:
+                os.close(fd)
+
+
+class _PacedLatency:
+    """The latency workload's timed round for a floor whose setup set ``data``,
+    ``consumer`` and ``put`` (sends one stamped value)."""
+
+    def latency_run(self, case):
+        d = self.data
+        paced_round(self.put, d.per_round, d.pace_s, d.value_bytes)
+        return {"latencies_ns": self.consumer.samples()}
+
+
+class OsPipe(_PacedLatency, Contender):
     """The OS wake-up floor: an 8-byte timestamp through a pipe to a blocked reader."""
 
     name = "os.pipe"
@@ -607,36 +641,24 @@ class OsPipe(Contender):
 
     def latency_setup(self, tmpdir, params, data):
         self.data = data
+        self.pipe = pipe = _PipeEnds(data.where)
+        w, write = pipe.write_fd, os.write
+        self.put = lambda v: write(w, v[:8])
         if data.where == "process":
-            ctx = _child.context()
-            r, w = ctx.Pipe(duplex=False)
-            self.w = w.fileno()
-            self._conns = (r, w)
-            self.consumer = _child.RemoteConsumer(self, r)
-            r.close()
+            self.consumer = _child.RemoteConsumer(self, pipe.reader)
+            pipe.reader.close()
         else:
-            r, w = os.pipe()
-            self.w, self._fds = w, (r, w)
+            r = pipe.reader
             self.consumer = LocalConsumer(lambda conn: consume_loop(lambda: os.read(r, 8), conn))
 
     def latency_consume(self, info, conn):
         fd = info.fileno()
         consume_loop(lambda: os.read(fd, 8), conn)
 
-    def latency_run(self, case):
-        d, w, write = self.data, self.w, os.write
-        paced_round(lambda v: write(w, v[:8]), d.per_round, d.pace_s, d.value_bytes)
-        return {"latencies_ns": self.consumer.samples()}
-
     def latency_teardown(self):
-        os.write(self.w, STOP.to_bytes(8, "little"))
+        self.put(STOP.to_bytes(8, "little"))
         self.consumer.close()
-        if self.data.where == "process":
-            for c in self._conns:
-                c.close()
-        else:
-            for fd in self._fds:
-                os.close(fd)
+        self.pipe.close()
 
 
 class _FileChannel:
@@ -681,7 +703,7 @@ class _FileChannel:
         os.close(self._fd)
 
 
-class FilePipe(Contender):
+class FilePipe(_PacedLatency, Contender):
     """The hand-off floor of a log kept in a file: the least work a record passes
     through between two processes when it must land in the page cache before
     the reader is woken (one write system call into a file, one pipe wake-up,
@@ -701,18 +723,15 @@ class FilePipe(Contender):
         self.dir = store_dir(tmpdir, self.name)
         path = os.path.join(self.dir, "records.bin")
         _FileChannel.create(path)
+        self.pipe = pipe = _PipeEnds(data.where)
+        self.channel = _FileChannel(path, pipe.write_fd, data.value_bytes, writer=True)
+        self.put = self.channel.put
         self.reader = None
         if data.where == "process":
-            r, w = _child.context().Pipe(duplex=False)
-            self._conns = (r, w)
-            self.channel = _FileChannel(path, w.fileno(), data.value_bytes, writer=True)
-            self.consumer = _child.RemoteConsumer(self, (r, path, data.value_bytes))
-            r.close()
+            self.consumer = _child.RemoteConsumer(self, (pipe.reader, path, data.value_bytes))
+            pipe.reader.close()
         else:
-            r, w = os.pipe()
-            self._fds = (r, w)
-            self.channel = _FileChannel(path, w, data.value_bytes, writer=True)
-            self.reader = reader = _FileChannel(path, r, data.value_bytes, writer=False)
+            self.reader = reader = _FileChannel(path, pipe.reader, data.value_bytes, writer=False)
             self.consumer = LocalConsumer(lambda conn: consume_loop(reader.take, conn))
 
     def latency_consume(self, info, conn):
@@ -723,23 +742,13 @@ class FilePipe(Contender):
         finally:
             reader.close()
 
-    def latency_run(self, case):
-        d = self.data
-        paced_round(self.channel.put, d.per_round, d.pace_s, d.value_bytes)
-        return {"latencies_ns": self.consumer.samples()}
-
     def latency_teardown(self):
-        self.channel.put(STOP.to_bytes(8, "little") + bytes(self.data.value_bytes - 8))
+        self.put(STOP.to_bytes(8, "little") + bytes(self.data.value_bytes - 8))
         self.consumer.close()
         self.channel.close()
         if self.reader is not None:
             self.reader.close()
-        if self.data.where == "process":
-            for c in self._conns:
-                c.close()
-        else:
-            for fd in self._fds:
-                os.close(fd)
+        self.pipe.close()
         rmtree(self.dir)
 
 
@@ -783,7 +792,7 @@ class _FutexChannel:
         os.close(self._fd)
 
 
-class FutexWake(Contender):
+class FutexWake(_PacedLatency, Contender):
     """The wake-up floor of a log shared by processes: what tidelog's blocking
     consumers sleep on (a futex word in a shared mapping), from Python, with no
     log. A pipe's wake-up is a "sync" wake-up, which the kernel runs on the
@@ -805,6 +814,7 @@ class FutexWake(Contender):
         with open(self.path, "wb") as f:
             f.write(bytes(16))
         self.channel = _FutexChannel(self.path)
+        self.put = self.channel.put
         self.reader = None
         if data.where == "process":
             self.consumer = _child.RemoteConsumer(self, self.path)
@@ -818,11 +828,6 @@ class FutexWake(Contender):
             consume_loop(reader.take, conn)
         finally:
             reader.close()
-
-    def latency_run(self, case):
-        d = self.data
-        paced_round(self.channel.put, d.per_round, d.pace_s, d.value_bytes)
-        return {"latencies_ns": self.consumer.samples()}
 
     def latency_teardown(self):
         self.channel.put(STOP.to_bytes(8, "little"))
